@@ -1,0 +1,92 @@
+# Clearance — build, generate, test and run.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+export GOTOOLCHAIN := local
+
+# Tools, pinned and installed into ./bin with go install.
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_GEN_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+
+# kube-apiserver, kubectl and etcd, built from Go modules into a cache outside the repo.
+KUBE_ASSETS = $(shell hack/kube-assets.sh)
+
+GO_TEST_FLAGS ?= -count=1
+TEST_TIMEOUT ?= 20m
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-20s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from markers.
+	$(CONTROLLER_GEN) rbac:roleName=clearance-manager crd:allowDangerousTypes=false webhook paths="./..." \
+		output:crd:artifacts:config=config/crd/bases
+	rm -rf charts/clearance/crds && mkdir -p charts/clearance/crds
+	cp config/crd/bases/*.yaml charts/clearance/crds/
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail if generated files differ from what is committed.
+	@if [ -n "$$(git status --porcelain -- api config charts/clearance/crds)" ]; then \
+		echo "generated files are out of date: run 'make manifests generate' and commit the result"; \
+		git status --porcelain -- api config charts/clearance/crds; git --no-pager diff --stat -- api config charts; exit 1; fi
+
+.PHONY: test
+test: verify-generated vet kube-assets ## Run every test (unit and envtest against a real kube-apiserver).
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: kube-assets
+kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and print where.
+	@hack/kube-assets.sh
+
+##@ Build and run
+
+.PHONY: build
+build: ## Build the clearance binary into ./bin.
+	go build -o $(LOCALBIN)/clearance .
+
+.PHONY: run
+run: manifests kube-assets ## Run the operator against KUBECONFIG, or a local control plane when none is reachable.
+	hack/run.sh
+
+.PHONY: install
+install: manifests kube-assets ## Install the CRDs into the cluster of KUBECONFIG.
+	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: kube-assets ## Remove the CRDs (and every Clearance object) from the cluster.
+	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/crd
+
+.PHONY: local-control-plane-stop
+local-control-plane-stop: ## Stop the local control plane started by make run.
+	hack/local-control-plane.sh stop
+
+##@ Tools
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN)
+$(CONTROLLER_GEN):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(LOCALBIN)/controller-gen $(CONTROLLER_GEN)

@@ -1,0 +1,78 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Labels and annotations that make up the contract between Clearance, its users and workloads.
+const (
+	// LabelAPIKey is set on every key Secret to the name of its APIKey. The operator caches only
+	// Secrets carrying it, so memory does not grow with the cluster's other Secrets.
+	LabelAPIKey = "access.clearance.dev/apikey"
+	// LabelProtected marks system defaults that may not be deleted.
+	LabelProtected = "access.clearance.dev/protected"
+	// AnnotationRotateRequestedAt asks for an immediate rotation when its value changes
+	// (kubectl clearance rotate sets it to the current time).
+	AnnotationRotateRequestedAt = "access.clearance.dev/rotate-requested-at"
+	// AnnotationCreatedBy records the user who created an object (set at admission).
+	AnnotationCreatedBy = "access.clearance.dev/created-by"
+)
+
+// ConditionReady is the summary condition every Clearance kind reports.
+const ConditionReady = "Ready"
+
+// Condition reasons, one CamelCase word each, shared by all kinds.
+const (
+	ReasonMinted              = "Minted"
+	ReasonDisabled            = "Disabled"
+	ReasonExpired             = "Expired"
+	ReasonRotating            = "Rotating"
+	ReasonSecretReplaced      = "SecretReplaced"
+	ReasonApplicationNotFound = "ApplicationNotFound"
+	ReasonApplicationID       = "ApplicationIDAllocated"
+	ReasonConnected           = "Connected"
+	ReasonConflict            = "Conflict"
+	ReasonOverCap             = "OverCap"
+	ReasonUnknownMetric       = "UnknownMetric"
+	ReasonCatalogNotFound     = "CatalogNotFound"
+	ReasonPublished           = "Published"
+	ReasonFailed              = "Failed"
+	ReasonPending             = "Pending"
+)
+
+// RateLimit is a named request budget: at most Limit requests per Period.
+// +kubebuilder:validation:XValidation:rule="duration(self.period) >= duration('1s') && duration(self.period) <= duration('8760h')",message="period must be between 1s and 8760h (one year), for example 1h"
+type RateLimit struct {
+	// name of the bucket the verifier's bucket= parameter selects, e.g. general or generation.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z][a-z0-9-]*$`
+	Name string `json:"name"`
+
+	// limit is the number of requests allowed per period.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000000
+	Limit int64 `json:"limit"`
+
+	// period is the window the limit applies to, as a duration such as 1h or 15m.
+	// +required
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	Period metav1.Duration `json:"period"`
+}

@@ -1,0 +1,131 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Role is what a connected application may do in the granting org, lowest first.
+// +kubebuilder:validation:Enum=Observer;Analyst;Technician;OrgAdmin
+type Role string
+
+const (
+	// RoleObserver reads only; the recommended default.
+	RoleObserver Role = "Observer"
+	// RoleAnalyst reads and analyses.
+	RoleAnalyst Role = "Analyst"
+	// RoleTechnician operates devices and configuration.
+	RoleTechnician Role = "Technician"
+	// RoleOrgAdmin administers the org.
+	RoleOrgAdmin Role = "OrgAdmin"
+)
+
+// Roles lists every role from lowest to highest.
+var Roles = []Role{RoleObserver, RoleAnalyst, RoleTechnician, RoleOrgAdmin}
+
+// Rank orders roles: a higher rank includes everything a lower one may do. An unknown role
+// ranks below every known one, so it never satisfies a minimum.
+func (r Role) Rank() int {
+	for i, known := range Roles {
+		if r == known {
+			return i
+		}
+	}
+	return -1
+}
+
+// OrgConnectionSpec grants one application a role in this org (the namespace).
+type OrgConnectionSpec struct {
+	// applicationID is the ID of the application to connect, from its own org or another.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=30
+	// +kubebuilder:validation:XValidation:rule="self.matches('^app_[0-9a-z]{26}$')",message="applicationID must be app_ followed by 26 lowercase letters or digits, as shown in the Application's status.applicationID"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.applicationID cannot change: delete this OrgConnection and create one for the other application"
+	ApplicationID string `json:"applicationID"`
+
+	// role is what the application may do in this org: Observer (read-only, recommended),
+	// Analyst, Technician or OrgAdmin.
+	// +optional
+	// +kubebuilder:default=Observer
+	Role Role `json:"role,omitempty"`
+
+	// metricSets limits the connection to these MetricSets of this org; empty means all.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="each metricSets entry must be the metadata.name of a MetricSet in this namespace"
+	MetricSets []string `json:"metricSets,omitempty"`
+}
+
+// OrgConnectionStatus shows the connected application as the granting org sees it.
+type OrgConnectionStatus struct {
+	// description is the connected application's description.
+	// +optional
+	Description string `json:"description,omitempty"`
+	// createdBy is the org (namespace) that owns the connected application.
+	// +optional
+	CreatedBy string `json:"createdBy,omitempty"`
+	// applicationNamespace is where the application was found at first resolution. It is
+	// pinned: a later Application claiming the same ID elsewhere cannot take the connection.
+	// +optional
+	ApplicationNamespace string `json:"applicationNamespace,omitempty"`
+	// applicationName is the name of the resolved Application.
+	// +optional
+	ApplicationName string `json:"applicationName,omitempty"`
+	// observedGeneration is the generation this status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions: Ready says whether the application was found and the grant is in force.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// OrgConnection grants an application a role in the org that holds it (its namespace).
+// Editing the role is a patch; deleting it disconnects the application.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=clconn;clconns,categories=clearance
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.spec.applicationID`
+// +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.status.description`
+// +kubebuilder:printcolumn:name="Created-By",type=string,JSONPath=`.status.createdBy`
+// +kubebuilder:printcolumn:name="Role",type=string,JSONPath=`.spec.role`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type OrgConnection struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec OrgConnectionSpec `json:"spec"`
+	// +optional
+	Status OrgConnectionStatus `json:"status,omitempty"`
+}
+
+// OrgConnectionList is a list of OrgConnections.
+// +kubebuilder:object:root=true
+type OrgConnectionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []OrgConnection `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&OrgConnection{}, &OrgConnectionList{})
+}

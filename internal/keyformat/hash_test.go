@@ -1,0 +1,62 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package keyformat
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestStoredHashNamesItsAlgorithm(t *testing.T) {
+	tests := []struct{ token, want string }{
+		{"", "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"abc", "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+	}
+	for _, tt := range tests {
+		if got := Hash(tt.token); got != tt.want {
+			t.Errorf("Hash(%q) = %q, want %q", tt.token, got, tt.want)
+		}
+	}
+	if h := Hash(goldenToken); strings.Contains(h, goldenSecret) || len(h) != len("sha256:")+64 {
+		t.Errorf("Hash(key) = %q, want sha256: and 64 hex digits", h)
+	}
+}
+
+func TestVerifierAcceptsOnlyTheKeyItStoredTheHashOf(t *testing.T) {
+	stored := Hash(goldenToken)
+	other := goldenKey(t)
+	other.Token = strings.Replace(goldenToken, "clr_", "xyz_", 1)
+	tests := []struct {
+		name        string
+		token, hash string
+		want        bool
+	}{
+		{"same key", goldenToken, stored, true},
+		{"one character changed", goldenToken[:30] + "y" + goldenToken[31:], stored, false},
+		{"different key", other.Token, stored, false},
+		{"empty key", "", stored, false},
+		{"empty stored hash", goldenToken, "", false},
+		{"hash without scheme", goldenToken, strings.TrimPrefix(stored, "sha256:"), false},
+		{"uppercase hex", goldenToken, "sha256:" + strings.ToUpper(strings.TrimPrefix(stored, "sha256:")), false},
+		{"the key itself stored by mistake", goldenToken, goldenToken, false},
+	}
+	for _, tt := range tests {
+		if got := Verify(tt.token, tt.hash); got != tt.want {
+			t.Errorf("%s: Verify = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

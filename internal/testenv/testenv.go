@@ -1,0 +1,216 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package testenv starts a real kube-apiserver and etcd (controller-runtime's envtest) with the
+// Clearance CRDs installed, once per test package, and gives tests a client, a kubeconfig for
+// kubectl and throwaway namespaces.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// Env is a running control plane with the Clearance CRDs installed.
+type Env struct {
+	// Config reaches the apiserver as an admin (system:masters), who may impersonate anyone.
+	Config *rest.Config
+	// Client is an uncached admin client.
+	Client client.Client
+	// Scheme knows the built-in kinds and Clearance's.
+	Scheme *runtime.Scheme
+	// Root is the repository root, for reading config/ and hack/.
+	Root string
+	// Assets is the directory holding kube-apiserver, etcd and kubectl.
+	Assets string
+
+	env        *envtest.Environment
+	kubeconfig string
+}
+
+// Scheme returns a scheme with the built-in kinds and Clearance's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(accessv1alpha1.AddToScheme(s))
+	return s
+}
+
+// Main starts the control plane, runs the package's tests and stops it; use it from TestMain:
+//
+//	var env *testenv.Env
+//	func TestMain(m *testing.M) { testenv.Main(m, &env) }
+func Main(m *testing.M, out **Env) {
+	e, err := Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		os.Exit(1)
+	}
+	*out = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: stopping: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// Start brings up etcd and kube-apiserver on loopback and installs the CRDs.
+func Start() (*Env, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	assets, err := assetsDir(root)
+	if err != nil {
+		return nil, err
+	}
+	scheme := Scheme()
+	env := &envtest.Environment{
+		BinaryAssetsDirectory:    assets,
+		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing:    true,
+		Scheme:                   scheme,
+		ControlPlaneStartTimeout: 2 * time.Minute,
+		ControlPlaneStopTimeout:  time.Minute,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env}, nil
+}
+
+// Stop ends the control plane and removes the kubeconfig it wrote.
+func (e *Env) Stop() error {
+	if e.kubeconfig != "" {
+		_ = os.RemoveAll(filepath.Dir(e.kubeconfig))
+	}
+	return e.env.Stop()
+}
+
+// Kubeconfig returns the path of a kubeconfig for an admin user, for running kubectl.
+func (e *Env) Kubeconfig(t testing.TB) string {
+	t.Helper()
+	if e.kubeconfig != "" {
+		return e.kubeconfig
+	}
+	user, err := e.env.AddUser(envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("adding an admin user: %v", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		t.Fatalf("writing a kubeconfig: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "clearance-kubeconfig-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.kubeconfig = path
+	return path
+}
+
+// Kubectl runs the kubectl built with the apiserver as an admin, from the repository root,
+// and returns its stdout; stderr is included in the error.
+func (e *Env) Kubectl(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(e.Assets, "kubectl"), args...)
+	cmd.Dir = e.Root
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+e.Kubeconfig(t))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// Namespace creates a namespace with a unique name for one test and deletes it afterwards.
+func (e *Env) Namespace(t testing.TB, prefix string) string {
+	t.Helper()
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: prefix + "-" + hex.EncodeToString(suffix)}}
+	if err := e.Client.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = e.Client.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+// repoRoot walks up from the working directory to the directory holding go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("cannot find the repository root (no go.mod above the working directory)")
+		}
+		dir = parent
+	}
+}
+
+// assetsDir is KUBEBUILDER_ASSETS when set, or what hack/kube-assets.sh builds and caches.
+func assetsDir(root string) (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	cmd := exec.Command(filepath.Join(root, "hack", "kube-assets.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/kube-assets.sh could not provide kube-apiserver, etcd and kubectl: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
