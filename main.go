@@ -25,22 +25,21 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/selection"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/metrics"
 )
 
 // options are the operator's flags.
@@ -119,14 +118,6 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-// keySecretsOnly limits the Secret cache to key Secrets, so the operator's memory does not
-// grow with the cluster's other Secrets.
-func keySecretsOnly() labels.Selector {
-	req, err := labels.NewRequirement(accessv1alpha1.LabelAPIKey, selection.Exists, nil)
-	utilruntime.Must(err)
-	return labels.NewSelector().Add(*req)
-}
-
 func run(opts options) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -155,11 +146,7 @@ func run(opts options) error {
 		// Leases are released on a clean stop so a new leader takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
-		Cache: cache.Options{
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: keySecretsOnly()},
-			},
-		},
+		Cache:                         controllers.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -171,7 +158,25 @@ func run(opts options) error {
 		return err
 	}
 
+	if opts.enableControllers {
+		if err := setupControllers(mgr, opts); err != nil {
+			return err
+		}
+	}
+
 	ctrl.Log.WithName("setup").Info("starting clearance",
 		"controllers", opts.enableControllers, "webhooks", opts.enableWebhooks, "verifier", opts.enableVerifier)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+func setupControllers(mgr ctrl.Manager, opts options) error {
+	format, err := keyformat.New(opts.keyPrefix)
+	if err != nil {
+		return err
+	}
+	m, err := metrics.NewControllers(ctrlmetrics.Registry, controllers.KeyStateCounter(mgr.GetCache()))
+	if err != nil {
+		return err
+	}
+	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m})
 }

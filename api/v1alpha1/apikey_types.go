@@ -40,7 +40,6 @@ const (
 // APIKeySpec declares one credential of an Application in the same namespace.
 // +kubebuilder:validation:XValidation:rule="!(has(self.expiresAt) && has(self.ttl))",message="set either spec.expiresAt or spec.ttl, not both",fieldPath=".ttl"
 // +kubebuilder:validation:XValidation:rule="self.applicationName == oldSelf.applicationName",message="spec.applicationName cannot change: create a new APIKey for the other application",fieldPath=".applicationName"
-// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="spec.secretName cannot change: create a new APIKey to deliver a key into another Secret",fieldPath=".secretName"
 type APIKeySpec struct {
 	// applicationName is the Application (in this namespace) the key belongs to.
 	// +required
@@ -169,6 +168,9 @@ type APIKeyStatus struct {
 	// +listType=map
 	// +listMapKey=keyID
 	PreviousKeys []PreviousKey `json:"previousKeys,omitempty"`
+	// lastRotationRequest is the last value of the rotate-requested-at annotation acted on.
+	// +optional
+	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
 	// lastUsedAt is when the verifier last accepted this key.
 	// +optional
 	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
@@ -196,6 +198,8 @@ type APIKeyStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=clkey;clkeys,categories=clearance
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.hash) || (has(self.spec.secretName) == has(oldSelf.spec.secretName) && (!has(self.spec.secretName) || self.spec.secretName == oldSelf.spec.secretName))",message="spec.secretName cannot change once the key is minted: create a new APIKey to deliver a key into another Secret",fieldPath=".spec.secretName"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.ttl) || !has(oldSelf.status) || !has(oldSelf.status.hash) || (has(oldSelf.spec.ttl) && self.spec.ttl == oldSelf.spec.ttl)",message="spec.ttl counts from the first mint and cannot be added or changed afterwards: set spec.expiresAt to change this key's expiry",fieldPath=".spec.ttl"
 // +kubebuilder:printcolumn:name="Application",type=string,JSONPath=`.spec.applicationName`
 // +kubebuilder:printcolumn:name="Key",type=string,JSONPath=`.status.masked`
 // +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`

@@ -23,6 +23,12 @@ const (
 	// LabelAPIKey is set on every key Secret to the name of its APIKey. The operator caches only
 	// Secrets carrying it, so memory does not grow with the cluster's other Secrets.
 	LabelAPIKey = "access.clearance.dev/apikey"
+	// LabelConfigMap marks the ConfigMaps Clearance reads or writes: a metric catalog
+	// (ConfigMapCatalog) or a published list of enabled metrics (ConfigMapMetrics). The
+	// operator caches only ConfigMaps carrying it.
+	LabelConfigMap = "access.clearance.dev/configmap"
+	// LabelMetricSet names the MetricSet a published ConfigMap belongs to.
+	LabelMetricSet = "access.clearance.dev/metricset"
 	// LabelProtected marks system defaults that may not be deleted.
 	LabelProtected = "access.clearance.dev/protected"
 	// AnnotationRotateRequestedAt asks for an immediate rotation when its value changes
@@ -30,6 +36,12 @@ const (
 	AnnotationRotateRequestedAt = "access.clearance.dev/rotate-requested-at"
 	// AnnotationCreatedBy records the user who created an object (set at admission).
 	AnnotationCreatedBy = "access.clearance.dev/created-by"
+)
+
+// Values of LabelConfigMap.
+const (
+	ConfigMapCatalog = "catalog"
+	ConfigMapMetrics = "metrics"
 )
 
 // ConditionReady is the summary condition every Clearance kind reports.

@@ -81,6 +81,8 @@ func TestInvalidObjectsAreRefusedWithAMessageThatSaysHowToFixThem(t *testing.T) 
 		// create is the object to create; when update is set, create must be valid and
 		// update's change to it is what must be refused.
 		create client.Object
+		// minted records a key hash in status first, as the operator does when it mints.
+		minted bool
 		update func(client.Object)
 		want   string
 	}{
@@ -212,14 +214,22 @@ func TestInvalidObjectsAreRefusedWithAMessageThatSaysHowToFixThem(t *testing.T) 
 			want:   `APIKey.access.clearance.dev "moved" is invalid: spec.applicationName: Invalid value: spec.applicationName cannot change: create a new APIKey for the other application`,
 		},
 		{
-			name: "key moved to another Secret",
+			name: "minted key moved to another Secret",
 			create: func() client.Object {
 				k := apiKey("moved-secret")
 				k.Spec.SecretName = "first"
 				return k
 			}(),
+			minted: true,
 			update: func(o client.Object) { o.(*v1.APIKey).Spec.SecretName = "second" },
-			want:   `APIKey.access.clearance.dev "moved-secret" is invalid: spec.secretName: Invalid value: spec.secretName cannot change: create a new APIKey to deliver a key into another Secret`,
+			want:   `APIKey.access.clearance.dev "moved-secret" is invalid: spec.secretName: Invalid value: spec.secretName cannot change once the key is minted: create a new APIKey to deliver a key into another Secret`,
+		},
+		{
+			name:   "minted key given a ttl afterwards",
+			create: apiKey("late-ttl"),
+			minted: true,
+			update: func(o client.Object) { o.(*v1.APIKey).Spec.TTL = ptr.To(dur("720h")) },
+			want:   `APIKey.access.clearance.dev "late-ttl" is invalid: spec.ttl: Invalid value: spec.ttl counts from the first mint and cannot be added or changed afterwards: set spec.expiresAt to change this key's expiry`,
 		},
 		{
 			name: "key whose Secret template claims a Clearance label",
@@ -304,6 +314,13 @@ func TestInvalidObjectsAreRefusedWithAMessageThatSaysHowToFixThem(t *testing.T) 
 			if tc.update != nil {
 				if err != nil {
 					t.Fatalf("the object to update must be valid: %v", err)
+				}
+				if tc.minted {
+					key := obj.(*v1.APIKey)
+					key.Status.Hash = "sha256:0000"
+					if err := env.Client.Status().Update(ctx, key); err != nil {
+						t.Fatalf("recording a hash in status: %v", err)
+					}
 				}
 				tc.update(obj)
 				err = env.Client.Update(ctx, obj)

@@ -74,14 +74,33 @@ func Scheme() *runtime.Scheme {
 //
 //	var env *testenv.Env
 //	func TestMain(m *testing.M) { testenv.Main(m, &env) }
-func Main(m *testing.M, out **Env) {
+//
+// Each hook runs after the control plane is up (to start an operator, say); the function it
+// returns runs after the tests and may fail the run by returning an error.
+func Main(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err error)) {
 	e, err := Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		os.Exit(1)
 	}
 	*out = e
+	var afters []func() error
+	for _, hook := range hooks {
+		after, err := hook(e)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			_ = e.Stop()
+			os.Exit(1)
+		}
+		afters = append(afters, after)
+	}
 	code := m.Run()
+	for i := len(afters) - 1; i >= 0; i-- {
+		if err := afters[i](); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			code = 1
+		}
+	}
 	if err := e.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping: %v\n", err)
 	}

@@ -1,0 +1,223 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/metrics"
+)
+
+// cacheLagRequeue is how soon a pass retries when the cache is behind the apiserver.
+const cacheLagRequeue = 200 * time.Millisecond
+
+// APIKeyReconciler mints each APIKey into a Secret, and keeps it: enabled or not, expired at
+// the instant, rotated on schedule, repaired (never trusted) when its Secret is lost or edited.
+type APIKeyReconciler struct {
+	reconcilerBase
+	events  events.EventRecorder
+	format  keyformat.Format
+	metrics *metrics.Controllers
+}
+
+// keyScope is what one pass gathered about an APIKey and what it decided.
+type keyScope struct {
+	key  *v1.APIKey // status is computed in place
+	orig *v1.APIKey // as read; the base of the status patch
+	app  *v1.Application
+	// secret is the key Secret as last seen (cache, or the apiserver after a confirmation).
+	secret *corev1.Secret
+	now    time.Time
+
+	// notReady, when set, is why Ready is False even though the key may be usable.
+	notReady *outcome
+	// failed, when set, is why the key cannot be minted until the user acts.
+	failed *outcome
+	// statusWritten: a phase already wrote the final status as the fence for its Secret write.
+	statusWritten bool
+	// requeue asks for a quick retry because the cache was behind.
+	requeue bool
+	events  []keyEvent
+}
+
+type outcome struct{ reason, message string }
+
+type keyEvent struct{ eventType, reason, action, note string }
+
+func (s *keyScope) event(eventType, reason, action, note string) {
+	s.events = append(s.events, keyEvent{eventType, reason, action, note})
+}
+
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/status,verbs=get;patch
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+
+// Reconcile walks the key through its phases; each may stop the pass.
+func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	key := &v1.APIKey{}
+	if err := r.client.Get(ctx, req.NamespacedName, key); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !key.DeletionTimestamp.IsZero() {
+		// The owner reference removes the Secret; the verifier already refuses a deleting key.
+		return ctrl.Result{}, nil
+	}
+	s := &keyScope{key: key, orig: key.DeepCopy(), now: r.clock.Now()}
+	if err := r.gather(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	for _, phase := range []func(context.Context, *keyScope) (bool, error){
+		r.waitForApplication,
+		r.expire,
+		r.mint,
+		r.repairSecret,
+		r.rotate,
+		r.syncSecret,
+	} {
+		stop, err := phase(ctx, s)
+		if err != nil {
+			return r.retry(ctx, err)
+		}
+		if stop {
+			break
+		}
+	}
+	if s.requeue {
+		return ctrl.Result{RequeueAfter: cacheLagRequeue}, nil
+	}
+	if !s.statusWritten {
+		r.summarize(s)
+		if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
+			return r.retry(ctx, err)
+		}
+	}
+	r.report(s)
+	return ctrl.Result{RequeueAfter: requeueAfter(s.key, s.now)}, nil
+}
+
+// retry turns an error into a retry; a conflict only means another writer was first.
+func (r *APIKeyReconciler) retry(ctx context.Context, err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// gather reads the key's Application and Secret from the cache.
+func (r *APIKeyReconciler) gather(ctx context.Context, s *keyScope) error {
+	app := &v1.Application{}
+	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: s.key.Spec.ApplicationName}, app); {
+	case err == nil:
+		s.app = app
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	secret := &corev1.Secret{}
+	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: secretNameFor(s.key)}, secret); {
+	case err == nil:
+		s.secret = secret
+	case !apierrors.IsNotFound(err):
+		return err
+	}
+	return nil
+}
+
+// report emits the pass's events and records metrics, after its writes succeeded.
+func (r *APIKeyReconciler) report(s *keyScope) {
+	for _, e := range s.events {
+		r.events.Eventf(s.key, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	if r.metrics != nil && !ready(s.orig.Status.Conditions) && ready(s.key.Status.Conditions) && s.orig.Status.Hash == "" {
+		r.metrics.ObserveTimeToReady(s.now.Sub(s.key.CreationTimestamp.Time))
+	}
+}
+
+// SetupWithManager watches APIKeys (spec and annotation changes), their Secrets (changes and
+// deletions, never the operator's own creations) and their Applications (ID changes).
+func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("apikey").
+		For(&v1.APIKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{
+			CreateFunc: func(event.CreateEvent) bool { return false },
+		})).
+		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				return e.ObjectOld.(*v1.Application).Status.ApplicationID != e.ObjectNew.(*v1.Application).Status.ApplicationID
+			},
+		})).
+		Complete(r)
+}
+
+// keysOfApplication maps an Application to the APIKeys that belong to it.
+func (r *APIKeyReconciler) keysOfApplication(ctx context.Context, o client.Object) []reconcile.Request {
+	var keys v1.APIKeyList
+	if err := r.client.List(ctx, &keys, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexKeyApplication: o.GetName()}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(keys.Items))
+	for _, k := range keys.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&k)})
+	}
+	return reqs
+}
+
+// summarize computes the key's state and Ready condition from what the pass observed.
+func (r *APIKeyReconciler) summarize(s *keyScope) {
+	k := s.key
+	k.Status.CreatedBy = k.Annotations[v1.AnnotationCreatedBy]
+	k.Status.ObservedGeneration = k.Generation
+	switch {
+	case minted(k):
+		k.Status.PreviousKeys = livePreviousKeys(k.Status.PreviousKeys, s.now)
+		k.Status.State = stateOf(k, s.now)
+	case s.failed != nil:
+		k.Status.State = v1.KeyFailed
+	default:
+		k.Status.State = v1.KeyPending
+	}
+	status, reason, message := keyCondition(k, s.notReady, s.failed)
+	r.setCondition(&k.Status.Conditions, k.Generation, status, reason, message)
+
+	was, is := s.orig.Status.State, k.Status.State
+	switch {
+	case was == v1.KeyDisabled && (is == v1.KeyActive || is == v1.KeyRotating):
+		s.event(corev1.EventTypeNormal, "Enabled", "Enable", "key "+k.Status.Masked+" is enabled again")
+	case was != v1.KeyDisabled && was != "" && was != v1.KeyPending && is == v1.KeyDisabled:
+		s.event(corev1.EventTypeNormal, v1.ReasonDisabled, "Disable", "key "+k.Status.Masked+" is disabled: the verifier refuses it until spec.enabled is true")
+	case was != v1.KeyFailed && is == v1.KeyFailed:
+		s.event(corev1.EventTypeWarning, reason, "Mint", message)
+	}
+}

@@ -1,0 +1,312 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
+	ns := env.Namespace(t, "mint")
+	app := readyApp(t, ns, "bi")
+	key := newKey(ns, "prod", "bi", func(k *v1.APIKey) {
+		k.Annotations = map[string]string{v1.AnnotationCreatedBy: "alice@acme.example"}
+		k.Spec.SecretTemplate = &v1.SecretTemplate{Labels: map[string]string{"team": "bi"}, Annotations: map[string]string{"note": "mounted by exporter"}}
+	})
+	create(t, key)
+	key = waitKey(t, key, "the key to be Active", inState(v1.KeyActive))
+
+	s := secretOf(t, key)
+	token := string(s.Data[dataToken])
+	k, err := format.Parse(token)
+	if err != nil {
+		t.Fatalf("the Secret's token does not parse: %v", err)
+	}
+	st := key.Status
+	if st.Hash != keyformat.Hash(token) || st.KeyID != k.KeyID || st.Masked != keyformat.Mask(token) {
+		t.Errorf("status does not describe the Secret's key: keyID=%s masked=%s", st.KeyID, st.Masked)
+	}
+	if st.ApplicationID != app.Status.ApplicationID || st.SecretName != "prod-key" || st.CreatedBy != "alice@acme.example" || st.MintedAt == nil {
+		t.Errorf("status: applicationID=%s secretName=%s createdBy=%s mintedAt=%v", st.ApplicationID, st.SecretName, st.CreatedBy, st.MintedAt)
+	}
+	if !ready(st.Conditions) {
+		t.Errorf("Ready is not True: %+v", st.Conditions)
+	}
+	if s.Type != corev1.SecretTypeOpaque || s.Labels[v1.LabelAPIKey] != "prod" || s.Labels["team"] != "bi" || s.Annotations["note"] != "mounted by exporter" {
+		t.Errorf("Secret metadata: type=%s labels=%v annotations=%v", s.Type, s.Labels, s.Annotations)
+	}
+	if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != key.UID || ref.Kind != "APIKey" {
+		t.Errorf("the Secret is not owned by its APIKey: %+v", s.OwnerReferences)
+	}
+	if got := format.Join(string(s.Data[dataAccessKey]), string(s.Data[dataSecretKey])); got != token {
+		t.Error("access-key and secret-key do not rejoin to the token")
+	}
+	if string(s.Data[dataAuthorization]) != "api-key "+token || string(s.Data[dataApplicationID]) != app.Status.ApplicationID {
+		t.Error("authorization or application-id data is wrong")
+	}
+	if e := waitEvent(t, key, v1.ReasonMinted); !strings.Contains(e.Note, st.Masked) {
+		t.Errorf("Minted event: %q", e.Note)
+	}
+}
+
+func TestKeyAppliedBeforeItsApplicationIsMintedWhenTheApplicationAppears(t *testing.T) {
+	ns := env.Namespace(t, "order")
+	key := newKey(ns, "early", "late-app")
+	create(t, key)
+	pending := waitKey(t, key, "the key to wait for its application", func(k *v1.APIKey) bool {
+		return k.Status.State == v1.KeyPending && conditionReason(k.Status.Conditions) == v1.ReasonApplicationNotFound
+	})
+	if !strings.Contains(conditionMessage(pending.Status.Conditions), `Application "late-app" was not found`) {
+		t.Errorf("message: %s", conditionMessage(pending.Status.Conditions))
+	}
+	readyApp(t, ns, "late-app")
+	waitKey(t, key, "the key to be minted", inState(v1.KeyActive))
+}
+
+func TestDisabledKeyIsRefusedButKeepsItsSecret(t *testing.T) {
+	ns := env.Namespace(t, "disable")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	token := string(secretOf(t, key).Data[dataToken])
+
+	key.Spec.Enabled = ptr.To(false)
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "Disabled", inState(v1.KeyDisabled))
+	if ready(key.Status.Conditions) || string(secretOf(t, key).Data[dataToken]) != token {
+		t.Error("a disabled key must be not Ready and keep its Secret and token")
+	}
+	waitEvent(t, key, v1.ReasonDisabled)
+
+	key.Spec.Enabled = ptr.To(true)
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "Active again", inState(v1.KeyActive))
+	if key.Status.Hash != keyformat.Hash(token) || string(secretOf(t, key).Data[dataToken]) != token {
+		t.Error("re-enabling must restore the same key")
+	}
+}
+
+func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
+	ns := env.Namespace(t, "expiry")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "short", "bi", func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} })
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	expiresAt := key.Status.ExpiresAt.Time
+	if !expiresAt.Equal(key.Status.MintedAt.Add(time.Hour)) {
+		t.Fatalf("ttl 1h minted at %s gave expiresAt %s", key.Status.MintedAt, expiresAt)
+	}
+
+	// The controller asks to come back exactly at the expiry instant: no polling.
+	res, err := direct.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+	if err != nil || res.RequeueAfter != expiresAt.Sub(clk.Now()) {
+		t.Fatalf("Reconcile = %+v, %v; want RequeueAfter %s", res, err, expiresAt.Sub(clk.Now()))
+	}
+
+	clk.SetTime(expiresAt.Add(-time.Second))
+	if got := reconcileNow(t, key); got.Status.State != v1.KeyActive {
+		t.Fatalf("a second before expiry the key is %s", got.Status.State)
+	}
+	clk.SetTime(expiresAt)
+	nudge(t, key)
+	key = waitKey(t, key, "Expired at the instant", inState(v1.KeyExpired))
+	s := secretOf(t, key)
+	for _, d := range keyMaterial {
+		if _, ok := s.Data[d]; ok {
+			t.Errorf("expired key's Secret still holds %s", d)
+		}
+	}
+	waitEvent(t, key, v1.ReasonExpired)
+
+	// Moving the expiry later does not bring it back.
+	key.Spec.TTL = nil
+	key.Spec.ExpiresAt = &metav1.Time{Time: expiresAt.Add(24 * time.Hour)}
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	key = reconcileNow(t, key)
+	if key.Status.State != v1.KeyExpired || len(secretOf(t, key).Data[dataToken]) != 0 {
+		t.Errorf("an expired key came back: state %s", key.Status.State)
+	}
+	if !strings.Contains(conditionMessage(key.Status.Conditions), "never becomes valid again") {
+		t.Errorf("message: %s", conditionMessage(key.Status.Conditions))
+	}
+}
+
+func TestRotationKeepsThePreviousKeyValidForTheOverlap(t *testing.T) {
+	ns := env.Namespace(t, "rotation")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "rotating", "bi", func(k *v1.APIKey) {
+		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
+	})
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	first := key.Status.DeepCopy()
+
+	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
+	nudge(t, key)
+	key = waitKey(t, key, "Rotating", inState(v1.KeyRotating))
+	token := string(secretOf(t, key).Data[dataToken])
+	if key.Status.Hash == first.Hash || key.Status.Hash != keyformat.Hash(token) {
+		t.Fatal("rotation must put a new key in the Secret and its hash in status")
+	}
+	if len(key.Status.PreviousKeys) != 1 || key.Status.PreviousKeys[0].Hash != first.Hash ||
+		!key.Status.PreviousKeys[0].ValidUntil.Time.Equal(clk.Now().Add(time.Hour)) {
+		t.Fatalf("previous keys: %+v", key.Status.PreviousKeys)
+	}
+	waitEvent(t, key, v1.ReasonRotating)
+
+	clk.SetTime(clk.Now().Add(time.Hour))
+	nudge(t, key)
+	key = waitKey(t, key, "Active after the overlap", inState(v1.KeyActive))
+	if len(key.Status.PreviousKeys) != 0 || key.Status.Hash != keyformat.Hash(token) {
+		t.Errorf("after the overlap only the new key is valid: %+v", key.Status.PreviousKeys)
+	}
+}
+
+func TestRotateNowAnnotationReplacesTheKeyOnce(t *testing.T) {
+	ns := env.Namespace(t, "rotate-now")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	old := key.Status.Hash
+
+	key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "2026-11-23T12:00:00Z"}
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "the rotation", func(k *v1.APIKey) bool { return k.Status.Hash != old })
+	if key.Status.LastRotationRequest != "2026-11-23T12:00:00Z" || len(key.Status.PreviousKeys) != 0 || key.Status.State != v1.KeyActive {
+		t.Errorf("without overlap the old key stops at once: %+v", key.Status)
+	}
+	rotated := key.Status.Hash
+	if key = reconcileNow(t, key); key.Status.Hash != rotated {
+		t.Error("the same request rotated the key twice")
+	}
+}
+
+func TestDeletedSecretIsReMintedWithAWarning(t *testing.T) {
+	ns := env.Namespace(t, "deleted-secret")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	old := key.Status.Hash
+
+	if err := env.Client.Delete(context.Background(), secretOf(t, key)); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "a new key", func(k *v1.APIKey) bool { return k.Status.Hash != old && k.Status.State == v1.KeyActive })
+	if keyformat.Hash(string(secretOf(t, key).Data[dataToken])) != key.Status.Hash {
+		t.Error("the new Secret does not hold the new key")
+	}
+	if e := waitEvent(t, key, v1.ReasonSecretReplaced); e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "was deleted") {
+		t.Errorf("event: %s %q", e.Type, e.Note)
+	}
+}
+
+func TestEditedSecretIsNotTrusted(t *testing.T) {
+	ns := env.Namespace(t, "edited-secret")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	old := key.Status.Hash
+
+	// Someone writes a well-formed key of their own choosing, with a matching hash annotation.
+	chosen, _ := format.Generate()
+	s := secretOf(t, key)
+	s.Data[dataToken] = []byte(chosen.Token)
+	s.Annotations[annotationKeyHash] = keyformat.Hash(chosen.Token)
+	if err := env.Client.Update(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "a re-mint", func(k *v1.APIKey) bool { return k.Status.Hash != old })
+	if key.Status.Hash == keyformat.Hash(chosen.Token) {
+		t.Fatal("the operator trusted a key written into the Secret")
+	}
+	if got := string(secretOf(t, key).Data[dataToken]); got == chosen.Token || keyformat.Hash(got) != key.Status.Hash {
+		t.Error("the Secret must hold the operator's new key")
+	}
+	waitEvent(t, key, v1.ReasonSecretReplaced)
+}
+
+func TestRestoredAPIKeyAdoptsItsSecretInsteadOfMinting(t *testing.T) {
+	ns := env.Namespace(t, "restore")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	hash := key.Status.Hash
+	token := string(secretOf(t, key).Data[dataToken])
+
+	// A restore: the APIKey comes back without status while its Secret is still there
+	// (envtest runs no garbage collector, as a backup restore brings both back).
+	if err := env.Client.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	restored := newKey(ns, "k", "bi")
+	eventually(t, "the APIKey to be re-created", func() (bool, error) {
+		err := env.Client.Create(context.Background(), restored)
+		return err == nil, err
+	})
+	restored = waitKey(t, restored, "the adoption", inState(v1.KeyActive))
+	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[dataToken]) != token {
+		t.Fatal("a restored APIKey must adopt the key in its Secret, not mint a new one")
+	}
+	if ref := metav1.GetControllerOf(secretOf(t, restored)); ref == nil || ref.UID != restored.UID {
+		t.Error("the adopted Secret must be owned by the restored APIKey")
+	}
+	if e := waitEvent(t, restored, v1.ReasonMinted); !strings.Contains(e.Note, "adopted") {
+		t.Errorf("event: %q", e.Note)
+	}
+}
+
+func TestSecretNameTakenBySomeoneElseIsAConflictAndTheSecretIsUntouched(t *testing.T) {
+	ns := env.Namespace(t, "taken")
+	readyApp(t, ns, "bi")
+	theirs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k-key"}, StringData: map[string]string{"password": "theirs"}}
+	create(t, theirs)
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Failed", inState(v1.KeyFailed))
+	if msg := conditionMessage(key.Status.Conditions); !strings.Contains(msg, "Secret k-key already exists and was not created by Clearance") {
+		t.Errorf("message: %s", msg)
+	}
+	s := secretOf(t, key)
+	if string(s.Data["password"]) != "theirs" || len(s.Data) != 1 || s.Labels[v1.LabelAPIKey] != "" {
+		t.Error("someone else's Secret was modified")
+	}
+}

@@ -1,0 +1,130 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+// Annotations the operator writes on a key Secret. They hold no key material: the hash lets a
+// restored APIKey adopt the Secret after checking the token against it.
+const (
+	annotationKeyHash   = "access.clearance.dev/key-hash"
+	annotationKeyID     = "access.clearance.dev/key-id"
+	annotationExpiresAt = "access.clearance.dev/expires-at"
+)
+
+// Data keys of a key Secret: one for every way clients send keys.
+const (
+	dataToken         = "token"
+	dataAccessKey     = "access-key"
+	dataSecretKey     = "secret-key"
+	dataApplicationID = "application-id"
+	dataAuthorization = "authorization"
+)
+
+// keyMaterial are the data keys that carry (part of) the key; expiry removes them.
+var keyMaterial = []string{dataToken, dataAccessKey, dataSecretKey, dataAuthorization}
+
+// secretNameFor is spec.secretName or <apikey>-key.
+func secretNameFor(key *v1.APIKey) string {
+	if key.Spec.SecretName != "" {
+		return key.Spec.SecretName
+	}
+	return key.Name + "-key"
+}
+
+// keyData is the Secret data for a key.
+func keyData(k keyformat.Key, applicationID string) map[string][]byte {
+	return map[string][]byte{
+		dataToken:         []byte(k.Token),
+		dataAccessKey:     []byte(keyformat.AccessKey(k)),
+		dataSecretKey:     []byte(keyformat.SecretKey(k)),
+		dataApplicationID: []byte(applicationID),
+		dataAuthorization: []byte("api-key " + k.Token),
+	}
+}
+
+// applySecretMeta sets what the operator owns on a key Secret's metadata: the Clearance
+// label, the template's labels and annotations, the owner reference and the key's public
+// annotations. It never removes labels or annotations others added.
+func applySecretMeta(s *corev1.Secret, key *v1.APIKey, hash, keyID string, expiresAt *metav1.Time) {
+	if s.Labels == nil {
+		s.Labels = map[string]string{}
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	if t := key.Spec.SecretTemplate; t != nil {
+		maps.Copy(s.Labels, t.Labels)
+		maps.Copy(s.Annotations, t.Annotations)
+	}
+	s.Labels[v1.LabelAPIKey] = key.Name
+	s.Annotations[annotationKeyHash] = hash
+	s.Annotations[annotationKeyID] = keyID
+	if expiresAt != nil {
+		s.Annotations[annotationExpiresAt] = expiresAt.UTC().Format(time.RFC3339)
+	} else {
+		delete(s.Annotations, annotationExpiresAt)
+	}
+	s.Type = corev1.SecretTypeOpaque
+	s.OwnerReferences = []metav1.OwnerReference{{
+		APIVersion:         v1.GroupVersion.String(),
+		Kind:               "APIKey",
+		Name:               key.Name,
+		UID:                key.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}}
+}
+
+// newKeySecret is the Secret a freshly minted key is delivered in.
+func newKeySecret(key *v1.APIKey, k keyformat.Key, applicationID string, expiresAt *metav1.Time) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretNameFor(key), Namespace: key.Namespace}}
+	applySecretMeta(s, key, keyformat.Hash(k.Token), k.KeyID, expiresAt)
+	s.Data = keyData(k, applicationID)
+	return s
+}
+
+// secretToken is the token a Secret holds, or "".
+func secretToken(s *corev1.Secret) string {
+	if s == nil {
+		return ""
+	}
+	return string(s.Data[dataToken])
+}
+
+// adoptable reports whether a Secret left by an earlier APIKey of the same name holds a key
+// that matches the hash recorded on it, so a restored APIKey can take it over without minting.
+func adoptable(s *corev1.Secret, key *v1.APIKey, format keyformat.Format) (keyformat.Key, bool) {
+	if s == nil || s.Labels[v1.LabelAPIKey] != key.Name {
+		return keyformat.Key{}, false
+	}
+	k, err := format.Parse(secretToken(s))
+	if err != nil || !keyformat.Verify(k.Token, s.Annotations[annotationKeyHash]) {
+		return keyformat.Key{}, false
+	}
+	return k, true
+}

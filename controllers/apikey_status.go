@@ -1,0 +1,164 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// Pure decisions about one APIKey: no client, no clock, tested as tables.
+
+// minted reports whether a key was ever minted (or adopted) for this APIKey.
+func minted(key *v1.APIKey) bool { return key.Status.Hash != "" }
+
+// enabled is spec.enabled, true when unset.
+func enabled(key *v1.APIKey) bool { return key.Spec.Enabled == nil || *key.Spec.Enabled }
+
+// expiryFor is the instant the key expires: spec.expiresAt when set; with spec.ttl, the
+// instant fixed at first mint (status.expiresAt) or, for a key being minted now, mintedAt+ttl.
+func expiryFor(key *v1.APIKey, mintedAt time.Time) *metav1.Time {
+	switch {
+	case key.Spec.ExpiresAt != nil:
+		return key.Spec.ExpiresAt.DeepCopy()
+	case key.Spec.TTL != nil && key.Status.ExpiresAt != nil:
+		return key.Status.ExpiresAt.DeepCopy()
+	case key.Spec.TTL != nil:
+		t := metav1.NewTime(mintedAt.Add(key.Spec.TTL.Duration).Truncate(time.Second))
+		return &t
+	}
+	return nil
+}
+
+// expired reports whether a key that expires at expiresAt is expired at now: the expiry
+// instant itself is already expired, as the verifier sees it.
+func expired(expiresAt *metav1.Time, now time.Time) bool {
+	return expiresAt != nil && !now.Before(expiresAt.Time)
+}
+
+// rotationRequested reports whether the rotate-now annotation holds a request not yet handled.
+func rotationRequested(key *v1.APIKey) bool {
+	req := key.Annotations[v1.AnnotationRotateRequestedAt]
+	return req != "" && req != key.Status.LastRotationRequest
+}
+
+// nextRotation is when the scheduled rotation of the current key is due, or zero without one.
+func nextRotation(key *v1.APIKey) time.Time {
+	if key.Spec.Rotation == nil || key.Status.MintedAt == nil {
+		return time.Time{}
+	}
+	return key.Status.MintedAt.Add(key.Spec.Rotation.Every.Duration)
+}
+
+// rotationDue reports whether the current key must be replaced now, and why.
+func rotationDue(key *v1.APIKey, now time.Time) (bool, string) {
+	if rotationRequested(key) {
+		return true, "rotation was requested with the " + v1.AnnotationRotateRequestedAt + " annotation"
+	}
+	if next := nextRotation(key); !next.IsZero() && !now.Before(next) {
+		return true, "rotation.every (" + key.Spec.Rotation.Every.Duration.String() + ") has passed since the key was minted"
+	}
+	return false, ""
+}
+
+// overlapOf is how long a rotated-out key stays valid.
+func overlapOf(key *v1.APIKey) time.Duration {
+	if key.Spec.Rotation == nil || key.Spec.Rotation.Overlap == nil {
+		return 0
+	}
+	return key.Spec.Rotation.Overlap.Duration
+}
+
+// livePreviousKeys drops rotated-out keys whose overlap has ended.
+func livePreviousKeys(prev []v1.PreviousKey, now time.Time) []v1.PreviousKey {
+	var live []v1.PreviousKey
+	for _, p := range prev {
+		if now.Before(p.ValidUntil.Time) {
+			live = append(live, p)
+		}
+	}
+	return live
+}
+
+// stateOf derives the state of a minted key from its spec and status at now.
+func stateOf(key *v1.APIKey, now time.Time) v1.KeyState {
+	switch {
+	case key.Status.State == v1.KeyExpired, expired(key.Status.ExpiresAt, now):
+		return v1.KeyExpired
+	case !enabled(key):
+		return v1.KeyDisabled
+	case len(key.Status.PreviousKeys) > 0:
+		return v1.KeyRotating
+	}
+	return v1.KeyActive
+}
+
+// requeueAfter is the time until the next instant something changes on its own: expiry, the
+// next scheduled rotation, or the end of an overlap. Zero means nothing is scheduled.
+func requeueAfter(key *v1.APIKey, now time.Time) time.Duration {
+	var soonest time.Duration
+	consider := func(t time.Time) {
+		if t.IsZero() {
+			return
+		}
+		d := t.Sub(now)
+		if d <= 0 {
+			d = time.Nanosecond
+		}
+		if soonest == 0 || d < soonest {
+			soonest = d
+		}
+	}
+	if key.Status.State == v1.KeyExpired {
+		return 0
+	}
+	if key.Status.ExpiresAt != nil {
+		consider(key.Status.ExpiresAt.Time)
+	}
+	consider(nextRotation(key))
+	for _, p := range key.Status.PreviousKeys {
+		consider(p.ValidUntil.Time)
+	}
+	return soonest
+}
+
+// keyCondition is the Ready condition of a key, from its state and what the pass found.
+func keyCondition(key *v1.APIKey, notReady, failed *outcome) (metav1.ConditionStatus, string, string) {
+	st := key.Status
+	switch {
+	case failed != nil:
+		return metav1.ConditionFalse, failed.reason, failed.message
+	case !minted(key) && notReady != nil:
+		return metav1.ConditionFalse, notReady.reason, notReady.message
+	case st.State == v1.KeyExpired:
+		return metav1.ConditionFalse, v1.ReasonExpired, "the key expired at " + st.ExpiresAt.UTC().Format(time.RFC3339) +
+			" and never becomes valid again: create a new APIKey for a new key"
+	case notReady != nil:
+		return metav1.ConditionFalse, notReady.reason, notReady.message
+	case st.State == v1.KeyDisabled:
+		return metav1.ConditionFalse, v1.ReasonDisabled, "spec.enabled is false, so the verifier refuses key " + st.Masked +
+			"; set it to true to restore the same key"
+	case st.State == v1.KeyRotating:
+		last := st.PreviousKeys[len(st.PreviousKeys)-1]
+		return metav1.ConditionTrue, v1.ReasonRotating, "key " + st.Masked + " is active; the previous key " + last.KeyID +
+			" stays valid until " + last.ValidUntil.UTC().Format(time.RFC3339)
+	}
+	return metav1.ConditionTrue, v1.ReasonMinted, "key " + st.Masked + " is active and delivered in Secret " + st.SecretName
+}

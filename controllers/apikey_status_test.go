@@ -1,0 +1,499 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// tableNow is the fixed "now" most status tests start from.
+var tableNow = time.Date(2026, time.March, 14, 9, 26, 53, 0, time.UTC)
+
+func tableTime(t time.Time) *metav1.Time { m := metav1.NewTime(t); return &m }
+
+func tableDur(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+
+func tableTimeString(t *metav1.Time) string {
+	if t == nil {
+		return "<nil>"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func TestExpiryIsSpecExpiresAtOrFixedTTL(t *testing.T) {
+	mintedAt := tableNow.Add(123456789 * time.Nanosecond) // sub-second part must not leak into a TTL expiry
+	tests := []struct {
+		name string
+		spec v1.APIKeySpec
+		st   v1.APIKeyStatus
+		want *metav1.Time
+	}{
+		{
+			name: "spec.expiresAt wins over ttl and a status expiry",
+			spec: v1.APIKeySpec{ExpiresAt: tableTime(tableNow.Add(48 * time.Hour)), TTL: tableDur(time.Hour)},
+			st:   v1.APIKeyStatus{ExpiresAt: tableTime(tableNow.Add(time.Hour))},
+			want: tableTime(tableNow.Add(48 * time.Hour)),
+		},
+		{
+			name: "spec.expiresAt alone",
+			spec: v1.APIKeySpec{ExpiresAt: tableTime(tableNow.Add(time.Minute))},
+			want: tableTime(tableNow.Add(time.Minute)),
+		},
+		{
+			name: "ttl keeps the instant fixed at first mint, even after a rotation mints again",
+			spec: v1.APIKeySpec{TTL: tableDur(720 * time.Hour)},
+			st:   v1.APIKeyStatus{ExpiresAt: tableTime(tableNow.Add(-time.Hour))},
+			want: tableTime(tableNow.Add(-time.Hour)),
+		},
+		{
+			name: "ttl on a key minted now runs from mintedAt, truncated to the second",
+			spec: v1.APIKeySpec{TTL: tableDur(90 * time.Minute)},
+			want: tableTime(tableNow.Add(90 * time.Minute)),
+		},
+		{
+			name: "neither expiresAt nor ttl never expires",
+			spec: v1.APIKeySpec{},
+			want: nil,
+		},
+		{
+			name: "a status expiry without ttl or expiresAt is not kept",
+			spec: v1.APIKeySpec{},
+			st:   v1.APIKeyStatus{ExpiresAt: tableTime(tableNow)},
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := &v1.APIKey{Spec: tt.spec, Status: tt.st}
+			got := expiryFor(key, mintedAt)
+			if (got == nil) != (tt.want == nil) || (got != nil && !got.Time.Equal(tt.want.Time)) {
+				t.Fatalf("expiryFor = %s, want %s", tableTimeString(got), tableTimeString(tt.want))
+			}
+			if got != nil && got.Nanosecond() != 0 {
+				t.Errorf("expiryFor = %s has a sub-second part", tableTimeString(got))
+			}
+			// The result is a copy: changing it must not move the spec or status instant.
+			if got != nil {
+				before := tableTimeString(tt.spec.ExpiresAt) + tableTimeString(tt.st.ExpiresAt)
+				got.Time = got.Add(time.Hour)
+				if after := tableTimeString(key.Spec.ExpiresAt) + tableTimeString(key.Status.ExpiresAt); after != before {
+					t.Errorf("expiryFor returned an alias of the key's own time")
+				}
+			}
+		})
+	}
+}
+
+func TestExpiryInstantItselfIsExpired(t *testing.T) {
+	at := tableTime(tableNow)
+	tests := []struct {
+		name      string
+		expiresAt *metav1.Time
+		now       time.Time
+		want      bool
+	}{
+		{"a nanosecond before expiry", at, tableNow.Add(-time.Nanosecond), false},
+		{"the expiry instant itself", at, tableNow, true},
+		{"after expiry", at, tableNow.Add(time.Second), true},
+		{"no expiry, far future", nil, tableNow.AddDate(100, 0, 0), false},
+		{"no expiry, zero time", nil, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		if got := expired(tt.expiresAt, tt.now); got != tt.want {
+			t.Errorf("%s: expired = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRotationIsDueOnANewRequestOrWhenTheScheduleComes(t *testing.T) {
+	minted := tableNow
+	every := 720 * time.Hour
+	withSchedule := v1.APIKeySpec{Rotation: &v1.KeyRotation{Every: metav1.Duration{Duration: every}}}
+	tests := []struct {
+		name          string
+		annotation    string
+		lastHandled   string
+		spec          v1.APIKeySpec
+		mintedAt      *metav1.Time
+		now           time.Time
+		wantRequested bool
+		wantDue       bool
+		wantWhy       string // substring of the reason
+	}{
+		{
+			name:          "a new rotate-now request",
+			annotation:    "2026-03-14T10:00:00Z",
+			mintedAt:      tableTime(minted),
+			now:           minted.Add(time.Minute),
+			wantRequested: true, wantDue: true, wantWhy: v1.AnnotationRotateRequestedAt,
+		},
+		{
+			name:        "a request already handled (recorded in status.lastRotationRequest)",
+			annotation:  "2026-03-14T10:00:00Z",
+			lastHandled: "2026-03-14T10:00:00Z",
+			mintedAt:    tableTime(minted),
+			now:         minted.Add(time.Minute),
+		},
+		{
+			name:          "a second request after one was handled",
+			annotation:    "2026-03-15T10:00:00Z",
+			lastHandled:   "2026-03-14T10:00:00Z",
+			mintedAt:      tableTime(minted),
+			now:           minted.Add(time.Minute),
+			wantRequested: true, wantDue: true, wantWhy: v1.AnnotationRotateRequestedAt,
+		},
+		{
+			name:     "no annotation, no schedule",
+			mintedAt: tableTime(minted),
+			now:      minted.AddDate(10, 0, 0),
+		},
+		{
+			name:     "schedule not yet due a nanosecond before mintedAt+every",
+			spec:     withSchedule,
+			mintedAt: tableTime(minted),
+			now:      minted.Add(every - time.Nanosecond),
+		},
+		{
+			name:     "schedule due exactly at mintedAt+every",
+			spec:     withSchedule,
+			mintedAt: tableTime(minted),
+			now:      minted.Add(every),
+			wantDue:  true, wantWhy: "rotation.every (720h0m0s)",
+		},
+		{
+			name:     "schedule overdue",
+			spec:     withSchedule,
+			mintedAt: tableTime(minted),
+			now:      minted.Add(3 * every),
+			wantDue:  true, wantWhy: "has passed since the key was minted",
+		},
+		{
+			name: "schedule on a key never minted",
+			spec: withSchedule,
+			now:  minted.Add(3 * every),
+		},
+		{
+			name:          "a request and a due schedule: the request is the reason",
+			annotation:    "now",
+			spec:          withSchedule,
+			mintedAt:      tableTime(minted),
+			now:           minted.Add(every),
+			wantRequested: true, wantDue: true, wantWhy: "annotation",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := &v1.APIKey{Spec: tt.spec, Status: v1.APIKeyStatus{MintedAt: tt.mintedAt, LastRotationRequest: tt.lastHandled}}
+			if tt.annotation != "" {
+				key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: tt.annotation}
+			}
+			if got := rotationRequested(key); got != tt.wantRequested {
+				t.Errorf("rotationRequested = %v, want %v", got, tt.wantRequested)
+			}
+			due, why := rotationDue(key, tt.now)
+			if due != tt.wantDue {
+				t.Fatalf("rotationDue = %v (%q), want %v", due, why, tt.wantDue)
+			}
+			if !due && why != "" {
+				t.Errorf("rotationDue gave a reason %q while not due", why)
+			}
+			if due && !strings.Contains(why, tt.wantWhy) {
+				t.Errorf("rotationDue reason = %q, want it to mention %q", why, tt.wantWhy)
+			}
+		})
+	}
+}
+
+func TestOverlapIsZeroUnlessConfigured(t *testing.T) {
+	tests := []struct {
+		name string
+		rot  *v1.KeyRotation
+		want time.Duration
+	}{
+		{"no rotation", nil, 0},
+		{"rotation without overlap", &v1.KeyRotation{Every: metav1.Duration{Duration: time.Hour}}, 0},
+		{"rotation with a 24h overlap", &v1.KeyRotation{Every: metav1.Duration{Duration: time.Hour}, Overlap: tableDur(24 * time.Hour)}, 24 * time.Hour},
+	}
+	for _, tt := range tests {
+		if got := overlapOf(&v1.APIKey{Spec: v1.APIKeySpec{Rotation: tt.rot}}); got != tt.want {
+			t.Errorf("%s: overlapOf = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPreviousKeyStopsWorkingExactlyAtValidUntil(t *testing.T) {
+	prev := func(id string, until time.Time) v1.PreviousKey {
+		return v1.PreviousKey{KeyID: id, Hash: "sha256:" + id, ValidUntil: metav1.NewTime(until)}
+	}
+	all := []v1.PreviousKey{
+		prev("ended", tableNow.Add(-time.Hour)),
+		prev("endsnow", tableNow),
+		prev("justlive", tableNow.Add(time.Nanosecond)),
+		prev("live", tableNow.Add(time.Hour)),
+	}
+	tests := []struct {
+		name string
+		in   []v1.PreviousKey
+		now  time.Time
+		want []string
+	}{
+		{"none", nil, tableNow, nil},
+		{"drops ended and ending-now keys, keeps order", all, tableNow, []string{"justlive", "live"}},
+		{"everything live long before", all, tableNow.Add(-2 * time.Hour), []string{"ended", "endsnow", "justlive", "live"}},
+		{"everything gone long after", all, tableNow.Add(2 * time.Hour), nil},
+	}
+	for _, tt := range tests {
+		got := livePreviousKeys(tt.in, tt.now)
+		var ids []string
+		for _, p := range got {
+			ids = append(ids, p.KeyID)
+		}
+		if strings.Join(ids, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: livePreviousKeys = %v, want %v", tt.name, ids, tt.want)
+		}
+	}
+	if len(all) != 4 || all[0].KeyID != "ended" {
+		t.Errorf("livePreviousKeys modified its input: %v", all)
+	}
+}
+
+func TestKeyStateFollowsExpiryEnabledAndRotation(t *testing.T) {
+	prev := []v1.PreviousKey{{KeyID: "old", ValidUntil: metav1.NewTime(tableNow.Add(time.Hour))}}
+	tests := []struct {
+		name string
+		spec v1.APIKeySpec
+		st   v1.APIKeyStatus
+		want v1.KeyState
+	}{
+		{
+			name: "Expired is final even if spec.expiresAt is moved later",
+			spec: v1.APIKeySpec{ExpiresAt: tableTime(tableNow.AddDate(1, 0, 0))},
+			st:   v1.APIKeyStatus{State: v1.KeyExpired, ExpiresAt: tableTime(tableNow.Add(-time.Hour))},
+			want: v1.KeyExpired,
+		},
+		{
+			name: "Expired is final even if status.expiresAt is later than now",
+			st:   v1.APIKeyStatus{State: v1.KeyExpired, ExpiresAt: tableTime(tableNow.Add(time.Hour))},
+			want: v1.KeyExpired,
+		},
+		{
+			name: "reaching status.expiresAt makes it Expired",
+			st:   v1.APIKeyStatus{State: v1.KeyActive, ExpiresAt: tableTime(tableNow)},
+			want: v1.KeyExpired,
+		},
+		{
+			name: "Expired wins over Disabled and Rotating",
+			spec: v1.APIKeySpec{Enabled: ptr.To(false)},
+			st:   v1.APIKeyStatus{ExpiresAt: tableTime(tableNow.Add(-time.Second)), PreviousKeys: prev},
+			want: v1.KeyExpired,
+		},
+		{
+			name: "enabled: false is Disabled, even while rotating",
+			spec: v1.APIKeySpec{Enabled: ptr.To(false)},
+			st:   v1.APIKeyStatus{State: v1.KeyRotating, ExpiresAt: tableTime(tableNow.Add(time.Hour)), PreviousKeys: prev},
+			want: v1.KeyDisabled,
+		},
+		{
+			name: "previous keys still in their overlap is Rotating",
+			spec: v1.APIKeySpec{Enabled: ptr.To(true)},
+			st:   v1.APIKeyStatus{State: v1.KeyActive, PreviousKeys: prev},
+			want: v1.KeyRotating,
+		},
+		{
+			name: "re-enabling a Disabled key makes it Active again",
+			st:   v1.APIKeyStatus{State: v1.KeyDisabled},
+			want: v1.KeyActive,
+		},
+		{
+			name: "unset enabled with a future expiry is Active",
+			st:   v1.APIKeyStatus{ExpiresAt: tableTime(tableNow.Add(time.Nanosecond))},
+			want: v1.KeyActive,
+		},
+	}
+	for _, tt := range tests {
+		key := &v1.APIKey{Spec: tt.spec, Status: tt.st}
+		if got := stateOf(key, tableNow); got != tt.want {
+			t.Errorf("%s: stateOf = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRequeueAtTheSoonestScheduledChange(t *testing.T) {
+	minted := tableNow.Add(-10 * time.Hour)
+	rotation := &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}}
+	prev := func(until time.Time) []v1.PreviousKey {
+		return []v1.PreviousKey{{KeyID: "old", ValidUntil: metav1.NewTime(until)}}
+	}
+	tests := []struct {
+		name string
+		spec v1.APIKeySpec
+		st   v1.APIKeyStatus
+		want time.Duration
+	}{
+		{
+			name: "nothing scheduled",
+			st:   v1.APIKeyStatus{State: v1.KeyActive, MintedAt: tableTime(minted)},
+			want: 0,
+		},
+		{
+			name: "already Expired, even with a rotation and an overlap pending",
+			spec: v1.APIKeySpec{Rotation: rotation},
+			st:   v1.APIKeyStatus{State: v1.KeyExpired, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(time.Hour)), PreviousKeys: prev(tableNow.Add(time.Minute))},
+			want: 0,
+		},
+		{
+			name: "only the expiry",
+			st:   v1.APIKeyStatus{State: v1.KeyActive, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(3 * time.Hour))},
+			want: 3 * time.Hour,
+		},
+		{
+			name: "only the next rotation (mintedAt+every)",
+			spec: v1.APIKeySpec{Rotation: rotation},
+			st:   v1.APIKeyStatus{State: v1.KeyActive, MintedAt: tableTime(minted)},
+			want: 14 * time.Hour,
+		},
+		{
+			name: "the end of an overlap is soonest",
+			spec: v1.APIKeySpec{Rotation: rotation},
+			st: v1.APIKeyStatus{State: v1.KeyRotating, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(3 * time.Hour)),
+				PreviousKeys: []v1.PreviousKey{
+					{KeyID: "a", ValidUntil: metav1.NewTime(tableNow.Add(2 * time.Hour))},
+					{KeyID: "b", ValidUntil: metav1.NewTime(tableNow.Add(90 * time.Minute))},
+				}},
+			want: 90 * time.Minute,
+		},
+		{
+			name: "the expiry is soonest",
+			spec: v1.APIKeySpec{Rotation: rotation},
+			st:   v1.APIKeyStatus{State: v1.KeyRotating, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(time.Minute)), PreviousKeys: prev(tableNow.Add(time.Hour))},
+			want: time.Minute,
+		},
+		{
+			name: "the rotation is soonest",
+			spec: v1.APIKeySpec{Rotation: rotation},
+			st:   v1.APIKeyStatus{State: v1.KeyRotating, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(100 * time.Hour)), PreviousKeys: prev(tableNow.Add(20 * time.Hour))},
+			want: 14 * time.Hour,
+		},
+		{
+			name: "an expiry already past gives a tiny positive duration",
+			st:   v1.APIKeyStatus{State: v1.KeyActive, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(-time.Hour))},
+			want: time.Nanosecond,
+		},
+		{
+			name: "an overdue rotation gives a tiny positive duration",
+			spec: v1.APIKeySpec{Rotation: &v1.KeyRotation{Every: metav1.Duration{Duration: time.Hour}}},
+			st:   v1.APIKeyStatus{State: v1.KeyActive, MintedAt: tableTime(minted), ExpiresAt: tableTime(tableNow.Add(time.Hour))},
+			want: time.Nanosecond,
+		},
+		{
+			name: "an instant equal to now gives a tiny positive duration",
+			st:   v1.APIKeyStatus{State: v1.KeyRotating, MintedAt: tableTime(minted), PreviousKeys: prev(tableNow)},
+			want: time.Nanosecond,
+		},
+	}
+	for _, tt := range tests {
+		key := &v1.APIKey{Spec: tt.spec, Status: tt.st}
+		if got := requeueAfter(key, tableNow); got != tt.want {
+			t.Errorf("%s: requeueAfter = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestReadyConditionExplainsEveryState(t *testing.T) {
+	mintedStatus := func(state v1.KeyState) v1.APIKeyStatus {
+		return v1.APIKeyStatus{
+			KeyID: "AbCdEfGhIjKl", Masked: "clr_AbCd…wxyz", Hash: "sha256:00", State: state,
+			MintedAt: tableTime(tableNow.Add(-time.Hour)), ExpiresAt: tableTime(time.Date(2026, 3, 14, 8, 0, 0, 0, time.FixedZone("CET", 3600))),
+			SecretName: "exporter-key",
+		}
+	}
+	rotating := mintedStatus(v1.KeyRotating)
+	rotating.PreviousKeys = []v1.PreviousKey{
+		{KeyID: "first0000000", ValidUntil: metav1.NewTime(tableNow.Add(time.Hour))},
+		{KeyID: "last00000000", ValidUntil: metav1.NewTime(time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC))},
+	}
+	notReady := &outcome{v1.ReasonApplicationNotFound, "Application \"acme\" was not found"}
+	failed := &outcome{v1.ReasonFailed, "the Secret name is taken"}
+
+	tests := []struct {
+		name         string
+		st           v1.APIKeyStatus
+		enabled      *bool
+		notReady     *outcome
+		failed       *outcome
+		wantStatus   metav1.ConditionStatus
+		wantReason   string
+		wantContains []string
+	}{
+		{
+			name: "a failure wins over everything", st: mintedStatus(v1.KeyActive), notReady: notReady, failed: failed,
+			wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonFailed, wantContains: []string{failed.message},
+		},
+		{
+			name: "a pending key says why it is not minted yet", st: v1.APIKeyStatus{State: v1.KeyPending}, notReady: notReady,
+			wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonApplicationNotFound, wantContains: []string{notReady.message},
+		},
+		{
+			name: "an expired key never becomes valid again, even with the application gone", st: mintedStatus(v1.KeyExpired), notReady: notReady,
+			wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonExpired,
+			wantContains: []string{"expired at 2026-03-14T07:00:00Z", "never becomes valid again", "create a new APIKey"},
+		},
+		{
+			name: "a minted key whose application went missing is not ready", st: mintedStatus(v1.KeyActive), notReady: notReady,
+			wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonApplicationNotFound, wantContains: []string{notReady.message},
+		},
+		{
+			name: "a disabled key says how to restore it", st: mintedStatus(v1.KeyDisabled), enabled: ptr.To(false),
+			wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonDisabled,
+			wantContains: []string{"spec.enabled is false", "clr_AbCd…wxyz", "set it to true to restore the same key"},
+		},
+		{
+			name: "a rotating key is ready and names the last previous key", st: rotating,
+			wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonRotating,
+			wantContains: []string{"clr_AbCd…wxyz is active", "last00000000", "2026-03-15T00:00:00Z"},
+		},
+		{
+			name: "an active key is ready and names its Secret", st: mintedStatus(v1.KeyActive),
+			wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonMinted,
+			wantContains: []string{"clr_AbCd…wxyz is active", "Secret exporter-key"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := &v1.APIKey{Spec: v1.APIKeySpec{Enabled: tt.enabled}, Status: tt.st}
+			status, reason, message := keyCondition(key, tt.notReady, tt.failed)
+			if status != tt.wantStatus || reason != tt.wantReason {
+				t.Fatalf("keyCondition = %s/%s (%q), want %s/%s", status, reason, message, tt.wantStatus, tt.wantReason)
+			}
+			for _, s := range tt.wantContains {
+				if !strings.Contains(message, s) {
+					t.Errorf("message %q does not mention %q", message, s)
+				}
+			}
+			if strings.Contains(message, "first0000000") {
+				t.Errorf("message %q names an older previous key instead of the last", message)
+			}
+		})
+	}
+}

@@ -1,0 +1,223 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+// countRefreshDelay batches the key and connection counts of an Application: a burst of new
+// keys for one application becomes one status write instead of one per key.
+const countRefreshDelay = time.Second
+
+// ApplicationReconciler gives each Application its permanent ID and counts its keys and the
+// orgs connected to it.
+type ApplicationReconciler struct {
+	reconcilerBase
+	events events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=applications,verbs=get;list;watch
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=applications/status,verbs=get;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile allocates the ID once and refreshes the counts.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	app := &v1.Application{}
+	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	orig := app.DeepCopy()
+
+	if app.Status.ApplicationID == "" {
+		if err := r.allocateID(ctx, app); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.count(ctx, app); err != nil {
+		return ctrl.Result{}, err
+	}
+	app.Status.ObservedGeneration = app.Generation
+	if err := r.patchStatus(ctx, orig, app); err != nil {
+		return ctrl.Result{}, err
+	}
+	if orig.Status.ApplicationID == "" && app.Status.ApplicationID != "" {
+		r.events.Eventf(app, nil, corev1.EventTypeNormal, v1.ReasonApplicationID, "Allocate",
+			"Application ID %s allocated; share it with orgs that should connect this application", app.Status.ApplicationID)
+	}
+	return ctrl.Result{}, nil
+}
+
+// allocateID gives the Application its pinned ID, or a new random one, unless another
+// Application already holds or earlier claimed the pinned ID.
+func (r *ApplicationReconciler) allocateID(ctx context.Context, app *v1.Application) error {
+	id := app.Spec.ApplicationID
+	if id == "" {
+		generated, err := keyformat.NewApplicationID(rand.Reader)
+		if err != nil {
+			return err
+		}
+		id = generated
+	} else {
+		var claimants v1.ApplicationList
+		if err := r.client.List(ctx, &claimants, client.MatchingFields{indexAppClaimedID: id}); err != nil {
+			return err
+		}
+		if other := firstClaimant(app, claimants.Items); other != nil {
+			r.setCondition(&app.Status.Conditions, app.Generation, metav1.ConditionFalse, v1.ReasonConflict,
+				fmt.Sprintf("Application ID %s already belongs to Application %s/%s: remove spec.applicationID to get a new ID, or delete the other Application",
+					id, other.Namespace, other.Name))
+			return nil
+		}
+	}
+	app.Status.ApplicationID = id
+	r.setCondition(&app.Status.Conditions, app.Generation, metav1.ConditionTrue, v1.ReasonApplicationID,
+		"Application ID "+id+" is allocated")
+	return nil
+}
+
+// firstClaimant returns another Application that holds id, or claimed it before app did.
+func firstClaimant(app *v1.Application, claimants []v1.Application) *v1.Application {
+	for i := range claimants {
+		other := &claimants[i]
+		if other.UID == app.UID {
+			continue
+		}
+		if other.Status.ApplicationID != "" || claimedEarlier(other, app) {
+			return other
+		}
+	}
+	return nil
+}
+
+// claimedEarlier orders claims by creation time, then by namespace and name, so every pass
+// and every replica picks the same winner.
+func claimedEarlier(a, b *v1.Application) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+// count refreshes keyCount and connectedOrgs from the cache.
+func (r *ApplicationReconciler) count(ctx context.Context, app *v1.Application) error {
+	var keys v1.APIKeyList
+	if err := r.client.List(ctx, &keys, client.InNamespace(app.Namespace),
+		client.MatchingFields{indexKeyApplication: app.Name}); err != nil {
+		return err
+	}
+	app.Status.KeyCount = int32(len(keys.Items))
+
+	var orgs []string
+	if app.Status.ApplicationID != "" {
+		var conns v1.OrgConnectionList
+		if err := r.client.List(ctx, &conns, client.MatchingFields{indexConnApplicationID: app.Status.ApplicationID}); err != nil {
+			return err
+		}
+		for _, c := range conns.Items {
+			if c.Status.ApplicationNamespace == app.Namespace && c.Status.ApplicationName == app.Name && ready(c.Status.Conditions) {
+				orgs = append(orgs, c.Namespace)
+			}
+		}
+		slices.Sort(orgs)
+		orgs = slices.Compact(orgs)
+	}
+	app.Status.ConnectedOrgs = orgs
+	return nil
+}
+
+// SetupWithManager watches Applications, and their keys and connections for the counts.
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("application").
+		For(&v1.Application{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1.APIKey{}, delayedEnqueue(func(_ context.Context, o client.Object) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1.APIKey).Spec.ApplicationName}}}
+		}), builder.WithPredicates(createOrDelete())).
+		Watches(&v1.OrgConnection{}, delayedEnqueue(r.applicationsOfConnection), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				o, n := e.ObjectOld.(*v1.OrgConnection), e.ObjectNew.(*v1.OrgConnection)
+				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions)
+			},
+		})).
+		Complete(r)
+}
+
+// applicationsOfConnection maps a connection to the Application holding its ID.
+func (r *ApplicationReconciler) applicationsOfConnection(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps v1.ApplicationList
+	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppHeldID: o.(*v1.OrgConnection).Spec.ApplicationID}); err != nil {
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(apps.Items))
+	for _, a := range apps.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
+	}
+	return reqs
+}
+
+// createOrDelete passes only creations and deletions.
+func createOrDelete() predicate.Funcs {
+	return predicate.Funcs{
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// delayedEnqueue is EnqueueRequestsFromMapFunc with the requests added after
+// countRefreshDelay, so the workqueue folds a burst of events into one pass.
+func delayedEnqueue(fn handler.MapFunc) handler.EventHandler {
+	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range fn(ctx, o) {
+			q.AddAfter(req, countRefreshDelay)
+		}
+	}
+	return handler.TypedFuncs[client.Object, reconcile.Request]{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.ObjectNew, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(ctx, e.Object, q)
+		},
+	}
+}

@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// reconcilerBase holds what every reconciler needs.
+type reconcilerBase struct {
+	// client reads from the informer cache and writes to the apiserver.
+	client client.Client
+	// apiReader reads the apiserver directly, to confirm a decision the cache may be stale for.
+	apiReader client.Reader
+	clock     clock.PassiveClock
+}
+
+// patchStatus writes obj's status as a merge patch against orig, only when it differs, with a
+// resourceVersion precondition so a stale pass (or a second leader) cannot overwrite a newer one.
+func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Object) error {
+	diff, err := client.MergeFrom(orig).Data(obj)
+	if err != nil {
+		return err
+	}
+	if string(diff) == "{}" {
+		return nil
+	}
+	return b.client.Status().Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+}
+
+// setCondition sets a condition with the injected clock's time. The transition time only moves
+// when the status flips, so an unchanged condition causes no write.
+func (b *reconcilerBase) setCondition(conds *[]metav1.Condition, generation int64, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type:               v1.ConditionReady,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: generation,
+		LastTransitionTime: metav1.NewTime(b.clock.Now()),
+	})
+}
+
+// ready reports whether the Ready condition is True.
+func ready(conds []metav1.Condition) bool {
+	return meta.IsStatusConditionTrue(conds, v1.ConditionReady)
+}

@@ -1,0 +1,155 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+const pinnedID = "app_testpinned000000000000000a"
+
+func getConn(t *testing.T, c *v1.OrgConnection, what string, cond func(*v1.OrgConnection) bool) *v1.OrgConnection {
+	t.Helper()
+	got := &v1.OrgConnection{}
+	eventually(t, what, func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got)
+		return err == nil && cond(got), err
+	})
+	return got
+}
+
+func readyReason(reason string) func(*v1.OrgConnection) bool {
+	return func(c *v1.OrgConnection) bool {
+		cond := meta.FindStatusCondition(c.Status.Conditions, v1.ConditionReady)
+		return cond != nil && cond.Reason == reason && cond.ObservedGeneration == c.Generation
+	}
+}
+
+func connection(ns, name, id string) *v1.OrgConnection {
+	c := connectionSpec(id)
+	c.Namespace, c.Name = ns, name
+	return c
+}
+
+func connectionSpec(id string) *v1.OrgConnection {
+	return &v1.OrgConnection{Spec: v1.OrgConnectionSpec{ApplicationID: id, Role: v1.RoleObserver}}
+}
+
+func TestApplicationIDIsAllocatedOnceAndCountsKeysAndConnectedOrgs(t *testing.T) {
+	owner, granter := env.Namespace(t, "owner"), env.Namespace(t, "granter")
+	app := readyApp(t, owner, "bi")
+	id := app.Status.ApplicationID
+	if !strings.HasPrefix(id, "app_") || len(id) != 30 {
+		t.Fatalf("generated ID %q is not app_ and 26 characters", id)
+	}
+	create(t, newKey(owner, "k1", "bi"))
+	create(t, newKey(owner, "k2", "bi"))
+	create(t, connection(granter, "bi", id))
+	eventually(t, "two keys and one connected org", func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(app), app)
+		return app.Status.KeyCount == 2 && slices.Equal(app.Status.ConnectedOrgs, []string{granter}), err
+	})
+
+	app.Spec.Description = "renamed"
+	if err := env.Client.Update(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	conn := getConn(t, connection(granter, "bi", id), "the new description", func(c *v1.OrgConnection) bool {
+		return c.Status.Description == "renamed"
+	})
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(app), app); err != nil || app.Status.ApplicationID != id {
+		t.Errorf("the ID changed after an edit: %s", app.Status.ApplicationID)
+	}
+	if conn.Status.CreatedBy != owner {
+		t.Errorf("created by %q, want the owning org %q", conn.Status.CreatedBy, owner)
+	}
+}
+
+func TestConnectionAppliedBeforeItsApplicationResolvesWhenItAppears(t *testing.T) {
+	owner, granter := env.Namespace(t, "gitops-owner"), env.Namespace(t, "gitops-granter")
+	conn := connection(granter, "early", pinnedID)
+	create(t, conn)
+	waiting := getConn(t, conn, "ApplicationNotFound", readyReason(v1.ReasonApplicationNotFound))
+	if msg := conditionMessage(waiting.Status.Conditions); !strings.Contains(msg, "resolves by itself when it appears") {
+		t.Errorf("message: %s", msg)
+	}
+	create(t, newApp(owner, "bi", pinnedID))
+	resolved := getConn(t, conn, "Connected", readyReason(v1.ReasonConnected))
+	st := resolved.Status
+	if st.ApplicationNamespace != owner || st.CreatedBy != owner || st.Description != "integration bi" || st.ApplicationName != "bi" {
+		t.Errorf("status: %+v", st)
+	}
+	waitEvent(t, conn, v1.ReasonConnected)
+}
+
+func TestConnectionStaysWithTheOrgItFirstResolvedTo(t *testing.T) {
+	first, second, granter := env.Namespace(t, "first"), env.Namespace(t, "second"), env.Namespace(t, "pin-granter")
+	id := "app_testpinned000000000000000b"
+	app := newApp(first, "bi", id)
+	create(t, app)
+	conn := connection(granter, "bi", id)
+	create(t, conn)
+	getConn(t, conn, "Connected", readyReason(v1.ReasonConnected))
+
+	// The owner deletes its Application; another org then claims the same ID.
+	if err := env.Client.Delete(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	getConn(t, conn, "the loss", readyReason(v1.ReasonApplicationNotFound))
+	waitEvent(t, conn, v1.ReasonApplicationNotFound)
+	create(t, newApp(second, "impostor", id))
+	got := getConn(t, conn, "Conflict", readyReason(v1.ReasonConflict))
+	if got.Status.ApplicationNamespace != first {
+		t.Errorf("the connection moved to %s", got.Status.ApplicationNamespace)
+	}
+	want := fmt.Sprintf("Application ID %s is now held by Application %s/impostor, but this connection was made to the application of org %s", id, second, first)
+	if msg := conditionMessage(got.Status.Conditions); !strings.HasPrefix(msg, want) {
+		t.Errorf("message:\n got: %s\nwant: %s…", msg, want)
+	}
+}
+
+func TestTwoOrgsPinningTheSameIDTheLaterOneIsAConflict(t *testing.T) {
+	first, second := env.Namespace(t, "collide-a"), env.Namespace(t, "collide-b")
+	id := "app_testpinned000000000000000c"
+	create(t, newApp(first, "bi", id))
+	eventually(t, "the first holder", func() (bool, error) {
+		var a v1.Application
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: first, Name: "bi"}, &a)
+		return a.Status.ApplicationID == id, err
+	})
+	late := newApp(second, "bi", id)
+	create(t, late)
+	eventually(t, "the Conflict", func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(late), late)
+		return conditionReason(late.Status.Conditions) == v1.ReasonConflict, err
+	})
+	if late.Status.ApplicationID != "" {
+		t.Errorf("the later Application got the ID %s", late.Status.ApplicationID)
+	}
+	if msg := conditionMessage(late.Status.Conditions); !strings.Contains(msg, "already belongs to Application "+first+"/bi") {
+		t.Errorf("message: %s", msg)
+	}
+}

@@ -1,0 +1,99 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+func TestMetricSetPublishesOnlyCatalogMetricsItSwitchedOn(t *testing.T) {
+	ns := env.Namespace(t, "metrics")
+	create(t, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "catalog", Labels: map[string]string{v1.LabelConfigMap: v1.ConfigMapCatalog}},
+		Data:       map[string]string{"occupancy.current": "1", "occupancy.peak": "2", "dwell.p95": "3"},
+	})
+	ms := &v1.MetricSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"},
+		Spec: v1.MetricSetSpec{
+			CatalogRef: &v1.CatalogReference{Name: "catalog"},
+			Metrics: []v1.Metric{
+				{Name: "occupancy.current"}, {Name: "occupancy.peak"}, {Name: "dwell.p95", Enabled: ptr.To(false)}, {Name: "made.up"},
+			},
+		},
+	}
+	create(t, ms)
+	waitSet := func(what, reason string) *v1.MetricSet {
+		got := &v1.MetricSet{}
+		eventually(t, what, func() (bool, error) {
+			err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ms), got)
+			return err == nil && got.Status.ObservedGeneration == got.Generation && conditionReason(got.Status.Conditions) == reason, err
+		})
+		return got
+	}
+	got := waitSet("UnknownMetric", v1.ReasonUnknownMetric)
+	if msg := conditionMessage(got.Status.Conditions); msg != "metric made.up is not in catalog catalog: fix the names or add them to the catalog; the published list is unchanged" {
+		t.Errorf("message: %s", msg)
+	}
+	if got.Status.ConfigMapName != "" {
+		t.Error("a set with unknown metrics was published")
+	}
+
+	got.Spec.Metrics = got.Spec.Metrics[:3]
+	if err := env.Client.Update(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	got = waitSet("Published", v1.ReasonPublished)
+	if got.Status.EnabledCount != 2 || got.Status.DisabledCount != 1 || got.Status.ConfigMapName != "default-metrics" {
+		t.Errorf("status: %+v", got.Status)
+	}
+	cm := &corev1.ConfigMap{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "default-metrics"}, cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[publishedMetrics] != "occupancy.current\noccupancy.peak" || cm.Data[publishedCount] != "2" || cm.Data[publishedCost] != "3" {
+		t.Errorf("published: %v", cm.Data)
+	}
+	if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != got.UID {
+		t.Error("the published ConfigMap is not owned by its MetricSet")
+	}
+}
+
+func TestMetricSetWithoutItsCatalogSaysHowToFixIt(t *testing.T) {
+	ns := env.Namespace(t, "no-catalog")
+	ms := &v1.MetricSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"},
+		Spec:       v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: "missing"}, Metrics: []v1.Metric{{Name: "occupancy.current"}}},
+	}
+	create(t, ms)
+	eventually(t, "CatalogNotFound", func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ms), ms)
+		return conditionReason(ms.Status.Conditions) == v1.ReasonCatalogNotFound, err
+	})
+	want := "catalog ConfigMap missing was not found in namespace " + ns +
+		" with label access.clearance.dev/configmap=catalog: create it or remove spec.catalogRef; the published list is unchanged"
+	if msg := conditionMessage(ms.Status.Conditions); msg != want {
+		t.Errorf("message:\n got: %s\nwant: %s", msg, want)
+	}
+}

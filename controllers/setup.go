@@ -1,0 +1,109 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controllers holds one reconciler per Clearance kind. They meet only through the API:
+// an Application's ID, an APIKey's status and an OrgConnection's resolution.
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/metrics"
+)
+
+// Options are the dependencies every reconciler shares, set in main.go.
+type Options struct {
+	// Clock is the only source of time; tests inject a fake one.
+	Clock clock.PassiveClock
+	// KeyFormat mints and parses keys with the configured prefix.
+	KeyFormat keyformat.Format
+	// Metrics records mints, key states and time to ready.
+	Metrics *metrics.Controllers
+}
+
+// Setup registers the field indexes and the four reconcilers with the manager.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	if err := setupIndexes(mgr); err != nil {
+		return err
+	}
+	base := reconcilerBase{
+		client:    mgr.GetClient(),
+		apiReader: mgr.GetAPIReader(),
+		clock:     opts.Clock,
+	}
+	app := &ApplicationReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-application")}
+	key := &APIKeyReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-apikey"),
+		format: opts.KeyFormat, metrics: opts.Metrics}
+	conn := &OrgConnectionReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-orgconnection")}
+	ms := &MetricSetReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-metricset")}
+	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms} {
+		if err := r.SetupWithManager(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CacheOptions limits the Secret and ConfigMap caches to objects carrying Clearance's labels,
+// so the operator's memory does not grow with the cluster's other Secrets and ConfigMaps.
+func CacheOptions() cache.Options {
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:    {Label: labelled(v1.LabelAPIKey)},
+			&corev1.ConfigMap{}: {Label: labelled(v1.LabelConfigMap)},
+		},
+	}
+}
+
+func labelled(key string) labels.Selector {
+	req, err := labels.NewRequirement(key, selection.Exists, nil)
+	utilruntime.Must(err)
+	return labels.NewSelector().Add(*req)
+}
+
+// KeyStateCounter counts APIKeys by state from the informer cache, for the keys gauge.
+func KeyStateCounter(reader client.Reader) metrics.KeyStateCounter {
+	return func() (map[string]int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var keys v1.APIKeyList
+		if err := reader.List(ctx, &keys); err != nil {
+			return nil, err
+		}
+		counts := map[string]int{}
+		for _, k := range keys.Items {
+			state := string(k.Status.State)
+			if state == "" {
+				state = string(v1.KeyPending)
+			}
+			counts[state]++
+		}
+		return counts, nil
+	}
+}
