@@ -57,6 +57,8 @@ type Env struct {
 	Root string
 	// Assets is the directory holding kube-apiserver, etcd and kubectl.
 	Assets string
+	// Webhook says where the apiserver expects the webhook server (host, port, certificates).
+	Webhook *envtest.WebhookInstallOptions
 
 	env        *envtest.Environment
 	kubeconfig string
@@ -78,7 +80,17 @@ func Scheme() *runtime.Scheme {
 // Each hook runs after the control plane is up (to start an operator, say); the function it
 // returns runs after the tests and may fail the run by returning an error.
 func Main(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err error)) {
-	e, err := Start()
+	run(m, out, false, hooks)
+}
+
+// MainWithWebhooks is Main with Clearance's webhook configurations installed, pointing at
+// Webhook.LocalServingHost/Port; a hook must start a webhook server there.
+func MainWithWebhooks(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err error)) {
+	run(m, out, true, hooks)
+}
+
+func run(m *testing.M, out **Env, webhooks bool, hooks []func(*Env) (func() error, error)) {
+	e, err := start(webhooks)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		os.Exit(1)
@@ -108,7 +120,9 @@ func Main(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err 
 }
 
 // Start brings up etcd and kube-apiserver on loopback and installs the CRDs.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return start(false) }
+
+func start(webhooks bool) (*Env, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -126,6 +140,9 @@ func Start() (*Env, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
+	if webhooks {
+		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}}
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
@@ -135,7 +152,7 @@ func Start() (*Env, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, Webhook: &env.WebhookInstallOptions}, nil
 }
 
 // Stop ends the control plane and removes the kubeconfig it wrote.
@@ -187,6 +204,14 @@ func (e *Env) Kubectl(t testing.TB, args ...string) (string, error) {
 		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.String(), nil
+}
+
+// As returns a config that acts as another user through impersonation, with groups and extra
+// as an OIDC login would carry them.
+func (e *Env) As(user string, groups []string, extra map[string][]string) *rest.Config {
+	cfg := rest.CopyConfig(e.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups, Extra: extra}
+	return cfg
 }
 
 // Namespace creates a namespace with a unique name for one test and deletes it afterwards.

@@ -1,0 +1,85 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package webhook holds Clearance's admission webhooks: what needs other objects or the
+// requesting user (role assignment, uniqueness, creator, protected objects). What one object
+// can say about itself is in the CRD schema and its CEL rules.
+package webhook
+
+import (
+	"context"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// Field indexes of the webhook's own, so it does not depend on the controllers' internals.
+const (
+	indexApplicationID = "webhook.applicationID"
+	indexConnectionID  = "webhook.connectionApplicationID"
+)
+
+// Options configure the webhooks.
+type Options struct {
+	// OperatorUsername is the operator's own user (system:serviceaccount:NS:NAME), the only
+	// one allowed to delete or unprotect protected objects.
+	OperatorUsername string
+}
+
+// Setup registers the webhooks with the manager's webhook server.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	idx := mgr.GetFieldIndexer()
+	ctx := context.Background()
+	if err := idx.IndexField(ctx, &v1.Application{}, indexApplicationID, func(o client.Object) []string {
+		a := o.(*v1.Application)
+		ids := map[string]bool{}
+		for _, id := range []string{a.Status.ApplicationID, a.Spec.ApplicationID} {
+			if id != "" {
+				ids[id] = true
+			}
+		}
+		out := make([]string, 0, len(ids))
+		for id := range ids {
+			out = append(out, id)
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &v1.OrgConnection{}, indexConnectionID, func(o client.Object) []string {
+		return []string{o.(*v1.OrgConnection).Spec.ApplicationID}
+	}); err != nil {
+		return err
+	}
+
+	c := mgr.GetClient()
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.APIKey{}).WithValidator(apiKeyValidator{}).Complete(); err != nil {
+		return err
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register("/validate-protected", &admission.Webhook{Handler: &protectedGuard{operator: opts.OperatorUsername}})
+	srv.Register("/mutate-created-by", &admission.Webhook{Handler: createdBy{}})
+	return nil
+}
