@@ -19,17 +19,28 @@ limitations under the License.
 package main
 
 import (
+	"context"
+	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -40,7 +51,14 @@ import (
 	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	clearancewebhook "github.com/clearance-dev/clearance/internal/webhook"
 )
+
+// webhookManifests are the webhook configurations generated from the markers in
+// internal/webhook, registered by the operator itself with --webhook-local-url.
+//
+//go:embed config/webhook/manifests.yaml
+var webhookManifests []byte
 
 // options are the operator's flags.
 type options struct {
@@ -57,6 +75,12 @@ type options struct {
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	gracefulShutdown        time.Duration
+	namespace               string
+	serviceAccount          string
+	webhookCertDir          string
+	webhookCertsExternal    bool
+	webhookService          string
+	webhookLocalURL         string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -65,7 +89,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.verifierAddr, "verifier-bind-address", ":8090", "Address the key verifier (forward-auth and JSON API) binds to.")
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	fs.BoolVar(&o.enableControllers, "enable-controllers", true, "Run the controllers for Application, APIKey, OrgConnection and MetricSet.")
-	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", false, "Serve the validating admission webhooks.")
+	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks on --webhook-port.")
 	fs.BoolVar(&o.enableVerifier, "enable-verifier", false, "Serve the key verifier on --verifier-bind-address.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
@@ -73,6 +97,12 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Sustained queries per second to the Kubernetes API.")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
+	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
+	fs.StringVar(&o.serviceAccount, "service-account", "clearance", "The operator's ServiceAccount: the only user that may delete protected objects.")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", filepath.Join(os.TempDir(), "clearance-webhook-certs"), "Where the webhook serving certificate is written (self-managed) or mounted (cert-manager).")
+	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
+	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
+	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
 }
 
 func (o *options) validate() error {
@@ -82,10 +112,7 @@ func (o *options) validate() error {
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
 	}
-	// Webhooks and the verifier are not part of this build yet; refuse rather than pretend.
-	if o.enableWebhooks {
-		return errors.New("--enable-webhooks: the admission webhooks are not available in this build yet")
-	}
+	// The verifier is not part of this build yet; refuse rather than pretend.
 	if o.enableVerifier {
 		return errors.New("--enable-verifier: the verifier is not available in this build yet")
 	}
@@ -126,20 +153,27 @@ func run(opts options) error {
 	cfg.QPS = float32(opts.kubeAPIQPS)
 	cfg.Burst = opts.kubeAPIBurst
 
+	if opts.namespace == "" {
+		opts.namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if opts.namespace == "" {
+		opts.namespace = "clearance-system"
+	}
 	leNamespace := opts.leaderElectionNamespace
 	if leNamespace == "" {
-		leNamespace = os.Getenv("POD_NAMESPACE")
-	}
-	if leNamespace == "" {
-		leNamespace = "clearance-system"
+		leNamespace = opts.namespace
 	}
 	gracefulShutdown := opts.gracefulShutdown
+	certsReady := make(chan struct{})
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  newScheme(),
-		Metrics:                 metricsserver.Options{BindAddress: opts.metricsAddr},
-		HealthProbeBindAddress:  opts.probeAddr,
-		WebhookServer:           webhook.NewServer(webhook.Options{Port: opts.webhookPort}),
+		Scheme:                 newScheme(),
+		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
+		HealthProbeBindAddress: opts.probeAddr,
+		WebhookServer: clearancewebhook.GatedServer{
+			Server: webhook.NewServer(webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir}),
+			Ready:  certsReady,
+		},
 		LeaderElection:          opts.leaderElect,
 		LeaderElectionID:        "clearance.access.clearance.dev",
 		LeaderElectionNamespace: leNamespace,
@@ -163,6 +197,14 @@ func run(opts options) error {
 			return err
 		}
 	}
+	if opts.enableWebhooks {
+		if err := setupWebhooks(mgr, cfg, opts, certsReady); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+	}
 
 	ctrl.Log.WithName("setup").Info("starting clearance",
 		"controllers", opts.enableControllers, "webhooks", opts.enableWebhooks, "verifier", opts.enableVerifier)
@@ -179,4 +221,80 @@ func setupControllers(mgr ctrl.Manager, opts options) error {
 		return err
 	}
 	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m})
+}
+
+// setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the
+// rotator that creates and renews the serving certificate and its CA and injects the CA
+// bundle into the webhook configurations.
+func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts options, certsReady chan struct{}) error {
+	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
+		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
+	}); err != nil {
+		return err
+	}
+	dnsName := opts.webhookService + "." + opts.namespace + ".svc"
+	if opts.webhookLocalURL != "" {
+		dnsName = "localhost"
+		if err := registerLocalWebhooks(cfg, opts); err != nil {
+			return err
+		}
+	}
+	if opts.webhookCertsExternal {
+		close(certsReady)
+		return nil
+	}
+	secret := types.NamespacedName{Namespace: opts.namespace, Name: "clearance-webhook-cert"}
+	if err := ensureCertSecret(cfg, secret); err != nil {
+		return err
+	}
+	if opts.webhookLocalURL != "" {
+		if err := mgr.Add(&clearancewebhook.LocalCertWriter{
+			Reader: mgr.GetAPIReader(), Secret: secret, Dir: opts.webhookCertDir, Clock: clock.RealClock{},
+		}); err != nil {
+			return err
+		}
+	}
+	return rotator.AddRotator(mgr, &rotator.CertRotator{
+		SecretKey:      secret,
+		CertDir:        opts.webhookCertDir,
+		CAName:         "clearance-webhook-ca",
+		CAOrganization: "clearance",
+		DNSName:        dnsName,
+		IsReady:        certsReady,
+		Webhooks: []rotator.WebhookInfo{
+			{Name: clearancewebhook.ValidatingConfigurationName, Type: rotator.Validating},
+			{Name: clearancewebhook.MutatingConfigurationName, Type: rotator.Mutating},
+		},
+	})
+}
+
+// ensureCertSecret creates the (empty) Secret the rotator fills, when no install created it.
+func ensureCertSecret(cfg *rest.Config, key types.NamespacedName) error {
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
+	if err := c.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the webhook certificate Secret %s: %w", key, err)
+	}
+	return nil
+}
+
+// registerLocalWebhooks registers the webhook configurations pointing at this process, for
+// an operator running outside the cluster.
+func registerLocalWebhooks(cfg *rest.Config, opts options) error {
+	validating, mutating, err := clearancewebhook.Configurations(webhookManifests, opts.webhookLocalURL, opts.namespace)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return clearancewebhook.Register(ctx, c, validating, mutating)
 }

@@ -20,6 +20,10 @@ echo "run: using $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cl
   crd/applications.access.clearance.dev crd/apikeys.access.clearance.dev \
   crd/orgconnections.access.clearance.dev crd/metricsets.access.clearance.dev >&2
 
+# The operator keeps its webhook certificate in its own namespace and registers its webhooks
+# with a loopback URL, since the apiserver reaches it on this machine.
+"$kubectl" create namespace clearance-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
+
 cat >&2 <<MSG
 run: CRDs installed; starting the operator (Ctrl-C stops it; 'make local-control-plane-stop' ends the local cluster).
 run: in another shell:
@@ -28,4 +32,4 @@ run: in another shell:
 MSG
 go build -o bin/clearance .
 # shellcheck disable=SC2086
-exec bin/clearance ${RUN_ARGS:-}
+exec bin/clearance --webhook-local-url=https://localhost:9443 ${RUN_ARGS:-}

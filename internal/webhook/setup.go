@@ -42,6 +42,8 @@ type Options struct {
 	OperatorUsername string
 }
 
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+
 // Setup registers the webhooks with the manager's webhook server.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	idx := mgr.GetFieldIndexer()

@@ -207,7 +207,7 @@ func TestTheWebhookRefusesARoleTheCreatorMayNotBind(t *testing.T) {
 	// A user who may create connections (a custom Role) but bind only Observer.
 	creator := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "connection-creator"},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create", "get"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create", "get"}}},
 	}
 	if err := env.Client.Create(context.Background(), creator); err != nil {
 		t.Fatal(err)
@@ -415,4 +415,3 @@ func eventually(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
