@@ -33,6 +33,10 @@ import (
 	"github.com/clearance-dev/clearance/internal/metrics"
 )
 
+// secretWriteGrace is how long after a key replacement a Secret that still holds the replaced
+// key (or is missing) is taken for the replacing pass's write still in flight, not an edit.
+const secretWriteGrace = 30 * time.Second
+
 // maxPreviousKeys bounds how many rotated-out keys stay valid at once, however often a
 // rotation is requested during one overlap.
 const maxPreviousKeys = 5
@@ -231,6 +235,10 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		s.requeue = true
 		return true, nil
 	}
+	if replacementInFlight(k, live, s.now) {
+		s.requeue = true
+		return true, nil
+	}
 	if live != nil && live.Labels[v1.LabelAPIKey] != k.Name {
 		s.notReady = secretTaken(live.Name, live)
 		return true, nil
@@ -246,6 +254,7 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		return false, err
 	}
 	old := k.Status.Masked
+	k.Status.ReplacedHash = k.Status.Hash
 	r.setCurrentKey(s, fresh, s.now, k.Status.ExpiresAt)
 	k.Status.PreviousKeys = nil
 	if err := r.writeStatusThenSecret(ctx, s, fresh); err != nil {
@@ -256,6 +265,16 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		secretNameFor(k), what, keyformat.Mask(fresh.Token), old))
 	r.recordMint(metrics.MintReplaced)
 	return false, nil
+}
+
+// replacementInFlight reports whether the key was just replaced and its Secret is still
+// missing or holds the replaced key: the pass that replaced it writes the Secret right after
+// status, and another pass (a second leader) must not mistake that moment for an edit.
+func replacementInFlight(k *v1.APIKey, live *corev1.Secret, now time.Time) bool {
+	if k.Status.ReplacedHash == "" || k.Status.MintedAt == nil || now.Sub(k.Status.MintedAt.Time) >= secretWriteGrace {
+		return false
+	}
+	return live == nil || keyformat.Verify(secretToken(live), k.Status.ReplacedHash)
 }
 
 // rotate replaces the current key when its rotation is due or was requested; the previous key
@@ -281,6 +300,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *keyScope) (bool, error
 		note = fmt.Sprintf("rotated because %s: new key %s; the previous key %s stays valid until %s",
 			why, keyformat.Mask(fresh.Token), k.Status.Masked, until.UTC().Format(time.RFC3339))
 	}
+	k.Status.ReplacedHash = k.Status.Hash
 	r.setCurrentKey(s, fresh, s.now, k.Status.ExpiresAt)
 	k.Status.PreviousKeys = previous
 	if err := r.writeStatusThenSecret(ctx, s, fresh); err != nil {

@@ -168,6 +168,10 @@ type APIKeyStatus struct {
 	// +listType=map
 	// +listMapKey=keyID
 	PreviousKeys []PreviousKey `json:"previousKeys,omitempty"`
+	// replacedHash is the hash of the key the current one replaced (rotation or repair). While
+	// the Secret still holds that key shortly after, its write is in flight, not an edit.
+	// +optional
+	ReplacedHash string `json:"replacedHash,omitempty"`
 	// lastRotationRequest is the last value of the rotate-requested-at annotation acted on.
 	// +optional
 	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
