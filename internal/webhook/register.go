@@ -181,6 +181,8 @@ type LocalCertWriter struct {
 	Secret types.NamespacedName
 	Dir    string
 	Clock  clock.Clock
+	// Interval between copies once the certificate exists; default 30s.
+	Interval time.Duration
 }
 
 // NeedLeaderElection is false: every replica serves webhooks.
@@ -195,7 +197,10 @@ func (w *LocalCertWriter) Start(ctx context.Context) error {
 			log.FromContext(ctx).Error(err, "copying the webhook certificate", "dir", w.Dir)
 		}
 		if written {
-			interval = 30 * time.Second
+			interval = w.Interval
+			if interval == 0 {
+				interval = 30 * time.Second
+			}
 		}
 		select {
 		case <-ctx.Done():
