@@ -310,3 +310,37 @@ func TestSecretNameTakenBySomeoneElseIsAConflictAndTheSecretIsUntouched(t *testi
 		t.Error("someone else's Secret was modified")
 	}
 }
+
+func TestMetricsCountMintsAndKeysByState(t *testing.T) {
+	ns := env.Namespace(t, "metrics-keys")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "counted", "bi")
+	create(t, key)
+	waitKey(t, key, "Active", inState(v1.KeyActive))
+	families, err := registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			name := f.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				found[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				found[name] = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				found[name] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	for _, name := range []string{"clearance_key_mints_total{reason=new}", "clearance_keys{state=Active}", "clearance_key_time_to_ready_seconds"} {
+		if found[name] < 1 {
+			t.Errorf("%s = %v, want at least 1 (have %v)", name, found[name], found)
+		}
+	}
+}

@@ -214,15 +214,6 @@ func publishedData(enabledNames []string, catalog map[string]string) map[string]
 	return data
 }
 
-func conditionReason(conds []metav1.Condition) string {
-	for _, c := range conds {
-		if c.Type == v1.ConditionReady {
-			return c.Reason
-		}
-	}
-	return ""
-}
-
 // SetupWithManager watches MetricSets, their published ConfigMaps and catalog ConfigMaps.
 func (r *MetricSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).

@@ -21,6 +21,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -114,11 +115,18 @@ func resolveConnection(conn *v1.OrgConnection, holders []v1.Application) (*v1.Ap
 		len(holders), id, holders[0].Namespace, holders[1].Namespace)
 }
 
+// conditionMessage is the Ready condition's message, or "".
 func conditionMessage(conds []metav1.Condition) string {
-	for _, c := range conds {
-		if c.Type == v1.ConditionReady {
-			return c.Message
-		}
+	if c := meta.FindStatusCondition(conds, v1.ConditionReady); c != nil {
+		return c.Message
+	}
+	return ""
+}
+
+// conditionReason is the Ready condition's reason, or "".
+func conditionReason(conds []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conds, v1.ConditionReady); c != nil {
+		return c.Reason
 	}
 	return ""
 }
