@@ -51,6 +51,7 @@ import (
 	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/verifier"
 	clearancewebhook "github.com/clearance-dev/clearance/internal/webhook"
 )
 
@@ -81,6 +82,8 @@ type options struct {
 	webhookCertsExternal    bool
 	webhookService          string
 	webhookLocalURL         string
+	maxStaleness            time.Duration
+	usageFlushInterval      time.Duration
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -90,7 +93,9 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.webhookPort, "webhook-port", 9443, "Port the admission webhook server listens on.")
 	fs.BoolVar(&o.enableControllers, "enable-controllers", true, "Run the controllers for Application, APIKey, OrgConnection and MetricSet.")
 	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks on --webhook-port.")
-	fs.BoolVar(&o.enableVerifier, "enable-verifier", false, "Serve the key verifier on --verifier-bind-address.")
+	fs.BoolVar(&o.enableVerifier, "enable-verifier", true, "Serve the key verifier on --verifier-bind-address.")
+	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
+	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; default the pod's namespace, or clearance-system out of cluster.")
@@ -111,10 +116,6 @@ func (o *options) validate() error {
 	}
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
-	}
-	// The verifier is not part of this build yet; refuse rather than pretend.
-	if o.enableVerifier {
-		return errors.New("--enable-verifier: the verifier is not available in this build yet")
 	}
 	return nil
 }
@@ -202,6 +203,12 @@ func run(opts options) error {
 			return err
 		}
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return err
+		}
+	}
+
+	if opts.enableVerifier {
+		if err := setupVerifier(mgr, opts); err != nil {
 			return err
 		}
 	}
@@ -297,4 +304,28 @@ func registerLocalWebhooks(cfg *rest.Config, opts options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return clearancewebhook.Register(ctx, c, validating, mutating)
+}
+
+// setupVerifier serves the key verifier from the manager's informers; it runs in every
+// replica, leader or not.
+func setupVerifier(mgr ctrl.Manager, opts options) error {
+	format, err := keyformat.New(opts.keyPrefix)
+	if err != nil {
+		return err
+	}
+	v, err := verifier.New(verifier.Options{
+		Addr:          opts.verifierAddr,
+		Clock:         clock.RealClock{},
+		Format:        format,
+		MaxStaleness:  opts.maxStaleness,
+		FlushInterval: opts.usageFlushInterval,
+		Registerer:    ctrlmetrics.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	if err := v.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("verifier", v.ReadyzCheck)
 }

@@ -1,0 +1,332 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths the verifier serves.
+const (
+	PathAuthorize = "/v1/authorize"
+	PathVerify    = "/v1/keys:verify"
+)
+
+// Response header names, canonical so they are map keys as they are.
+const (
+	hContentType      = "Content-Type"
+	hCacheControl     = "Cache-Control"
+	hWWWAuthenticate  = "Www-Authenticate"
+	hRetryAfter       = "Retry-After"
+	hReason           = "X-Clearance-Reason"
+	hApplicationID    = "X-Clearance-Application-Id"
+	hRole             = "X-Clearance-Role"
+	hKeyID            = "X-Clearance-Key-Id"
+	hRateLimitLimit   = "X-Ratelimit-Limit"
+	hRateLimitRemain  = "X-Ratelimit-Remaining"
+	hRateLimitReset   = "X-Ratelimit-Reset"
+	hRateLimitPolicy  = "Ratelimit-Policy"
+	hRateLimit        = "Ratelimit"
+	hAllow            = "Allow"
+	hVary             = "Vary"
+	hACAllowOrigin    = "Access-Control-Allow-Origin"
+	hACAllowMethods   = "Access-Control-Allow-Methods"
+	hACAllowHeaders   = "Access-Control-Allow-Headers"
+	hACExposeHeaders  = "Access-Control-Expose-Headers"
+	hACMaxAge         = "Access-Control-Max-Age"
+	hACRequestHeaders = "Access-Control-Request-Headers"
+)
+
+// Constant header values, shared by every response (capacity full: an Add copies).
+var (
+	vJSON            = header("application/json")
+	vNoStore         = header("no-store")
+	vWWWAuthenticate = header(`api-key realm="clearance"`)
+	vAllowPost       = header(http.MethodPost)
+	vVaryOrigin      = header("Origin")
+	vVaryPreflight   = header("Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
+	vAllowMethods    = header("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	vAllowHeaders    = header("Authorization, X-API-Key, accessKey, secretKey, X-Clearance-Org, Content-Type, Sec-WebSocket-Protocol")
+	vExposeHeaders   = header("X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, RateLimit, RateLimit-Policy, Retry-After, " +
+		"X-Clearance-Application-Id, X-Clearance-Org, X-Clearance-Role, X-Clearance-Key-Id, X-Clearance-Reason")
+	vMaxAge = header("600")
+)
+
+// ServeHTTP routes to forward-auth, the JSON API, or 404.
+func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := v.clock.Now()
+	switch p := r.URL.Path; {
+	case p == PathAuthorize:
+		v.serveAuthorize(w, r, start, false)
+		v.metrics.latencyAuthorize.Observe(v.clock.Since(start).Seconds())
+	case strings.HasPrefix(p, PathAuthorize+"/"):
+		v.serveAuthorize(w, r, start, true)
+		v.metrics.latencyAuthorize.Observe(v.clock.Since(start).Seconds())
+	case p == PathVerify:
+		v.serveVerify(w, r, start)
+		v.metrics.latencyVerify.Observe(v.clock.Since(start).Seconds())
+	default:
+		v.refuse(w, decision{reason: rNotFound})
+	}
+}
+
+// serveAuthorize is forward-auth. With envoyForm (Envoy's ext_authz appends the client's path
+// and query to /v1/authorize) the parameters come from X-Clearance-* headers only; otherwise
+// from the auth request's own query, and the org may also come from X-Clearance-Org.
+func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now time.Time, envoyForm bool) {
+	if rs := v.unavailable(now); rs != rOK {
+		v.refuse(w, decision{reason: rs})
+		return
+	}
+	h := r.Header
+	if len(h[hOrigin]) > 1 {
+		v.refuse(w, decision{reason: rOriginNotAllowed}) // no browser sends two
+		return
+	}
+	origin := firstHeader(h, hOrigin)
+	if origin != "" && isPreflight(r) {
+		v.preflight(w, origin)
+		return
+	}
+	var req request
+	var rs reason
+	if envoyForm {
+		req.params, rs = headerParams(h)
+	} else {
+		req.params, rs = queryParams(r.URL.RawQuery)
+		if rs == rOK {
+			switch org := h[hClearanceOrg]; {
+			case len(org) > 1:
+				rs = rInvalidParameter
+			case len(org) == 1 && req.params.org == "":
+				req.params.org = org[0]
+			case len(org) == 1 && org[0] != req.params.org:
+				rs = rOrgConflict
+			}
+		}
+	}
+	if rs != rOK {
+		v.refuse(w, decision{reason: rs})
+		return
+	}
+	req.token, req.cred = credentials(h, v.format)
+	req.origin = origin
+	d := v.decide(&req, now)
+	if d.reason != rOK {
+		v.refuse(w, d)
+		return
+	}
+	out := w.Header()
+	out[hContentType] = vJSON
+	out[hCacheControl] = vNoStore
+	out[hApplicationID] = d.app.idHeader
+	out[hClearanceOrg] = d.conn.orgHeader
+	out[hRole] = d.conn.roleHeader
+	out[hKeyID] = d.key.keyIDHeader
+	setRateHeaders(out, d.rate)
+	if origin != "" {
+		setCORS(out, origin)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(okBody)
+	v.metrics.decisions[rOK].Inc()
+}
+
+// refuse answers a refusal: the status of the reason, a short JSON body, X-Clearance-Reason,
+// WWW-Authenticate on 401 and the rate-limit headers with Retry-After on 429.
+func (v *Verifier) refuse(w http.ResponseWriter, d decision) {
+	out := w.Header()
+	out[hContentType] = vJSON
+	out[hCacheControl] = vNoStore
+	out[hReason] = reasonHeaders[d.reason]
+	status := d.reason.status()
+	switch status {
+	case http.StatusUnauthorized:
+		out[hWWWAuthenticate] = vWWWAuthenticate
+	case http.StatusTooManyRequests:
+		setRateHeaders(out, d.rate)
+		out[hRetryAfter] = header(strconv.FormatInt(d.rate.retryAfter, 10))
+	case http.StatusMethodNotAllowed:
+		out[hAllow] = vAllowPost
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(reasonBodies[d.reason])
+	v.metrics.decisions[d.reason].Inc()
+}
+
+// setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
+// RateLimit-Policy fields. Reset and t are seconds until the bucket is full again.
+func setRateHeaders(out http.Header, rr rateResult) {
+	if rr.b == nil {
+		return
+	}
+	// One string holds the three dynamic values; the headers are slices of it.
+	var buf [96]byte
+	b := strconv.AppendInt(buf[:0], rr.remaining, 10)
+	r1 := len(b)
+	b = strconv.AppendInt(b, rr.reset, 10)
+	r2 := len(b)
+	b = append(b, '"')
+	b = append(b, rr.b.bucket...)
+	b = append(b, `";r=`...)
+	b = append(b, b[:r1]...)
+	b = append(b, ";t="...)
+	b = append(b, b[r1:r2]...)
+	s := string(b)
+	vals := &[3]string{s[:r1], s[r1:r2], s[r2:]}
+	out[hRateLimitLimit] = rr.b.limitHeader
+	out[hRateLimitRemain] = vals[0:1:1]
+	out[hRateLimitReset] = vals[1:2:2]
+	out[hRateLimitPolicy] = rr.b.policyHeader
+	out[hRateLimit] = vals[2:3:3]
+}
+
+// isPreflight recognises a CORS preflight, also when a proxy's auth request carries the
+// original method in a header (nginx auth_request subrequests are GETs).
+func isPreflight(r *http.Request) bool {
+	if firstHeader(r.Header, hACRequestMethod) == "" {
+		return false
+	}
+	return r.Method == http.MethodOptions ||
+		firstHeader(r.Header, hOriginalMethod) == http.MethodOptions ||
+		firstHeader(r.Header, hForwardedMethod) == http.MethodOptions
+}
+
+// preflight answers a CORS preflight. Preflights carry no key, so no Application can be picked:
+// the origin must be allowed by some Application, and the request that follows is checked
+// against its own key's Application. 204 is a 2xx, so forward-auth proxies let it through.
+func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
+	if !v.index.originKnown(origin) {
+		v.refuse(w, decision{reason: rOriginNotAllowed})
+		return
+	}
+	out := w.Header()
+	out[hCacheControl] = vNoStore
+	out[hACAllowOrigin] = header(origin)
+	out[hACAllowMethods] = vAllowMethods
+	out[hACAllowHeaders] = vAllowHeaders
+	out[hACMaxAge] = vMaxAge
+	out[hVary] = vVaryPreflight
+	w.WriteHeader(http.StatusNoContent)
+	v.metrics.decisions[rOK].Inc()
+}
+
+func setCORS(out http.Header, origin string) {
+	out[hACAllowOrigin] = header(origin)
+	out[hACExposeHeaders] = vExposeHeaders
+	out[hVary] = vVaryOrigin
+}
+
+// VerifyRequest is the body of POST /v1/keys:verify.
+type VerifyRequest struct {
+	Key     string `json:"key"`
+	Org     string `json:"org"`
+	MinRole string `json:"minRole,omitempty"`
+	Scope   string `json:"scope,omitempty"`
+	Metric  string `json:"metric,omitempty"`
+	Bucket  string `json:"bucket,omitempty"`
+}
+
+// VerifyResponse is the answer of POST /v1/keys:verify. A refused key gets valid=false and a
+// reason only (and ratelimit when rate-limited); nothing about the key's application leaks.
+type VerifyResponse struct {
+	Valid         bool       `json:"valid"`
+	Reason        string     `json:"reason,omitempty"`
+	ApplicationID string     `json:"applicationId,omitempty"`
+	Org           string     `json:"org,omitempty"`
+	Role          string     `json:"role,omitempty"`
+	KeyID         string     `json:"keyId,omitempty"`
+	Scopes        []string   `json:"scopes,omitempty"`
+	ExpiresAt     *time.Time `json:"expiresAt,omitempty"`
+	RateLimit     *RateLimit `json:"ratelimit,omitempty"`
+}
+
+// RateLimit is the state of the request's bucket after this request.
+type RateLimit struct {
+	Bucket     string `json:"bucket"`
+	Limit      int64  `json:"limit"`
+	Remaining  int64  `json:"remaining"`
+	Reset      int64  `json:"reset"`
+	RetryAfter int64  `json:"retryAfter,omitempty"`
+}
+
+// maxVerifyBody bounds the JSON body; a key and five short parameters fit many times over.
+const maxVerifyBody = 16 << 10
+
+// serveVerify is the JSON API. The HTTP status says whether the verifier could answer (200, or
+// 400/405/503); valid and reason say what it answered, with the same reasons as forward-auth.
+func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if r.Method != http.MethodPost {
+		v.refuse(w, decision{reason: rMethodNotAllowed})
+		return
+	}
+	if rs := v.unavailable(now); rs != rOK {
+		v.refuse(w, decision{reason: rs})
+		return
+	}
+	var body VerifyRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxVerifyBody))
+	if err := dec.Decode(&body); err != nil {
+		v.refuse(w, decision{reason: rBadRequest})
+		return
+	}
+	req := request{
+		token:  strings.TrimSpace(body.Key),
+		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
+	}
+	if req.token != "" {
+		req.cred = credFound
+	}
+	d := v.decide(&req, now)
+	switch d.reason.status() {
+	case http.StatusBadRequest, http.StatusServiceUnavailable:
+		v.refuse(w, d)
+		return
+	}
+	resp := VerifyResponse{Valid: d.reason == rOK}
+	if d.rate.b != nil {
+		resp.RateLimit = &RateLimit{Bucket: d.rate.b.bucket, Limit: d.rate.b.cfg.limit, Remaining: d.rate.remaining,
+			Reset: d.rate.reset, RetryAfter: d.rate.retryAfter}
+	}
+	if resp.Valid {
+		o := d.key.owner
+		resp.ApplicationID, resp.Org, resp.Role, resp.KeyID = d.app.id, d.conn.org, string(d.conn.role), d.key.keyID
+		resp.Scopes = o.scopes
+		if exp := o.expiresAt; !exp.IsZero() {
+			if d.key.previous && d.key.validUntil.Before(exp) {
+				exp = d.key.validUntil
+			}
+			resp.ExpiresAt = &exp
+		} else if d.key.previous {
+			exp := d.key.validUntil
+			resp.ExpiresAt = &exp
+		}
+	} else {
+		resp.Reason = d.reason.String()
+	}
+	out := w.Header()
+	out[hContentType] = vJSON
+	out[hCacheControl] = vNoStore
+	setRateHeaders(out, d.rate)
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(&resp)
+	v.metrics.decisions[d.reason].Inc()
+}

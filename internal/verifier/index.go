@@ -1,0 +1,530 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// The index holds what the verifier knows, built from the informers' objects. Readers (every
+// request) use the sharded maps; writers (informer handlers, serialized by mu) also keep the
+// bookkeeping needed to undo what an object contributed when it changes or goes away.
+type index struct {
+	log logr.Logger
+
+	keys    *shardedMap[string, *keyEntry]      // keyID (current and previous) → entry
+	apps    *shardedMap[nsName, *appEntry]      // Application namespace/name → entry
+	conns   *shardedMap[connKey, []*connEntry]  // (org, Application ID) → connections
+	metrics *shardedMap[string, *orgMetrics]    // org → enabled metrics of its MetricSets
+	origins atomic.Pointer[map[string]struct{}] // every allowed origin of every Application, for preflights
+
+	mu           sync.Mutex
+	owners       map[types.UID]*ownerRecord            // APIKey UID → keyIDs it published, its usage
+	claims       map[string][]*keyEntry                // keyID → entries of every APIKey claiming it (almost always one)
+	appUIDs      map[nsName]types.UID                  // which Application object an app entry came from
+	connByUID    map[types.UID]*connEntry              // OrgConnection UID → its published entry
+	metricSets   map[string]map[string]map[string]bool // org → MetricSet name → enabled metric names
+	metricUIDs   map[nsName]types.UID                  // which MetricSet object a set came from
+	originCounts map[string]int                        // allowed origin → Applications listing it
+}
+
+func newIndex(log logr.Logger) *index {
+	ix := &index{
+		log:          log,
+		keys:         newShardedMap[string, *keyEntry](hashString),
+		apps:         newShardedMap[nsName, *appEntry](hashNsName),
+		conns:        newShardedMap[connKey, []*connEntry](hashConnKey),
+		metrics:      newShardedMap[string, *orgMetrics](hashString),
+		owners:       map[types.UID]*ownerRecord{},
+		claims:       map[string][]*keyEntry{},
+		appUIDs:      map[nsName]types.UID{},
+		connByUID:    map[types.UID]*connEntry{},
+		metricSets:   map[string]map[string]map[string]bool{},
+		metricUIDs:   map[nsName]types.UID{},
+		originCounts: map[string]int{},
+	}
+	empty := map[string]struct{}{}
+	ix.origins.Store(&empty)
+	return ix
+}
+
+// keyEntry is one key id the verifier accepts: the current key of an APIKey, or one of its
+// rotated-out keys during the overlap. Immutable once published.
+type keyEntry struct {
+	keyID       string
+	keyIDHeader []string
+	digest      [sha256.Size]byte // SHA-256 of the token, decoded from status.hash
+	hash        string            // status.hash as written, when it is not a sha256: hash
+	previous    bool
+	validUntil  time.Time // previous keys only
+	owner       *keyOwner
+	// conflict: more than one APIKey claims this key id; it is refused until only one does.
+	conflict bool
+}
+
+// keyOwner is what an APIKey says about all its keys. Immutable once published.
+type keyOwner struct {
+	uid             types.UID
+	namespace, name string
+	applicationName string
+	state           v1.KeyState
+	enabled         bool
+	deleting        bool
+	expiresAt       time.Time // zero: never
+	scopes          []string
+	rateLimits      map[string]rateLimit // the key's narrowing of its Application's buckets
+	usage           *keyUsage            // lives as long as the APIKey's UID, across updates
+}
+
+// ownerRecord is the writer's memory of one APIKey.
+type ownerRecord struct {
+	keyIDs []string
+	usage  *keyUsage
+}
+
+// appEntry is an Application. Immutable once published.
+type appEntry struct {
+	uid        types.UID
+	id         string
+	idHeader   []string
+	deleting   bool
+	origins    map[string]struct{}
+	rateLimits map[string]rateLimit
+}
+
+// connEntry is an OrgConnection. Immutable once published.
+type connEntry struct {
+	uid           types.UID
+	org, name     string
+	orgHeader     []string
+	role          v1.Role
+	rank          int
+	roleHeader    []string
+	metricSets    []string
+	ready         bool
+	deleting      bool
+	appNamespace  string
+	applicationID string
+}
+
+// orgMetrics are the enabled metrics of an org's MetricSets. Immutable once published.
+type orgMetrics struct {
+	sets map[string]map[string]bool // MetricSet name → enabled metric names
+	all  map[string]bool            // union of sets
+}
+
+// rateLimit is one named bucket: limit requests per period.
+type rateLimit struct {
+	limit  int64
+	period time.Duration
+}
+
+func rateLimitsOf(list []v1.RateLimit) map[string]rateLimit {
+	if len(list) == 0 {
+		return nil
+	}
+	m := make(map[string]rateLimit, len(list))
+	for _, rl := range list {
+		if rl.Limit <= 0 || rl.Period.Duration <= 0 {
+			continue // the CRD refuses these; never divide by them
+		}
+		m[rl.Name] = rateLimit{limit: rl.Limit, period: rl.Period.Duration}
+	}
+	return m
+}
+
+// header returns a one-value header slice whose capacity is full, so a later Add on a
+// response copies instead of writing into the shared array.
+func header(v string) []string { return []string{v}[:1:1] }
+
+// uidOf falls back to namespace/name for objects without a UID (hand-built test objects).
+func uidOf(uid types.UID, namespace, name string) types.UID {
+	if uid != "" {
+		return uid
+	}
+	return types.UID(namespace + "/" + name)
+}
+
+// APIKeys.
+
+func (ix *index) applyAPIKey(k *v1.APIKey) {
+	uid := uidOf(k.UID, k.Namespace, k.Name)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	rec := ix.owners[uid]
+	if rec == nil {
+		rec = &ownerRecord{usage: &keyUsage{uid: uid, namespace: k.Namespace, name: k.Name}}
+		ix.owners[uid] = rec
+	}
+	owner := &keyOwner{
+		uid:             uid,
+		namespace:       k.Namespace,
+		name:            k.Name,
+		applicationName: k.Spec.ApplicationName,
+		state:           k.Status.State,
+		enabled:         k.Spec.Enabled == nil || *k.Spec.Enabled,
+		deleting:        k.DeletionTimestamp != nil,
+		scopes:          slices.Clone(k.Spec.Scopes),
+		rateLimits:      rateLimitsOf(k.Spec.RateLimits),
+		usage:           rec.usage,
+	}
+	// The earlier of spec and status: a shortened spec.expiresAt takes effect before the
+	// controller copies it to status.
+	for _, t := range []*time.Time{timeOf(k.Status.ExpiresAt), timeOf(k.Spec.ExpiresAt)} {
+		if t != nil && (owner.expiresAt.IsZero() || t.Before(owner.expiresAt)) {
+			owner.expiresAt = *t
+		}
+	}
+	var entries []*keyEntry
+	if k.Status.KeyID != "" && k.Status.Hash != "" {
+		entries = append(entries, newKeyEntry(k.Status.KeyID, k.Status.Hash, owner))
+	}
+	for _, p := range k.Status.PreviousKeys {
+		if p.KeyID == "" || p.Hash == "" || p.KeyID == k.Status.KeyID {
+			continue
+		}
+		e := newKeyEntry(p.KeyID, p.Hash, owner)
+		e.previous, e.validUntil = true, p.ValidUntil.Time
+		entries = append(entries, e)
+	}
+	ids := make([]string, 0, len(entries))
+	for _, e := range entries {
+		ids = append(ids, e.keyID)
+	}
+	for _, old := range rec.keyIDs {
+		if !slices.Contains(ids, old) {
+			ix.unclaim(old, uid)
+		}
+	}
+	for _, e := range entries {
+		ix.claim(e, uid)
+	}
+	rec.keyIDs = ids
+}
+
+func (ix *index) removeAPIKey(k *v1.APIKey) {
+	uid := uidOf(k.UID, k.Namespace, k.Name)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	rec := ix.owners[uid]
+	if rec == nil {
+		return
+	}
+	for _, id := range rec.keyIDs {
+		ix.unclaim(id, uid)
+	}
+	delete(ix.owners, uid)
+}
+
+func newKeyEntry(keyID, hash string, owner *keyOwner) *keyEntry {
+	e := &keyEntry{keyID: keyID, keyIDHeader: header(keyID), owner: owner}
+	if hexDigest, ok := strings.CutPrefix(hash, "sha256:"); ok && hex.DecodedLen(len(hexDigest)) == sha256.Size {
+		if _, err := hex.Decode(e.digest[:], []byte(hexDigest)); err == nil {
+			return e
+		}
+	}
+	e.hash = hash // another scheme or garbage: compared as a whole with keyformat.Verify
+	return e
+}
+
+// claim publishes e for its key id, or a conflict marker when another APIKey claims it too.
+func (ix *index) claim(e *keyEntry, uid types.UID) {
+	c := ix.claims[e.keyID]
+	for i, other := range c {
+		if other.owner.uid == uid {
+			c[i] = e
+			ix.publishKey(e.keyID)
+			return
+		}
+	}
+	ix.claims[e.keyID] = append(c, e)
+	ix.publishKey(e.keyID)
+}
+
+func (ix *index) unclaim(keyID string, uid types.UID) {
+	c := slices.DeleteFunc(ix.claims[keyID], func(e *keyEntry) bool { return e.owner.uid == uid })
+	if len(c) == 0 {
+		delete(ix.claims, keyID)
+	} else {
+		ix.claims[keyID] = c
+	}
+	ix.publishKey(keyID)
+}
+
+func (ix *index) publishKey(keyID string) {
+	switch c := ix.claims[keyID]; len(c) {
+	case 0:
+		ix.keys.delete(keyID)
+	case 1:
+		ix.keys.set(keyID, c[0])
+	default:
+		var names []string
+		for _, e := range c {
+			names = append(names, e.owner.namespace+"/"+e.owner.name)
+		}
+		slices.Sort(names)
+		ix.log.Info("key id claimed by more than one APIKey; refusing it until only one does", "keyID", keyID, "apiKeys", names)
+		ix.keys.set(keyID, &keyEntry{keyID: keyID, conflict: true})
+	}
+}
+
+// Applications.
+
+func (ix *index) applyApplication(a *v1.Application) {
+	uid := uidOf(a.UID, a.Namespace, a.Name)
+	e := &appEntry{
+		uid:        uid,
+		id:         a.Status.ApplicationID,
+		idHeader:   header(a.Status.ApplicationID),
+		deleting:   a.DeletionTimestamp != nil,
+		origins:    make(map[string]struct{}, len(a.Spec.AllowedOrigins)),
+		rateLimits: rateLimitsOf(a.Spec.RateLimits),
+	}
+	for _, o := range a.Spec.AllowedOrigins {
+		e.origins[o] = struct{}{}
+	}
+	key := nsName{a.Namespace, a.Name}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	old, _ := ix.apps.get(key)
+	ix.appUIDs[key] = uid
+	ix.apps.set(key, e)
+	ix.countOrigins(old, e)
+}
+
+func (ix *index) removeApplication(a *v1.Application) {
+	key := nsName{a.Namespace, a.Name}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if uid, ok := ix.appUIDs[key]; !ok || uid != uidOf(a.UID, a.Namespace, a.Name) {
+		return // a newer object of the same name replaced it already
+	}
+	old, _ := ix.apps.get(key)
+	delete(ix.appUIDs, key)
+	ix.apps.delete(key)
+	ix.countOrigins(old, nil)
+}
+
+// countOrigins keeps the set of all allowed origins, which answers CORS preflights (they carry
+// no key, so no one Application can be picked). Applications change rarely: rebuild the set.
+func (ix *index) countOrigins(old, cur *appEntry) {
+	changed := false
+	if old != nil {
+		for o := range old.origins {
+			if ix.originCounts[o]--; ix.originCounts[o] <= 0 {
+				delete(ix.originCounts, o)
+				changed = true
+			}
+		}
+	}
+	if cur != nil {
+		for o := range cur.origins {
+			if ix.originCounts[o]++; ix.originCounts[o] == 1 {
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return
+	}
+	set := make(map[string]struct{}, len(ix.originCounts))
+	for o := range ix.originCounts {
+		set[o] = struct{}{}
+	}
+	ix.origins.Store(&set)
+}
+
+// OrgConnections.
+
+func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
+	uid := uidOf(c.UID, c.Namespace, c.Name)
+	e := &connEntry{
+		uid:           uid,
+		org:           c.Namespace,
+		name:          c.Name,
+		orgHeader:     header(c.Namespace),
+		role:          c.Spec.Role,
+		rank:          c.Spec.Role.Rank(),
+		roleHeader:    header(string(c.Spec.Role)),
+		metricSets:    slices.Clone(c.Spec.MetricSets),
+		ready:         meta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionReady),
+		deleting:      c.DeletionTimestamp != nil,
+		appNamespace:  c.Status.ApplicationNamespace,
+		applicationID: c.Spec.ApplicationID,
+	}
+	key := connKey{e.org, e.applicationID}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old := ix.connByUID[uid]; old != nil && (connKey{old.org, old.applicationID}) != key {
+		ix.unlinkConn(old)
+	}
+	ix.connByUID[uid] = e
+	// One swap from the old list to the new: readers never see the connection missing.
+	list, _ := ix.conns.get(key)
+	next := make([]*connEntry, 0, len(list)+1)
+	for _, c := range list {
+		if c.uid != uid {
+			next = append(next, c)
+		}
+	}
+	ix.conns.set(key, append(next, e))
+}
+
+func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
+	uid := uidOf(c.UID, c.Namespace, c.Name)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if old := ix.connByUID[uid]; old != nil {
+		ix.unlinkConn(old)
+		delete(ix.connByUID, uid)
+	}
+}
+
+func (ix *index) unlinkConn(old *connEntry) {
+	key := connKey{old.org, old.applicationID}
+	list, _ := ix.conns.get(key)
+	kept := make([]*connEntry, 0, len(list))
+	for _, e := range list {
+		if e.uid != old.uid {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		ix.conns.delete(key)
+		return
+	}
+	ix.conns.set(key, kept)
+}
+
+// MetricSets.
+
+func (ix *index) applyMetricSet(m *v1.MetricSet) {
+	enabled := map[string]bool{}
+	if m.DeletionTimestamp == nil {
+		for _, metric := range m.Spec.Metrics {
+			if metric.Enabled == nil || *metric.Enabled {
+				enabled[metric.Name] = true
+			}
+		}
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.metricUIDs[nsName{m.Namespace, m.Name}] = uidOf(m.UID, m.Namespace, m.Name)
+	ix.setMetricSet(m.Namespace, m.Name, enabled)
+}
+
+func (ix *index) removeMetricSet(m *v1.MetricSet) {
+	key := nsName{m.Namespace, m.Name}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if uid, ok := ix.metricUIDs[key]; !ok || uid != uidOf(m.UID, m.Namespace, m.Name) {
+		return
+	}
+	delete(ix.metricUIDs, key)
+	ix.setMetricSet(m.Namespace, m.Name, nil)
+}
+
+// setMetricSet replaces one set (nil removes it) and republishes the org's metrics.
+func (ix *index) setMetricSet(org, name string, enabled map[string]bool) {
+	sets := ix.metricSets[org]
+	if sets == nil {
+		sets = map[string]map[string]bool{}
+		ix.metricSets[org] = sets
+	}
+	if enabled == nil {
+		delete(sets, name)
+	} else {
+		sets[name] = enabled
+	}
+	if len(sets) == 0 {
+		delete(ix.metricSets, org)
+		ix.metrics.delete(org)
+		return
+	}
+	pub := &orgMetrics{sets: make(map[string]map[string]bool, len(sets)), all: map[string]bool{}}
+	for n, s := range sets {
+		pub.sets[n] = s
+		for metric := range s {
+			pub.all[metric] = true
+		}
+	}
+	ix.metrics.set(org, pub)
+}
+
+// Lookups on the request path.
+
+// connection is the OrgConnection that grants the application (ID appID, owned by org
+// appNamespace) a role in org: Ready, not being deleted, and resolved to the key's own org, so
+// an Application elsewhere that claims the same ID gains nothing. With several (the webhook
+// normally prevents that), the lowest role wins.
+func (ix *index) connection(org, appID, appNamespace string) *connEntry {
+	list, _ := ix.conns.get(connKey{org, appID})
+	var best *connEntry
+	for _, c := range list {
+		if !c.ready || c.deleting || c.appNamespace != appNamespace {
+			continue
+		}
+		if best == nil || c.rank < best.rank {
+			best = c
+		}
+	}
+	return best
+}
+
+// metricEnabled reports whether metric is enabled in the org for a connection limited to sets
+// (empty: every MetricSet of the org).
+func (ix *index) metricEnabled(org string, sets []string, metric string) bool {
+	m, ok := ix.metrics.get(org)
+	if !ok {
+		return false
+	}
+	if len(sets) == 0 {
+		return m.all[metric]
+	}
+	for _, name := range sets {
+		if m.sets[name][metric] {
+			return true
+		}
+	}
+	return false
+}
+
+func (ix *index) originKnown(origin string) bool {
+	_, ok := (*ix.origins.Load())[origin]
+	return ok
+}
+
+// timeOf is the instant of an optional API time.
+func timeOf(t *metav1.Time) *time.Time {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return &t.Time
+}

@@ -1,0 +1,376 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+// The verifier reads the four kinds and writes only the usage fields of APIKey status.
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys;applications;orgconnections;metricsets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/status,verbs=get;patch
+
+// Defaults of Options.
+const (
+	DefaultAddr          = ":8090"
+	DefaultMaxStaleness  = 5 * time.Minute
+	DefaultFlushInterval = 10 * time.Second
+	DefaultProbeInterval = 10 * time.Second
+	// DefaultShutdownTimeout bounds draining HTTP requests and the final usage flush.
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Options configure a Verifier; main.go sets them from flags.
+type Options struct {
+	// Addr is where the HTTP server listens (--verifier-bind-address). Empty or "0": SetupWithManager
+	// starts no server (use Handler or Serve).
+	Addr string
+	// Clock is the only source of time: expiry, rate limits, staleness, usage timestamps and the
+	// flusher's and probe's tickers. Default: the real clock.
+	Clock clock.WithTicker
+	// Format parses presented keys (the configured prefix).
+	Format keyformat.Format
+	// MaxStaleness is how long the verifier keeps answering from its index without hearing from
+	// the apiserver before it answers 503 stale (--max-staleness).
+	MaxStaleness time.Duration
+	// FlushInterval is how often usage counts are written to APIKey status (--usage-flush-interval).
+	FlushInterval time.Duration
+	// ProbeInterval is how often the staleness probe calls the apiserver.
+	ProbeInterval time.Duration
+	// ShutdownTimeout bounds the HTTP drain and the final flush on shutdown.
+	ShutdownTimeout time.Duration
+	// Registerer receives the verifier's metrics. Required: the verifier registers nothing
+	// globally.
+	Registerer prometheus.Registerer
+	// Logger defaults to ctrl.Log.WithName("verifier").
+	Logger logr.Logger
+}
+
+// Verifier answers forward-auth and JSON key checks from an in-memory index.
+type Verifier struct {
+	opts    Options
+	clock   clock.WithTicker
+	format  keyformat.Format
+	log     logr.Logger
+	index   *index
+	usage   usageTracker
+	metrics *metrics
+
+	// lastContact is when the verifier last heard from the apiserver (unix nanoseconds of the
+	// injected clock): an informer event or a successful probe.
+	lastContact atomic.Int64
+	// synced turns true once every informer handler has seen its initial list; until then the
+	// verifier answers 503 not_ready instead of refusing keys it has not loaded yet.
+	synced atomic.Bool
+	regs   []toolscache.ResourceEventHandlerRegistration
+
+	client    client.Client // writes usage; reads APIKeys from the cache
+	apiReader client.Reader // uncached: the staleness probe and conflict retries
+
+	addr          atomic.Pointer[string]
+	serverStopped chan struct{}
+	stopOnce      sync.Once
+}
+
+// New builds a Verifier. It serves requests from whatever its index holds: SetupWithManager
+// connects the index to the informers, tests feed it with Apply and Remove.
+func New(opts Options) (*Verifier, error) {
+	if err := keyformat.ValidatePrefix(opts.Format.Prefix); err != nil {
+		return nil, fmt.Errorf("verifier: key format: %w", err)
+	}
+	if opts.Registerer == nil {
+		return nil, errors.New("verifier: Options.Registerer is required (pass controller-runtime's metrics.Registry)")
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Logger.GetSink() == nil {
+		opts.Logger = ctrl.Log.WithName("verifier")
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+		n   string
+	}{
+		{&opts.MaxStaleness, DefaultMaxStaleness, "MaxStaleness"},
+		{&opts.FlushInterval, DefaultFlushInterval, "FlushInterval"},
+		{&opts.ProbeInterval, DefaultProbeInterval, "ProbeInterval"},
+		{&opts.ShutdownTimeout, DefaultShutdownTimeout, "ShutdownTimeout"},
+	} {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < 0:
+			return nil, fmt.Errorf("verifier: %s must be positive, got %s", d.n, *d.v)
+		}
+	}
+	v := &Verifier{
+		opts:          opts,
+		clock:         opts.Clock,
+		format:        opts.Format,
+		log:           opts.Logger,
+		index:         newIndex(opts.Logger),
+		serverStopped: make(chan struct{}),
+	}
+	v.synced.Store(true)
+	v.recordContact()
+	m, err := newMetrics(opts.Registerer, v)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: registering metrics: %w", err)
+	}
+	v.metrics = m
+	return v, nil
+}
+
+// Handler is the verifier's HTTP handler, for tests, benchmarks and embedding.
+func (v *Verifier) Handler() http.Handler { return v }
+
+// Apply adds or updates an APIKey, Application, OrgConnection or MetricSet in the index; the
+// informer handlers call it, and tests and benchmarks feed the index with it.
+func (v *Verifier) Apply(obj any) {
+	switch o := obj.(type) {
+	case *v1.APIKey:
+		v.index.applyAPIKey(o)
+	case *v1.Application:
+		v.index.applyApplication(o)
+	case *v1.OrgConnection:
+		v.index.applyOrgConnection(o)
+	case *v1.MetricSet:
+		v.index.applyMetricSet(o)
+	}
+}
+
+// Remove drops an object from the index (accepting informers' tombstones).
+func (v *Verifier) Remove(obj any) {
+	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	switch o := obj.(type) {
+	case *v1.APIKey:
+		v.index.removeAPIKey(o)
+	case *v1.Application:
+		v.index.removeApplication(o)
+	case *v1.OrgConnection:
+		v.index.removeOrgConnection(o)
+	case *v1.MetricSet:
+		v.index.removeMetricSet(o)
+	}
+}
+
+// SetupWithManager feeds the index from the manager's informers and adds the verifier's
+// runnables: the HTTP server (unless Options.Addr is empty or "0"), the usage flusher and the
+// staleness probe. None needs leader election: every replica verifies.
+func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
+	v.client = mgr.GetClient()
+	v.apiReader = mgr.GetAPIReader()
+	handler := toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { v.recordContact(); v.Apply(o) },
+		UpdateFunc: func(_, o any) { v.recordContact(); v.Apply(o) },
+		DeleteFunc: func(o any) { v.recordContact(); v.Remove(o) },
+	}
+	for _, obj := range []client.Object{&v1.APIKey{}, &v1.Application{}, &v1.OrgConnection{}, &v1.MetricSet{}} {
+		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
+		if err != nil {
+			return fmt.Errorf("verifier: informer for %T: %w", obj, err)
+		}
+		reg, err := inf.AddEventHandler(handler)
+		if err != nil {
+			return fmt.Errorf("verifier: event handler for %T: %w", obj, err)
+		}
+		v.regs = append(v.regs, reg)
+	}
+	v.synced.Store(false)
+	runnables := []runnable{&flusher{v}, &prober{v}}
+	if v.opts.Addr != "" && v.opts.Addr != "0" {
+		runnables = append(runnables, &server{v})
+	} else {
+		v.markServerStopped()
+	}
+	for _, r := range runnables {
+		if err := mgr.Add(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadyzCheck fails while the index has not loaded or is stale, for mgr.AddReadyzCheck in a
+// verifier-only Deployment, so a Service stops sending requests to a replica that cannot answer.
+func (v *Verifier) ReadyzCheck(_ *http.Request) error {
+	if r := v.unavailable(v.clock.Now()); r != rOK {
+		return errors.New(r.String())
+	}
+	return nil
+}
+
+// Addr is the address the HTTP server listens on, once it does ("" before).
+func (v *Verifier) Addr() string {
+	if a := v.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+// unavailable says why the verifier cannot answer truthfully now, or rOK.
+func (v *Verifier) unavailable(now time.Time) reason {
+	if !v.synced.Load() {
+		for _, reg := range v.regs {
+			if !reg.HasSynced() {
+				return rNotReady
+			}
+		}
+		v.synced.Store(true)
+	}
+	if v.sinceContact(now) > v.opts.MaxStaleness {
+		return rStale
+	}
+	return rOK
+}
+
+func (v *Verifier) recordContact() { v.lastContact.Store(v.clock.Now().UnixNano()) }
+
+func (v *Verifier) sinceContact(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, v.lastContact.Load()))
+}
+
+// Serve answers on ln until ctx ends, then drains requests in flight for up to
+// Options.ShutdownTimeout.
+func (v *Verifier) Serve(ctx context.Context, ln net.Listener) error {
+	defer v.markServerStopped()
+	srv := &http.Server{
+		Handler:           v,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	addr := ln.Addr().String()
+	v.addr.Store(&addr)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), v.opts.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serveErr := <-errc; !errors.Is(serveErr, http.ErrServerClosed) && err == nil {
+		err = serveErr
+	}
+	return err
+}
+
+func (v *Verifier) markServerStopped() { v.stopOnce.Do(func() { close(v.serverStopped) }) }
+
+// runnable is a manager Runnable that runs in every replica, leader or not.
+type runnable interface {
+	Start(context.Context) error
+	NeedLeaderElection() bool
+}
+
+// server is the HTTP listener as a manager Runnable.
+type server struct{ v *Verifier }
+
+func (s *server) NeedLeaderElection() bool { return false }
+
+func (s *server) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.v.opts.Addr)
+	if err != nil {
+		s.v.markServerStopped()
+		return fmt.Errorf("verifier: listening on %s: %w", s.v.opts.Addr, err)
+	}
+	s.v.log.Info("verifier listening", "address", ln.Addr().String())
+	return s.v.Serve(ctx, ln)
+}
+
+// prober is the staleness probe: informer events prove contact only when something changes, so
+// every ProbeInterval it makes one cheap uncached call (a List of at most one APIKey).
+type prober struct{ v *Verifier }
+
+func (p *prober) NeedLeaderElection() bool { return false }
+
+func (p *prober) Start(ctx context.Context) error {
+	t := p.v.clock.NewTicker(p.v.opts.ProbeInterval)
+	defer t.Stop()
+	p.v.probe(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+			p.v.probe(ctx)
+		}
+	}
+}
+
+func (v *Verifier) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := v.apiReader.List(ctx, &v1.APIKeyList{}, client.Limit(1)); err != nil {
+		v.log.V(1).Info("staleness probe failed", "error", err.Error(), "sinceContact", v.sinceContact(v.clock.Now()).String())
+		return
+	}
+	v.recordContact()
+}
+
+// flusher writes usage every FlushInterval and once more on shutdown, after the HTTP server
+// has drained, so requests answered during the drain are counted too.
+type flusher struct{ v *Verifier }
+
+func (f *flusher) NeedLeaderElection() bool { return false }
+
+func (f *flusher) Start(ctx context.Context) error {
+	t := f.v.clock.NewTicker(f.v.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), f.v.opts.ShutdownTimeout)
+			defer cancel()
+			select {
+			case <-f.v.serverStopped:
+			case <-final.Done():
+			}
+			if err := f.v.Flush(final); err != nil {
+				f.v.log.Error(err, "final usage flush incomplete; these counts are lost")
+			}
+			return nil
+		case <-t.C():
+			if err := f.v.Flush(ctx); err != nil {
+				f.v.log.Error(err, "usage flush incomplete; retrying with the next flush")
+			}
+		}
+	}
+}

@@ -1,0 +1,622 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+func TestAValidKeyIsAcceptedWithItsApplicationOrgRoleAndKeyID(t *testing.T) {
+	w := newWorld(t)
+	rec := w.authorize(w.token.Token, "")
+	expect(t, rec, http.StatusOK, "")
+	for name, want := range map[string]string{
+		"X-Clearance-Application-Id": appID,
+		"X-Clearance-Org":            grantOrg,
+		"X-Clearance-Role":           string(v1.RoleAnalyst),
+		"X-Clearance-Key-Id":         w.token.KeyID,
+		"Content-Type":               "application/json",
+		"Cache-Control":              "no-store",
+	} {
+		if got := rec.Header().Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if got := rec.Body.String(); got != `{"valid":true}` {
+		t.Errorf("body %s", got)
+	}
+}
+
+func TestClientsMaySendTheKeyInEveryDocumentedForm(t *testing.T) {
+	w := newWorld(t)
+	k := w.token
+	for name, headers := range map[string][]string{
+		"Authorization api-key":                         {"Authorization", "api-key " + k.Token},
+		"Authorization API-Key, any case":               {"Authorization", "API-Key " + k.Token},
+		"Authorization Bearer":                          {"Authorization", "Bearer " + k.Token},
+		"X-API-Key":                                     {"X-API-Key", k.Token},
+		"accessKey and secretKey":                       {"accessKey", keyformat.AccessKey(k), "secretKey", keyformat.SecretKey(k)},
+		"WebSocket subprotocol":                         {"Sec-WebSocket-Protocol", "clearance.v1, clearance.key." + k.Token},
+		"WebSocket subprotocol, two lines":              {"Sec-WebSocket-Protocol", "clearance.v1", "Sec-WebSocket-Protocol", "clearance.key." + k.Token},
+		"X-API-Key beside an upstream bearer token":     {"Authorization", "Bearer eyJhbGciOi.upstream.jwt", "X-API-Key", k.Token},
+		"WebSocket handshake with the key in X-API-Key": {"Upgrade", "websocket", "Connection", "Upgrade", "X-API-Key", k.Token},
+	} {
+		t.Run(name, func(t *testing.T) {
+			expect(t, w.authorize("", "", headers...), http.StatusOK, "")
+		})
+	}
+}
+
+func TestAMissingKeyIsAskedForWithWWWAuthenticate(t *testing.T) {
+	w := newWorld(t)
+	for name, headers := range map[string][]string{
+		"no headers":                  nil,
+		"basic auth for someone else": {"Authorization", "Basic dXNlcjpwYXNz"},
+		"websocket without a key":     {"Sec-WebSocket-Protocol", "clearance.v1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rec := w.authorize("", "", headers...)
+			expect(t, rec, http.StatusUnauthorized, ReasonKeyMissing)
+			if got := rec.Header().Get("WWW-Authenticate"); got != `api-key realm="clearance"` {
+				t.Errorf("WWW-Authenticate %q", got)
+			}
+		})
+	}
+}
+
+func TestBrokenOrAmbiguousKeysAreRefusedWithoutALookup(t *testing.T) {
+	w := newWorld(t)
+	k := w.token
+	typo := k.Token[:20] + flip(k.Token[20]) + k.Token[21:]
+	for name, headers := range map[string][]string{
+		"a typo fails the checksum":          {"X-API-Key", typo},
+		"another prefix":                     {"X-API-Key", "ghp_" + k.Token[4:]},
+		"truncated":                          {"X-API-Key", k.Token[:40]},
+		"empty api-key":                      {"Authorization", "api-key "},
+		"two Authorization headers":          {"Authorization", "api-key " + k.Token, "Authorization", "api-key " + k.Token},
+		"two X-API-Key headers":              {"X-API-Key", k.Token, "X-API-Key", k.Token},
+		"accessKey without secretKey":        {"accessKey", keyformat.AccessKey(k)},
+		"pair split at the wrong place":      {"accessKey", keyformat.AccessKey(k) + "_", "secretKey", keyformat.SecretKey(k)[1:]},
+		"two keys in the WebSocket protocol": {"Sec-WebSocket-Protocol", "clearance.key." + k.Token + ", clearance.key." + k.Token},
+		"a foreign bearer token":             {"Authorization", "Bearer eyJhbGciOi.upstream.jwt"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			expect(t, w.authorize("", "", headers...), http.StatusUnauthorized, ReasonKeyMalformed)
+		})
+	}
+}
+
+func flip(c byte) string {
+	if c == 'a' {
+		return "b"
+	}
+	return "a"
+}
+
+func TestAWrongSecretLooksExactlyLikeAnUnknownKey(t *testing.T) {
+	w := newWorld(t)
+	// Same key id, another secret: GenerateFrom reads the key id from the first 9 bytes.
+	seed := bytes.Repeat([]byte{7}, 41)
+	real, _ := w.format.GenerateFrom(bytes.NewReader(seed))
+	seed[40] = 8
+	forged, _ := w.format.GenerateFrom(bytes.NewReader(seed))
+	w.minted = append(w.minted, real, forged)
+	if real.KeyID != forged.KeyID || real.Token == forged.Token {
+		t.Fatal("fixture: want the same key id with another secret")
+	}
+	w.updateKey(func(k *v1.APIKey) { k.Status.KeyID, k.Status.Hash = real.KeyID, keyformat.Hash(real.Token) })
+	expect(t, w.authorize(real.Token, ""), http.StatusOK, "")
+
+	wrongSecret := w.authorize(forged.Token, "")
+	unknown := w.authorize(w.mint().Token, "")
+	expect(t, wrongSecret, http.StatusUnauthorized, ReasonKeyUnknown)
+	expect(t, unknown, http.StatusUnauthorized, ReasonKeyUnknown)
+	if wrongSecret.Body.String() != unknown.Body.String() {
+		t.Error("a wrong secret must be indistinguishable from an unknown key")
+	}
+
+	// Even a disabled key reveals its state only to a caller who holds its secret.
+	w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = ptr(false) })
+	expect(t, w.authorize(forged.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestAKeyStopsWorkingAtTheExactInstantItExpires(t *testing.T) {
+	w := newWorld(t)
+	expiry := epoch.Add(time.Hour)
+	w.updateKey(func(k *v1.APIKey) { k.Status.ExpiresAt = &metav1.Time{Time: expiry} })
+
+	w.setTime(expiry.Add(-time.Nanosecond))
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	w.setTime(expiry)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyExpired)
+}
+
+func TestShorteningSpecExpiresAtTakesEffectBeforeTheControllerCatchesUp(t *testing.T) {
+	w := newWorld(t)
+	w.updateKey(func(k *v1.APIKey) {
+		k.Status.ExpiresAt = &metav1.Time{Time: epoch.Add(24 * time.Hour)}
+		k.Spec.ExpiresAt = &metav1.Time{Time: epoch.Add(time.Minute)}
+	})
+	w.step(time.Minute)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyExpired)
+}
+
+func TestDuringRotationOldAndNewKeysBothWorkThenOnlyTheNewOne(t *testing.T) {
+	w := newWorld(t)
+	old := w.token
+	fresh := w.mint()
+	validUntil := epoch.Add(24 * time.Hour)
+	w.updateKey(func(k *v1.APIKey) {
+		k.Status.PreviousKeys = []v1.PreviousKey{{KeyID: old.KeyID, Hash: keyformat.Hash(old.Token), ValidUntil: metav1.Time{Time: validUntil}}}
+		k.Status.KeyID, k.Status.Hash, k.Status.State = fresh.KeyID, keyformat.Hash(fresh.Token), v1.KeyRotating
+	})
+	expect(t, w.authorize(old.Token, ""), http.StatusOK, "")
+	expect(t, w.authorize(fresh.Token, ""), http.StatusOK, "")
+
+	w.setTime(validUntil)
+	expect(t, w.authorize(old.Token, ""), http.StatusUnauthorized, ReasonKeyRotated)
+	expect(t, w.authorize(fresh.Token, ""), http.StatusOK, "")
+
+	// When the controller drops the previous key, it is unknown.
+	w.updateKey(func(k *v1.APIKey) { k.Status.PreviousKeys = nil; k.Status.State = v1.KeyActive })
+	expect(t, w.authorize(old.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
+}
+
+func TestDisablingAKeyRefusesItAtOnceAndReEnablingRestoresTheSameKey(t *testing.T) {
+	w := newWorld(t)
+	// spec.enabled alone is enough: no waiting for the controller to write state Disabled.
+	w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = ptr(false) })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyDisabled)
+	w.updateKey(func(k *v1.APIKey) { k.Status.State = v1.KeyDisabled })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyDisabled)
+	w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = ptr(true); k.Status.State = v1.KeyActive })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+}
+
+func TestKeysInStatesThatDoNotWorkAreRefused(t *testing.T) {
+	for state, want := range map[v1.KeyState]string{
+		v1.KeyPending:  ReasonKeyInactive,
+		v1.KeyFailed:   ReasonKeyInactive,
+		"":             ReasonKeyInactive,
+		v1.KeyExpired:  ReasonKeyExpired,
+		v1.KeyDisabled: ReasonKeyDisabled,
+	} {
+		t.Run(string(state), func(t *testing.T) {
+			w := newWorld(t)
+			w.updateKey(func(k *v1.APIKey) { k.Status.State = state })
+			expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, want)
+		})
+	}
+}
+
+func TestDeletingAKeyOrItsApplicationRevokesTheKey(t *testing.T) {
+	w := newWorld(t)
+	now := metav1.NewTime(epoch)
+	w.updateKey(func(k *v1.APIKey) { k.DeletionTimestamp = &now })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	w.updateKey(func(k *v1.APIKey) { k.DeletionTimestamp = nil })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+
+	w.updateApp(func(a *v1.Application) { a.DeletionTimestamp = &now })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	w.v.Remove(w.app)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+
+	w.updateApp(func(a *v1.Application) { a.DeletionTimestamp = nil })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	w.v.Remove(w.key)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
+}
+
+func TestAKeyWorksOnlyInOrgsThatConnectedItsApplication(t *testing.T) {
+	w := newWorld(t)
+	wrongOrg := w.do(http.MethodGet, PathAuthorize+"?org=initech", "", "X-API-Key", w.token.Token)
+	expect(t, wrongOrg, http.StatusForbidden, ReasonOrgNotConnected)
+	// Its own org did not connect it either: an Application by itself has access to nothing.
+	own := w.do(http.MethodGet, PathAuthorize+"?org="+ownerOrg, "", "X-API-Key", w.token.Token)
+	expect(t, own, http.StatusForbidden, ReasonOrgNotConnected)
+
+	// A connection that is not Ready does not count.
+	w.v.Apply(connection(grantOrg, "acme-bi", appID, v1.RoleAnalyst, ownerOrg, false))
+	expect(t, w.authorize(w.token.Token, ""), http.StatusForbidden, ReasonOrgNotConnected)
+	// Nor one resolved to an Application of another org that claims the same ID.
+	w.v.Apply(connection(grantOrg, "acme-bi", appID, v1.RoleAnalyst, "mallory", true))
+	expect(t, w.authorize(w.token.Token, ""), http.StatusForbidden, ReasonOrgNotConnected)
+	// Ready again, then disconnected.
+	w.v.Apply(w.conn)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	w.v.Remove(w.conn)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusForbidden, ReasonOrgNotConnected)
+}
+
+func TestARoleBelowMinRoleIsForbidden(t *testing.T) {
+	w := newWorld(t)
+	for minRole, status := range map[string]int{
+		"Observer": http.StatusOK, "Analyst": http.StatusOK,
+		"Technician": http.StatusForbidden, "OrgAdmin": http.StatusForbidden,
+	} {
+		rec := w.authorize(w.token.Token, "minRole="+minRole)
+		if rec.Code != status {
+			t.Errorf("minRole=%s: %d, want %d", minRole, rec.Code, status)
+		}
+		if status == http.StatusForbidden {
+			expect(t, rec, status, ReasonRoleInsufficient)
+		}
+	}
+	expect(t, w.authorize(w.token.Token, "minRole=Root"), http.StatusBadRequest, ReasonInvalidParameter)
+
+	// Editing the connection's role (a patch) takes effect on the next request.
+	up := w.conn.DeepCopy()
+	up.Spec.Role = v1.RoleTechnician
+	w.v.Apply(up)
+	rec := w.authorize(w.token.Token, "minRole=Technician")
+	expect(t, rec, http.StatusOK, "")
+	if got := rec.Header().Get("X-Clearance-Role"); got != "Technician" {
+		t.Errorf("X-Clearance-Role %q", got)
+	}
+}
+
+func TestAScopedKeyMayOnlyActWithinItsScopes(t *testing.T) {
+	w := newWorld(t)
+	expect(t, w.authorize(w.token.Token, "scope=anything:at-all"), http.StatusOK, "") // no scopes: all its role allows
+	w.updateKey(func(k *v1.APIKey) { k.Spec.Scopes = []string{"reports:read", "exports:*"} })
+	for scope, ok := range map[string]bool{
+		"reports:read": true, "reports:write": false, "exports:csv": true, "exports:csv:gz": true,
+		"exports": false, "exports:": false, "reports:*": false, "": true,
+	} {
+		rec := w.authorize(w.token.Token, "scope="+scope)
+		if ok {
+			expect(t, rec, http.StatusOK, "")
+		} else {
+			expect(t, rec, http.StatusForbidden, ReasonScopeMissing)
+		}
+	}
+}
+
+func TestAMetricMustBeEnabledForTheConnection(t *testing.T) {
+	w := newWorld(t)
+	// No metricSets on the connection: every MetricSet of the org.
+	expect(t, w.authorize(w.token.Token, "metric=occupancy.current"), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, "metric=dwell.p99"), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, "metric=dwell.p95"), http.StatusForbidden, ReasonMetricNotEnabled) // listed, disabled
+	expect(t, w.authorize(w.token.Token, "metric=unheard.of"), http.StatusForbidden, ReasonMetricNotEnabled)
+
+	limited := w.conn.DeepCopy()
+	limited.Spec.MetricSets = []string{"default"}
+	w.v.Apply(limited)
+	expect(t, w.authorize(w.token.Token, "metric=occupancy.current"), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, "metric=dwell.p99"), http.StatusForbidden, ReasonMetricNotEnabled)
+
+	// Disabling the metric in its MetricSet refuses it on the next request.
+	w.v.Apply(metricSet(grantOrg, "default", map[string]bool{"occupancy.current": false}))
+	expect(t, w.authorize(w.token.Token, "metric=occupancy.current"), http.StatusForbidden, ReasonMetricNotEnabled)
+}
+
+func TestBrowsersAreServedOnlyFromAllowedOrigins(t *testing.T) {
+	w := newWorld(t)
+	rec := w.authorize(w.token.Token, "", "Origin", origin)
+	expect(t, rec, http.StatusOK, "")
+	if got := rec.Header().Get("Access-Control-Allow-Origin"); got != origin {
+		t.Errorf("Access-Control-Allow-Origin %q", got)
+	}
+	if got := rec.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(got, "X-RateLimit-Remaining") {
+		t.Errorf("Access-Control-Expose-Headers %q", got)
+	}
+	evil := w.authorize(w.token.Token, "", "Origin", "https://evil.example")
+	expect(t, evil, http.StatusForbidden, ReasonOriginNotAllowed)
+	if evil.Header().Get("Access-Control-Allow-Origin") != "" {
+		t.Error("a refused origin must not be allowed by CORS")
+	}
+	twice := w.authorize(w.token.Token, "", "Origin", origin, "Origin", "https://evil.example")
+	expect(t, twice, http.StatusForbidden, ReasonOriginNotAllowed)
+	// No Origin: not a browser, allowed.
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+}
+
+func TestCORSPreflightsAreAnsweredForOriginsSomeApplicationAllows(t *testing.T) {
+	w := newWorld(t)
+	preflight := func(method string, headers ...string) int {
+		rec := w.do(method, PathAuthorize+"?org="+grantOrg, "", headers...)
+		if rec.Code == http.StatusNoContent {
+			h := rec.Header()
+			if h.Get("Access-Control-Allow-Origin") != origin ||
+				!strings.Contains(h.Get("Access-Control-Allow-Headers"), "X-API-Key") ||
+				!strings.Contains(h.Get("Access-Control-Allow-Headers"), "secretKey") ||
+				!strings.Contains(h.Get("Access-Control-Allow-Headers"), "Authorization") {
+				t.Errorf("preflight headers %v", h)
+			}
+		}
+		return rec.Code
+	}
+	acrm := []string{"Origin", origin, "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "x-api-key"}
+	if got := preflight(http.MethodOptions, acrm...); got != http.StatusNoContent {
+		t.Errorf("direct preflight: %d", got)
+	}
+	// Through nginx auth_request the auth request is a GET carrying the original method.
+	if got := preflight(http.MethodGet, append(acrm, "X-Original-Method", "OPTIONS")...); got != http.StatusNoContent {
+		t.Errorf("preflight via nginx: %d", got)
+	}
+	if got := preflight(http.MethodGet, append(acrm, "X-Forwarded-Method", "OPTIONS")...); got != http.StatusNoContent {
+		t.Errorf("preflight via Traefik: %d", got)
+	}
+	rec := w.do(http.MethodOptions, PathAuthorize+"?org="+grantOrg, "", "Origin", "https://evil.example", "Access-Control-Request-Method", "GET")
+	expect(t, rec, http.StatusForbidden, ReasonOriginNotAllowed)
+
+	// Removing the origin from the only Application that allowed it stops preflights for it.
+	w.updateApp(func(a *v1.Application) { a.Spec.AllowedOrigins = nil })
+	if got := preflight(http.MethodOptions, acrm...); got != http.StatusForbidden {
+		t.Errorf("preflight after removing the origin: %d", got)
+	}
+}
+
+func TestRateLimitsAreEnforcedPerKeyWithHeadersAndRetryAfter(t *testing.T) {
+	w := newWorld(t)
+	w.updateApp(func(a *v1.Application) {
+		a.Spec.RateLimits = []v1.RateLimit{
+			{Name: "general", Limit: 1000, Period: metav1.Duration{Duration: time.Hour}},
+			{Name: "generation", Limit: 3, Period: metav1.Duration{Duration: time.Hour}},
+		}
+	})
+	for i, remaining := range []string{"2", "1", "0"} {
+		rec := w.authorize(w.token.Token, "bucket=generation")
+		expect(t, rec, http.StatusOK, "")
+		h := rec.Header()
+		if h.Get("X-RateLimit-Limit") != "3" || h.Get("X-RateLimit-Remaining") != remaining {
+			t.Fatalf("request %d: limit %q remaining %q", i, h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining"))
+		}
+		wantReset := []string{"1200", "2400", "3600"}[i]
+		if h.Get("X-RateLimit-Reset") != wantReset {
+			t.Errorf("request %d: reset %q, want %q", i, h.Get("X-RateLimit-Reset"), wantReset)
+		}
+		if got, want := h.Get("RateLimit-Policy"), `"generation";q=3;w=3600`; got != want {
+			t.Errorf("RateLimit-Policy %q, want %q", got, want)
+		}
+		if got, want := h.Get("RateLimit"), `"generation";r=`+remaining+`;t=`+wantReset; got != want {
+			t.Errorf("RateLimit %q, want %q", got, want)
+		}
+	}
+	limited := w.authorize(w.token.Token, "bucket=generation")
+	expect(t, limited, http.StatusTooManyRequests, ReasonRateLimited)
+	if got := limited.Header().Get("Retry-After"); got != "1200" {
+		t.Errorf("Retry-After %q, want 1200 (one request per 20 minutes)", got)
+	}
+	if limited.Header().Get("X-RateLimit-Remaining") != "0" || limited.Header().Get("X-RateLimit-Limit") != "3" {
+		t.Errorf("429 headers %v", limited.Header())
+	}
+	// The default bucket is general, a separate budget.
+	general := w.authorize(w.token.Token, "")
+	expect(t, general, http.StatusOK, "")
+	if general.Header().Get("X-RateLimit-Limit") != "1000" || general.Header().Get("X-RateLimit-Remaining") != "999" {
+		t.Errorf("general bucket headers %v", general.Header())
+	}
+	// Time refills the bucket.
+	w.step(20 * time.Minute)
+	expect(t, w.authorize(w.token.Token, "bucket=generation"), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, "bucket=generation"), http.StatusTooManyRequests, ReasonRateLimited)
+
+	// A bucket the Application does not define has no limit and no headers.
+	free := w.authorize(w.token.Token, "bucket=undefined")
+	expect(t, free, http.StatusOK, "")
+	if free.Header().Get("X-RateLimit-Limit") != "" {
+		t.Errorf("an undefined bucket must not be limited: %v", free.Header())
+	}
+}
+
+func TestAKeyMayNarrowButNeverWidenItsApplicationsRateLimit(t *testing.T) {
+	w := newWorld(t)
+	w.updateKey(func(k *v1.APIKey) {
+		k.Spec.RateLimits = []v1.RateLimit{
+			{Name: "general", Limit: 2, Period: metav1.Duration{Duration: time.Hour}},
+			{Name: "bonus", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}, // the app has no such bucket
+		}
+	})
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, ""), http.StatusTooManyRequests, ReasonRateLimited)
+	for range 3 {
+		rec := w.authorize(w.token.Token, "bucket=bonus")
+		expect(t, rec, http.StatusOK, "")
+		if rec.Header().Get("X-RateLimit-Limit") != "" {
+			t.Fatal("a key cannot add a bucket its Application does not define")
+		}
+	}
+	// A key asking for more than its Application allows gets the Application's limit.
+	wide := newWorld(t)
+	wide.updateKey(func(k *v1.APIKey) {
+		k.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 5000, Period: metav1.Duration{Duration: time.Hour}}}
+	})
+	if got := wide.authorize(wide.token.Token, "").Header().Get("X-RateLimit-Limit"); got != "1000" {
+		t.Errorf("X-RateLimit-Limit %q, want the Application's 1000", got)
+	}
+}
+
+func TestRateLimitsKeepTheirBudgetAcrossRotationAndLimitEdits(t *testing.T) {
+	w := newWorld(t)
+	w.updateApp(func(a *v1.Application) {
+		a.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 2, Period: metav1.Duration{Duration: time.Hour}}}
+	})
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	// Rotating does not hand out a fresh budget: both keys of the APIKey share it.
+	old, fresh := w.token, w.mint()
+	w.updateKey(func(k *v1.APIKey) {
+		k.Status.PreviousKeys = []v1.PreviousKey{{KeyID: old.KeyID, Hash: keyformat.Hash(old.Token), ValidUntil: metav1.Time{Time: epoch.Add(time.Hour)}}}
+		k.Status.KeyID, k.Status.Hash, k.Status.State = fresh.KeyID, keyformat.Hash(fresh.Token), v1.KeyRotating
+	})
+	expect(t, w.authorize(fresh.Token, ""), http.StatusTooManyRequests, ReasonRateLimited)
+	// Raising the limit adds the difference, not a full new budget.
+	w.updateApp(func(a *v1.Application) {
+		a.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 3, Period: metav1.Duration{Duration: time.Hour}}}
+	})
+	expect(t, w.authorize(fresh.Token, ""), http.StatusTooManyRequests, ReasonRateLimited)
+}
+
+func TestAVerifierThatLostTheApiserverAnswersStaleAndRecoversByItself(t *testing.T) {
+	w := newWorld(t)
+	w.clk.Step(DefaultMaxStaleness)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "") // at the bound: still trusted
+	w.clk.Step(time.Second)
+	rec := w.authorize(w.token.Token, "")
+	expect(t, rec, http.StatusServiceUnavailable, ReasonStale)
+	expect(t, w.do(http.MethodPost, PathVerify, `{"key":"x","org":"globex"}`), http.StatusServiceUnavailable, ReasonStale)
+	if err := w.v.ReadyzCheck(nil); err == nil {
+		t.Error("readyz must fail while stale")
+	}
+	w.v.recordContact() // an informer event or a successful probe
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	if err := w.v.ReadyzCheck(nil); err != nil {
+		t.Errorf("readyz after recovery: %v", err)
+	}
+}
+
+func TestAVerifierAnswersNotReadyUntilItsInformersHaveSynced(t *testing.T) {
+	w := newWorld(t)
+	reg := &fakeRegistration{}
+	w.v.regs = append(w.v.regs, reg)
+	w.v.synced.Store(false)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusServiceUnavailable, ReasonNotReady)
+	reg.synced = true
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+}
+
+func TestTheOrgComesFromTheQueryOrTheHeaderAndTheyMustAgree(t *testing.T) {
+	w := newWorld(t)
+	key := []string{"X-API-Key", w.token.Token}
+	expect(t, w.do(http.MethodGet, PathAuthorize, "", append(key, "X-Clearance-Org", grantOrg)...), http.StatusOK, "")
+	expect(t, w.do(http.MethodPost, PathAuthorize+"?org="+grantOrg, "", append(key, "X-Clearance-Org", grantOrg)...), http.StatusOK, "")
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org="+grantOrg, "", append(key, "X-Clearance-Org", "initech")...), http.StatusBadRequest, ReasonOrgConflict)
+	expect(t, w.do(http.MethodGet, PathAuthorize, "", key...), http.StatusBadRequest, ReasonOrgMissing)
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org="+grantOrg+"&org=initech", "", key...), http.StatusBadRequest, ReasonInvalidParameter)
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org=%zz", "", key...), http.StatusBadRequest, ReasonInvalidParameter)
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org=glo%62ex&minRole=Analyst", "", key...), http.StatusOK, "")
+}
+
+func TestEnvoyExtAuthzTakesParametersFromHeadersNotFromTheClientsQuery(t *testing.T) {
+	w := newWorld(t)
+	// Envoy appends the client's path and query to the path prefix; the client must not pick
+	// the org or drop minRole with it.
+	rec := w.do(http.MethodDelete, PathAuthorize+"/api/reports?org=initech&minRole=Observer", "",
+		"X-API-Key", w.token.Token, "X-Clearance-Org", grantOrg, "X-Clearance-Min-Role", "Technician")
+	expect(t, rec, http.StatusForbidden, ReasonRoleInsufficient)
+	rec = w.do(http.MethodPut, PathAuthorize+"/api/reports?org=initech", "",
+		"X-API-Key", w.token.Token, "X-Clearance-Org", grantOrg, "X-Clearance-Metric", "occupancy.current")
+	expect(t, rec, http.StatusOK, "")
+	if rec.Header().Get("X-Clearance-Org") != grantOrg {
+		t.Errorf("X-Clearance-Org %q", rec.Header().Get("X-Clearance-Org"))
+	}
+	expect(t, w.do(http.MethodGet, PathAuthorize+"/x?org="+grantOrg, "", "X-API-Key", w.token.Token), http.StatusBadRequest, ReasonOrgMissing)
+}
+
+func TestTheJSONAPIAnswersWhetherAKeyIsValidAndWhy(t *testing.T) {
+	w := newWorld(t)
+	expiry := epoch.Add(48 * time.Hour)
+	w.updateKey(func(k *v1.APIKey) {
+		k.Spec.Scopes = []string{"reports:read"}
+		k.Status.ExpiresAt = &metav1.Time{Time: expiry}
+	})
+	verify := func(body string) VerifyResponse {
+		t.Helper()
+		rec := w.do(http.MethodPost, PathVerify, body)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+		var resp VerifyResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	ok := verify(`{"key":"` + w.token.Token + `","org":"globex","minRole":"Observer","scope":"reports:read","bucket":"general"}`)
+	if !ok.Valid || ok.Reason != "" || ok.ApplicationID != appID || ok.Org != grantOrg || ok.Role != "Analyst" ||
+		ok.KeyID != w.token.KeyID || len(ok.Scopes) != 1 || ok.ExpiresAt == nil || !ok.ExpiresAt.Equal(expiry) ||
+		ok.RateLimit == nil || ok.RateLimit.Limit != 1000 || ok.RateLimit.Remaining != 999 || ok.RateLimit.Bucket != "general" {
+		t.Errorf("valid answer %+v", ok)
+	}
+	for body, reason := range map[string]string{
+		`{"key":"` + w.token.Token + `","org":"initech"}`:                        ReasonOrgNotConnected,
+		`{"key":"` + w.token.Token + `","org":"globex","scope":"reports:write"}`: ReasonScopeMissing,
+		`{"key":"` + w.token.Token + `","org":"globex","minRole":"OrgAdmin"}`:    ReasonRoleInsufficient,
+		`{"key":"clr_nonsense","org":"globex"}`:                                  ReasonKeyMalformed,
+		`{"org":"globex"}`:                                                       ReasonKeyMissing,
+		`{"key":"` + w.mint().Token + `","org":"globex"}`:                        ReasonKeyUnknown,
+	} {
+		got := verify(body)
+		if got.Valid || got.Reason != reason || got.ApplicationID != "" || got.Role != "" {
+			t.Errorf("%s: %+v, want reason %s and nothing else", reason, got, reason)
+		}
+	}
+	expect(t, w.do(http.MethodPost, PathVerify, `{"key":`), http.StatusBadRequest, ReasonBadRequest)
+	expect(t, w.do(http.MethodPost, PathVerify, `{"key":"`+w.token.Token+`"}`), http.StatusBadRequest, ReasonOrgMissing)
+	get := w.do(http.MethodGet, PathVerify, "")
+	expect(t, get, http.StatusMethodNotAllowed, ReasonMethodNotAllowed)
+	if get.Header().Get("Allow") != "POST" {
+		t.Errorf("Allow %q", get.Header().Get("Allow"))
+	}
+
+	w.updateApp(func(a *v1.Application) {
+		a.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 1, Period: metav1.Duration{Duration: time.Minute}}}
+	})
+	verify(`{"key":"` + w.token.Token + `","org":"globex"}`)
+	limited := verify(`{"key":"` + w.token.Token + `","org":"globex"}`)
+	if limited.Valid || limited.Reason != ReasonRateLimited || limited.RateLimit == nil || limited.RateLimit.RetryAfter != 60 {
+		t.Errorf("rate-limited answer %+v", limited)
+	}
+}
+
+func TestUnknownPathsAre404(t *testing.T) {
+	w := newWorld(t)
+	expect(t, w.do(http.MethodGet, "/v2/authorize", ""), http.StatusNotFound, ReasonNotFound)
+}
+
+func TestAKeyIDClaimedByTwoAPIKeysIsRefusedUntilOnlyOneClaimsIt(t *testing.T) {
+	w := newWorld(t)
+	copycat := w.key.DeepCopy()
+	copycat.Name, copycat.UID = "copycat", "uid-copycat"
+	w.v.Apply(copycat)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
+	w.v.Remove(copycat)
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+}
+
+func TestARecreatedObjectIsNotRemovedByTheOldOnesDeleteEvent(t *testing.T) {
+	w := newWorld(t)
+	oldApp := w.app.DeepCopy()
+	w.updateApp(func(a *v1.Application) { a.UID = "uid-app-2" })
+	w.v.Remove(oldApp) // a late tombstone of the previous object
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+}
+
+// fakeRegistration stands for an informer handler that has not seen its initial list yet.
+type fakeRegistration struct {
+	toolscache.ResourceEventHandlerRegistration
+	synced bool
+}
+
+func (f *fakeRegistration) HasSynced() bool { return f.synced }
