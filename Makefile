@@ -33,6 +33,8 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 		output:crd:artifacts:config=config/crd/bases
 	rm -rf charts/clearance/crds && mkdir -p charts/clearance/crds
 	cp config/crd/bases/*.yaml charts/clearance/crds/
+	{ echo "# Generated from config/rbac/role.yaml by make manifests; do not edit."; cat config/rbac/role.yaml; } > charts/clearance/templates/manager-clusterrole.yaml
+	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
 
 .PHONY: generate
 generate: controller-gen ## Generate deepcopy code.
@@ -48,7 +50,7 @@ vet: ## Run go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files differ from what is committed.
-	@if [ -n "$$(git status --porcelain -- api config charts/clearance/crds)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts/clearance/crds charts/clearance/templates)" ]; then \
 		echo "generated files are out of date: run 'make manifests generate' and commit the result"; \
 		git status --porcelain -- api config charts/clearance/crds; git --no-pager diff --stat -- api config charts; exit 1; fi
 

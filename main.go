@@ -327,5 +327,10 @@ func setupVerifier(mgr ctrl.Manager, opts options) error {
 	if err := v.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("verifier", v.ReadyzCheck)
+	// A verifier-only Deployment is ready once its index is loaded and fresh. In the combined
+	// binary a stale verifier (which answers 503 itself) must not take the webhooks down too.
+	if !opts.enableControllers && !opts.enableWebhooks {
+		return mgr.AddReadyzCheck("verifier", v.ReadyzCheck)
+	}
+	return nil
 }
