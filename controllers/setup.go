@@ -22,6 +22,7 @@ import (
 	"context"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -62,7 +63,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		format: opts.KeyFormat, metrics: opts.Metrics}
 	conn := &OrgConnectionReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-orgconnection")}
 	ms := &MetricSetReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-metricset")}
-	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms} {
+	restart := &RestartReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-restart")}
+	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms, restart} {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}
@@ -70,13 +72,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// CacheOptions limits the Secret and ConfigMap caches to objects carrying Clearance's labels,
-// so the operator's memory does not grow with the cluster's other Secrets and ConfigMaps.
+// CacheOptions limits the Secret, ConfigMap and workload caches to objects carrying
+// Clearance's labels, so the operator's memory does not grow with the cluster's other objects.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Label: labelled(v1.LabelAPIKey)},
-			&corev1.ConfigMap{}: {Label: labelled(v1.LabelConfigMap)},
+			&corev1.Secret{}:      {Label: labelled(v1.LabelAPIKey)},
+			&corev1.ConfigMap{}:   {Label: labelled(v1.LabelConfigMap)},
+			&appsv1.Deployment{}:  {Label: labelled(v1.LabelRestartOnRotation)},
+			&appsv1.StatefulSet{}: {Label: labelled(v1.LabelRestartOnRotation)},
 		},
 	}
 }

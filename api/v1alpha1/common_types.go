@@ -34,6 +34,12 @@ const (
 	// AnnotationRotateRequestedAt asks for an immediate rotation when its value changes
 	// (kubectl clearance rotate sets it to the current time).
 	AnnotationRotateRequestedAt = "access.clearance.dev/rotate-requested-at"
+	// LabelRestartOnRotation opts a Deployment or StatefulSet into a rolling restart when a key
+	// Secret it uses gets a new key.
+	LabelRestartOnRotation = "access.clearance.dev/restart-on-rotation"
+	// AnnotationKeyID is set on the pod template of such a workload to the key ID of each key
+	// Secret it uses; changing it is what restarts the pods.
+	AnnotationKeyID = "access.clearance.dev/key-id"
 	// AnnotationCreatedBy records the user who created an object (set at admission).
 	AnnotationCreatedBy = "access.clearance.dev/created-by"
 )

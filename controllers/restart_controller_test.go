@@ -1,0 +1,111 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+func deployment(ns, name string, optIn bool, secret string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "exporter", Image: "exporter:1"}},
+					Volumes: []corev1.Volume{{Name: "key", VolumeSource: corev1.VolumeSource{
+						Secret: &corev1.SecretVolumeSource{SecretName: secret},
+					}}},
+				},
+			},
+		},
+	}
+	if optIn {
+		d.Labels = map[string]string{v1.LabelRestartOnRotation: "true"}
+	}
+	return d
+}
+
+func TestOptedInWorkloadsRestartWhenTheirKeyRotates(t *testing.T) {
+	ns := env.Namespace(t, "restart")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi")
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+
+	optedIn := deployment(ns, "exporter", true, "k-key")
+	notOptedIn := deployment(ns, "other", false, "k-key")
+	unrelated := deployment(ns, "unrelated", true, "some-other-secret")
+	for _, d := range []*appsv1.Deployment{optedIn, notOptedIn, unrelated} {
+		create(t, d)
+	}
+
+	key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "2026-11-23T13:00:00Z"}
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	old := key.Status.KeyID
+	key = waitKey(t, key, "the rotation", func(k *v1.APIKey) bool { return k.Status.KeyID != old })
+
+	got := &appsv1.Deployment{}
+	eventually(t, "the opted-in Deployment's pod template to carry the new key ID", func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(optedIn), got)
+		return got.Spec.Template.Annotations[v1.AnnotationKeyID] == key.Status.KeyID, err
+	})
+	waitEvent(t, optedIn, "KeyRotated")
+	for _, d := range []*appsv1.Deployment{notOptedIn, unrelated} {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(d), got); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got.Spec.Template.Annotations[v1.AnnotationKeyID]; ok {
+			t.Errorf("Deployment %s was restarted", d.Name)
+		}
+	}
+}
+
+func TestAWorkloadUsesASecretThroughVolumesProjectionsOrEnvironment(t *testing.T) {
+	ref := corev1.LocalObjectReference{Name: "k-key"}
+	cases := map[string]struct {
+		spec corev1.PodSpec
+		want bool
+	}{
+		"secret volume": {corev1.PodSpec{Volumes: []corev1.Volume{{VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "k-key"}}}}}, true},
+		"projected volume": {corev1.PodSpec{Volumes: []corev1.Volume{{VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{LocalObjectReference: ref}}}}}}}}, true},
+		"envFrom in an init container": {corev1.PodSpec{InitContainers: []corev1.Container{{EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: ref}}}}}}, true},
+		"one env variable": {corev1.PodSpec{Containers: []corev1.Container{{Env: []corev1.EnvVar{{Name: "KEY", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref, Key: "token"}}}}}}}, true},
+		"another Secret": {corev1.PodSpec{Volumes: []corev1.Volume{{VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other"}}}}}, false},
+		"nothing":        {corev1.PodSpec{}, false},
+	}
+	for name, tc := range cases {
+		if got := usesSecret(&tc.spec, "k-key"); got != tc.want {
+			t.Errorf("%s: usesSecret = %v, want %v", name, got, tc.want)
+		}
+	}
+}
