@@ -9,6 +9,8 @@ export GOTOOLCHAIN := local
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
 # kube-apiserver, kubectl and etcd, built from Go modules into a cache outside the repo.
 KUBE_ASSETS = $(shell hack/kube-assets.sh)
@@ -55,8 +57,15 @@ verify-generated: manifests generate ## Fail if generated files differ from what
 		git status --porcelain -- api config charts/clearance/crds; git --no-pager diff --stat -- api config charts; exit 1; fi
 
 .PHONY: test
-test: verify-generated vet kube-assets ## Run every test (unit and envtest against a real kube-apiserver).
-	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+test: verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver).
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: chart-check
+chart-check: helm ## helm lint and helm template the chart with its main value sets.
+	$(HELM) lint --strict charts/clearance
+	$(HELM) template clearance charts/clearance -n clearance-system > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
 
 .PHONY: kube-assets
 kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and print where.
@@ -85,6 +94,13 @@ local-control-plane-stop: ## Stop the local control plane started by make run.
 	hack/local-control-plane.sh stop
 
 ##@ Tools
+
+.PHONY: helm
+helm: $(HELM)
+$(HELM):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(LOCALBIN)/helm $(HELM)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN)

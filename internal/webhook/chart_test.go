@@ -1,0 +1,150 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// hook is what must agree between the generated manifests and the chart.
+type hook struct {
+	path       string
+	operations []string
+	resources  []string
+}
+
+func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration, mutating *admissionregistrationv1.MutatingWebhookConfiguration, path func(admissionregistrationv1.WebhookClientConfig) string) map[string]hook {
+	out := map[string]hook{}
+	add := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations) {
+		var h hook
+		h.path = path(cc)
+		for _, r := range rules {
+			for _, op := range r.Operations {
+				h.operations = append(h.operations, string(op))
+			}
+			h.resources = append(h.resources, r.Resources...)
+		}
+		slices.Sort(h.operations)
+		slices.Sort(h.resources)
+		out[name] = h
+	}
+	for _, w := range validating.Webhooks {
+		add(w.Name, w.ClientConfig, w.Rules)
+	}
+	for _, w := range mutating.Webhooks {
+		add(w.Name, w.ClientConfig, w.Rules)
+	}
+	return out
+}
+
+// TestTheChartRegistersEveryGeneratedWebhook keeps the chart's hand-written webhook
+// configurations in step with the markers: same webhooks, paths, operations and resources,
+// each fail-closed and away from kube-system, the protected guard only for labelled objects.
+func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(env.Root, "bin", "helm-v3.22.0")
+	}
+	if _, err := os.Stat(helm); err != nil {
+		t.Skipf("helm is not installed (make helm installs it; make test does): %v", err)
+	}
+	out, err := exec.Command(helm, "template", "clearance", filepath.Join(env.Root, "charts", "clearance"), "-n", "clearance-system").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	var chartV *admissionregistrationv1.ValidatingWebhookConfiguration
+	var chartM *admissionregistrationv1.MutatingWebhookConfiguration
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	for {
+		doc, err := docs.Read()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		switch meta.Kind {
+		case "ValidatingWebhookConfiguration":
+			chartV = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			err = yaml.Unmarshal(doc, chartV)
+		case "MutatingWebhookConfiguration":
+			chartM = &admissionregistrationv1.MutatingWebhookConfiguration{}
+			err = yaml.Unmarshal(doc, chartM)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if chartV == nil || chartM == nil {
+		t.Fatal("the chart renders no webhook configurations")
+	}
+	manifests, err := os.ReadFile(filepath.Join(env.Root, "config", "webhook", "manifests.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	genV, genM, err := Configurations(manifests, "https://x", "clearance-system")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byURL := func(cc admissionregistrationv1.WebhookClientConfig) string { return strings.TrimPrefix(*cc.URL, "https://x") }
+	byService := func(cc admissionregistrationv1.WebhookClientConfig) string {
+		if cc.Service == nil || cc.Service.Path == nil || cc.Service.Name != "clearance-webhook" || cc.Service.Namespace != "clearance-system" {
+			return "not the clearance-webhook Service"
+		}
+		return *cc.Service.Path
+	}
+	want, got := hooksOf(genV, genM, byURL), hooksOf(chartV, chartM, byService)
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("the chart lacks webhook %s", name)
+			continue
+		}
+		if g.path != w.path || !slices.Equal(g.operations, w.operations) || !slices.Equal(g.resources, w.resources) {
+			t.Errorf("webhook %s: chart %+v, markers %+v", name, g, w)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("the chart registers %s, which no marker declares", name)
+		}
+	}
+	for _, w := range chartV.Webhooks {
+		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || w.NamespaceSelector == nil {
+			t.Errorf("webhook %s must fail closed and exclude kube-system", w.Name)
+		}
+		if strings.HasPrefix(w.Name, "vprotected.") && (w.ObjectSelector == nil || w.ObjectSelector.MatchLabels["access.clearance.dev/protected"] != "true") {
+			t.Errorf("webhook %s must only see protected objects", w.Name)
+		}
+	}
+}
