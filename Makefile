@@ -16,6 +16,9 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBE_ASSETS = $(shell hack/kube-assets.sh)
 
 GO_TEST_FLAGS ?= -count=1
+# VERSION is the image tag; keep it equal to the chart's appVersion (no leading v).
+VERSION ?= 0.1.0
+IMAGE_ARCH ?= amd64
 TEST_TIMEOUT ?= 20m
 
 .PHONY: all
@@ -76,6 +79,11 @@ kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and
 .PHONY: build
 build: ## Build the clearance binary into ./bin.
 	go build -o $(LOCALBIN)/clearance .
+
+.PHONY: image
+image: ## Build the operator image tarball bin/clearance-image.tar offline (no Docker engine, no base image).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/clearance-linux-$(IMAGE_ARCH) .
+	go run ./hack/image --binary $(LOCALBIN)/clearance-linux-$(IMAGE_ARCH) --arch $(IMAGE_ARCH) --out $(LOCALBIN)/clearance-image.tar --version $(VERSION) --revision $(shell git rev-parse HEAD)
 
 .PHONY: run
 run: manifests kube-assets ## Run the operator against KUBECONFIG, or a local control plane when none is reachable.
