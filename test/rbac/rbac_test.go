@@ -23,8 +23,10 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,5 +196,36 @@ func TestTheOperatorsClusterRoleHasNoWildcardAndNoSecretAccessBeyondItsUse(t *te
 		if !slices.Contains([]string{"get", "list", "watch", "create", "patch"}, v) {
 			t.Errorf("the operator may %s Secrets, which no controller does", v)
 		}
+	}
+}
+
+// TestTheChartsManifestsPassAServerSideDryRun renders the chart and has the apiserver validate
+// every object (schemas, webhook configurations, RBAC) without persisting them.
+func TestTheChartsManifestsPassAServerSideDryRun(t *testing.T) {
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		helm = filepath.Join(env.Root, "bin", "helm-v3.22.0")
+	}
+	if _, err := os.Stat(helm); err != nil {
+		t.Skipf("helm is not installed (make helm installs it; make test does): %v", err)
+	}
+	rendered := filepath.Join(t.TempDir(), "chart.yaml")
+	out, err := exec.Command(helm, "template", "clearance", filepath.Join(env.Root, "charts", "clearance"),
+		"-n", "clearance-system", "--include-crds", "--set", "verifier.separate=true", "--set", "verifier.hpa.enabled=true").Output()
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	if err := os.WriteFile(rendered, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Kubectl(t, "create", "namespace", "clearance-system"); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatal(err)
+	}
+	res, err := env.Kubectl(t, "apply", "--server-side", "--dry-run=server", "--force-conflicts", "-f", rendered)
+	if err != nil {
+		t.Fatalf("the rendered chart does not pass a server-side dry run: %v\n%s", err, res)
+	}
+	if n := strings.Count(res, "serverside-applied (server dry run)"); n < 20 {
+		t.Errorf("only %d objects were dry-run applied:\n%s", n, res)
 	}
 }
