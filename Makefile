@@ -80,6 +80,16 @@ kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and
 build: ## Build the clearance binary into ./bin.
 	go build -o $(LOCALBIN)/clearance .
 
+.PHONY: build-plugin
+build-plugin: ## Build the kubectl plugin into ./bin.
+	go build -ldflags "-X main.version=$(VERSION)" -o $(LOCALBIN)/kubectl-clearance ./cmd/kubectl-clearance
+
+.PHONY: install-plugin
+install-plugin: build-plugin ## Install kubectl-clearance into $GOBIN, or ~/.local/bin when GOBIN is unset.
+	@dest="$$(go env GOBIN)"; [ -n "$$dest" ] || dest="$$HOME/.local/bin"; \
+	mkdir -p "$$dest" && install -m 0755 $(LOCALBIN)/kubectl-clearance "$$dest/kubectl-clearance" && \
+	echo "installed $$dest/kubectl-clearance; run: kubectl clearance version"
+
 .PHONY: image
 image: ## Build the operator image tarball bin/clearance-image.tar offline (no Docker engine, no base image).
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) go build -trimpath -ldflags "-s -w" -o $(LOCALBIN)/clearance-linux-$(IMAGE_ARCH) .
