@@ -116,7 +116,9 @@ func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byURL := func(cc admissionregistrationv1.WebhookClientConfig) string { return strings.TrimPrefix(*cc.URL, "https://x") }
+	byURL := func(cc admissionregistrationv1.WebhookClientConfig) string {
+		return strings.TrimPrefix(*cc.URL, "https://x")
+	}
 	byService := func(cc admissionregistrationv1.WebhookClientConfig) string {
 		if cc.Service == nil || cc.Service.Path == nil || cc.Service.Name != "clearance-webhook" || cc.Service.Namespace != "clearance-system" {
 			return "not the clearance-webhook Service"
