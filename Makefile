@@ -9,6 +9,8 @@ export GOTOOLCHAIN := local
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+CRD_REF_DOCS_VERSION ?= v0.3.0
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 
@@ -42,8 +44,9 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
 
 .PHONY: generate
-generate: controller-gen ## Generate deepcopy code.
+generate: controller-gen crd-ref-docs ## Generate deepcopy code and the API reference (docs/api.md).
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+	$(CRD_REF_DOCS) --source-path=api/v1alpha1 --config=hack/crd-ref-docs.yaml --renderer=markdown --output-path=docs/api.md --log-level=WARN
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -55,9 +58,9 @@ vet: ## Run go vet.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail if generated files differ from what is committed.
-	@if [ -n "$$(git status --porcelain -- api config charts/clearance/crds charts/clearance/templates)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts/clearance/crds charts/clearance/templates docs/api.md)" ]; then \
 		echo "generated files are out of date: run 'make manifests generate' and commit the result"; \
-		git status --porcelain -- api config charts/clearance/crds; git --no-pager diff --stat -- api config charts; exit 1; fi
+		git status --porcelain -- api config charts docs/api.md; git --no-pager diff --stat -- api config charts docs/api.md; exit 1; fi
 
 .PHONY: test
 test: verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver).
@@ -112,6 +115,13 @@ local-control-plane-stop: ## Stop the local control plane started by make run.
 	hack/local-control-plane.sh stop
 
 ##@ Tools
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS)
+$(CRD_REF_DOCS):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
+	mv $(LOCALBIN)/crd-ref-docs $(CRD_REF_DOCS)
 
 .PHONY: helm
 helm: $(HELM)
