@@ -73,7 +73,7 @@ func (r *APIKeyReconciler) expire(ctx context.Context, s *keyScope) (bool, error
 		return false, nil
 	}
 	if k.Status.State != v1.KeyExpired {
-		k.Status.ExpiresAt = expiryFor(k, k.Status.MintedAt.Time)
+		k.Status.ExpiresAt = expiryFor(k, mintedAt(k))
 		if !expired(k.Status.ExpiresAt, s.now) {
 			return false, nil
 		}

@@ -60,11 +60,22 @@ func rotationRequested(key *v1.APIKey) bool {
 }
 
 // nextRotation is when the scheduled rotation of the current key is due, or zero without one.
+// A period that is not positive (the schema forbids it; an old CRD might not) schedules nothing,
+// rather than a rotation on every pass.
 func nextRotation(key *v1.APIKey) time.Time {
-	if key.Spec.Rotation == nil || key.Status.MintedAt == nil {
+	if key.Spec.Rotation == nil || key.Status.MintedAt == nil || key.Spec.Rotation.Every.Duration <= 0 {
 		return time.Time{}
 	}
 	return key.Status.MintedAt.Add(key.Spec.Rotation.Every.Duration)
+}
+
+// mintedAt is when the current key was minted; a status restored without it counts from the
+// APIKey's creation.
+func mintedAt(key *v1.APIKey) time.Time {
+	if key.Status.MintedAt != nil {
+		return key.Status.MintedAt.Time
+	}
+	return key.CreationTimestamp.Time
 }
 
 // rotationDue reports whether the current key must be replaced now, and why.
@@ -148,7 +159,11 @@ func keyCondition(key *v1.APIKey, notReady, failed *outcome) (metav1.ConditionSt
 	case !minted(key) && notReady != nil:
 		return metav1.ConditionFalse, notReady.reason, notReady.message
 	case st.State == v1.KeyExpired:
-		return metav1.ConditionFalse, v1.ReasonExpired, "the key expired at " + st.ExpiresAt.UTC().Format(time.RFC3339) +
+		when := ""
+		if st.ExpiresAt != nil {
+			when = " at " + st.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		return metav1.ConditionFalse, v1.ReasonExpired, "the key expired" + when +
 			" and never becomes valid again: create a new APIKey for a new key"
 	case notReady != nil:
 		return metav1.ConditionFalse, notReady.reason, notReady.message

@@ -497,3 +497,23 @@ func TestReadyConditionExplainsEveryState(t *testing.T) {
 		})
 	}
 }
+
+func TestOddStatusFromARestoreOrAnOldCRDNeverPanicsOrLoops(t *testing.T) {
+	created := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	restored := &v1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(created)},
+		Spec:       v1.APIKeySpec{Rotation: &v1.KeyRotation{Every: metav1.Duration{}}},
+		Status:     v1.APIKeyStatus{Hash: "sha256:00", State: v1.KeyExpired},
+	}
+	if got := mintedAt(restored); !got.Equal(created) {
+		t.Errorf("a status without mintedAt counts from creation: %s", got)
+	}
+	restored.Status.MintedAt = &metav1.Time{Time: created}
+	if due, _ := rotationDue(restored, created.Add(time.Hour)); due {
+		t.Error("a zero rotation period must not rotate on every pass")
+	}
+	status, reason, msg := keyCondition(restored, nil, nil)
+	if status != metav1.ConditionFalse || reason != v1.ReasonExpired || msg != "the key expired and never becomes valid again: create a new APIKey for a new key" {
+		t.Errorf("an Expired key without expiresAt: %s %s %q", status, reason, msg)
+	}
+}
