@@ -93,7 +93,13 @@ func (createdBy) Handle(_ context.Context, req admission.Request) admission.Resp
 		if err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
-		if was := old.Annotations[v1.AnnotationCreatedBy]; was != "" && was != current {
+		// Only creation records the creator: an update may neither change nor add it (an
+		// object created before the webhook existed has none, and keeps none).
+		if was := old.Annotations[v1.AnnotationCreatedBy]; was != current {
+			if was == "" {
+				return admission.Denied(fmt.Sprintf("annotation %s is recorded by Clearance when %s %s is created and cannot be added afterwards: remove it",
+					v1.AnnotationCreatedBy, req.Kind.Kind, req.Name))
+			}
 			return admission.Denied(fmt.Sprintf("annotation %s records who created %s %s and cannot change (it is %q): leave it as it is",
 				v1.AnnotationCreatedBy, req.Kind.Kind, req.Name, was))
 		}

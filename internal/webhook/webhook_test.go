@@ -376,6 +376,24 @@ func TestTheCreatorIsRecordedAndCannotBeRewritten(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `annotation access.clearance.dev/created-by records who created Application bi and cannot change (it is "ada")`) {
 		t.Errorf("rewriting the creator: %v", err)
 	}
+
+	// The recorded creator can be neither removed nor forged, whoever asks.
+	operator, err := client.New(env.As(operatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "old"}, Spec: v1.ApplicationSpec{Description: "before the webhook"}}
+	if err := ada.c.Create(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	strip := client.RawPatch(types.JSONPatchType, []byte(`[{"op":"remove","path":"/metadata/annotations"}]`))
+	if err := operator.Patch(context.Background(), old, strip); err == nil {
+		t.Fatal("removing the creator must be refused too")
+	}
+	forge := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"access.clearance.dev/created-by":"mallory"}}}`))
+	if err := ada.c.Patch(context.Background(), old, forge); err == nil || !strings.Contains(err.Error(), "cannot change") {
+		t.Errorf("forging the creator: %v", err)
+	}
 }
 
 func TestMalformedAdmissionRequestsGetACleanErrorAndTheServerStaysUp(t *testing.T) {
