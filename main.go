@@ -37,7 +37,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -166,9 +165,14 @@ func run(opts options) error {
 	}
 	gracefulShutdown := opts.gracefulShutdown
 	certsReady := make(chan struct{})
+	scheme := newScheme()
+	format, err := keyformat.New(opts.keyPrefix)
+	if err != nil {
+		return err
+	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 newScheme(),
+		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
 		HealthProbeBindAddress: opts.probeAddr,
 		WebhookServer: clearancewebhook.GatedServer{
@@ -194,12 +198,17 @@ func run(opts options) error {
 	}
 
 	if opts.enableControllers {
-		if err := setupControllers(mgr, opts); err != nil {
+		if err := setupControllers(mgr, format); err != nil {
 			return err
 		}
 	}
 	if opts.enableWebhooks {
-		if err := setupWebhooks(mgr, cfg, opts, certsReady); err != nil {
+		// Before the manager starts, the webhook setup writes with a client of its own.
+		direct, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return err
+		}
+		if err := setupWebhooks(mgr, direct, opts, certsReady); err != nil {
 			return err
 		}
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
@@ -208,7 +217,7 @@ func run(opts options) error {
 	}
 
 	if opts.enableVerifier {
-		if err := setupVerifier(mgr, opts); err != nil {
+		if err := setupVerifier(mgr, opts, format); err != nil {
 			return err
 		}
 	}
@@ -218,11 +227,7 @@ func run(opts options) error {
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-func setupControllers(mgr ctrl.Manager, opts options) error {
-	format, err := keyformat.New(opts.keyPrefix)
-	if err != nil {
-		return err
-	}
+func setupControllers(mgr ctrl.Manager, format keyformat.Format) error {
 	m, err := metrics.NewControllers(ctrlmetrics.Registry, controllers.KeyStateCounter(mgr.GetCache()))
 	if err != nil {
 		return err
@@ -233,7 +238,7 @@ func setupControllers(mgr ctrl.Manager, opts options) error {
 // setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the
 // rotator that creates and renews the serving certificate and its CA and injects the CA
 // bundle into the webhook configurations.
-func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts options, certsReady chan struct{}) error {
+func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
 		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
 	}); err != nil {
@@ -242,7 +247,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts options, certsReady 
 	dnsName := opts.webhookService + "." + opts.namespace + ".svc"
 	if opts.webhookLocalURL != "" {
 		dnsName = "localhost"
-		if err := registerLocalWebhooks(cfg, opts); err != nil {
+		if err := registerLocalWebhooks(direct, opts); err != nil {
 			return err
 		}
 	}
@@ -251,7 +256,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts options, certsReady 
 		return nil
 	}
 	secret := types.NamespacedName{Namespace: opts.namespace, Name: "clearance-webhook-cert"}
-	if err := ensureCertSecret(cfg, secret); err != nil {
+	if err := ensureCertSecret(direct, secret); err != nil {
 		return err
 	}
 	if opts.webhookLocalURL != "" {
@@ -276,11 +281,7 @@ func setupWebhooks(mgr ctrl.Manager, cfg *rest.Config, opts options, certsReady 
 }
 
 // ensureCertSecret creates the (empty) Secret the rotator fills, when no install created it.
-func ensureCertSecret(cfg *rest.Config, key types.NamespacedName) error {
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
-	if err != nil {
-		return err
-	}
+func ensureCertSecret(c client.Client, key types.NamespacedName) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
@@ -292,12 +293,8 @@ func ensureCertSecret(cfg *rest.Config, key types.NamespacedName) error {
 
 // registerLocalWebhooks registers the webhook configurations pointing at this process, for
 // an operator running outside the cluster.
-func registerLocalWebhooks(cfg *rest.Config, opts options) error {
+func registerLocalWebhooks(c client.Client, opts options) error {
 	validating, mutating, err := clearancewebhook.Configurations(webhookManifests, opts.webhookLocalURL, opts.namespace)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
 	if err != nil {
 		return err
 	}
@@ -308,11 +305,7 @@ func registerLocalWebhooks(cfg *rest.Config, opts options) error {
 
 // setupVerifier serves the key verifier from the manager's informers; it runs in every
 // replica, leader or not.
-func setupVerifier(mgr ctrl.Manager, opts options) error {
-	format, err := keyformat.New(opts.keyPrefix)
-	if err != nil {
-		return err
-	}
+func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) error {
 	v, err := verifier.New(verifier.Options{
 		Addr:          opts.verifierAddr,
 		Clock:         clock.RealClock{},
