@@ -50,6 +50,7 @@ type APIKeySpec struct {
 	// description says what the key is for, e.g. prod exporter.
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'[\\p{Cc}\\p{Cf}]')",message="description must be plain text without control or invisible formatting characters (zero-width spaces, bidi overrides): remove them"
 	Description string `json:"description,omitempty"`
 
 	// enabled: false keeps the key and its Secret but makes the verifier refuse it.
@@ -120,13 +121,13 @@ type SecretTemplate struct {
 	// labels are added to the key Secret.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('access.clearance.dev/'))",message="secretTemplate.labels cannot use the access.clearance.dev/ prefix: the operator owns those labels"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.lowerAscii().startsWith('access.clearance.dev/'))",message="secretTemplate.labels cannot use the access.clearance.dev/ prefix: the operator owns those labels"
 	Labels map[string]string `json:"labels,omitempty"`
 
 	// annotations are added to the key Secret.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=32
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('kubernetes.io/service-account') && k != 'kubectl.kubernetes.io/last-applied-configuration' && !k.startsWith('access.clearance.dev/'))",message="secretTemplate.annotations cannot set service-account, last-applied-configuration or access.clearance.dev/ annotations: remove them"
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.lowerAscii().startsWith('kubernetes.io/service-account') && k.lowerAscii() != 'kubectl.kubernetes.io/last-applied-configuration' && !k.lowerAscii().startsWith('access.clearance.dev/'))",message="secretTemplate.annotations cannot set service-account, last-applied-configuration or access.clearance.dev/ annotations: remove them"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 

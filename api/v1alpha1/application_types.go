@@ -28,6 +28,7 @@ type ApplicationSpec struct {
 	// +required
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule="self.trim().size() > 0",message="description must not be blank: say what the application is, e.g. Acme BI export"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'[\\p{Cc}\\p{Cf}]')",message="description must be plain text without control or invisible formatting characters (zero-width spaces, bidi overrides): remove them"
 	Description string `json:"description"`
 
 	// applicationID pins the Application ID, so a cluster rebuilt from Git keeps the IDs other

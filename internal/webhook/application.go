@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -65,19 +66,79 @@ func (v *applicationValidator) uniqueID(ctx context.Context, app *v1.Application
 
 // +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-apikey,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
 
-// apiKeyValidator warns about keys that never expire.
-type apiKeyValidator struct{}
+// apiKeyValidator keeps a key's rate limits within its Application's and warns about keys
+// that never expire.
+type apiKeyValidator struct{ client client.Client }
 
-func (apiKeyValidator) ValidateCreate(_ context.Context, key *v1.APIKey) (admission.Warnings, error) {
-	return keyWarnings(key), nil
+func (v apiKeyValidator) ValidateCreate(ctx context.Context, key *v1.APIKey) (admission.Warnings, error) {
+	if err := validSecretTemplate(key.Spec.SecretTemplate); err != nil {
+		return nil, err
+	}
+	return keyWarnings(key), v.narrowsRateLimits(ctx, key)
 }
 
-func (apiKeyValidator) ValidateUpdate(_ context.Context, _, key *v1.APIKey) (admission.Warnings, error) {
-	return keyWarnings(key), nil
+func (v apiKeyValidator) ValidateUpdate(ctx context.Context, _, key *v1.APIKey) (admission.Warnings, error) {
+	if err := validSecretTemplate(key.Spec.SecretTemplate); err != nil {
+		return nil, err
+	}
+	return keyWarnings(key), v.narrowsRateLimits(ctx, key)
+}
+
+// validSecretTemplate refuses labels and annotations the Secret could never carry, at apply
+// time rather than when the operator writes the Secret. (CEL cannot afford these checks over
+// maps of unbounded strings; apimachinery's own validation is the reference anyway.)
+func validSecretTemplate(t *v1.SecretTemplate) error {
+	if t == nil {
+		return nil
+	}
+	for k, val := range t.Labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("secretTemplate.labels key %q is not a valid label key: %s", k, errs[0])
+		}
+		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
+			return fmt.Errorf("secretTemplate.labels[%s] is not a valid label value: %s", k, errs[0])
+		}
+	}
+	for k := range t.Annotations {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return fmt.Errorf("secretTemplate.annotations key %q is not a valid annotation key: %s", k, errs[0])
+		}
+	}
+	return nil
 }
 
 func (apiKeyValidator) ValidateDelete(context.Context, *v1.APIKey) (admission.Warnings, error) {
 	return nil, nil
+}
+
+// narrowsRateLimits refuses a key bucket its Application does not define, or one that allows
+// more requests per second than the Application's. An Application not there yet (GitOps may
+// apply the key first) leaves the check to the verifier, which always applies the narrower.
+func (v apiKeyValidator) narrowsRateLimits(ctx context.Context, key *v1.APIKey) error {
+	if len(key.Spec.RateLimits) == 0 {
+		return nil
+	}
+	app := &v1.Application{}
+	if err := v.client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Spec.ApplicationName}, app); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	defined := map[string]v1.RateLimit{}
+	for _, l := range app.Spec.RateLimits {
+		defined[l.Name] = l
+	}
+	for _, l := range key.Spec.RateLimits {
+		appLimit, ok := defined[l.Name]
+		if !ok {
+			return fmt.Errorf("rate limit bucket %q is not defined by Application %s: a key may only narrow its application's buckets", l.Name, app.Name)
+		}
+		// Compare rates without division: limit per period, periods in whole seconds.
+		keySeconds, appSeconds := int64(l.Period.Seconds()), int64(appLimit.Period.Seconds())
+		if l.Limit > appLimit.Limit || l.Limit*appSeconds > appLimit.Limit*keySeconds {
+			return fmt.Errorf("rate limit %q (%d per %s) allows more than Application %s's (%d per %s): a key may only narrow it",
+				l.Name, l.Limit, l.Period.Duration, app.Name, appLimit.Limit, appLimit.Period.Duration)
+		}
+	}
+	return nil
 }
 
 func keyWarnings(key *v1.APIKey) admission.Warnings {

@@ -77,7 +77,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
 		return err
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.APIKey{}).WithValidator(apiKeyValidator{}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.APIKey{}).WithValidator(apiKeyValidator{client: c}).Complete(); err != nil {
 		return err
 	}
 	srv := mgr.GetWebhookServer()
