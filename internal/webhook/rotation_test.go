@@ -103,6 +103,13 @@ func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the rotator did not get the webhook ready in 60s")
 	}
+	// Like the operator's /readyz: serving starts just after the certificates are ready.
+	started := mgr.GetWebhookServer().StartedChecker()
+	for deadline := time.Now().Add(30 * time.Second); started(nil) != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the webhook server did not start serving in 30s")
+		}
+	}
 
 	certs := map[[32]byte]bool{}
 	admitted := 0
