@@ -90,11 +90,7 @@ func TestKeyAppliedBeforeItsApplicationIsMintedWhenTheApplicationAppears(t *test
 }
 
 func TestDisabledKeyIsRefusedButKeepsItsSecret(t *testing.T) {
-	ns := env.Namespace(t, "disable")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	_, key := activeKey(t, "disable", "k")
 	token := string(secretOf(t, key).Data[dataToken])
 
 	key.Spec.Enabled = ptr.To(false)
@@ -118,11 +114,7 @@ func TestDisabledKeyIsRefusedButKeepsItsSecret(t *testing.T) {
 }
 
 func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
-	ns := env.Namespace(t, "expiry")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "short", "bi", func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} })
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	_, key := activeKey(t, "expiry", "short", func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} })
 	expiresAt := key.Status.ExpiresAt.Time
 	if !expiresAt.Equal(key.Status.MintedAt.Add(time.Hour)) {
 		t.Fatalf("ttl 1h minted at %s gave expiresAt %s", key.Status.MintedAt, expiresAt)
@@ -165,13 +157,9 @@ func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
 }
 
 func TestRotationKeepsThePreviousKeyValidForTheOverlap(t *testing.T) {
-	ns := env.Namespace(t, "rotation")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "rotating", "bi", func(k *v1.APIKey) {
+	_, key := activeKey(t, "rotation", "rotating", func(k *v1.APIKey) {
 		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
 	})
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
 	first := key.Status.DeepCopy()
 
 	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
@@ -196,11 +184,7 @@ func TestRotationKeepsThePreviousKeyValidForTheOverlap(t *testing.T) {
 }
 
 func TestRotateNowAnnotationReplacesTheKeyOnce(t *testing.T) {
-	ns := env.Namespace(t, "rotate-now")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	_, key := activeKey(t, "rotate-now", "k")
 	old := key.Status.Hash
 
 	key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "2026-11-23T12:00:00Z"}
@@ -218,11 +202,7 @@ func TestRotateNowAnnotationReplacesTheKeyOnce(t *testing.T) {
 }
 
 func TestDeletedSecretIsReMintedWithAWarning(t *testing.T) {
-	ns := env.Namespace(t, "deleted-secret")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	_, key := activeKey(t, "deleted-secret", "k")
 	old := key.Status.Hash
 
 	if err := env.Client.Delete(context.Background(), secretOf(t, key)); err != nil {
@@ -238,11 +218,7 @@ func TestDeletedSecretIsReMintedWithAWarning(t *testing.T) {
 }
 
 func TestEditedSecretIsNotTrusted(t *testing.T) {
-	ns := env.Namespace(t, "edited-secret")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	_, key := activeKey(t, "edited-secret", "k")
 	old := key.Status.Hash
 
 	// Someone writes a well-formed key of their own choosing, with a matching hash annotation.
@@ -264,11 +240,7 @@ func TestEditedSecretIsNotTrusted(t *testing.T) {
 }
 
 func TestRestoredAPIKeyAdoptsItsSecretInsteadOfMinting(t *testing.T) {
-	ns := env.Namespace(t, "restore")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	ns, key := activeKey(t, "restore", "k")
 	hash := key.Status.Hash
 	token := string(secretOf(t, key).Data[dataToken])
 
@@ -312,11 +284,7 @@ func TestSecretNameTakenBySomeoneElseIsAConflictAndTheSecretIsUntouched(t *testi
 }
 
 func TestMetricsCountMintsAndKeysByState(t *testing.T) {
-	ns := env.Namespace(t, "metrics-keys")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "counted", "bi")
-	create(t, key)
-	waitKey(t, key, "Active", inState(v1.KeyActive))
+	activeKey(t, "metrics-keys", "counted")
 	families, err := registry.Gather()
 	if err != nil {
 		t.Fatal(err)

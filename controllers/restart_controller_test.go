@@ -52,11 +52,7 @@ func deployment(ns, name string, optIn bool, secret string) *appsv1.Deployment {
 }
 
 func TestOptedInWorkloadsRestartWhenTheirKeyRotates(t *testing.T) {
-	ns := env.Namespace(t, "restart")
-	readyApp(t, ns, "bi")
-	key := newKey(ns, "k", "bi")
-	create(t, key)
-	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	ns, key := activeKey(t, "restart", "k")
 
 	optedIn := deployment(ns, "exporter", true, "k-key")
 	notOptedIn := deployment(ns, "other", false, "k-key")

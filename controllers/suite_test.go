@@ -278,6 +278,17 @@ func readyApp(t *testing.T, ns, name string) *v1.Application {
 	return app
 }
 
+// activeKey creates an org with an Application "bi" and an APIKey of it, and waits until the
+// key is Active.
+func activeKey(t *testing.T, org, name string, mutate ...func(*v1.APIKey)) (string, *v1.APIKey) {
+	t.Helper()
+	ns := env.Namespace(t, org)
+	readyApp(t, ns, "bi")
+	key := newKey(ns, name, "bi", mutate...)
+	create(t, key)
+	return ns, waitKey(t, key, "Active", inState(v1.KeyActive))
+}
+
 func getKey(t *testing.T, key *v1.APIKey) *v1.APIKey {
 	t.Helper()
 	got := &v1.APIKey{}
