@@ -65,7 +65,7 @@ type APIKeySpec struct {
 	// ttl is the key's lifetime from minting, e.g. 720h; it becomes a fixed status.expiresAt.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="ttl must be at least 1m, written as a duration such as 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="ttl must be at least 1m, written as a duration such as 720h"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
 	// scopes narrow what the application's role allows this key to do, e.g. reports:read.
@@ -105,13 +105,13 @@ type KeyRotation struct {
 	// every is the time between rotations, e.g. 720h.
 	// +required
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m')",message="rotation.every must be at least 1m, written as a duration such as 720h"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="rotation.every must be at least 1m, written as a duration such as 720h"
 	Every metav1.Duration `json:"every"`
 
 	// overlap is how long the previous key keeps working after a rotation, e.g. 24h.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="rotation.overlap must not be negative"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('0s')",message="rotation.overlap must be a duration such as 24h, not negative"
 	Overlap *metav1.Duration `json:"overlap,omitempty"`
 }
 

@@ -352,18 +352,18 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 			"period must be between 1s and 8760h (one year), for example 1h"},
 		{"ttl of 1d",
 			func() error { return createRaw(admin, org, "APIKey", "h-ttl-1d", keySpec(obj{"ttl": "1d"})) },
-			"spec.ttl: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: ttl must be at least 1m, written as a duration such as 720h"},
+			`spec.ttl: Invalid value: "1d": ttl must be at least 1m, written as a duration such as 720h`},
 		{"ttl of -5m",
 			func() error { return createRaw(admin, org, "APIKey", "h-ttl-neg", keySpec(obj{"ttl": "-5m"})) },
 			"ttl must be at least 1m, written as a duration such as 720h"},
 		{"empty ttl",
 			func() error { return createRaw(admin, org, "APIKey", "h-ttl-empty", keySpec(obj{"ttl": ""})) },
-			"spec.ttl: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: ttl must be at least 1m, written as a duration such as 720h"},
+			`spec.ttl: Invalid value: "": ttl must be at least 1m, written as a duration such as 720h`},
 		{"rotation every 1d",
 			func() error {
 				return createRaw(admin, org, "APIKey", "h-every-1d", keySpec(obj{"rotation": obj{"every": "1d"}}))
 			},
-			"spec.rotation.every: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: rotation.every must be at least 1m, written as a duration such as 720h"},
+			`spec.rotation.every: Invalid value: "1d": rotation.every must be at least 1m, written as a duration such as 720h`},
 		{"rotation every -5m",
 			func() error {
 				return createRaw(admin, org, "APIKey", "h-every-neg", keySpec(obj{"rotation": obj{"every": "-5m"}}))
@@ -373,7 +373,7 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 			func() error {
 				return createRaw(admin, org, "APIKey", "h-every-empty", keySpec(obj{"rotation": obj{"every": ""}}))
 			},
-			"spec.rotation.every: Invalid value: \"string\": type conversion error from 'string' to 'google.protobuf.Duration' evaluating rule: rotation.every must be at least 1m, written as a duration such as 720h"},
+			`spec.rotation.every: Invalid value: "": rotation.every must be at least 1m, written as a duration such as 720h`},
 		{"scopes set to an object",
 			func() error { return mergePatch(admin, key, obj{"spec": obj{"scopes": obj{"reports": "read"}}}) },
 			`spec.scopes: Invalid value: "object": spec.scopes in body must be of type array: "object"`},
@@ -488,7 +488,7 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 			func() error {
 				return createRaw(admin, org, "APIKey", "h-overlap-neg", keySpec(obj{"rotation": obj{"every": "24h", "overlap": "-1h"}}))
 			},
-			"rotation.overlap must not be negative"},
+			"rotation.overlap must be a duration such as 24h, not negative"},
 
 		// Origins.
 		{"origin with a path",
