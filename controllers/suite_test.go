@@ -332,6 +332,20 @@ func secretOf(t *testing.T, key *v1.APIKey) *corev1.Secret {
 	return s
 }
 
+// tokenOnceWritten waits until the key's Secret holds the key status records (a replacement
+// writes status first, then the Secret) and returns its token.
+func tokenOnceWritten(t *testing.T, key *v1.APIKey) string {
+	t.Helper()
+	var token string
+	eventually(t, "the Secret to hold the key recorded in status", func() (bool, error) {
+		s := &corev1.Secret{}
+		err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: secretNameFor(key)}, s)
+		token = string(s.Data[dataToken])
+		return err == nil && keyformat.Hash(token) == key.Status.Hash, err
+	})
+	return token
+}
+
 // nudge changes an annotation, which makes the operator reconcile the object now; tests use
 // it after stepping the fake clock, where production relies on the requeue at that instant.
 func nudge(t *testing.T, obj client.Object) {
