@@ -214,6 +214,31 @@ func (e *Env) As(user string, groups []string, extra map[string][]string) *rest.
 	return cfg
 }
 
+// HelmTemplate renders charts/clearance into clearance-system with extra helm arguments. It
+// uses $HELM (make test sets it to the pinned helm) or the one make installs into ./bin, and
+// skips the test when neither is there.
+func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
+	t.Helper()
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		matches, _ := filepath.Glob(filepath.Join(e.Root, "bin", "helm-*"))
+		if len(matches) > 0 {
+			helm = matches[len(matches)-1]
+		}
+	}
+	if _, err := os.Stat(helm); helm == "" || err != nil {
+		t.Skip("helm is not installed (make helm installs it; make test does)")
+	}
+	cmd := exec.Command(helm, append([]string{"template", "clearance", filepath.Join(e.Root, "charts", "clearance"), "-n", "clearance-system"}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v: %s", err, stderr.String())
+	}
+	return out
+}
+
 // Namespace creates a namespace with a unique name for one test and deletes it afterwards.
 func (e *Env) Namespace(t testing.TB, prefix string) string {
 	t.Helper()

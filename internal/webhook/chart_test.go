@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,17 +67,7 @@ func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration,
 // configurations in step with the markers: same webhooks, paths, operations and resources,
 // each fail-closed and away from kube-system, the protected guard only for labelled objects.
 func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
-	helm := os.Getenv("HELM")
-	if helm == "" {
-		helm = filepath.Join(env.Root, "bin", "helm-v3.22.0")
-	}
-	if _, err := os.Stat(helm); err != nil {
-		t.Skipf("helm is not installed (make helm installs it; make test does): %v", err)
-	}
-	out, err := exec.Command(helm, "template", "clearance", filepath.Join(env.Root, "charts", "clearance"), "-n", "clearance-system").Output()
-	if err != nil {
-		t.Fatalf("helm template: %v", err)
-	}
+	out := env.HelmTemplate(t)
 	var chartV *admissionregistrationv1.ValidatingWebhookConfiguration
 	var chartM *admissionregistrationv1.MutatingWebhookConfiguration
 	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))

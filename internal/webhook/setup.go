@@ -21,6 +21,7 @@ package webhook
 
 import (
 	"context"
+	"slices"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,17 +51,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
 	if err := idx.IndexField(ctx, &v1.Application{}, indexApplicationID, func(o client.Object) []string {
 		a := o.(*v1.Application)
-		ids := map[string]bool{}
+		var ids []string
 		for _, id := range []string{a.Status.ApplicationID, a.Spec.ApplicationID} {
-			if id != "" {
-				ids[id] = true
+			if id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
 			}
 		}
-		out := make([]string, 0, len(ids))
-		for id := range ids {
-			out = append(out, id)
-		}
-		return out
+		return ids
 	}); err != nil {
 		return err
 	}
