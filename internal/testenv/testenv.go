@@ -29,7 +29,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +63,7 @@ type Env struct {
 	Webhook *envtest.WebhookInstallOptions
 
 	env        *envtest.Environment
+	certDir    string
 	kubeconfig string
 }
 
@@ -132,7 +135,14 @@ func start(webhooks bool) (*Env, error) {
 		return nil, err
 	}
 	scheme := Scheme()
+	// A certificate directory of our own keeps the apiserver's serving and client CAs across
+	// a restart (RestartAPIServer), so clients made before it still connect after.
+	certDir, err := os.MkdirTemp("", "clearance-apiserver-")
+	if err != nil {
+		return nil, err
+	}
 	env := &envtest.Environment{
+		ControlPlane:             envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}},
 		BinaryAssetsDirectory:    assets,
 		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing:    true,
@@ -145,48 +155,110 @@ func start(webhooks bool) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, Webhook: &env.WebhookInstallOptions}, nil
+	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}, nil
 }
 
-// Stop ends the control plane and removes the kubeconfig it wrote.
+// Stop ends the control plane and removes the files it wrote.
 func (e *Env) Stop() error {
 	if e.kubeconfig != "" {
 		_ = os.RemoveAll(filepath.Dir(e.kubeconfig))
 	}
-	return e.env.Stop()
+	err := e.env.Stop()
+	_ = os.RemoveAll(e.certDir)
+	return err
 }
+
+// StopAPIServer kills kube-apiserver (etcd keeps running), as a crashed or unreachable
+// control plane, for outage tests; StartAPIServer brings it back on the same address with
+// the same certificates. (A graceful stop waits a minute and more for open watches.)
+func (e *Env) StopAPIServer() error {
+	pid, err := e.apiserverPid()
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	for range 200 {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil {
+			return nil
+		}
+		if data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(data), ") Z ") {
+			return nil // a zombie until envtest reaps it: no longer serving
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("kube-apiserver (pid %d) did not exit after SIGKILL", pid)
+}
+
+// apiserverPid finds this environment's kube-apiserver by its certificate directory.
+func (e *Env) apiserverPid() (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, entry := range entries {
+		pid, err := strconv.Atoi(entry.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", entry.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if filepath.Base(args[0]) == "kube-apiserver" && strings.Contains(string(cmdline), e.certDir) {
+			return pid, nil
+		}
+	}
+	return 0, errors.New("kube-apiserver is not running")
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer and waits until it is healthy.
+func (e *Env) StartAPIServer() error { return e.env.ControlPlane.APIServer.Start() }
 
 // Kubeconfig returns the path of a kubeconfig for an admin user, for running kubectl.
 func (e *Env) Kubeconfig(t testing.TB) string {
 	t.Helper()
+	path, err := e.WriteKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WriteKubeconfig writes (once) a kubeconfig for an admin user and returns its path.
+func (e *Env) WriteKubeconfig() (string, error) {
 	if e.kubeconfig != "" {
-		return e.kubeconfig
+		return e.kubeconfig, nil
 	}
 	user, err := e.env.AddUser(envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
-		t.Fatalf("adding an admin user: %v", err)
+		return "", fmt.Errorf("adding an admin user: %w", err)
 	}
 	data, err := user.KubeConfig()
 	if err != nil {
-		t.Fatalf("writing a kubeconfig: %v", err)
+		return "", fmt.Errorf("writing a kubeconfig: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "clearance-kubeconfig-")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	e.kubeconfig = path
-	return path
+	return path, nil
 }
 
 // Kubectl runs the kubectl built with the apiserver as an admin, from the repository root,

@@ -1,0 +1,61 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package testenv_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// TestAnOperatorProcessSurvivesAnAPIServerRestart checks the harness the reliability tests and
+// make bench stand on: an operator process with webhooks, and an apiserver that comes back
+// with the same address and certificates, so clients made before still work.
+func TestAnOperatorProcessSurvivesAnAPIServerRestart(t *testing.T) {
+	op, err := env.StartOperator(testenv.OperatorOptions{WithWebhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Cleanup)
+	if rss, err := op.RSSBytes(); err != nil || rss == 0 {
+		t.Fatalf("RSS %d, %v", rss, err)
+	}
+	if err := env.StopAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "after-restart"}}
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatalf("the admin client made before the restart: %v", err)
+	}
+	if op.Exited() {
+		t.Fatalf("the operator exited during the apiserver's restart:\n%s", op.Log())
+	}
+}
