@@ -77,6 +77,7 @@ type options struct {
 	retryPeriod             time.Duration
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
+	keyWorkers              int
 	gracefulShutdown        time.Duration
 	namespace               string
 	serviceAccount          string
@@ -106,6 +107,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "How often candidates try to take or renew the lease.")
 	fs.Float64Var(&o.kubeAPIQPS, "kube-api-qps", 200, "Sustained queries per second to the Kubernetes API.")
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API.")
+	fs.IntVar(&o.keyWorkers, "apikey-workers", controllers.DefaultKeyWorkers, "How many APIKeys are reconciled at once.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
 	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
 	fs.StringVar(&o.serviceAccount, "service-account", "clearance", "The operator's ServiceAccount: the only user that may delete protected objects.")
@@ -121,6 +123,9 @@ func (o *options) validate() error {
 	}
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
+	}
+	if o.keyWorkers < 1 {
+		return fmt.Errorf("--apikey-workers must be at least 1, got %d", o.keyWorkers)
 	}
 	if o.leaderElect && !(o.retryPeriod > 0 && o.retryPeriod < o.renewDeadline && o.renewDeadline < o.leaseDuration) {
 		return fmt.Errorf("leader election needs 0 < --leader-elect-retry-period (%s) < --leader-elect-renew-deadline (%s) < --leader-elect-lease-duration (%s)",
@@ -211,7 +216,7 @@ func run(opts options) error {
 	}
 
 	if opts.enableControllers {
-		if err := setupControllers(mgr, format); err != nil {
+		if err := setupControllers(mgr, format, opts.keyWorkers); err != nil {
 			return err
 		}
 	}
@@ -240,12 +245,12 @@ func run(opts options) error {
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-func setupControllers(mgr ctrl.Manager, format keyformat.Format) error {
+func setupControllers(mgr ctrl.Manager, format keyformat.Format, keyWorkers int) error {
 	m, err := metrics.NewControllers(ctrlmetrics.Registry, controllers.KeyStateCounter(mgr.GetCache()))
 	if err != nil {
 		return err
 	}
-	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m})
+	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, KeyWorkers: keyWorkers})
 }
 
 // setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -70,8 +71,8 @@ func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
 	if string(s.Data[dataAuthorization]) != "api-key "+token || string(s.Data[dataApplicationID]) != app.Status.ApplicationID {
 		t.Error("authorization or application-id data is wrong")
 	}
-	if e := waitEvent(t, key, v1.ReasonMinted); !strings.Contains(e.Note, st.Masked) {
-		t.Errorf("Minted event: %q", e.Note)
+	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c == nil || c.Reason != v1.ReasonMinted || !strings.Contains(c.Message, st.Masked) {
+		t.Errorf("Ready condition of a minted key: %+v", c)
 	}
 }
 

@@ -149,8 +149,9 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) 
 			}
 			return false, err
 		}
+		// Minting is the routine step: the Ready condition (reason Minted) and the mint
+		// counter say it; an Event per key would be a third of the writes (DESIGN.md).
 		s.secret = created
-		s.event(corev1.EventTypeNormal, v1.ReasonMinted, "Mint", fmt.Sprintf("minted key %s into Secret %s", keyformat.Mask(fresh.Token), name))
 		r.recordMint(metrics.MintNew)
 	}
 	r.setCurrentKey(s, fresh, s.now, expiresAt)

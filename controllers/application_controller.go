@@ -42,7 +42,7 @@ import (
 
 // countRefreshDelay batches the key and connection counts of an Application: a burst of new
 // keys for one application becomes one status write instead of one per key.
-const countRefreshDelay = time.Second
+const countRefreshDelay = 3 * time.Second
 
 // ApplicationReconciler gives each Application its permanent ID and counts its keys and the
 // orgs connected to it.
