@@ -19,6 +19,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -56,19 +57,50 @@ func (v *orgConnectionValidator) ValidateCreate(ctx context.Context, conn *v1.Or
 	return v.warnings(ctx, conn), nil
 }
 
-// ValidateUpdate checks only a raised role: lowering is allowed to whoever may update.
+// ValidateUpdate checks a raised role, and widened metric sets (which grant the role over more
+// metrics): lowering the role or narrowing the sets is allowed to whoever may update.
 func (v *orgConnectionValidator) ValidateUpdate(ctx context.Context, old, conn *v1.OrgConnection) (admission.Warnings, error) {
-	if conn.Spec.Role.Rank() <= old.Spec.Role.Rank() {
+	raised := conn.Spec.Role.Rank() > old.Spec.Role.Rank()
+	widened := widensMetricSets(old.Spec.MetricSets, conn.Spec.MetricSets)
+	if !raised && !widened {
 		return nil, nil
 	}
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := v.mayAssign(ctx, req.UserInfo, conn.Namespace, conn.Spec.Role); err != nil {
+	if raised {
+		if err := v.mayAssign(ctx, req.UserInfo, conn.Namespace, conn.Spec.Role); err != nil {
+			return nil, err
+		}
+		return v.warnings(ctx, conn), nil
+	}
+	ok, err := v.mayBind(ctx, req.UserInfo, conn.Namespace, conn.Spec.Role)
+	if err != nil {
 		return nil, err
 	}
-	return v.warnings(ctx, conn), nil
+	if !ok {
+		return nil, fmt.Errorf("user %q may not widen the metric sets of OrgConnection %q, which grants role %s in org %q: widening them needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (or narrow them, or lower the role, instead)",
+			req.UserInfo.Username, conn.Name, conn.Spec.Role, conn.Namespace, conn.Spec.Role, conn.Namespace)
+	}
+	return nil, nil
+}
+
+// widensMetricSets says whether updated lets a connection reach metrics old did not: no sets means
+// every set of the org.
+func widensMetricSets(old, updated []string) bool {
+	if len(old) == 0 {
+		return false
+	}
+	if len(updated) == 0 {
+		return true
+	}
+	for _, set := range updated {
+		if !slices.Contains(old, set) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateDelete allows disconnecting; protected connections are guarded by their own webhook.
@@ -76,10 +108,20 @@ func (v *orgConnectionValidator) ValidateDelete(context.Context, *v1.OrgConnecti
 	return nil, nil
 }
 
-// mayAssign asks the apiserver, as Kubernetes RBAC does for role bindings, whether the user
+// mayAssign refuses, with what to do about it, a role the user may not bind in this org.
+func (v *orgConnectionValidator) mayAssign(ctx context.Context, user authenticationv1.UserInfo, org string, role v1.Role) error {
+	ok, err := v.mayBind(ctx, user, org, role)
+	if err != nil || ok {
+		return err
+	}
+	return fmt.Errorf("user %q may not assign role %s in org %q: assigning it needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (the clearance-org-admin ClusterRole has it for every role)",
+		user.Username, role, org, role, org)
+}
+
+// mayBind asks the apiserver, as Kubernetes RBAC does for role bindings, whether the user
 // holds "bind" on the role in this org. The review copies the requester's username, UID,
 // groups and extra exactly: dropping groups or extra misjudges OIDC users.
-func (v *orgConnectionValidator) mayAssign(ctx context.Context, user authenticationv1.UserInfo, org string, role v1.Role) error {
+func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticationv1.UserInfo, org string, role v1.Role) (bool, error) {
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
 	for k, vals := range user.Extra {
 		extra[k] = authorizationv1.ExtraValue(vals)
@@ -98,13 +140,9 @@ func (v *orgConnectionValidator) mayAssign(ctx context.Context, user authenticat
 		},
 	}}
 	if err := v.reviewer.Create(ctx, sar); err != nil {
-		return fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
+		return false, fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
 	}
-	if sar.Status.Allowed {
-		return nil
-	}
-	return fmt.Errorf("user %q may not assign role %s in org %q: assigning it needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (the clearance-org-admin ClusterRole has it for every role)",
-		user.Username, role, org, role, org)
+	return sar.Status.Allowed, nil
 }
 
 // unique refuses a second connection of the same application in one org.
