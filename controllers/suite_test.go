@@ -66,6 +66,9 @@ func TestMain(m *testing.M) { testenv.Main(m, &env, startOperator) }
 func startOperator(e *testenv.Env) (func() error, error) {
 	// Level -1 logs V(1) lines too, so the leak check sees everything the operator can log.
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-1))))
+	// make test's suite-wide leak check searches this log too, for every key recorded below.
+	testenv.CollectForLeakCheck("controllers: in-process operator log", logs.String)
+	testenv.CollectTokensForLeakCheck(tokens.all)
 	clk = clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	var err error
 	if format, err = keyformat.New(keyformat.DefaultPrefix); err != nil {

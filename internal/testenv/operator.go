@@ -139,6 +139,7 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 		}
 	}
 	op.args = append(op.args, o.Args...)
+	CollectFileForLeakCheck("operator "+name+" log", op.LogPath)
 	if err := op.Start(); err != nil {
 		return nil, err
 	}

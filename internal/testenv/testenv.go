@@ -83,17 +83,17 @@ func Scheme() *runtime.Scheme {
 // Each hook runs after the control plane is up (to start an operator, say); the function it
 // returns runs after the tests and may fail the run by returning an error.
 func Main(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err error)) {
-	run(m, out, false, hooks)
+	run(m, out, Options{}, hooks)
 }
 
 // MainWithWebhooks is Main with Clearance's webhook configurations installed, pointing at
 // Webhook.LocalServingHost/Port; a hook must start a webhook server there.
 func MainWithWebhooks(m *testing.M, out **Env, hooks ...func(*Env) (after func() error, err error)) {
-	run(m, out, true, hooks)
+	run(m, out, Options{Webhooks: true}, hooks)
 }
 
-func run(m *testing.M, out **Env, webhooks bool, hooks []func(*Env) (func() error, error)) {
-	e, err := start(webhooks)
+func run(m *testing.M, out **Env, opts Options, hooks []func(*Env) (func() error, error)) {
+	e, err := start(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
 		os.Exit(1)
@@ -116,6 +116,10 @@ func run(m *testing.M, out **Env, webhooks bool, hooks []func(*Env) (func() erro
 			code = 1
 		}
 	}
+	if err := e.writeLeakEvidence(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: writing what the leak check searches: %v\n", err)
+		code = 1
+	}
 	if err := e.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping: %v\n", err)
 	}
@@ -123,9 +127,9 @@ func run(m *testing.M, out **Env, webhooks bool, hooks []func(*Env) (func() erro
 }
 
 // Start brings up etcd and kube-apiserver on loopback and installs the CRDs.
-func Start() (*Env, error) { return start(false) }
+func Start() (*Env, error) { return start(Options{}) }
 
-func start(webhooks bool) (*Env, error) {
+func start(opts Options) (*Env, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
@@ -150,9 +154,10 @@ func start(webhooks bool) (*Env, error) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
-	if webhooks {
+	if opts.Webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}}
 	}
+	opts.apply(env)
 	cfg, err := env.Start()
 	if err != nil {
 		_ = os.RemoveAll(certDir)
