@@ -22,6 +22,9 @@ GO_TEST_FLAGS ?= -count=1
 VERSION ?= 0.1.0
 IMAGE_ARCH ?= amd64
 TEST_TIMEOUT ?= 20m
+# Every test binary with a control plane writes the keys it minted and the texts they must never
+# reach (logs, events, objects, metrics) here; hack/leakcheck then searches them all.
+LEAK_DIR ?= $(LOCALBIN)/leaks
 
 .PHONY: all
 all: build
@@ -63,8 +66,10 @@ verify-generated: manifests generate ## Fail if generated files differ from what
 		git status --porcelain -- api config charts docs/api.md; git --no-pager diff --stat -- api config charts docs/api.md; exit 1; fi
 
 .PHONY: test
-test: verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver).
-	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./...
+test: verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver), then the suite-wide leak check.
+	rm -rf "$(LEAK_DIR)" && mkdir -p -m 700 "$(LEAK_DIR)"
+	status=0; CLEARANCE_LEAK_DIR="$(LEAK_DIR)" KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
+	go run ./hack/leakcheck "$(LEAK_DIR)" || status=1; exit $$status
 
 .PHONY: chart-check
 chart-check: helm ## helm lint and helm template the chart with its main value sets.
@@ -101,6 +106,10 @@ image: ## Build the operator image tarball bin/clearance-image.tar offline (no D
 .PHONY: run
 run: manifests kube-assets ## Run the operator against KUBECONFIG, or a local control plane when none is reachable.
 	hack/run.sh
+
+.PHONY: bench
+bench: kube-assets ## Measure every figure of DESIGN.md's table (about 6 minutes): bench/results.json, bench/scale.png and a table.
+	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: install
 install: manifests kube-assets ## Install the CRDs into the cluster of KUBECONFIG.

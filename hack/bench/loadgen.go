@@ -1,0 +1,287 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/verifier"
+)
+
+const (
+	loadOwnerOrg = "acme"
+	loadGrantOrg = "globex"
+	loadApp      = "acme-bi"
+	loadAppID    = "app_0123456789abcdefghijklmn"
+)
+
+// loadedVerifier is the real verifier with n keys in its index, fed through Apply as the
+// informers feed it: one Application with a rate limit, one connection, n Active keys.
+func loadedVerifier(n int) (*verifier.Verifier, []string, error) {
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return nil, nil, err
+	}
+	v.Apply(&v1.Application{
+		ObjectMeta: metav1.ObjectMeta{Namespace: loadOwnerOrg, Name: loadApp, UID: "uid-app"},
+		Spec: v1.ApplicationSpec{Description: "load", RateLimits: []v1.RateLimit{
+			{Name: "general", Limit: 1_000_000_000, Period: metav1.Duration{Duration: time.Second}}}},
+		Status: v1.ApplicationStatus{ApplicationID: loadAppID},
+	})
+	v.Apply(&v1.OrgConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: loadGrantOrg, Name: loadApp, UID: "uid-conn"},
+		Spec:       v1.OrgConnectionSpec{ApplicationID: loadAppID, Role: v1.RoleAnalyst},
+		Status: v1.OrgConnectionStatus{ApplicationNamespace: loadOwnerOrg, Conditions: []metav1.Condition{{
+			Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1.ReasonConnected, LastTransitionTime: metav1.Now()}}},
+	})
+	tokens := make([]string, n)
+	for i := range n {
+		k, err := format.Generate()
+		if err != nil {
+			return nil, nil, err
+		}
+		tokens[i] = k.Token
+		v.Apply(&v1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: loadOwnerOrg, Name: fmt.Sprintf("k%d", i), UID: types.UID(fmt.Sprintf("uid-k%d", i))},
+			Spec:       v1.APIKeySpec{ApplicationName: loadApp, Scopes: []string{"reports:read"}},
+			Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive,
+				ApplicationID: loadAppID, Masked: keyformat.Mask(k.Token)},
+		})
+	}
+	return v, tokens, nil
+}
+
+// server serves h on a loopback port with the verifier's own server settings.
+type server struct {
+	url  string
+	stop func()
+}
+
+func serve(h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	go func() { _ = srv.Serve(ln) }()
+	return &server{url: "http://" + ln.Addr().String(), stop: func() { _ = srv.Close() }}, nil
+}
+
+// serveVerifier runs the verifier's own Serve (its real http.Server) on a loopback port.
+func serveVerifier(v *verifier.Verifier) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = v.Serve(ctx, ln); close(done) }()
+	return &server{url: "http://" + ln.Addr().String(), stop: func() { cancel(); <-done }}, nil
+}
+
+// loadClient keeps conns connections alive to one loopback server.
+func loadClient(conns int) *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute,
+		DisableCompression: true,
+	}}
+}
+
+// hit sends one forward-auth request as nginx's auth_request would and checks the answer.
+func hit(c *http.Client, url, token string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header["X-Api-Key"] = []string{token}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// closedLoop sends total requests over conns keep-alive connections as fast as they are
+// answered and returns requests per second.
+func closedLoop(url string, tokens []string, conns, total int) (float64, error) {
+	c := loadClient(conns)
+	defer c.CloseIdleConnections()
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(total) || failed.Load() != nil {
+					return
+				}
+				if err := hit(c, url, tokens[(int(i)*7919+w)%len(tokens)]); err != nil {
+					failed.Store(&err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if errp := failed.Load(); errp != nil {
+		return 0, *errp
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
+}
+
+// openLoop sends requests at rate per second for d, each scheduled at its own instant, and
+// returns each one's latency from that instant (so a stall counts against every request it
+// delays, not only the one in flight).
+func openLoop(url string, tokens []string, rate float64, d time.Duration, workers int) ([]time.Duration, error) {
+	total := int(rate * d.Seconds())
+	interval := time.Duration(float64(time.Second) / rate)
+	c := loadClient(workers)
+	defer c.CloseIdleConnections()
+	type job struct {
+		i  int
+		at time.Time
+	}
+	jobs := make(chan job, total)
+	lat := make([]time.Duration, total)
+	var failures atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if err := hit(c, url, tokens[(j.i*7919)%len(tokens)]); err != nil {
+					failures.Add(1)
+				}
+				lat[j.i] = time.Since(j.at)
+			}
+		}()
+	}
+	start := time.Now()
+	for i := 0; i < total; {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		// Release every request whose instant has come (the sleep may overshoot).
+		now := time.Now()
+		for ; i < total && !start.Add(time.Duration(i)*interval).After(now); i++ {
+			jobs <- job{i: i, at: start.Add(time.Duration(i) * interval)}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if n := failures.Load(); n > 0 {
+		return nil, fmt.Errorf("%d of %d requests failed", n, total)
+	}
+	return lat, nil
+}
+
+// measureVerifier is the throughput row (verifier vs. a bare handler, alternating rounds in one
+// run, median of each) and the latency row at half the verifier's throughput.
+func measureVerifier(res *Results, keys, perRound, rounds, conns int) error {
+	v, tokens, err := loadedVerifier(keys)
+	if err != nil {
+		return err
+	}
+	okBody := []byte(`{"valid":true}`)
+	bare, err := serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(okBody)
+	}))
+	if err != nil {
+		return err
+	}
+	defer bare.stop()
+	ver, err := serveVerifier(v)
+	if err != nil {
+		return err
+	}
+	defer ver.stop()
+	query := verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
+	// Warm both (connections, caches) before measuring.
+	for _, u := range []string{bare.url + "/", ver.url + query} {
+		if _, err := closedLoop(u, tokens, conns, perRound/10); err != nil {
+			return fmt.Errorf("warming %s: %w", u, err)
+		}
+	}
+	var bareRates, verRates []float64
+	for range rounds {
+		r, err := closedLoop(bare.url+"/", tokens, conns, perRound)
+		if err != nil {
+			return fmt.Errorf("bare handler: %w", err)
+		}
+		bareRates = append(bareRates, r)
+		r, err = closedLoop(ver.url+query, tokens, conns, perRound)
+		if err != nil {
+			return fmt.Errorf("verifier: %w", err)
+		}
+		verRates = append(verRates, r)
+	}
+	b, vr := median(bareRates), median(verRates)
+	res.AtLeast("verifier throughput vs bare net/http", vr/b, "ratio", 0.7,
+		fmt.Sprintf("%d keys indexed; /v1/authorize %.0f req/s, bare handler %.0f req/s (medians of %d alternating rounds of %d requests, %d keep-alive connections)",
+			keys, vr, b, rounds, perRound, conns))
+	lat, err := openLoop(ver.url+query, tokens, vr/2, 5*time.Second, conns)
+	if err != nil {
+		return err
+	}
+	res.AtMost("verifier p50 at half load", ms(percentile(lat, 0.50)), "ms", 2,
+		fmt.Sprintf("open loop at %.0f req/s for 5 s, %d requests; latency from each request's scheduled instant", vr/2, len(lat)))
+	res.AtMost("verifier p99 at half load", ms(percentile(lat, 0.99)), "ms", 2,
+		fmt.Sprintf("same %d requests", len(lat)))
+	return nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

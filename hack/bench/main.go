@@ -1,0 +1,229 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench measures every figure of DESIGN.md's "Numbers to beat" in one run (make bench):
+// a local kube-apiserver and etcd, the operator as a process of its own, and the verifier under
+// a Go load generator on loopback. It writes bench/results.json and prints the table.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+type config struct {
+	out          string
+	plot         string
+	steps        []int
+	idle         time.Duration
+	foreign      int
+	foreignSize  int
+	revocations  int
+	assignments  int
+	verifierKeys int
+	perRound     int
+	rounds       int
+	conns        int
+	verifierOnly bool
+	cpuProfile   string
+}
+
+func main() { os.Exit(benchMain()) }
+
+// benchMain returns the exit code: 0 when every row met its target, 1 when one missed or the
+// bench failed, 2 for bad flags.
+func benchMain() int {
+	var cfg config
+	var steps string
+	flag.StringVar(&cfg.out, "out", "bench/results.json", "Where to write the results.")
+	flag.StringVar(&cfg.plot, "plot", "bench/scale.png", "Where to draw the scale model (empty: no plot).")
+	flag.StringVar(&steps, "keys", "1000,2000,5000", "Key totals of the scale model; the first is the mint row, the last the idle and memory rows.")
+	flag.DurationVar(&cfg.idle, "idle", 60*time.Second, "How long settled keys are watched for writes.")
+	flag.IntVar(&cfg.foreign, "foreign-secrets", 5000, "Foreign Secrets added for the memory row.")
+	flag.IntVar(&cfg.foreignSize, "foreign-secret-size", 100<<10, "Bytes of data in each foreign Secret.")
+	flag.IntVar(&cfg.revocations, "revocations", 200, "Disable/delete operations timed until the verifier refuses.")
+	flag.IntVar(&cfg.assignments, "assignments", 500, "OrgConnection role assignments through the webhook.")
+	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput rows.")
+	flag.IntVar(&cfg.perRound, "requests", 100_000, "Requests per throughput round.")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "Alternating throughput rounds (verifier, bare handler); the median counts.")
+	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
+	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the verifier and load generator run in it) to this file.")
+	flag.Parse()
+	for _, s := range strings.Split(steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 || (len(cfg.steps) > 0 && n <= cfg.steps[len(cfg.steps)-1]) {
+			fmt.Fprintf(os.Stderr, "bench: -keys must be increasing positive totals such as 1000,2000,5000, got %q\n", steps)
+			return 2
+		}
+		cfg.steps = append(cfg.steps, n)
+	}
+	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	res := &Results{}
+	err := run(cfg, res)
+	if len(res.Rows) > 0 {
+		if werr := res.Write(cfg.out); werr != nil && err == nil {
+			err = werr
+		}
+		fmt.Printf("\nClearance bench, %s, %d CPUs (GOMAXPROCS %d), %s in all\n\n", time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), runtime.GOMAXPROCS(0), time.Since(start).Round(time.Second))
+		res.Print(os.Stdout)
+		fmt.Printf("\nwritten to %s\n", cfg.out)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		return 1
+	}
+	if failed := res.Failed(); len(failed) > 0 {
+		fmt.Fprintf(os.Stderr, "bench: %d rows missed their targets: %s\n", len(failed), strings.Join(failed, "; "))
+		return 1
+	}
+	return 0
+}
+
+// bench is what the cluster phases share.
+type bench struct {
+	cfg config
+	env *testenv.Env
+	op  *testenv.Operator
+	c   client.Client
+	cs  kubernetes.Interface
+	tr  *tracker
+	res *Results
+	// grants maps each connected Application to an org that connected it (the webhook phase).
+	grants map[types.NamespacedName]string
+	// scale holds the scale model's points: key total → mint seconds, writes per key, RSS MiB.
+	scale []scalePoint
+}
+
+type scalePoint struct {
+	keys          int
+	batch         int
+	seconds       float64
+	writesPerKey  float64
+	rssMiB        float64
+	foreignRSSMiB float64
+}
+
+func run(cfg config, res *Results) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	defer cancel()
+	if cfg.verifierOnly {
+		return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+	}
+
+	fmt.Fprintln(os.Stderr, "bench: starting kube-apiserver and etcd on loopback")
+	env, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = env.Stop()
+		}
+	}()
+
+	b := &bench{cfg: cfg, env: env, res: res}
+	fast := rest.CopyConfig(env.Config)
+	fast.QPS, fast.Burst = 2000, 4000
+	if b.c, err = client.New(fast, client.Options{Scheme: env.Scheme}); err != nil {
+		return err
+	}
+	if b.cs, err = kubernetes.NewForConfig(fast); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(os.Stderr, "bench: building and starting the operator as a process of its own")
+	if b.op, err = env.StartOperator(testenv.OperatorOptions{Name: "bench-operator", WithWebhooks: true}); err != nil {
+		return err
+	}
+	defer b.op.Cleanup()
+
+	watch, err := keyWatchCache(b)
+	if err != nil {
+		return err
+	}
+	if b.tr, err = newTracker(ctx, watch); err != nil {
+		return err
+	}
+	// The watch ends before the apiserver stops, or its graceful stop waits on it.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() { _ = watch.Start(watchCtx) }()
+	if !watch.WaitForCacheSync(ctx) {
+		return fmt.Errorf("the bench's watch did not sync")
+	}
+
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"mint and scale model", b.mint},
+		{"idle", b.idleWrites},
+		{"memory with foreign Secrets", b.foreignSecrets},
+		{"webhook", b.webhook},
+		{"revocation", b.revocation},
+	}
+	for _, p := range phases {
+		fmt.Fprintf(os.Stderr, "bench: phase %s\n", p.name)
+		if err := p.fn(ctx); err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+	}
+	if cfg.plot != "" {
+		if err := plotScale(cfg.plot, b.scale); err != nil {
+			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
+		}
+	}
+
+	// The verifier rows want a quiet machine: the cluster goes first.
+	b.op.Cleanup()
+	stopWatch()
+	stopped = true
+	if err := env.Stop(); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: phase verifier throughput")
+	return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+}
