@@ -59,7 +59,7 @@ func newMetrics(reg prometheus.Registerer, v *Verifier) (*metrics, error) {
 	}
 	staleness := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "clearance_verifier_staleness_seconds",
-		Help: "Seconds since the verifier last heard from the apiserver; above --max-staleness it answers 503 stale.",
+		Help: "Seconds the verifier's view may be out of date: since it last heard from the apiserver, or since an outage began until every informer watches again. Above --max-staleness it answers 503 stale.",
 	}, func() float64 { return v.sinceContact(v.clock.Now()).Seconds() })
 
 	for _, c := range []prometheus.Collector{

@@ -28,6 +28,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -66,7 +67,9 @@ type Options struct {
 	MaxStaleness time.Duration
 	// FlushInterval is how often usage counts are written to APIKey status (--usage-flush-interval).
 	FlushInterval time.Duration
-	// ProbeInterval is how often the staleness probe calls the apiserver.
+	// ProbeInterval is how often the staleness probe calls the apiserver; it must be shorter
+	// than MaxStaleness. Default: DefaultProbeInterval, or a third of MaxStaleness when that is
+	// shorter, so a connected verifier with nothing changing never goes stale between probes.
 	ProbeInterval time.Duration
 	// ShutdownTimeout bounds the HTTP drain and the final flush on shutdown.
 	ShutdownTimeout time.Duration
@@ -90,6 +93,10 @@ type Verifier struct {
 	// lastContact is when the verifier last heard from the apiserver (unix nanoseconds of the
 	// injected clock): an informer event or a successful probe.
 	lastContact atomic.Int64
+	// watches are the informers the index is fed from, and outage says since when they may be
+	// blind; see markOutage.
+	watches []*watched
+	outage  outage
 	// synced turns true once every informer handler has seen its initial list; until then the
 	// verifier answers 503 not_ready instead of refusing keys it has not loaded yet.
 	synced atomic.Bool
@@ -118,6 +125,9 @@ func New(opts Options) (*Verifier, error) {
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = ctrl.Log.WithName("verifier")
 	}
+	if opts.MaxStaleness > 0 && opts.ProbeInterval == 0 {
+		opts.ProbeInterval = min(DefaultProbeInterval, max(opts.MaxStaleness/3, time.Millisecond))
+	}
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
@@ -134,6 +144,10 @@ func New(opts Options) (*Verifier, error) {
 		case *d.v < 0:
 			return nil, fmt.Errorf("verifier: %s must be positive, got %s", d.n, *d.v)
 		}
+	}
+	if opts.ProbeInterval >= opts.MaxStaleness {
+		return nil, fmt.Errorf("verifier: ProbeInterval (%s) must be shorter than MaxStaleness (%s), or the verifier goes stale between probes",
+			opts.ProbeInterval, opts.MaxStaleness)
 	}
 	v := &Verifier{
 		opts:          opts,
@@ -194,15 +208,20 @@ func (v *Verifier) Remove(obj any) {
 func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 	v.client = mgr.GetClient()
 	v.apiReader = mgr.GetAPIReader()
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { v.recordContact(); v.Apply(o) },
-		UpdateFunc: func(_, o any) { v.recordContact(); v.Apply(o) },
-		DeleteFunc: func(o any) { v.recordContact(); v.Remove(o) },
-	}
 	for _, obj := range []client.Object{&v1.APIKey{}, &v1.Application{}, &v1.OrgConnection{}, &v1.MetricSet{}} {
 		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
 		if err != nil {
 			return fmt.Errorf("verifier: informer for %T: %w", obj, err)
+		}
+		w := &watched{}
+		if ls, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
+			w.resourceVersion = ls.LastSyncResourceVersion
+			v.watches = append(v.watches, w)
+		}
+		handler := toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { v.heardFrom(w); v.Apply(o) },
+			UpdateFunc: func(_, o any) { v.heardFrom(w); v.Apply(o) },
+			DeleteFunc: func(o any) { v.heardFrom(w); v.Remove(o) },
 		}
 		reg, err := inf.AddEventHandler(handler)
 		if err != nil {
@@ -260,8 +279,86 @@ func (v *Verifier) unavailable(now time.Time) reason {
 
 func (v *Verifier) recordContact() { v.lastContact.Store(v.clock.Now().UnixNano()) }
 
+// heardFrom records an event from an informer: contact, and proof that its watch is live.
+func (v *Verifier) heardFrom(w *watched) {
+	v.recordContact()
+	w.suspectRV.Store(nil)
+}
+
+// sinceContact is how long the verifier's view may be out of date: since it last heard from
+// the apiserver, or, while an informer may still be blind after an outage, since the outage
+// began.
 func (v *Verifier) sinceContact(now time.Time) time.Duration {
-	return now.Sub(time.Unix(0, v.lastContact.Load()))
+	last := v.lastContact.Load()
+	if since := v.outage.since.Load(); since != 0 {
+		if since = v.outageSince(); since != 0 && since < last {
+			last = since
+		}
+	}
+	return now.Sub(time.Unix(0, last))
+}
+
+// watched is one informer the index is fed from.
+type watched struct {
+	// resourceVersion is the informer's last synced resource version; it moves with every
+	// event, relist and watch bookmark.
+	resourceVersion func() string
+	// suspectRV is the resource version the informer had when an outage was noticed, nil when
+	// it is not suspect.
+	suspectRV atomic.Pointer[string]
+}
+
+// outage is the state of the verifier after it lost the apiserver. A probe that succeeds
+// again proves that the apiserver is back, not that the informers are: a reflector that lost
+// its watch retries with a backoff that grows to 30 s and more during an outage, and until it
+// watches again the index misses every change (a disabled or deleted key). So after an outage
+// the verifier counts staleness from the outage's beginning until every informer has proved
+// live: an event from it, or a resource version that moved (a relist or a bookmark), or one
+// equal to what a probe read after the outage (nothing changed anywhere since).
+type outage struct {
+	mu sync.Mutex
+	// since is the last contact before the outage (unix nanoseconds), 0 when there is none.
+	since atomic.Int64
+	// probeRV is the resource version the last successful probe read since the outage.
+	probeRV atomic.Pointer[string]
+}
+
+// markOutage records that the apiserver could not be reached; informer events stop proving
+// anything about the other informers until each has proved live on its own.
+func (v *Verifier) markOutage() {
+	v.outage.mu.Lock()
+	defer v.outage.mu.Unlock()
+	if v.outage.since.Load() == 0 {
+		v.outage.since.Store(v.lastContact.Load())
+	}
+	v.outage.probeRV.Store(nil)
+	for _, w := range v.watches {
+		if w.suspectRV.Load() == nil {
+			rv := w.resourceVersion()
+			w.suspectRV.Store(&rv)
+		}
+	}
+}
+
+// outageSince returns the beginning of the outage while an informer may still be blind, and
+// ends the outage (returning 0) once none is.
+func (v *Verifier) outageSince() int64 {
+	v.outage.mu.Lock()
+	defer v.outage.mu.Unlock()
+	probeRV := v.outage.probeRV.Load()
+	for _, w := range v.watches {
+		suspect := w.suspectRV.Load()
+		if suspect == nil {
+			continue
+		}
+		if rv := w.resourceVersion(); rv != *suspect || (probeRV != nil && rv == *probeRV) {
+			w.suspectRV.Store(nil)
+			continue
+		}
+		return v.outage.since.Load()
+	}
+	v.outage.since.Store(0)
+	return 0
 }
 
 // Serve answers on ln until ctx ends, then drains requests in flight for up to
@@ -335,12 +432,23 @@ func (p *prober) Start(ctx context.Context) error {
 	}
 }
 
-func (v *Verifier) probe(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+func (v *Verifier) probe(parent context.Context) {
+	ctx, cancel := context.WithTimeout(parent, 5*time.Second)
 	defer cancel()
-	if err := v.apiReader.List(ctx, &v1.APIKeyList{}, client.Limit(1)); err != nil {
+	list := &v1.APIKeyList{}
+	if err := v.apiReader.List(ctx, list, client.Limit(1)); err != nil {
+		// An error status is an answer: the apiserver is reachable. Anything else (refused,
+		// reset, timed out) has most likely cut the informers' watches too.
+		var answer apierrors.APIStatus
+		if !errors.As(err, &answer) && parent.Err() == nil {
+			v.markOutage()
+		}
 		v.log.V(1).Info("staleness probe failed", "error", err.Error(), "sinceContact", v.sinceContact(v.clock.Now()).String())
 		return
+	}
+	if v.outage.since.Load() != 0 {
+		rv := list.ResourceVersion
+		v.outage.probeRV.Store(&rv)
 	}
 	v.recordContact()
 }

@@ -1,0 +1,112 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+func TestTheProbeRunsOftenEnoughForAShortMaxStaleness(t *testing.T) {
+	for _, tc := range []struct {
+		maxStaleness, probe, want time.Duration
+		fails                     bool
+	}{
+		{maxStaleness: 0, want: DefaultProbeInterval},
+		{maxStaleness: 4 * time.Second, want: 4 * time.Second / 3},
+		{maxStaleness: time.Hour, want: DefaultProbeInterval},
+		{maxStaleness: 4 * time.Second, probe: time.Second, want: time.Second},
+		{maxStaleness: 4 * time.Second, probe: 4 * time.Second, fails: true},
+	} {
+		v, err := New(Options{Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+			MaxStaleness: tc.maxStaleness, ProbeInterval: tc.probe})
+		switch {
+		case tc.fails && err == nil:
+			t.Errorf("max staleness %s, probe %s: accepted, the verifier would go stale between probes", tc.maxStaleness, tc.probe)
+		case !tc.fails && err != nil:
+			t.Errorf("max staleness %s, probe %s: %v", tc.maxStaleness, tc.probe, err)
+		case !tc.fails && v.opts.ProbeInterval != tc.want:
+			t.Errorf("max staleness %s: probe every %s, want %s", tc.maxStaleness, v.opts.ProbeInterval, tc.want)
+		}
+	}
+}
+
+// fakeWatch is an informer's last synced resource version.
+type fakeWatch struct {
+	mu sync.Mutex
+	rv string
+}
+
+func (f *fakeWatch) get() string   { f.mu.Lock(); defer f.mu.Unlock(); return f.rv }
+func (f *fakeWatch) set(rv string) { f.mu.Lock(); defer f.mu.Unlock(); f.rv = rv }
+
+func TestAfterAnOutageStalenessCountsUntilEveryInformerWatchesAgain(t *testing.T) {
+	clk := clocktesting.NewFakeClock(epoch)
+	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+		MaxStaleness: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
+	wKeys, wConns := &watched{resourceVersion: keys.get}, &watched{resourceVersion: conns.get}
+	v.watches = []*watched{wKeys, wConns}
+	since := func() time.Duration { return v.sinceContact(clk.Now()) }
+
+	// The apiserver is lost 5s after the last contact; 20s later a probe gets through again.
+	clk.Step(5 * time.Second)
+	v.markOutage()
+	clk.Step(20 * time.Second)
+	v.recordContact()
+	if got := since(); got != 25*time.Second {
+		t.Fatalf("a probe got through but no informer watches yet: staleness %s, want 25s (since the last contact before the outage)", got)
+	}
+	// An event from one informer proves that one only.
+	v.heardFrom(wKeys)
+	clk.Step(10 * time.Second)
+	if got := since(); got != 35*time.Second {
+		t.Fatalf("one informer of two watches again: staleness %s, want 35s", got)
+	}
+	if v.unavailable(clk.Now()) != rStale {
+		t.Fatal("35s without knowing every informer watches, max 30s: not stale")
+	}
+	// The other relists: its resource version moves. The outage is over.
+	conns.set("120")
+	if got := since(); got != 10*time.Second {
+		t.Fatalf("every informer watches again: staleness %s, want 10s (since the probe)", got)
+	}
+	if v.unavailable(clk.Now()) != rOK {
+		t.Fatal("every informer watches again: still unavailable")
+	}
+
+	// Nothing changed anywhere during a second outage: a probe reading the resource version
+	// the informers hold proves them current.
+	v.markOutage()
+	clk.Step(time.Second)
+	keys.set("120")
+	rv := "120"
+	v.outage.probeRV.Store(&rv)
+	v.recordContact()
+	if got := since(); got != 0 {
+		t.Fatalf("the probe read the informers' resource version: staleness %s, want 0", got)
+	}
+}
