@@ -78,7 +78,17 @@ func benchMain() int {
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the verifier and load generator run in it) to this file.")
+	var serve, tokensPath string
+	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
+	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
 	flag.Parse()
+	if serve != "" {
+		if err := serveMode(serve, cfg.verifierKeys, tokensPath); err != nil {
+			fmt.Fprintf(os.Stderr, "bench -serve %s: %v\n", serve, err)
+			return 1
+		}
+		return 0
+	}
 	for _, s := range strings.Split(steps, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 || (len(cfg.steps) > 0 && n <= cfg.steps[len(cfg.steps)-1]) {
