@@ -107,6 +107,14 @@ image: ## Build the operator image tarball bin/clearance-image.tar offline (no D
 run: manifests kube-assets ## Run the operator against KUBECONFIG, or a local control plane when none is reachable.
 	hack/run.sh
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (key parsing, header parsing, admission decoding).
+	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME)
+	go test ./internal/verifier -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME)
+	go test ./internal/webhook -run '^$$' -fuzz '^FuzzAdmissionRequestDecoding$$' -fuzztime $(FUZZTIME)
+
 .PHONY: bench
 bench: kube-assets ## Measure every figure of DESIGN.md's table (about 6 minutes): bench/results.json, bench/scale.png and a table.
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go run ./hack/bench $(BENCH_ARGS)

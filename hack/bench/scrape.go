@@ -256,6 +256,28 @@ func (h histogram) quantile(q float64) float64 {
 	return h.bounds[len(h.bounds)-1]
 }
 
+// interpolated is the q-quantile as Prometheus' histogram_quantile computes it: linear within
+// the bucket that holds it (what a dashboard over these metrics shows). For coarse buckets it
+// is an estimate; quantile gives the bound.
+func (h histogram) interpolated(q float64) float64 {
+	if h.total == 0 {
+		return math.NaN()
+	}
+	rank := q * h.total
+	cum, lower := 0.0, 0.0
+	for i, c := range h.counts {
+		if cum+c >= rank && c > 0 {
+			if math.IsInf(h.bounds[i], 1) {
+				return lower
+			}
+			return lower + (h.bounds[i]-lower)*(rank-cum)/c
+		}
+		cum += c
+		lower = h.bounds[i]
+	}
+	return lower
+}
+
 // percentile of measured durations (nearest rank).
 func percentile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
