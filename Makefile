@@ -13,6 +13,8 @@ CRD_REF_DOCS_VERSION ?= v0.3.0
 CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 HELM_VERSION ?= v3.22.0
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+HELM_DOCS_VERSION ?= v1.14.2
+HELM_DOCS ?= $(LOCALBIN)/helm-docs-$(HELM_DOCS_VERSION)
 
 # kube-apiserver, kubectl and etcd, built from Go modules into a cache outside the repo.
 KUBE_ASSETS = $(shell hack/kube-assets.sh)
@@ -47,9 +49,10 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
 
 .PHONY: generate
-generate: controller-gen crd-ref-docs ## Generate deepcopy code and the API reference (docs/api.md).
+generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the API reference (docs/api.md) and the chart's values table.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
 	$(CRD_REF_DOCS) --source-path=api/v1alpha1 --config=hack/crd-ref-docs.yaml --renderer=markdown --output-path=docs/api.md --log-level=WARN
+	cd charts/clearance && $(HELM_DOCS) --chart-search-root=. --template-files=README.md.gotmpl --log-level=warning
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -139,6 +142,13 @@ $(CRD_REF_DOCS):
 	mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/elastic/crd-ref-docs@$(CRD_REF_DOCS_VERSION)
 	mv $(LOCALBIN)/crd-ref-docs $(CRD_REF_DOCS)
+
+.PHONY: helm-docs
+helm-docs: $(HELM_DOCS)
+$(HELM_DOCS):
+	mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/norwoodj/helm-docs/cmd/helm-docs@$(HELM_DOCS_VERSION)
+	mv $(LOCALBIN)/helm-docs $(HELM_DOCS)
 
 .PHONY: helm
 helm: $(HELM)
