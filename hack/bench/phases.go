@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -329,45 +328,41 @@ func (b *bench) webhook(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
 	var rtt []time.Duration
-	done := 0
 	b.grants = map[types.NamespacedName]string{}
-	// One admin assigning roles one after another: latency, not the apiserver's throughput.
-	if err := forEach(conns, 1, func(i int) error {
+	// One admin assigning roles one after another (latency, not the apiserver's throughput),
+	// in rounds: every connection as Observer, then every one raised to Analyst, and so on, as
+	// a change rolled out over many connections is. Raising the same connection again at once
+	// would race the status the operator writes after each change, and the apiserver would
+	// retry the patch, calling the webhook again: the bench's own doing, not the webhook's.
+	list := make([]*v1.OrgConnection, conns)
+	apps := make([]types.NamespacedName, conns)
+	for i := range list {
 		// Connection i links application i mod 100 from a grant org; past the hundredth, the
 		// next grant org over, so no org connects one application twice.
-		app := appOf(i)
-		ns := grantName((i + i/(orgs*appsPerOrg)) % grantOrgs)
-		conn := connection(ns, fmt.Sprintf("conn-%d", i), ids[app], v1.RoleObserver)
-		for step, role := range roles {
-			mu.Lock()
-			if done >= b.cfg.assignments {
-				mu.Unlock()
-				return nil
+		apps[i] = appOf(i)
+		list[i] = connection(grantName((i+i/(orgs*appsPerOrg))%grantOrgs), fmt.Sprintf("conn-%d", i), ids[apps[i]], v1.RoleObserver)
+	}
+	for step, role := range roles {
+		for i, conn := range list {
+			if len(rtt) >= b.cfg.assignments {
+				break
 			}
-			done++
-			mu.Unlock()
 			t := time.Now()
 			if step == 0 {
 				if err := admin.Create(ctx, conn); err != nil {
-					return fmt.Errorf("connecting %s as %s: %w", app, role, err)
+					return fmt.Errorf("connecting %s as %s: %w", apps[i], role, err)
 				}
+				b.grants[apps[i]] = conn.Namespace
 			} else {
 				patch := client.MergeFrom(conn.DeepCopy())
 				conn.Spec.Role = role
 				if err := admin.Patch(ctx, conn, patch); err != nil {
-					return fmt.Errorf("raising %s/%s to %s: %w", ns, conn.Name, role, err)
+					return fmt.Errorf("raising %s/%s to %s: %w", conn.Namespace, conn.Name, role, err)
 				}
 			}
-			mu.Lock()
 			rtt = append(rtt, time.Since(t))
-			b.grants[app] = ns
-			mu.Unlock()
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	webhookAfter, err := scrapeOperator(b.op.MetricsURL)
 	if err != nil {
@@ -395,13 +390,17 @@ func (b *bench) webhook(ctx context.Context) error {
 	seen := classicDelta(
 		classic(apiBefore, "apiserver_admission_webhook_admission_duration_seconds", isOrgConnAdmission),
 		classic(apiAfter, "apiserver_admission_webhook_admission_duration_seconds", isOrgConnAdmission))
+	isSAR := func(m *dto.Metric) bool {
+		return label(m, "resource") == "subjectaccessreviews" && label(m, "verb") == "POST"
+	}
+	sar := classicDelta(classic(apiBefore, "apiserver_request_duration_seconds", isSAR), classic(apiAfter, "apiserver_request_duration_seconds", isSAR))
 	bounds := make([]string, 0, len(seen.bounds))
 	for _, ub := range seen.bounds {
 		bounds = append(bounds, fmt.Sprintf("%g", ub))
 	}
 	b.res.AtMost("webhook p99 (apiserver's admission histogram)", seen.interpolated(0.99)*1000, "ms", 10,
-		fmt.Sprintf("%d calls; apiserver_admission_webhook_admission_duration_seconds, interpolated as histogram_quantile does; its buckets (%s s) only bound it at %.0f ms; p50 %.2f ms",
-			int(seen.total), strings.Join(bounds, ", "), seen.quantile(0.99)*1000, seen.interpolated(0.5)*1000))
+		fmt.Sprintf("%d calls; apiserver_admission_webhook_admission_duration_seconds, interpolated as histogram_quantile does; its buckets (%s s) only bound it at %.0f ms; p50 %.2f ms; the SubjectAccessReviews themselves, in the apiserver: p50 %.2f ms, p99 %.2f ms (apiserver_request_duration_seconds, interpolated)",
+			int(seen.total), strings.Join(bounds, ", "), seen.quantile(0.99)*1000, seen.interpolated(0.5)*1000, sar.interpolated(0.5)*1000, sar.interpolated(0.99)*1000))
 	return nil
 }
 
