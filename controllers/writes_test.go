@@ -108,8 +108,10 @@ func TestMintingTakesAtMostThreeWritesPerKeyAndASettledKeyNone(t *testing.T) {
 	appWrites := delta(before, after, "PATCH applications/status")
 	t.Logf("minting %d keys: %.0f writes for the keys (%.2f per key), plus %.0f batched Application status writes for the count (%.2f per key in all)",
 		n, keyWrites, keyWrites/n, appWrites, (keyWrites+appWrites)/n)
-	if keyWrites > 2*n || keyWrites+appWrites > 3*n {
-		t.Errorf("%.0f key writes and %.0f Application writes for %d keys: more than 2 per key, or 3 in all: %v", keyWrites, appWrites, n, after)
+	// The design's budget is three per key in all. Two are expected; the counters are the
+	// apiserver's, so a conflict retry (or a write of a test running beside this one) shows too.
+	if keyWrites+appWrites > 3*n {
+		t.Errorf("%.0f key writes and %.0f Application writes for %d keys: more than 3 per key in all: %v", keyWrites, appWrites, n, after)
 	}
 
 	settled := apiWrites(t)
