@@ -37,20 +37,51 @@ type keyUsage struct {
 	pending  atomic.Int64 // accepted requests not yet flushed
 	lastUsed atomic.Int64 // unix seconds of the last accepted request
 
-	mu       sync.Mutex
-	limiters map[string]*bucketLimiter
+	mu sync.Mutex
+	// first is the key's first bucket, the only one of most keys; more go into others. Kept
+	// apart so a key in use costs two small objects, not a map as well: with 100,000 keys the
+	// collector's work is what the verifier's tail latency is made of (docs/performance.md).
+	first  *bucketLimiter
+	others map[string]*bucketLimiter
 }
 
 // bucketLimiter is a token bucket for one key and bucket: burst = limit, refilled at
 // limit/period, so a key may spend its whole budget at once and then earns it back evenly.
 // The limiter is shared when the limit changes, so an edit does not hand out a fresh budget.
 type bucketLimiter struct {
-	lim          *rate.Limiter
-	bucket       string
-	cfg          rateLimit
-	perSecond    float64
+	lim       *rate.Limiter
+	bucket    string
+	cfg       rateLimit
+	perSecond float64
+	*bucketHeaders
+}
+
+// bucketHeaders are the response headers that depend only on the bucket's name and limit,
+// shared by every key with the same ones.
+type bucketHeaders struct {
 	limitHeader  []string // X-RateLimit-Limit
 	policyHeader []string // RateLimit-Policy
+}
+
+type bucketHeadersKey struct {
+	bucket string
+	cfg    rateLimit
+}
+
+// sharedHeaders holds a bucketHeaders per bucket name and limit in use: as many as there are
+// distinct rate limits in the cluster's Applications and APIKeys, not one per key.
+var sharedHeaders sync.Map // bucketHeadersKey → *bucketHeaders
+
+func headersFor(bucket string, cfg rateLimit) *bucketHeaders {
+	k := bucketHeadersKey{bucket: bucket, cfg: cfg}
+	if h, ok := sharedHeaders.Load(k); ok {
+		return h.(*bucketHeaders)
+	}
+	h, _ := sharedHeaders.LoadOrStore(k, &bucketHeaders{
+		limitHeader:  header(strconv.FormatInt(cfg.limit, 10)),
+		policyHeader: header(`"` + bucket + `";q=` + strconv.FormatInt(cfg.limit, 10) + ";w=" + strconv.FormatInt(int64(math.Ceil(cfg.period.Seconds())), 10)),
+	})
+	return h.(*bucketHeaders)
 }
 
 // rateResult is the outcome of spending one request from a bucket.
@@ -89,7 +120,10 @@ func (rl rateLimit) perSecond() float64 { return float64(rl.limit) / rl.period.S
 func (u *keyUsage) limiter(bucket string, cfg rateLimit, now time.Time) *bucketLimiter {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	b := u.limiters[bucket]
+	b := u.others[bucket]
+	if u.first != nil && u.first.bucket == bucket {
+		b = u.first
+	}
 	if b != nil && b.cfg == cfg {
 		return b
 	}
@@ -103,18 +137,16 @@ func (u *keyUsage) limiter(bucket string, cfg rateLimit, now time.Time) *bucketL
 		lim.SetLimitAt(now, rate.Limit(perSecond))
 		lim.SetBurstAt(now, burst)
 	}
-	nb := &bucketLimiter{
-		lim:          lim,
-		bucket:       bucket,
-		cfg:          cfg,
-		perSecond:    perSecond,
-		limitHeader:  header(strconv.FormatInt(cfg.limit, 10)),
-		policyHeader: header(`"` + bucket + `";q=` + strconv.FormatInt(cfg.limit, 10) + ";w=" + strconv.FormatInt(int64(math.Ceil(cfg.period.Seconds())), 10)),
+	nb := &bucketLimiter{lim: lim, bucket: bucket, cfg: cfg, perSecond: perSecond, bucketHeaders: headersFor(bucket, cfg)}
+	switch {
+	case u.first == nil || u.first.bucket == bucket:
+		u.first = nb
+	default:
+		if u.others == nil {
+			u.others = map[string]*bucketLimiter{}
+		}
+		u.others[bucket] = nb
 	}
-	if u.limiters == nil {
-		u.limiters = map[string]*bucketLimiter{}
-	}
-	u.limiters[bucket] = nb
 	return nb
 }
 
