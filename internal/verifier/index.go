@@ -103,10 +103,11 @@ type keyOwner struct {
 	usage           *keyUsage            // lives as long as the APIKey's UID, across updates
 }
 
-// ownerRecord is the writer's memory of one APIKey.
+// ownerRecord is the writer's memory of one APIKey. Its usage lives inside it (one object
+// fewer per key for the collector to mark); keyOwners point at it.
 type ownerRecord struct {
 	keyIDs []string
-	usage  *keyUsage
+	usage  keyUsage
 }
 
 // appEntry is an Application. Immutable once published.
@@ -180,7 +181,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 	defer ix.mu.Unlock()
 	rec := ix.owners[uid]
 	if rec == nil {
-		rec = &ownerRecord{usage: &keyUsage{uid: uid, namespace: k.Namespace, name: k.Name}}
+		rec = &ownerRecord{usage: keyUsage{uid: uid, namespace: k.Namespace, name: k.Name}}
 		ix.owners[uid] = rec
 	}
 	owner := &keyOwner{
@@ -193,7 +194,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		deleting:        k.DeletionTimestamp != nil,
 		scopes:          slices.Clone(k.Spec.Scopes),
 		rateLimits:      rateLimitsOf(k.Spec.RateLimits),
-		usage:           rec.usage,
+		usage:           &rec.usage,
 	}
 	// The earlier of spec and status: a shortened spec.expiresAt takes effect before the
 	// controller copies it to status.
