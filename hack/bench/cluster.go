@@ -17,9 +17,7 @@ limitations under the License.
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -217,21 +215,14 @@ func orgAdmin(ctx context.Context, c client.Client, ns, user string) error {
 // verify asks the verifier at url whether token is good for org, and returns its reason
 // ("" when valid).
 func verify(hc *http.Client, url, token, org string) (string, error) {
-	body, _ := json.Marshal(verifier.VerifyRequest{Key: token, Org: org})
-	resp, err := hc.Post(url+verifier.PathVerify, "application/json", bytes.NewReader(body))
-	if err != nil {
+	code, out, err := verifier.Verify(hc, url, verifier.VerifyRequest{Key: token, Org: org})
+	switch {
+	case err != nil:
 		return "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var out verifier.VerifyResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return "", fmt.Errorf("verifier answered %d with an unreadable body: %w", resp.StatusCode, err)
-	}
-	if out.Valid {
+	case out.Valid:
 		return "", nil
-	}
-	if out.Reason == "" {
-		out.Reason = fmt.Sprintf("HTTP %d", resp.StatusCode)
+	case out.Reason == "":
+		return fmt.Sprintf("HTTP %d", code), nil
 	}
 	return out.Reason, nil
 }

@@ -17,11 +17,9 @@ limitations under the License.
 package crash
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -416,7 +414,7 @@ func verifyAll(t *testing.T, verifierURL, org string, tokens map[string]string, 
 		var answer verifier.VerifyResponse
 		var err error
 		for {
-			answer, err = verify(c, verifierURL, verifier.VerifyRequest{Key: tokens[name], Org: org})
+			_, answer, err = verifier.Verify(c, verifierURL, verifier.VerifyRequest{Key: tokens[name], Org: org})
 			if (err == nil && answer.Valid) || time.Now().After(deadline) {
 				break
 			}
@@ -434,23 +432,6 @@ func verifyAll(t *testing.T, verifierURL, org string, tokens map[string]string, 
 		}
 	}
 	return verified
-}
-
-func verify(c *http.Client, verifierURL string, req verifier.VerifyRequest) (verifier.VerifyResponse, error) {
-	var answer verifier.VerifyResponse
-	body, err := json.Marshal(req)
-	if err != nil {
-		return answer, err
-	}
-	resp, err := c.Post(verifierURL+verifier.PathVerify, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return answer, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		return answer, fmt.Errorf("HTTP %d with an unreadable body: %w", resp.StatusCode, err)
-	}
-	return answer, nil
 }
 
 // recorder watches one namespace's key Secrets and APIKeys for the whole run and remembers

@@ -21,9 +21,7 @@ package outage
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -262,19 +260,6 @@ func authorize(verifierURL, org string, key token) (answer, error) {
 	body, err := io.ReadAll(resp.Body)
 	return answer{code: resp.StatusCode, reason: resp.Header.Get("X-Clearance-Reason"), body: string(body),
 		ctype: resp.Header.Get("Content-Type")}, err
-}
-
-// verifyJSON asks the JSON API about a key for org.
-func verifyJSON(verifierURL, org string, key token) (int, verifier.VerifyResponse, error) {
-	var out verifier.VerifyResponse
-	body, _ := json.Marshal(verifier.VerifyRequest{Key: string(key), Org: org})
-	resp, err := httpClient.Post(verifierURL+verifier.PathVerify, "application/json", bytes.NewReader(body))
-	if err != nil {
-		return 0, out, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out, err
 }
 
 // waitAnswer asks until the verifier answers code (and reason, when not empty).
