@@ -102,7 +102,7 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(4)
+	ports, err := FreePorts(4)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,8 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 	}
 	if o.WithWebhooks {
 		op.args = append(op.args, "--webhook-local-url="+op.WebhookURL)
-		if err := e.Client.Create(context.Background(), namespaceObject("clearance-system")); err != nil && !isAlreadyExists(err) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
+		if err := e.Client.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 	}
@@ -164,15 +165,16 @@ func (op *Operator) Start() error {
 	op.mu.Lock()
 	op.cmd, op.done = cmd, done
 	op.mu.Unlock()
-	return op.waitReady(2 * time.Minute)
+	return op.waitReady(done, 2*time.Minute)
 }
 
-func (op *Operator) waitReady(timeout time.Duration) error {
+// waitReady polls /readyz until it answers 200, the process ends (done closes) or timeout passes.
+func (op *Operator) waitReady(done <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	c := &http.Client{Timeout: time.Second}
 	for {
 		select {
-		case <-op.done:
+		case <-done:
 			return fmt.Errorf("%s exited before it was ready; its log: %s", op.Name, op.tail())
 		default:
 		}
@@ -192,23 +194,26 @@ func (op *Operator) waitReady(timeout time.Duration) error {
 
 // Pid is the process id of the running process.
 func (op *Operator) Pid() int {
-	op.mu.Lock()
-	defer op.mu.Unlock()
-	return op.cmd.Process.Pid
+	cmd, _ := op.running()
+	return cmd.Process.Pid
 }
 
 // Signal sends sig (SIGSTOP, SIGCONT, ...) to the process.
 func (op *Operator) Signal(sig syscall.Signal) error {
+	cmd, _ := op.running()
+	return cmd.Process.Signal(sig)
+}
+
+// running is the current process and the channel closed when it ends; nil before Start.
+func (op *Operator) running() (*exec.Cmd, chan struct{}) {
 	op.mu.Lock()
 	defer op.mu.Unlock()
-	return op.cmd.Process.Signal(sig)
+	return op.cmd, op.done
 }
 
 // Kill ends the process with SIGKILL, as a crash or an evicted pod would, and waits for it.
 func (op *Operator) Kill() {
-	op.mu.Lock()
-	cmd, done := op.cmd, op.done
-	op.mu.Unlock()
+	cmd, done := op.running()
 	if cmd == nil {
 		return
 	}
@@ -219,9 +224,7 @@ func (op *Operator) Kill() {
 
 // Stop ends the process with SIGTERM (a clean shutdown) and waits up to 30s, then kills it.
 func (op *Operator) Stop() {
-	op.mu.Lock()
-	cmd, done := op.cmd, op.done
-	op.mu.Unlock()
+	cmd, done := op.running()
 	if cmd == nil {
 		return
 	}
@@ -236,8 +239,9 @@ func (op *Operator) Stop() {
 
 // Exited reports whether the process has ended.
 func (op *Operator) Exited() bool {
+	_, done := op.running()
 	select {
-	case <-op.done:
+	case <-done:
 		return true
 	default:
 		return false
@@ -279,8 +283,9 @@ func (op *Operator) tail() string {
 	return log
 }
 
-// freePorts asks the kernel for n loopback ports that are free now.
-func freePorts(n int) ([]int, error) {
+// FreePorts asks the kernel for n ports that are free now on every interface (and so on
+// loopback too), held together so they differ.
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var listeners []net.Listener
 	defer func() {
@@ -289,7 +294,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", ":0")
 		if err != nil {
 			return nil, err
 		}
@@ -298,9 +303,3 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ports, nil
 }
-
-func namespaceObject(name string) *corev1.Namespace {
-	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
-}
-
-func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }

@@ -138,7 +138,7 @@ func startPod(t *testing.T, ip string) *pod {
 	}
 
 	// Ports: what the chart's containerPort says must be what the binary listens on by default.
-	ports, err := freePorts(len(portFlags))
+	ports, err := testenv.FreePorts(len(portFlags))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,20 +524,6 @@ func nodeIP(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "addr", "del", added+"/32", "dev", "lo").Run() })
 	return added
-}
-
-// freePorts asks the kernel for n ports free on every interface now.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", ":0")
-		if err != nil {
-			return nil, err
-		}
-		defer func() { _ = l.Close() }()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // kubectl runs the real kubectl as an admin and fails the test on an error.
