@@ -120,9 +120,9 @@ func (rl rateLimit) perSecond() float64 { return float64(rl.limit) / rl.period.S
 func (u *keyUsage) limiter(bucket string, cfg rateLimit, now time.Time) *bucketLimiter {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	b := u.others[bucket]
-	if u.first != nil && u.first.bucket == bucket {
-		b = u.first
+	b := u.first
+	if b == nil || b.bucket != bucket {
+		b = u.others[bucket]
 	}
 	if b != nil && b.cfg == cfg {
 		return b
