@@ -203,7 +203,7 @@ func run(opts options) error {
 		// Leases are released on a clean stop so a new leader takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
-		Cache:                         controllers.CacheOptions(),
+		Cache:                         controllers.CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

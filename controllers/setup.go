@@ -36,6 +36,7 @@ import (
 
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/watches"
 )
 
 // Options are the dependencies every reconciler shares, set in main.go.
@@ -83,9 +84,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 }
 
 // CacheOptions limits the Secret, ConfigMap and workload caches to objects carrying
-// Clearance's labels, so the operator's memory does not grow with the cluster's other objects.
-func CacheOptions() cache.Options {
+// Clearance's labels, so the operator's memory does not grow with the cluster's other objects,
+// and makes every informer resume its watch as soon as the apiserver answers again after an
+// outage (package watches), waiting between retries on clk.
+func CacheOptions(clk clock.Clock) cache.Options {
 	return cache.Options{
+		NewInformer: watches.NewInformerFunc(clk),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:      {Label: labelled(v1.LabelAPIKey)},
 			&corev1.ConfigMap{}:   {Label: labelled(v1.LabelConfigMap)},

@@ -110,3 +110,61 @@ func TestAfterAnOutageStalenessCountsUntilEveryInformerWatchesAgain(t *testing.T
 		t.Fatalf("the probe read the informers' resource version: staleness %s, want 0", got)
 	}
 }
+
+// fakeWatching is an informer that counts its watches (package watches).
+type fakeWatching struct {
+	mu     sync.Mutex
+	opened uint64
+	open   bool
+}
+
+func (f *fakeWatching) get() (uint64, bool) { f.mu.Lock(); defer f.mu.Unlock(); return f.opened, f.open }
+func (f *fakeWatching) set(opened uint64, open bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opened, f.open = opened, open
+}
+
+func TestAfterAnOutageAWatchOpenedSinceProvesAnIdleInformer(t *testing.T) {
+	clk := clocktesting.NewFakeClock(epoch)
+	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+		MaxStaleness: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An informer with nothing to deliver: its resource version never moves.
+	rv := &fakeWatch{rv: "90"}
+	watching := &fakeWatching{opened: 1, open: true}
+	w := &watched{resourceVersion: rv.get, watching: watching.get}
+	v.watches = []*watched{w}
+	since := func() time.Duration { return v.sinceContact(clk.Now()) }
+
+	clk.Step(5 * time.Second)
+	v.markOutage()
+	clk.Step(20 * time.Second)
+	v.recordContact()
+	// The watch open since before the outage may be cut without the informer knowing yet.
+	if got := since(); got != 25*time.Second {
+		t.Fatalf("only the watch from before the outage is open: staleness %s, want 25s", got)
+	}
+	// A new watch opened and broke again: nothing proved.
+	watching.set(2, false)
+	if got := since(); got != 25*time.Second {
+		t.Fatalf("a watch opened since the outage is closed again: staleness %s, want 25s", got)
+	}
+	watching.set(3, true)
+	if got := since(); got != 0 {
+		t.Fatalf("a watch opened since the outage is open: staleness %s, want 0 (the probe just now)", got)
+	}
+	// A second outage: the open watch is suspect again until a newer one opens.
+	v.markOutage()
+	clk.Step(time.Second)
+	v.recordContact()
+	if got := since(); got != time.Second {
+		t.Fatalf("second outage, only the watch from before it is open: staleness %s, want 1s", got)
+	}
+	watching.set(4, true)
+	if got := since(); got != 0 {
+		t.Fatalf("second outage, a newer watch is open: staleness %s, want 0", got)
+	}
+}

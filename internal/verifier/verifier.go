@@ -216,6 +216,9 @@ func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 		w := &watched{}
 		if ls, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
 			w.resourceVersion = ls.LastSyncResourceVersion
+			if ws, ok := inf.(interface{ Watching() (uint64, bool) }); ok {
+				w.watching = ws.Watching
+			}
 			v.watches = append(v.watches, w)
 		}
 		handler := toolscache.ResourceEventHandlerFuncs{
@@ -303,18 +306,37 @@ type watched struct {
 	// resourceVersion is the informer's last synced resource version; it moves with every
 	// event, relist and watch bookmark.
 	resourceVersion func() string
+	// watching, when the informer counts its watches (package watches), says how many the
+	// apiserver has accepted and whether one is open now.
+	watching func() (opened uint64, open bool)
 	// suspectRV is the resource version the informer had when an outage was noticed, nil when
 	// it is not suspect.
 	suspectRV atomic.Pointer[string]
+	// suspectOpened is how many watches the informer had opened when an outage was last
+	// noticed.
+	suspectOpened atomic.Uint64
+}
+
+// proved says whether a suspect informer follows the apiserver again: it had an event since
+// (heardFrom clears suspectRV), its resource version moved (a relist or a bookmark) or equals
+// what a probe read after the outage (nothing changed anywhere since), or a watch opened since
+// the outage was noticed is still open.
+func (w *watched) proved(suspect string, probeRV *string) bool {
+	if rv := w.resourceVersion(); rv != suspect || (probeRV != nil && rv == *probeRV) {
+		return true
+	}
+	if w.watching == nil {
+		return false
+	}
+	opened, open := w.watching()
+	return open && opened > w.suspectOpened.Load()
 }
 
 // outage is the state of the verifier after it lost the apiserver. A probe that succeeds
-// again proves that the apiserver is back, not that the informers are: a reflector that lost
-// its watch retries with a backoff that grows to 30 s and more during an outage, and until it
+// again proves that the apiserver is back, not that the informers are: until an informer
 // watches again the index misses every change (a disabled or deleted key). So after an outage
 // the verifier counts staleness from the outage's beginning until every informer has proved
-// live: an event from it, or a resource version that moved (a relist or a bookmark), or one
-// equal to what a probe read after the outage (nothing changed anywhere since).
+// that it follows the apiserver again (watched.proved).
 type outage struct {
 	mu sync.Mutex
 	// since is the last contact before the outage (unix nanoseconds), 0 when there is none.
@@ -333,6 +355,12 @@ func (v *Verifier) markOutage() {
 	}
 	v.outage.probeRV.Store(nil)
 	for _, w := range v.watches {
+		if w.watching != nil {
+			// A watch open now may be one the outage has cut without the informer knowing
+			// yet: only one opened from here on proves anything.
+			opened, _ := w.watching()
+			w.suspectOpened.Store(opened)
+		}
 		if w.suspectRV.Load() == nil {
 			rv := w.resourceVersion()
 			w.suspectRV.Store(&rv)
@@ -351,7 +379,7 @@ func (v *Verifier) outageSince() int64 {
 		if suspect == nil {
 			continue
 		}
-		if rv := w.resourceVersion(); rv != *suspect || (probeRV != nil && rv == *probeRV) {
+		if w.proved(*suspect, probeRV) {
 			w.suspectRV.Store(nil)
 			continue
 		}

@@ -121,7 +121,7 @@ func TestThirtySecondsWithoutTheAPIServerWhileKeysAreMintedConverges(t *testing.
 	serving := back.Sub(cut)
 
 	// Fresh again: the metric falls back once every informer watches again.
-	freshAfter := eventually(t, convergeIn, "the staleness metric to fall back after the outage", func() (bool, string) {
+	freshAfter := eventually(t, recoveryTimeout, "the staleness metric to fall back after the outage", func() (bool, string) {
 		s, err := stalenessMetric(op)
 		return err == nil && s < 5, fmt.Sprintf("%.1fs, %v", s, err)
 	})

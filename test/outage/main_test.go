@@ -56,6 +56,10 @@ const (
 	// revocationTimeout bounds how long a disable or delete may take to reach the verifier
 	// (the design target, p99 ≤ 250 ms, is measured by make bench).
 	revocationTimeout = 30 * time.Second
+	// recoveryTimeout bounds how long after the apiserver's return the operator follows it
+	// again: its informers retry at most every second (package watches), and a restarted
+	// apiserver serves the CRDs' resources a few seconds after it is healthy.
+	recoveryTimeout = 30 * time.Second
 	// revocationAfterRecovery bounds the same once the verifier answers again after an outage:
 	// it must be watching again by then.
 	revocationAfterRecovery = 5 * time.Second

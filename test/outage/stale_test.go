@@ -99,7 +99,7 @@ func TestAVerifierCutOffLongerThanMaxStalenessAnswersStaleThenRecoversByItself(t
 
 	back := restore()
 	outage := back.Sub(cut)
-	recovered := waitAnswer(t, op, o.grant, tok, settleTimeout, "the verifier to accept the key again after the apiserver returned", http.StatusOK, "")
+	recovered := waitAnswer(t, op, o.grant, tok, recoveryTimeout, "the verifier to accept the key again after the apiserver returned", http.StatusOK, "")
 	if op.Exited() || op.Pid() != pid {
 		t.Fatalf("the operator was restarted or exited during the outage (pid %d, was %d, exited %v)", op.Pid(), pid, op.Exited())
 	}
