@@ -232,12 +232,12 @@ func closedLoop(url string, tokens []string, conns, total int) (float64, error) 
 // openLoop sends requests at rate per second for d, each released at its own instant, and
 // returns each one's latency from its release: time waiting for a free connection counts (so
 // a stall counts against every request it delays, not only the one in flight), the pacer's
-// own timer slack does not.
+// own timer slack does not. It sends over rawConns, not net/http's client: with the client,
+// the load generator's own work and collections put a bare handler's p99 at 3.2 ms on two
+// cores; with rawConns, 1.1–1.9 ms.
 func openLoop(url string, tokens []string, rate float64, d time.Duration, workers int) ([]time.Duration, error) {
 	total := int(rate * d.Seconds())
 	interval := time.Duration(float64(time.Second) / rate)
-	c := loadClient(workers)
-	defer c.CloseIdleConnections()
 	type job struct {
 		i  int
 		at time.Time
@@ -245,13 +245,27 @@ func openLoop(url string, tokens []string, rate float64, d time.Duration, worker
 	jobs := make(chan job, total)
 	lat := make([]time.Duration, total)
 	var failures atomic.Int64
+	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
-	for range workers {
+	conns := make([]*rawConn, workers)
+	for w := range conns {
+		c, err := dialRaw(url)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		conns[w] = c
+	}
+	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				if err := hit(c, url, tokens[(j.i*7919)%len(tokens)]); err != nil {
+				if code, err := c.get(tokens[(j.i*7919)%len(tokens)]); err != nil || code != http.StatusOK {
+					if err == nil {
+						err = fmt.Errorf("HTTP %d", code)
+					}
+					firstErr.CompareAndSwap(nil, &err)
 					failures.Add(1)
 				}
 				lat[j.i] = time.Since(j.at)
@@ -273,7 +287,7 @@ func openLoop(url string, tokens []string, rate float64, d time.Duration, worker
 	close(jobs)
 	wg.Wait()
 	if n := failures.Load(); n > 0 {
-		return nil, fmt.Errorf("%d of %d requests failed", n, total)
+		return nil, fmt.Errorf("%d of %d requests failed, the first with %v", n, total, *firstErr.Load())
 	}
 	return lat, nil
 }

@@ -28,8 +28,11 @@ import (
 // DefaultPrefix is the prefix of keys when the operator is not configured otherwise.
 const DefaultPrefix = "clr_"
 
+// KeyIDLen is the length of every key id: base62 characters.
+const KeyIDLen = 12
+
 const (
-	keyIDLen    = 12 // base62 characters
+	keyIDLen    = KeyIDLen
 	secretLen   = 43 // base62 characters
 	checksumLen = 6  // base62 characters
 	separator   = '_'

@@ -39,7 +39,7 @@ type request struct {
 // decision is the answer, with what was found on the way for the response headers.
 type decision struct {
 	reason reason
-	key    *keyEntry
+	key    keyView
 	app    *appEntry
 	conn   *connEntry
 	rate   rateResult
@@ -72,8 +72,8 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	if err != nil {
 		return decision{reason: rKeyMalformed}
 	}
-	e, ok := v.index.keys.get(parsed.KeyID)
-	if !ok || e.conflict || !hashMatches(e, req.token) {
+	e, ok := v.index.lookupKey(parsed.KeyID, req.token)
+	if !ok {
 		return decision{reason: rKeyUnknown}
 	}
 	d := decision{key: e}
@@ -85,7 +85,7 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	}
 
 	// Its Application is there and has its ID.
-	app, ok := v.index.apps.get(nsName{e.owner.namespace, e.owner.applicationName})
+	app, ok := v.index.apps.get(nsName{e.namespace, e.appName})
 	if !ok || app.deleting {
 		d.reason = rKeyRevoked
 		return d
@@ -97,7 +97,7 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	d.app = app
 
 	// The org granted the Application a role, high enough.
-	conn := v.index.connection(req.params.org, app.id, e.owner.namespace)
+	conn := v.index.connection(req.params.org, app.id, e.namespace)
 	if conn == nil {
 		d.reason = rOrgNotConnected
 		return d
@@ -109,7 +109,7 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	}
 
 	// The key's scopes include the one asked for.
-	if req.params.scope != "" && !scopeAllowed(e.owner.scopes, req.params.scope) {
+	if req.params.scope != "" && !scopeAllowed(e.scopes, req.params.scope) {
 		d.reason = rScopeMissing
 		return d
 	}
@@ -133,15 +133,15 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	if bucket == "" {
 		bucket = defaultBucket
 	}
-	if cfg, ok := effectiveLimit(app.rateLimits, e.owner.rateLimits, bucket); ok {
-		d.rate = e.owner.usage.limiter(bucket, cfg, now).take(now)
+	if cfg, ok := effectiveLimit(app.rateLimits, e.limits, bucket); ok {
+		d.rate = e.usage.take(cfg, now)
 		if !d.rate.allowed {
 			d.reason = rRateLimited
 			return d
 		}
 	}
 
-	v.usage.record(e.owner.usage, now)
+	v.usage.record(e.row.owner, e.usage, now)
 	d.reason = rOK
 	return d
 }
@@ -153,28 +153,81 @@ const defaultBucket = "general"
 // expiry instant itself is expired), a rotated-out key still within its overlap, and a state in
 // which keys work. spec.enabled is read directly, so disabling takes effect without waiting for
 // the controller to update the state.
-func keyInForce(e *keyEntry, now time.Time) reason {
+func keyInForce(e keyView, now time.Time) reason {
 	o := e.owner
 	switch {
 	case o.deleting:
 		return rKeyRevoked
-	case !o.enabled || o.state == v1.KeyDisabled:
+	case !o.enabled || o.state == stateDisabled:
 		return rKeyDisabled
-	case o.state == v1.KeyExpired, !o.expiresAt.IsZero() && !now.Before(o.expiresAt):
+	case o.state == stateExpired, o.expiresAt.reached(now):
 		return rKeyExpired
-	case e.previous && !now.Before(e.validUntil):
+	case e.row.previous && e.row.validUntil.reached(now):
 		return rKeyRotated
-	case o.state != v1.KeyActive && o.state != v1.KeyRotating:
+	case o.state != stateActive && o.state != stateRotating:
 		return rKeyInactive
 	}
 	return rOK
 }
 
-// hashMatches compares the presented token with the stored hash in constant time.
-func hashMatches(e *keyEntry, token string) bool {
-	if e.hash != "" {
-		return keyformat.Verify(token, e.hash)
+// keyView is a key as one request sees it: its row, its APIKey's row, and what those refer to.
+type keyView struct {
+	keyID     string // from the request's token
+	row       keyRow
+	owner     ownerRow
+	namespace string
+	appName   string
+	scopes    []string
+	limits    map[string]rateLimit
+	usage     *keyUsage
+}
+
+// lookupKey finds the key with keyID whose hash token matches, refusing conflicts.
+func (ix *index) lookupKey(keyID, token string) (keyView, bool) {
+	id, ok := keyIDOf(keyID)
+	if !ok {
+		return keyView{}, false
 	}
+	s := ix.keyStore
+	row, ok := s.keys.get(id)
+	if !ok || row.conflict {
+		return keyView{}, false
+	}
+	if row.otherHash {
+		if !keyformat.Verify(token, s.otherHash(id, row.owner.slot)) {
+			return keyView{}, false
+		}
+	} else if !digestMatches(&row.digest, token) {
+		return keyView{}, false
+	}
+	owner, ok := s.owner(row.owner)
+	if !ok {
+		return keyView{}, false // its APIKey went away meanwhile
+	}
+	return keyView{
+		keyID:     keyID,
+		row:       row,
+		owner:     owner,
+		namespace: s.strs.get(owner.namespace),
+		appName:   s.strs.get(owner.appName),
+		scopes:    s.scopeSets.get(owner.scopes),
+		limits:    s.limitSets.get(owner.limits),
+		usage:     s.usage(row.owner),
+	}, true
+}
+
+// expiresAt is when the key stops working by itself: its APIKey's expiry, or the end of a
+// rotated-out key's overlap if that is earlier. Unset: never.
+func (e keyView) expiresAt() instant {
+	exp := e.owner.expiresAt
+	if e.row.previous && e.row.validUntil.before(exp) { // before an unset instant: always
+		exp = e.row.validUntil
+	}
+	return exp
+}
+
+// digestMatches compares the presented token with the stored SHA-256 in constant time.
+func digestMatches(digest *[sha256.Size]byte, token string) bool {
 	var sum [sha256.Size]byte
 	if len(token) <= maxStackToken {
 		var buf [maxStackToken]byte // keeps the copy of the token off the heap
@@ -182,7 +235,7 @@ func hashMatches(e *keyEntry, token string) bool {
 	} else {
 		sum = sha256.Sum256([]byte(token))
 	}
-	return subtle.ConstantTimeCompare(sum[:], e.digest[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
 }
 
 // maxStackToken covers every valid key (the longest prefix is 17 characters, the rest 62).

@@ -140,7 +140,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 	out[hApplicationID] = d.app.idHeader
 	out[hClearanceOrg] = d.conn.orgHeader
 	out[hRole] = d.conn.roleHeader
-	out[hKeyID] = d.key.keyIDHeader
+	out[hKeyID] = []string{d.key.keyID}
 	setRateHeaders(out, d.rate)
 	if origin != "" {
 		setCORS(out, origin)
@@ -175,7 +175,7 @@ func (v *Verifier) refuse(w http.ResponseWriter, d decision) {
 // setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
 // RateLimit-Policy fields. Reset and t are seconds until the bucket is full again.
 func setRateHeaders(out http.Header, rr rateResult) {
-	if rr.b == nil {
+	if !rr.limited {
 		return
 	}
 	// One string holds the three dynamic values; the headers are slices of it.
@@ -185,17 +185,17 @@ func setRateHeaders(out http.Header, rr rateResult) {
 	b = strconv.AppendInt(b, rr.reset, 10)
 	r2 := len(b)
 	b = append(b, '"')
-	b = append(b, rr.b.bucket...)
+	b = append(b, rr.conf.bucket...)
 	b = append(b, `";r=`...)
 	b = append(b, b[:r1]...)
 	b = append(b, ";t="...)
 	b = append(b, b[r1:r2]...)
 	s := string(b)
 	vals := &[3]string{s[:r1], s[r1:r2], s[r2:]}
-	out[hRateLimitLimit] = rr.b.limitHeader
+	out[hRateLimitLimit] = rr.conf.limitHeader
 	out[hRateLimitRemain] = vals[0:1:1]
 	out[hRateLimitReset] = vals[1:2:2]
-	out[hRateLimitPolicy] = rr.b.policyHeader
+	out[hRateLimitPolicy] = rr.conf.policyHeader
 	out[hRateLimit] = vals[2:3:3]
 }
 
@@ -302,22 +302,16 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 		return
 	}
 	resp := VerifyResponse{Valid: d.reason == rOK}
-	if d.rate.b != nil {
-		resp.RateLimit = &RateLimit{Bucket: d.rate.b.bucket, Limit: d.rate.b.cfg.limit, Remaining: d.rate.remaining,
+	if d.rate.limited {
+		resp.RateLimit = &RateLimit{Bucket: d.rate.conf.bucket, Limit: d.rate.conf.cfg.limit, Remaining: d.rate.remaining,
 			Reset: d.rate.reset, RetryAfter: d.rate.retryAfter}
 	}
 	if resp.Valid {
-		o := d.key.owner
 		resp.ApplicationID, resp.Org, resp.Role, resp.KeyID = d.app.id, d.conn.org, string(d.conn.role), d.key.keyID
-		resp.Scopes = o.scopes
-		if exp := o.expiresAt; !exp.IsZero() {
-			if d.key.previous && d.key.validUntil.Before(exp) {
-				exp = d.key.validUntil
-			}
-			resp.ExpiresAt = &exp
-		} else if d.key.previous {
-			exp := d.key.validUntil
-			resp.ExpiresAt = &exp
+		resp.Scopes = d.key.scopes
+		if exp := d.key.expiresAt(); exp.set {
+			t := exp.time()
+			resp.ExpiresAt = &t
 		}
 	} else {
 		resp.Reason = d.reason.String()

@@ -17,10 +17,7 @@ limitations under the License.
 package verifier
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,15 +36,13 @@ import (
 type index struct {
 	log logr.Logger
 
-	keys    *shardedMap[string, *keyEntry]      // keyID (current and previous) → entry
-	apps    *shardedMap[nsName, *appEntry]      // Application namespace/name → entry
-	conns   *shardedMap[connKey, []*connEntry]  // (org, Application ID) → connections
-	metrics *shardedMap[string, *orgMetrics]    // org → enabled metrics of its MetricSets
-	origins atomic.Pointer[map[string]struct{}] // every allowed origin of every Application, for preflights
+	*keyStore                                     // APIKeys (keystore.go)
+	apps      *shardedMap[nsName, *appEntry]      // Application namespace/name → entry
+	conns     *shardedMap[connKey, []*connEntry]  // (org, Application ID) → connections
+	metrics   *shardedMap[string, *orgMetrics]    // org → enabled metrics of its MetricSets
+	origins   atomic.Pointer[map[string]struct{}] // every allowed origin of every Application, for preflights
 
 	mu           sync.Mutex
-	owners       map[types.UID]*ownerRecord            // APIKey UID → keyIDs it published, its usage
-	claims       map[string][]*keyEntry                // keyID → entries of every APIKey claiming it (almost always one)
 	appUIDs      map[nsName]types.UID                  // which Application object an app entry came from
 	connByUID    map[types.UID]*connEntry              // OrgConnection UID → its published entry
 	metricSets   map[string]map[string]map[string]bool // org → MetricSet name → enabled metric names
@@ -58,12 +53,10 @@ type index struct {
 func newIndex(log logr.Logger) *index {
 	ix := &index{
 		log:          log,
-		keys:         newShardedMap[string, *keyEntry](hashString),
+		keyStore:     newKeyStore(),
 		apps:         newShardedMap[nsName, *appEntry](hashNsName),
 		conns:        newShardedMap[connKey, []*connEntry](hashConnKey),
 		metrics:      newShardedMap[string, *orgMetrics](hashString),
-		owners:       map[types.UID]*ownerRecord{},
-		claims:       map[string][]*keyEntry{},
 		appUIDs:      map[nsName]types.UID{},
 		connByUID:    map[types.UID]*connEntry{},
 		metricSets:   map[string]map[string]map[string]bool{},
@@ -73,41 +66,6 @@ func newIndex(log logr.Logger) *index {
 	empty := map[string]struct{}{}
 	ix.origins.Store(&empty)
 	return ix
-}
-
-// keyEntry is one key id the verifier accepts: the current key of an APIKey, or one of its
-// rotated-out keys during the overlap. Immutable once published.
-type keyEntry struct {
-	keyID       string
-	keyIDHeader []string
-	digest      [sha256.Size]byte // SHA-256 of the token, decoded from status.hash
-	hash        string            // status.hash as written, when it is not a sha256: hash
-	previous    bool
-	validUntil  time.Time // previous keys only
-	owner       *keyOwner
-	// conflict: more than one APIKey claims this key id; it is refused until only one does.
-	conflict bool
-}
-
-// keyOwner is what an APIKey says about all its keys. Immutable once published.
-type keyOwner struct {
-	uid             types.UID
-	namespace, name string
-	applicationName string
-	state           v1.KeyState
-	enabled         bool
-	deleting        bool
-	expiresAt       time.Time // zero: never
-	scopes          []string
-	rateLimits      map[string]rateLimit // the key's narrowing of its Application's buckets
-	usage           *keyUsage            // lives as long as the APIKey's UID, across updates
-}
-
-// ownerRecord is the writer's memory of one APIKey. Its usage lives inside it (one object
-// fewer per key for the collector to mark); keyOwners point at it.
-type ownerRecord struct {
-	keyIDs []string
-	usage  keyUsage
 }
 
 // appEntry is an Application. Immutable once published.
@@ -143,6 +101,7 @@ type orgMetrics struct {
 
 // rateLimit is one named bucket: limit requests per period.
 type rateLimit struct {
+	name   string
 	limit  int64
 	period time.Duration
 }
@@ -156,7 +115,7 @@ func rateLimitsOf(list []v1.RateLimit) map[string]rateLimit {
 		if rl.Limit <= 0 || rl.Period.Duration <= 0 {
 			continue // the CRD refuses these; never divide by them
 		}
-		m[rl.Name] = rateLimit{limit: rl.Limit, period: rl.Period.Duration}
+		m[rl.Name] = rateLimit{name: rl.Name, limit: rl.Limit, period: rl.Period.Duration}
 	}
 	return m
 }
@@ -171,129 +130,6 @@ func uidOf(uid types.UID, namespace, name string) types.UID {
 		return uid
 	}
 	return types.UID(namespace + "/" + name)
-}
-
-// APIKeys.
-
-func (ix *index) applyAPIKey(k *v1.APIKey) {
-	uid := uidOf(k.UID, k.Namespace, k.Name)
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	rec := ix.owners[uid]
-	if rec == nil {
-		rec = &ownerRecord{usage: keyUsage{uid: uid, namespace: k.Namespace, name: k.Name}}
-		ix.owners[uid] = rec
-	}
-	owner := &keyOwner{
-		uid:             uid,
-		namespace:       k.Namespace,
-		name:            k.Name,
-		applicationName: k.Spec.ApplicationName,
-		state:           k.Status.State,
-		enabled:         k.Spec.Enabled == nil || *k.Spec.Enabled,
-		deleting:        k.DeletionTimestamp != nil,
-		scopes:          slices.Clone(k.Spec.Scopes),
-		rateLimits:      rateLimitsOf(k.Spec.RateLimits),
-		usage:           &rec.usage,
-	}
-	// The earlier of spec and status: a shortened spec.expiresAt takes effect before the
-	// controller copies it to status.
-	for _, t := range []*time.Time{timeOf(k.Status.ExpiresAt), timeOf(k.Spec.ExpiresAt)} {
-		if t != nil && (owner.expiresAt.IsZero() || t.Before(owner.expiresAt)) {
-			owner.expiresAt = *t
-		}
-	}
-	var entries []*keyEntry
-	if k.Status.KeyID != "" && k.Status.Hash != "" {
-		entries = append(entries, newKeyEntry(k.Status.KeyID, k.Status.Hash, owner))
-	}
-	for _, p := range k.Status.PreviousKeys {
-		if p.KeyID == "" || p.Hash == "" || p.KeyID == k.Status.KeyID {
-			continue
-		}
-		e := newKeyEntry(p.KeyID, p.Hash, owner)
-		e.previous, e.validUntil = true, p.ValidUntil.Time
-		entries = append(entries, e)
-	}
-	ids := make([]string, 0, len(entries))
-	for _, e := range entries {
-		ids = append(ids, e.keyID)
-	}
-	for _, old := range rec.keyIDs {
-		if !slices.Contains(ids, old) {
-			ix.unclaim(old, uid)
-		}
-	}
-	for _, e := range entries {
-		ix.claim(e, uid)
-	}
-	rec.keyIDs = ids
-}
-
-func (ix *index) removeAPIKey(k *v1.APIKey) {
-	uid := uidOf(k.UID, k.Namespace, k.Name)
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	rec := ix.owners[uid]
-	if rec == nil {
-		return
-	}
-	for _, id := range rec.keyIDs {
-		ix.unclaim(id, uid)
-	}
-	delete(ix.owners, uid)
-}
-
-func newKeyEntry(keyID, hash string, owner *keyOwner) *keyEntry {
-	e := &keyEntry{keyID: keyID, keyIDHeader: header(keyID), owner: owner}
-	if hexDigest, ok := strings.CutPrefix(hash, "sha256:"); ok && hex.DecodedLen(len(hexDigest)) == sha256.Size {
-		if _, err := hex.Decode(e.digest[:], []byte(hexDigest)); err == nil {
-			return e
-		}
-	}
-	e.hash = hash // another scheme or garbage: compared as a whole with keyformat.Verify
-	return e
-}
-
-// claim publishes e for its key id, or a conflict marker when another APIKey claims it too.
-func (ix *index) claim(e *keyEntry, uid types.UID) {
-	c := ix.claims[e.keyID]
-	for i, other := range c {
-		if other.owner.uid == uid {
-			c[i] = e
-			ix.publishKey(e.keyID)
-			return
-		}
-	}
-	ix.claims[e.keyID] = append(c, e)
-	ix.publishKey(e.keyID)
-}
-
-func (ix *index) unclaim(keyID string, uid types.UID) {
-	c := slices.DeleteFunc(ix.claims[keyID], func(e *keyEntry) bool { return e.owner.uid == uid })
-	if len(c) == 0 {
-		delete(ix.claims, keyID)
-	} else {
-		ix.claims[keyID] = c
-	}
-	ix.publishKey(keyID)
-}
-
-func (ix *index) publishKey(keyID string) {
-	switch c := ix.claims[keyID]; len(c) {
-	case 0:
-		ix.keys.delete(keyID)
-	case 1:
-		ix.keys.set(keyID, c[0])
-	default:
-		var names []string
-		for _, e := range c {
-			names = append(names, e.owner.namespace+"/"+e.owner.name)
-		}
-		slices.Sort(names)
-		ix.log.Info("key id claimed by more than one APIKey; refusing it until only one does", "keyID", keyID, "apiKeys", names)
-		ix.keys.set(keyID, &keyEntry{keyID: keyID, conflict: true})
-	}
 }
 
 // Applications.

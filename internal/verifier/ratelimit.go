@@ -24,32 +24,44 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // keyUsage is the verifier's in-memory state for one APIKey (by UID): requests accepted since
 // the last flush, when it was last used, and its rate-limit buckets. The current and the
-// rotated-out keys of one APIKey share it: rotation does not reset a budget.
+// rotated-out keys of one APIKey share it: rotation does not reset a budget. It lives in a slot
+// of the index's slab (keystore.go), not as objects of its own: with 100,000 keys in use the
+// collector's work is what the verifier's tail latency is made of (docs/performance.md).
 type keyUsage struct {
-	uid             types.UID
-	namespace, name string
-
 	pending  atomic.Int64 // accepted requests not yet flushed
 	lastUsed atomic.Int64 // unix seconds of the last accepted request
 
 	mu sync.Mutex
-	// first is the key's first bucket, the only one of most keys; more go into others. Kept
-	// apart so a key in use costs two small objects, not a map as well: with 100,000 keys the
-	// collector's work is what the verifier's tail latency is made of (docs/performance.md).
-	first  *bucketLimiter
+	// first is the key's first bucket, the only one of most keys; more go into others.
+	first  bucketLimiter
 	others map[string]*bucketLimiter
+}
+
+// reset empties the usage of a slot given to another APIKey.
+func (u *keyUsage) reset() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.pending.Store(0)
+	u.lastUsed.Store(0)
+	u.first = bucketLimiter{}
+	u.others = nil
 }
 
 // bucketLimiter is a token bucket for one key and bucket: burst = limit, refilled at
 // limit/period, so a key may spend its whole budget at once and then earns it back evenly.
-// The limiter is shared when the limit changes, so an edit does not hand out a fresh budget.
+// A changed limit adjusts the bucket in place, so an edit does not hand out a fresh budget.
 type bucketLimiter struct {
-	lim       *rate.Limiter
+	lim rate.Limiter
+	bucketConf
+}
+
+// bucketConf is what a bucket is: its name, its limit and the response headers that depend
+// only on those.
+type bucketConf struct {
 	bucket    string
 	cfg       rateLimit
 	perSecond float64
@@ -63,21 +75,15 @@ type bucketHeaders struct {
 	policyHeader []string // RateLimit-Policy
 }
 
-type bucketHeadersKey struct {
-	bucket string
-	cfg    rateLimit
-}
-
 // sharedHeaders holds a bucketHeaders per bucket name and limit in use: as many as there are
 // distinct rate limits in the cluster's Applications and APIKeys, not one per key.
-var sharedHeaders sync.Map // bucketHeadersKey → *bucketHeaders
+var sharedHeaders sync.Map // rateLimit → *bucketHeaders
 
 func headersFor(bucket string, cfg rateLimit) *bucketHeaders {
-	k := bucketHeadersKey{bucket: bucket, cfg: cfg}
-	if h, ok := sharedHeaders.Load(k); ok {
+	if h, ok := sharedHeaders.Load(cfg); ok {
 		return h.(*bucketHeaders)
 	}
-	h, _ := sharedHeaders.LoadOrStore(k, &bucketHeaders{
+	h, _ := sharedHeaders.LoadOrStore(cfg, &bucketHeaders{
 		limitHeader:  header(strconv.FormatInt(cfg.limit, 10)),
 		policyHeader: header(`"` + bucket + `";q=` + strconv.FormatInt(cfg.limit, 10) + ";w=" + strconv.FormatInt(int64(math.Ceil(cfg.period.Seconds())), 10)),
 	})
@@ -86,7 +92,8 @@ func headersFor(bucket string, cfg rateLimit) *bucketHeaders {
 
 // rateResult is the outcome of spending one request from a bucket.
 type rateResult struct {
-	b          *bucketLimiter // nil: no limit applies
+	limited    bool // false: no limit applies
+	conf       bucketConf
 	allowed    bool
 	remaining  int64
 	reset      int64 // seconds until the bucket is full again
@@ -107,55 +114,44 @@ func effectiveLimit(app, key map[string]rateLimit, bucket string) (rateLimit, bo
 		return rl, true
 	}
 	if k.period == rl.period {
-		return rateLimit{limit: min(k.limit, rl.limit), period: rl.period}, true
+		return rateLimit{name: bucket, limit: min(k.limit, rl.limit), period: rl.period}, true
 	}
 	limit := min(k.limit, rl.limit)
 	perSecond := min(k.perSecond(), rl.perSecond())
-	return rateLimit{limit: limit, period: time.Duration(float64(limit) / perSecond * float64(time.Second))}, true
+	return rateLimit{name: bucket, limit: limit, period: time.Duration(float64(limit) / perSecond * float64(time.Second))}, true
 }
 
 func (rl rateLimit) perSecond() float64 { return float64(rl.limit) / rl.period.Seconds() }
 
-// limiter returns the key's bucket, creating it or adjusting it to cfg.
-func (u *keyUsage) limiter(bucket string, cfg rateLimit, now time.Time) *bucketLimiter {
+// take spends one request at now from the key's bucket, creating the bucket or adjusting it
+// to cfg first.
+func (u *keyUsage) take(cfg rateLimit, now time.Time) rateResult {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	b := u.first
-	if b == nil || b.bucket != bucket {
-		b = u.others[bucket]
-	}
-	if b != nil && b.cfg == cfg {
-		return b
-	}
-	burst := int(min(cfg.limit, math.MaxInt32))
-	perSecond := cfg.perSecond()
-	var lim *rate.Limiter
-	if b == nil {
-		lim = rate.NewLimiter(rate.Limit(perSecond), burst) // starts full
-	} else {
-		lim = b.lim
-		lim.SetLimitAt(now, rate.Limit(perSecond))
-		lim.SetBurstAt(now, burst)
-	}
-	nb := &bucketLimiter{lim: lim, bucket: bucket, cfg: cfg, perSecond: perSecond, bucketHeaders: headersFor(bucket, cfg)}
+	b := &u.first
 	switch {
-	case u.first == nil || u.first.bucket == bucket:
-		u.first = nb
-	default:
-		if u.others == nil {
-			u.others = map[string]*bucketLimiter{}
+	case b.bucketHeaders == nil:
+		b.init(cfg, now)
+	case b.bucket != cfg.name:
+		b = u.others[cfg.name]
+		if b == nil {
+			b = &bucketLimiter{}
+			b.init(cfg, now)
+			if u.others == nil {
+				u.others = map[string]*bucketLimiter{}
+			}
+			u.others[cfg.name] = b
 		}
-		u.others[bucket] = nb
 	}
-	return nb
-}
-
-// take spends one request at now.
-func (b *bucketLimiter) take(now time.Time) rateResult {
+	if b.cfg != cfg {
+		b.bucketConf = confOf(cfg)
+		b.lim.SetLimitAt(now, rate.Limit(b.perSecond))
+		b.lim.SetBurstAt(now, burstOf(cfg))
+	}
 	allowed := b.lim.AllowN(now, 1)
 	tokens := b.lim.TokensAt(now)
 	limit := float64(b.cfg.limit)
-	res := rateResult{b: b, allowed: allowed}
+	res := rateResult{limited: true, conf: b.bucketConf, allowed: allowed}
 	res.remaining = int64(math.Floor(max(0, min(tokens, limit))))
 	res.reset = ceilSeconds((limit - tokens) / b.perSecond)
 	if !allowed {
@@ -163,6 +159,22 @@ func (b *bucketLimiter) take(now time.Time) rateResult {
 	}
 	return res
 }
+
+// init makes b, a zero bucket, a full one for cfg at now, in place (rate.NewLimiter would
+// allocate one): a bucket given its burst and rate at the zero time has long refilled to its
+// burst by now, which the last call accounts for.
+func (b *bucketLimiter) init(cfg rateLimit, now time.Time) {
+	b.bucketConf = confOf(cfg)
+	b.lim.SetBurstAt(time.Time{}, burstOf(cfg))
+	b.lim.SetLimitAt(time.Time{}, rate.Limit(b.perSecond))
+	b.lim.SetLimitAt(now, rate.Limit(b.perSecond))
+}
+
+func confOf(cfg rateLimit) bucketConf {
+	return bucketConf{bucket: cfg.name, cfg: cfg, perSecond: cfg.perSecond(), bucketHeaders: headersFor(cfg.name, cfg)}
+}
+
+func burstOf(cfg rateLimit) int { return int(min(cfg.limit, math.MaxInt32)) }
 
 func ceilSeconds(s float64) int64 {
 	if s <= 0 || math.IsNaN(s) {
@@ -177,12 +189,12 @@ func ceilSeconds(s float64) int64 {
 // usageTracker remembers which keys have unflushed usage, so a flush touches only those.
 type usageTracker struct {
 	mu    sync.Mutex
-	dirty []*keyUsage
+	dirty []ownerRef
 }
 
-// record counts one accepted request: two atomic operations, and a lock only on the first
-// request after a flush.
-func (t *usageTracker) record(u *keyUsage, now time.Time) {
+// record counts one accepted request of the APIKey in ref's slot, whose usage is u: two atomic
+// operations, and a lock only on the first request after a flush.
+func (t *usageTracker) record(ref ownerRef, u *keyUsage, now time.Time) {
 	sec := now.Unix()
 	for {
 		last := u.lastUsed.Load()
@@ -191,24 +203,24 @@ func (t *usageTracker) record(u *keyUsage, now time.Time) {
 		}
 	}
 	if u.pending.Add(1) == 1 {
-		t.markDirty(u)
+		t.markDirty(ref)
 	}
 }
 
 // giveBack returns an unflushed delta after a failed write, so it goes out with the next flush.
-func (t *usageTracker) giveBack(u *keyUsage, delta int64) {
+func (t *usageTracker) giveBack(ref ownerRef, u *keyUsage, delta int64) {
 	if u.pending.Add(delta) == delta {
-		t.markDirty(u)
+		t.markDirty(ref)
 	}
 }
 
-func (t *usageTracker) markDirty(u *keyUsage) {
+func (t *usageTracker) markDirty(ref ownerRef) {
 	t.mu.Lock()
-	t.dirty = append(t.dirty, u)
+	t.dirty = append(t.dirty, ref)
 	t.mu.Unlock()
 }
 
-func (t *usageTracker) take() []*keyUsage {
+func (t *usageTracker) take() []ownerRef {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	d := t.dirty

@@ -91,6 +91,8 @@ func (s *shardedMap[K, V]) len() int { return int(s.size.Load()) }
 
 func hashString(seed maphash.Seed, s string) uint64 { return maphash.String(seed, s) }
 
+func hashKeyID(seed maphash.Seed, k keyIDBytes) uint64 { return maphash.Bytes(seed, k[:]) }
+
 // nsName names a namespaced object without allocating a joined string.
 type nsName struct{ namespace, name string }
 

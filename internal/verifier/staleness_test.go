@@ -118,7 +118,11 @@ type fakeWatching struct {
 	open   bool
 }
 
-func (f *fakeWatching) get() (uint64, bool) { f.mu.Lock(); defer f.mu.Unlock(); return f.opened, f.open }
+func (f *fakeWatching) get() (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.opened, f.open
+}
 func (f *fakeWatching) set(opened uint64, open bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

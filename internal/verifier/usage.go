@@ -25,6 +25,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -53,20 +54,22 @@ func (v *Verifier) Flush(ctx context.Context) error {
 		return nil
 	}
 	if v.client == nil {
-		for _, u := range batch {
-			v.usage.giveBack(u, u.pending.Swap(0))
+		for _, ref := range batch {
+			if u := v.index.usageOf(ref); u != nil {
+				v.usage.giveBack(ref, u, u.pending.Swap(0))
+			}
 		}
 		return errors.New("verifier: no client to write usage with (SetupWithManager was not called)")
 	}
-	work := make(chan *keyUsage)
+	work := make(chan ownerRef)
 	var mu sync.Mutex
 	var failed int
 	var firstErr error
 	var wg sync.WaitGroup
 	for range min(flushWorkers, len(batch)) {
 		wg.Go(func() {
-			for u := range work {
-				if err := v.flushOne(ctx, u); err != nil {
+			for ref := range work {
+				if err := v.flushOne(ctx, ref); err != nil {
 					mu.Lock()
 					failed++
 					if firstErr == nil {
@@ -77,8 +80,8 @@ func (v *Verifier) Flush(ctx context.Context) error {
 			}
 		})
 	}
-	for _, u := range batch {
-		work <- u
+	for _, ref := range batch {
+		work <- ref
 	}
 	close(work)
 	wg.Wait()
@@ -88,12 +91,18 @@ func (v *Verifier) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (v *Verifier) flushOne(ctx context.Context, u *keyUsage) error {
+func (v *Verifier) flushOne(ctx context.Context, ref ownerRef) error {
+	u := v.index.usageOf(ref)
+	uid, namespace, name, ok := v.index.identity(ref)
+	if u == nil || !ok {
+		return nil // the APIKey went away; its usage with it
+	}
 	delta := u.pending.Swap(0)
 	if delta == 0 {
 		return nil
 	}
-	err := v.patchUsage(ctx, u, delta, u.lastUsed.Load())
+	key := usageKey{uid: uid, namespace: namespace, name: name}
+	err := v.patchUsage(ctx, key, delta, u.lastUsed.Load())
 	switch {
 	case err == nil:
 		v.metrics.flushes.WithLabelValues("ok").Inc()
@@ -106,13 +115,19 @@ func (v *Verifier) flushOne(ctx context.Context, u *keyUsage) error {
 	default:
 		v.metrics.flushes.WithLabelValues("error").Inc()
 	}
-	v.usage.giveBack(u, delta)
-	return fmt.Errorf("APIKey %s/%s: %w", u.namespace, u.name, err)
+	v.usage.giveBack(ref, u, delta)
+	return fmt.Errorf("APIKey %s/%s: %w", namespace, name, err)
+}
+
+// usageKey is the APIKey whose usage is written.
+type usageKey struct {
+	uid             types.UID
+	namespace, name string
 }
 
 // patchUsage adds delta to the APIKey's usageCount and sets lastUsedAt (unix seconds) if later.
 // The first read comes from the informer cache; after a conflict, from the apiserver.
-func (v *Verifier) patchUsage(ctx context.Context, u *keyUsage, delta, lastUsed int64) error {
+func (v *Verifier) patchUsage(ctx context.Context, u usageKey, delta, lastUsed int64) error {
 	var err error
 	for attempt := range flushAttempts {
 		reader := client.Reader(v.client)
