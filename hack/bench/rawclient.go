@@ -21,7 +21,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"strconv"
@@ -100,5 +99,3 @@ func (c *rawConn) get(token string) (int, error) {
 }
 
 func (c *rawConn) Close() error { return c.conn.Close() }
-
-var _ io.Closer = (*rawConn)(nil)

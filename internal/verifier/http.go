@@ -185,7 +185,7 @@ func setRateHeaders(out http.Header, rr rateResult) {
 	b = strconv.AppendInt(b, rr.reset, 10)
 	r2 := len(b)
 	b = append(b, '"')
-	b = append(b, rr.conf.bucket...)
+	b = append(b, rr.conf.cfg.name...)
 	b = append(b, `";r=`...)
 	b = append(b, b[:r1]...)
 	b = append(b, ";t="...)
@@ -303,7 +303,7 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 	}
 	resp := VerifyResponse{Valid: d.reason == rOK}
 	if d.rate.limited {
-		resp.RateLimit = &RateLimit{Bucket: d.rate.conf.bucket, Limit: d.rate.conf.cfg.limit, Remaining: d.rate.remaining,
+		resp.RateLimit = &RateLimit{Bucket: d.rate.conf.cfg.name, Limit: d.rate.conf.cfg.limit, Remaining: d.rate.remaining,
 			Reset: d.rate.reset, RetryAfter: d.rate.retryAfter}
 	}
 	if resp.Valid {

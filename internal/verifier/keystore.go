@@ -94,7 +94,6 @@ type ownerRow struct {
 // ownerExtra is what writers and the usage flush need of an APIKey. It holds no pointer in the
 // common case: its identity is in the keyStore's arena, its first two key ids inline.
 type ownerExtra struct {
-	uidKey    uidKey
 	identOff  uint32 // the APIKey's UID, namespace and name, NUL-separated, in keyStore.arena
 	identLen  uint32
 	nKeyIDs   uint8
@@ -400,7 +399,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 			gen = 1 // generation 0 means an empty slot
 		}
 		s.setOwner(slot, ownerRow{gen: gen})
-		*s.extras.at(slot) = ownerExtra{uidKey: uk}
+		*s.extras.at(slot) = ownerExtra{}
 		s.putIdentity(slot, uid, k.Namespace, k.Name)
 	}
 	ref := ownerRef{slot: slot, gen: s.owners.at(slot).gen}

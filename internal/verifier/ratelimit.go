@@ -59,10 +59,9 @@ type bucketLimiter struct {
 	bucketConf
 }
 
-// bucketConf is what a bucket is: its name, its limit and the response headers that depend
-// only on those.
+// bucketConf is what a bucket is: its limit (with its name) and the response headers that
+// depend only on that.
 type bucketConf struct {
-	bucket    string
 	cfg       rateLimit
 	perSecond float64
 	*bucketHeaders
@@ -79,13 +78,13 @@ type bucketHeaders struct {
 // distinct rate limits in the cluster's Applications and APIKeys, not one per key.
 var sharedHeaders sync.Map // rateLimit → *bucketHeaders
 
-func headersFor(bucket string, cfg rateLimit) *bucketHeaders {
+func headersFor(cfg rateLimit) *bucketHeaders {
 	if h, ok := sharedHeaders.Load(cfg); ok {
 		return h.(*bucketHeaders)
 	}
 	h, _ := sharedHeaders.LoadOrStore(cfg, &bucketHeaders{
 		limitHeader:  header(strconv.FormatInt(cfg.limit, 10)),
-		policyHeader: header(`"` + bucket + `";q=` + strconv.FormatInt(cfg.limit, 10) + ";w=" + strconv.FormatInt(int64(math.Ceil(cfg.period.Seconds())), 10)),
+		policyHeader: header(`"` + cfg.name + `";q=` + strconv.FormatInt(cfg.limit, 10) + ";w=" + strconv.FormatInt(int64(math.Ceil(cfg.period.Seconds())), 10)),
 	})
 	return h.(*bucketHeaders)
 }
@@ -132,7 +131,7 @@ func (u *keyUsage) take(cfg rateLimit, now time.Time) rateResult {
 	switch {
 	case b.bucketHeaders == nil:
 		b.init(cfg, now)
-	case b.bucket != cfg.name:
+	case b.cfg.name != cfg.name:
 		b = u.others[cfg.name]
 		if b == nil {
 			b = &bucketLimiter{}
@@ -171,7 +170,7 @@ func (b *bucketLimiter) init(cfg rateLimit, now time.Time) {
 }
 
 func confOf(cfg rateLimit) bucketConf {
-	return bucketConf{bucket: cfg.name, cfg: cfg, perSecond: cfg.perSecond(), bucketHeaders: headersFor(cfg.name, cfg)}
+	return bucketConf{cfg: cfg, perSecond: cfg.perSecond(), bucketHeaders: headersFor(cfg)}
 }
 
 func burstOf(cfg rateLimit) int { return int(min(cfg.limit, math.MaxInt32)) }
