@@ -47,6 +47,10 @@ func (r Role) Rank() int {
 	return -1
 }
 
+// FieldApplicationID selects OrgConnections by spec.applicationID in a field selector
+// (kubectl get orgconnections --field-selector spec.applicationID=app_...).
+const FieldApplicationID = "spec.applicationID"
+
 // OrgConnectionSpec grants one application a role in this org (the namespace).
 type OrgConnectionSpec struct {
 	// applicationID is the ID of the application to connect, from its own org or another.
@@ -102,6 +106,7 @@ type OrgConnectionStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=clconn;clconns,categories=clearance
+// +kubebuilder:selectablefield:JSONPath=`.spec.applicationID`
 // +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.spec.applicationID`
 // +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.status.description`
 // +kubebuilder:printcolumn:name="Created-By",type=string,JSONPath=`.status.createdBy`

@@ -298,7 +298,7 @@ func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
 	t.Helper()
 	helm := os.Getenv("HELM")
 	if helm == "" {
-		matches, _ := filepath.Glob(filepath.Join(e.Root, "bin", "helm-*"))
+		matches, _ := filepath.Glob(filepath.Join(e.Root, "bin", "helm-v*"))
 		if len(matches) > 0 {
 			helm = matches[len(matches)-1]
 		}

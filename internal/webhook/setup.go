@@ -30,11 +30,9 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// Field indexes of the webhook's own, so it does not depend on the controllers' internals.
-const (
-	indexApplicationID = "webhook.applicationID"
-	indexConnectionID  = "webhook.connectionApplicationID"
-)
+// indexApplicationID is a field index of the webhook's own, so it does not depend on the
+// controllers' internals.
+const indexApplicationID = "webhook.applicationID"
 
 // Options configure the webhooks.
 type Options struct {
@@ -61,14 +59,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}); err != nil {
 		return err
 	}
-	if err := idx.IndexField(ctx, &v1.OrgConnection{}, indexConnectionID, func(o client.Object) []string {
-		return []string{o.(*v1.OrgConnection).Spec.ApplicationID}
-	}); err != nil {
-		return err
-	}
 
 	c := mgr.GetClient()
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, live: mgr.GetAPIReader(), reviewer: c}).Complete(); err != nil {
 		return err
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
