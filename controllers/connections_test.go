@@ -153,3 +153,63 @@ func TestTwoOrgsPinningTheSameIDTheLaterOneIsAConflict(t *testing.T) {
 		t.Errorf("message: %s", msg)
 	}
 }
+
+// The webhook refuses a second connection of the same application in one org, but it reads a
+// cache, so one created moments after the first can get through (this suite runs no webhook).
+// The controller then keeps one in force and marks the other Conflict: it grants nothing.
+func TestASecondConnectionOfTheSameApplicationGrantsNothing(t *testing.T) {
+	owner, granter := env.Namespace(t, "dup-owner"), env.Namespace(t, "dup-granter")
+	id := readyApp(t, owner, "bi").Status.ApplicationID
+
+	// The one already Ready stays in force, whatever the names.
+	first := connection(granter, "zz-first", id)
+	create(t, first)
+	getConn(t, first, "Connected", readyReason(v1.ReasonConnected))
+	second := connection(granter, "aa-second", id)
+	second.Spec.Role = v1.RoleOrgAdmin
+	create(t, second)
+	got := getConn(t, second, "Conflict", readyReason(v1.ReasonConflict))
+	want := `OrgConnection "zz-first" already connects application ` + id + ` in this org, so this one grants nothing: delete this one and edit the role on "zz-first"`
+	if msg := conditionMessage(got.Status.Conditions); msg != want {
+		t.Errorf("\n got: %s\nwant: %s", msg, want)
+	}
+	if c := getConn(t, first, "still Connected", readyReason(v1.ReasonConnected)); c.Status.ApplicationNamespace != owner {
+		t.Errorf("first connection's status: %+v", c.Status)
+	}
+
+	// Deleting the one in force hands the grant to the other.
+	if err := env.Client.Delete(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	getConn(t, second, "Connected once the first is gone", readyReason(v1.ReasonConnected))
+
+	// Two created back to back: exactly one is in force.
+	a, b := connection(granter, "race-a", id), connection(granter, "race-b", id)
+	other := connection(owner, "race", id) // another org's connection is no sibling
+	create(t, other)
+	create(t, a)
+	create(t, b)
+	getConn(t, other, "Connected", readyReason(v1.ReasonConnected))
+	for _, c := range []*v1.OrgConnection{a, b} {
+		getConn(t, c, "Conflict", readyReason(v1.ReasonConflict))
+	}
+	if err := env.Client.Delete(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "exactly one of two back-to-back connections Connected, the other Conflict", func() (bool, error) {
+		connected, conflict := 0, 0
+		for _, c := range []*v1.OrgConnection{a, b} {
+			got := &v1.OrgConnection{}
+			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c), got); err != nil {
+				return false, err
+			}
+			if readyReason(v1.ReasonConnected)(got) {
+				connected++
+			}
+			if readyReason(v1.ReasonConflict)(got) {
+				conflict++
+			}
+		}
+		return connected == 1 && conflict == 1, nil
+	})
+}

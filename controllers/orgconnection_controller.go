@@ -61,6 +61,15 @@ func (r *OrgConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	app, reason, message := resolveConnection(conn, holders.Items)
+	var siblings v1.OrgConnectionList
+	if err := r.client.List(ctx, &siblings, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if first := inForce(siblings.Items); first != nil && first.Name != conn.Name {
+		app, reason, message = nil, v1.ReasonConflict, fmt.Sprintf(
+			"OrgConnection %q already connects application %s in this org, so this one grants nothing: delete this one and edit the role on %q",
+			first.Name, conn.Spec.ApplicationID, first.Name)
+	}
 	if app != nil {
 		conn.Status.ApplicationNamespace = app.Namespace
 		conn.Status.ApplicationName = app.Name
@@ -115,6 +124,36 @@ func resolveConnection(conn *v1.OrgConnection, holders []v1.Application) (*v1.Ap
 		len(holders), id, holders[0].Namespace, holders[1].Namespace)
 }
 
+// inForce is the one connection, among an org's connections of the same application, that
+// grants its role. The webhook refuses a second one, but it reads a cache: a second connection
+// created moments after the first can get through, and is then a Conflict here. The one
+// already Ready stays in force (a valid grant is never replaced by a newer one), then the
+// oldest, then the first by name.
+func inForce(conns []v1.OrgConnection) *v1.OrgConnection {
+	var first *v1.OrgConnection
+	for i := range conns {
+		c := &conns[i]
+		if !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if first == nil || before(c, first) {
+			first = c
+		}
+	}
+	return first
+}
+
+// before orders connections for inForce.
+func before(a, b *v1.OrgConnection) bool {
+	if ra, rb := ready(a.Status.Conditions), ready(b.Status.Conditions); ra != rb {
+		return ra
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
 // conditionMessage is the Ready condition's message, or "".
 func conditionMessage(conds []metav1.Condition) string {
 	if c := meta.FindStatusCondition(conds, v1.ConditionReady); c != nil {
@@ -136,6 +175,12 @@ func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("orgconnection").
 		For(&v1.OrgConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A connection that comes or goes changes which of its org's connections of the same
+		// application is in force.
+		Watches(&v1.OrgConnection{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(predicate.Funcs{
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.connectionsOfApplication), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, n := e.ObjectOld.(*v1.Application), e.ObjectNew.(*v1.Application)
@@ -143,6 +188,22 @@ func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			},
 		})).
 		Complete(r)
+}
+
+// siblings maps a connection to the other connections of the same application in its org.
+func (r *OrgConnectionReconciler) siblings(ctx context.Context, o client.Object) []reconcile.Request {
+	conn := o.(*v1.OrgConnection)
+	var conns v1.OrgConnectionList
+	if err := r.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID}); err != nil {
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, c := range conns.Items {
+		if c.Name != conn.Name {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
+		}
+	}
+	return reqs
 }
 
 // connectionsOfApplication maps an Application to every connection naming its ID, in any org.

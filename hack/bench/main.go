@@ -56,6 +56,7 @@ type config struct {
 	verifierOnly bool
 	cpuProfile   string
 	apiProfile   string
+	opPprof      string
 	warmup       int
 }
 
@@ -81,6 +82,7 @@ func benchMain() int {
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the verifier and load generator run in it) to this file.")
 	flag.StringVar(&cfg.apiProfile, "apiserver-cpuprofile", "", "Write a CPU profile of kube-apiserver during the first mint batch to this file.")
+	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
 	flag.IntVar(&cfg.warmup, "warmup", 100, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
 	var serve, tokensPath string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
@@ -189,7 +191,7 @@ func run(cfg config, res *Results) error {
 	}
 
 	fmt.Fprintln(os.Stderr, "bench: building and starting the operator as a process of its own")
-	if b.op, err = env.StartOperator(testenv.OperatorOptions{Name: "bench-operator", WithWebhooks: true}); err != nil {
+	if b.op, err = env.StartOperator(testenv.OperatorOptions{Name: "bench-operator", WithWebhooks: true, Args: operatorArgs(cfg)}); err != nil {
 		return err
 	}
 	defer b.op.Cleanup()
@@ -241,4 +243,12 @@ func run(cfg config, res *Results) error {
 	}
 	fmt.Fprintln(os.Stderr, "bench: phase verifier throughput")
 	return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+}
+
+// operatorArgs are the flags the bench adds to the operator's defaults.
+func operatorArgs(cfg config) []string {
+	if cfg.opPprof == "" {
+		return nil
+	}
+	return []string{"--pprof-bind-address=" + cfg.opPprof}
 }

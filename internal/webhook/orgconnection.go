@@ -37,9 +37,6 @@ import (
 // connects an application at most once.
 type orgConnectionValidator struct {
 	client client.Client
-	// live reads OrgConnections from the apiserver, not the cache: a connection created a
-	// moment ago may not have reached the cache yet, and uniqueness must see it.
-	live client.Reader
 	// reviewer creates SubjectAccessReviews; a separate writer so tests can count reviews.
 	reviewer client.Client
 }
@@ -148,14 +145,15 @@ func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticatio
 	return sar.Status.Allowed, nil
 }
 
-// unique refuses a second connection of the same application in one org. It asks the
-// apiserver (spec.applicationID is a selectable field), not the cache, so a connection created
-// just before, as GitOps tools do when they apply a folder, is seen. Two creates admitted at
-// the same instant can still both pass; the verifier then grants the lower of their roles.
+// unique refuses a second connection of the same application in one org. It reads the cache:
+// a consistent list from the apiserver costs a create about 100 ms (the apiserver waits for
+// its own watch cache to catch up). A second connection created before the cache has seen the
+// first gets through, and the OrgConnection controller then marks it Conflict: it grants
+// nothing while the first is there.
 func (v *orgConnectionValidator) unique(ctx context.Context, conn *v1.OrgConnection) error {
 	var conns v1.OrgConnectionList
-	if err := v.live.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{v1.FieldApplicationID: conn.Spec.ApplicationID}); err != nil {
-		return fmt.Errorf("could not check whether org %q already connects application %s: %w", conn.Namespace, conn.Spec.ApplicationID, err)
+	if err := v.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnectionID: conn.Spec.ApplicationID}); err != nil {
+		return err
 	}
 	for _, other := range conns.Items {
 		if other.Name != conn.Name {

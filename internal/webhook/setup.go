@@ -30,9 +30,11 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// indexApplicationID is a field index of the webhook's own, so it does not depend on the
-// controllers' internals.
-const indexApplicationID = "webhook.applicationID"
+// Field indexes of the webhook's own, so it does not depend on the controllers' internals.
+const (
+	indexApplicationID = "webhook.applicationID"
+	indexConnectionID  = "webhook.connectionApplicationID"
+)
 
 // Options configure the webhooks.
 type Options struct {
@@ -59,9 +61,14 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &v1.OrgConnection{}, indexConnectionID, func(o client.Object) []string {
+		return []string{o.(*v1.OrgConnection).Spec.ApplicationID}
+	}); err != nil {
+		return err
+	}
 
 	c := mgr.GetClient()
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, live: mgr.GetAPIReader(), reviewer: c}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
 		return err
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
