@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"flag"
@@ -76,6 +77,8 @@ type options struct {
 	renewDeadline           time.Duration
 	retryPeriod             time.Duration
 	pprofAddr               string
+	enableHTTP2             bool
+	roleReviewTTL           time.Duration
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	keyWorkers              int
@@ -92,6 +95,7 @@ type options struct {
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Serve the webhooks over HTTP/2 too. Off by default, as kubebuilder's scaffold has it: HTTP/1.1 keeps HTTP/2's stream-reset attacks (CVE-2023-44487, CVE-2023-39325) away.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address Go's profiling endpoints (/debug/pprof) bind to, e.g. 127.0.0.1:6060; empty disables them. Keep it on loopback.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	fs.StringVar(&o.verifierAddr, "verifier-bind-address", ":8090", "Address the key verifier (forward-auth and JSON API) binds to.")
@@ -100,6 +104,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks on --webhook-port.")
 	fs.BoolVar(&o.enableVerifier, "enable-verifier", true, "Serve the key verifier on --verifier-bind-address.")
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
+	fs.DurationVar(&o.roleReviewTTL, "role-review-cache-ttl", 10*time.Second, "How long the OrgConnection webhook remembers that a user may assign a role in an org (an allowing SubjectAccessReview); 0 asks the apiserver every time. Refusals are never remembered.")
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
@@ -194,7 +199,7 @@ func run(opts options) error {
 		HealthProbeBindAddress: opts.probeAddr,
 		PprofBindAddress:       opts.pprofAddr,
 		WebhookServer: clearancewebhook.GatedServer{
-			Server: webhook.NewServer(webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir}),
+			Server: webhook.NewServer(webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir, TLSOpts: webhookTLSOpts(opts.enableHTTP2)}),
 			Ready:  certsReady,
 		},
 		LeaderElection:          opts.leaderElect,
@@ -262,6 +267,9 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, keyWorkers int)
 func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
 		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
+		RoleReviewTTL:    opts.roleReviewTTL,
+		Clock:            clock.RealClock{},
+		Metrics:          ctrlmetrics.Registry,
 	}); err != nil {
 		return err
 	}
@@ -347,4 +355,12 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		return mgr.AddReadyzCheck("verifier", v.ReadyzCheck)
 	}
 	return nil
+}
+
+// webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.
+func webhookTLSOpts(enableHTTP2 bool) []func(*tls.Config) {
+	if enableHTTP2 {
+		return nil
+	}
+	return []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
 }

@@ -18,6 +18,8 @@ package testenv_test
 
 import (
 	"context"
+	"crypto/tls"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +45,18 @@ func TestAnOperatorProcessSurvivesAnAPIServerRestart(t *testing.T) {
 	if rss, err := op.RSSBytes(); err != nil || rss == 0 {
 		t.Fatalf("RSS %d, %v", rss, err)
 	}
+	// The webhooks speak HTTP/1.1 only unless --enable-http2 (HTTP/2 stream-reset attacks).
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(op.WebhookURL, "https://"), &tls.Config{
+		InsecureSkipVerify: true, //nolint:gosec // only the negotiated protocol is checked
+		NextProtos:         []string{"h2", "http/1.1"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.ConnectionState().NegotiatedProtocol; got != "http/1.1" {
+		t.Errorf("the webhook server negotiated %q, want http/1.1", got)
+	}
+	_ = conn.Close()
 	if err := env.StopAPIServer(); err != nil {
 		t.Fatal(err)
 	}
