@@ -78,7 +78,6 @@ type options struct {
 	retryPeriod             time.Duration
 	pprofAddr               string
 	enableHTTP2             bool
-	roleReviewTTL           time.Duration
 	kubeAPIQPS              float64
 	kubeAPIBurst            int
 	keyWorkers              int
@@ -104,7 +103,6 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks on --webhook-port.")
 	fs.BoolVar(&o.enableVerifier, "enable-verifier", true, "Serve the key verifier on --verifier-bind-address.")
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
-	fs.DurationVar(&o.roleReviewTTL, "role-review-cache-ttl", 10*time.Second, "How long the OrgConnection webhook remembers that a user may assign a role in an org (an allowing SubjectAccessReview); 0 asks the apiserver every time. Refusals are never remembered.")
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
@@ -267,9 +265,6 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, keyWorkers int)
 func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
 		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
-		RoleReviewTTL:    opts.roleReviewTTL,
-		Clock:            clock.RealClock{},
-		Metrics:          ctrlmetrics.Registry,
 	}); err != nil {
 		return err
 	}

@@ -81,16 +81,6 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// counter is the value of a counter family's series whose label name has value value.
-func counter(f families, family, name, value string) float64 {
-	for _, m := range f[family].GetMetric() {
-		if label(m, name) == value {
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // writeVerbs are the apiserver_request_total verbs that change something.
 var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "DELETE": true, "APPLY": true, "DELETECOLLECTION": true}
 

@@ -39,8 +39,6 @@ type orgConnectionValidator struct {
 	client client.Client
 	// reviewer creates SubjectAccessReviews; a separate writer so tests can count reviews.
 	reviewer client.Client
-	// allowed remembers the reviews that allowed an assignment, for a short while (nil: none).
-	allowed *reviewCache
 }
 
 // ValidateCreate checks the assignment and uniqueness, and warns about what GitOps users
@@ -141,15 +139,8 @@ func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticatio
 			Name:      string(role),
 		},
 	}}
-	key := reviewKey(sar)
-	if v.allowed.has(key) {
-		return true, nil
-	}
 	if err := v.reviewer.Create(ctx, sar); err != nil {
 		return false, fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
-	}
-	if sar.Status.Allowed {
-		v.allowed.add(key)
 	}
 	return sar.Status.Allowed, nil
 }

@@ -22,10 +22,6 @@ package webhook
 import (
 	"context"
 	"slices"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/utils/clock"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,13 +41,6 @@ type Options struct {
 	// OperatorUsername is the operator's own user (system:serviceaccount:NS:NAME), the only
 	// one allowed to delete or unprotect protected objects.
 	OperatorUsername string
-	// RoleReviewTTL is how long an allowing SubjectAccessReview of a role assignment is
-	// remembered (0: never; every assignment asks the apiserver).
-	RoleReviewTTL time.Duration
-	// Clock times remembered reviews (the real clock when nil).
-	Clock clock.PassiveClock
-	// Metrics registers the webhooks' metrics (none when nil).
-	Metrics prometheus.Registerer
 }
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
@@ -78,16 +67,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 
-	clk := opts.Clock
-	if clk == nil {
-		clk = clock.RealClock{}
-	}
-	allowed, err := newReviewCache(opts.RoleReviewTTL, clk, opts.Metrics)
-	if err != nil {
-		return err
-	}
 	c := mgr.GetClient()
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c, allowed: allowed}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
 		return err
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {

@@ -77,7 +77,7 @@ func startWebhooks(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, Options{OperatorUsername: operatorUser, RoleReviewTTL: 10 * time.Second}); err != nil {
+	if err := Setup(mgr, Options{OperatorUsername: operatorUser}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
