@@ -61,11 +61,11 @@ func (r *OrgConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 	app, reason, message := resolveConnection(conn, holders.Items)
-	var siblings v1.OrgConnectionList
-	if err := r.client.List(ctx, &siblings, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID}); err != nil {
+	siblings, err := r.sameApplication(ctx, conn)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if first := inForce(siblings.Items); first != nil && first.Name != conn.Name {
+	if first := inForce(siblings); first != nil && first.Name != conn.Name {
 		app, reason, message = nil, v1.ReasonConflict, fmt.Sprintf(
 			"OrgConnection %q already connects application %s in this org, so this one grants nothing: delete this one and edit the role on %q",
 			first.Name, conn.Spec.ApplicationID, first.Name)
@@ -190,16 +190,22 @@ func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
+// sameApplication lists the connections of conn's org to conn's application, conn included.
+func (r *OrgConnectionReconciler) sameApplication(ctx context.Context, conn *v1.OrgConnection) ([]v1.OrgConnection, error) {
+	var conns v1.OrgConnectionList
+	err := r.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID})
+	return conns.Items, err
+}
+
 // siblings maps a connection to the other connections of the same application in its org.
 func (r *OrgConnectionReconciler) siblings(ctx context.Context, o client.Object) []reconcile.Request {
-	conn := o.(*v1.OrgConnection)
-	var conns v1.OrgConnectionList
-	if err := r.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID}); err != nil {
+	conns, err := r.sameApplication(ctx, o.(*v1.OrgConnection))
+	if err != nil {
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, c := range conns.Items {
-		if c.Name != conn.Name {
+	for _, c := range conns {
+		if c.Name != o.GetName() {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
 		}
 	}
