@@ -47,10 +47,6 @@ func (r Role) Rank() int {
 	return -1
 }
 
-// FieldApplicationID selects OrgConnections by spec.applicationID in a field selector
-// (kubectl get orgconnections --field-selector spec.applicationID=app_...).
-const FieldApplicationID = "spec.applicationID"
-
 // OrgConnectionSpec grants one application a role in this org (the namespace).
 type OrgConnectionSpec struct {
 	// applicationID is the ID of the application to connect, from its own org or another.

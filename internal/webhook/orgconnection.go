@@ -146,8 +146,8 @@ func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticatio
 }
 
 // unique refuses a second connection of the same application in one org. It reads the cache:
-// a consistent list from the apiserver costs a create about 100 ms (the apiserver waits for
-// its own watch cache to catch up). A second connection created before the cache has seen the
+// a consistent list from the apiserver cost a create 60–95 ms (the apiserver waits for its
+// own watch cache to catch up). A second connection created before the cache has seen the
 // first gets through, and the OrgConnection controller then marks it Conflict: it grants
 // nothing while the first is there.
 func (v *orgConnectionValidator) unique(ctx context.Context, conn *v1.OrgConnection) error {

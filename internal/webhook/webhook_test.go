@@ -50,10 +50,6 @@ const operatorUser = "system:serviceaccount:clearance-system:clearance"
 
 var env *testenv.Env
 
-// webhookCache is what the webhooks read: a test that needs them to have seen an object waits
-// for it here.
-var webhookCache client.Reader
-
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// Fuzzing runs the binary once per worker; decoding admission requests needs no apiserver.
@@ -101,7 +97,6 @@ func startWebhooks(e *testenv.Env) (func() error, error) {
 		cancel()
 		return nil, fmt.Errorf("caches did not sync")
 	}
-	webhookCache = mgr.GetCache()
 	return func() error { cancel(); return <-done }, nil
 }
 
@@ -290,19 +285,15 @@ func TestRaisingARoleNeedsBindButLoweringDoesNot(t *testing.T) {
 func TestAnOrgConnectsAnApplicationOnlyOnce(t *testing.T) {
 	org := env.Namespace(t, "unique")
 	id := newID()
-	first := conn(org, "first", id, v1.RoleObserver)
-	if err := env.Client.Create(context.Background(), first); err != nil {
+	if err := env.Client.Create(context.Background(), conn(org, "first", id, v1.RoleObserver)); err != nil {
 		t.Fatal(err)
 	}
-	// The webhook reads its cache; a second connection that beats the first into it is the
-	// OrgConnection controller's to mark Conflict (controllers' TestASecondConnection...).
-	seen := false
-	for deadline := time.Now().Add(10 * time.Second); !seen && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		seen = webhookCache.Get(context.Background(), client.ObjectKeyFromObject(first), &v1.OrgConnection{}) == nil
-	}
-	if !seen {
-		t.Fatal("the webhook's cache never saw the first connection")
-	}
+	// The webhook reads its cache: wait until it has the first, as the hostile-input test
+	// does. A second connection that beats the first into it is the OrgConnection
+	// controller's to mark Conflict (controllers' TestASecondConnection...).
+	eventually(t, func() bool {
+		return env.Client.Create(context.Background(), conn(org, "probe", id, v1.RoleObserver), client.DryRunAll) != nil
+	})
 	err := env.Client.Create(context.Background(), conn(org, "second", id, v1.RoleObserver))
 	want := fmt.Sprintf(`admission webhook "vorgconnection.access.clearance.dev" denied the request: org "%s" already connects application %s with OrgConnection "first": edit the role there instead of creating another connection`, org, id)
 	if err == nil || err.Error() != want {
