@@ -28,7 +28,7 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
 
 // applicationValidator keeps pinned Application IDs unique across the cluster.
 type applicationValidator struct{ client client.Client }
@@ -64,7 +64,7 @@ func (v *applicationValidator) uniqueID(ctx context.Context, app *v1.Application
 	return nil
 }
 
-// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-apikey,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-apikey,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
 
 // apiKeyValidator keeps a key's rate limits within its Application's and warns about keys
 // that never expire.

@@ -19,6 +19,7 @@ package webhook
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,16 +35,20 @@ import (
 
 // hook is what must agree between the generated manifests and the chart.
 type hook struct {
-	path       string
-	operations []string
-	resources  []string
+	path            string
+	operations      []string
+	resources       []string
+	matchConditions string
+	objectSelector  string
 }
 
 func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration, mutating *admissionregistrationv1.MutatingWebhookConfiguration, path func(admissionregistrationv1.WebhookClientConfig) string) map[string]hook {
 	out := map[string]hook{}
-	add := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations) {
+	add := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations, conds []admissionregistrationv1.MatchCondition, objects *metav1.LabelSelector) {
 		var h hook
 		h.path = path(cc)
+		h.matchConditions = fmt.Sprint(conds)
+		h.objectSelector = objects.String()
 		for _, r := range rules {
 			for _, op := range r.Operations {
 				h.operations = append(h.operations, string(op))
@@ -55,17 +60,18 @@ func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration,
 		out[name] = h
 	}
 	for _, w := range validating.Webhooks {
-		add(w.Name, w.ClientConfig, w.Rules)
+		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector)
 	}
 	for _, w := range mutating.Webhooks {
-		add(w.Name, w.ClientConfig, w.Rules)
+		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector)
 	}
 	return out
 }
 
 // TestTheChartRegistersEveryGeneratedWebhook keeps the chart's hand-written webhook
-// configurations in step with the markers: same webhooks, paths, operations and resources,
-// each fail-closed and away from kube-system, the protected guard only for labelled objects.
+// configurations in step with the markers: same webhooks, paths, operations, resources, match
+// conditions and object selectors, each fail-closed and away from kube-system, the protected
+// guard only for labelled objects.
 func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 	out := env.HelmTemplate(t)
 	var chartV *admissionregistrationv1.ValidatingWebhookConfiguration
@@ -121,7 +127,8 @@ func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 			t.Errorf("the chart lacks webhook %s", name)
 			continue
 		}
-		if g.path != w.path || !slices.Equal(g.operations, w.operations) || !slices.Equal(g.resources, w.resources) {
+		if g.path != w.path || !slices.Equal(g.operations, w.operations) || !slices.Equal(g.resources, w.resources) ||
+			g.matchConditions != w.matchConditions || g.objectSelector != w.objectSelector {
 			t.Errorf("webhook %s: chart %+v, markers %+v", name, g, w)
 		}
 	}

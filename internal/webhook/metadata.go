@@ -32,7 +32,7 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// +kubebuilder:webhook:path=/validate-protected,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections;metricsets,verbs=update;delete,versions=v1alpha1,name=vprotected.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-protected,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections;metricsets,verbs=update;delete,versions=v1alpha1,name=vprotected.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"objectSelector":{"matchLabels":{"access.clearance.dev/protected":"true"}}}`
 
 // protectedGuard keeps system defaults (label access.clearance.dev/protected=true) from being
 // deleted or unprotected by anyone but the operator. Its configuration selects only labelled
@@ -66,7 +66,7 @@ func (g *protectedGuard) Handle(_ context.Context, req admission.Request) admiss
 	return admission.Allowed("")
 }
 
-// +kubebuilder:webhook:path=/mutate-created-by,mutating=true,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections,verbs=create;update,versions=v1alpha1,name=mcreatedby.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/mutate-created-by,mutating=true,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections,verbs=create;update,versions=v1alpha1,name=mcreatedby.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-created-by-edited","expression":"request.operation != 'UPDATE' || object.metadata.?annotations[?'access.clearance.dev/created-by'].orValue('') != oldObject.metadata.?annotations[?'access.clearance.dev/created-by'].orValue('')"}]}`
 
 // createdBy records the user who created an object, so status can show "created by".
 type createdBy struct{}

@@ -29,7 +29,7 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-orgconnection,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=orgconnections,verbs=create;update,versions=v1alpha1,name=vorgconnection.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5
+// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-orgconnection,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=orgconnections,verbs=create;update,versions=v1alpha1,name=vorgconnection.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
 
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 

@@ -38,8 +38,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/yaml"
-
-	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
 // Names of the webhook configurations; the certificate rotator injects its CA into them.
@@ -50,8 +48,9 @@ const (
 
 // Configurations turns the generated manifests (config/webhook/manifests.yaml) into the
 // configurations to register: named as above, each webhook calling base+path, never called for
-// kube-system or the operator's own namespace, and the protected-object guard called only for
-// labelled objects, so revoking an ordinary key never waits on the webhook.
+// kube-system or the operator's own namespace. The object selectors and match conditions come
+// from the markers (the protected-object guard sees only labelled objects, so revoking an
+// ordinary key never waits on a webhook).
 func Configurations(manifests []byte, base, operatorNamespace string) (*admissionregistrationv1.ValidatingWebhookConfiguration, *admissionregistrationv1.MutatingWebhookConfiguration, error) {
 	var validating *admissionregistrationv1.ValidatingWebhookConfiguration
 	var mutating *admissionregistrationv1.MutatingWebhookConfiguration
@@ -93,9 +92,6 @@ func Configurations(manifests []byte, base, operatorNamespace string) (*admissio
 		w := &validating.Webhooks[i]
 		w.ClientConfig = clientConfig(base, w.ClientConfig)
 		w.NamespaceSelector = notSystem
-		if strings.HasPrefix(w.Name, "vprotected.") {
-			w.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{v1.LabelProtected: "true"}}
-		}
 	}
 	for i := range mutating.Webhooks {
 		w := &mutating.Webhooks[i]

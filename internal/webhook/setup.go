@@ -17,6 +17,12 @@ limitations under the License.
 // Package webhook holds Clearance's admission webhooks: what needs other objects or the
 // requesting user (role assignment, uniqueness, creator, protected objects). What one object
 // can say about itself is in the CRD schema and its CEL rules.
+//
+// Each webhook's configuration (the patch in its marker) lets the apiserver skip the call when
+// the webhook has nothing to judge: the validators see creations and changes of spec, the
+// created-by mutator creations and edits of its annotation, the protected-object guard only
+// labelled objects. A label, annotation or finalizer edit then costs no call, and still goes
+// through while the operator is down.
 package webhook
 
 import (
