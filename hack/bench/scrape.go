@@ -256,6 +256,20 @@ func (h histogram) quantile(q float64) float64 {
 	return h.bounds[len(h.bounds)-1]
 }
 
+// within is the share of samples in buckets whose upper bound is at most bound.
+func (h histogram) within(bound float64) float64 {
+	if h.total == 0 {
+		return math.NaN()
+	}
+	in := 0.0
+	for i, c := range h.counts {
+		if h.bounds[i] <= bound {
+			in += c
+		}
+	}
+	return in / h.total
+}
+
 // interpolated is the q-quantile as Prometheus' histogram_quantile computes it: linear within
 // the bucket that holds it (what a dashboard over these metrics shows). For coarse buckets it
 // is an estimate; quantile gives the bound.
