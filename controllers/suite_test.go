@@ -316,11 +316,21 @@ func waitKey(t *testing.T, key *v1.APIKey, what string, cond func(*v1.APIKey) bo
 // reconcileNow runs one pass over the key synchronously and returns the key after it.
 func reconcileNow(t *testing.T, key *v1.APIKey) *v1.APIKey {
 	t.Helper()
+	passNow(t, key)
+	return getKey(t, key)
+}
+
+// passNow runs passes over the key synchronously until one is neither behind the cache nor
+// beaten to a write by the running operator (a conflict, retried), and returns its result.
+func passNow(t *testing.T, key *v1.APIKey) ctrl.Result {
+	t.Helper()
+	var res ctrl.Result
 	eventually(t, "a pass that is not behind the cache", func() (bool, error) {
-		res, err := direct.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+		var err error
+		res, err = direct.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
 		return err == nil && res.RequeueAfter != cacheLagRequeue && !res.Requeue, err
 	})
-	return getKey(t, key)
+	return res
 }
 
 func inState(state v1.KeyState) func(*v1.APIKey) bool {
