@@ -29,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,6 +40,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/webhook"
 )
 
 const (
@@ -414,21 +415,16 @@ func (b *bench) webhook(ctx context.Context) error {
 	return nil
 }
 
-// bareReviews times n SubjectAccessReviews, one after another, asking what the webhook asks:
-// may this user bind an Analyst role in org.
+// bareReviews times n SubjectAccessReviews, one after another, each the one the webhook sends
+// (webhook.BindReview): may this user bind an Analyst role in org.
 func bareReviews(ctx context.Context, cs kubernetes.Interface, org, user string, groups []string, extra map[string][]string, n int) ([]time.Duration, error) {
-	ev := map[string]authorizationv1.ExtraValue{}
+	info := authenticationv1.UserInfo{Username: user, Groups: groups, Extra: map[string]authenticationv1.ExtraValue{}}
 	for k, v := range extra {
-		ev[k] = v
+		info.Extra[k] = v
 	}
 	out := make([]time.Duration, 0, n)
 	for range n {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: user, Groups: groups, Extra: ev,
-			ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: org, Verb: "bind", Group: v1.GroupVersion.Group, Resource: "orgroles", Name: string(v1.RoleAnalyst),
-			},
-		}}
+		sar := webhook.BindReview(info, org, v1.RoleAnalyst)
 		t := time.Now()
 		got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
 		if err != nil {

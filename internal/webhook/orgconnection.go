@@ -122,11 +122,21 @@ func (v *orgConnectionValidator) mayAssign(ctx context.Context, user authenticat
 // holds "bind" on the role in this org. The review copies the requester's username, UID,
 // groups and extra exactly: dropping groups or extra misjudges OIDC users.
 func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticationv1.UserInfo, org string, role v1.Role) (bool, error) {
+	sar := BindReview(user, org, role)
+	if err := v.reviewer.Create(ctx, sar); err != nil {
+		return false, fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
+	}
+	return sar.Status.Allowed, nil
+}
+
+// BindReview is the SubjectAccessReview the webhook sends before a role is assigned: may the
+// user bind the role in the org. (The bench asks it too, as the floor under the webhook.)
+func BindReview(user authenticationv1.UserInfo, org string, role v1.Role) *authorizationv1.SubjectAccessReview {
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
 	for k, vals := range user.Extra {
 		extra[k] = authorizationv1.ExtraValue(vals)
 	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+	return &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 		User:   user.Username,
 		UID:    user.UID,
 		Groups: user.Groups,
@@ -139,10 +149,6 @@ func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticatio
 			Name:      string(role),
 		},
 	}}
-	if err := v.reviewer.Create(ctx, sar); err != nil {
-		return false, fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
-	}
-	return sar.Status.Allowed, nil
 }
 
 // unique refuses a second connection of the same application in one org. It reads the cache:
