@@ -16,7 +16,8 @@ HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 HELM_DOCS_VERSION ?= v1.14.2
 HELM_DOCS ?= $(LOCALBIN)/helm-docs-$(HELM_DOCS_VERSION)
 
-# kube-apiserver, kubectl and etcd, built from Go modules into a cache outside the repo.
+# kube-apiserver, kube-controller-manager, kubectl and etcd, built from Go modules into a cache
+# outside the repo.
 KUBE_ASSETS = $(shell hack/kube-assets.sh)
 
 GO_TEST_FLAGS ?= -count=1

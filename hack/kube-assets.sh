@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Provides kube-apiserver, kubectl and etcd for envtest and the local control plane without
-# Docker or a binary download: each is built from its Go module through the module proxy,
-# once, into a cache outside the repo. Prints the directory to use as KUBEBUILDER_ASSETS.
+# Provides kube-apiserver, kube-controller-manager, kubectl and etcd for envtest and the local
+# control plane without Docker or a binary download: each is built from its Go module through
+# the module proxy, once, into a cache outside the repo. Prints the directory to use as
+# KUBEBUILDER_ASSETS. A cache from before kube-controller-manager was added is rebuilt whole
+# (the Go build cache makes the binaries it already had quick).
 #
 #   hack/kube-assets.sh            build if needed, print the directory
 #   KUBE_VERSION=v1.37.2 ETCD_VERSION=v3.6.16 override the pinned versions
@@ -20,7 +22,7 @@ build_kube() {
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
   local staging="v0.${KUBE_VERSION#v1.}"
   mkdir -p "$work"
-  log "building kube-apiserver and kubectl $KUBE_VERSION (about 9 minutes cold on 2 cores)"
+  log "building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION (about 18 minutes cold on 2 cores)"
   (
     cd "$work"
     cat > go.mod <<MOD
@@ -37,6 +39,7 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -53,7 +56,8 @@ GO
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" \
-      -o "$DIR.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl >&2
+      -o "$DIR.tmp/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl >&2
   )
 }
 
@@ -82,7 +86,14 @@ GO
   )
 }
 
-if [[ -x "$DIR/kube-apiserver" && -x "$DIR/kubectl" && -x "$DIR/etcd" ]]; then
+have_all() {
+  local b
+  for b in kube-apiserver kube-controller-manager kubectl etcd; do
+    [[ -x "$DIR/$b" ]] || return 1
+  done
+}
+
+if have_all; then
   echo "$DIR"
   exit 0
 fi
@@ -91,7 +102,7 @@ mkdir -p "$CACHE_ROOT"
 # One builder at a time: parallel `make test` runs share the cache.
 exec 9>"$CACHE_ROOT/.lock"
 flock 9
-if [[ ! -x "$DIR/kube-apiserver" || ! -x "$DIR/kubectl" || ! -x "$DIR/etcd" ]]; then
+if ! have_all; then
   rm -rf "$DIR.tmp"
   mkdir -p "$DIR.tmp"
   build_etcd
