@@ -26,7 +26,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
@@ -116,7 +115,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
 	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
 	fs.StringVar(&o.serviceAccount, "service-account", "clearance", "The operator's ServiceAccount: the only user that may delete protected objects.")
-	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", filepath.Join(os.TempDir(), "clearance-webhook-certs"), "Where the webhook serving certificate is written (self-managed) or mounted (cert-manager).")
+	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
 	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
 	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
@@ -128,6 +127,9 @@ func (o *options) validate() error {
 	}
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
+	}
+	if o.enableWebhooks && o.webhookCertsExternal && o.webhookCertDir == "" {
+		return errors.New("--webhook-certs-external needs --webhook-cert-dir: where the certificate is mounted")
 	}
 	if o.keyWorkers < 1 {
 		return fmt.Errorf("--apikey-workers must be at least 1, got %d", o.keyWorkers)
@@ -182,6 +184,16 @@ func run(opts options) error {
 	leNamespace := opts.leaderElectionNamespace
 	if leNamespace == "" {
 		leNamespace = opts.namespace
+	}
+	if opts.enableWebhooks && opts.webhookCertDir == "" {
+		// A directory of this run's own: a fixed path shared by every run would have this one
+		// start on the certificate the last one left, of a CA no longer injected.
+		dir, err := os.MkdirTemp("", "clearance-webhook-certs-")
+		if err != nil {
+			return fmt.Errorf("creating the webhook certificate directory: %w", err)
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		opts.webhookCertDir = dir
 	}
 	gracefulShutdown := opts.gracefulShutdown
 	certsReady := make(chan struct{})
@@ -275,6 +287,7 @@ func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsRe
 			return err
 		}
 	}
+	ctrl.Log.WithName("setup").Info("webhook serving certificate", "dir", opts.webhookCertDir, "external", opts.webhookCertsExternal)
 	if opts.webhookCertsExternal {
 		close(certsReady)
 		return nil
