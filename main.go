@@ -25,13 +25,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -247,7 +246,14 @@ func run(opts options) error {
 		if err := setupWebhooks(mgr, direct, opts, certsReady); err != nil {
 			return err
 		}
-		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		// Ready once the server serves a certificate the CA injected into both webhook
+		// configurations vouches for: not merely once it listens, perhaps still on a
+		// certificate an earlier run or a late volume update left.
+		served := &clearancewebhook.ServedCertificateCheck{
+			Reader: mgr.GetAPIReader(),
+			Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(opts.webhookPort)),
+		}
+		if err := mgr.AddReadyzCheck("webhook", served.Check); err != nil {
 			return err
 		}
 	}
@@ -272,8 +278,9 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, keyWorkers int)
 }
 
 // setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the
-// rotator that creates and renews the serving certificate and its CA and injects the CA
-// bundle into the webhook configurations.
+// rotator that renews the serving certificate and its CA and injects the CA bundle into the
+// webhook configurations; the first certificate and injection are done here, before the
+// rotator starts (PrepareCertificates).
 func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
 		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
@@ -293,17 +300,7 @@ func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsRe
 		return nil
 	}
 	secret := types.NamespacedName{Namespace: opts.namespace, Name: "clearance-webhook-cert"}
-	if err := ensureCertSecret(direct, secret); err != nil {
-		return err
-	}
-	if opts.webhookLocalURL != "" {
-		if err := mgr.Add(&clearancewebhook.LocalCertWriter{
-			Reader: mgr.GetAPIReader(), Secret: secret, Dir: opts.webhookCertDir, Clock: clock.RealClock{},
-		}); err != nil {
-			return err
-		}
-	}
-	return rotator.AddRotator(mgr, &rotator.CertRotator{
+	cr := &rotator.CertRotator{
 		SecretKey:      secret,
 		CertDir:        opts.webhookCertDir,
 		CAName:         "clearance-webhook-ca",
@@ -314,16 +311,29 @@ func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsRe
 			{Name: clearancewebhook.ValidatingConfigurationName, Type: rotator.Validating},
 			{Name: clearancewebhook.MutatingConfigurationName, Type: rotator.Mutating},
 		},
-	})
-}
-
-// ensureCertSecret creates the (empty) Secret the rotator fills, when no install created it.
-func ensureCertSecret(c client.Client, key types.NamespacedName) error {
+	}
+	if err := rotator.AddRotator(mgr, cr); err != nil {
+		return err
+	}
+	// The certificate and the CA bundles are in place before the rotator starts, so its first
+	// pass has nothing to write: left to it, its start-up refresh and its reconciler both
+	// write them from a cache still filling, and one is refused with a conflict.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-	if err := c.Create(ctx, s); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating the webhook certificate Secret %s: %w", key, err)
+	if err := clearancewebhook.PrepareCertificates(ctx, direct, cr); err != nil {
+		return err
+	}
+	if opts.webhookLocalURL != "" {
+		writer := &clearancewebhook.LocalCertWriter{
+			Reader: mgr.GetAPIReader(), Secret: secret, Dir: opts.webhookCertDir, Clock: clock.RealClock{},
+		}
+		// The first copy before anything serves, replacing what an earlier run left there.
+		if _, err := writer.Sync(ctx); err != nil {
+			return fmt.Errorf("copying the webhook certificate to %s: %w", opts.webhookCertDir, err)
+		}
+		if err := mgr.Add(writer); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -171,7 +171,10 @@ func (g GatedServer) Start(ctx context.Context) error {
 
 // LocalCertWriter does for an operator running outside the cluster what the kubelet does for
 // a pod that mounts the certificate Secret: it keeps tls.crt and tls.key in Dir in step with
-// the Secret the rotator writes.
+// the Secret the rotator writes. As the kubelet does, it writes each version into a directory
+// of its own and switches to it with one rename (tls.crt -> ..data/tls.crt, ..data -> that
+// directory), so the webhook server's certificate watcher never reads the certificate of one
+// version with the key of another ("private key does not match public key").
 type LocalCertWriter struct {
 	Reader client.Reader
 	Secret types.NamespacedName
@@ -188,8 +191,8 @@ func (w *LocalCertWriter) NeedLeaderElection() bool { return false }
 func (w *LocalCertWriter) Start(ctx context.Context) error {
 	interval := time.Second
 	for {
-		written, err := w.sync(ctx)
-		if err != nil {
+		written, err := w.Sync(ctx)
+		if err != nil && ctx.Err() == nil {
 			log.FromContext(ctx).Error(err, "copying the webhook certificate", "dir", w.Dir)
 		}
 		if written {
@@ -206,7 +209,10 @@ func (w *LocalCertWriter) Start(ctx context.Context) error {
 	}
 }
 
-func (w *LocalCertWriter) sync(ctx context.Context) (bool, error) {
+// Sync copies the Secret's certificate and key into Dir when they differ from what is there,
+// and reports whether Dir now holds them. Called before the manager starts, it replaces
+// whatever an earlier run left in Dir before anything serves from it.
+func (w *LocalCertWriter) Sync(ctx context.Context) (bool, error) {
 	s := &corev1.Secret{}
 	if err := w.Reader.Get(ctx, w.Secret, s); err != nil {
 		return false, client.IgnoreNotFound(err)
@@ -214,20 +220,65 @@ func (w *LocalCertWriter) sync(ctx context.Context) (bool, error) {
 	if len(s.Data[corev1.TLSCertKey]) == 0 || len(s.Data[corev1.TLSPrivateKeyKey]) == 0 {
 		return false, nil
 	}
+	return true, w.write(s.Data)
+}
+
+// dataLink is the symlink to the directory of the current version, as the kubelet names it.
+const dataLink = "..data"
+
+var certFiles = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}
+
+func (w *LocalCertWriter) write(data map[string][]byte) error {
 	if err := os.MkdirAll(w.Dir, 0o700); err != nil {
-		return false, err
+		return err
 	}
-	for _, name := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey} {
-		path := filepath.Join(w.Dir, name)
-		if current, err := os.ReadFile(path); err == nil && bytes.Equal(current, s.Data[name]) {
+	current := true
+	for _, name := range certFiles {
+		link, _ := os.Readlink(filepath.Join(w.Dir, name))
+		got, err := os.ReadFile(filepath.Join(w.Dir, name))
+		current = current && err == nil && link == filepath.Join(dataLink, name) && bytes.Equal(got, data[name])
+	}
+	if current {
+		return nil
+	}
+	version, err := os.MkdirTemp(w.Dir, "..cert-")
+	if err != nil {
+		return err
+	}
+	for _, name := range certFiles {
+		if err := os.WriteFile(filepath.Join(version, name), data[name], 0o600); err != nil {
+			_ = os.RemoveAll(version)
+			return err
+		}
+	}
+	previous, _ := os.Readlink(filepath.Join(w.Dir, dataLink))
+	if err := replaceWithSymlink(filepath.Base(version), filepath.Join(w.Dir, dataLink)); err != nil {
+		_ = os.RemoveAll(version)
+		return err
+	}
+	// Once: tls.crt and tls.key become links through ..data (replacing what an earlier run or
+	// another tool left); from then on the swap of ..data changes both at once.
+	for _, name := range certFiles {
+		target := filepath.Join(dataLink, name)
+		if link, _ := os.Readlink(filepath.Join(w.Dir, name)); link == target {
 			continue
 		}
-		if err := os.WriteFile(path+".tmp", s.Data[name], 0o600); err != nil {
-			return false, err
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			return false, err
+		if err := replaceWithSymlink(target, filepath.Join(w.Dir, name)); err != nil {
+			return err
 		}
 	}
-	return true, nil
+	if previous != "" && previous != filepath.Base(version) && filepath.Base(previous) == previous {
+		_ = os.RemoveAll(filepath.Join(w.Dir, previous))
+	}
+	return nil
+}
+
+// replaceWithSymlink points path at target in one rename.
+func replaceWithSymlink(target, path string) error {
+	tmp := path + ".tmp"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -1,0 +1,277 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+)
+
+// certRotator is the operator's rotator with the defaults rotator.AddRotator fills in.
+func certRotator(dnsName string) *rotator.CertRotator {
+	return &rotator.CertRotator{
+		SecretKey: types.NamespacedName{Namespace: "clearance-system", Name: "clearance-webhook-cert"},
+		CAName:    "clearance-webhook-ca", CAOrganization: "clearance", DNSName: dnsName,
+		CertName: "tls.crt", KeyName: "tls.key",
+		CaCertDuration: 10 * 365 * 24 * time.Hour, ServerCertDuration: 365 * 24 * time.Hour, LookaheadInterval: 90 * 24 * time.Hour,
+		ExtKeyUsages: &[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Webhooks: []rotator.WebhookInfo{
+			{Name: ValidatingConfigurationName, Type: rotator.Validating},
+			{Name: MutatingConfigurationName, Type: rotator.Mutating},
+		},
+	}
+}
+
+// configurationsAt are the two configurations calling url, with caBundle injected.
+func configurationsAt(url string, caBundle []byte) []client.Object {
+	cfg := admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	return []client.Object{
+		&admissionregistrationv1.ValidatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName},
+			Webhooks:   []admissionregistrationv1.ValidatingWebhook{{Name: "a.example.com", ClientConfig: cfg}, {Name: "b.example.com", ClientConfig: cfg}},
+		},
+		&admissionregistrationv1.MutatingWebhookConfiguration{
+			ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName},
+			Webhooks:   []admissionregistrationv1.MutatingWebhook{{Name: "m.example.com", ClientConfig: cfg}},
+		},
+	}
+}
+
+// TestPrepareCertificatesIssuesWhatTheRotatorKeeps: the Secret gets a CA and a serving
+// certificate the rotator's own validity rules accept (so its first pass writes nothing), both
+// configurations get the CA, and a second start keeps them all as they are.
+func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
+	ctx := context.Background()
+	cr := certRotator("localhost")
+	c := fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", nil)...).Build()
+	if err := PrepareCertificates(ctx, c, cr); err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, cr.SecretKey, s); err != nil {
+		t.Fatal(err)
+	}
+	lookahead := time.Now().Add(cr.LookaheadInterval)
+	if ok, err := rotator.ValidCert(s.Data["ca.crt"], s.Data["ca.crt"], s.Data["ca.key"], cr.CAName, nil, lookahead); !ok {
+		t.Fatalf("the rotator would replace the CA: %v", err)
+	}
+	if ok, err := rotator.ValidCert(s.Data["ca.crt"], s.Data["tls.crt"], s.Data["tls.key"], cr.DNSName, cr.ExtKeyUsages, lookahead); !ok {
+		t.Fatalf("the rotator would replace the serving certificate: %v", err)
+	}
+	checkInjected := func(want []byte) {
+		t.Helper()
+		for _, obj := range configurationsAt("", nil) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				t.Fatal(err)
+			}
+			for i, cfg := range clientConfigs(obj) {
+				if !bytes.Equal(cfg.CABundle, want) {
+					t.Errorf("%s webhook %d: the CA bundle is not the Secret's CA", obj.GetName(), i)
+				}
+			}
+		}
+	}
+	checkInjected(s.Data["ca.crt"])
+
+	if err := PrepareCertificates(ctx, c, cr); err != nil {
+		t.Fatal(err)
+	}
+	again := &corev1.Secret{}
+	if err := c.Get(ctx, cr.SecretKey, again); err != nil {
+		t.Fatal(err)
+	}
+	if again.ResourceVersion != s.ResourceVersion {
+		t.Error("a second start rewrote a valid certificate Secret")
+	}
+
+	// A serving certificate for another name is renewed under the same CA, as the rotator does.
+	if err := PrepareCertificates(ctx, c, certRotator("clearance-webhook.clearance-system.svc")); err != nil {
+		t.Fatal(err)
+	}
+	renewed := &corev1.Secret{}
+	if err := c.Get(ctx, cr.SecretKey, renewed); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(renewed.Data["ca.crt"], s.Data["ca.crt"]) || bytes.Equal(renewed.Data["tls.crt"], s.Data["tls.crt"]) {
+		t.Error("want the serving certificate renewed and the CA kept")
+	}
+	checkInjected(s.Data["ca.crt"])
+}
+
+// TestServedCertificateCheck: ready only when the certificate the server presents verifies
+// against the CA bundle of every webhook of both configurations, for the URL's host.
+func TestServedCertificateCheck(t *testing.T) {
+	ctx := context.Background()
+	issue := func(dnsName string) (caPEM []byte, cert tls.Certificate) {
+		t.Helper()
+		cr := certRotator(dnsName)
+		data, _, err := certificateData(cr, nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err = tls.X509KeyPair(data["tls.crt"], data["tls.key"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data["ca.crt"], cert
+	}
+	served, servedCert := issue("localhost")
+	other, _ := issue("localhost")
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{servedCert}}
+	srv.StartTLS()
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	for _, tc := range []struct {
+		name    string
+		objects []client.Object
+		want    string // "" for ready, else part of the error
+	}{
+		{"served certificate's CA injected", configurationsAt("https://localhost:9443/x", served), ""},
+		{"another CA injected", configurationsAt("https://localhost:9443/x", other), "does not accept"},
+		{"nothing injected yet", configurationsAt("https://localhost:9443/x", nil), "no CA bundle"},
+		{"called at another host", configurationsAt("https://webhook.example.com/x", served), "does not accept"},
+		{"one configuration missing", configurationsAt("https://localhost:9443/x", served)[:1], "not found"},
+		{"the mutating one with another CA", append(configurationsAt("https://localhost:9443/x", served)[:1], configurationsAt("https://localhost:9443/x", other)[1]), "does not accept"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			check := &ServedCertificateCheck{Reader: fake.NewClientBuilder().WithObjects(tc.objects...).Build(), Addr: addr}
+			err := check.Check(httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("not ready: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("the apiserver unreachable after a good read", func(t *testing.T) {
+		reader := &failingReader{Reader: fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", served)...).Build()}
+		check := &ServedCertificateCheck{Reader: reader, Addr: addr}
+		if err := check.Check(nil); err != nil {
+			t.Fatal(err)
+		}
+		reader.fail = true
+		if err := check.Check(nil); err != nil {
+			t.Fatalf("an apiserver outage made the webhook unready: %v", err)
+		}
+		if err := (&ServedCertificateCheck{Reader: reader, Addr: addr}).Check(nil); err == nil {
+			t.Fatal("ready without ever reading the configurations")
+		}
+	})
+
+	t.Run("nothing listening", func(t *testing.T) {
+		check := &ServedCertificateCheck{Reader: fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", served)...).Build(), Addr: "127.0.0.1:1"}
+		if err := check.Check(nil); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
+			t.Fatalf("got %v, want the handshake's error", err)
+		}
+	})
+}
+
+type failingReader struct {
+	client.Reader
+	fail bool
+}
+
+func (r *failingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if r.fail {
+		return errors.New("connection refused")
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// TestLocalCertWriterReplacesBothFilesAtOnce: what an earlier run left is replaced, each
+// version is switched to as a whole through ..data, and the version before is removed.
+func TestLocalCertWriterReplacesBothFilesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("left by an earlier run"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := types.NamespacedName{Namespace: "clearance-system", Name: "clearance-webhook-cert"}
+	c := fake.NewClientBuilder().Build()
+	w := &LocalCertWriter{Reader: c, Secret: key, Dir: dir, Clock: clock.RealClock{}}
+	if ok, err := w.Sync(ctx); ok || err != nil {
+		t.Fatalf("no Secret yet: got %v, %v", ok, err)
+	}
+	var versions []map[string][]byte
+	for range 2 {
+		data, _, err := certificateData(certRotator("localhost"), nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, data)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: versions[0]}
+	if err := c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for i, data := range versions {
+		if i > 0 {
+			s.Data = data
+			if err := c.Update(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ok, err := w.Sync(ctx); !ok || err != nil {
+			t.Fatalf("version %d: got %v, %v", i, ok, err)
+		}
+		for _, name := range []string{"tls.crt", "tls.key"} {
+			got, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil || !bytes.Equal(got, data[name]) {
+				t.Fatalf("version %d: %s is not the Secret's (%v)", i, name, err)
+			}
+			if link, _ := os.Readlink(filepath.Join(dir, name)); link != filepath.Join("..data", name) {
+				t.Fatalf("version %d: %s is not a link through ..data but %q", i, name, link)
+			}
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		if len(names) != 4 {
+			t.Fatalf("version %d: want ..data, one version directory, tls.crt and tls.key; got %v", i, names)
+		}
+	}
+}
