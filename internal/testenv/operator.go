@@ -88,7 +88,11 @@ type OperatorOptions struct {
 	// WithWebhooks serves the admission webhooks and registers them at a loopback URL, as
 	// make run does; otherwise webhooks are off.
 	WithWebhooks bool
-	Args         []string
+	// CertDir is its --webhook-cert-dir; default a directory of its own, removed by Cleanup.
+	CertDir string
+	// DefaultCertDir leaves --webhook-cert-dir out, so the operator makes its default one.
+	DefaultCertDir bool
+	Args           []string
 }
 
 // StartOperator starts an operator process as an admin user, with ports of its own on
@@ -128,9 +132,15 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 		"--health-probe-bind-address=127.0.0.1:" + strconv.Itoa(ports[1]),
 		"--verifier-bind-address=127.0.0.1:" + strconv.Itoa(ports[2]),
 		"--webhook-port=" + strconv.Itoa(ports[3]),
-		"--webhook-cert-dir=" + filepath.Join(dir, "certs"),
 		"--enable-webhooks=" + strconv.FormatBool(o.WithWebhooks),
 		"--graceful-shutdown-timeout=5s",
+	}
+	switch {
+	case o.DefaultCertDir:
+	case o.CertDir != "":
+		op.args = append(op.args, "--webhook-cert-dir="+o.CertDir)
+	default:
+		op.args = append(op.args, "--webhook-cert-dir="+filepath.Join(dir, "certs"))
 	}
 	if o.WithWebhooks {
 		op.args = append(op.args, "--webhook-local-url="+op.WebhookURL)
