@@ -35,6 +35,10 @@ type Options struct {
 	// {"enable-aggregator-routing": "true"} to have the apiserver call webhooks at their
 	// Service's endpoints, as it reaches pods in a cluster, instead of its ClusterIP.
 	APIServerArgs map[string]string
+	// WithoutControllerManager starts no kube-controller-manager: nothing then collects owned
+	// objects, deleted namespaces stay Terminating and namespaces get no default
+	// ServiceAccount. Every package runs it unless it must not (as no cluster lacks it).
+	WithoutControllerManager bool
 }
 
 // MainWith is Main with a control plane shaped by opts.

@@ -15,8 +15,9 @@ limitations under the License.
 */
 
 // Package testenv starts a real kube-apiserver and etcd (controller-runtime's envtest) with the
-// Clearance CRDs installed, once per test package, and gives tests a client, a kubeconfig for
-// kubectl and throwaway namespaces.
+// Clearance CRDs installed, once per test package, and kube-controller-manager beside them (the
+// garbage collector, namespace and ServiceAccount controllers, as in a real cluster), and gives
+// tests a client, a kubeconfig for kubectl and throwaway namespaces.
 package testenv
 
 import (
@@ -57,15 +58,19 @@ type Env struct {
 	Scheme *runtime.Scheme
 	// Root is the repository root, for reading config/ and hack/.
 	Root string
-	// Assets is the directory holding kube-apiserver, etcd and kubectl.
+	// Assets is the directory holding kube-apiserver, kube-controller-manager, etcd and kubectl.
 	Assets string
 	// Webhook says where the apiserver expects the webhook server (host, port, certificates).
 	Webhook *envtest.WebhookInstallOptions
 
-	env        *envtest.Environment
-	certDir    string
-	kubeconfig string
+	env               *envtest.Environment
+	certDir           string
+	kubeconfig        string
+	controllerManager *controllerManager // nil with Options.WithoutControllerManager
 }
+
+// controllerManagerTimeout bounds how long a package waits for kube-controller-manager to work.
+const controllerManagerTimeout = 90 * time.Second
 
 // Scheme returns a scheme with the built-in kinds and Clearance's.
 func Scheme() *runtime.Scheme {
@@ -109,6 +114,12 @@ func run(m *testing.M, out **Env, opts Options, hooks []func(*Env) (func() error
 		}
 		afters = append(afters, after)
 	}
+	// kube-controller-manager started with the control plane and got ready while the hooks ran.
+	if err := e.waitControllerManager(controllerManagerTimeout); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		_ = e.Stop()
+		os.Exit(1)
+	}
 	code := m.Run()
 	for i := len(afters) - 1; i >= 0; i-- {
 		if err := afters[i](); err != nil {
@@ -120,14 +131,34 @@ func run(m *testing.M, out **Env, opts Options, hooks []func(*Env) (func() error
 		fmt.Fprintf(os.Stderr, "testenv: writing what the leak check searches: %v\n", err)
 		code = 1
 	}
+	if cm := e.controllerManager; cm != nil {
+		if err := cm.exited(); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+			code = 1
+		}
+		if code != 0 {
+			fmt.Fprintf(os.Stderr, "testenv: the end of kube-controller-manager's log (%s):\n%s\n", cm.logPath, cm.tail(40))
+		}
+	}
 	if err := e.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping: %v\n", err)
 	}
 	os.Exit(code)
 }
 
-// Start brings up etcd and kube-apiserver on loopback and installs the CRDs.
-func Start() (*Env, error) { return start(Options{}) }
+// Start brings up etcd and kube-apiserver on loopback, installs the CRDs and starts
+// kube-controller-manager, waiting until it works.
+func Start() (*Env, error) {
+	e, err := start(Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := e.waitControllerManager(controllerManagerTimeout); err != nil {
+		_ = e.Stop()
+		return nil, err
+	}
+	return e, nil
+}
 
 func start(opts Options) (*Env, error) {
 	root, err := repoRoot()
@@ -169,22 +200,35 @@ func start(opts Options) (*Env, error) {
 		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}, nil
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}
+	if !opts.WithoutControllerManager {
+		if err := e.startControllerManager(); err != nil {
+			_ = env.Stop()
+			_ = os.RemoveAll(certDir)
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
-// Stop ends the control plane and removes the files it wrote.
+// Stop ends kube-controller-manager and the control plane and removes the files they wrote.
 func (e *Env) Stop() error {
+	var cmErr error
+	if e.controllerManager != nil {
+		cmErr = e.controllerManager.shutdown()
+	}
 	if e.kubeconfig != "" {
 		_ = os.RemoveAll(filepath.Dir(e.kubeconfig))
 	}
 	err := e.env.Stop()
 	_ = os.RemoveAll(e.certDir)
-	return err
+	return errors.Join(cmErr, err)
 }
 
 // StopAPIServer kills kube-apiserver (etcd keeps running), as a crashed or unreachable
 // control plane, for outage tests; StartAPIServer brings it back on the same address with
 // the same certificates. (A graceful stop waits a minute and more for open watches.)
+// kube-controller-manager keeps running meanwhile and reconnects by itself, as in a cluster.
 func (e *Env) StopAPIServer() error {
 	pid, err := e.apiserverPid()
 	if err != nil {
@@ -356,7 +400,7 @@ func assetsDir(root string) (string, error) {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("hack/kube-assets.sh could not provide kube-apiserver, etcd and kubectl: %w", err)
+		return "", fmt.Errorf("hack/kube-assets.sh could not provide kube-apiserver, kube-controller-manager, etcd and kubectl: %w", err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
