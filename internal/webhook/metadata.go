@@ -25,8 +25,11 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -34,12 +37,25 @@ import (
 
 // +kubebuilder:webhook:path=/validate-protected,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections;metricsets,verbs=update;delete,versions=v1alpha1,name=vprotected.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"objectSelector":{"matchLabels":{"access.clearance.dev/protected":"true"}}}`
 
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+
 // protectedGuard keeps system defaults (label access.clearance.dev/protected=true) from being
 // deleted or unprotected by anyone but the operator. Its configuration selects only labelled
 // objects, so deleting an ordinary key never waits on the webhook.
-type protectedGuard struct{ operator string }
+//
+// A protected object goes with its namespace: once the namespace is being deleted (it has a
+// deletionTimestamp), deleting the object is allowed to anyone, or the namespace controller
+// could never empty it and the namespace would stay Terminating for ever. Deleting a namespace
+// takes the delete permission on namespaces, which no org role grants, and cannot be undone:
+// nothing can be created in a Terminating namespace.
+type protectedGuard struct {
+	operator string
+	// namespaces reads namespaces from the apiserver, not a cache (a namespace whose deletion
+	// began a moment ago must count); nil refuses every delete of a protected object.
+	namespaces client.Reader
+}
 
-func (g *protectedGuard) Handle(_ context.Context, req admission.Request) admission.Response {
+func (g *protectedGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.UserInfo.Username == g.operator && g.operator != "" {
 		return admission.Allowed("")
 	}
@@ -53,6 +69,14 @@ func (g *protectedGuard) Handle(_ context.Context, req admission.Request) admiss
 	what := fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name)
 	switch req.Operation {
 	case admissionv1.Delete:
+		terminating, err := g.namespaceTerminating(ctx, req.Namespace)
+		if err != nil {
+			return admission.Denied(fmt.Sprintf("%s is a protected system default (label %s=true) and cannot be deleted, "+
+				"except with its namespace, and namespace %q could not be read: %v", what, v1.LabelProtected, req.Namespace, err))
+		}
+		if terminating {
+			return admission.Allowed("namespace " + req.Namespace + " is being deleted")
+		}
 		return admission.Denied(fmt.Sprintf("%s is a protected system default (label %s=true) and cannot be deleted", what, v1.LabelProtected))
 	case admissionv1.Update:
 		updated, err := objectMeta(req.Object)
@@ -64,6 +88,21 @@ func (g *protectedGuard) Handle(_ context.Context, req admission.Request) admiss
 		}
 	}
 	return admission.Allowed("")
+}
+
+// namespaceTerminating reports whether namespace ns is being deleted (or is gone already).
+func (g *protectedGuard) namespaceTerminating(ctx context.Context, ns string) (bool, error) {
+	if g.namespaces == nil || ns == "" {
+		return false, nil
+	}
+	namespace := &corev1.Namespace{}
+	if err := g.namespaces.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	}
+	return namespace.DeletionTimestamp != nil, nil
 }
 
 // +kubebuilder:webhook:path=/mutate-created-by,mutating=true,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications;apikeys;orgconnections,verbs=create;update,versions=v1alpha1,name=mcreatedby.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-created-by-edited","expression":"request.operation != 'UPDATE' || object.metadata.?annotations[?'access.clearance.dev/created-by'].orValue('') != oldObject.metadata.?annotations[?'access.clearance.dev/created-by'].orValue('')"}]}`

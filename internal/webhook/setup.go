@@ -84,7 +84,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register("/validate-protected", &admission.Webhook{Handler: &protectedGuard{operator: opts.OperatorUsername}})
+	srv.Register("/validate-protected", &admission.Webhook{Handler: &protectedGuard{operator: opts.OperatorUsername, namespaces: mgr.GetAPIReader()}})
 	srv.Register("/mutate-created-by", &admission.Webhook{Handler: createdBy{}})
 	return nil
 }
