@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A local Kubernetes control plane for `make run`: etcd + kube-apiserver on 127.0.0.1, no Docker,
-# no network. Binaries come from hack/kube-assets.sh (or KUBEBUILDER_ASSETS if it holds them).
+# A local Kubernetes control plane for `make run`: etcd, kube-apiserver and kube-controller-manager
+# on 127.0.0.1, no Docker, no network. Binaries come from hack/kube-assets.sh (or
+# KUBEBUILDER_ASSETS if it holds them).
 #
 #   hack/local-control-plane.sh start          start (or reuse) it; prints `export KUBECONFIG=...`
 #   hack/local-control-plane.sh stop [--purge] stop it; --purge also deletes the etcd data
@@ -16,9 +17,11 @@
 #   CLEARANCE_LCP_ETCD_PORT       etcd client port (default 2379); the peer port is this + 1
 #   CLEARANCE_LCP_TIMEOUT         seconds to wait for each component to become ready (default 60)
 #
-# Only a control plane runs: no controller-manager or scheduler. So namespaces get no `default`
-# ServiceAccount (Pods without serviceAccountName are rejected by the ServiceAccount admission
-# plugin), deleted namespaces stay Terminating, and nothing garbage-collects owned objects.
+# kube-controller-manager runs only the controllers a cluster without nodes can use: the garbage
+# collector (deleting an APIKey deletes its Secret through the owner reference), the namespace
+# controller (a deleted namespace is emptied and goes away), and the ServiceAccount and token
+# controllers (every namespace gets its `default` ServiceAccount). There is no scheduler and no
+# node: Pods stay Pending, Deployments get no ReplicaSets.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +34,7 @@ HOST=127.0.0.1
 CERT_DIR="$STATE_DIR/pki"
 DATA_DIR="$STATE_DIR/etcd-data"
 KUBECONFIG_FILE="$STATE_DIR/kubeconfig"
+KCM_KUBECONFIG_FILE="$STATE_DIR/kube-controller-manager.kubeconfig" # the same admin, a file of its own
 PORTS_FILE="$STATE_DIR/ports"   # ports of the running instance, written at start
 LOCK_FILE="$STATE_DIR/.lock"
 
@@ -150,6 +154,13 @@ apiserver_ready() { # port
     "https://$HOST:$1/readyz" 2>/dev/null)" == ok ]]
 }
 
+# kube-controller-manager serves no health endpoint here (--secure-port=0); it is ready once its
+# ServiceAccount controller has created the `default` ServiceAccount of the `default` namespace.
+controller_manager_ready() { # apiserver port
+  [[ "$(lcurl -o /dev/null -w '%{http_code}' --cacert "$CERT_DIR/ca.crt" --cert "$CERT_DIR/admin.crt" \
+    --key "$CERT_DIR/admin.key" "https://$HOST:$1/api/v1/namespaces/default/serviceaccounts/default" 2>/dev/null)" == 200 ]]
+}
+
 # Waits up to TIMEOUT s for check "$2" (with port $3) while process $1 stays alive.
 wait_for() { # name check port
   local name="$1" check="$2" port="$3" pid deadline
@@ -174,7 +185,8 @@ recorded_port() { # key
 
 is_running() {
   local port
-  running_pid etcd >/dev/null && running_pid kube-apiserver >/dev/null || return 1
+  running_pid etcd >/dev/null && running_pid kube-apiserver >/dev/null &&
+    running_pid kube-controller-manager >/dev/null || return 1
   port="$(recorded_port apiserver)"
   apiserver_ready "${port:-$APISERVER_PORT}"
 }
@@ -184,13 +196,14 @@ is_running() {
 
 find_assets() {
   local d="${KUBEBUILDER_ASSETS:-}"
-  if [[ -n "$d" && -x "$d/kube-apiserver" && -x "$d/etcd" && -x "$d/kubectl" ]]; then
+  if [[ -n "$d" && -x "$d/kube-apiserver" && -x "$d/kube-controller-manager" && -x "$d/etcd" && -x "$d/kubectl" ]]; then
     echo "$d"
     return
   fi
-  log "locating binaries with hack/kube-assets.sh (it builds them on first use, about 10 minutes)"
+  log "locating binaries with hack/kube-assets.sh (it builds them on first use, about 20 minutes)"
   d="$("$SCRIPT_DIR/kube-assets.sh")" || die "hack/kube-assets.sh failed"
-  [[ -x "$d/kube-apiserver" && -x "$d/etcd" ]] || die "hack/kube-assets.sh gave $d without kube-apiserver and etcd"
+  [[ -x "$d/kube-apiserver" && -x "$d/kube-controller-manager" && -x "$d/etcd" ]] ||
+    die "hack/kube-assets.sh gave $d without kube-apiserver, kube-controller-manager and etcd"
   echo "$d"
 }
 
@@ -255,8 +268,9 @@ EOF
 
 b64() { base64 <"$1" | tr -d '\n'; }
 
-write_kubeconfig() { # port
-  local tmp="$KUBECONFIG_FILE.tmp.$$"
+write_kubeconfig() { # port [file]
+  local file="${2:-$KUBECONFIG_FILE}"
+  local tmp="$file.tmp.$$"
   (
     umask 077
     cat >"$tmp" <<EOF
@@ -280,7 +294,7 @@ contexts:
 current-context: clearance-local
 EOF
   )
-  mv -f "$tmp" "$KUBECONFIG_FILE"
+  mv -f "$tmp" "$file"
 }
 
 export_line() { printf 'export KUBECONFIG=%q\n' "$KUBECONFIG_FILE"; }
@@ -299,9 +313,10 @@ cmd_start() {
   exec 8>"$LOCK_FILE"
   flock -w 120 8 || die "another '$0 start/stop' holds $LOCK_FILE for over 120 s"
 
-  local etcd_port="$ETCD_PORT" api_port="$APISERVER_PORT" assets="" etcd_pid api_pid
+  local etcd_port="$ETCD_PORT" api_port="$APISERVER_PORT" assets="" etcd_pid api_pid kcm_pid
   etcd_pid="$(running_pid etcd)" || etcd_pid=""
   api_pid="$(running_pid kube-apiserver)" || api_pid=""
+  kcm_pid="$(running_pid kube-controller-manager)" || kcm_pid=""
 
   # A running instance keeps the ports it was started with.
   if [[ -n "$etcd_pid" ]]; then
@@ -315,9 +330,9 @@ cmd_start() {
       log "warning: kube-apiserver is already running on port $api_port (not $APISERVER_PORT); reusing it, run 'stop' first to change ports"
   fi
 
-  if [[ -n "$etcd_pid" && -n "$api_pid" ]] && apiserver_ready "$api_port"; then
+  if [[ -n "$etcd_pid" && -n "$api_pid" && -n "$kcm_pid" ]] && apiserver_ready "$api_port"; then
     write_kubeconfig "$api_port"
-    log "already running (kube-apiserver https://$HOST:$api_port, etcd http://$HOST:$etcd_port)"
+    log "already running (kube-apiserver https://$HOST:$api_port, etcd http://$HOST:$etcd_port, kube-controller-manager)"
     export_line
     return 0
   fi
@@ -381,9 +396,35 @@ cmd_start() {
   log "waiting up to ${TIMEOUT} s for kube-apiserver /readyz"
   wait_for kube-apiserver apiserver_ready "$api_port" || die "kube-apiserver did not become ready (log: $STATE_DIR/kube-apiserver.log)"
 
+  # A controller-manager left from an earlier apiserver is replaced with one reading the
+  # kubeconfig of this one.
+  if [[ -n "$kcm_pid" && -z "$api_pid" ]]; then
+    stop_component kube-controller-manager
+    kcm_pid=""
+  fi
+  if [[ -z "$kcm_pid" ]]; then
+    [[ -n "$assets" ]] || assets="$(find_assets)"
+    write_kubeconfig "$api_port" "$KCM_KUBECONFIG_FILE"
+    log "starting kube-controller-manager (garbage collector, namespace and ServiceAccount controllers)"
+    STARTED+=(kube-controller-manager)
+    spawn kube-controller-manager "$assets/kube-controller-manager" \
+      --kubeconfig="$KCM_KUBECONFIG_FILE" \
+      --authentication-kubeconfig="$KCM_KUBECONFIG_FILE" \
+      --authorization-kubeconfig="$KCM_KUBECONFIG_FILE" \
+      --controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller \
+      --service-account-private-key-file="$CERT_DIR/sa.key" \
+      --root-ca-file="$CERT_DIR/ca.crt" \
+      --use-service-account-credentials=false \
+      --leader-elect=false \
+      --secure-port=0
+  fi
+  log "waiting up to ${TIMEOUT} s for kube-controller-manager (the default ServiceAccount)"
+  wait_for kube-controller-manager controller_manager_ready "$api_port" ||
+    die "kube-controller-manager did not become ready (log: $STATE_DIR/kube-controller-manager.log)"
+
   trap - EXIT
   write_kubeconfig "$api_port"
-  log "ready: kube-apiserver https://$HOST:$api_port, etcd http://$HOST:$etcd_port, logs in $STATE_DIR"
+  log "ready: kube-apiserver https://$HOST:$api_port, etcd http://$HOST:$etcd_port, kube-controller-manager; logs in $STATE_DIR"
   export_line
 }
 
@@ -392,7 +433,8 @@ cmd_stop() { # [purge]
   exec 8>"$LOCK_FILE"
   flock -w 120 8 || die "another '$0 start/stop' holds $LOCK_FILE for over 120 s"
   local was=0
-  { running_pid kube-apiserver || running_pid etcd; } >/dev/null && was=1
+  { running_pid kube-controller-manager || running_pid kube-apiserver || running_pid etcd; } >/dev/null && was=1
+  stop_component kube-controller-manager
   stop_component kube-apiserver
   stop_component etcd
   rm -f "$PORTS_FILE"
@@ -408,13 +450,14 @@ cmd_stop() { # [purge]
 
 cmd_status() {
   if is_running; then
-    log "running: kube-apiserver https://$HOST:$(recorded_port apiserver) (pid $(running_pid kube-apiserver)), etcd http://$HOST:$(recorded_port etcd) (pid $(running_pid etcd)); KUBECONFIG=$KUBECONFIG_FILE"
+    log "running: kube-apiserver https://$HOST:$(recorded_port apiserver) (pid $(running_pid kube-apiserver)), etcd http://$HOST:$(recorded_port etcd) (pid $(running_pid etcd)), kube-controller-manager (pid $(running_pid kube-controller-manager)); KUBECONFIG=$KUBECONFIG_FILE"
     return 0
   fi
-  local e a
+  local e a c
   e="$(running_pid etcd)" && e="running (pid $e)" || e="not running"
-  a="$(running_pid kube-apiserver)" && a="running but not ready (pid $a)" || a="not running"
-  log "not running (etcd: $e, kube-apiserver: $a)"
+  a="$(running_pid kube-apiserver)" && { apiserver_ready "$(recorded_port apiserver)" && a="running (pid $a)" || a="running but not ready (pid $a)"; } || a="not running"
+  c="$(running_pid kube-controller-manager)" && c="running (pid $c)" || c="not running"
+  log "not running (etcd: $e, kube-apiserver: $a, kube-controller-manager: $c)"
   return 1
 }
 
@@ -424,7 +467,7 @@ cmd_env() {
 }
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
