@@ -80,6 +80,7 @@ chart-check: helm ## helm lint and helm template the chart with its main value s
 	$(HELM) lint --strict charts/clearance
 	$(HELM) template clearance charts/clearance -n clearance-system > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=false --set replicaCount=1 > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
 
 .PHONY: kube-assets

@@ -78,15 +78,16 @@ func installChart(t *testing.T) {
 	kubectl(t, append([]string{"wait", "--for=condition=Established", "--timeout=60s"}, crds...)...)
 }
 
-// pod is the operator container of the chart's Deployment, run as a process on this machine.
+// pod is the container of one of the chart's Deployments (the operator, clearance, or the
+// verifier, clearance-verifier), run as a process on this machine.
 type pod struct {
 	name        string
 	ip          string // the node IP it is reachable at, as a pod IP would be
-	webhookPort int    // where its webhook server listens on ip
+	webhookPort int    // where its webhook server listens on ip (the operator)
 	// containerWebhookPort is the chart's container port for webhooks, which the Service targets.
 	containerWebhookPort corev1.ContainerPort
 	healthURL            string
-	verifierURL          string // the loopback address `kubectl port-forward svc/clearance-verifier` would give
+	verifierURL          string // the loopback address `kubectl port-forward svc/clearance-verifier` would give (the verifier)
 	logPath              string
 
 	cmd  *exec.Cmd
@@ -108,14 +109,15 @@ var portFlags = []portFlag{
 }
 
 // startPod runs the container the applied Deployment describes: its args and env, a token of
-// its ServiceAccount, its certificate volume; only bind addresses and the certificate
-// directory differ. It returns once /readyz answers, as the kubelet's readiness probe would.
-func startPod(t *testing.T, ip string) *pod {
+// its ServiceAccount, its certificate volume (if it has one); only bind addresses and the
+// certificate directory differ. It returns once /readyz answers, as the kubelet's readiness
+// probe would.
+func startPod(t *testing.T, ip, deployment string) *pod {
 	t.Helper()
 	ctx := context.Background()
 	var deploy appsv1.Deployment
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "clearance"}, &deploy); err != nil {
-		t.Fatalf("the chart's Deployment: %v", err)
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: deployment}, &deploy); err != nil {
+		t.Fatalf("the chart's Deployment %s: %v", deployment, err)
 	}
 	spec := deploy.Spec.Template.Spec
 	if len(spec.Containers) != 1 {
@@ -129,7 +131,7 @@ func startPod(t *testing.T, ip string) *pod {
 	defaults := flagDefaults(t, bin)
 
 	dir := t.TempDir()
-	p := &pod{name: "clearance-walkthrough-0", ip: ip, logPath: filepath.Join(dir, "operator.log"), done: make(chan struct{})}
+	p := &pod{name: deployment + "-walkthrough-0", ip: ip, logPath: filepath.Join(dir, "operator.log"), done: make(chan struct{})}
 	args := slicesClone(c.Args)
 	for _, a := range args {
 		if strings.HasPrefix(a, "--webhook-local-url") {
@@ -138,6 +140,9 @@ func startPod(t *testing.T, ip string) *pod {
 	}
 
 	// Ports: what the chart's containerPort says must be what the binary listens on by default.
+	// A port the container does not declare (the verifier's has no webhook port, the operator's
+	// no verifier port) is moved to a free one all the same, so two pods on this machine never
+	// collide on a default.
 	ports, err := testenv.FreePorts(len(portFlags))
 	if err != nil {
 		t.Fatal(err)
@@ -146,11 +151,18 @@ func startPod(t *testing.T, ip string) *pod {
 		if v, ok := flagValue(args, pf.flag); ok {
 			t.Fatalf("the chart sets --%s=%s; the test only knows the default (port %s)", pf.flag, v, pf.containerPort)
 		}
-		want := containerPort(t, c, pf.containerPort)
+		value := "127.0.0.1:" + strconv.Itoa(ports[i])
+		want, declared := containerPort(c, pf.containerPort)
+		if !declared {
+			if pf.flag == "webhook-port" {
+				value = strconv.Itoa(ports[i])
+			}
+			args = append(args, "--"+pf.flag+"="+value)
+			continue
+		}
 		if got := portOf(defaults[pf.flag]); got != want {
 			t.Fatalf("the chart's container port %q is %d but --%s listens on %d by default", pf.containerPort, want, pf.flag, got)
 		}
-		value := "127.0.0.1:" + strconv.Itoa(ports[i])
 		switch pf.flag {
 		case "webhook-port":
 			value = strconv.Itoa(ports[i]) // all interfaces: the apiserver calls it at ip
@@ -166,14 +178,16 @@ func startPod(t *testing.T, ip string) *pod {
 
 	// The certificate volume: the Secret mounted where --webhook-cert-dir points.
 	certDir, ok := flagValue(args, "webhook-cert-dir")
-	if !ok {
-		t.Fatal("the chart does not set --webhook-cert-dir")
+	if !ok && p.webhookPort != 0 {
+		t.Fatalf("Deployment %s serves webhooks but the chart does not set --webhook-cert-dir", deployment)
 	}
-	secretName := mountedSecret(t, spec, c, certDir)
-	localCerts := filepath.Join(dir, "certs")
-	args = setFlag(args, "webhook-cert-dir", localCerts)
-	stopVolume := playSecretVolume(t, secretName, localCerts)
-	t.Cleanup(stopVolume)
+	if ok {
+		secretName := mountedSecret(t, spec, c, certDir)
+		localCerts := filepath.Join(dir, "certs")
+		args = setFlag(args, "webhook-cert-dir", localCerts)
+		stopVolume := playSecretVolume(t, secretName, localCerts)
+		t.Cleanup(stopVolume)
+	}
 
 	// The ServiceAccount token the kubelet would project, in a kubeconfig.
 	kubeconfig := serviceAccountKubeconfig(t, spec.ServiceAccountName, dir)
@@ -186,7 +200,7 @@ func startPod(t *testing.T, ip string) *pod {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.CollectFileForLeakCheck("walkthrough operator log", p.logPath)
+	testenv.CollectFileForLeakCheck("walkthrough "+deployment+" log", p.logPath)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = procEnv
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
@@ -211,7 +225,7 @@ func (p *pod) stop(t *testing.T) {
 		<-p.done
 	}
 	if t.Failed() {
-		t.Logf("operator log:\n%s", p.tail())
+		t.Logf("pod %s log:\n%s", p.name, p.tail())
 	}
 }
 
@@ -223,18 +237,18 @@ func (p *pod) waitReady(t *testing.T, timeout time.Duration) {
 	for {
 		select {
 		case <-p.done:
-			t.Fatalf("the operator exited before it was ready:\n%s", p.tail())
+			t.Fatalf("pod %s exited before it was ready:\n%s", p.name, p.tail())
 		default:
 		}
 		if resp, err := c.Get(p.healthURL + "/readyz"); err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				t.Logf("pod %s ready after %s (serving certificate issued, CA injected, webhook server started)", p.name, time.Since(start).Round(time.Millisecond))
+				t.Logf("pod %s ready after %s", p.name, time.Since(start).Round(time.Millisecond))
 				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the operator is not ready after %s:\n%s", timeout, p.tail())
+			t.Fatalf("pod %s is not ready after %s:\n%s", p.name, timeout, p.tail())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -280,15 +294,14 @@ func portOf(v string) int {
 	return n
 }
 
-func containerPort(t *testing.T, c corev1.Container, name string) int {
-	t.Helper()
+// containerPort is the container's port of that name, if it declares one.
+func containerPort(c corev1.Container, name string) (int, bool) {
 	for _, p := range c.Ports {
 		if p.Name == name {
-			return int(p.ContainerPort)
+			return int(p.ContainerPort), true
 		}
 	}
-	t.Fatalf("the chart's container has no port named %q", name)
-	return 0
+	return 0, false
 }
 
 func flagValue(args []string, name string) (string, bool) {

@@ -21,10 +21,11 @@ limitations under the License.
 // The control plane is envtest's kube-apiserver and etcd, started with
 // --enable-aggregator-routing so it calls webhooks at their Service's endpoints, as it reaches
 // pods in a cluster. What a cluster adds is played, honestly and only where needed (see
-// cluster_test.go): the operator pod is the real binary run with the args, env, ServiceAccount
-// token and Secret volume of the Deployment the chart rendered; its EndpointSlice puts it
-// behind the chart's webhook Service at a non-loopback address of this machine. Every other
-// step is the page's own commands, run in one bash with the real kubectl.
+// cluster_test.go): the operator pod and the verifier pod are the real binary run with the args,
+// env, ServiceAccount token and Secret volume of the two Deployments the chart rendered; the
+// operator's EndpointSlice puts it behind the chart's webhook Service at a non-loopback address
+// of this machine. Every other step is the page's own commands, run in one bash with the real
+// kubectl.
 package walkthrough
 
 import (
@@ -86,12 +87,18 @@ func TestANewUserFollowsTheQuickstartFromInstallToRevocation(t *testing.T) {
 	w.play(t, "helm install clearance charts/clearance -n clearance-system --create-namespace",
 		"no Helm release store is needed to prove the manifests: helm template of the same chart and values, applied with kubectl")
 	installChart(t)
-	pod := startPod(t, ip)
+	operator := startPod(t, ip, "clearance")
 	svc := webhookService(t)
-	publishEndpoints(t, pod, svc)
+	publishEndpoints(t, operator, svc)
 	w.play(t, "kubectl rollout status -n clearance-system deploy/clearance --timeout=5m",
 		"no kube-controller-manager to report the rollout: the test waited for the pod's /readyz and published its endpoints, and now waits until the apiserver reaches the webhooks through the Service")
 	webhooksAnswer(t)
+	pod := startPod(t, ip, "clearance-verifier")
+	if pod.verifierURL == "" {
+		t.Fatal("the chart's clearance-verifier container declares no verifier port")
+	}
+	w.play(t, "kubectl rollout status -n clearance-system deploy/clearance-verifier --timeout=5m",
+		"no kube-controller-manager to report the rollout: the test waited for the verifier pod's /readyz (its index loaded)")
 	done()
 
 	// ## Create an application and a key (org `acme`)
