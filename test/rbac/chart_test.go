@@ -1,0 +1,285 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package rbac
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// rendered is the chart as helm template wrote it, by kind.
+type rendered struct {
+	deployments  []appsv1.Deployment
+	pdbs         []policyv1.PodDisruptionBudget
+	clusterRoles map[string]rbacv1.ClusterRole
+	roles        map[string]rbacv1.Role // by namespace/name
+	bindings     []binding
+	// docs are the raw documents, for applying a subset.
+	docs []renderedDoc
+}
+
+type renderedDoc struct {
+	kind string
+	data []byte
+}
+
+// binding is a RoleBinding or ClusterRoleBinding, with the namespace of a RoleBinding.
+type binding struct {
+	kind, namespace, name string
+	roleRef               rbacv1.RoleRef
+	subjects              []rbacv1.Subject
+}
+
+func parseChart(t *testing.T, out []byte) rendered {
+	t.Helper()
+	r := rendered{clusterRoles: map[string]rbacv1.ClusterRole{}, roles: map[string]rbacv1.Role{}}
+	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+	for {
+		doc, err := docs.Read()
+		if err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		var meta metav1.TypeMeta
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		if meta.Kind == "" {
+			continue
+		}
+		r.docs = append(r.docs, renderedDoc{kind: meta.Kind, data: doc})
+		switch meta.Kind {
+		case "Deployment":
+			var d appsv1.Deployment
+			err = yaml.Unmarshal(doc, &d)
+			r.deployments = append(r.deployments, d)
+		case "PodDisruptionBudget":
+			var p policyv1.PodDisruptionBudget
+			err = yaml.Unmarshal(doc, &p)
+			r.pdbs = append(r.pdbs, p)
+		case "ClusterRole":
+			var c rbacv1.ClusterRole
+			err = yaml.Unmarshal(doc, &c)
+			r.clusterRoles[c.Name] = c
+		case "Role":
+			var c rbacv1.Role
+			err = yaml.Unmarshal(doc, &c)
+			r.roles[c.Namespace+"/"+c.Name] = c
+		case "ClusterRoleBinding":
+			var b rbacv1.ClusterRoleBinding
+			err = yaml.Unmarshal(doc, &b)
+			r.bindings = append(r.bindings, binding{kind: meta.Kind, name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects})
+		case "RoleBinding":
+			var b rbacv1.RoleBinding
+			err = yaml.Unmarshal(doc, &b)
+			r.bindings = append(r.bindings, binding{kind: meta.Kind, namespace: b.Namespace, name: b.Name, roleRef: b.RoleRef, subjects: b.Subjects})
+		}
+		if err != nil {
+			t.Fatalf("decoding a %s: %v", meta.Kind, err)
+		}
+	}
+	return r
+}
+
+func (r rendered) deployment(name string) *appsv1.Deployment {
+	for i := range r.deployments {
+		if r.deployments[i].Name == name {
+			return &r.deployments[i]
+		}
+	}
+	return nil
+}
+
+// rulesOf returns every rule bound to the ServiceAccount ns/name by the chart's bindings, and
+// the bindings whose role the chart does not render (a built-in role would grant more).
+func (r rendered) rulesOf(ns, name string) (rules []rbacv1.PolicyRule, unknown []string) {
+	for _, b := range r.bindings {
+		if !slices.ContainsFunc(b.subjects, func(s rbacv1.Subject) bool {
+			return s.Kind == rbacv1.ServiceAccountKind && s.Name == name && s.Namespace == ns
+		}) {
+			continue
+		}
+		switch b.roleRef.Kind {
+		case "ClusterRole":
+			c, ok := r.clusterRoles[b.roleRef.Name]
+			if !ok || c.AggregationRule != nil {
+				unknown = append(unknown, b.kind+" "+b.name+" -> ClusterRole "+b.roleRef.Name)
+				continue
+			}
+			rules = append(rules, c.Rules...)
+		case "Role":
+			c, ok := r.roles[b.namespace+"/"+b.roleRef.Name]
+			if !ok {
+				unknown = append(unknown, b.kind+" "+b.name+" -> Role "+b.roleRef.Name)
+				continue
+			}
+			rules = append(rules, c.Rules...)
+		}
+	}
+	return rules, unknown
+}
+
+// touchesSecrets says whether a rule grants anything on Secrets.
+func touchesSecrets(rule rbacv1.PolicyRule) bool {
+	core := slices.Contains(rule.APIGroups, "") || slices.Contains(rule.APIGroups, "*")
+	return core && (slices.Contains(rule.Resources, "secrets") || slices.Contains(rule.Resources, "*")) && len(rule.Verbs) > 0
+}
+
+func argsOf(d *appsv1.Deployment) []string {
+	var args []string
+	for _, c := range d.Spec.Template.Spec.Containers {
+		args = append(args, c.Args...)
+	}
+	return args
+}
+
+// TestTheDefaultChartKeepsKeysAwayFromTheVerifier renders the chart with its default values: two
+// Deployments, the operator without the verifier, the verifier under a ServiceAccount bound to
+// no rule on Secrets and mounting none, and a PodDisruptionBudget over the operator's webhook
+// replicas.
+func TestTheDefaultChartKeepsKeysAwayFromTheVerifier(t *testing.T) {
+	r := parseChart(t, env.HelmTemplate(t))
+
+	var names []string
+	for _, d := range r.deployments {
+		names = append(names, d.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"clearance", "clearance-verifier"}) {
+		t.Fatalf("the default chart renders Deployments %v, want exactly clearance and clearance-verifier", names)
+	}
+	operator, verifier := r.deployment("clearance"), r.deployment("clearance-verifier")
+
+	opArgs := argsOf(operator)
+	if !slices.Contains(opArgs, "--enable-verifier=false") {
+		t.Errorf("the operator must run without the verifier (--enable-verifier=false); its args: %v", opArgs)
+	}
+	vArgs := argsOf(verifier)
+	for _, want := range []string{"--enable-controllers=false", "--enable-webhooks=false", "--enable-verifier"} {
+		if !slices.Contains(vArgs, want) {
+			t.Errorf("the verifier lacks %s; its args: %v", want, vArgs)
+		}
+	}
+
+	// The verifier's identity: its own ServiceAccount, bound to rules the chart renders, none on
+	// Secrets.
+	vPod := verifier.Spec.Template.Spec
+	if vPod.ServiceAccountName != "clearance-verifier" {
+		t.Fatalf("the verifier runs as ServiceAccount %q, want clearance-verifier", vPod.ServiceAccountName)
+	}
+	if operator.Spec.Template.Spec.ServiceAccountName == vPod.ServiceAccountName {
+		t.Fatal("the verifier shares the operator's ServiceAccount")
+	}
+	rules, unknown := r.rulesOf("clearance-system", "clearance-verifier")
+	if len(unknown) > 0 {
+		t.Errorf("the verifier is bound to roles the chart does not render (or aggregates): %v", unknown)
+	}
+	if len(rules) == 0 {
+		t.Error("the verifier is bound to no rule at all; it needs to read Clearance objects")
+	}
+	for _, rule := range rules {
+		if touchesSecrets(rule) {
+			t.Errorf("the verifier's ServiceAccount is bound to a rule on secrets: %+v", rule)
+		}
+		for _, list := range [][]string{rule.APIGroups, rule.Resources, rule.Verbs} {
+			if slices.Contains(list, "*") {
+				t.Errorf("wildcard in the verifier's rule %+v", rule)
+			}
+		}
+	}
+	// Nor does a Secret reach it another way.
+	for _, v := range vPod.Volumes {
+		if v.Secret != nil || v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(p corev1.VolumeProjection) bool { return p.Secret != nil }) {
+			t.Errorf("the verifier mounts a Secret: volume %s", v.Name)
+		}
+	}
+	for _, c := range append(vPod.Containers, vPod.InitContainers...) {
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				t.Errorf("the verifier's container %s reads Secret %s into $%s", c.Name, e.ValueFrom.SecretKeyRef.Name, e.Name)
+			}
+		}
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil {
+				t.Errorf("the verifier's container %s reads Secret %s into its environment", c.Name, e.SecretRef.Name)
+			}
+		}
+	}
+
+	// A budget over the operator's pods (and not the verifier's, which has its own).
+	opPods := labels.Set(operator.Spec.Template.Labels)
+	vPods := labels.Set(verifier.Spec.Template.Labels)
+	var budget *policyv1.PodDisruptionBudget
+	for i, p := range r.pdbs {
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+		if err != nil {
+			t.Fatalf("PodDisruptionBudget %s: %v", p.Name, err)
+		}
+		if sel.Matches(opPods) {
+			if sel.Matches(vPods) {
+				t.Errorf("PodDisruptionBudget %s selects the operator and the verifier together", p.Name)
+			}
+			budget = &r.pdbs[i]
+		}
+	}
+	if budget == nil {
+		t.Fatalf("no PodDisruptionBudget selects the operator's pods %v; PodDisruptionBudgets: %d", opPods, len(r.pdbs))
+	}
+	if budget.Spec.MinAvailable == nil || budget.Spec.MinAvailable.IntValue() < 1 ||
+		operator.Spec.Replicas == nil || budget.Spec.MinAvailable.IntValue() >= int(*operator.Spec.Replicas) {
+		t.Errorf("PodDisruptionBudget %s keeps %v of %v operator pods: it must keep at least one and let one go",
+			budget.Name, budget.Spec.MinAvailable, operator.Spec.Replicas)
+	}
+}
+
+// TestTheChartsOtherTopologies: one operator replica gets no budget (it would block every drain);
+// verifier.separate=false still runs the verifier inside the operator, as one Deployment.
+func TestTheChartsOtherTopologies(t *testing.T) {
+	single := parseChart(t, env.HelmTemplate(t, "--set", "replicaCount=1"))
+	for _, p := range single.pdbs {
+		if p.Name == "clearance" {
+			t.Error("one operator replica gets a PodDisruptionBudget, which would block every node drain")
+		}
+	}
+
+	combined := parseChart(t, env.HelmTemplate(t, "--set", "verifier.separate=false"))
+	if len(combined.deployments) != 1 || combined.deployments[0].Name != "clearance" {
+		t.Fatalf("verifier.separate=false renders %d Deployments, want only clearance", len(combined.deployments))
+	}
+	if args := argsOf(&combined.deployments[0]); !slices.Contains(args, "--enable-verifier=true") {
+		t.Errorf("verifier.separate=false: the operator must run the verifier; its args: %v", args)
+	}
+	for _, d := range combined.docs {
+		if d.kind == "ServiceAccount" && strings.Contains(string(d.data), "clearance-verifier") {
+			t.Error("verifier.separate=false still renders the verifier's ServiceAccount")
+		}
+	}
+}
