@@ -44,12 +44,16 @@ const cacheLagRequeue = 200 * time.Millisecond
 
 // APIKeyReconciler mints each APIKey into a Secret, and keeps it: enabled or not, expired at
 // the instant, rotated on schedule, repaired (never trusted) when its Secret is lost or edited.
+// Every pass decides first (the phases, apikey_phases.go) and writes last, through one writer
+// in one order (commit, apikey_writes.go).
 type APIKeyReconciler struct {
 	reconcilerBase
 	events  events.EventRecorder
 	format  keyformat.Format
 	metrics *metrics.Controllers
 	workers int
+	// undelivered holds keys recorded in status whose Secret write has not succeeded yet.
+	undelivered undelivered
 }
 
 // keyScope is what one pass gathered about an APIKey and what it decided.
@@ -65,9 +69,13 @@ type keyScope struct {
 	notReady *outcome
 	// failed, when set, is why the key cannot be minted until the user acts.
 	failed *outcome
-	// statusWritten: a phase already wrote the final status as the fence for its Secret write.
-	statusWritten bool
-	// requeue asks for a quick retry because the cache was behind.
+	// fresh is a new key whose hash status now records; the writer delivers it to the Secret
+	// after the status. mint says why it was made, for the mints counter.
+	fresh *keyformat.Key
+	mint  string
+	// strip asks the writer to remove the key material from the Secret (the key expired).
+	strip bool
+	// requeue asks for a quick retry because the cache was behind; the pass writes nothing.
 	requeue bool
 	events  []keyEvent
 }
@@ -85,14 +93,19 @@ func (s *keyScope) event(eventType, reason, action, note string) {
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 
-// Reconcile walks the key through its phases; each may stop the pass.
+// Reconcile walks the key through its phases, each of which may end the decisions of the
+// pass, then commits what they decided.
 func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := &v1.APIKey{}
 	if err := r.client.Get(ctx, req.NamespacedName, key); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.undelivered.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !key.DeletionTimestamp.IsZero() {
 		// The owner reference removes the Secret; the verifier already refuses a deleting key.
+		r.undelivered.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	s := &keyScope{key: key, orig: key.DeepCopy(), now: r.clock.Now()}
@@ -105,7 +118,6 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.mint,
 		r.repairSecret,
 		r.rotate,
-		r.syncSecret,
 	} {
 		stop, err := phase(ctx, s)
 		if err != nil {
@@ -118,19 +130,21 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if s.requeue {
 		return ctrl.Result{RequeueAfter: cacheLagRequeue}, nil
 	}
-	if !s.statusWritten {
-		r.summarize(s)
-		if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
-			return r.retry(ctx, err)
-		}
+	if err := r.commit(ctx, s); err != nil {
+		return r.retry(ctx, err)
 	}
-	r.report(s)
 	return ctrl.Result{RequeueAfter: requeueAfter(s.key, s.now)}, nil
 }
 
-// retry turns an error into a retry; a conflict only means another writer was first.
+// retry turns an error into a retry; a conflict only means another writer was first, and an
+// existing Secret the cache did not show is judged by the next pass.
 func (r *APIKeyReconciler) retry(ctx context.Context, err error) (ctrl.Result, error) {
-	if apierrors.IsConflict(err) {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		// The namespace is being deleted, and the APIKey with it: nothing to deliver any more.
+		log.FromContext(ctx).V(1).Info("namespace is being deleted, not retrying", "error", err.Error())
+		return ctrl.Result{}, nil
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 		log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
 		return ctrl.Result{Requeue: true}, nil
 	}
@@ -147,7 +161,7 @@ func (r *APIKeyReconciler) gather(ctx context.Context, s *keyScope) error {
 		return err
 	}
 	secret := &corev1.Secret{}
-	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: secretNameFor(s.key)}, secret); {
+	switch err := r.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: s.key.SecretNameOrDefault()}, secret); {
 	case err == nil:
 		s.secret = secret
 	case !apierrors.IsNotFound(err):
@@ -156,7 +170,7 @@ func (r *APIKeyReconciler) gather(ctx context.Context, s *keyScope) error {
 	return nil
 }
 
-// report emits the pass's events and records metrics, after its writes succeeded.
+// report emits the pass's events and records metrics, once its status write succeeded.
 func (r *APIKeyReconciler) report(s *keyScope) {
 	for _, e := range s.events {
 		r.events.Eventf(s.key, nil, e.eventType, e.reason, e.action, "%s", e.note)
@@ -167,21 +181,31 @@ func (r *APIKeyReconciler) report(s *keyScope) {
 }
 
 // SetupWithManager watches APIKeys (spec and annotation changes), their Secrets (changes and
-// deletions, never the operator's own creations) and their Applications (ID changes).
+// deletions, never the operator's own creations) and their Applications (ID and enabled
+// changes).
 func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("apikey").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers}).
-		For(&v1.APIKey{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&v1.APIKey{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+			predicate.Funcs{UpdateFunc: statusLost}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false },
 		})).
 		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
-				return e.ObjectOld.(*v1.Application).Status.ApplicationID != e.ObjectNew.(*v1.Application).Status.ApplicationID
+				was, is := e.ObjectOld.(*v1.Application), e.ObjectNew.(*v1.Application)
+				return was.Status.ApplicationID != is.Status.ApplicationID || was.IsEnabled() != is.IsEnabled()
 			},
 		})).
 		Complete(r)
+}
+
+// statusLost reports an update that wiped a minted key's status (a restore, a status write
+// from an old backup): the key is taken back from the Secret this APIKey owns.
+func statusLost(e event.UpdateEvent) bool {
+	was, is := e.ObjectOld.(*v1.APIKey), e.ObjectNew.(*v1.APIKey)
+	return minted(was) && !minted(is)
 }
 
 // keysOfApplication maps an Application to the APIKeys that belong to it.
@@ -202,6 +226,9 @@ func (r *APIKeyReconciler) summarize(s *keyScope) {
 	k := s.key
 	k.Status.CreatedBy = k.Annotations[v1.AnnotationCreatedBy]
 	k.Status.ObservedGeneration = k.Generation
+	if s.app != nil && s.app.Status.ApplicationID != "" {
+		k.Status.ApplicationID = s.app.Status.ApplicationID
+	}
 	switch {
 	case minted(k):
 		k.Status.PreviousKeys = livePreviousKeys(k.Status.PreviousKeys, s.now)

@@ -23,9 +23,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
@@ -235,30 +237,76 @@ func TestEditedSecretIsNotTrusted(t *testing.T) {
 	waitEvent(t, key, v1.ReasonSecretReplaced)
 }
 
-func TestRestoredAPIKeyAdoptsItsSecretInsteadOfMinting(t *testing.T) {
-	ns, key := activeKey(t, "restore", "k")
+// orphanDelete deletes an APIKey the way kubectl delete --cascade=orphan does: the garbage
+// collector takes the owner reference off its Secret, which stays behind with the key in it.
+func orphanDelete(t *testing.T, key *v1.APIKey) {
+	t.Helper()
+	if err := env.Client.Delete(context.Background(), key, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the APIKey to be gone", func() (bool, error) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(key), &v1.APIKey{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	})
+}
+
+func TestReappliedAPIKeyNeverTakesBackTheKeyRevokedWithTheOldOne(t *testing.T) {
+	ns, key := activeKey(t, "reapply", "k")
 	hash := key.Status.Hash
 	token := string(secretOf(t, key).Data[dataToken])
 
-	// A restore: the APIKey comes back without status while its Secret is still there
-	// (envtest runs no garbage collector, as a backup restore brings both back).
-	if err := env.Client.Delete(context.Background(), key); err != nil {
-		t.Fatal(err)
+	// The same YAML applied again after a delete that left the Secret (GitOps self-heal after
+	// kubectl delete --cascade=orphan): the key in that Secret was revoked with the old APIKey.
+	orphanDelete(t, key)
+	again := newKey(ns, "k", "bi")
+	create(t, again)
+	again = waitKey(t, again, "a new key", func(k *v1.APIKey) bool { return k.Status.State == v1.KeyActive && k.Status.Hash != "" })
+	if again.Status.Hash == hash || string(secretOf(t, again).Data[dataToken]) == token {
+		t.Fatal("a re-applied APIKey took back the key revoked with the deleted one")
 	}
+	if ref := metav1.GetControllerOf(secretOf(t, again)); ref == nil || ref.UID != again.UID {
+		t.Error("the Secret must be owned by the new APIKey")
+	}
+	e := waitEvent(t, again, v1.ReasonKeyNotAdopted)
+	if e.Type != corev1.EventTypeWarning || !strings.Contains(e.Note, "never comes back") || !strings.Contains(e.Note, v1.AnnotationAdoptKeyID) {
+		t.Errorf("event %s: %q", e.Type, e.Note)
+	}
+}
+
+func TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames(t *testing.T) {
+	ns, key := activeKey(t, "restore", "k")
+	hash, keyID := key.Status.Hash, key.Status.KeyID
+	token := string(secretOf(t, key).Data[dataToken])
+
+	// A restore from backup: the APIKey comes back with a new UID and without status, its
+	// Secret is still there, and a person names the key to take back.
+	orphanDelete(t, key)
 	restored := newKey(ns, "k", "bi")
-	eventually(t, "the APIKey to be re-created", func() (bool, error) {
-		err := env.Client.Create(context.Background(), restored)
-		return err == nil, err
-	})
+	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: keyID}
+	create(t, restored)
 	restored = waitKey(t, restored, "the adoption", inState(v1.KeyActive))
 	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[dataToken]) != token {
-		t.Fatal("a restored APIKey must adopt the key in its Secret, not mint a new one")
+		t.Fatal("a restored APIKey must take back the key its annotation names, not mint a new one")
 	}
 	if ref := metav1.GetControllerOf(secretOf(t, restored)); ref == nil || ref.UID != restored.UID {
 		t.Error("the adopted Secret must be owned by the restored APIKey")
 	}
-	if e := waitEvent(t, restored, v1.ReasonMinted); !strings.Contains(e.Note, "adopted") {
+	if e := waitEvent(t, restored, v1.ReasonMinted); !strings.Contains(e.Note, "took back") || !strings.Contains(e.Note, v1.AnnotationAdoptKeyID) {
 		t.Errorf("event: %q", e.Note)
+	}
+}
+
+func TestAPIKeyWhoseStatusWasWipedTakesBackItsOwnSecret(t *testing.T) {
+	_, key := activeKey(t, "wiped", "k")
+	hash := key.Status.Hash
+	wiped := key.DeepCopy()
+	wiped.Status = v1.APIKeyStatus{}
+	if err := env.Client.Status().Update(context.Background(), wiped); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "the key back", func(k *v1.APIKey) bool { return k.Status.Hash != "" && k.Status.State == v1.KeyActive })
+	if key.Status.Hash != hash {
+		t.Fatal("an APIKey whose status was lost must take back the key of the Secret it owns")
 	}
 }
 

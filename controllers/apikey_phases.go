@@ -22,7 +22,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -41,12 +40,20 @@ const secretWriteGrace = 30 * time.Second
 // rotation is requested during one overlap.
 const maxPreviousKeys = 5
 
-// Each phase returns stop=true when the rest of the pass must not run.
+// Each phase decides and returns stop=true when the rest of the pass must not decide more; it
+// writes nothing (commit does, apikey_writes.go).
 
 // waitForApplication holds a key that was never minted until its Application has an ID.
-// A minted key whose Application went away keeps its lifecycle but is not Ready.
+// A minted key whose Application went away keeps its lifecycle but is not Ready; so does one
+// whose Application is switched off (spec.enabled false): the verifier refuses it meanwhile,
+// and it keeps its key and state, so switching the Application on restores it at once.
 func (r *APIKeyReconciler) waitForApplication(_ context.Context, s *keyScope) (bool, error) {
 	if s.app != nil && s.app.Status.ApplicationID != "" {
+		if !s.app.IsEnabled() {
+			s.notReady = &outcome{v1.ReasonApplicationDisabled, fmt.Sprintf(
+				"Application %q has spec.enabled false, so the verifier refuses every key of it in every org; set it to true to restore the same keys",
+				s.app.Name)}
+		}
 		return false, nil
 	}
 	why := &outcome{v1.ReasonApplicationNotFound, fmt.Sprintf(
@@ -60,9 +67,9 @@ func (r *APIKeyReconciler) waitForApplication(_ context.Context, s *keyScope) (b
 	return !minted(s.key), nil
 }
 
-// expire makes a key Expired at its expiry instant, for good, and empties the key material
-// from its Secret. A key never minted whose spec.expiresAt is past is not minted at all.
-func (r *APIKeyReconciler) expire(ctx context.Context, s *keyScope) (bool, error) {
+// expire makes a key Expired at its expiry instant, for good, and has the key material
+// removed from its Secret. A key never minted whose spec.expiresAt is past is not minted.
+func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) {
 	k := s.key
 	if !minted(k) {
 		if expired(k.Spec.ExpiresAt, s.now) {
@@ -79,98 +86,72 @@ func (r *APIKeyReconciler) expire(ctx context.Context, s *keyScope) (bool, error
 		}
 		s.event(corev1.EventTypeNormal, v1.ReasonExpired, "Expire", fmt.Sprintf(
 			"key %s expired at %s and never becomes valid again; its key material was removed from Secret %s",
-			k.Status.Masked, k.Status.ExpiresAt.UTC().Format(time.RFC3339), secretNameFor(k)))
+			k.Status.Masked, k.Status.ExpiresAt.UTC().Format(time.RFC3339), k.SecretNameOrDefault()))
 	}
 	k.Status.State = v1.KeyExpired
 	k.Status.PreviousKeys = nil
-	return true, r.stripKeyMaterial(ctx, s)
+	s.strip = true
+	return true, nil
 }
 
-// stripKeyMaterial removes every data key that carries the key from the Secret.
-func (r *APIKeyReconciler) stripKeyMaterial(ctx context.Context, s *keyScope) error {
-	if s.secret == nil {
-		return nil
-	}
-	stripped := s.secret.DeepCopy()
-	for _, d := range keyMaterial {
-		delete(stripped.Data, d)
-	}
-	if equality.Semantic.DeepEqual(stripped.Data, s.secret.Data) {
-		return nil
-	}
-	return r.client.Patch(ctx, stripped, client.MergeFrom(s.secret))
-}
-
-// mint delivers the first key of an APIKey: it adopts a Secret a restored APIKey left behind
-// when its token matches the hash recorded on it, and otherwise mints a new key and creates
-// the Secret. Creating is the fence: of two operators racing, only one Secret is created.
+// mint makes the first key of an APIKey, or takes back the key of a Secret that this very
+// APIKey owns (its status was lost) or that a person named on it (a restore from backup).
+// A key left in a Secret by an earlier APIKey of the same name was revoked with it: it is
+// never taken back by itself, and a new key replaces it with a Warning.
 func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) {
 	k := s.key
 	if minted(k) {
 		return false, nil
 	}
-	name := secretNameFor(k)
+	name := k.SecretNameOrDefault()
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		s.failed = &outcome{v1.ReasonFailed, fmt.Sprintf("the default Secret name %q is not valid (%s): set spec.secretName", name, errs[0])}
 		return true, nil
+	}
+	if s.secret == nil && s.orig.Status.State == v1.KeyFailed {
+		// The cache shows only Clearance's Secrets: a key that failed before (perhaps on a Secret
+		// name someone else took) asks the apiserver before it records another key.
+		live := &corev1.Secret{}
+		switch err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: name}, live); {
+		case err == nil:
+			s.secret = live
+		case !apierrors.IsNotFound(err):
+			return false, err
+		}
 	}
 	if s.secret != nil && s.secret.Labels[v1.LabelAPIKey] != k.Name {
 		s.failed = secretTaken(name, s.secret)
 		return true, nil
 	}
-	if found, ok := adoptable(s.secret, k, r.format); ok {
-		return false, r.adopt(ctx, s, found)
+	found, verdict := adoptable(s.secret, k, r.format)
+	if verdict == adoptOwned || verdict == adoptRequested {
+		r.adopt(s, found, verdict)
+		return true, nil
 	}
 
 	fresh, err := r.format.Generate()
 	if err != nil {
 		return false, err
 	}
-	expiresAt := expiryFor(k, s.now)
-	if s.secret != nil {
+	r.setCurrentKey(s, fresh, s.now, expiryFor(k, s.now))
+	s.fresh, s.mint = &fresh, metrics.MintNew
+	switch verdict {
+	case adoptRetired:
+		s.mint = metrics.MintReplaced
+		s.event(corev1.EventTypeWarning, v1.ReasonKeyNotAdopted, "Mint", fmt.Sprintf(
+			"Secret %s holds key %s of an earlier APIKey %s that was deleted, and a revoked key never comes back: minted a new key %s into it "+
+				"(to restore a key from a backup, set the annotation %s to its key ID on the APIKey before it is minted)",
+			name, s.secret.Annotations[annotationKeyID], k.Name, keyformat.Mask(fresh.Token), v1.AnnotationAdoptKeyID))
+	case adoptUntrusted:
 		// A Secret labelled for this APIKey whose token does not match the hash recorded on
 		// it was edited: it is not trusted, and the new key replaces what it holds.
-		replaced := s.secret.DeepCopy()
-		applySecretMeta(replaced, k, keyformat.Hash(fresh.Token), fresh.KeyID, expiresAt)
-		replaced.Data = keyData(fresh, s.app.Status.ApplicationID)
-		if err := r.client.Patch(ctx, replaced, client.MergeFromWithOptions(s.secret, client.MergeFromWithOptimisticLock{})); err != nil {
-			return false, err
-		}
-		s.secret = replaced
+		s.mint = metrics.MintReplaced
 		s.event(corev1.EventTypeWarning, v1.ReasonSecretReplaced, "Mint", fmt.Sprintf(
 			"Secret %s held no key matching the hash recorded on it, so it was not trusted; minted a new key %s into it",
 			name, keyformat.Mask(fresh.Token)))
-		r.recordMint(metrics.MintReplaced)
-	} else {
-		created := newKeySecret(k, fresh, s.app.Status.ApplicationID, expiresAt)
-		if err := r.client.Create(ctx, created); err != nil {
-			if apierrors.IsAlreadyExists(err) {
-				return r.secretAlreadyExists(ctx, s, name)
-			}
-			return false, err
-		}
-		// Minting is the routine step: the Ready condition (reason Minted) and the mint
-		// counter say it; an Event per key would be a third of the writes (DESIGN.md).
-		s.secret = created
-		r.recordMint(metrics.MintNew)
 	}
-	r.setCurrentKey(s, fresh, s.now, expiresAt)
-	return false, nil
-}
-
-// secretAlreadyExists handles a Secret the cache did not show: one labelled for this APIKey
-// appears in the cache soon (another replica, or our own earlier pass, created it); any other
-// is someone else's and is never touched.
-func (r *APIKeyReconciler) secretAlreadyExists(ctx context.Context, s *keyScope, name string) (bool, error) {
-	live := &corev1.Secret{}
-	if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, live); err != nil {
-		return false, err
-	}
-	if live.Labels[v1.LabelAPIKey] == s.key.Name {
-		s.requeue = true
-		return true, nil
-	}
-	s.failed = secretTaken(name, live)
+	// Minting is the routine step: the Ready condition (reason Minted) and the mint counter
+	// say it; an Event per key would be a third of the writes.
 	return true, nil
 }
 
@@ -184,9 +165,9 @@ func secretTaken(name string, s *corev1.Secret) *outcome {
 		"Secret %s already exists and was not created by Clearance: delete it, or set spec.secretName to another name", name)}
 }
 
-// adopt takes over the Secret of an earlier APIKey of the same name (a restore, or a GitOps
-// re-apply) without minting: its token was checked against the hash recorded on the Secret.
-func (r *APIKeyReconciler) adopt(ctx context.Context, s *keyScope, found keyformat.Key) error {
+// adopt records the key a Secret holds as this APIKey's, without minting: the Secret is this
+// APIKey's own or a person asked for its key, and its token matches the hash recorded on it.
+func (r *APIKeyReconciler) adopt(s *keyScope, found keyformat.Key, verdict adoptVerdict) {
 	k := s.key
 	mintedAt := s.secret.CreationTimestamp.Time
 	expiresAt := expiryFor(k, mintedAt)
@@ -195,23 +176,21 @@ func (r *APIKeyReconciler) adopt(ctx context.Context, s *keyScope, found keyform
 			expiresAt = &metav1.Time{Time: t}
 		}
 	}
-	adopted := s.secret.DeepCopy()
-	applySecretMeta(adopted, k, keyformat.Hash(found.Token), found.KeyID, expiresAt)
-	if err := r.client.Patch(ctx, adopted, client.MergeFromWithOptions(s.secret, client.MergeFromWithOptimisticLock{})); err != nil {
-		return err
+	why := "the Secret is owned by this APIKey"
+	if verdict == adoptRequested {
+		why = "the annotation " + v1.AnnotationAdoptKeyID + " names it"
 	}
-	s.secret = adopted
 	s.event(corev1.EventTypeNormal, v1.ReasonMinted, "Adopt", fmt.Sprintf(
-		"adopted key %s already in Secret %s (its token matches the hash recorded on it); no new key was minted",
-		keyformat.Mask(found.Token), adopted.Name))
-	r.recordMint(metrics.MintAdopted)
+		"took back key %s already in Secret %s (%s, and its token matches the hash recorded on it); no new key was minted",
+		keyformat.Mask(found.Token), s.secret.Name, why))
+	s.mint = metrics.MintAdopted
 	r.setCurrentKey(s, found, mintedAt, expiresAt)
-	return nil
 }
 
-// repairSecret re-mints a key whose Secret was deleted or no longer holds the key whose hash
-// status records. The stored hash decides; the Secret is never trusted. Because the cache may
-// be behind the operator's own last write, the apiserver confirms before anything is replaced.
+// repairSecret makes sure the Secret holds the key whose hash status records. The stored
+// hash decides; the Secret is never trusted. A key the last pass recorded but could not
+// deliver is delivered now. Otherwise, because the cache may be behind the operator's own last
+// write, the apiserver confirms before anything is replaced.
 func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool, error) {
 	k := s.key
 	if keyformat.Verify(secretToken(s.secret), k.Status.Hash) {
@@ -226,7 +205,7 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		return true, nil
 	}
 	live := &corev1.Secret{}
-	switch err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: secretNameFor(k)}, live); {
+	switch err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.SecretNameOrDefault()}, live); {
 	case apierrors.IsNotFound(err):
 		live = nil
 	case err != nil:
@@ -236,36 +215,77 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		s.requeue = true
 		return true, nil
 	}
+	if live != nil && live.Labels[v1.LabelAPIKey] != k.Name {
+		if _, ok := r.undelivered.take(k); ok {
+			// The key was recorded but its Secret could not be created: the name belongs to
+			// someone else (the cache shows only Clearance's Secrets). Nobody holds that key.
+			r.undelivered.forget(client.ObjectKeyFromObject(k))
+			unmint(k)
+			s.failed = secretTaken(live.Name, live)
+			return true, nil
+		}
+		s.notReady = secretTaken(live.Name, live)
+		return true, nil
+	}
+	if held, ok := r.undelivered.take(k); ok {
+		s.secret, s.fresh, s.mint = live, &held, metrics.MintNew
+		if k.Status.ReplacedHash != "" {
+			s.mint = metrics.MintRotated
+		}
+		return true, nil
+	}
 	if replacementInFlight(k, live, s.now) {
 		s.requeue = true
 		return true, nil
 	}
-	if live != nil && live.Labels[v1.LabelAPIKey] != k.Name {
-		s.notReady = secretTaken(live.Name, live)
-		return true, nil
-	}
 	s.secret = live
 
-	what := "was deleted"
-	if live != nil {
-		what = "no longer holds the key whose hash is recorded in status"
-	}
 	fresh, err := r.format.Generate()
 	if err != nil {
 		return false, err
 	}
 	old := k.Status.Masked
+	s.fresh, s.mint = &fresh, metrics.MintReplaced
+	if prev, ok := heldPreviousKey(live, k.Status.PreviousKeys, s.now); ok {
+		// The pass that recorded the current key stopped before delivering it: the Secret still
+		// holds the previous key, valid until its overlap ends. Deliver a new current key and
+		// leave that overlap as it was.
+		r.setCurrentKey(s, fresh, s.now, k.Status.ExpiresAt)
+		s.event(corev1.EventTypeWarning, v1.ReasonSecretReplaced, "Remint", fmt.Sprintf(
+			"key %s was recorded but never reached Secret %s (the operator stopped between the two writes): minted key %s into it; "+
+				"the previous key %s stays valid until %s",
+			old, k.SecretNameOrDefault(), keyformat.Mask(fresh.Token), prev.KeyID, prev.ValidUntil.UTC().Format(time.RFC3339)))
+		return true, nil
+	}
+	what := "was deleted"
+	if live != nil {
+		what = "no longer holds the key whose hash is recorded in status"
+	}
 	k.Status.ReplacedHash = k.Status.Hash
 	r.setCurrentKey(s, fresh, s.now, k.Status.ExpiresAt)
 	k.Status.PreviousKeys = nil
-	if err := r.writeStatusThenSecret(ctx, s, fresh); err != nil {
-		return false, err
-	}
 	s.event(corev1.EventTypeWarning, v1.ReasonSecretReplaced, "Remint", fmt.Sprintf(
 		"Secret %s %s, so it was not trusted: minted a new key %s; the previous key %s no longer works",
-		secretNameFor(k), what, keyformat.Mask(fresh.Token), old))
-	r.recordMint(metrics.MintReplaced)
-	return false, nil
+		k.SecretNameOrDefault(), what, keyformat.Mask(fresh.Token), old))
+	return true, nil
+}
+
+// unmint forgets the current key of an APIKey that was never delivered.
+func unmint(k *v1.APIKey) {
+	st := &k.Status
+	st.KeyID, st.Masked, st.Hash, st.ReplacedHash, st.SecretName = "", "", "", "", ""
+	st.MintedAt, st.ExpiresAt = nil, nil
+}
+
+// heldPreviousKey reports whether the Secret holds one of the rotated-out keys still valid.
+func heldPreviousKey(live *corev1.Secret, prev []v1.PreviousKey, now time.Time) (v1.PreviousKey, bool) {
+	token := secretToken(live)
+	for _, p := range livePreviousKeys(prev, now) {
+		if keyformat.Verify(token, p.Hash) {
+			return p, true
+		}
+	}
+	return v1.PreviousKey{}, false
 }
 
 // replacementInFlight reports whether the key was just replaced and its Secret is still
@@ -278,9 +298,9 @@ func replacementInFlight(k *v1.APIKey, live *corev1.Secret, now time.Time) bool 
 	return live == nil || keyformat.Verify(secretToken(live), k.Status.ReplacedHash)
 }
 
-// rotate replaces the current key when its rotation is due or was requested; the previous key
-// stays valid until the overlap ends.
-func (r *APIKeyReconciler) rotate(ctx context.Context, s *keyScope) (bool, error) {
+// rotate replaces the current key when its rotation is due or was requested. The previous key
+// stays valid until the overlap ends; an invalidation ends it, and every earlier key, at once.
+func (r *APIKeyReconciler) rotate(_ context.Context, s *keyScope) (bool, error) {
 	k := s.key
 	due, why := rotationDue(k, s.now)
 	if !due {
@@ -292,7 +312,12 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *keyScope) (bool, error
 	}
 	previous := livePreviousKeys(k.Status.PreviousKeys, s.now)
 	note := fmt.Sprintf("rotated because %s: new key %s; the previous key %s stopped working", why, keyformat.Mask(fresh.Token), k.Status.Masked)
-	if overlap := overlapOf(k); overlap > 0 {
+	switch overlap := overlapOf(k); {
+	case invalidationRequested(k):
+		previous = nil
+		note = fmt.Sprintf("rotated because %s: new key %s; the previous key %s and every earlier key of this APIKey stopped working",
+			why, keyformat.Mask(fresh.Token), k.Status.Masked)
+	case overlap > 0:
 		until := metav1.NewTime(s.now.Add(overlap).Truncate(time.Second))
 		previous = append(previous, v1.PreviousKey{KeyID: k.Status.KeyID, Hash: k.Status.Hash, ValidUntil: until})
 		if len(previous) > maxPreviousKeys {
@@ -304,67 +329,9 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *keyScope) (bool, error
 	k.Status.ReplacedHash = k.Status.Hash
 	r.setCurrentKey(s, fresh, s.now, k.Status.ExpiresAt)
 	k.Status.PreviousKeys = previous
-	if err := r.writeStatusThenSecret(ctx, s, fresh); err != nil {
-		return false, err
-	}
+	s.fresh, s.mint = &fresh, metrics.MintRotated
 	s.event(corev1.EventTypeNormal, v1.ReasonRotating, "Rotate", note)
-	r.recordMint(metrics.MintRotated)
-	return false, nil
-}
-
-// writeStatusThenSecret replaces the key of a minted APIKey. The status write, conditional on
-// the resourceVersion read, is the fence: a stale pass or a second leader fails there and never
-// reaches the Secret. A crash between the two leaves a Secret that does not match the recorded
-// hash, which the next pass repairs (with a Warning) rather than trusts.
-func (r *APIKeyReconciler) writeStatusThenSecret(ctx context.Context, s *keyScope, fresh keyformat.Key) error {
-	r.summarize(s)
-	if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
-		return err
-	}
-	s.statusWritten = true
-	k := s.key
-	appID := k.Status.ApplicationID
-	if s.secret == nil {
-		created := newKeySecret(k, fresh, appID, k.Status.ExpiresAt)
-		if err := r.client.Create(ctx, created); err != nil {
-			return err
-		}
-		s.secret = created
-		return nil
-	}
-	replaced := s.secret.DeepCopy()
-	applySecretMeta(replaced, k, k.Status.Hash, k.Status.KeyID, k.Status.ExpiresAt)
-	replaced.Data = keyData(fresh, appID)
-	if err := r.client.Patch(ctx, replaced, client.MergeFrom(s.secret)); err != nil {
-		return err
-	}
-	s.secret = replaced
-	return nil
-}
-
-// syncSecret keeps the Secret's labels, annotations, owner and derived data (access-key,
-// secret-key, authorization, application-id) in line with the key it holds.
-func (r *APIKeyReconciler) syncSecret(ctx context.Context, s *keyScope) (bool, error) {
-	k := s.key
-	if s.app != nil && s.app.Status.ApplicationID != "" {
-		k.Status.ApplicationID = s.app.Status.ApplicationID
-	}
-	current, err := r.format.Parse(secretToken(s.secret))
-	if err != nil || s.statusWritten {
-		return false, nil
-	}
-	desired := s.secret.DeepCopy()
-	applySecretMeta(desired, k, k.Status.Hash, k.Status.KeyID, k.Status.ExpiresAt)
-	desired.Data = keyData(current, k.Status.ApplicationID)
-	if equality.Semantic.DeepEqual(desired.ObjectMeta, s.secret.ObjectMeta) && equality.Semantic.DeepEqual(desired.Data, s.secret.Data) &&
-		desired.Type == s.secret.Type {
-		return false, nil
-	}
-	if err := r.client.Patch(ctx, desired, client.MergeFrom(s.secret)); err != nil {
-		return false, err
-	}
-	s.secret = desired
-	return false, nil
+	return true, nil
 }
 
 // setCurrentKey records a key's public facts in status.
@@ -375,15 +342,16 @@ func (r *APIKeyReconciler) setCurrentKey(s *keyScope, k keyformat.Key, mintedAt 
 	st.Hash = keyformat.Hash(k.Token)
 	st.MintedAt = &metav1.Time{Time: mintedAt.Truncate(time.Second)}
 	st.ExpiresAt = expiresAt
-	st.SecretName = secretNameFor(s.key)
+	st.SecretName = s.key.SecretNameOrDefault()
 	st.LastRotationRequest = s.key.Annotations[v1.AnnotationRotateRequestedAt]
+	st.LastInvalidationRequest = s.key.Annotations[v1.AnnotationInvalidateRequestedAt]
 	if s.app != nil && s.app.Status.ApplicationID != "" {
 		st.ApplicationID = s.app.Status.ApplicationID
 	}
 }
 
 func (r *APIKeyReconciler) recordMint(reason string) {
-	if r.metrics != nil {
+	if r.metrics != nil && reason != "" {
 		r.metrics.Mints.WithLabelValues(reason).Inc()
 	}
 }

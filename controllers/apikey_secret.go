@@ -48,14 +48,6 @@ const (
 // keyMaterial are the data keys that carry (part of) the key; expiry removes them.
 var keyMaterial = []string{dataToken, dataAccessKey, dataSecretKey, dataAuthorization}
 
-// secretNameFor is spec.secretName or <apikey>-key.
-func secretNameFor(key *v1.APIKey) string {
-	if key.Spec.SecretName != "" {
-		return key.Spec.SecretName
-	}
-	return key.Name + "-key"
-}
-
 // keyData is the Secret data for a key.
 func keyData(k keyformat.Key, applicationID string) map[string][]byte {
 	return map[string][]byte{
@@ -102,7 +94,7 @@ func applySecretMeta(s *corev1.Secret, key *v1.APIKey, hash, keyID string, expir
 
 // newKeySecret is the Secret a freshly minted key is delivered in.
 func newKeySecret(key *v1.APIKey, k keyformat.Key, applicationID string, expiresAt *metav1.Time) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secretNameFor(key), Namespace: key.Namespace}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: key.SecretNameOrDefault(), Namespace: key.Namespace}}
 	applySecretMeta(s, key, keyformat.Hash(k.Token), k.KeyID, expiresAt)
 	s.Data = keyData(k, applicationID)
 	return s
@@ -116,15 +108,34 @@ func secretToken(s *corev1.Secret) string {
 	return string(s.Data[dataToken])
 }
 
-// adoptable reports whether a Secret left by an earlier APIKey of the same name holds a key
-// that matches the hash recorded on it, so a restored APIKey can take it over without minting.
-func adoptable(s *corev1.Secret, key *v1.APIKey, format keyformat.Format) (keyformat.Key, bool) {
+// adoptVerdict is what may become of the key a Secret holds when an APIKey without status
+// finds the Secret under its name.
+type adoptVerdict int
+
+const (
+	adoptNone      adoptVerdict = iota // no Secret
+	adoptOwned                         // this very APIKey (same UID) owns it: its status was lost
+	adoptRequested                     // the adopt-key-id annotation names its key: a restore
+	adoptRetired                       // the key of an earlier APIKey, revoked with it
+	adoptUntrusted                     // no key matching the hash recorded on it: edited
+)
+
+// adoptable judges the key a Secret labelled for this APIKey holds. Only a Secret whose
+// controller owner is this APIKey, or whose key a person named on the APIKey, gives its key
+// back: anything else would revive a key revoked when an earlier APIKey was deleted.
+func adoptable(s *corev1.Secret, key *v1.APIKey, format keyformat.Format) (keyformat.Key, adoptVerdict) {
 	if s == nil || s.Labels[v1.LabelAPIKey] != key.Name {
-		return keyformat.Key{}, false
+		return keyformat.Key{}, adoptNone
 	}
 	k, err := format.Parse(secretToken(s))
 	if err != nil || !keyformat.Verify(k.Token, s.Annotations[annotationKeyHash]) {
-		return keyformat.Key{}, false
+		return keyformat.Key{}, adoptUntrusted
 	}
-	return k, true
+	if owner := metav1.GetControllerOfNoCopy(s); owner != nil && owner.UID == key.UID && key.UID != "" {
+		return k, adoptOwned
+	}
+	if want := key.Annotations[v1.AnnotationAdoptKeyID]; want != "" && want == k.KeyID {
+		return k, adoptRequested
+	}
+	return keyformat.Key{}, adoptRetired
 }

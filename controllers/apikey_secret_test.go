@@ -63,7 +63,7 @@ func TestSecretNameDefaultsToKeySuffix(t *testing.T) {
 	for _, tt := range tests {
 		key := tableAPIKey(tt.apikey)
 		key.Spec.SecretName = tt.secretName
-		if got := secretNameFor(key); got != tt.want {
+		if got := key.SecretNameOrDefault(); got != tt.want {
 			t.Errorf("%s: secretNameFor = %q, want %q", tt.name, got, tt.want)
 		}
 	}
@@ -256,34 +256,61 @@ func TestNewKeySecretHoldsTheTokenOnlyInItsData(t *testing.T) {
 	}
 }
 
-func TestRestoredAPIKeyAdoptsOnlyItsOwnUntouchedSecret(t *testing.T) {
+func TestAPIKeyTakesBackOnlyItsOwnOrANamedKey(t *testing.T) {
 	f, k := tableKey(t)
 	_, other := tableKey(t)
 	key := tableAPIKey("prod-exporter")
-	made := func() *corev1.Secret { return newKeySecret(tableAPIKey("prod-exporter"), k, tableAppID, nil) }
+	// made is the Secret this very APIKey (same UID) wrote; earlier is one an earlier APIKey of
+	// the same name wrote (another UID), as a deletion with --cascade=orphan or a re-apply that
+	// beats the garbage collector leaves it.
+	made := func() *corev1.Secret { return newKeySecret(key, k, tableAppID, nil) }
+	earlier := func() *corev1.Secret {
+		old := tableAPIKey("prod-exporter")
+		old.UID = "uid-of-the-deleted-apikey"
+		return newKeySecret(old, k, tableAppID, nil)
+	}
+	named := func(keyID string) *v1.APIKey {
+		a := tableAPIKey("prod-exporter")
+		a.Annotations = map[string]string{v1.AnnotationAdoptKeyID: keyID}
+		return a
+	}
 
 	tests := []struct {
 		name string
+		key  *v1.APIKey
 		s    func() *corev1.Secret
-		want bool
+		want adoptVerdict
 	}{
-		{"a Secret made for an APIKey of the same name", made, true},
-		{"the label names another APIKey", func() *corev1.Secret {
+		{"its own Secret (status lost)", key, made, adoptOwned},
+		{"an earlier APIKey's Secret: revoked with it", key, earlier, adoptRetired},
+		{"an orphaned Secret (no owner)", key, func() *corev1.Secret {
+			s := earlier()
+			s.OwnerReferences = nil
+			return s
+		}, adoptRetired},
+		{"an owner that is not the controller", key, func() *corev1.Secret {
+			s := made()
+			s.OwnerReferences[0].Controller = nil
+			return s
+		}, adoptRetired},
+		{"an earlier APIKey's Secret whose key a person named (restore)", named(k.KeyID), earlier, adoptRequested},
+		{"an earlier APIKey's Secret, another key named", named(other.KeyID), earlier, adoptRetired},
+		{"the label names another APIKey", key, func() *corev1.Secret {
 			s := made()
 			s.Labels[v1.LabelAPIKey] = "staging-exporter"
 			return s
-		}, false},
-		{"no Clearance label", func() *corev1.Secret {
+		}, adoptNone},
+		{"no Clearance label", key, func() *corev1.Secret {
 			s := made()
 			delete(s.Labels, v1.LabelAPIKey)
 			return s
-		}, false},
-		{"the token was replaced by another valid key", func() *corev1.Secret {
+		}, adoptNone},
+		{"the token was replaced by another valid key", key, func() *corev1.Secret {
 			s := made()
 			s.Data[dataToken] = []byte(other.Token)
 			return s
-		}, false},
-		{"the token was edited (one character changed)", func() *corev1.Secret {
+		}, adoptUntrusted},
+		{"the token was edited (one character changed)", key, func() *corev1.Secret {
 			s := made()
 			tok := []byte(k.Token)
 			if tok[len(tok)-1] == 'A' {
@@ -293,39 +320,40 @@ func TestRestoredAPIKeyAdoptsOnlyItsOwnUntouchedSecret(t *testing.T) {
 			}
 			s.Data[dataToken] = tok
 			return s
-		}, false},
-		{"the hash annotation was edited to match another key", func() *corev1.Secret {
+		}, adoptUntrusted},
+		{"the hash annotation was edited to match another key", key, func() *corev1.Secret {
 			s := made()
 			s.Annotations[annotationKeyHash] = keyformat.Hash(other.Token)
 			return s
-		}, false},
-		{"the hash annotation was removed", func() *corev1.Secret {
+		}, adoptUntrusted},
+		{"the hash annotation was removed", key, func() *corev1.Secret {
 			s := made()
 			delete(s.Annotations, annotationKeyHash)
 			return s
-		}, false},
-		{"no Secret", func() *corev1.Secret { return nil }, false},
-		{"a Secret without a token", func() *corev1.Secret {
+		}, adoptUntrusted},
+		{"no Secret", key, func() *corev1.Secret { return nil }, adoptNone},
+		{"a Secret without a token (expired)", key, func() *corev1.Secret {
 			s := made()
 			delete(s.Data, dataToken)
 			return s
-		}, false},
-		{"a Secret without data", func() *corev1.Secret {
+		}, adoptUntrusted},
+		{"a Secret without data", key, func() *corev1.Secret {
 			s := made()
 			s.Data = nil
 			return s
-		}, false},
+		}, adoptUntrusted},
 	}
 	for _, tt := range tests {
-		got, ok := adoptable(tt.s(), key, f)
-		if ok != tt.want {
-			t.Errorf("%s: adoptable = %v, want %v", tt.name, ok, tt.want)
+		got, verdict := adoptable(tt.s(), tt.key, f)
+		if verdict != tt.want {
+			t.Errorf("%s: adoptable = %v, want %v", tt.name, verdict, tt.want)
 			continue
 		}
-		if ok && (got.Token != k.Token || got.KeyID != k.KeyID || got.Secret != k.Secret) {
+		taken := verdict == adoptOwned || verdict == adoptRequested
+		if taken && (got.Token != k.Token || got.KeyID != k.KeyID || got.Secret != k.Secret) {
 			t.Errorf("%s: adopted key %v, want %v", tt.name, got, k)
 		}
-		if !ok && got != (keyformat.Key{}) {
+		if !taken && got != (keyformat.Key{}) {
 			t.Errorf("%s: refused adoption still returned a key", tt.name)
 		}
 	}

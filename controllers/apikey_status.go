@@ -29,9 +29,6 @@ import (
 // minted reports whether a key was ever minted (or adopted) for this APIKey.
 func minted(key *v1.APIKey) bool { return key.Status.Hash != "" }
 
-// enabled is spec.enabled, true when unset.
-func enabled(key *v1.APIKey) bool { return key.Spec.Enabled == nil || *key.Spec.Enabled }
-
 // expiryFor is the instant the key expires: spec.expiresAt when set; with spec.ttl, the
 // instant fixed at first mint (status.expiresAt) or, for a key being minted now, mintedAt+ttl.
 func expiryFor(key *v1.APIKey, mintedAt time.Time) *metav1.Time {
@@ -59,6 +56,13 @@ func rotationRequested(key *v1.APIKey) bool {
 	return req != "" && req != key.Status.LastRotationRequest
 }
 
+// invalidationRequested reports whether the invalidate-now annotation holds a request not yet
+// handled: a rotation that ends every earlier key at once.
+func invalidationRequested(key *v1.APIKey) bool {
+	req := key.Annotations[v1.AnnotationInvalidateRequestedAt]
+	return req != "" && req != key.Status.LastInvalidationRequest
+}
+
 // nextRotation is when the scheduled rotation of the current key is due, or zero without one.
 // A period that is not positive (the schema forbids it; an old CRD might not) schedules nothing,
 // rather than a rotation on every pass.
@@ -80,6 +84,9 @@ func mintedAt(key *v1.APIKey) time.Time {
 
 // rotationDue reports whether the current key must be replaced now, and why.
 func rotationDue(key *v1.APIKey, now time.Time) (bool, string) {
+	if invalidationRequested(key) {
+		return true, "an immediate rotation was requested with the " + v1.AnnotationInvalidateRequestedAt + " annotation"
+	}
 	if rotationRequested(key) {
 		return true, "rotation was requested with the " + v1.AnnotationRotateRequestedAt + " annotation"
 	}
@@ -113,7 +120,7 @@ func stateOf(key *v1.APIKey, now time.Time) v1.KeyState {
 	switch {
 	case key.Status.State == v1.KeyExpired, expired(key.Status.ExpiresAt, now):
 		return v1.KeyExpired
-	case !enabled(key):
+	case !key.IsEnabled():
 		return v1.KeyDisabled
 	case len(key.Status.PreviousKeys) > 0:
 		return v1.KeyRotating

@@ -340,7 +340,7 @@ func inState(state v1.KeyState) func(*v1.APIKey) bool {
 func secretOf(t *testing.T, key *v1.APIKey) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: secretNameFor(key)}, s); err != nil {
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -353,7 +353,7 @@ func tokenOnceWritten(t *testing.T, key *v1.APIKey) string {
 	var token string
 	eventually(t, "the Secret to hold the key recorded in status", func() (bool, error) {
 		s := &corev1.Secret{}
-		err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: secretNameFor(key)}, s)
+		err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s)
 		token = string(s.Data[dataToken])
 		return err == nil && keyformat.Hash(token) == key.Status.Hash, err
 	})

@@ -176,6 +176,10 @@ type APIKeyStatus struct {
 	// lastRotationRequest is the last value of the rotate-requested-at annotation acted on.
 	// +optional
 	LastRotationRequest string `json:"lastRotationRequest,omitempty"`
+	// lastInvalidationRequest is the last value of the invalidate-requested-at annotation
+	// acted on.
+	// +optional
+	LastInvalidationRequest string `json:"lastInvalidationRequest,omitempty"`
 	// lastUsedAt is when the verifier last accepted this key.
 	// +optional
 	LastUsedAt *metav1.Time `json:"lastUsedAt,omitempty"`
@@ -229,6 +233,17 @@ type APIKeyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []APIKey `json:"items"`
+}
+
+// IsEnabled is spec.enabled, true when unset.
+func (k *APIKey) IsEnabled() bool { return k.Spec.Enabled == nil || *k.Spec.Enabled }
+
+// SecretNameOrDefault is the Secret the key is delivered in: spec.secretName or <name>-key.
+func (k *APIKey) SecretNameOrDefault() string {
+	if k.Spec.SecretName != "" {
+		return k.Spec.SecretName
+	}
+	return k.Name + "-key"
 }
 
 func init() {

@@ -38,6 +38,12 @@ type ApplicationSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^app_[0-9a-z]{26}$')",message="applicationID must be app_ followed by 26 lowercase letters or digits; copy it from the status of the original Application, or leave it empty to generate one"
 	ApplicationID string `json:"applicationID,omitempty"`
 
+	// enabled: false refuses every key of the application in every org at once, without
+	// touching the keys; true again makes the same keys work again.
+	// +optional
+	// +kubebuilder:default=true
+	Enabled *bool `json:"enabled,omitempty"`
+
 	// allowedOrigins lists the browser origins (scheme://host[:port]) that may use this
 	// application's keys. Requests with an Origin header not listed here are refused.
 	// +optional
@@ -88,6 +94,7 @@ type ApplicationStatus struct {
 // +kubebuilder:resource:shortName=clapp;clapps,categories=clearance
 // +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.applicationID`
 // +kubebuilder:printcolumn:name="Description",type=string,JSONPath=`.spec.description`
+// +kubebuilder:printcolumn:name="Enabled",type=boolean,JSONPath=`.spec.enabled`
 // +kubebuilder:printcolumn:name="Keys",type=integer,JSONPath=`.status.keyCount`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
@@ -110,6 +117,9 @@ type ApplicationList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Application `json:"items"`
 }
+
+// IsEnabled is spec.enabled, true when unset.
+func (a *Application) IsEnabled() bool { return a.Spec.Enabled == nil || *a.Spec.Enabled }
 
 func init() {
 	SchemeBuilder.Register(&Application{}, &ApplicationList{})

@@ -32,8 +32,18 @@ const (
 	// LabelProtected marks system defaults that may not be deleted.
 	LabelProtected = "access.clearance.dev/protected"
 	// AnnotationRotateRequestedAt asks for an immediate rotation when its value changes
-	// (kubectl clearance rotate sets it to the current time).
+	// (kubectl clearance rotate sets it to the current time). The previous key stays valid for
+	// spec.rotation.overlap.
 	AnnotationRotateRequestedAt = "access.clearance.dev/rotate-requested-at"
+	// AnnotationInvalidateRequestedAt asks, when its value changes, for a rotation that ends
+	// every earlier key of the APIKey at once, including keys still in their overlap
+	// (kubectl clearance rotate --now sets it to the current time).
+	AnnotationInvalidateRequestedAt = "access.clearance.dev/invalidate-requested-at"
+	// AnnotationAdoptKeyID, set on an APIKey to the key ID of the key its Secret holds, lets
+	// an APIKey restored from a backup (new UID, no status) take back that key instead of
+	// minting a new one. Without it only a Secret whose controller owner is this very APIKey
+	// is adopted: the key of a deleted APIKey never comes back by itself.
+	AnnotationAdoptKeyID = "access.clearance.dev/adopt-key-id"
 	// LabelRestartOnRotation opts a Deployment or StatefulSet into a rolling restart when a key
 	// Secret it uses gets a new key.
 	LabelRestartOnRotation = "access.clearance.dev/restart-on-rotation"
@@ -70,6 +80,11 @@ const (
 	ReasonPublished           = "Published"
 	ReasonFailed              = "Failed"
 	ReasonPending             = "Pending"
+	// ReasonApplicationDisabled: the key's Application has spec.enabled false.
+	ReasonApplicationDisabled = "ApplicationDisabled"
+	// ReasonKeyNotAdopted (a Warning event): a Secret left by an earlier APIKey held a key
+	// that was revoked with it, so a new key was minted instead of taking it back.
+	ReasonKeyNotAdopted = "KeyNotAdopted"
 )
 
 // RateLimit is a named request budget: at most Limit requests per Period.

@@ -17,7 +17,13 @@ limitations under the License.
 package plugin
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
@@ -51,4 +57,50 @@ func (o *Options) appsCommand() *cobra.Command {
 	}
 	lf.add(cmd)
 	return cmd
+}
+
+// setAppEnabledCommand is enable-app / disable-app: Application.spec.enabled, which refuses (or
+// restores) every key of the application in every org at once, keeping the keys.
+func (o *Options) setAppEnabledCommand(verb string, on bool) *cobra.Command {
+	short := "Switch an application on again: its keys work again, the same keys"
+	if !on {
+		short = "Switch an application off: every key of it is refused in every org at once, until enable-app"
+	}
+	return &cobra.Command{
+		Use:     verb + " APP",
+		Short:   short,
+		Example: "  kubectl clearance " + verb + " acme-bi -n acme",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			data, err := json.Marshal(map[string]any{"spec": map[string]any{"enabled": on}})
+			if err != nil {
+				return err
+			}
+			app := &v1.Application{}
+			app.Name, app.Namespace = args[0], s.namespace
+			if err := s.client.Patch(cmd.Context(), app, client.RawPatch(types.MergePatchType, data)); err != nil {
+				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
+					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
+			}
+			if o.structured() {
+				return o.printObject(app)
+			}
+			orgs := "no org is connected yet"
+			if len(app.Status.ConnectedOrgs) > 0 {
+				orgs = "connected orgs: " + strings.Join(app.Status.ConnectedOrgs, ", ")
+			}
+			if on {
+				fmt.Fprintf(o.out(), "application/%s (%s) enabled: its %d keys work again, the same keys (%s)\n",
+					app.Name, orNone(app.Status.ApplicationID), app.Status.KeyCount, orgs)
+				return nil
+			}
+			fmt.Fprintf(o.out(), "application/%s (%s) disabled: its %d keys are refused in every org until `kubectl clearance enable-app %s` (%s)\n",
+				app.Name, orNone(app.Status.ApplicationID), app.Status.KeyCount, app.Name, orgs)
+			return nil
+		},
+	}
 }

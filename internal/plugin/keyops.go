@@ -30,17 +30,25 @@ import (
 )
 
 func (o *Options) rotateCommand() *cobra.Command {
-	return &cobra.Command{
+	var now bool
+	cmd := &cobra.Command{
 		Use:   "rotate NAME",
-		Short: "Rotate an API key now; the previous key stays valid for the rotation overlap",
+		Short: "Rotate an API key now; the previous key stays valid for the rotation overlap, or ends at once with --now",
 		Long: "rotate asks the operator to replace the key of APIKey NAME now, by setting the\n" +
-			"annotation " + v1.AnnotationRotateRequestedAt + " to the current time.\n" +
+			"annotation " + v1.AnnotationRotateRequestedAt + " to the current time. The previous key\n" +
+			"stays valid for spec.rotation.overlap. With --now (\"invalidate keys and secrets\") it sets\n" +
+			v1.AnnotationInvalidateRequestedAt + " instead: the previous key, and any earlier key\n" +
+			"still in its overlap, stop working as soon as the new key is minted.\n" +
 			"Workloads read the new key from the same Secret.",
-		Example: "  kubectl clearance rotate acme-bi-prod -n acme",
+		Example: "  kubectl clearance rotate acme-bi-prod -n acme\n  kubectl clearance rotate acme-bi-prod -n acme --now",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			at := o.Clock.Now().UTC().Format(time.RFC3339)
-			patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{v1.AnnotationRotateRequestedAt: at}}}
+			at := o.Clock.Now().UTC().Format(time.RFC3339Nano)
+			annotation := v1.AnnotationRotateRequestedAt
+			if now {
+				annotation = v1.AnnotationInvalidateRequestedAt
+			}
+			patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotation: at}}}
 			key, err := o.patchKey(cmd.Context(), args[0], patch)
 			if err != nil {
 				return err
@@ -48,10 +56,70 @@ func (o *Options) rotateCommand() *cobra.Command {
 			if o.structured() {
 				return o.printObject(key)
 			}
-			fmt.Fprintf(o.out(), "apikey/%s rotation requested at %s\n", key.Name, at)
+			if !now {
+				fmt.Fprintf(o.out(), "apikey/%s rotation requested at %s: key %s stays valid for the rotation overlap after the new key is minted\n",
+					key.Name, at, orNone(key.Status.Masked))
+				return nil
+			}
+			fmt.Fprintf(o.out(), "apikey/%s immediate rotation requested at %s: key %s%s stops working as soon as the new key is minted\n",
+				key.Name, at, orNone(key.Status.Masked), earlier(len(key.Status.PreviousKeys)))
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&now, "now", false, "End the previous key (and any earlier key still in its overlap) at once, without an overlap")
+	return cmd
+}
+
+func (o *Options) revokeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke an API key for good: deletes the APIKey, its key and its Secret",
+		Long: "revoke deletes APIKey NAME after saying what stops working. The verifier refuses its key\n" +
+			"(and any previous key still in its overlap) at once; the garbage collector deletes its\n" +
+			"Secret. A revoked key never comes back, even if the same APIKey is applied again.",
+		Example: "  kubectl clearance revoke acme-bi-prod -n acme",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			key := &v1.APIKey{}
+			req := request{verb: "delete", resource: "apikeys", kind: "APIKey", name: args[0], namespace: s.namespace,
+				notFound: "list the keys with `kubectl clearance keys -n " + s.namespace + "`"}
+			if err := s.client.Get(cmd.Context(), client.ObjectKey{Namespace: s.namespace, Name: args[0]}, key); err != nil {
+				return req.explain(err)
+			}
+			if err := s.client.Delete(cmd.Context(), key, client.Preconditions{UID: &key.UID}); err != nil {
+				return req.explain(err)
+			}
+			if o.structured() {
+				return o.printObject(key)
+			}
+			fmt.Fprintf(o.out(), "apikey/%s revoked: key %s%s of application %s stopped working and never comes back; Secret %s is deleted with it\n",
+				key.Name, orNone(key.Status.Masked), earlier(len(key.Status.PreviousKeys)), key.Spec.ApplicationName, key.SecretNameOrDefault())
+			return nil
+		},
+	}
+}
+
+// earlier names the previous keys still in their overlap that stop with the current one.
+func earlier(n int) string {
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return " and its previous key"
+	}
+	return fmt.Sprintf(" and its %d previous keys", n)
+}
+
+// orNone is a masked key, or a word for a key not minted yet.
+func orNone(masked string) string {
+	if masked == "" {
+		return "(not minted yet)"
+	}
+	return masked
 }
 
 func (o *Options) setEnabledCommand(verb string, on bool) *cobra.Command {

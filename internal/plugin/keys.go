@@ -70,7 +70,7 @@ func (o *Options) keysCommand() *cobra.Command {
 					expires = k.Spec.ExpiresAt
 				}
 				l.rows = append(l.rows, row{k.Namespace, []string{
-					k.Name, k.Spec.ApplicationName, k.Status.Masked, strconv.FormatBool(enabled(k.Spec.Enabled)),
+					k.Name, k.Spec.ApplicationName, k.Status.Masked, strconv.FormatBool(k.IsEnabled()),
 					string(k.Status.State), timestamp(expires), o.ago(k.Status.LastUsedAt), itoa(k.Status.UsageCount),
 				}})
 			}

@@ -97,9 +97,12 @@ func NewCommand(o *Options) *cobra.Command {
 	keyCmd.AddCommand(o.keyShowCommand(), o.keyNewCommand())
 	root.AddCommand(
 		o.appsCommand(),
+		o.setAppEnabledCommand("enable-app", true),
+		o.setAppEnabledCommand("disable-app", false),
 		o.keysCommand(),
 		keyCmd,
 		o.rotateCommand(),
+		o.revokeCommand(),
 		o.setEnabledCommand("enable", true),
 		o.setEnabledCommand("disable", false),
 		o.connectCommand(),

@@ -29,6 +29,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -435,10 +436,11 @@ func TestKeyNewForAnApplicationThatDoesNotExistSaysWhereToLook(t *testing.T) {
 
 func TestRotateRequestsARotationAtTheCurrentTime(t *testing.T) {
 	ns := env.Namespace(t, "rotate")
-	mintedKey(t, ns, "acme-bi-prod", "acme-bi", nil)
+	key0, _ := mintedKey(t, ns, "acme-bi-prod", "acme-bi", nil)
 
 	r := run(t, ns, "rotate", "acme-bi-prod").ok(t)
-	if r.stdout != "apikey/acme-bi-prod rotation requested at 2026-11-23T12:00:00Z\n" {
+	if r.stdout != "apikey/acme-bi-prod rotation requested at 2026-11-23T12:00:00Z: key "+key0.Status.Masked+
+		" stays valid for the rotation overlap after the new key is minted\n" {
 		t.Errorf("printed %q", r.stdout)
 	}
 	var key v1.APIKey
@@ -456,6 +458,71 @@ func TestRotateRequestsARotationAtTheCurrentTime(t *testing.T) {
 	want := "APIKey gone not found in namespace " + ns + ": list the keys with `kubectl clearance keys -n " + ns + "`"
 	if msg := run(t, ns, "rotate", "gone").failed(t); msg != want {
 		t.Errorf("rotating a missing key:\n got %s\nwant %s", msg, want)
+	}
+}
+
+func TestRotateNowAsksForARotationThatEndsEveryEarlierKey(t *testing.T) {
+	ns := env.Namespace(t, "rotatenow")
+	key0, _ := mintedKey(t, ns, "acme-bi-prod", "acme-bi", func(k *v1.APIKey) {
+		k.Status.State = v1.KeyRotating
+		k.Status.PreviousKeys = []v1.PreviousKey{{KeyID: "old", Hash: "sha256:00", ValidUntil: metav1.NewTime(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC))}}
+	})
+	r := run(t, ns, "rotate", "acme-bi-prod", "--now").ok(t)
+	want := "apikey/acme-bi-prod immediate rotation requested at 2026-11-23T12:00:00Z: key " + key0.Status.Masked +
+		" and its previous key stops working as soon as the new key is minted\n"
+	if r.stdout != want {
+		t.Errorf("\n got %q\nwant %q", r.stdout, want)
+	}
+	var key v1.APIKey
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi-prod"}, &key))
+	if got := key.Annotations[v1.AnnotationInvalidateRequestedAt]; got != "2026-11-23T12:00:00Z" {
+		t.Errorf("annotation %s = %q", v1.AnnotationInvalidateRequestedAt, got)
+	}
+	if _, ok := key.Annotations[v1.AnnotationRotateRequestedAt]; ok {
+		t.Error("rotate --now must not also ask for a rotation with overlap")
+	}
+}
+
+func TestRevokeSaysWhatStopsWorkingAndDeletesTheKey(t *testing.T) {
+	ns := env.Namespace(t, "revoke")
+	key0, _ := mintedKey(t, ns, "acme-bi-prod", "acme-bi", nil)
+	r := run(t, ns, "revoke", "acme-bi-prod").ok(t)
+	want := "apikey/acme-bi-prod revoked: key " + key0.Status.Masked +
+		" of application acme-bi stopped working and never comes back; Secret acme-bi-prod-key is deleted with it\n"
+	if r.stdout != want {
+		t.Errorf("\n got %q\nwant %q", r.stdout, want)
+	}
+	err := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi-prod"}, &v1.APIKey{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("the APIKey is still there: %v", err)
+	}
+	wantErr := "APIKey gone not found in namespace " + ns + ": list the keys with `kubectl clearance keys -n " + ns + "`"
+	if msg := run(t, ns, "revoke", "gone").failed(t); msg != wantErr {
+		t.Errorf("revoking a missing key:\n got %s\nwant %s", msg, wantErr)
+	}
+}
+
+func TestDisableAppAndEnableAppSwitchTheApplicationAndSayWhatChanged(t *testing.T) {
+	ns := env.Namespace(t, "appswitch")
+	app := application(t, ns, "acme-bi", "Acme BI export", 2)
+	out := run(t, ns, "disable-app", "acme-bi").ok(t).stdout
+	want := "application/acme-bi (" + orNone(app.Status.ApplicationID) + ") disabled: its 2 keys are refused in every org until " +
+		"`kubectl clearance enable-app acme-bi` (no org is connected yet)\n"
+	if out != want {
+		t.Errorf("\n got %q\nwant %q", out, want)
+	}
+	var got v1.Application
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi"}, &got))
+	if got.IsEnabled() {
+		t.Error("disable-app left spec.enabled true")
+	}
+	out = run(t, ns, "enable-app", "acme-bi").ok(t).stdout
+	if !strings.HasPrefix(out, "application/acme-bi (") || !strings.Contains(out, "enabled: its 2 keys work again, the same keys") {
+		t.Errorf("enable-app printed %q", out)
+	}
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi"}, &got))
+	if !got.IsEnabled() {
+		t.Error("enable-app left spec.enabled false")
 	}
 }
 

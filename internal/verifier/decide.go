@@ -94,6 +94,10 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 		d.reason = rKeyInactive
 		return d
 	}
+	if !app.enabled {
+		d.reason = rApplicationDisabled
+		return d
+	}
 	d.app = app
 
 	// The org granted the Application a role, high enough.

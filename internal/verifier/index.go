@@ -74,6 +74,7 @@ type appEntry struct {
 	id         string
 	idHeader   []string
 	deleting   bool
+	enabled    bool
 	origins    map[string]struct{}
 	rateLimits map[string]rateLimit
 }
@@ -141,6 +142,7 @@ func (ix *index) applyApplication(a *v1.Application) {
 		id:         a.Status.ApplicationID,
 		idHeader:   header(a.Status.ApplicationID),
 		deleting:   a.DeletionTimestamp != nil,
+		enabled:    a.IsEnabled(),
 		origins:    make(map[string]struct{}, len(a.Spec.AllowedOrigins)),
 		rateLimits: rateLimitsOf(a.Spec.RateLimits),
 	}

@@ -410,7 +410,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		scopes:    s.internScopes(k.Spec.Scopes),
 		limits:    s.internLimits(rateLimitsOf(k.Spec.RateLimits)),
 		state:     keyStateOf(k.Status.State),
-		enabled:   k.Spec.Enabled == nil || *k.Spec.Enabled,
+		enabled:   k.IsEnabled(),
 		deleting:  k.DeletionTimestamp != nil,
 	}
 	// The earlier of spec and status: a shortened spec.expiresAt takes effect before the

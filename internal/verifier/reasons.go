@@ -35,6 +35,8 @@ const (
 	ReasonKeyInactive  = "key_inactive"  // state Pending or Failed, or the application has no ID yet
 	ReasonKeyRevoked   = "key_revoked"   // the APIKey or its Application is deleted or being deleted
 
+	ReasonApplicationDisabled = "application_disabled" // the key's Application has spec.enabled false
+
 	// 403: the key is good, but not for this request.
 	ReasonOrgNotConnected  = "org_not_connected"  // no Ready OrgConnection in the org for the key's application
 	ReasonRoleInsufficient = "role_insufficient"  // the connection's role is below minRole
@@ -72,6 +74,7 @@ const (
 	rKeyRotated
 	rKeyInactive
 	rKeyRevoked
+	rApplicationDisabled
 	rOrgNotConnected
 	rRoleInsufficient
 	rScopeMissing
@@ -90,55 +93,57 @@ const (
 )
 
 var reasonNames = [numReasons]string{
-	rOK:               ReasonOK,
-	rKeyMissing:       ReasonKeyMissing,
-	rKeyMalformed:     ReasonKeyMalformed,
-	rKeyUnknown:       ReasonKeyUnknown,
-	rKeyDisabled:      ReasonKeyDisabled,
-	rKeyExpired:       ReasonKeyExpired,
-	rKeyRotated:       ReasonKeyRotated,
-	rKeyInactive:      ReasonKeyInactive,
-	rKeyRevoked:       ReasonKeyRevoked,
-	rOrgNotConnected:  ReasonOrgNotConnected,
-	rRoleInsufficient: ReasonRoleInsufficient,
-	rScopeMissing:     ReasonScopeMissing,
-	rMetricNotEnabled: ReasonMetricNotEnabled,
-	rOriginNotAllowed: ReasonOriginNotAllowed,
-	rRateLimited:      ReasonRateLimited,
-	rOrgMissing:       ReasonOrgMissing,
-	rOrgConflict:      ReasonOrgConflict,
-	rInvalidParameter: ReasonInvalidParameter,
-	rBadRequest:       ReasonBadRequest,
-	rNotFound:         ReasonNotFound,
-	rMethodNotAllowed: ReasonMethodNotAllowed,
-	rStale:            ReasonStale,
-	rNotReady:         ReasonNotReady,
+	rOK:                  ReasonOK,
+	rKeyMissing:          ReasonKeyMissing,
+	rKeyMalformed:        ReasonKeyMalformed,
+	rKeyUnknown:          ReasonKeyUnknown,
+	rKeyDisabled:         ReasonKeyDisabled,
+	rKeyExpired:          ReasonKeyExpired,
+	rKeyRotated:          ReasonKeyRotated,
+	rKeyInactive:         ReasonKeyInactive,
+	rKeyRevoked:          ReasonKeyRevoked,
+	rApplicationDisabled: ReasonApplicationDisabled,
+	rOrgNotConnected:     ReasonOrgNotConnected,
+	rRoleInsufficient:    ReasonRoleInsufficient,
+	rScopeMissing:        ReasonScopeMissing,
+	rMetricNotEnabled:    ReasonMetricNotEnabled,
+	rOriginNotAllowed:    ReasonOriginNotAllowed,
+	rRateLimited:         ReasonRateLimited,
+	rOrgMissing:          ReasonOrgMissing,
+	rOrgConflict:         ReasonOrgConflict,
+	rInvalidParameter:    ReasonInvalidParameter,
+	rBadRequest:          ReasonBadRequest,
+	rNotFound:            ReasonNotFound,
+	rMethodNotAllowed:    ReasonMethodNotAllowed,
+	rStale:               ReasonStale,
+	rNotReady:            ReasonNotReady,
 }
 
 var reasonStatuses = [numReasons]int{
-	rOK:               http.StatusOK,
-	rKeyMissing:       http.StatusUnauthorized,
-	rKeyMalformed:     http.StatusUnauthorized,
-	rKeyUnknown:       http.StatusUnauthorized,
-	rKeyDisabled:      http.StatusUnauthorized,
-	rKeyExpired:       http.StatusUnauthorized,
-	rKeyRotated:       http.StatusUnauthorized,
-	rKeyInactive:      http.StatusUnauthorized,
-	rKeyRevoked:       http.StatusUnauthorized,
-	rOrgNotConnected:  http.StatusForbidden,
-	rRoleInsufficient: http.StatusForbidden,
-	rScopeMissing:     http.StatusForbidden,
-	rMetricNotEnabled: http.StatusForbidden,
-	rOriginNotAllowed: http.StatusForbidden,
-	rRateLimited:      http.StatusTooManyRequests,
-	rOrgMissing:       http.StatusBadRequest,
-	rOrgConflict:      http.StatusBadRequest,
-	rInvalidParameter: http.StatusBadRequest,
-	rBadRequest:       http.StatusBadRequest,
-	rNotFound:         http.StatusNotFound,
-	rMethodNotAllowed: http.StatusMethodNotAllowed,
-	rStale:            http.StatusServiceUnavailable,
-	rNotReady:         http.StatusServiceUnavailable,
+	rOK:                  http.StatusOK,
+	rKeyMissing:          http.StatusUnauthorized,
+	rKeyMalformed:        http.StatusUnauthorized,
+	rKeyUnknown:          http.StatusUnauthorized,
+	rKeyDisabled:         http.StatusUnauthorized,
+	rKeyExpired:          http.StatusUnauthorized,
+	rKeyRotated:          http.StatusUnauthorized,
+	rKeyInactive:         http.StatusUnauthorized,
+	rKeyRevoked:          http.StatusUnauthorized,
+	rApplicationDisabled: http.StatusUnauthorized,
+	rOrgNotConnected:     http.StatusForbidden,
+	rRoleInsufficient:    http.StatusForbidden,
+	rScopeMissing:        http.StatusForbidden,
+	rMetricNotEnabled:    http.StatusForbidden,
+	rOriginNotAllowed:    http.StatusForbidden,
+	rRateLimited:         http.StatusTooManyRequests,
+	rOrgMissing:          http.StatusBadRequest,
+	rOrgConflict:         http.StatusBadRequest,
+	rInvalidParameter:    http.StatusBadRequest,
+	rBadRequest:          http.StatusBadRequest,
+	rNotFound:            http.StatusNotFound,
+	rMethodNotAllowed:    http.StatusMethodNotAllowed,
+	rStale:               http.StatusServiceUnavailable,
+	rNotReady:            http.StatusServiceUnavailable,
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -235,6 +235,21 @@ func TestDeletingAKeyOrItsApplicationRevokesTheKey(t *testing.T) {
 	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
 }
 
+func TestSwitchingTheApplicationOffRefusesItsKeysAndOnRestoresTheSameKeys(t *testing.T) {
+	w := newWorld(t)
+	second := w.mint()
+	other := w.key.DeepCopy()
+	other.Name, other.UID = "staging", "uid-key-staging"
+	other.Status.KeyID, other.Status.Hash = second.KeyID, keyformat.Hash(second.Token)
+	w.v.Apply(other)
+	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = ptr(false) })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonApplicationDisabled)
+	expect(t, w.authorize(second.Token, ""), http.StatusUnauthorized, ReasonApplicationDisabled)
+	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = nil }) // unset means on
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	expect(t, w.authorize(second.Token, ""), http.StatusOK, "")
+}
+
 func TestAKeyWorksOnlyInOrgsThatConnectedItsApplication(t *testing.T) {
 	w := newWorld(t)
 	wrongOrg := w.do(http.MethodGet, PathAuthorize+"?org=initech", "", "X-API-Key", w.token.Token)
