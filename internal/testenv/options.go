@@ -38,8 +38,13 @@ type Options struct {
 	// WithoutControllerManager starts no kube-controller-manager: nothing then collects owned
 	// objects, deleted namespaces stay Terminating and namespaces get no default
 	// ServiceAccount. Every package runs it unless it must not (as no cluster lacks it).
+	// ControllerManagerEnv=off does the same for every package, to tell whether a failure
+	// comes from it.
 	WithoutControllerManager bool
 }
+
+// ControllerManagerEnv set to "off" starts no kube-controller-manager in any package.
+const ControllerManagerEnv = "CLEARANCE_TEST_CONTROLLER_MANAGER"
 
 // MainWith is Main with a control plane shaped by opts.
 func MainWith(m *testing.M, out **Env, opts Options, hooks ...func(*Env) (after func() error, err error)) {

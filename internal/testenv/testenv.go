@@ -201,7 +201,7 @@ func start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}
-	if !opts.WithoutControllerManager {
+	if !opts.WithoutControllerManager && os.Getenv(ControllerManagerEnv) != "off" {
 		if err := e.startControllerManager(); err != nil {
 			_ = env.Stop()
 			_ = os.RemoveAll(certDir)
