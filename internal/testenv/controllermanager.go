@@ -26,6 +26,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -235,4 +236,32 @@ func (e *Env) ControllerManagerStartup() time.Duration {
 		return 0
 	}
 	return e.controllerManager.readyAfter
+}
+
+// WaitNamespacesDeleted waits until no namespace is Terminating: the namespace controller has
+// emptied and removed those earlier tests deleted (Namespace deletes its namespace after the
+// test). A test that counts the apiserver's writes calls it first, so the operator's work on
+// objects going with their namespace is not counted as its own.
+func (e *Env) WaitNamespacesDeleted(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var list corev1.NamespaceList
+		if err := e.Client.List(context.Background(), &list); err != nil {
+			t.Fatal(err)
+		}
+		var terminating []string
+		for _, ns := range list.Items {
+			if ns.DeletionTimestamp != nil {
+				terminating = append(terminating, ns.Name)
+			}
+		}
+		if len(terminating) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespaces still Terminating after %s: %v", timeout, terminating)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -48,6 +48,7 @@ func TestTheControllerManagerRuns(t *testing.T) {
 		return gone(env.Client.Get(context.Background(), client.ObjectKey{Name: ns}, &corev1.Namespace{}))
 	})
 	t.Logf("the namespace was gone %s after its deletion", time.Since(start).Round(time.Millisecond))
+	env.WaitNamespacesDeleted(t, time.Minute)
 }
 
 // TestTheControllerManagerFollowsAnAPIServerRestart: after an apiserver outage the
