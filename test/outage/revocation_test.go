@@ -95,7 +95,7 @@ func TestExpiredDisabledRotatedOutAndDeletedKeysNeverBecomeValidAgain(t *testing
 	g.refuseFrom("rotated-out", toks["rotated"], validUntil)
 	waitAnswer(t, op, o.grant, toks["rotated-new"], revocationTimeout, "the verifier to accept the new key", http.StatusOK, "")
 
-	// Disabled, and deleted (envtest has no garbage collector: the Secret goes by hand).
+	// Disabled, and deleted (with its Secret, which the garbage collector would delete anyway).
 	disabledAt := time.Now()
 	if err := env.Client.Patch(ctx, keys["disabled"], client.RawPatch(types.MergePatchType, []byte(`{"spec":{"enabled":false}}`))); err != nil {
 		t.Fatal(err)
@@ -187,7 +187,8 @@ func TestExpiredDisabledRotatedOutAndDeletedKeysNeverBecomeValidAgain(t *testing
 		"and 4 kinds of status loss, none accepted", disableTook.Milliseconds(), deleteTook.Milliseconds(), g.count(), checks, reasons)
 }
 
-// deleteKeyAndSecret deletes an APIKey and, as the garbage collector would, its Secret.
+// deleteKeyAndSecret deletes an APIKey and its Secret at once, not waiting for the garbage
+// collector (kube-controller-manager) to.
 func deleteKeyAndSecret(t *testing.T, key *v1.APIKey) {
 	t.Helper()
 	ctx := context.Background()

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -258,20 +259,26 @@ func roleAssignmentIsRefusedByTheWebhook(t *testing.T) {
 	}
 }
 
-// secretGoesWithItsKey: envtest has no garbage collector, so the Secret outlives its APIKey
-// here; in a cluster the collector deletes it through this owner reference.
+// secretGoesWithItsKey: the garbage collector (testenv runs kube-controller-manager, as a
+// cluster does) deletes the key Secret through its owner reference to the deleted APIKey.
 func secretGoesWithItsKey(t *testing.T, key *v1.APIKey) {
 	t.Helper()
-	var s corev1.Secret
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "acme", Name: "acme-bi-prod-key"}, &s); err != nil {
-		t.Fatalf("the key Secret: %v", err)
-	}
-	for _, ref := range s.OwnerReferences {
-		if ref.UID == key.UID && ref.Kind == "APIKey" && ref.Name == key.Name {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var s corev1.Secret
+		err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "acme", Name: "acme-bi-prod-key"}, &s)
+		if apierrors.IsNotFound(err) {
 			return
 		}
+		if err != nil {
+			t.Fatalf("the key Secret: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Secret acme-bi-prod-key is still there 30 s after its APIKey %s (uid %s) was deleted; its owner references: %+v",
+				key.Name, key.UID, s.OwnerReferences)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("Secret acme-bi-prod-key has no owner reference to APIKey %s (uid %s): the garbage collector would keep it: %+v", key.Name, key.UID, s.OwnerReferences)
 }
 
 // secretToken reads the key the Secret holds now (never logged).
