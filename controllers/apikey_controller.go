@@ -205,7 +205,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // from an old backup): the key is taken back from the Secret this APIKey owns.
 func statusLost(e event.UpdateEvent) bool {
 	was, is := e.ObjectOld.(*v1.APIKey), e.ObjectNew.(*v1.APIKey)
-	return minted(was) && !minted(is)
+	return was.IsMinted() && !is.IsMinted()
 }
 
 // keysOfApplication maps an Application to the APIKeys that belong to it.
@@ -230,9 +230,9 @@ func (r *APIKeyReconciler) summarize(s *keyScope) {
 		k.Status.ApplicationID = s.app.Status.ApplicationID
 	}
 	switch {
-	case minted(k):
-		k.Status.PreviousKeys = livePreviousKeys(k.Status.PreviousKeys, s.now)
-		k.Status.State = stateOf(k, s.now)
+	case k.IsMinted():
+		k.Status.PreviousKeys = k.LivePreviousKeys(s.now)
+		k.Status.State = k.StateAt(s.now)
 	case s.failed != nil:
 		k.Status.State = v1.KeyFailed
 	default:

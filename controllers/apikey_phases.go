@@ -64,15 +64,15 @@ func (r *APIKeyReconciler) waitForApplication(_ context.Context, s *keyScope) (b
 			s.key.Spec.ApplicationName)
 	}
 	s.notReady = why
-	return !minted(s.key), nil
+	return !s.key.IsMinted(), nil
 }
 
 // expire makes a key Expired at its expiry instant, for good, and has the key material
 // removed from its Secret. A key never minted whose spec.expiresAt is past is not minted.
 func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) {
 	k := s.key
-	if !minted(k) {
-		if expired(k.Spec.ExpiresAt, s.now) {
+	if !k.IsMinted() {
+		if v1.ExpiredAt(k.Spec.ExpiresAt, s.now) {
 			s.failed = &outcome{v1.ReasonExpired, fmt.Sprintf(
 				"spec.expiresAt (%s) is already past: set a later time to mint the key", k.Spec.ExpiresAt.UTC().Format(time.RFC3339))}
 			return true, nil
@@ -80,8 +80,8 @@ func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) 
 		return false, nil
 	}
 	if k.Status.State != v1.KeyExpired {
-		k.Status.ExpiresAt = expiryFor(k, mintedAt(k))
-		if !expired(k.Status.ExpiresAt, s.now) {
+		k.Status.ExpiresAt = k.ExpiryFor(mintedAt(k))
+		if !v1.ExpiredAt(k.Status.ExpiresAt, s.now) {
 			return false, nil
 		}
 		s.event(corev1.EventTypeNormal, v1.ReasonExpired, "Expire", fmt.Sprintf(
@@ -100,7 +100,7 @@ func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) 
 // never taken back by itself, and a new key replaces it with a Warning.
 func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) {
 	k := s.key
-	if minted(k) {
+	if k.IsMinted() {
 		return false, nil
 	}
 	name := k.SecretNameOrDefault()
@@ -133,7 +133,7 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	r.setCurrentKey(s, fresh, s.now, expiryFor(k, s.now))
+	r.setCurrentKey(s, fresh, s.now, k.ExpiryFor(s.now))
 	s.fresh, s.mint = &fresh, metrics.MintNew
 	switch verdict {
 	case adoptRetired:
@@ -170,7 +170,7 @@ func secretTaken(name string, s *corev1.Secret) *outcome {
 func (r *APIKeyReconciler) adopt(s *keyScope, found keyformat.Key, verdict adoptVerdict) {
 	k := s.key
 	mintedAt := s.secret.CreationTimestamp.Time
-	expiresAt := expiryFor(k, mintedAt)
+	expiresAt := k.ExpiryFor(mintedAt)
 	if k.Spec.ExpiresAt == nil && k.Spec.TTL != nil {
 		if t, err := time.Parse(time.RFC3339, s.secret.Annotations[annotationExpiresAt]); err == nil {
 			expiresAt = &metav1.Time{Time: t}
@@ -246,7 +246,7 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 	}
 	old := k.Status.Masked
 	s.fresh, s.mint = &fresh, metrics.MintReplaced
-	if prev, ok := heldPreviousKey(live, k.Status.PreviousKeys, s.now); ok {
+	if prev, ok := heldPreviousKey(live, k, s.now); ok {
 		// The pass that recorded the current key stopped before delivering it: the Secret still
 		// holds the previous key, valid until its overlap ends. Deliver a new current key and
 		// leave that overlap as it was.
@@ -278,9 +278,9 @@ func unmint(k *v1.APIKey) {
 }
 
 // heldPreviousKey reports whether the Secret holds one of the rotated-out keys still valid.
-func heldPreviousKey(live *corev1.Secret, prev []v1.PreviousKey, now time.Time) (v1.PreviousKey, bool) {
+func heldPreviousKey(live *corev1.Secret, k *v1.APIKey, now time.Time) (v1.PreviousKey, bool) {
 	token := secretToken(live)
-	for _, p := range livePreviousKeys(prev, now) {
+	for _, p := range k.LivePreviousKeys(now) {
 		if keyformat.Verify(token, p.Hash) {
 			return p, true
 		}
@@ -310,7 +310,7 @@ func (r *APIKeyReconciler) rotate(_ context.Context, s *keyScope) (bool, error) 
 	if err != nil {
 		return false, err
 	}
-	previous := livePreviousKeys(k.Status.PreviousKeys, s.now)
+	previous := k.LivePreviousKeys(s.now)
 	note := fmt.Sprintf("rotated because %s: new key %s; the previous key %s stopped working", why, keyformat.Mask(fresh.Token), k.Status.Masked)
 	switch overlap := overlapOf(k); {
 	case invalidationRequested(k):

@@ -53,22 +53,6 @@ func tableAPIKey(name string) *v1.APIKey {
 	}
 }
 
-func TestSecretNameDefaultsToKeySuffix(t *testing.T) {
-	tests := []struct {
-		name, apikey, secretName, want string
-	}{
-		{"default", "prod-exporter", "", "prod-exporter-key"},
-		{"spec.secretName wins", "prod-exporter", "exporter-credentials", "exporter-credentials"},
-	}
-	for _, tt := range tests {
-		key := tableAPIKey(tt.apikey)
-		key.Spec.SecretName = tt.secretName
-		if got := key.SecretNameOrDefault(); got != tt.want {
-			t.Errorf("%s: secretNameFor = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
-
 func TestSecretCarriesTheKeyInEveryFormClientsSend(t *testing.T) {
 	f, k := tableKey(t)
 	data := keyData(k, tableAppID)

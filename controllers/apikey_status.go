@@ -26,30 +26,6 @@ import (
 
 // Pure decisions about one APIKey: no client, no clock, tested as tables.
 
-// minted reports whether a key was ever minted (or adopted) for this APIKey.
-func minted(key *v1.APIKey) bool { return key.Status.Hash != "" }
-
-// expiryFor is the instant the key expires: spec.expiresAt when set; with spec.ttl, the
-// instant fixed at first mint (status.expiresAt) or, for a key being minted now, mintedAt+ttl.
-func expiryFor(key *v1.APIKey, mintedAt time.Time) *metav1.Time {
-	switch {
-	case key.Spec.ExpiresAt != nil:
-		return key.Spec.ExpiresAt.DeepCopy()
-	case key.Spec.TTL != nil && key.Status.ExpiresAt != nil:
-		return key.Status.ExpiresAt.DeepCopy()
-	case key.Spec.TTL != nil:
-		t := metav1.NewTime(mintedAt.Add(key.Spec.TTL.Duration).Truncate(time.Second))
-		return &t
-	}
-	return nil
-}
-
-// expired reports whether a key that expires at expiresAt is expired at now: the expiry
-// instant itself is already expired, as the verifier sees it.
-func expired(expiresAt *metav1.Time, now time.Time) bool {
-	return expiresAt != nil && !now.Before(expiresAt.Time)
-}
-
 // rotationRequested reports whether the rotate-now annotation holds a request not yet handled.
 func rotationRequested(key *v1.APIKey) bool {
 	req := key.Annotations[v1.AnnotationRotateRequestedAt]
@@ -104,30 +80,6 @@ func overlapOf(key *v1.APIKey) time.Duration {
 	return key.Spec.Rotation.Overlap.Duration
 }
 
-// livePreviousKeys drops rotated-out keys whose overlap has ended.
-func livePreviousKeys(prev []v1.PreviousKey, now time.Time) []v1.PreviousKey {
-	var live []v1.PreviousKey
-	for _, p := range prev {
-		if now.Before(p.ValidUntil.Time) {
-			live = append(live, p)
-		}
-	}
-	return live
-}
-
-// stateOf derives the state of a minted key from its spec and status at now.
-func stateOf(key *v1.APIKey, now time.Time) v1.KeyState {
-	switch {
-	case key.Status.State == v1.KeyExpired, expired(key.Status.ExpiresAt, now):
-		return v1.KeyExpired
-	case !key.IsEnabled():
-		return v1.KeyDisabled
-	case len(key.Status.PreviousKeys) > 0:
-		return v1.KeyRotating
-	}
-	return v1.KeyActive
-}
-
 // requeueAfter is the time until the next instant something changes on its own: expiry, the
 // next scheduled rotation, or the end of an overlap. Zero means nothing is scheduled.
 func requeueAfter(key *v1.APIKey, now time.Time) time.Duration {
@@ -163,7 +115,7 @@ func keyCondition(key *v1.APIKey, notReady, failed *outcome) (metav1.ConditionSt
 	switch {
 	case failed != nil:
 		return metav1.ConditionFalse, failed.reason, failed.message
-	case !minted(key) && notReady != nil:
+	case !key.IsMinted() && notReady != nil:
 		return metav1.ConditionFalse, notReady.reason, notReady.message
 	case st.State == v1.KeyExpired:
 		when := ""

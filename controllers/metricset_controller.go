@@ -162,7 +162,7 @@ func splitMetrics(metrics []v1.Metric) ([]string, int) {
 	var on []string
 	off := 0
 	for _, m := range metrics {
-		if m.Enabled == nil || *m.Enabled {
+		if m.IsEnabled() {
 			on = append(on, m.Name)
 		} else {
 			off++

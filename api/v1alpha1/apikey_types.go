@@ -235,17 +235,6 @@ type APIKeyList struct {
 	Items           []APIKey `json:"items"`
 }
 
-// IsEnabled is spec.enabled, true when unset.
-func (k *APIKey) IsEnabled() bool { return k.Spec.Enabled == nil || *k.Spec.Enabled }
-
-// SecretNameOrDefault is the Secret the key is delivered in: spec.secretName or <name>-key.
-func (k *APIKey) SecretNameOrDefault() string {
-	if k.Spec.SecretName != "" {
-		return k.Spec.SecretName
-	}
-	return k.Name + "-key"
-}
-
 func init() {
 	SchemeBuilder.Register(&APIKey{}, &APIKeyList{})
 }

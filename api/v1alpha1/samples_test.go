@@ -41,7 +41,7 @@ func TestSamplesApplyWithKubectlAndListAsOneCategory(t *testing.T) {
 	}
 	for _, header := range []string{
 		// applications
-		"NAMESPACE   NAME      ID   DESCRIPTION      KEYS   READY   AGE",
+		"NAMESPACE   NAME      ID   DESCRIPTION      ENABLED   KEYS   READY   AGE",
 		// keys
 		"APPLICATION   KEY   ENABLED   STATE   EXPIRES   LAST-USED   USES   AGE",
 		// the connected applications table

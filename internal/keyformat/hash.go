@@ -20,6 +20,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"strings"
 )
 
 // hashScheme names the algorithm in stored hashes, so it can change later
@@ -43,4 +44,18 @@ func Hash(token string) string {
 // timing does not reveal how much of a guessed hash matched.
 func Verify(token, hash string) bool {
 	return subtle.ConstantTimeCompare([]byte(Hash(token)), []byte(hash)) == 1
+}
+
+// ParseDigest is the SHA-256 digest a hash written by Hash holds; false for anything else
+// (another scheme, a truncated or garbled value).
+func ParseDigest(hash string) ([sha256.Size]byte, bool) {
+	var digest [sha256.Size]byte
+	hexDigest, ok := strings.CutPrefix(hash, hashScheme)
+	if !ok || len(hexDigest) != hex.EncodedLen(sha256.Size) {
+		return digest, false
+	}
+	if _, err := hex.Decode(digest[:], []byte(hexDigest)); err != nil {
+		return digest, false
+	}
+	return digest, true
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package keyformat
 
 import (
+	"crypto/sha256"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,19 @@ func TestVerifierAcceptsOnlyTheKeyItStoredTheHashOf(t *testing.T) {
 	for _, tt := range tests {
 		if got := Verify(tt.token, tt.hash); got != tt.want {
 			t.Errorf("%s: Verify = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseDigestReadsWhatHashWrites(t *testing.T) {
+	token := "clr_example_token"
+	digest, ok := ParseDigest(Hash(token))
+	if !ok || digest != sha256.Sum256([]byte(token)) {
+		t.Fatalf("ParseDigest(Hash(t)) = %x, %v", digest, ok)
+	}
+	for _, bad := range []string{"", "sha256:", "md5:" + Hash(token)[7:], Hash(token)[:40], Hash(token) + "00", "sha256:" + strings.Repeat("zz", 32)} {
+		if _, ok := ParseDigest(bad); ok {
+			t.Errorf("ParseDigest(%q) accepted", bad)
 		}
 	}
 }

@@ -66,7 +66,7 @@ func TestSwitchingAMetricChangesOnlyWhatIsNeeded(t *testing.T) {
 			if i > 0 {
 				got += " "
 			}
-			got += fmt.Sprintf("%s=%t", m.Name, enabled(m.Enabled))
+			got += fmt.Sprintf("%s=%t", m.Name, m.IsEnabled())
 		}
 		if changed != tt.changed || got != tt.want {
 			t.Errorf("setMetric(%s, %t): changed %t, %s; want %t, %s", tt.metric, tt.on, changed, got, tt.changed, tt.want)

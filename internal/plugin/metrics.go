@@ -54,7 +54,7 @@ type metricView struct {
 func viewMetricSet(ms *v1.MetricSet, showDisabled bool) metricSetView {
 	v := metricSetView{Namespace: ms.Namespace, Name: ms.Name, MaxEnabled: ms.Spec.Cap(), Metrics: []metricView{}}
 	for _, m := range ms.Spec.Metrics {
-		on := enabled(m.Enabled)
+		on := m.IsEnabled()
 		if on {
 			v.EnabledCount++
 		}
@@ -170,7 +170,7 @@ func setMetric(spec *v1.MetricSetSpec, name string, on bool) bool {
 	case i < 0:
 		spec.Metrics = append(spec.Metrics, v1.Metric{Name: name, Enabled: ptr.To(true)})
 		return true
-	case enabled(spec.Metrics[i].Enabled) == on:
+	case spec.Metrics[i].IsEnabled() == on:
 		return false
 	}
 	spec.Metrics[i].Enabled = ptr.To(on)

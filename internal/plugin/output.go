@@ -178,7 +178,4 @@ func timestamp(t *metav1.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// enabled is a *bool defaulting to true, as the CRDs default it.
-func enabled(b *bool) bool { return b == nil || *b }
-
 func itoa[T ~int32 | ~int64 | ~int](n T) string { return strconv.FormatInt(int64(n), 10) }

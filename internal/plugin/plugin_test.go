@@ -535,13 +535,13 @@ func TestDisableKeepsTheKeyAndEnableTurnsItBackOn(t *testing.T) {
 	}
 	var key v1.APIKey
 	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi-prod"}, &key))
-	if enabled(key.Spec.Enabled) || key.Status.Hash != before.Status.Hash || key.Spec.ApplicationName != "acme-bi" {
+	if key.IsEnabled() || key.Status.Hash != before.Status.Hash || key.Spec.ApplicationName != "acme-bi" {
 		t.Errorf("after disable: spec %+v, hash kept %v", key.Spec, key.Status.Hash == before.Status.Hash)
 	}
 
 	var printed v1.APIKey
 	must(t, json.Unmarshal([]byte(run(t, ns, "enable", "acme-bi-prod", "-o", "json").ok(t).stdout), &printed))
-	if !enabled(printed.Spec.Enabled) || printed.Spec.Enabled == nil {
+	if !printed.IsEnabled() || printed.Spec.Enabled == nil {
 		t.Errorf("enable -o json printed spec %+v", printed.Spec)
 	}
 	rows := table(run(t, ns, "keys").ok(t).stdout)
@@ -758,7 +758,7 @@ func TestEnableMetricSwitchesItOnAndDisableMetricKeepsItListed(t *testing.T) {
 	}
 	got := map[string]bool{}
 	for _, m := range ms.Spec.Metrics {
-		got[m.Name] = enabled(m.Enabled)
+		got[m.Name] = m.IsEnabled()
 	}
 	if fmt.Sprint(got) != "map[dwell.p95:true occupancy.current:false occupancy.peak:true]" {
 		t.Errorf("metrics now %v", got)
@@ -766,7 +766,7 @@ func TestEnableMetricSwitchesItOnAndDisableMetricKeepsItListed(t *testing.T) {
 
 	var printed v1.MetricSet
 	must(t, json.Unmarshal([]byte(run(t, ns, "disable-metric", "dwell.p95", "-o", "json").ok(t).stdout), &printed))
-	if printed.Kind != "MetricSet" || len(printed.Spec.Metrics) != 3 || enabled(printed.Spec.Metrics[1].Enabled) {
+	if printed.Kind != "MetricSet" || len(printed.Spec.Metrics) != 3 || printed.Spec.Metrics[1].IsEnabled() {
 		t.Errorf("-o json printed %+v", printed.Spec)
 	}
 }
