@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -97,6 +98,8 @@ func delta(before, after map[string]float64, keys ...string) float64 {
 // Application count. A pass over a settled key writes nothing.
 func TestMintingTakesAtMostThreeWritesPerKeyAndASettledKeyNone(t *testing.T) {
 	const n = 20
+	// The counters are the apiserver's: let earlier tests' namespaces finish going away first.
+	env.WaitNamespacesDeleted(t, time.Minute)
 	ns := env.Namespace(t, "writes")
 	app := readyApp(t, ns, "bi")
 	before := apiWrites(t)
