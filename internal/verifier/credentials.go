@@ -128,6 +128,48 @@ func nonEmpty(token string) (string, credStatus) {
 	return token, credFound
 }
 
+// authorizeRequest gathers what a forward-auth decision needs from the auth request's headers
+// and query: its parameters and the key. With envoyForm (Envoy's ext_authz appends the
+// client's path and query to /v1/authorize) the parameters come from X-Clearance-* headers
+// only; otherwise from the auth request's own query, and the org may also come from
+// X-Clearance-Org, which must then agree with org=.
+func authorizeRequest(h http.Header, rawQuery string, envoyForm bool, f keyformat.Format) (request, reason) {
+	var req request
+	var rs reason
+	if envoyForm {
+		req.params, rs = headerParams(h)
+	} else {
+		req.params, rs = queryParams(rawQuery)
+		if rs == rOK {
+			switch org := h[hClearanceOrg]; {
+			case len(org) > 1:
+				rs = rInvalidParameter
+			case len(org) == 1 && req.params.org == "":
+				req.params.org = org[0]
+			case len(org) == 1 && org[0] != req.params.org:
+				rs = rOrgConflict
+			}
+		}
+	}
+	if rs != rOK {
+		return request{}, rs
+	}
+	req.token, req.cred = credentials(h, f)
+	return req, rOK
+}
+
+// verifyRequest is what a keys:verify body asks: the key and the same parameters.
+func verifyRequest(body *VerifyRequest) request {
+	req := request{
+		token:  strings.TrimSpace(body.Key),
+		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
+	}
+	if req.token != "" {
+		req.cred = credFound
+	}
+	return req
+}
+
 // params are what a forward-auth request asks about the key.
 type params struct {
 	org, minRole, scope, metric, bucket string

@@ -17,8 +17,6 @@ limitations under the License.
 package verifier
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"strings"
 	"time"
 
@@ -26,7 +24,11 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
 
-// request is everything a decision needs from an HTTP request, gathered first.
+// The decision: which answer the rules give a request, from the request, a read-only lookup
+// of the index and the time. It spends nothing and records nothing; admit.go does what an
+// allowed request costs, http.go renders the answer.
+
+// request is everything a decision needs from an HTTP request, gathered first (credentials.go).
 type request struct {
 	token  string
 	cred   credStatus
@@ -36,20 +38,25 @@ type request struct {
 	origin string
 }
 
-// decision is the answer, with what was found on the way for the response headers.
+// decision is the answer the rules give, with what was found on the way for the response
+// headers. rOK means allowed as far as the rules go: a rate limit that applies (limited) is
+// spent afterwards, by admit, and may still turn it into rate_limited.
 type decision struct {
 	reason reason
 	key    keyView
 	app    *appEntry
 	conn   *connEntry
-	rate   rateResult
+	// limit is the bucket an allowed request spends one token from; none when !limited.
+	limit   rateLimit
+	limited bool
 }
 
-// decide answers one request at now. It gathers from the index and applies the rules in a fixed
-// order: what is wrong with the request itself (400), with the key (401), with what the key asks
-// for (403), with the budget (429). A key's state is revealed only after its secret matched, so
-// a guessed key id tells nothing.
-func (v *Verifier) decide(req *request, now time.Time) decision {
+// decide answers one request at now. It applies the rules in a fixed order: what is wrong with
+// the request itself (400), with the key (401), with what the key asks for (403); an allowed
+// request carries the rate limit that applies to it (429 is admit's, when the budget is spent).
+// A key's state is revealed only after its secret matched, so a guessed key id tells nothing.
+// It reads the index through lk only and changes nothing: the same inputs give the same answer.
+func decide(req *request, format keyformat.Format, lk lookup, now time.Time) decision {
 	// The request to the verifier must say which org, and ask for a role that exists.
 	if req.params.org == "" {
 		return decision{reason: rOrgMissing}
@@ -68,11 +75,11 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	case credMalformed:
 		return decision{reason: rKeyMalformed}
 	}
-	parsed, err := v.format.Parse(req.token)
+	parsed, err := format.Parse(req.token)
 	if err != nil {
 		return decision{reason: rKeyMalformed}
 	}
-	e, ok := v.index.lookupKey(parsed.KeyID, req.token)
+	e, ok := lk.lookupKey(parsed.KeyID, req.token)
 	if !ok {
 		return decision{reason: rKeyUnknown}
 	}
@@ -85,8 +92,8 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	}
 
 	// Its Application is there and has its ID.
-	app, ok := v.index.apps.get(nsName{e.namespace, e.appName})
-	if !ok || app.deleting {
+	app := lk.application(e.namespace, e.appName)
+	if app == nil || app.deleting {
 		d.reason = rKeyRevoked
 		return d
 	}
@@ -101,7 +108,7 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	d.app = app
 
 	// The org granted the Application a role, high enough.
-	conn := v.index.connection(req.params.org, app.id, e.namespace)
+	conn := lk.connection(req.params.org, app.id, e.namespace)
 	if conn == nil {
 		d.reason = rOrgNotConnected
 		return d
@@ -119,7 +126,7 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 	}
 
 	// The metric asked for is enabled for this connection.
-	if req.params.metric != "" && !v.index.metricEnabled(conn.org, conn.metricSets, req.params.metric) {
+	if req.params.metric != "" && !lk.metricEnabled(conn.org, conn.metricSets, req.params.metric) {
 		d.reason = rMetricNotEnabled
 		return d
 	}
@@ -132,20 +139,12 @@ func (v *Verifier) decide(req *request, now time.Time) decision {
 		}
 	}
 
-	// The key has budget left in the bucket.
+	// Allowed. Which bucket it spends from, if any limit applies: admit spends it.
 	bucket := req.params.bucket
 	if bucket == "" {
 		bucket = defaultBucket
 	}
-	if cfg, ok := effectiveLimit(app.rateLimits, e.limits, bucket); ok {
-		d.rate = e.usage.take(cfg, now)
-		if !d.rate.allowed {
-			d.reason = rRateLimited
-			return d
-		}
-	}
-
-	v.usage.record(e.row.owner, e.usage, now)
+	d.limit, d.limited = effectiveLimit(app.rateLimits, e.limits, bucket)
 	d.reason = rOK
 	return d
 }
@@ -173,77 +172,6 @@ func keyInForce(e keyView, now time.Time) reason {
 	}
 	return rOK
 }
-
-// keyView is a key as one request sees it: its row, its APIKey's row, and what those refer to.
-type keyView struct {
-	keyID     string // from the request's token
-	row       keyRow
-	owner     ownerRow
-	namespace string
-	appName   string
-	scopes    []string
-	limits    map[string]rateLimit
-	usage     *keyUsage
-}
-
-// lookupKey finds the key with keyID whose hash token matches, refusing conflicts.
-func (ix *index) lookupKey(keyID, token string) (keyView, bool) {
-	id, ok := keyIDOf(keyID)
-	if !ok {
-		return keyView{}, false
-	}
-	s := ix.keyStore
-	row, ok := s.keys.get(id)
-	if !ok || row.conflict {
-		return keyView{}, false
-	}
-	if row.otherHash {
-		if !keyformat.Verify(token, s.otherHash(id, row.owner.slot)) {
-			return keyView{}, false
-		}
-	} else if !digestMatches(&row.digest, token) {
-		return keyView{}, false
-	}
-	owner, ok := s.owner(row.owner)
-	if !ok {
-		return keyView{}, false // its APIKey went away meanwhile
-	}
-	return keyView{
-		keyID:     keyID,
-		row:       row,
-		owner:     owner,
-		namespace: s.strs.get(owner.namespace),
-		appName:   s.strs.get(owner.appName),
-		scopes:    s.scopeSets.get(owner.scopes),
-		limits:    s.limitSets.get(owner.limits),
-		usage:     s.usage(row.owner),
-	}, true
-}
-
-// expiresAt is when the key stops working by itself: its APIKey's expiry, or the end of a
-// rotated-out key's overlap if that is earlier. Unset: never.
-func (e keyView) expiresAt() instant {
-	exp := e.owner.expiresAt
-	if e.row.previous && e.row.validUntil.before(exp) { // before an unset instant: always
-		exp = e.row.validUntil
-	}
-	return exp
-}
-
-// digestMatches compares the presented token with the stored SHA-256 in constant time.
-func digestMatches(digest *[sha256.Size]byte, token string) bool {
-	var sum [sha256.Size]byte
-	if len(token) <= maxStackToken {
-		var buf [maxStackToken]byte // keeps the copy of the token off the heap
-		sum = sha256.Sum256(buf[:copy(buf[:], token)])
-	} else {
-		sum = sha256.Sum256([]byte(token))
-	}
-	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
-}
-
-// maxStackToken covers every valid key (the longest prefix is 17 characters, the rest 62).
-const maxStackToken = 96
 
 // scopeAllowed reports whether a key with scopes may act with scope. A key without scopes has
 // every scope its role allows; "reports:*" grants every scope under "reports:".

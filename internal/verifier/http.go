@@ -70,6 +70,10 @@ var (
 	vMaxAge = header("600")
 )
 
+// The HTTP edge: routing, and rendering answers (status, headers, body, the decisions metric)
+// in one place. What a request asks is read in credentials.go; whether the verifier can answer
+// at all in staleness.go; the answer in decide.go and admit.go.
+
 // ServeHTTP routes to forward-auth, the JSON API, or 404.
 func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := v.clock.Now()
@@ -84,21 +88,21 @@ func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.serveVerify(w, r, start)
 		v.metrics.latencyVerify.Observe(v.clock.Since(start).Seconds())
 	default:
-		v.refuse(w, decision{reason: rNotFound})
+		v.refuse(w, refusal(rNotFound))
 	}
 }
 
-// serveAuthorize is forward-auth. With envoyForm (Envoy's ext_authz appends the client's path
-// and query to /v1/authorize) the parameters come from X-Clearance-* headers only; otherwise
-// from the auth request's own query, and the org may also come from X-Clearance-Org.
+// serveAuthorize is forward-auth: whether the verifier can answer, a CORS preflight, what the
+// request asks (with envoyForm from X-Clearance-* headers only, see authorizeRequest), the
+// decision, its cost, the answer.
 func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now time.Time, envoyForm bool) {
 	if rs := v.unavailable(now); rs != rOK {
-		v.refuse(w, decision{reason: rs})
+		v.refuse(w, refusal(rs))
 		return
 	}
 	h := r.Header
 	if len(h[hOrigin]) > 1 {
-		v.refuse(w, decision{reason: rOriginNotAllowed}) // no browser sends two
+		v.refuse(w, refusal(rOriginNotAllowed)) // no browser sends two
 		return
 	}
 	origin := firstHeader(h, hOrigin)
@@ -106,42 +110,31 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 		v.preflight(w, origin)
 		return
 	}
-	var req request
-	var rs reason
-	if envoyForm {
-		req.params, rs = headerParams(h)
-	} else {
-		req.params, rs = queryParams(r.URL.RawQuery)
-		if rs == rOK {
-			switch org := h[hClearanceOrg]; {
-			case len(org) > 1:
-				rs = rInvalidParameter
-			case len(org) == 1 && req.params.org == "":
-				req.params.org = org[0]
-			case len(org) == 1 && org[0] != req.params.org:
-				rs = rOrgConflict
-			}
-		}
-	}
+	req, rs := authorizeRequest(h, r.URL.RawQuery, envoyForm, v.format)
 	if rs != rOK {
-		v.refuse(w, decision{reason: rs})
+		v.refuse(w, refusal(rs))
 		return
 	}
-	req.token, req.cred = credentials(h, v.format)
 	req.origin = origin
-	d := v.decide(&req, now)
-	if d.reason != rOK {
-		v.refuse(w, d)
+	a := admit(decide(&req, v.format, v.index, now), v.index.keyStore, &v.usage, now)
+	v.writeAuthorize(w, &a, origin)
+}
+
+// writeAuthorize renders a forward-auth answer: a refusal, or 200 with the key's application,
+// the org, the role, the key id, the bucket's state and, for a browser, CORS headers.
+func (v *Verifier) writeAuthorize(w http.ResponseWriter, a *answer, origin string) {
+	if a.reason != rOK {
+		v.refuse(w, *a)
 		return
 	}
 	out := w.Header()
 	out[hContentType] = vJSON
 	out[hCacheControl] = vNoStore
-	out[hApplicationID] = d.app.idHeader
-	out[hClearanceOrg] = d.conn.orgHeader
-	out[hRole] = d.conn.roleHeader
-	out[hKeyID] = []string{d.key.keyID}
-	setRateHeaders(out, d.rate)
+	out[hApplicationID] = a.app.idHeader
+	out[hClearanceOrg] = a.conn.orgHeader
+	out[hRole] = a.conn.roleHeader
+	out[hKeyID] = []string{a.key.keyID}
+	setRateHeaders(out, a.rate)
 	if origin != "" {
 		setCORS(out, origin)
 	}
@@ -152,24 +145,24 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 
 // refuse answers a refusal: the status of the reason, a short JSON body, X-Clearance-Reason,
 // WWW-Authenticate on 401 and the rate-limit headers with Retry-After on 429.
-func (v *Verifier) refuse(w http.ResponseWriter, d decision) {
+func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 	out := w.Header()
 	out[hContentType] = vJSON
 	out[hCacheControl] = vNoStore
-	out[hReason] = reasonHeaders[d.reason]
-	status := d.reason.status()
+	out[hReason] = reasonHeaders[a.reason]
+	status := a.reason.status()
 	switch status {
 	case http.StatusUnauthorized:
 		out[hWWWAuthenticate] = vWWWAuthenticate
 	case http.StatusTooManyRequests:
-		setRateHeaders(out, d.rate)
-		out[hRetryAfter] = header(strconv.FormatInt(d.rate.retryAfter, 10))
+		setRateHeaders(out, a.rate)
+		out[hRetryAfter] = header(strconv.FormatInt(a.rate.retryAfter, 10))
 	case http.StatusMethodNotAllowed:
 		out[hAllow] = vAllowPost
 	}
 	w.WriteHeader(status)
-	_, _ = w.Write(reasonBodies[d.reason])
-	v.metrics.decisions[d.reason].Inc()
+	_, _ = w.Write(reasonBodies[a.reason])
+	v.metrics.decisions[a.reason].Inc()
 }
 
 // setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
@@ -215,7 +208,7 @@ func isPreflight(r *http.Request) bool {
 // against its own key's Application. 204 is a 2xx, so forward-auth proxies let it through.
 func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
 	if !v.index.originKnown(origin) {
-		v.refuse(w, decision{reason: rOriginNotAllowed})
+		v.refuse(w, refusal(rOriginNotAllowed))
 		return
 	}
 	out := w.Header()
@@ -275,52 +268,53 @@ const maxVerifyBody = 16 << 10
 // 400/405/503); valid and reason say what it answered, with the same reasons as forward-auth.
 func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.Time) {
 	if r.Method != http.MethodPost {
-		v.refuse(w, decision{reason: rMethodNotAllowed})
+		v.refuse(w, refusal(rMethodNotAllowed))
 		return
 	}
 	if rs := v.unavailable(now); rs != rOK {
-		v.refuse(w, decision{reason: rs})
+		v.refuse(w, refusal(rs))
 		return
 	}
 	var body VerifyRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxVerifyBody))
 	if err := dec.Decode(&body); err != nil {
-		v.refuse(w, decision{reason: rBadRequest})
+		v.refuse(w, refusal(rBadRequest))
 		return
 	}
-	req := request{
-		token:  strings.TrimSpace(body.Key),
-		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
-	}
-	if req.token != "" {
-		req.cred = credFound
-	}
-	d := v.decide(&req, now)
-	switch d.reason.status() {
+	req := verifyRequest(&body)
+	a := admit(decide(&req, v.format, v.index, now), v.index.keyStore, &v.usage, now)
+	v.writeVerify(w, &a)
+}
+
+// writeVerify renders a keys:verify answer: 200 with valid and the key's details, or valid
+// false and the reason only (and the bucket's state when rate-limited); a request the verifier
+// could not answer (400, 503) as a refusal.
+func (v *Verifier) writeVerify(w http.ResponseWriter, a *answer) {
+	switch a.reason.status() {
 	case http.StatusBadRequest, http.StatusServiceUnavailable:
-		v.refuse(w, d)
+		v.refuse(w, *a)
 		return
 	}
-	resp := VerifyResponse{Valid: d.reason == rOK}
-	if d.rate.limited {
-		resp.RateLimit = &RateLimit{Bucket: d.rate.conf.cfg.name, Limit: d.rate.conf.cfg.limit, Remaining: d.rate.remaining,
-			Reset: d.rate.reset, RetryAfter: d.rate.retryAfter}
+	resp := VerifyResponse{Valid: a.reason == rOK}
+	if a.rate.limited {
+		resp.RateLimit = &RateLimit{Bucket: a.rate.conf.cfg.name, Limit: a.rate.conf.cfg.limit, Remaining: a.rate.remaining,
+			Reset: a.rate.reset, RetryAfter: a.rate.retryAfter}
 	}
 	if resp.Valid {
-		resp.ApplicationID, resp.Org, resp.Role, resp.KeyID = d.app.id, d.conn.org, string(d.conn.role), d.key.keyID
-		resp.Scopes = d.key.scopes
-		if exp := d.key.expiresAt(); exp.set {
+		resp.ApplicationID, resp.Org, resp.Role, resp.KeyID = a.app.id, a.conn.org, string(a.conn.role), a.key.keyID
+		resp.Scopes = a.key.scopes
+		if exp := a.key.expiresAt(); exp.set {
 			t := exp.time()
 			resp.ExpiresAt = &t
 		}
 	} else {
-		resp.Reason = d.reason.String()
+		resp.Reason = a.reason.String()
 	}
 	out := w.Header()
 	out[hContentType] = vJSON
 	out[hCacheControl] = vNoStore
-	setRateHeaders(out, d.rate)
+	setRateHeaders(out, a.rate)
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(&resp)
-	v.metrics.decisions[d.reason].Inc()
+	v.metrics.decisions[a.reason].Inc()
 }

@@ -319,6 +319,29 @@ func (ix *index) setMetricSet(org, name string, enabled map[string]bool) {
 
 // Lookups on the request path.
 
+// lookup is all a decision reads of the index (decide.go): read-only views of what the
+// informers delivered. A keyView is a copy; an appEntry or connEntry is never changed once
+// published (a change publishes a new one). *index is the only implementation; the interface
+// is the boundary, so the decision cannot reach the store's slabs, locks or budgets.
+type lookup interface {
+	// lookupKey finds the key with keyID whose secret token matches (keystore.go).
+	lookupKey(keyID, token string) (keyView, bool)
+	// application is the Application namespace/name, nil when there is none.
+	application(namespace, name string) *appEntry
+	// connection is the OrgConnection that grants an Application a role in an org, nil when
+	// none does.
+	connection(org, appID, appNamespace string) *connEntry
+	// metricEnabled says whether a metric is enabled for a connection limited to sets.
+	metricEnabled(org string, sets []string, metric string) bool
+}
+
+var _ lookup = (*index)(nil)
+
+func (ix *index) application(namespace, name string) *appEntry {
+	app, _ := ix.apps.get(nsName{namespace, name})
+	return app
+}
+
 // connection is the OrgConnection that grants the application (ID appID, owned by org
 // appNamespace) a role in org: Ready, not being deleted, and resolved to the key's own org, so
 // an Application elsewhere that claims the same ID gains nothing. With several (the webhook

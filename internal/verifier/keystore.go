@@ -18,6 +18,7 @@ package verifier
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"slices"
 	"sort"
@@ -607,3 +608,79 @@ func (ix *index) logConflict(id keyIDBytes) {
 	slices.Sort(names)
 	ix.log.Info("key id claimed by more than one APIKey; refusing it until only one does", "keyID", string(id[:]), "apiKeys", names)
 }
+
+// Lookups on the request path.
+
+// keyView is a key as one request sees it: a copy of its row and of its APIKey's row (values,
+// no pointer into the store), and the interned values those refer to, which are never changed
+// once published. Nothing a request does through it changes the index; its usage and
+// rate-limit budget are reached by row.owner, after the decision (admit.go).
+type keyView struct {
+	keyID     string // from the request's token
+	row       keyRow
+	owner     ownerRow
+	namespace string
+	appName   string
+	scopes    []string
+	limits    map[string]rateLimit
+}
+
+// lookupKey finds the key with keyID whose secret token matches its stored hash, refusing a key
+// id that more than one APIKey claims. A key whose secret does not match is not found: nothing
+// about it is in the view.
+func (ix *index) lookupKey(keyID, token string) (keyView, bool) {
+	id, ok := keyIDOf(keyID)
+	if !ok {
+		return keyView{}, false
+	}
+	s := ix.keyStore
+	row, ok := s.keys.get(id)
+	if !ok || row.conflict {
+		return keyView{}, false
+	}
+	if row.otherHash {
+		if !keyformat.Verify(token, s.otherHash(id, row.owner.slot)) {
+			return keyView{}, false
+		}
+	} else if !digestMatches(&row.digest, token) {
+		return keyView{}, false
+	}
+	owner, ok := s.owner(row.owner)
+	if !ok {
+		return keyView{}, false // its APIKey went away meanwhile
+	}
+	return keyView{
+		keyID:     keyID,
+		row:       row,
+		owner:     owner,
+		namespace: s.strs.get(owner.namespace),
+		appName:   s.strs.get(owner.appName),
+		scopes:    s.scopeSets.get(owner.scopes),
+		limits:    s.limitSets.get(owner.limits),
+	}, true
+}
+
+// expiresAt is when the key stops working by itself: its APIKey's expiry, or the end of a
+// rotated-out key's overlap if that is earlier. Unset: never.
+func (e keyView) expiresAt() instant {
+	exp := e.owner.expiresAt
+	if e.row.previous && e.row.validUntil.before(exp) { // before an unset instant: always
+		exp = e.row.validUntil
+	}
+	return exp
+}
+
+// digestMatches compares the presented token with the stored SHA-256 in constant time.
+func digestMatches(digest *[sha256.Size]byte, token string) bool {
+	var sum [sha256.Size]byte
+	if len(token) <= maxStackToken {
+		var buf [maxStackToken]byte // keeps the copy of the token off the heap
+		sum = sha256.Sum256(buf[:copy(buf[:], token)])
+	} else {
+		sum = sha256.Sum256([]byte(token))
+	}
+	return subtle.ConstantTimeCompare(sum[:], digest[:]) == 1
+}
+
+// maxStackToken covers every valid key (the longest prefix is 17 characters, the rest 62).
+const maxStackToken = 96
