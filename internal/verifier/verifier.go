@@ -28,7 +28,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -90,17 +89,8 @@ type Verifier struct {
 	usage   usageTracker
 	metrics *metrics
 
-	// lastContact is when the verifier last heard from the apiserver (unix nanoseconds of the
-	// injected clock): an informer event or a successful probe.
-	lastContact atomic.Int64
-	// watches are the informers the index is fed from, and outage says since when they may be
-	// blind; see markOutage.
-	watches []*watched
-	outage  outage
-	// synced turns true once every informer handler has seen its initial list; until then the
-	// verifier answers 503 not_ready instead of refusing keys it has not loaded yet.
-	synced atomic.Bool
-	regs   []toolscache.ResourceEventHandlerRegistration
+	// staleness says whether the index can be trusted now (staleness.go).
+	staleness
 
 	client    client.Client // writes usage; reads APIKeys from the cache
 	apiReader client.Reader // uncached: the staleness probe and conflict retries
@@ -155,6 +145,7 @@ func New(opts Options) (*Verifier, error) {
 		format:        opts.Format,
 		log:           opts.Logger,
 		index:         newIndex(opts.Logger),
+		staleness:     staleness{clock: opts.Clock, maxStaleness: opts.MaxStaleness},
 		serverStopped: make(chan struct{}),
 	}
 	v.synced.Store(true)
@@ -213,14 +204,7 @@ func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 		if err != nil {
 			return fmt.Errorf("verifier: informer for %T: %w", obj, err)
 		}
-		w := &watched{}
-		if ls, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
-			w.resourceVersion = ls.LastSyncResourceVersion
-			if ws, ok := inf.(interface{ Watching() (uint64, bool) }); ok {
-				w.watching = ws.Watching
-			}
-			v.watches = append(v.watches, w)
-		}
+		w := v.track(inf)
 		handler := toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { v.heardFrom(w); v.Apply(o) },
 			UpdateFunc: func(_, o any) { v.heardFrom(w); v.Apply(o) },
@@ -262,131 +246,6 @@ func (v *Verifier) Addr() string {
 		return *a
 	}
 	return ""
-}
-
-// unavailable says why the verifier cannot answer truthfully now, or rOK.
-func (v *Verifier) unavailable(now time.Time) reason {
-	if !v.synced.Load() {
-		for _, reg := range v.regs {
-			if !reg.HasSynced() {
-				return rNotReady
-			}
-		}
-		v.synced.Store(true)
-	}
-	if v.sinceContact(now) > v.opts.MaxStaleness {
-		return rStale
-	}
-	return rOK
-}
-
-func (v *Verifier) recordContact() { v.lastContact.Store(v.clock.Now().UnixNano()) }
-
-// heardFrom records an event from an informer: contact, and proof that its watch is live.
-func (v *Verifier) heardFrom(w *watched) {
-	v.recordContact()
-	w.suspectRV.Store(nil)
-}
-
-// sinceContact is how long the verifier's view may be out of date: since it last heard from
-// the apiserver, or, while an informer may still be blind after an outage, since the outage
-// began.
-func (v *Verifier) sinceContact(now time.Time) time.Duration {
-	last := v.lastContact.Load()
-	if since := v.outage.since.Load(); since != 0 {
-		if since = v.outageSince(); since != 0 && since < last {
-			last = since
-		}
-	}
-	return now.Sub(time.Unix(0, last))
-}
-
-// watched is one informer the index is fed from.
-type watched struct {
-	// resourceVersion is the informer's last synced resource version; it moves with every
-	// event, relist and watch bookmark.
-	resourceVersion func() string
-	// watching, when the informer counts its watches (package watches), says how many the
-	// apiserver has accepted and whether one is open now.
-	watching func() (opened uint64, open bool)
-	// suspectRV is the resource version the informer had when an outage was noticed, nil when
-	// it is not suspect.
-	suspectRV atomic.Pointer[string]
-	// suspectOpened is how many watches the informer had opened when an outage was last
-	// noticed.
-	suspectOpened atomic.Uint64
-}
-
-// proved says whether a suspect informer follows the apiserver again: it had an event since
-// (heardFrom clears suspectRV), its resource version moved (a relist or a bookmark) or equals
-// what a probe read after the outage (nothing changed anywhere since), or a watch opened since
-// the outage was noticed is still open.
-func (w *watched) proved(suspect string, probeRV *string) bool {
-	if rv := w.resourceVersion(); rv != suspect || (probeRV != nil && rv == *probeRV) {
-		return true
-	}
-	if w.watching == nil {
-		return false
-	}
-	opened, open := w.watching()
-	return open && opened > w.suspectOpened.Load()
-}
-
-// outage is the state of the verifier after it lost the apiserver. A probe that succeeds
-// again proves that the apiserver is back, not that the informers are: until an informer
-// watches again the index misses every change (a disabled or deleted key). So after an outage
-// the verifier counts staleness from the outage's beginning until every informer has proved
-// that it follows the apiserver again (watched.proved).
-type outage struct {
-	mu sync.Mutex
-	// since is the last contact before the outage (unix nanoseconds), 0 when there is none.
-	since atomic.Int64
-	// probeRV is the resource version the last successful probe read since the outage.
-	probeRV atomic.Pointer[string]
-}
-
-// markOutage records that the apiserver could not be reached; informer events stop proving
-// anything about the other informers until each has proved live on its own.
-func (v *Verifier) markOutage() {
-	v.outage.mu.Lock()
-	defer v.outage.mu.Unlock()
-	if v.outage.since.Load() == 0 {
-		v.outage.since.Store(v.lastContact.Load())
-	}
-	v.outage.probeRV.Store(nil)
-	for _, w := range v.watches {
-		if w.watching != nil {
-			// A watch open now may be one the outage has cut without the informer knowing
-			// yet: only one opened from here on proves anything.
-			opened, _ := w.watching()
-			w.suspectOpened.Store(opened)
-		}
-		if w.suspectRV.Load() == nil {
-			rv := w.resourceVersion()
-			w.suspectRV.Store(&rv)
-		}
-	}
-}
-
-// outageSince returns the beginning of the outage while an informer may still be blind, and
-// ends the outage (returning 0) once none is.
-func (v *Verifier) outageSince() int64 {
-	v.outage.mu.Lock()
-	defer v.outage.mu.Unlock()
-	probeRV := v.outage.probeRV.Load()
-	for _, w := range v.watches {
-		suspect := w.suspectRV.Load()
-		if suspect == nil {
-			continue
-		}
-		if w.proved(*suspect, probeRV) {
-			w.suspectRV.Store(nil)
-			continue
-		}
-		return v.outage.since.Load()
-	}
-	v.outage.since.Store(0)
-	return 0
 }
 
 // Serve answers on ln until ctx ends, then drains requests in flight for up to
@@ -438,47 +297,6 @@ func (s *server) Start(ctx context.Context) error {
 	}
 	s.v.log.Info("verifier listening", "address", ln.Addr().String())
 	return s.v.Serve(ctx, ln)
-}
-
-// prober is the staleness probe: informer events prove contact only when something changes, so
-// every ProbeInterval it makes one cheap uncached call (a List of at most one APIKey).
-type prober struct{ v *Verifier }
-
-func (p *prober) NeedLeaderElection() bool { return false }
-
-func (p *prober) Start(ctx context.Context) error {
-	t := p.v.clock.NewTicker(p.v.opts.ProbeInterval)
-	defer t.Stop()
-	p.v.probe(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C():
-			p.v.probe(ctx)
-		}
-	}
-}
-
-func (v *Verifier) probe(parent context.Context) {
-	ctx, cancel := context.WithTimeout(parent, 5*time.Second)
-	defer cancel()
-	list := &v1.APIKeyList{}
-	if err := v.apiReader.List(ctx, list, client.Limit(1)); err != nil {
-		// An error status is an answer: the apiserver is reachable. Anything else (refused,
-		// reset, timed out) has most likely cut the informers' watches too.
-		var answer apierrors.APIStatus
-		if !errors.As(err, &answer) && parent.Err() == nil {
-			v.markOutage()
-		}
-		v.log.V(1).Info("staleness probe failed", "error", err.Error(), "sinceContact", v.sinceContact(v.clock.Now()).String())
-		return
-	}
-	if v.outage.since.Load() != 0 {
-		rv := list.ResourceVersion
-		v.outage.probeRV.Store(&rv)
-	}
-	v.recordContact()
 }
 
 // flusher writes usage every FlushInterval and once more on shutdown, after the HTTP server
