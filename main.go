@@ -47,6 +47,7 @@ import (
 
 	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/verifier"
@@ -224,6 +225,12 @@ func run(opts options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	// The controllers and the webhooks look objects up through the same field indexes.
+	if opts.enableControllers || opts.enableWebhooks {
+		if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return err

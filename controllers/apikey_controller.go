@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 )
@@ -211,7 +212,7 @@ func statusLost(e event.UpdateEvent) bool {
 // keysOfApplication maps an Application to the APIKeys that belong to it.
 func (r *APIKeyReconciler) keysOfApplication(ctx context.Context, o client.Object) []reconcile.Request {
 	var keys v1.APIKeyList
-	if err := r.client.List(ctx, &keys, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexKeyApplication: o.GetName()}); err != nil {
+	if err := r.client.List(ctx, &keys, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.KeyApplication: o.GetName()}); err != nil {
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(keys.Items))

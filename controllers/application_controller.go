@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
 
@@ -97,10 +98,10 @@ func (r *ApplicationReconciler) allocateID(ctx context.Context, app *v1.Applicat
 		id = generated
 	} else {
 		var claimants v1.ApplicationList
-		if err := r.client.List(ctx, &claimants, client.MatchingFields{indexAppClaimedID: id}); err != nil {
+		if err := r.client.List(ctx, &claimants, client.MatchingFields{index.ApplicationClaimedID: id}); err != nil {
 			return err
 		}
-		if other := firstClaimant(app, claimants.Items); other != nil {
+		if other := firstClaimant(app, id, claimants.Items); other != nil {
 			r.setCondition(&app.Status.Conditions, app.Generation, metav1.ConditionFalse, v1.ReasonConflict,
 				fmt.Sprintf("Application ID %s already belongs to Application %s/%s: remove spec.applicationID to get a new ID, or delete the other Application",
 					id, other.Namespace, other.Name))
@@ -114,10 +115,15 @@ func (r *ApplicationReconciler) allocateID(ctx context.Context, app *v1.Applicat
 }
 
 // firstClaimant returns another Application that holds id, or claimed it before app did.
-func firstClaimant(app *v1.Application, claimants []v1.Application) *v1.Application {
+// An Application claims the ID it holds or, holding none yet, the one it pins: the index
+// (index.ApplicationClaimedID) lists both IDs of one holding one and pinning another.
+func firstClaimant(app *v1.Application, id string, claimants []v1.Application) *v1.Application {
 	for i := range claimants {
 		other := &claimants[i]
 		if other.UID == app.UID {
+			continue
+		}
+		if held := other.Status.ApplicationID; held != id && (held != "" || other.Spec.ApplicationID != id) {
 			continue
 		}
 		if other.Status.ApplicationID != "" || claimedEarlier(other, app) {
@@ -140,7 +146,7 @@ func claimedEarlier(a, b *v1.Application) bool {
 func (r *ApplicationReconciler) count(ctx context.Context, app *v1.Application) error {
 	var keys v1.APIKeyList
 	if err := r.client.List(ctx, &keys, client.InNamespace(app.Namespace),
-		client.MatchingFields{indexKeyApplication: app.Name}); err != nil {
+		client.MatchingFields{index.KeyApplication: app.Name}); err != nil {
 		return err
 	}
 	app.Status.KeyCount = int32(len(keys.Items))
@@ -148,7 +154,7 @@ func (r *ApplicationReconciler) count(ctx context.Context, app *v1.Application) 
 	var orgs []string
 	if app.Status.ApplicationID != "" {
 		var conns v1.OrgConnectionList
-		if err := r.client.List(ctx, &conns, client.MatchingFields{indexConnApplicationID: app.Status.ApplicationID}); err != nil {
+		if err := r.client.List(ctx, &conns, client.MatchingFields{index.ConnectionApplicationID: app.Status.ApplicationID}); err != nil {
 			return err
 		}
 		for _, c := range conns.Items {
@@ -183,7 +189,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // applicationsOfConnection maps a connection to the Application holding its ID.
 func (r *ApplicationReconciler) applicationsOfConnection(ctx context.Context, o client.Object) []reconcile.Request {
 	var apps v1.ApplicationList
-	if err := r.client.List(ctx, &apps, client.MatchingFields{indexAppHeldID: o.(*v1.OrgConnection).Spec.ApplicationID}); err != nil {
+	if err := r.client.List(ctx, &apps, client.MatchingFields{index.ApplicationHeldID: o.(*v1.OrgConnection).Spec.ApplicationID}); err != nil {
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(apps.Items))

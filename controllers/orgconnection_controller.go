@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 )
 
 // OrgConnectionReconciler resolves the Application ID a connection grants a role to, in any
@@ -57,7 +58,7 @@ func (r *OrgConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	orig := conn.DeepCopy()
 
 	var holders v1.ApplicationList
-	if err := r.client.List(ctx, &holders, client.MatchingFields{indexAppHeldID: conn.Spec.ApplicationID}); err != nil {
+	if err := r.client.List(ctx, &holders, client.MatchingFields{index.ApplicationHeldID: conn.Spec.ApplicationID}); err != nil {
 		return ctrl.Result{}, err
 	}
 	app, reason, message := resolveConnection(conn, holders.Items)
@@ -193,7 +194,7 @@ func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // sameApplication lists the connections of conn's org to conn's application, conn included.
 func (r *OrgConnectionReconciler) sameApplication(ctx context.Context, conn *v1.OrgConnection) ([]v1.OrgConnection, error) {
 	var conns v1.OrgConnectionList
-	err := r.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnApplicationID: conn.Spec.ApplicationID})
+	err := r.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{index.ConnectionApplicationID: conn.Spec.ApplicationID})
 	return conns.Items, err
 }
 
@@ -219,7 +220,7 @@ func (r *OrgConnectionReconciler) connectionsOfApplication(ctx context.Context, 
 		return nil
 	}
 	var conns v1.OrgConnectionList
-	if err := r.client.List(ctx, &conns, client.MatchingFields{indexConnApplicationID: id}); err != nil {
+	if err := r.client.List(ctx, &conns, client.MatchingFields{index.ConnectionApplicationID: id}); err != nil {
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(conns.Items))

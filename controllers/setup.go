@@ -56,11 +56,9 @@ type Options struct {
 // seconds on two cores without crowding the apiserver.
 const DefaultKeyWorkers = 8
 
-// Setup registers the field indexes and the four reconcilers with the manager.
+// Setup registers the reconcilers with the manager. They look objects up through the field
+// indexes of package index, which the process registers (index.Register) before.
 func Setup(mgr ctrl.Manager, opts Options) error {
-	if err := setupIndexes(mgr); err != nil {
-		return err
-	}
 	base := reconcilerBase{
 		client:    mgr.GetClient(),
 		apiReader: mgr.GetAPIReader(),

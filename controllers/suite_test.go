@@ -42,6 +42,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -82,6 +83,9 @@ func startOperator(e *testenv.Env) (func() error, error) {
 		Cache:                  CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	registry = prometheus.NewRegistry()

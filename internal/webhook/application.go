@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 )
 
 // +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
@@ -52,7 +53,7 @@ func (v *applicationValidator) uniqueID(ctx context.Context, app *v1.Application
 		return nil
 	}
 	var apps v1.ApplicationList
-	if err := v.client.List(ctx, &apps, client.MatchingFields{indexApplicationID: id}); err != nil {
+	if err := v.client.List(ctx, &apps, client.MatchingFields{index.ApplicationClaimedID: id}); err != nil {
 		return err
 	}
 	for _, other := range apps.Items {

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 )
 
 // +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-orgconnection,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=orgconnections,verbs=create;update,versions=v1alpha1,name=vorgconnection.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
@@ -158,7 +159,7 @@ func BindReview(user authenticationv1.UserInfo, org string, role v1.Role) *autho
 // nothing while the first is there.
 func (v *orgConnectionValidator) unique(ctx context.Context, conn *v1.OrgConnection) error {
 	var conns v1.OrgConnectionList
-	if err := v.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{indexConnectionID: conn.Spec.ApplicationID}); err != nil {
+	if err := v.client.List(ctx, &conns, client.InNamespace(conn.Namespace), client.MatchingFields{index.ConnectionApplicationID: conn.Spec.ApplicationID}); err != nil {
 		return err
 	}
 	for _, other := range conns.Items {
@@ -174,7 +175,7 @@ func (v *orgConnectionValidator) unique(ctx context.Context, conn *v1.OrgConnect
 func (v *orgConnectionValidator) warnings(ctx context.Context, conn *v1.OrgConnection) admission.Warnings {
 	var w admission.Warnings
 	var apps v1.ApplicationList
-	if err := v.client.List(ctx, &apps, client.MatchingFields{indexApplicationID: conn.Spec.ApplicationID}); err == nil && len(apps.Items) == 0 {
+	if err := v.client.List(ctx, &apps, client.MatchingFields{index.ApplicationClaimedID: conn.Spec.ApplicationID}); err == nil && len(apps.Items) == 0 {
 		w = append(w, fmt.Sprintf("no Application has ID %s yet; the connection resolves by itself when it appears (GitOps may apply it later)", conn.Spec.ApplicationID))
 	}
 	if conn.Spec.Role.Rank() > v1.RoleObserver.Rank() {

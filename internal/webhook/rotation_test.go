@@ -37,6 +37,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 )
 
 // TestWebhookKeepsAnsweringWhileItsCertificateRotates runs the webhooks the way the operator
@@ -58,6 +59,9 @@ func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 		},
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
 	if err := Setup(mgr, Options{OperatorUsername: operatorUser}); err != nil {

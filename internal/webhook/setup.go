@@ -26,20 +26,10 @@ limitations under the License.
 package webhook
 
 import (
-	"context"
-	"slices"
-
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
-)
-
-// Field indexes of the webhook's own, so it does not depend on the controllers' internals.
-const (
-	indexApplicationID = "webhook.applicationID"
-	indexConnectionID  = "webhook.connectionApplicationID"
 )
 
 // Options configure the webhooks.
@@ -51,28 +41,10 @@ type Options struct {
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
 
-// Setup registers the webhooks with the manager's webhook server.
+// Setup registers the webhooks with the manager's webhook server. They look Applications and
+// OrgConnections up through the field indexes of package index, which the process registers
+// (index.Register) before.
 func Setup(mgr ctrl.Manager, opts Options) error {
-	idx := mgr.GetFieldIndexer()
-	ctx := context.Background()
-	if err := idx.IndexField(ctx, &v1.Application{}, indexApplicationID, func(o client.Object) []string {
-		a := o.(*v1.Application)
-		var ids []string
-		for _, id := range []string{a.Status.ApplicationID, a.Spec.ApplicationID} {
-			if id != "" && !slices.Contains(ids, id) {
-				ids = append(ids, id)
-			}
-		}
-		return ids
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &v1.OrgConnection{}, indexConnectionID, func(o client.Object) []string {
-		return []string{o.(*v1.OrgConnection).Spec.ApplicationID}
-	}); err != nil {
-		return err
-	}
-
 	c := mgr.GetClient()
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
 		return err

@@ -43,6 +43,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
@@ -71,6 +72,9 @@ func startWebhooks(e *testenv.Env) (func() error, error) {
 		}),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	if err := Setup(mgr, Options{OperatorUsername: operatorUser}); err != nil {

@@ -47,6 +47,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -108,6 +109,9 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 		Cache: controllers.CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
 	format, _ := keyformat.New(keyformat.DefaultPrefix)

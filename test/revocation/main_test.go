@@ -45,6 +45,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/testenv"
 	"github.com/clearance-dev/clearance/internal/verifier"
@@ -85,6 +86,9 @@ func startOperator(e *testenv.Env) (func() error, error) {
 		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
 	if err := controllers.Setup(mgr, controllers.Options{Clock: clk, KeyFormat: format}); err != nil {
