@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command bench measures every figure of DESIGN.md's "Numbers to beat" in one run (make bench):
+// Command bench measures every figure of the numbers to beat (docs/performance.md) in one run (make bench):
 // a local kube-apiserver and etcd, the operator as a process of its own, and the verifier under
 // a Go load generator on loopback. It writes bench/results.json and prints the table.
 package main

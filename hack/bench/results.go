@@ -26,7 +26,7 @@ import (
 	"text/tabwriter"
 )
 
-// Result is one row of bench/results.json, in DESIGN.md's format.
+// Result is one row of bench/results.json: {name, value, unit, target, ratio, pass} (docs/performance.md).
 type Result struct {
 	Name   string  `json:"name"`
 	Value  float64 `json:"value"`

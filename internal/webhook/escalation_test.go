@@ -357,7 +357,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 			return err
 		}, forbidden(s.user, "watch", "secrets", other))
 		if r.own == v1.RoleObserver {
-			// DESIGN: observers may list APIKeys (masked) but never read Secrets.
+			// Observers may list APIKeys (masked) but never read Secrets (docs/security.md).
 			add("read its own org's key Secret", func(c client.Client) error {
 				return c.Get(ctx, client.ObjectKey{Namespace: org, Name: "exporter-key"}, &corev1.Secret{})
 			}, forbidden(s.user, "get", "secrets", org))
