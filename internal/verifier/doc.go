@@ -31,5 +31,23 @@ limitations under the License.
 // Accepted requests are counted in memory and flushed to APIKey status (usageCount, lastUsedAt)
 // in batches with optimistic-lock merge patches, so counts from several replicas add up.
 //
+// A request passes through layers, each a file with one job and its own tests:
+//
+//   - staleness.go: can the verifier answer at all (503 not_ready, 503 stale)?
+//     staleness.unavailable.
+//   - credentials.go, the HTTP edge's reading: the key and the parameters from headers, query
+//     or body. authorizeRequest, verifyRequest → request.
+//   - decide.go, the decision: a pure function of the request, a read-only lookup of the index
+//     and the time, to a reason (400, then 401, then 403, in that order) and, for an allowed
+//     request, the rate-limit bucket that applies. It spends and records nothing. decide.
+//   - admit.go, the side effects: spend one token of an allowed request's bucket (none left:
+//     429 rate_limited), count a use of a request finally allowed. admit → answer.
+//   - http.go, the HTTP edge's writing: routing, status, headers, bodies and the decisions
+//     metric, in one place. writeAuthorize, writeVerify, refuse.
+//
+// Under them the index (index.go, keystore.go, shardmap.go) holds what the informers delivered
+// in a form the collector need not walk, and answers the decision's lookups (the lookup
+// interface) with read-only views; usage.go writes the counted usage to APIKey status.
+//
 // See docs/verifier.md for the contract, the reasons and proxy configuration.
 package verifier
