@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/watches"
 )
 
 // Staleness: whether the verifier can answer truthfully at all. Before its informers have
@@ -61,7 +62,7 @@ func (s *staleness) track(inf any) *watched {
 	w := &watched{}
 	if ls, ok := inf.(interface{ LastSyncResourceVersion() string }); ok {
 		w.resourceVersion = ls.LastSyncResourceVersion
-		if ws, ok := inf.(interface{ Watching() (uint64, bool) }); ok {
+		if ws, ok := inf.(watches.Health); ok {
 			w.watching = ws.Watching
 		}
 		s.watches = append(s.watches, w)

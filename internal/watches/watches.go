@@ -58,12 +58,22 @@ func NewInformerFunc(clk clock.Clock) func(toolscache.ListerWatcher, runtime.Obj
 	}
 }
 
+// Health is what an informer tells its readers about its link to the apiserver: how many
+// watches it has had accepted so far and whether one is open now (Informer.Watching). A
+// reader that must not answer from a view missing changes (the verifier) asks the manager's
+// informers for it.
+type Health interface {
+	Watching() (opened uint64, open bool)
+}
+
 // Informer is a SharedIndexInformer whose list and watch calls retry while the apiserver
 // cannot be reached, and which counts its watches.
 type Informer struct {
 	toolscache.SharedIndexInformer
 	lw *retrying
 }
+
+var _ Health = (*Informer)(nil)
 
 // Watching says how many watches the informer has had accepted by the apiserver so far, and
 // whether one is open now. A watch accepted after some instant, and still open, delivers every
