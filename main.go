@@ -33,9 +33,6 @@ import (
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,13 +42,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/verifier"
 	clearancewebhook "github.com/clearance-dev/clearance/internal/webhook"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // webhookManifests are the webhook configurations generated from the markers in
@@ -160,13 +157,6 @@ func main() {
 	}
 }
 
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(accessv1alpha1.AddToScheme(s))
-	return s
-}
-
 func run(opts options) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -197,7 +187,7 @@ func run(opts options) error {
 	}
 	gracefulShutdown := opts.gracefulShutdown
 	certsReady := make(chan struct{})
-	scheme := newScheme()
+	scheme := wiring.Scheme()
 	format, err := keyformat.New(opts.keyPrefix)
 	if err != nil {
 		return err
@@ -221,7 +211,7 @@ func run(opts options) error {
 		// Leases are released on a clean stop so a new leader takes over at once.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
-		Cache:                         controllers.CacheOptions(clock.RealClock{}),
+		Cache:                         wiring.CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

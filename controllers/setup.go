@@ -22,21 +22,14 @@ import (
 	"context"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
-	"github.com/clearance-dev/clearance/internal/watches"
 )
 
 // Options are the dependencies every reconciler shares, set in main.go.
@@ -79,28 +72,6 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	return nil
-}
-
-// CacheOptions limits the Secret, ConfigMap and workload caches to objects carrying
-// Clearance's labels, so the operator's memory does not grow with the cluster's other objects,
-// and makes every informer resume its watch as soon as the apiserver answers again after an
-// outage (package watches), waiting between retries on clk.
-func CacheOptions(clk clock.Clock) cache.Options {
-	return cache.Options{
-		NewInformer: watches.NewInformerFunc(clk),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:      {Label: labelled(v1.LabelAPIKey)},
-			&corev1.ConfigMap{}:   {Label: labelled(v1.LabelConfigMap)},
-			&appsv1.Deployment{}:  {Label: labelled(v1.LabelRestartOnRotation)},
-			&appsv1.StatefulSet{}: {Label: labelled(v1.LabelRestartOnRotation)},
-		},
-	}
-}
-
-func labelled(key string) labels.Selector {
-	req, err := labels.NewRequirement(key, selection.Exists, nil)
-	utilruntime.Must(err)
-	return labels.NewSelector().Add(*req)
 }
 
 // KeyStateCounter counts APIKeys by state from the informer cache, for the keys gauge.

@@ -46,6 +46,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/testenv"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // The operator runs in-process against a real kube-apiserver, with a fake clock the tests
@@ -80,7 +81,7 @@ func startOperator(e *testenv.Env) (func() error, error) {
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(clock.RealClock{}),
+		Cache:                  wiring.CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
 		return nil, err
@@ -294,7 +295,9 @@ func activeKey(t *testing.T, org, name string, mutate ...func(*v1.APIKey)) (stri
 	readyApp(t, ns, "bi")
 	key := newKey(ns, name, "bi", mutate...)
 	create(t, key)
-	return ns, waitKey(t, key, "Active", inState(v1.KeyActive))
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	tokenOnceWritten(t, key)
+	return ns, key
 }
 
 func getKey(t *testing.T, key *v1.APIKey) *v1.APIKey {
@@ -341,12 +344,15 @@ func inState(state v1.KeyState) func(*v1.APIKey) bool {
 	return func(k *v1.APIKey) bool { return k.Status.State == state }
 }
 
+// secretOf reads the key's Secret, waiting for it to exist: the operator writes status first,
+// then the Secret, so a key seen Active may be a moment ahead of its Secret.
 func secretOf(t *testing.T, key *v1.APIKey) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
-		t.Fatal(err)
-	}
+	eventually(t, "Secret "+key.SecretNameOrDefault(), func() (bool, error) {
+		err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s)
+		return err == nil, client.IgnoreNotFound(err)
+	})
 	return s
 }
 

@@ -26,15 +26,13 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // DefaultKeyWaitTimeout bounds how long `key new` waits for the operator to mint the key.
@@ -72,9 +70,7 @@ func NewOptions(streams genericiooptions.IOStreams, version string) *Options {
 // NewCommand builds `kubectl clearance` and its subcommands.
 func NewCommand(o *Options) *cobra.Command {
 	if o.scheme == nil {
-		o.scheme = runtime.NewScheme()
-		utilruntime.Must(clientgoscheme.AddToScheme(o.scheme))
-		utilruntime.Must(v1.AddToScheme(o.scheme))
+		o.scheme = wiring.Scheme()
 	}
 	root := &cobra.Command{
 		Use:   "kubectl-clearance",

@@ -39,13 +39,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // Env is a running control plane with the Clearance CRDs installed.
@@ -72,13 +70,9 @@ type Env struct {
 // controllerManagerTimeout bounds how long a package waits for kube-controller-manager to work.
 const controllerManagerTimeout = 90 * time.Second
 
-// Scheme returns a scheme with the built-in kinds and Clearance's.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(accessv1alpha1.AddToScheme(s))
-	return s
-}
+// Scheme returns a scheme with the built-in kinds and Clearance's: the operator's own,
+// wiring.Scheme, which Env.Scheme is too.
+var Scheme = wiring.Scheme
 
 // Main starts the control plane, runs the package's tests and stops it; use it from TestMain:
 //

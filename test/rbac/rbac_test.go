@@ -52,6 +52,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/metrics"
 	"github.com/clearance-dev/clearance/internal/testenv"
 	"github.com/clearance-dev/clearance/internal/verifier"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 var env *testenv.Env
@@ -106,7 +107,7 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: controllers.CacheOptions(clock.RealClock{}),
+		Cache: wiring.CacheOptions(clock.RealClock{}),
 	})
 	if err != nil {
 		t.Fatal(err)

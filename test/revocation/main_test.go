@@ -49,6 +49,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/testenv"
 	"github.com/clearance-dev/clearance/internal/verifier"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 var (
@@ -76,7 +77,7 @@ func startOperator(e *testenv.Env) (func() error, error) {
 		Scheme:                 e.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controllers.CacheOptions(clock.RealClock{}),
+		Cache:                  wiring.CacheOptions(clock.RealClock{}),
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
 			c, err := client.NewWithWatch(cfg, opts)
 			if err != nil {
