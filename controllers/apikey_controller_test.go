@@ -133,12 +133,16 @@ func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
 	clk.SetTime(expiresAt)
 	nudge(t, key)
 	key = waitKey(t, key, "Expired at the instant", inState(v1.KeyExpired))
-	s := secretOf(t, key)
-	for _, d := range keyMaterial {
-		if _, ok := s.Data[d]; ok {
-			t.Errorf("expired key's Secret still holds %s", d)
+	// Status first, then the Secret: the key material goes right after.
+	eventually(t, "the key material to leave the expired key's Secret", func() (bool, error) {
+		s := secretOf(t, key)
+		for _, d := range keyMaterial {
+			if _, ok := s.Data[d]; ok {
+				return false, nil
+			}
 		}
-	}
+		return true, nil
+	})
 	waitEvent(t, key, v1.ReasonExpired)
 
 	// Moving the expiry later does not bring it back.
@@ -261,7 +265,7 @@ func TestReappliedAPIKeyNeverTakesBackTheKeyRevokedWithTheOldOne(t *testing.T) {
 	again := newKey(ns, "k", "bi")
 	create(t, again)
 	again = waitKey(t, again, "a new key", func(k *v1.APIKey) bool { return k.Status.State == v1.KeyActive && k.Status.Hash != "" })
-	if again.Status.Hash == hash || string(secretOf(t, again).Data[dataToken]) == token {
+	if again.Status.Hash == hash || tokenOnceWritten(t, again) == token {
 		t.Fatal("a re-applied APIKey took back the key revoked with the deleted one")
 	}
 	if ref := metav1.GetControllerOf(secretOf(t, again)); ref == nil || ref.UID != again.UID {
@@ -288,9 +292,10 @@ func TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames(t *testing.T) {
 	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[dataToken]) != token {
 		t.Fatal("a restored APIKey must take back the key its annotation names, not mint a new one")
 	}
-	if ref := metav1.GetControllerOf(secretOf(t, restored)); ref == nil || ref.UID != restored.UID {
-		t.Error("the adopted Secret must be owned by the restored APIKey")
-	}
+	eventually(t, "the adopted Secret to be owned by the restored APIKey", func() (bool, error) {
+		ref := metav1.GetControllerOf(secretOf(t, restored))
+		return ref != nil && ref.UID == restored.UID, nil
+	})
 	if e := waitEvent(t, restored, v1.ReasonMinted); !strings.Contains(e.Note, "took back") || !strings.Contains(e.Note, v1.AnnotationAdoptKeyID) {
 		t.Errorf("event: %q", e.Note)
 	}

@@ -142,10 +142,7 @@ func (o *Options) readKey(ctx context.Context, s *session, name string) (map[str
 	}
 	secretName := key.Status.SecretName
 	if secretName == "" {
-		secretName = key.Spec.SecretName
-	}
-	if secretName == "" {
-		secretName = key.Name + "-key"
+		secretName = key.SecretNameOrDefault()
 	}
 	var secret corev1.Secret
 	err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: secretName}, &secret)
