@@ -215,11 +215,7 @@ func (r *APIKeyReconciler) keysOfApplication(ctx context.Context, o client.Objec
 	if err := r.client.List(ctx, &keys, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.KeyApplication: o.GetName()}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(keys.Items))
-	for _, k := range keys.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&k)})
-	}
-	return reqs
+	return requestsFor(keys.Items, nil)
 }
 
 // summarize computes the key's state and Ready condition from what the pass observed.

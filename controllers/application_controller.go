@@ -58,12 +58,9 @@ type ApplicationReconciler struct {
 
 // Reconcile allocates the ID once and refreshes the counts.
 func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	app := &v1.Application{}
-	if err := r.client.Get(ctx, req.NamespacedName, app); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !app.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+	app, err := fetchLive[v1.Application](ctx, r.client, req)
+	if app == nil {
+		return ctrl.Result{}, err
 	}
 	orig := app.DeepCopy()
 
@@ -192,11 +189,7 @@ func (r *ApplicationReconciler) applicationsOfConnection(ctx context.Context, o 
 	if err := r.client.List(ctx, &apps, client.MatchingFields{index.ApplicationHeldID: o.(*v1.OrgConnection).Spec.ApplicationID}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(apps.Items))
-	for _, a := range apps.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
-	}
-	return reqs
+	return requestsFor(apps.Items, nil)
 }
 
 // createOrDelete passes only creations and deletions.

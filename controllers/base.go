@@ -22,7 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
@@ -65,4 +67,42 @@ func (b *reconcilerBase) setCondition(conds *[]metav1.Condition, generation int6
 // ready reports whether the Ready condition is True.
 func ready(conds []metav1.Condition) bool {
 	return meta.IsStatusConditionTrue(conds, v1.ConditionReady)
+}
+
+// object is a pointer to an API type T: what the generic helpers below read and map.
+type object[T any] interface {
+	*T
+	client.Object
+}
+
+// fetch reads the object req names from the cache; nil, with no error, when it is gone.
+func fetch[T any, P object[T]](ctx context.Context, c client.Reader, req ctrl.Request) (P, error) {
+	obj := P(new(T))
+	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	return obj, nil
+}
+
+// fetchLive is fetch for a reconciler with nothing to do for an object being deleted: nil,
+// with no error, when the object is gone or going (what it owns goes with it through owner
+// references).
+func fetchLive[T any, P object[T]](ctx context.Context, c client.Reader, req ctrl.Request) (P, error) {
+	obj, err := fetch[T, P](ctx, c, req)
+	if obj == nil || !obj.GetDeletionTimestamp().IsZero() {
+		return nil, err
+	}
+	return obj, nil
+}
+
+// requestsFor maps listed objects to requests to reconcile them, for a watch's map function;
+// keep, unless nil, picks which.
+func requestsFor[T any, P object[T]](items []T, keep func(P) bool) []reconcile.Request {
+	var reqs []reconcile.Request
+	for i := range items {
+		if obj := P(&items[i]); keep == nil || keep(obj) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
+	}
+	return reqs
 }

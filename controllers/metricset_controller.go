@@ -29,10 +29,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -61,12 +61,9 @@ type MetricSetReconciler struct {
 
 // Reconcile publishes the enabled metrics, unless they exceed the cap or the catalog.
 func (r *MetricSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	ms := &v1.MetricSet{}
-	if err := r.client.Get(ctx, req.NamespacedName, ms); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !ms.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+	ms, err := fetchLive[v1.MetricSet](ctx, r.client, req)
+	if ms == nil {
+		return ctrl.Result{}, err
 	}
 	orig := ms.DeepCopy()
 	enabledNames, disabled := splitMetrics(ms.Spec.Metrics)
@@ -133,12 +130,11 @@ func (r *MetricSetReconciler) writeConfigMap(ctx context.Context, ms *v1.MetricS
 			Name:      name,
 			Namespace: ms.Namespace,
 			Labels:    map[string]string{v1.LabelConfigMap: v1.ConfigMapMetrics, v1.LabelMetricSet: ms.Name},
-			OwnerReferences: []metav1.OwnerReference{{
-				APIVersion: v1.GroupVersion.String(), Kind: "MetricSet", Name: ms.Name, UID: ms.UID,
-				Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
-			}},
 		},
 		Data: data,
+	}
+	if err := controllerutil.SetControllerReference(ms, desired, r.client.Scheme()); err != nil {
+		return err
 	}
 	current := &corev1.ConfigMap{}
 	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(desired), current); {
@@ -233,11 +229,7 @@ func (r *MetricSetReconciler) setsUsingCatalog(ctx context.Context, o client.Obj
 	if err := r.client.List(ctx, &sets, client.InNamespace(o.GetNamespace())); err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
-	for _, ms := range sets.Items {
-		if ms.Spec.CatalogRef != nil && ms.Spec.CatalogRef.Name == o.GetName() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ms)})
-		}
-	}
-	return reqs
+	return requestsFor(sets.Items, func(ms *v1.MetricSet) bool {
+		return ms.Spec.CatalogRef != nil && ms.Spec.CatalogRef.Name == o.GetName()
+	})
 }

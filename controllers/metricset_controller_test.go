@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,8 +76,12 @@ func TestMetricSetPublishesOnlyCatalogMetricsItSwitchedOn(t *testing.T) {
 	if cm.Data[publishedMetrics] != "occupancy.current\noccupancy.peak" || cm.Data[publishedCount] != "2" || cm.Data[publishedCost] != "3" {
 		t.Errorf("published: %v", cm.Data)
 	}
-	if ref := metav1.GetControllerOf(cm); ref == nil || ref.UID != got.UID {
-		t.Error("the published ConfigMap is not owned by its MetricSet")
+	// The owner reference the ConfigMap has always had: the garbage collector takes it with
+	// its MetricSet, and blocks the MetricSet's foreground deletion until it is gone.
+	want := []metav1.OwnerReference{{APIVersion: "access.clearance.dev/v1alpha1", Kind: "MetricSet", Name: "default", UID: got.UID,
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}}
+	if !equality.Semantic.DeepEqual(cm.OwnerReferences, want) {
+		t.Errorf("the published ConfigMap's owner references: %+v, want %+v", cm.OwnerReferences, want)
 	}
 }
 

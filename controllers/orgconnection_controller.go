@@ -48,12 +48,9 @@ type OrgConnectionReconciler struct {
 
 // Reconcile resolves the connection and shows the application as the granting org sees it.
 func (r *OrgConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	conn := &v1.OrgConnection{}
-	if err := r.client.Get(ctx, req.NamespacedName, conn); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if !conn.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, nil
+	conn, err := fetchLive[v1.OrgConnection](ctx, r.client, req)
+	if conn == nil {
+		return ctrl.Result{}, err
 	}
 	orig := conn.DeepCopy()
 
@@ -204,13 +201,7 @@ func (r *OrgConnectionReconciler) siblings(ctx context.Context, o client.Object)
 	if err != nil {
 		return nil
 	}
-	var reqs []reconcile.Request
-	for _, c := range conns {
-		if c.Name != o.GetName() {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
-		}
-	}
-	return reqs
+	return requestsFor(conns, func(c *v1.OrgConnection) bool { return c.Name != o.GetName() })
 }
 
 // connectionsOfApplication maps an Application to every connection naming its ID, in any org.
@@ -223,9 +214,5 @@ func (r *OrgConnectionReconciler) connectionsOfApplication(ctx context.Context, 
 	if err := r.client.List(ctx, &conns, client.MatchingFields{index.ConnectionApplicationID: id}); err != nil {
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(conns.Items))
-	for _, c := range conns.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&c)})
-	}
-	return reqs
+	return requestsFor(conns.Items, nil)
 }

@@ -44,12 +44,9 @@ type RestartReconciler struct {
 // Secret. The stamp is the key ID, not a time, so a pass is idempotent and a workload restarts
 // exactly once per new key.
 func (r *RestartReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	key := &v1.APIKey{}
-	if err := r.client.Get(ctx, req.NamespacedName, key); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	if key.Status.KeyID == "" || key.Status.SecretName == "" {
-		return ctrl.Result{}, nil
+	key, err := fetch[v1.APIKey](ctx, r.client, req)
+	if key == nil || key.Status.KeyID == "" || key.Status.SecretName == "" {
+		return ctrl.Result{}, err
 	}
 	opted := client.MatchingLabels{v1.LabelRestartOnRotation: "true"}
 	var deployments appsv1.DeploymentList

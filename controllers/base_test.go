@@ -1,0 +1,112 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/wiring"
+)
+
+func TestFetchAndFetchLive(t *testing.T) {
+	now := metav1.Now()
+	live := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "live"}}
+	going := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "going", DeletionTimestamp: &now, Finalizers: []string{"test"}}}
+	broken := errors.New("cache unavailable")
+	c := fake.NewClientBuilder().WithScheme(wiring.Scheme()).WithObjects(live, going).
+		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if key.Name == "broken" {
+				return broken
+			}
+			return c.Get(ctx, key, obj, opts...)
+		}}).Build()
+	req := func(name string) ctrl.Request {
+		return ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "acme", Name: name}}
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		fetch    func(context.Context, client.Reader, ctrl.Request) (*v1.Application, error)
+		obj      string
+		wantName string
+		wantErr  error
+	}{
+		{"fetch: found", fetch[v1.Application], "live", "live", nil},
+		{"fetch: being deleted, still there", fetch[v1.Application], "going", "going", nil},
+		{"fetch: gone", fetch[v1.Application], "gone", "", nil},
+		{"fetch: read failed", fetch[v1.Application], "broken", "", broken},
+		{"fetchLive: found", fetchLive[v1.Application], "live", "live", nil},
+		{"fetchLive: being deleted", fetchLive[v1.Application], "going", "", nil},
+		{"fetchLive: gone", fetchLive[v1.Application], "gone", "", nil},
+		{"fetchLive: read failed", fetchLive[v1.Application], "broken", "", broken},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.fetch(ctx, c, req(tc.obj))
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("error %v, want %v", err, tc.wantErr)
+			}
+			switch {
+			case tc.wantName == "" && got != nil:
+				t.Errorf("got %s, want nothing to reconcile", got.Name)
+			case tc.wantName != "" && (got == nil || got.Name != tc.wantName):
+				t.Errorf("got %v, want %s", got, tc.wantName)
+			}
+		})
+	}
+}
+
+func TestRequestsFor(t *testing.T) {
+	sets := []v1.MetricSet{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "a"}, Spec: v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: "catalog"}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "b"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "globex", Name: "c"}, Spec: v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: "catalog"}}},
+	}
+	names := func(reqs []reconcile.Request) []string {
+		var out []string
+		for _, r := range reqs {
+			out = append(out, r.String())
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		keep func(*v1.MetricSet) bool
+		want []string
+	}{
+		{"all", nil, []string{"acme/a", "acme/b", "globex/c"}},
+		{"some", func(ms *v1.MetricSet) bool { return ms.Spec.CatalogRef != nil }, []string{"acme/a", "globex/c"}},
+		{"none", func(*v1.MetricSet) bool { return false }, nil},
+	} {
+		if got := names(requestsFor(sets, tc.keep)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := requestsFor[v1.MetricSet](nil, nil); got != nil {
+		t.Errorf("no objects: got %v, want none", got)
+	}
+}
