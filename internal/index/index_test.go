@@ -22,11 +22,11 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 const (
@@ -122,11 +122,7 @@ func TestRegisterAddsEveryIndexOnce(t *testing.T) {
 
 // TestLookups queries each index the way the controllers and webhooks do.
 func TestLookups(t *testing.T) {
-	s := runtime.NewScheme()
-	if err := v1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	b := fake.NewClientBuilder().WithScheme(s)
+	b := fake.NewClientBuilder().WithScheme(wiring.Scheme())
 	for _, f := range Fields() {
 		b = b.WithIndex(f.Object, f.Name, f.Extract)
 	}
