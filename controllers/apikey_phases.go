@@ -98,7 +98,7 @@ func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) 
 // APIKey owns (its status was lost) or that a person named on it (a restore from backup).
 // A key left in a Secret by an earlier APIKey of the same name was revoked with it: it is
 // never taken back by itself, and a new key replaces it with a Warning.
-func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) {
+func (r *APIKeyReconciler) mint(_ context.Context, s *keyScope) (bool, error) {
 	k := s.key
 	if k.IsMinted() {
 		return false, nil
@@ -107,17 +107,6 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *keyScope) (bool, error) 
 	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
 		s.failed = &outcome{v1.ReasonFailed, fmt.Sprintf("the default Secret name %q is not valid (%s): set spec.secretName", name, errs[0])}
 		return true, nil
-	}
-	if s.secret == nil && s.orig.Status.State == v1.KeyFailed {
-		// The cache shows only Clearance's Secrets: a key that failed before (perhaps on a Secret
-		// name someone else took) asks the apiserver before it records another key.
-		live := &corev1.Secret{}
-		switch err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: name}, live); {
-		case err == nil:
-			s.secret = live
-		case !apierrors.IsNotFound(err):
-			return false, err
-		}
 	}
 	if s.secret != nil && s.secret.Labels[v1.LabelAPIKey] != k.Name {
 		s.failed = secretTaken(name, s.secret)
@@ -216,14 +205,6 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		return true, nil
 	}
 	if live != nil && live.Labels[v1.LabelAPIKey] != k.Name {
-		if _, ok := r.undelivered.take(k); ok {
-			// The key was recorded but its Secret could not be created: the name belongs to
-			// someone else (the cache shows only Clearance's Secrets). Nobody holds that key.
-			r.undelivered.forget(client.ObjectKeyFromObject(k))
-			unmint(k)
-			s.failed = secretTaken(live.Name, live)
-			return true, nil
-		}
 		s.notReady = secretTaken(live.Name, live)
 		return true, nil
 	}
@@ -268,13 +249,6 @@ func (r *APIKeyReconciler) repairSecret(ctx context.Context, s *keyScope) (bool,
 		"Secret %s %s, so it was not trusted: minted a new key %s; the previous key %s no longer works",
 		k.SecretNameOrDefault(), what, keyformat.Mask(fresh.Token), old))
 	return true, nil
-}
-
-// unmint forgets the current key of an APIKey that was never delivered.
-func unmint(k *v1.APIKey) {
-	st := &k.Status
-	st.KeyID, st.Masked, st.Hash, st.ReplacedHash, st.SecretName = "", "", "", "", ""
-	st.MintedAt, st.ExpiresAt = nil, nil
 }
 
 // heldPreviousKey reports whether the Secret holds one of the rotated-out keys still valid.

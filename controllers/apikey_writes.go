@@ -16,36 +16,38 @@ limitations under the License.
 
 package controllers
 
-// The write protocol of an APIKey. Every pass writes through commit, in this order, once:
+// The write protocol of an APIKey. Every pass decides first (the phases) and writes last,
+// through commit, once: one status patch, conditional on the resourceVersion the pass read, and
+// one Secret write, conditional too. Status is the record of the keys the verifier accepts (it
+// reads nothing else); the Secret is where the key is delivered. The rule that orders the two
+// writes: a key is never lost, and the key a workload may hold is never refused before its
+// overlap ends. So:
 //
-//  1. Status, as one merge patch conditional on the resourceVersion the pass read. It records
-//     the hash of every key the verifier must accept (the current key, and previous keys with
-//     the instant their overlap ends). The precondition is the fence: a stale pass, or a second
-//     leader for a moment, fails here and writes nothing else.
-//  2. The Secret, derived from that status: the new key's plaintext when the pass made one
-//     (create, or replace the data, conditional on the Secret's resourceVersion), the key
-//     material removed when the key expired, or labels, annotations, owner and derived data
-//     brought in line.
+//   - The first key of an APIKey is delivered, then recorded: the Secret is created (the
+//     fence: of two operators racing, one creates it, the other gets AlreadyExists), then
+//     status records its hash. Nobody holds a key yet, so nothing can be refused meanwhile; if
+//     the process stops between the two, the next pass finds a Secret whose controller owner
+//     is this very APIKey and takes its key back: the key recorded is the one delivered.
+//   - Every later key (rotation, repair, the replacement of a revoked key) is recorded, then
+//     delivered: status first records the new key and keeps the previous one valid for its
+//     overlap, so at every instant the Secret holds a key the verifier accepts; then the Secret
+//     gets the new key. Secret first would hand workloads a key the verifier does not know yet.
+//     If the Secret write fails, the key stays in undelivered and the next pass delivers that
+//     same key: one new key per rotation. If the process stops between the two writes, the key
+//     is lost; the next pass finds the Secret still holding the previous key, still valid, and
+//     mints once more, leaving that overlap as it was (repairSecret).
+//   - Anything else (disable, expiry, labels) is status, then the Secret brought in line:
+//     the expired key's material removed, metadata and derived data synced.
 //
-// Why status first:
-//   - The verifier reads only status. Written first, a rotation makes the new key valid before
-//     any workload can read it, while the previous key stays valid for its overlap; so at every
-//     instant the Secret holds a key the verifier accepts (with an overlap of 0 the rotation is
-//     a cut on purpose).
-//   - The plaintext lives in the Secret and in memory only. If the Secret write fails, the key
-//     stays in undelivered and the next pass delivers that same key: one new key per rotation.
-//     If the process stops between the two writes, the key is lost; the next pass finds the
-//     Secret still holding the previous key, still valid, and mints once more, keeping the
-//     previous key's overlap as it was (repairSecret).
-//   - Secret first would hand workloads a key the verifier does not know yet, and one that is
-//     never recorded if the status write then fails.
-//
-// Phases only decide (and read the apiserver to confirm what the cache may be behind on);
-// summarize and the status patch run once a pass, here.
+// summarize and the status patch run once a pass, here; events are emitted once the status
+// they describe is written.
 
 import (
 	"context"
 	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
@@ -55,12 +57,15 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
 
-// commit writes what the pass decided: status, then the Secret.
+// commit writes what the pass decided, in the order of the protocol above.
 func (r *APIKeyReconciler) commit(ctx context.Context, s *keyScope) error {
+	if s.fresh != nil && !s.orig.IsMinted() {
+		return r.commitFirstKey(ctx, s)
+	}
 	r.summarize(s)
 	if s.fresh != nil {
 		// Held before the status write: a write that fails after the apiserver applied it
-		// (a lost response) must not lose the key either.
+		// (a lost answer) must not lose the key either.
 		r.undelivered.hold(s.key, *s.fresh)
 	}
 	if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
@@ -79,14 +84,42 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *keyScope) error {
 	return nil
 }
 
-// writeSecret brings the Secret in line with the status just written.
+// commitFirstKey delivers the first key of an APIKey, then records it.
+func (r *APIKeyReconciler) commitFirstKey(ctx context.Context, s *keyScope) error {
+	if err := r.writeSecret(ctx, s); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// A Secret the cache does not show: Clearance's (another replica, or an earlier
+		// pass, wrote it; the next pass takes its key back), or someone else's.
+		live := &corev1.Secret{}
+		if err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: s.key.SecretNameOrDefault()}, live); err != nil {
+			return err
+		}
+		if live.Labels[v1.LabelAPIKey] == s.key.Name {
+			return err
+		}
+		s.key.Status = *s.orig.Status.DeepCopy()
+		s.fresh, s.mint, s.events = nil, "", nil
+		s.failed = secretTaken(live.Name, live)
+	}
+	r.summarize(s)
+	if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
+		return err
+	}
+	r.report(s)
+	r.recordMint(s.mint)
+	return nil
+}
+
+// writeSecret brings the Secret in line with the status of the pass.
 func (r *APIKeyReconciler) writeSecret(ctx context.Context, s *keyScope) error {
 	k := s.key
 	switch {
 	case s.fresh != nil && s.secret == nil:
 		created := newKeySecret(k, *s.fresh, k.Status.ApplicationID, k.Status.ExpiresAt)
 		if err := r.client.Create(ctx, created); err != nil {
-			return err // AlreadyExists: the next pass reads the Secret the cache did not show
+			return err
 		}
 		s.secret = created
 	case s.fresh != nil:
