@@ -23,30 +23,42 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
-	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 func TestFetchAndFetchLive(t *testing.T) {
-	now := metav1.Now()
-	live := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "live"}}
-	going := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "going", DeletionTimestamp: &now, Finalizers: []string{"test"}}}
+	ns := env.Namespace(t, "fetch")
+	live := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "live"}, Spec: v1.ApplicationSpec{Description: "live"}}
+	going := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "going", Finalizers: []string{"test.clearance.dev/hold"}},
+		Spec: v1.ApplicationSpec{Description: "going"}}
+	create(t, live)
+	create(t, going)
+	if err := env.Client.Delete(context.Background(), going); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		patch := []byte(`{"metadata":{"finalizers":null}}`)
+		_ = env.Client.Patch(context.Background(), going, client.RawPatch(types.MergePatchType, patch))
+	})
 	broken := errors.New("cache unavailable")
-	c := fake.NewClientBuilder().WithScheme(wiring.Scheme()).WithObjects(live, going).
-		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if key.Name == "broken" {
-				return broken
-			}
-			return c.Get(ctx, key, obj, opts...)
-		}}).Build()
+	real, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := interceptor.NewClient(real, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if key.Name == "broken" {
+			return broken
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}})
 	req := func(name string) ctrl.Request {
-		return ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "acme", Name: name}}
+		return ctrl.Request{NamespacedName: client.ObjectKey{Namespace: ns, Name: name}}
 	}
 	ctx := context.Background()
 	for _, tc := range []struct {

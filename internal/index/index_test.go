@@ -21,12 +21,9 @@ import (
 	"slices"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
-	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 const (
@@ -117,60 +114,5 @@ func TestRegisterAddsEveryIndexOnce(t *testing.T) {
 	}
 	if err := Register(context.Background(), r); err == nil {
 		t.Error("a second Register on the same indexer succeeded; the informer cache refuses it")
-	}
-}
-
-// TestLookups queries each index the way the controllers and webhooks do.
-func TestLookups(t *testing.T) {
-	b := fake.NewClientBuilder().WithScheme(wiring.Scheme())
-	for _, f := range Fields() {
-		b = b.WithIndex(f.Object, f.Name, f.Extract)
-	}
-	obj := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: "acme", Name: name} }
-	held, pinned := app("", idA), app(idA, "")
-	held.ObjectMeta, pinned.ObjectMeta = obj("held"), obj("pinned")
-	c := b.WithObjects(held, pinned,
-		&v1.APIKey{ObjectMeta: obj("prod"), Spec: v1.APIKeySpec{ApplicationName: "held"}},
-		&v1.OrgConnection{ObjectMeta: obj("conn"), Spec: v1.OrgConnectionSpec{ApplicationID: idA}},
-	).Build()
-	ctx := context.Background()
-	names := func(list client.ObjectList, field, value string) []string {
-		t.Helper()
-		if err := c.List(ctx, list, client.MatchingFields{field: value}); err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		switch l := list.(type) {
-		case *v1.ApplicationList:
-			for _, i := range l.Items {
-				out = append(out, i.Name)
-			}
-		case *v1.APIKeyList:
-			for _, i := range l.Items {
-				out = append(out, i.Name)
-			}
-		case *v1.OrgConnectionList:
-			for _, i := range l.Items {
-				out = append(out, i.Name)
-			}
-		}
-		slices.Sort(out)
-		return out
-	}
-	for _, tc := range []struct {
-		list         client.ObjectList
-		field, value string
-		want         []string
-	}{
-		{&v1.ApplicationList{}, ApplicationHeldID, idA, []string{"held"}},
-		{&v1.ApplicationList{}, ApplicationClaimedID, idA, []string{"held", "pinned"}},
-		{&v1.ApplicationList{}, ApplicationClaimedID, idB, nil},
-		{&v1.APIKeyList{}, KeyApplication, "held", []string{"prod"}},
-		{&v1.APIKeyList{}, KeyApplication, "pinned", nil},
-		{&v1.OrgConnectionList{}, ConnectionApplicationID, idA, []string{"conn"}},
-	} {
-		if got := names(tc.list, tc.field, tc.value); !slices.Equal(got, tc.want) {
-			t.Errorf("%s=%s: got %q, want %q", tc.field, tc.value, got, tc.want)
-		}
 	}
 }
