@@ -159,6 +159,8 @@ func (f *faultSet) disarm(namespace string) {
 	delete(f.onWrite, namespace)
 }
 
+// watch calls fn after each write the operator applies in namespace, until the test ends. fn
+// runs on the operator's goroutine: it must not call t.Fatal.
 func (f *faultSet) watch(t *testing.T, namespace string, fn func(op string)) {
 	t.Helper()
 	f.mu.Lock()
@@ -167,6 +169,7 @@ func (f *faultSet) watch(t *testing.T, namespace string, fn func(op string)) {
 		f.onWrite = map[string]func(string){}
 	}
 	f.onWrite[namespace] = fn
+	t.Cleanup(func() { f.disarm(namespace) })
 }
 
 // take returns the fault armed for this write, if any, and counts it down.
@@ -330,16 +333,22 @@ func settled(t *testing.T, key *v1.APIKey, what string, extra ...func(*v1.APIKey
 // secretToken reads the token the key's Secret holds now ("" without one).
 func secretToken(t *testing.T, key *v1.APIKey) string {
 	t.Helper()
+	token, err := readToken(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// readToken is secretToken for the operator's goroutine: it returns its error.
+func readToken(key *v1.APIKey) (string, error) {
 	s := &corev1.Secret{}
 	if err := env.Client.Get(ctx(), client.ObjectKey{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return ""
-		}
-		t.Fatal(err)
+		return "", client.IgnoreNotFound(err)
 	}
 	token := string(s.Data["token"])
 	tokens.add(token)
-	return token
+	return token, nil
 }
 
 // verify asks the running verifier about a token in the key's own org.

@@ -40,24 +40,34 @@ import (
 // holds at this instant, with no informer lag.
 func judge(t *testing.T, ns string, key *v1.APIKey, token string, now time.Time) verifier.VerifyResponse {
 	t.Helper()
-	v, err := verifier.New(verifier.Options{Clock: clocktesting.NewFakeClock(now), Format: format, Registerer: prometheus.NewRegistry()})
+	answer, err := judgeNow(ns, key, token, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return answer
+}
+
+// judgeNow is judge for the operator's goroutine: it returns its error.
+func judgeNow(ns string, key *v1.APIKey, token string, now time.Time) (verifier.VerifyResponse, error) {
+	v, err := verifier.New(verifier.Options{Clock: clocktesting.NewFakeClock(now), Format: format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return verifier.VerifyResponse{}, err
+	}
 	app := &v1.Application{}
 	conn := &v1.OrgConnection{}
-	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "bi"}, app))
-	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "bi"}, conn))
+	if err := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "bi"}, app); err != nil {
+		return verifier.VerifyResponse{}, err
+	}
+	if err := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "bi"}, conn); err != nil {
+		return verifier.VerifyResponse{}, err
+	}
 	v.Apply(app)
 	v.Apply(conn)
 	v.Apply(key)
 	srv := httptest.NewServer(v.Handler())
 	defer srv.Close()
 	_, answer, err := verifier.Verify(http.DefaultClient, srv.URL, verifier.VerifyRequest{Key: token, Org: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer
+	return answer, err
 }
 
 // writeLog is what the operator wrote in one org during a row: after every write it applied,
@@ -71,6 +81,7 @@ type writeLog struct {
 }
 
 func observe(t *testing.T, ns, name string, requireKey bool) *writeLog {
+	t.Helper()
 	l := &writeLog{delivered: map[string]bool{}, recorded: map[string]bool{}, requireKey: requireKey}
 	faults.watch(t, ns, func(op string) {
 		key := &v1.APIKey{}
@@ -78,7 +89,11 @@ func observe(t *testing.T, ns, name string, requireKey bool) *writeLog {
 			l.add(op+": reading the APIKey: "+err.Error(), "", "")
 			return
 		}
-		token := secretToken(t, key)
+		token, err := readToken(key)
+		if err != nil {
+			l.add(op+": reading the Secret: "+err.Error(), "", "")
+			return
+		}
 		if token == "" {
 			if l.requireKey {
 				l.add(op+": the Secret holds no key", "", key.Status.Hash)
@@ -92,7 +107,12 @@ func observe(t *testing.T, ns, name string, requireKey bool) *writeLog {
 			l.add("", keyformat.Hash(token), "")
 			return
 		}
-		if answer := judge(t, ns, key, token, clk.Now()); !answer.Valid {
+		answer, err := judgeNow(ns, key, token, clk.Now())
+		if err != nil {
+			l.add(op+": asking the verifier: "+err.Error(), "", "")
+			return
+		}
+		if !answer.Valid {
 			l.add(op+": the Secret holds a key the verifier refuses ("+answer.Reason+")", keyformat.Hash(token), key.Status.Hash)
 			return
 		}
