@@ -180,7 +180,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions)
 			},
 		})).
-		Complete(r)
+		Complete(quietConflicts(r))
 }
 
 // applicationsOfConnection maps a connection to the Application holding its ID.

@@ -19,11 +19,13 @@ package controllers
 import (
 	"context"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -105,4 +107,17 @@ func requestsFor[T any, P object[T]](items []T, keep func(P) bool) []reconcile.R
 		}
 	}
 	return reqs
+}
+
+// quietConflicts makes a conflict (another writer was first, or the cache was behind the
+// apiserver) a quiet retry, not an error logged with a stack trace: it is routine.
+func quietConflicts(r reconcile.Reconciler) reconcile.Reconciler {
+	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		res, err := r.Reconcile(ctx, req)
+		if apierrors.IsConflict(err) {
+			log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
+			return reconcile.Result{Requeue: true}, nil
+		}
+		return res, err
+	})
 }

@@ -217,7 +217,7 @@ func (r *MetricSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1.MetricSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&corev1.ConfigMap{}).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.setsUsingCatalog)).
-		Complete(r)
+		Complete(quietConflicts(r))
 }
 
 // setsUsingCatalog maps a catalog ConfigMap to the MetricSets of its namespace that use it.

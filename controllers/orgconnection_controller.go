@@ -185,7 +185,7 @@ func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return o.Status.ApplicationID != n.Status.ApplicationID || o.Spec.Description != n.Spec.Description
 			},
 		})).
-		Complete(r)
+		Complete(quietConflicts(r))
 }
 
 // sameApplication lists the connections of conn's org to conn's application, conn included.

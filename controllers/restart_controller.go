@@ -138,5 +138,5 @@ func (r *RestartReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return e.ObjectOld.(*v1.APIKey).Status.KeyID != e.ObjectNew.(*v1.APIKey).Status.KeyID
 			},
 		})).
-		Complete(r)
+		Complete(quietConflicts(r))
 }
