@@ -32,7 +32,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
 
-// benchKeys is the index size of the design's throughput target.
+// benchKeys is the index size of the throughput target (docs/performance.md).
 const benchKeys = 100_000
 
 // populate adds n more APIKeys of the world's application to its index and returns their tokens.
@@ -78,7 +78,7 @@ func BenchmarkAuthorizeHandler(b *testing.B) {
 }
 
 // BenchmarkLoopback compares the verifier with a bare net/http handler over keep-alive HTTP on
-// loopback, the design's throughput measure (target: ≥ 0.7 × bare).
+// loopback, the throughput measure of docs/performance.md (target: ≥ 0.7 × bare).
 func BenchmarkLoopback(b *testing.B) {
 	w := newWorld(b)
 	tokens := populate(b, w, benchKeys)

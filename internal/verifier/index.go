@@ -24,7 +24,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -268,7 +267,7 @@ func (ix *index) applyMetricSet(m *v1.MetricSet) {
 	enabled := map[string]bool{}
 	if m.DeletionTimestamp == nil {
 		for _, metric := range m.Spec.Metrics {
-			if metric.Enabled == nil || *metric.Enabled {
+			if metric.IsEnabled() {
 				enabled[metric.Name] = true
 			}
 		}
@@ -381,12 +380,4 @@ func (ix *index) metricEnabled(org string, sets []string, metric string) bool {
 func (ix *index) originKnown(origin string) bool {
 	_, ok := (*ix.origins.Load())[origin]
 	return ok
-}
-
-// timeOf is the instant of an optional API time.
-func timeOf(t *metav1.Time) *time.Time {
-	if t == nil || t.IsZero() {
-		return nil
-	}
-	return &t.Time
 }

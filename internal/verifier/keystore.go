@@ -19,7 +19,6 @@ package verifier
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"slices"
 	"sort"
 	"strconv"
@@ -416,10 +415,8 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 	}
 	// The earlier of spec and status: a shortened spec.expiresAt takes effect before the
 	// controller copies it to status.
-	for _, t := range []*time.Time{timeOf(k.Status.ExpiresAt), timeOf(k.Spec.ExpiresAt)} {
-		if t != nil && (!row.expiresAt.set || t.Before(row.expiresAt.time())) {
-			row.expiresAt = instantOf(*t)
-		}
+	if t := k.EffectiveExpiry(); t != nil {
+		row.expiresAt = instantOf(t.Time)
 	}
 	s.setOwner(slot, row)
 
@@ -488,12 +485,9 @@ func (ix *index) removeAPIKey(k *v1.APIKey) {
 
 // decodeDigest reads a "sha256:<hex>" hash into digest.
 func decodeDigest(hash string, digest *[sha256.Size]byte) bool {
-	hexDigest, ok := strings.CutPrefix(hash, "sha256:")
-	if !ok || hex.DecodedLen(len(hexDigest)) != sha256.Size {
-		return false
-	}
-	_, err := hex.Decode(digest[:], []byte(hexDigest))
-	return err == nil
+	d, ok := keyformat.ParseDigest(hash)
+	*digest = d
+	return ok
 }
 
 func (s *keyStore) setOtherHash(k otherHashKey, hash string) {
