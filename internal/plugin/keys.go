@@ -65,10 +65,7 @@ func (o *Options) keysCommand() *cobra.Command {
 			l := listing{list: &list, all: lf.allNamespaces,
 				header: []string{"NAME", "APPLICATION", "KEY", "ENABLED", "STATE", "EXPIRES", "LAST-USED", "USES"}}
 			for _, k := range list.Items {
-				expires := k.Status.ExpiresAt
-				if expires == nil {
-					expires = k.Spec.ExpiresAt
-				}
+				expires := k.EffectiveExpiry()
 				l.rows = append(l.rows, row{k.Namespace, []string{
 					k.Name, k.Spec.ApplicationName, k.Status.Masked, strconv.FormatBool(k.IsEnabled()),
 					string(k.Status.State), timestamp(expires), o.ago(k.Status.LastUsedAt), itoa(k.Status.UsageCount),
