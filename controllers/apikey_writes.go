@@ -26,9 +26,10 @@ package controllers
 //   - The first key of an APIKey (new, or replacing the revoked key a Secret left by an earlier
 //     APIKey holds) is delivered, then recorded: the Secret is created (the fence: of two
 //     operators racing, one creates it, the other gets AlreadyExists) or replaced with a
-//     resourceVersion precondition, then status records its hash. Nobody holds a key yet, so nothing can be refused meanwhile; if
-//     the process stops between the two, the next pass finds a Secret whose controller owner
-//     is this very APIKey and takes its key back: the key recorded is the one delivered.
+//     resourceVersion precondition, then status records its hash. Nobody holds a key yet, so
+//     nothing can be refused meanwhile; if the process stops between the two, the next pass
+//     finds a Secret whose controller owner is this very APIKey and takes its key back: the
+//     key recorded is the one delivered.
 //   - Every later key (rotation, repair of a deleted or edited Secret) is recorded, then
 //     delivered: status first records the new key and keeps the previous one valid for its
 //     overlap, so at every instant the Secret holds a key the verifier accepts; then the Secret
