@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -122,7 +121,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	} {
 		stop, err := phase(ctx, s)
 		if err != nil {
-			return r.retry(ctx, err)
+			return retry(ctx, err)
 		}
 		if stop {
 			break
@@ -132,24 +131,9 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{RequeueAfter: cacheLagRequeue}, nil
 	}
 	if err := r.commit(ctx, s); err != nil {
-		return r.retry(ctx, err)
+		return retry(ctx, err)
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(s.key, s.now)}, nil
-}
-
-// retry turns an error into a retry; a conflict only means another writer was first, and an
-// existing Secret the cache did not show is judged by the next pass.
-func (r *APIKeyReconciler) retry(ctx context.Context, err error) (ctrl.Result, error) {
-	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-		// The namespace is being deleted, and the APIKey with it: nothing to deliver any more.
-		log.FromContext(ctx).V(1).Info("namespace is being deleted, not retrying", "error", err.Error())
-		return ctrl.Result{}, nil
-	}
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
-		return ctrl.Result{Requeue: true}, nil
-	}
-	return ctrl.Result{}, err
 }
 
 // gather reads the key's Application and Secret from the cache.

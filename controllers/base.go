@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,15 +110,29 @@ func requestsFor[T any, P object[T]](items []T, keep func(P) bool) []reconcile.R
 	return reqs
 }
 
-// quietConflicts makes a conflict (another writer was first, or the cache was behind the
-// apiserver) a quiet retry, not an error logged with a stack trace: it is routine.
+// quietConflicts runs a reconciler with routine errors turned into quiet retries (retry).
 func quietConflicts(r reconcile.Reconciler) reconcile.Reconciler {
 	return reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 		res, err := r.Reconcile(ctx, req)
-		if apierrors.IsConflict(err) {
-			log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
-			return reconcile.Result{Requeue: true}, nil
+		if err != nil {
+			return retry(ctx, err)
 		}
-		return res, err
+		return res, nil
 	})
+}
+
+// retry turns the errors of routine work into a quiet retry, not an error logged with a stack
+// trace: a conflict (another writer was first, or the cache was behind the apiserver), an
+// object that already exists (the next pass reads what the cache did not show). A write into a
+// namespace being deleted is not retried: the object goes with its namespace.
+func retry(ctx context.Context, err error) (ctrl.Result, error) {
+	switch {
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		log.FromContext(ctx).V(1).Info("namespace is being deleted, not retrying", "error", err.Error())
+		return ctrl.Result{}, nil
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+		log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, err
 }
