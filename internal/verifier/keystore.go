@@ -435,7 +435,9 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		if previous {
 			e.row.validUntil = instantOf(validUntil)
 		}
-		if !decodeDigest(hash, &e.row.digest) {
+		digest, ok := keyformat.ParseDigest(hash)
+		e.row.digest = digest
+		if !ok {
 			e.row.otherHash, e.other = true, hash // another scheme or garbage: keyformat.Verify
 		}
 		entries = append(entries, e)
@@ -481,13 +483,6 @@ func (ix *index) removeAPIKey(k *v1.APIKey) {
 	}
 	delete(s.slots, uk)
 	s.freeSlot(slot)
-}
-
-// decodeDigest reads a "sha256:<hex>" hash into digest.
-func decodeDigest(hash string, digest *[sha256.Size]byte) bool {
-	d, ok := keyformat.ParseDigest(hash)
-	*digest = d
-	return ok
 }
 
 func (s *keyStore) setOtherHash(k otherHashKey, hash string) {

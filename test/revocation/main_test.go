@@ -33,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
@@ -280,18 +281,9 @@ func org(t *testing.T, prefix string) string {
 	must(t, env.Client.Create(ctx(), conn))
 	eventually(t, "the connection to be Ready", func() (bool, error) {
 		err := env.Client.Get(ctx(), client.ObjectKeyFromObject(conn), conn)
-		return isReady(conn.Status.Conditions), err
+		return meta.IsStatusConditionTrue(conn.Status.Conditions, v1.ConditionReady), err
 	})
 	return ns
-}
-
-func isReady(conds []metav1.Condition) bool {
-	for _, c := range conds {
-		if c.Type == v1.ConditionReady {
-			return c.Status == metav1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func newKey(ns, name string, mutate ...func(*v1.APIKey)) *v1.APIKey {

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,12 +160,8 @@ func TestSwitchingAnApplicationOffRefusesEveryKeyEverywhereAndOnRestoresThem(t *
 	eventually(t, "the keys to say why they are not Ready", func() (bool, error) {
 		k := &v1.APIKey{}
 		err := env.Client.Get(ctx(), client.ObjectKeyFromObject(keys[0]), k)
-		for _, c := range k.Status.Conditions {
-			if c.Type == v1.ConditionReady {
-				return c.Reason == v1.ReasonApplicationDisabled, err
-			}
-		}
-		return false, err
+		c := meta.FindStatusCondition(k.Status.Conditions, v1.ConditionReady)
+		return c != nil && c.Reason == v1.ReasonApplicationDisabled, err
 	})
 
 	setEnabled(true)
@@ -174,7 +171,7 @@ func TestSwitchingAnApplicationOffRefusesEveryKeyEverywhereAndOnRestoresThem(t *
 		}
 	}
 	for i, k := range keys {
-		got, _ := settled(t, k, "the key Ready again", func(k *v1.APIKey) bool { return isReady(k.Status.Conditions) })
+		got, _ := settled(t, k, "the key Ready again", func(k *v1.APIKey) bool { return meta.IsStatusConditionTrue(k.Status.Conditions, v1.ConditionReady) })
 		if got.Status.Hash != k.Status.Hash {
 			t.Errorf("key %s was replaced while its application was off", keys[i].Name)
 		}
