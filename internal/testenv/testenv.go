@@ -398,3 +398,20 @@ func assetsDir(root string) (string, error) {
 	}
 	return strings.TrimSpace(string(out)), nil
 }
+
+// Within polls cond every 20 ms until it returns nil, and fails the test after timeout with
+// what it waited for and cond's last error.
+func Within(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last: %v)", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

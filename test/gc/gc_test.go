@@ -73,7 +73,7 @@ func TestDeletingAnAPIKeyDeletesItsSecretAndTheVerifierRefusesIt(t *testing.T) {
 	if err := env.Client.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Minute, "the garbage collector to delete Secret "+secret.Name, func() error {
+	testenv.Within(t, time.Minute, "the garbage collector to delete Secret "+secret.Name, func() error {
 		return gone(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}))
 	})
 	collected := time.Since(start)
@@ -120,7 +120,7 @@ func TestDeletingAnOrgNamespaceCompletes(t *testing.T) {
 	if err := env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 2*time.Minute, "namespace "+ns+" to go away", func() error {
+	testenv.Within(t, 2*time.Minute, "namespace "+ns+" to go away", func() error {
 		nsObj := &corev1.Namespace{}
 		if err := gone(env.Client.Get(ctx, client.ObjectKey{Name: ns}, nsObj)); err != nil {
 			for _, c := range nsObj.Status.Conditions {
@@ -148,7 +148,7 @@ func connectedApplication(t *testing.T, ns, name string) {
 	if err := env.Client.Create(ctx, app); err != nil {
 		t.Fatal(err)
 	}
-	within(t, time.Minute, "the ID of Application "+name, func() error {
+	testenv.Within(t, time.Minute, "the ID of Application "+name, func() error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func activeKey(t *testing.T, ns, name, app string) *v1.APIKey {
 
 func waitActive(t *testing.T, key *v1.APIKey) {
 	t.Helper()
-	within(t, time.Minute, "APIKey "+key.Name+" to be Active", func() error {
+	testenv.Within(t, time.Minute, "APIKey "+key.Name+" to be Active", func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(key), key); err != nil {
 			return err
 		}
@@ -217,7 +217,7 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 func waitVerifier(t *testing.T, org, token, what string, code int, reasons ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	within(t, time.Minute, what, func() error {
+	testenv.Within(t, time.Minute, what, func() error {
 		req, err := http.NewRequest(http.MethodGet, op.VerifierURL+verifier.PathAuthorize+"?org="+org, nil)
 		if err != nil {
 			return err
@@ -255,22 +255,6 @@ func gone(err error) error {
 		return fmt.Errorf("still there")
 	default:
 		return err
-	}
-}
-
-// within polls cond every 50 ms until it returns nil, and fails the test after timeout.
-func within(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last: %v)", timeout, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

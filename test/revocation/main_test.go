@@ -376,20 +376,19 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// eventually polls cond every 20 ms for up to 30 s.
+// errNotYet is what eventually reports when its condition is not met yet, without an error.
+var errNotYet = errors.New("not yet")
+
+// eventually polls cond for up to 30 s.
 func eventually(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	var lastErr error
-	for time.Now().Before(deadline) {
+	testenv.Within(t, 30*time.Second, what, func() error {
 		ok, err := cond()
-		if ok && err == nil {
-			return
+		if err == nil && !ok {
+			err = errNotYet
 		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)", what, lastErr)
+		return err
+	})
 }
 
 func events(t *testing.T, ns, reason string) []string {
