@@ -42,6 +42,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	v1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
@@ -86,6 +87,7 @@ type options struct {
 	webhookLocalURL         string
 	maxStaleness            time.Duration
 	usageFlushInterval      time.Duration
+	writeMinRole            string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -100,6 +102,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enableVerifier, "enable-verifier", true, "Serve the key verifier on --verifier-bind-address.")
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
+	fs.StringVar(&o.writeMinRole, "write-min-role", string(verifier.DefaultWriteMinRole), "Least role of a request that may change something (any method but GET, HEAD and OPTIONS, or an unknown one) when its route sets no minRole: Observer, Analyst, Technician or OrgAdmin. Safe methods need Observer.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; default the pod's namespace, or clearance-system out of cluster.")
@@ -121,6 +124,9 @@ func (o *options) bind(fs *flag.FlagSet) {
 func (o *options) validate() error {
 	if _, err := keyformat.New(o.keyPrefix); err != nil {
 		return fmt.Errorf("--key-prefix: %w", err)
+	}
+	if v1alpha1.Role(o.writeMinRole).Rank() < 0 {
+		return fmt.Errorf("--write-min-role %q is not a role: use one of Observer, Analyst, Technician, OrgAdmin", o.writeMinRole)
 	}
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
@@ -356,6 +362,7 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		Format:        format,
 		MaxStaleness:  opts.maxStaleness,
 		FlushInterval: opts.usageFlushInterval,
+		WriteMinRole:  v1alpha1.Role(opts.writeMinRole),
 		Registerer:    ctrlmetrics.Registry,
 	})
 	if err != nil {

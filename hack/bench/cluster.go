@@ -215,7 +215,7 @@ func orgAdmin(ctx context.Context, c client.Client, ns, user string) error {
 // verify asks the verifier at url whether token is good for org, and returns its reason
 // ("" when valid).
 func verify(hc *http.Client, url, token, org string) (string, error) {
-	code, out, err := verifier.Verify(hc, url, verifier.VerifyRequest{Key: token, Org: org})
+	code, out, err := verifier.Verify(hc, url, verifier.VerifyRequest{Key: token, Org: org, Method: http.MethodGet})
 	switch {
 	case err != nil:
 		return "", err

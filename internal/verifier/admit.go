@@ -26,6 +26,8 @@ type answer struct {
 	decision
 	// rate is the bucket's state after this request, when a limit applied to an allowed one.
 	rate rateResult
+	// at is when the decision was made: the rate-limit headers' instants count from it.
+	at time.Time
 }
 
 // refusal is the answer to a request refused before any decision about a key (400, 404, 405,
@@ -38,7 +40,7 @@ func refusal(r reason) answer { return answer{decision: decision{reason: r}} }
 // use either. A request still allowed then counts as one use of its APIKey, for the usage
 // flush.
 func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answer {
-	a := answer{decision: d}
+	a := answer{decision: d, at: now}
 	if d.reason != rOK {
 		return a
 	}

@@ -111,7 +111,7 @@ func TestDecidingAndAdmittingAllocateNothingOfTheirOwn(t *testing.T) {
 	now := w.clk.Now()
 	parsing := testing.AllocsPerRun(1000, func() { _, _ = w.format.Parse(req.token) })
 	allocs := testing.AllocsPerRun(1000, func() {
-		if a := admit(decide(&req, w.format, w.v.index, now), w.v.index.keyStore, &w.v.usage, now); a.reason != rOK {
+		if a := admit(decide(&req, &w.v.rules, w.v.index, now), w.v.index.keyStore, &w.v.usage, now); a.reason != rOK {
 			t.Fatalf("fixture: %s", a.reason)
 		}
 	})

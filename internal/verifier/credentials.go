@@ -163,6 +163,7 @@ func verifyRequest(body *VerifyRequest) request {
 	req := request{
 		token:  strings.TrimSpace(body.Key),
 		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
+		write:  !safeMethod(strings.TrimSpace(body.Method)),
 	}
 	if req.token != "" {
 		req.cred = credFound

@@ -33,6 +33,9 @@ type request struct {
 	token  string
 	cred   credStatus
 	params params
+	// write says the request being authorized may change something: its method is not GET,
+	// HEAD or OPTIONS, or is unknown. It sets the least role when minRole is not given.
+	write bool
 	// origin is the browser Origin header; checked only by forward-auth, whose requests come
 	// from browsers. "" means not a browser.
 	origin string
@@ -51,21 +54,48 @@ type decision struct {
 	limited bool
 }
 
+// rules are the verifier's settings the decision applies: how keys are formed and the least
+// role of a request that may change something.
+type rules struct {
+	format keyformat.Format
+	// writeRank is the rank of the least role of a request whose method is not safe
+	// (--write-min-role).
+	writeRank int
+}
+
+// leastRank is the rank a request asks for: minRole when given (an explicit minRole wins,
+// lower or higher), otherwise the write role for a request that may change something and
+// Observer for one that only reads ("Observer is read-only access"). An unknown minRole is -1,
+// refused by the caller.
+func (r *rules) leastRank(minRole string, write bool) int {
+	switch {
+	case minRole != "":
+		return v1.Role(minRole).Rank()
+	case write:
+		return r.writeRank
+	}
+	return v1.RoleObserver.Rank()
+}
+
+// safeMethod reports whether a request with this method only reads (RFC 9110's safe methods
+// but TRACE, which proxies should not pass on at all). Methods are case-sensitive.
+func safeMethod(m string) bool {
+	return m == "GET" || m == "HEAD" || m == "OPTIONS"
+}
+
 // decide answers one request at now. It applies the rules in a fixed order: what is wrong with
 // the request itself (400), with the key (401), with what the key asks for (403); an allowed
 // request carries the rate limit that applies to it (429 is admit's, when the budget is spent).
 // A key's state is revealed only after its secret matched, so a guessed key id tells nothing.
 // It reads the index through lk only and changes nothing: the same inputs give the same answer.
-func decide(req *request, format keyformat.Format, lk lookup, now time.Time) decision {
+func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 	// The request to the verifier must say which org, and ask for a role that exists.
 	if req.params.org == "" {
 		return decision{reason: rOrgMissing}
 	}
-	minRank := -1
-	if req.params.minRole != "" {
-		if minRank = v1.Role(req.params.minRole).Rank(); minRank < 0 {
-			return decision{reason: rInvalidParameter}
-		}
+	minRank := rl.leastRank(req.params.minRole, req.write)
+	if minRank < 0 {
+		return decision{reason: rInvalidParameter}
 	}
 
 	// The key: present, well-formed, known, and its secret matches the stored hash.
@@ -75,7 +105,7 @@ func decide(req *request, format keyformat.Format, lk lookup, now time.Time) dec
 	case credMalformed:
 		return decision{reason: rKeyMalformed}
 	}
-	parsed, err := format.Parse(req.token)
+	parsed, err := rl.format.Parse(req.token)
 	if err != nil {
 		return decision{reason: rKeyMalformed}
 	}

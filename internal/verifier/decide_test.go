@@ -39,7 +39,7 @@ func (w *world) asking(p params) request {
 }
 
 func (w *world) decide(req request) decision {
-	return decide(&req, w.format, w.v.index, w.clk.Now())
+	return decide(&req, &w.v.rules, w.v.index, w.clk.Now())
 }
 
 // wrongSecret gives the world's key a token minted from a seed and returns another, well-formed,

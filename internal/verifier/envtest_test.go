@@ -299,7 +299,7 @@ func TestUsageAnsweredDuringShutdownIsFlushedBeforeTheReplicaStops(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.format, Registerer: prometheus.NewRegistry()})
+	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

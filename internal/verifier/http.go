@@ -110,13 +110,14 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 		v.preflight(w, origin)
 		return
 	}
-	req, rs := authorizeRequest(h, r.URL.RawQuery, envoyForm, v.format)
+	req, rs := authorizeRequest(h, r.URL.RawQuery, envoyForm, v.rules.format)
 	if rs != rOK {
 		v.refuse(w, refusal(rs))
 		return
 	}
 	req.origin = origin
-	a := admit(decide(&req, v.format, v.index, now), v.index.keyStore, &v.usage, now)
+	req.write = mayWrite(r)
+	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	v.writeAuthorize(w, &a, origin)
 }
 
@@ -134,7 +135,7 @@ func (v *Verifier) writeAuthorize(w http.ResponseWriter, a *answer, origin strin
 	out[hClearanceOrg] = a.conn.orgHeader
 	out[hRole] = a.conn.roleHeader
 	out[hKeyID] = []string{a.key.keyID}
-	setRateHeaders(out, a.rate)
+	setRateHeaders(out, a.rate, a.at)
 	if origin != "" {
 		setCORS(out, origin)
 	}
@@ -155,7 +156,7 @@ func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 	case http.StatusUnauthorized:
 		out[hWWWAuthenticate] = vWWWAuthenticate
 	case http.StatusTooManyRequests:
-		setRateHeaders(out, a.rate)
+		setRateHeaders(out, a.rate, a.at)
 		out[hRetryAfter] = header(strconv.FormatInt(a.rate.retryAfter, 10))
 	case http.StatusMethodNotAllowed:
 		out[hAllow] = vAllowPost
@@ -166,23 +167,25 @@ func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 }
 
 // setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
-// RateLimit-Policy fields. Reset and t are seconds until the bucket is full again.
-func setRateHeaders(out http.Header, rr rateResult) {
+// RateLimit-Policy fields, for a decision made at at. X-RateLimit-Reset is the instant the
+// bucket is full again, in epoch seconds (as GitHub and most APIs send it); RateLimit's t is the
+// same as seconds from now, as the IETF draft has it.
+func setRateHeaders(out http.Header, rr rateResult, at time.Time) {
 	if !rr.limited {
 		return
 	}
 	// One string holds the three dynamic values; the headers are slices of it.
-	var buf [96]byte
+	var buf [112]byte
 	b := strconv.AppendInt(buf[:0], rr.remaining, 10)
 	r1 := len(b)
-	b = strconv.AppendInt(b, rr.reset, 10)
+	b = strconv.AppendInt(b, resetAt(at, rr.reset), 10)
 	r2 := len(b)
 	b = append(b, '"')
 	b = append(b, rr.conf.cfg.name...)
 	b = append(b, `";r=`...)
 	b = append(b, b[:r1]...)
 	b = append(b, ";t="...)
-	b = append(b, b[r1:r2]...)
+	b = strconv.AppendInt(b, rr.reset, 10)
 	s := string(b)
 	vals := &[3]string{s[:r1], s[r1:r2], s[r2:]}
 	out[hRateLimitLimit] = rr.conf.limitHeader
@@ -190,6 +193,34 @@ func setRateHeaders(out http.Header, rr rateResult) {
 	out[hRateLimitReset] = vals[1:2:2]
 	out[hRateLimitPolicy] = rr.conf.policyHeader
 	out[hRateLimit] = vals[2:3:3]
+}
+
+// mayWrite reports whether the client's request may change something, from every method the
+// auth request names: the one a proxy forwards (X-Forwarded-Method from Traefik and Caddy,
+// X-Original-Method from nginx and ingress-nginx) and the auth request's own (Envoy's ext_authz
+// and direct callers keep the client's; nginx's auth subrequest is a GET). Any unsafe one
+// makes it a write. A proxy sets one of the two headers and passes the other on from the
+// client, who could send "GET" in it: taking the most demanding of them all leaves a client
+// nothing to gain by adding one.
+func mayWrite(r *http.Request) bool {
+	if !safeMethod(r.Method) {
+		return true
+	}
+	for _, name := range [...]string{hForwardedMethod, hOriginalMethod} {
+		for _, m := range r.Header[name] {
+			if !safeMethod(strings.TrimSpace(m)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resetAt is the epoch second by which a bucket full in reset seconds from at is full: rounded
+// up, so a client waiting until then never finds it short.
+func resetAt(at time.Time, reset int64) int64 {
+	const second = int64(time.Second)
+	return (at.UnixNano() + reset*second + second - 1) / second
 }
 
 // isPreflight recognises a CORS preflight, also when a proxy's auth request carries the
@@ -236,6 +267,9 @@ type VerifyRequest struct {
 	Scope   string `json:"scope,omitempty"`
 	Metric  string `json:"metric,omitempty"`
 	Bucket  string `json:"bucket,omitempty"`
+	// Method is the method of the request being checked: GET, HEAD and OPTIONS need Observer,
+	// any other method (or none) the write role, unless MinRole is given.
+	Method string `json:"method,omitempty"`
 }
 
 // VerifyResponse is the answer of POST /v1/keys:verify. A refused key gets valid=false and a
@@ -254,11 +288,14 @@ type VerifyResponse struct {
 
 // RateLimit is the state of the request's bucket after this request.
 type RateLimit struct {
-	Bucket     string `json:"bucket"`
-	Limit      int64  `json:"limit"`
-	Remaining  int64  `json:"remaining"`
-	Reset      int64  `json:"reset"`
-	RetryAfter int64  `json:"retryAfter,omitempty"`
+	Bucket    string `json:"bucket"`
+	Limit     int64  `json:"limit"`
+	Remaining int64  `json:"remaining"`
+	// Reset is the seconds until the bucket is full again; ResetAt the same instant in epoch
+	// seconds (the X-RateLimit-Reset header).
+	Reset      int64 `json:"reset"`
+	ResetAt    int64 `json:"resetAt"`
+	RetryAfter int64 `json:"retryAfter,omitempty"`
 }
 
 // maxVerifyBody bounds the JSON body; a key and five short parameters fit many times over.
@@ -282,7 +319,7 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 		return
 	}
 	req := verifyRequest(&body)
-	a := admit(decide(&req, v.format, v.index, now), v.index.keyStore, &v.usage, now)
+	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	v.writeVerify(w, &a)
 }
 
@@ -298,7 +335,7 @@ func (v *Verifier) writeVerify(w http.ResponseWriter, a *answer) {
 	resp := VerifyResponse{Valid: a.reason == rOK}
 	if a.rate.limited {
 		resp.RateLimit = &RateLimit{Bucket: a.rate.conf.cfg.name, Limit: a.rate.conf.cfg.limit, Remaining: a.rate.remaining,
-			Reset: a.rate.reset, RetryAfter: a.rate.retryAfter}
+			Reset: a.rate.reset, ResetAt: resetAt(a.at, a.rate.reset), RetryAfter: a.rate.retryAfter}
 	}
 	if resp.Valid {
 		resp.ApplicationID, resp.Org, resp.Role, resp.KeyID = a.app.id, a.conn.org, string(a.conn.role), a.key.keyID
@@ -313,7 +350,7 @@ func (v *Verifier) writeVerify(w http.ResponseWriter, a *answer) {
 	out := w.Header()
 	out[hContentType] = vJSON
 	out[hCacheControl] = vNoStore
-	setRateHeaders(out, a.rate)
+	setRateHeaders(out, a.rate, a.at)
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(&resp)
 	v.metrics.decisions[a.reason].Inc()

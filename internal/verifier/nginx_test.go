@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,7 +128,7 @@ func TestNginxAuthRequestPassesTheVerifiersAnswersToClients(t *testing.T) {
 	wantHeaders(resp, map[string]string{
 		"X-Clearance-Application-Id": appID, "X-Clearance-Org": grantOrg, "X-Clearance-Role": "Analyst",
 		"X-Clearance-Key-Id": w.token.KeyID, "X-RateLimit-Limit": "3", "X-RateLimit-Remaining": "2",
-		"X-RateLimit-Reset": "1200", "RateLimit": `"general";r=2;t=1200`, "RateLimit-Policy": `"general";q=3;w=3600`,
+		"X-RateLimit-Reset": strconv.FormatInt(epoch.Unix()+1200, 10), "RateLimit": `"general";r=2;t=1200`, "RateLimit-Policy": `"general";q=3;w=3600`,
 	})
 
 	// 401: no key; the challenge and the reason reach the client.

@@ -44,6 +44,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultAddr          = ":8090"
+	DefaultWriteMinRole  = v1.RoleAnalyst
 	DefaultMaxStaleness  = 5 * time.Minute
 	DefaultFlushInterval = 10 * time.Second
 	DefaultProbeInterval = 10 * time.Second
@@ -61,6 +62,9 @@ type Options struct {
 	Clock clock.WithTicker
 	// Format parses presented keys (the configured prefix).
 	Format keyformat.Format
+	// WriteMinRole is the least role of a request whose method is not GET, HEAD or OPTIONS
+	// (or is unknown), unless the request names minRole (--write-min-role). Default: Analyst.
+	WriteMinRole v1.Role
 	// MaxStaleness is how long the verifier keeps answering from its index without hearing from
 	// the apiserver before it answers 503 stale (--max-staleness).
 	MaxStaleness time.Duration
@@ -83,7 +87,7 @@ type Options struct {
 type Verifier struct {
 	opts    Options
 	clock   clock.WithTicker
-	format  keyformat.Format
+	rules   rules
 	log     logr.Logger
 	index   *index
 	usage   usageTracker
@@ -105,6 +109,12 @@ type Verifier struct {
 func New(opts Options) (*Verifier, error) {
 	if err := keyformat.ValidatePrefix(opts.Format.Prefix); err != nil {
 		return nil, fmt.Errorf("verifier: key format: %w", err)
+	}
+	if opts.WriteMinRole == "" {
+		opts.WriteMinRole = DefaultWriteMinRole
+	}
+	if opts.WriteMinRole.Rank() < 0 {
+		return nil, fmt.Errorf("verifier: WriteMinRole %q is not a role; use one of %v", opts.WriteMinRole, v1.Roles)
 	}
 	if opts.Registerer == nil {
 		return nil, errors.New("verifier: Options.Registerer is required (pass controller-runtime's metrics.Registry)")
@@ -142,7 +152,7 @@ func New(opts Options) (*Verifier, error) {
 	v := &Verifier{
 		opts:          opts,
 		clock:         opts.Clock,
-		format:        opts.Format,
+		rules:         rules{format: opts.Format, writeRank: opts.WriteMinRole.Rank()},
 		log:           opts.Logger,
 		index:         newIndex(opts.Logger),
 		staleness:     staleness{clock: opts.Clock, maxStaleness: opts.MaxStaleness},

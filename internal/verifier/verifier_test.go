@@ -20,10 +20,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -298,6 +300,87 @@ func TestARoleBelowMinRoleIsForbidden(t *testing.T) {
 	}
 }
 
+func TestTheMethodSetsTheLeastRoleSoObserversOnlyRead(t *testing.T) {
+	w := newWorld(t)
+	observer := w.conn.DeepCopy()
+	observer.Spec.Role = v1.RoleObserver
+	w.v.Apply(observer)
+
+	for _, tc := range []struct {
+		name    string
+		method  string
+		query   string
+		headers []string
+		want    int
+	}{
+		{name: "GET reads", method: http.MethodGet, want: http.StatusOK},
+		{name: "HEAD reads", method: http.MethodHead, want: http.StatusOK},
+		{name: "POST may write", method: http.MethodPost, want: http.StatusForbidden},
+		{name: "nginx forwards POST on its GET subrequest", method: http.MethodGet,
+			headers: []string{"X-Original-Method", "POST"}, want: http.StatusForbidden},
+		{name: "Traefik and Caddy forward DELETE", method: http.MethodGet,
+			headers: []string{"X-Forwarded-Method", "DELETE"}, want: http.StatusForbidden},
+		{name: "forwarded GET", method: http.MethodGet,
+			headers: []string{"X-Forwarded-Method", "GET"}, want: http.StatusOK},
+		{name: "a client's GET beside the proxy's PATCH gains nothing", method: http.MethodGet,
+			headers: []string{"X-Forwarded-Method", "GET", "X-Original-Method", "PATCH"}, want: http.StatusForbidden},
+		{name: "a repeated header counts every value", method: http.MethodGet,
+			headers: []string{"X-Original-Method", "GET", "X-Original-Method", "PUT"}, want: http.StatusForbidden},
+		{name: "methods are case-sensitive", method: http.MethodGet,
+			headers: []string{"X-Original-Method", "get"}, want: http.StatusForbidden},
+		{name: "an explicit minRole wins, lower", method: http.MethodPost, query: "minRole=Observer", want: http.StatusOK},
+		{name: "an explicit minRole wins, higher", method: http.MethodGet, query: "minRole=Analyst", want: http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := PathAuthorize + "?org=" + grantOrg
+			if tc.query != "" {
+				target += "&" + tc.query
+			}
+			rec := w.do(tc.method, target, "", append([]string{"X-API-Key", w.token.Token}, tc.headers...)...)
+			if tc.want == http.StatusForbidden {
+				expect(t, rec, tc.want, ReasonRoleInsufficient)
+			} else {
+				expect(t, rec, tc.want, "")
+			}
+		})
+	}
+
+	// The JSON API: method says what the request being checked is; none may be a write.
+	verify := func(method string) VerifyResponse {
+		t.Helper()
+		body, _ := json.Marshal(VerifyRequest{Key: w.token.Token, Org: grantOrg, Method: method})
+		var resp VerifyResponse
+		if err := json.Unmarshal(w.do(http.MethodPost, PathVerify, string(body)).Body.Bytes(), &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if r := verify("GET"); !r.Valid {
+		t.Errorf("keys:verify method GET for an Observer: %+v, want valid", r)
+	}
+	for _, m := range []string{"POST", ""} {
+		if r := verify(m); r.Valid || r.Reason != ReasonRoleInsufficient {
+			t.Errorf("keys:verify method %q for an Observer: %+v, want role_insufficient", m, r)
+		}
+	}
+
+	// The write role is a setting: Analyst by default, Technician here.
+	w.v.rules.writeRank = v1.RoleTechnician.Rank()
+	analyst := observer.DeepCopy()
+	analyst.Spec.Role = v1.RoleAnalyst
+	w.v.Apply(analyst)
+	expect(t, w.do(http.MethodPost, PathAuthorize+"?org="+grantOrg, "", "X-API-Key", w.token.Token), http.StatusForbidden, ReasonRoleInsufficient)
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org="+grantOrg, "", "X-API-Key", w.token.Token), http.StatusOK, "")
+}
+
+func TestAWriteMinRoleThatIsNotARoleIsRefused(t *testing.T) {
+	f, _ := keyformat.New(keyformat.DefaultPrefix)
+	_, err := New(Options{Format: f, Registerer: prometheus.NewRegistry(), WriteMinRole: "Admin"})
+	if err == nil || !strings.Contains(err.Error(), `"Admin" is not a role`) {
+		t.Fatalf("New with WriteMinRole Admin: %v, want an error naming it", err)
+	}
+}
+
 func TestAScopedKeyMayOnlyActWithinItsScopes(t *testing.T) {
 	w := newWorld(t)
 	expect(t, w.authorize(w.token.Token, "scope=anything:at-all"), http.StatusOK, "") // no scopes: all its role allows
@@ -406,9 +489,12 @@ func TestRateLimitsAreEnforcedPerKeyWithHeadersAndRetryAfter(t *testing.T) {
 		if h.Get("X-RateLimit-Limit") != "3" || h.Get("X-RateLimit-Remaining") != remaining {
 			t.Fatalf("request %d: limit %q remaining %q", i, h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining"))
 		}
+		// Full again in 20, 40, 60 minutes: RateLimit's t counts seconds, X-RateLimit-Reset
+		// names the instant in epoch seconds.
 		wantReset := []string{"1200", "2400", "3600"}[i]
-		if h.Get("X-RateLimit-Reset") != wantReset {
-			t.Errorf("request %d: reset %q, want %q", i, h.Get("X-RateLimit-Reset"), wantReset)
+		wantResetAt := strconv.FormatInt(w.clk.Now().Unix()+int64(1200*(i+1)), 10)
+		if h.Get("X-RateLimit-Reset") != wantResetAt {
+			t.Errorf("request %d: X-RateLimit-Reset %q, want %q", i, h.Get("X-RateLimit-Reset"), wantResetAt)
 		}
 		if got, want := h.Get("RateLimit-Policy"), `"generation";q=3;w=3600`; got != want {
 			t.Errorf("RateLimit-Policy %q, want %q", got, want)
@@ -600,8 +686,9 @@ func TestTheJSONAPIAnswersWhetherAKeyIsValidAndWhy(t *testing.T) {
 	})
 	verify(`{"key":"` + w.token.Token + `","org":"globex"}`)
 	limited := verify(`{"key":"` + w.token.Token + `","org":"globex"}`)
-	if limited.Valid || limited.Reason != ReasonRateLimited || limited.RateLimit == nil || limited.RateLimit.RetryAfter != 60 {
-		t.Errorf("rate-limited answer %+v", limited)
+	if limited.Valid || limited.Reason != ReasonRateLimited || limited.RateLimit == nil || limited.RateLimit.RetryAfter != 60 ||
+		limited.RateLimit.Reset != 60 || limited.RateLimit.ResetAt != epoch.Unix()+60 {
+		t.Errorf("rate-limited answer %+v, want retry after 60 s, full in 60 s, at %d", limited.RateLimit, epoch.Unix()+60)
 	}
 }
 

@@ -414,7 +414,7 @@ func verifyAll(t *testing.T, verifierURL, org string, tokens map[string]string, 
 		var answer verifier.VerifyResponse
 		var err error
 		for {
-			_, answer, err = verifier.Verify(c, verifierURL, verifier.VerifyRequest{Key: tokens[name], Org: org})
+			_, answer, err = verifier.Verify(c, verifierURL, verifier.VerifyRequest{Key: tokens[name], Org: org, Method: http.MethodGet})
 			if (err == nil && answer.Valid) || time.Now().After(deadline) {
 				break
 			}

@@ -81,7 +81,7 @@ func TestAVerifierCutOffLongerThanMaxStalenessAnswersStaleThenRecoversByItself(t
 		t.Errorf("stale answer: reason header %q, content type %q, body %s; want %q, application/json, %s",
 			stale.reason, stale.ctype, stale.body, verifier.ReasonStale, want)
 	}
-	code, resp, err := verifier.Verify(httpClient, op.VerifierURL, verifier.VerifyRequest{Key: string(tok), Org: o.grant})
+	code, resp, err := verifier.Verify(httpClient, op.VerifierURL, verifier.VerifyRequest{Key: string(tok), Org: o.grant, Method: http.MethodGet})
 	if err != nil || code != http.StatusServiceUnavailable || resp.Valid || resp.Reason != verifier.ReasonStale {
 		t.Errorf("keys:verify while stale: %d %+v, %v; want 503 with reason stale", code, resp, err)
 	}

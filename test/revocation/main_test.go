@@ -346,7 +346,7 @@ func readToken(key *v1.APIKey) (string, error) {
 // verify asks the running verifier about a token in the key's own org.
 func verify(t *testing.T, ns, token string) verifier.VerifyResponse {
 	t.Helper()
-	_, answer, err := verifier.Verify(http.DefaultClient, verifierURL, verifier.VerifyRequest{Key: token, Org: ns})
+	_, answer, err := verifier.Verify(http.DefaultClient, verifierURL, verifier.VerifyRequest{Key: token, Org: ns, Method: http.MethodGet})
 	if err != nil {
 		t.Fatal(err)
 	}

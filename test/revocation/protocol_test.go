@@ -66,7 +66,7 @@ func judgeNow(ns string, key *v1.APIKey, token string, now time.Time) (verifier.
 	v.Apply(key)
 	srv := httptest.NewServer(v.Handler())
 	defer srv.Close()
-	_, answer, err := verifier.Verify(http.DefaultClient, srv.URL, verifier.VerifyRequest{Key: token, Org: ns})
+	_, answer, err := verifier.Verify(http.DefaultClient, srv.URL, verifier.VerifyRequest{Key: token, Org: ns, Method: http.MethodGet})
 	return answer, err
 }
 
