@@ -27,13 +27,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
-	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 func TestDecisionsLatencyIndexSizeAndStalenessAreExported(t *testing.T) {
@@ -97,7 +96,7 @@ func gather(t *testing.T, g prometheus.Gatherer) map[string]float64 {
 
 func TestUsageIsCountedInMemoryAndFlushedAsOnePatchPerKey(t *testing.T) {
 	w := newWorld(t)
-	c := w.fakeAPI(0)
+	c := w.realAPI(0)
 	patches := &c.patches
 	for range 25 {
 		expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
@@ -130,10 +129,10 @@ func TestUsageIsCountedInMemoryAndFlushedAsOnePatchPerKey(t *testing.T) {
 func TestUsageFromSeveralReplicasAddsUpDespiteConflicts(t *testing.T) {
 	a := newWorld(t)
 	// Every other patch conflicts, as when two replicas flush the same key at once.
-	c := a.fakeAPI(2)
+	c := a.realAPI(2)
 	b := newWorld(t)
 	b.use(c)
-	b.updateKey(func(k *v1.APIKey) { *k = *a.key.DeepCopy() })
+	b.moveTo(a.key)
 	b.token = a.token
 	for range 7 {
 		expect(t, a.authorize(a.token.Token, ""), http.StatusOK, "")
@@ -153,7 +152,7 @@ func TestUsageFromSeveralReplicasAddsUpDespiteConflicts(t *testing.T) {
 
 func TestUsageThatCannotBeWrittenIsKeptForTheNextFlush(t *testing.T) {
 	w := newWorld(t)
-	c := w.fakeAPI(1) // every patch conflicts
+	c := w.realAPI(1) // every patch conflicts
 	for range 3 {
 		w.authorize(w.token.Token, "")
 	}
@@ -175,7 +174,7 @@ func TestUsageThatCannotBeWrittenIsKeptForTheNextFlush(t *testing.T) {
 
 func TestUsageOfADeletedKeyIsDropped(t *testing.T) {
 	w := newWorld(t)
-	c := w.fakeAPI(0)
+	c := w.realAPI(0)
 	w.authorize(w.token.Token, "")
 	if err := c.Delete(context.Background(), w.key.DeepCopy()); err != nil {
 		t.Fatal(err)
@@ -188,34 +187,69 @@ func TestUsageOfADeletedKeyIsDropped(t *testing.T) {
 	}
 }
 
-// apiFake is a fake apiserver holding the world's APIKey; it counts status patches and, with
-// conflictEvery n > 0, fails every n-th one with a conflict (1: all of them).
-type apiFake struct {
-	client.Client
+// apiServer is the package's kube-apiserver as a world's verifier reaches it: it counts status
+// patches and, with conflictEvery n > 0, answers every n-th one with a conflict instead of
+// sending it (1: all of them), as when another replica wrote the APIKey first.
+type apiServer struct {
+	client.WithWatch
 	patches       atomic.Int32
 	conflictEvery atomic.Int32
 }
 
-func (w *world) fakeAPI(conflictEvery int32) *apiFake {
-	f := &apiFake{}
+// realAPI puts the world's APIKey on the apiserver, in a namespace of the test's own and with
+// the status the operator would write, moves the world there (moveTo), and has the verifier
+// write usage through the returned client.
+func (w *world) realAPI(conflictEvery int32) *apiServer {
+	w.t.Helper()
+	if env == nil {
+		w.t.Skip("no kube-apiserver in this run (fuzzing)")
+	}
+	ctx := context.Background()
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace(w.t, "usage"), Name: w.key.Name}, Spec: *w.key.Spec.DeepCopy()}
+	if err := env.Client.Create(ctx, key); err != nil {
+		w.t.Fatalf("creating the APIKey: %v", err)
+	}
+	key.Status = *w.key.Status.DeepCopy()
+	if err := env.Client.Status().Update(ctx, key); err != nil {
+		w.t.Fatalf("writing the APIKey's status: %v", err)
+	}
+	w.moveTo(key)
+
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	f := &apiServer{}
 	f.conflictEvery.Store(conflictEvery)
-	f.Client = fake.NewClientBuilder().WithScheme(testenv.Scheme()).WithObjects(w.key.DeepCopy()).
-		WithStatusSubresource(&v1.APIKey{}).
-		WithInterceptorFuncs(interceptor.Funcs{
-			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-				n, every := f.patches.Add(1), f.conflictEvery.Load()
-				if every > 0 && n%every == 0 {
-					return apierrors.NewConflict(schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "apikeys"},
-						obj.GetName(), errors.New("the object has been modified"))
-				}
-				return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
-			},
-		}).Build()
+	f.WithWatch = interceptor.NewClient(c, interceptor.Funcs{
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			n, every := f.patches.Add(1), f.conflictEvery.Load()
+			if every > 0 && n%every == 0 {
+				return apierrors.NewConflict(schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "apikeys"},
+					obj.GetName(), errors.New("the object has been modified"))
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
 	w.use(f)
 	return f
 }
 
-func (w *world) use(f *apiFake) { w.v.client, w.v.apiReader = f, f }
+// moveTo has the world's index hold key, an APIKey of the apiserver (its namespace, its UID),
+// in place of the world's own, with the world's Application beside it and the OrgConnection
+// resolved to that namespace.
+func (w *world) moveTo(key *v1.APIKey) {
+	w.v.Remove(w.key)
+	w.v.Remove(w.app)
+	w.updateApp(func(a *v1.Application) { a.Namespace = key.Namespace })
+	w.updateKey(func(k *v1.APIKey) { *k = *key.DeepCopy() })
+	conn := w.conn.DeepCopy()
+	conn.Status.ApplicationNamespace = key.Namespace
+	w.conn = conn
+	w.v.Apply(conn)
+}
+
+func (w *world) use(c *apiServer) { w.v.client, w.v.apiReader = c, c }
 
 func (w *world) readKey(c client.Reader) *v1.APIKey {
 	w.t.Helper()

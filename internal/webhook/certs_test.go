@@ -27,23 +27,26 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
-// certRotator is the operator's rotator with the defaults rotator.AddRotator fills in.
-func certRotator(dnsName string) *rotator.CertRotator {
+// certRotator is the operator's rotator with the defaults rotator.AddRotator fills in, keeping
+// its Secret in namespace.
+func certRotator(namespace, dnsName string) *rotator.CertRotator {
 	return &rotator.CertRotator{
-		SecretKey: types.NamespacedName{Namespace: "clearance-system", Name: "clearance-webhook-cert"},
+		SecretKey: types.NamespacedName{Namespace: namespace, Name: "clearance-webhook-cert"},
 		CAName:    "clearance-webhook-ca", CAOrganization: "clearance", DNSName: dnsName,
 		CertName: "tls.crt", KeyName: "tls.key",
 		CaCertDuration: 10 * 365 * 24 * time.Hour, ServerCertDuration: 365 * 24 * time.Hour, LookaheadInterval: 90 * 24 * time.Hour,
@@ -55,19 +58,57 @@ func certRotator(dnsName string) *rotator.CertRotator {
 	}
 }
 
-// configurationsAt are the two configurations calling url, with caBundle injected.
+// configurationsAt are the two configurations calling url, with caBundle injected. Their
+// webhooks have no rules, so the apiserver holding them never calls them.
 func configurationsAt(url string, caBundle []byte) []client.Object {
 	cfg := admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	none := admissionregistrationv1.SideEffectClassNone
+	versions := []string{"v1"}
 	return []client.Object{
 		&admissionregistrationv1.ValidatingWebhookConfiguration{
 			ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName},
-			Webhooks:   []admissionregistrationv1.ValidatingWebhook{{Name: "a.example.com", ClientConfig: cfg}, {Name: "b.example.com", ClientConfig: cfg}},
+			Webhooks: []admissionregistrationv1.ValidatingWebhook{
+				{Name: "a.example.com", ClientConfig: cfg, SideEffects: &none, AdmissionReviewVersions: versions},
+				{Name: "b.example.com", ClientConfig: cfg, SideEffects: &none, AdmissionReviewVersions: versions},
+			},
 		},
 		&admissionregistrationv1.MutatingWebhookConfiguration{
 			ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName},
-			Webhooks:   []admissionregistrationv1.MutatingWebhook{{Name: "m.example.com", ClientConfig: cfg}},
+			Webhooks: []admissionregistrationv1.MutatingWebhook{
+				{Name: "m.example.com", ClientConfig: cfg, SideEffects: &none, AdmissionReviewVersions: versions},
+			},
 		},
 	}
+}
+
+// installConfigurations creates objs (webhook configurations, cluster-wide under the names the
+// operator uses) on the apiserver for one test, and deletes them after it so the next test
+// finds those names free.
+func installConfigurations(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	ctx := context.Background()
+	for _, obj := range objs {
+		obj := obj.DeepCopyObject().(client.Object)
+		if err := env.Client.Create(ctx, obj); err != nil {
+			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+		}
+		t.Cleanup(func() {
+			if err := env.Client.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("deleting %T %s: %v", obj, obj.GetName(), err)
+			}
+		})
+	}
+}
+
+// withFaults is a client of the package's apiserver whose calls go through funcs first, to
+// inject what the apiserver would not do on demand (an outage, a conflict).
+func withFaults(t *testing.T, funcs interceptor.Funcs) client.WithWatch {
+	t.Helper()
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return interceptor.NewClient(c, funcs)
 }
 
 // TestPrepareCertificatesIssuesWhatTheRotatorKeeps: the Secret gets a CA and a serving
@@ -75,8 +116,10 @@ func configurationsAt(url string, caBundle []byte) []client.Object {
 // configurations get the CA, and a second start keeps them all as they are.
 func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	ctx := context.Background()
-	cr := certRotator("localhost")
-	c := fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", nil)...).Build()
+	ns := env.Namespace(t, "certs")
+	cr := certRotator(ns, "localhost")
+	installConfigurations(t, configurationsAt("https://localhost:9443/x", nil)...)
+	c := env.Client
 	if err := PrepareCertificates(ctx, c, cr); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +136,10 @@ func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	}
 	checkInjected := func(want []byte) {
 		t.Helper()
-		for _, obj := range configurationsAt("", nil) {
+		for _, obj := range []client.Object{
+			&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName}},
+			&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName}},
+		} {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +164,7 @@ func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	}
 
 	// A serving certificate for another name is renewed under the same CA, as the rotator does.
-	if err := PrepareCertificates(ctx, c, certRotator("clearance-webhook.clearance-system.svc")); err != nil {
+	if err := PrepareCertificates(ctx, c, certRotator(ns, "clearance-webhook.clearance-system.svc")); err != nil {
 		t.Fatal(err)
 	}
 	renewed := &corev1.Secret{}
@@ -137,7 +183,7 @@ func TestServedCertificateCheck(t *testing.T) {
 	ctx := context.Background()
 	issue := func(dnsName string) (caPEM []byte, cert tls.Certificate) {
 		t.Helper()
-		cr := certRotator(dnsName)
+		cr := certRotator("clearance-system", dnsName)
 		data, _, err := certificateData(cr, nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
@@ -169,7 +215,8 @@ func TestServedCertificateCheck(t *testing.T) {
 		{"the mutating one with another CA", append(configurationsAt("https://localhost:9443/x", served)[:1], configurationsAt("https://localhost:9443/x", other)[1]), "does not accept"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			check := &ServedCertificateCheck{Reader: fake.NewClientBuilder().WithObjects(tc.objects...).Build(), Addr: addr}
+			installConfigurations(t, tc.objects...)
+			check := &ServedCertificateCheck{Reader: env.Client, Addr: addr}
 			err := check.Check(httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil))
 			switch {
 			case tc.want == "" && err != nil:
@@ -181,12 +228,21 @@ func TestServedCertificateCheck(t *testing.T) {
 	}
 
 	t.Run("the apiserver unreachable after a good read", func(t *testing.T) {
-		reader := &failingReader{Reader: fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", served)...).Build()}
+		installConfigurations(t, configurationsAt("https://localhost:9443/x", served)...)
+		var down atomic.Bool
+		reader := withFaults(t, interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if down.Load() {
+					return errors.New("connection refused")
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
+		})
 		check := &ServedCertificateCheck{Reader: reader, Addr: addr}
 		if err := check.Check(nil); err != nil {
 			t.Fatal(err)
 		}
-		reader.fail = true
+		down.Store(true)
 		if err := check.Check(nil); err != nil {
 			t.Fatalf("an apiserver outage made the webhook unready: %v", err)
 		}
@@ -196,23 +252,12 @@ func TestServedCertificateCheck(t *testing.T) {
 	})
 
 	t.Run("nothing listening", func(t *testing.T) {
-		check := &ServedCertificateCheck{Reader: fake.NewClientBuilder().WithObjects(configurationsAt("https://localhost:9443/x", served)...).Build(), Addr: "127.0.0.1:1"}
+		installConfigurations(t, configurationsAt("https://localhost:9443/x", served)...)
+		check := &ServedCertificateCheck{Reader: env.Client, Addr: "127.0.0.1:1"}
 		if err := check.Check(nil); err == nil || !strings.Contains(err.Error(), "TLS handshake") {
 			t.Fatalf("got %v, want the handshake's error", err)
 		}
 	})
-}
-
-type failingReader struct {
-	client.Reader
-	fail bool
-}
-
-func (r *failingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if r.fail {
-		return errors.New("connection refused")
-	}
-	return r.Reader.Get(ctx, key, obj, opts...)
 }
 
 // TestLocalCertWriterReplacesBothFilesAtOnce: what an earlier run left is replaced, each
@@ -225,15 +270,15 @@ func TestLocalCertWriterReplacesBothFilesAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key := types.NamespacedName{Namespace: "clearance-system", Name: "clearance-webhook-cert"}
-	c := fake.NewClientBuilder().Build()
+	key := types.NamespacedName{Namespace: env.Namespace(t, "certs"), Name: "clearance-webhook-cert"}
+	c := env.Client
 	w := &LocalCertWriter{Reader: c, Secret: key, Dir: dir, Clock: clock.RealClock{}}
 	if ok, err := w.Sync(ctx); ok || err != nil {
 		t.Fatalf("no Secret yet: got %v, %v", ok, err)
 	}
 	var versions []map[string][]byte
 	for range 2 {
-		data, _, err := certificateData(certRotator("localhost"), nil, time.Now())
+		data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -40,17 +40,17 @@ import (
 // TestProtectedObjectsGoWithTheirNamespace: the guard refuses deleting a protected object
 // unless its namespace is being deleted (or gone), so the namespace controller can empty it;
 // unprotecting stays refused even then, and so does a delete when the namespace cannot be read.
+// The guard reads the namespaces from the apiserver: one live, one being deleted, one never
+// created; "unreadable" is that apiserver answering every read with 503.
 func TestProtectedObjectsGoWithTheirNamespace(t *testing.T) {
-	now := metav1.Now()
-	namespaces := fake.NewClientBuilder().WithObjects(
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "acme"}},
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving", DeletionTimestamp: &now, Finalizers: []string{"kubernetes"}}},
-	).Build()
-	unreadable := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+	acme, leaving := env.Namespace(t, "acme"), terminatingNamespace(t, "leaving")
+	gone := acme + "-gone"
+	var namespaces client.Reader = env.Client
+	unreadable := withFaults(t, interceptor.Funcs{
 		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
 			return apierrors.NewServiceUnavailable("apiserver unavailable")
 		},
-	}).Build()
+	})
 	protected := `{"metadata":{"name":"system-default","labels":{"access.clearance.dev/protected":"true"}}}`
 	unlabelled := `{"metadata":{"name":"system-default","labels":{}}}`
 
@@ -63,17 +63,17 @@ func TestProtectedObjectsGoWithTheirNamespace(t *testing.T) {
 		allowed     bool
 		message     string
 	}{
-		{name: "delete in a live namespace", ns: "acme", op: admissionv1.Delete, old: protected, reader: namespaces,
-			message: "APIKey acme/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted"},
-		{name: "delete in a namespace being deleted", ns: "leaving", op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
-		{name: "delete in a namespace already gone", ns: "gone", op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
-		{name: "delete by the operator", ns: "acme", op: admissionv1.Delete, user: operatorUser, old: protected, reader: namespaces, allowed: true},
-		{name: "delete when the namespace cannot be read", ns: "leaving", op: admissionv1.Delete, old: protected, reader: unreadable,
-			message: `cannot be deleted, except with its namespace, and namespace "leaving" could not be read`},
-		{name: "delete without a namespace reader", ns: "leaving", op: admissionv1.Delete, old: protected,
+		{name: "delete in a live namespace", ns: acme, op: admissionv1.Delete, old: protected, reader: namespaces,
+			message: "APIKey " + acme + "/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted"},
+		{name: "delete in a namespace being deleted", ns: leaving, op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
+		{name: "delete in a namespace already gone", ns: gone, op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
+		{name: "delete by the operator", ns: acme, op: admissionv1.Delete, user: operatorUser, old: protected, reader: namespaces, allowed: true},
+		{name: "delete when the namespace cannot be read", ns: leaving, op: admissionv1.Delete, old: protected, reader: unreadable,
+			message: fmt.Sprintf(`cannot be deleted, except with its namespace, and namespace %q could not be read`, leaving)},
+		{name: "delete without a namespace reader", ns: leaving, op: admissionv1.Delete, old: protected,
 			message: "cannot be deleted"},
-		{name: "unprotect in a namespace being deleted", ns: "leaving", op: admissionv1.Update, object: unlabelled, old: protected, reader: namespaces,
-			message: "the access.clearance.dev/protected=true label of APIKey leaving/system-default cannot be removed"},
+		{name: "unprotect in a namespace being deleted", ns: leaving, op: admissionv1.Update, object: unlabelled, old: protected, reader: namespaces,
+			message: "the access.clearance.dev/protected=true label of APIKey " + leaving + "/system-default cannot be removed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			user := tc.user
@@ -103,6 +103,34 @@ func TestProtectedObjectsGoWithTheirNamespace(t *testing.T) {
 			}
 		})
 	}
+}
+
+// terminatingNamespace is a namespace of one test that is being deleted until the test ends: a
+// ConfigMap in it holds a finalizer of the test's, so kube-controller-manager's namespace
+// controller cannot empty it and remove it. Afterwards the finalizer goes and the namespace
+// with it.
+func terminatingNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := env.Namespace(t, prefix)
+	hold := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hold", Finalizers: []string{"test.clearance.dev/hold"}}}
+	if err := env.Client.Create(ctx, hold); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		release := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))
+		if err := env.Client.Patch(ctx, hold, release); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("removing the finalizer holding namespace %s: %v", ns, err)
+		}
+	})
+	if err := env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	namespace := &corev1.Namespace{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil || namespace.DeletionTimestamp == nil {
+		t.Fatalf("namespace %s is not being deleted after its deletion (%v)", ns, err)
+	}
+	return ns
 }
 
 // TestDeletingANamespaceWithProtectedObjectsCompletes deletes an org holding a protected object
