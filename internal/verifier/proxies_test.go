@@ -93,6 +93,39 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 	}
 }
 
+// TestHAProxyFailsClosedWhenItsLuaActionFails: HAProxy lets a request go on when a Lua action
+// fails, so the documented haproxy.cfg refuses every request the action did not mark allowed.
+// Here the documented action fails before it asks the verifier.
+func TestHAProxyFailsClosedWhenItsLuaActionFails(t *testing.T) {
+	docs := readDocBlocks(t)
+	e := newEdge(t)
+	addr := startProxy(t, proxyProcess{name: "haproxy", binary: "haproxy", configure: func(t testing.TB, dir, listen string) []string {
+		args := configureHAProxy(t, docs, dir, listen, e.verifier, e.upstream)
+		lua := filepath.Join(dir, "clearance.lua")
+		script, err := os.ReadFile(lua)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, lua, fill(t, "clearance.lua", string(script), "local res = core.httpclient()", `local res = error("injected failure") or core.httpclient()`))
+		return args
+	}}, e.secrets)
+	client := &http.Client{Timeout: 30 * time.Second}
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/api/data", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", e.w.token.Token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if hits, _ := e.up.state(); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "verifier_unavailable") || hits != 0 {
+		t.Fatalf("a failing Lua action: %d %q, upstream reached %d times; want 503 verifier_unavailable and no upstream", resp.StatusCode, body, hits)
+	}
+}
+
 // TestTheDocsShowTheProxyConfigsTheTestsRun renders every documented configuration without
 // running it (no proxy binary needed): each tested block is used, each placeholder found.
 func TestTheDocsShowTheProxyConfigsTheTestsRun(t *testing.T) {
@@ -274,6 +307,8 @@ type edge struct {
 	w                  *world
 	verifier, upstream string
 	stopVerifier       func()
+	methods            []string // the method headers of the last authorization request
+	mu                 sync.Mutex
 	up                 *upstream
 	tight, socket      keyformat.Key
 	socketKey          *v1.APIKey
@@ -301,20 +336,28 @@ func newEdge(t *testing.T) *edge {
 		k.Namespace, k.Spec.ApplicationName, k.Status.ApplicationID = "umbrella", "rival-bi", otherAppID
 	})
 
-	ctx, cancel := context.WithCancel(context.Background())
+	// The verifier's handler, behind a note of the method headers each authorization got.
 	vln := listen(t)
 	e.verifier = vln.Addr().String()
+	vsrv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, PathAuthorize) {
+			e.mu.Lock()
+			e.methods = append(r.Header.Values(hForwardedMethod), r.Header.Values(hOriginalMethod)...)
+			e.mu.Unlock()
+		}
+		w.v.ServeHTTP(rw, r)
+	})}
 	served := make(chan error, 1)
-	go func() { served <- w.v.Serve(ctx, vln) }()
+	go func() { served <- vsrv.Serve(vln) }()
 	var once sync.Once
 	e.stopVerifier = func() {
 		once.Do(func() {
-			cancel()
-			select {
-			case <-served:
-			case <-time.After(15 * time.Second):
-				t.Error("the verifier did not shut down")
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			if err := vsrv.Shutdown(ctx); err != nil {
+				t.Errorf("the verifier did not shut down: %v", err)
 			}
+			<-served
 		})
 	}
 	t.Cleanup(e.stopVerifier)
@@ -542,6 +585,30 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 			allowed(t, resp, body, w.token)
 		} else if after, _ := e.up.state(); resp.StatusCode/100 != 4 || after != hits {
 			t.Fatalf("a client's X-Clearance-Org of another org: %s", show(resp, body))
+		}
+	})
+
+	t.Run("the verifier sees the request's own method, whatever method headers the client sends", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodPost, base+"/data", strings.NewReader(`{"report":"occupancy"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-API-Key", w.token.Token)
+		req.Header.Set("X-Forwarded-Method", http.MethodGet)
+		req.Header.Set("X-Original-Method", http.MethodGet)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		allowed(t, resp, string(body), w.token) // an Analyst may POST
+		e.mu.Lock()
+		methods := e.methods
+		e.mu.Unlock()
+		if len(methods) == 0 || slices.ContainsFunc(methods, func(m string) bool { return m != http.MethodPost }) {
+			t.Fatalf("the verifier was told the method is %q, want POST", methods)
 		}
 	})
 
