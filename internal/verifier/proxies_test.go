@@ -527,6 +527,7 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		noPlaceholders(t, resp)
 		return resp, string(body)
 	}
 	show := func(resp *http.Response, body string) string {
@@ -585,6 +586,36 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 			allowed(t, resp, body, w.token)
 		} else if after, _ := e.up.state(); resp.StatusCode/100 != 4 || after != hits {
 			t.Fatalf("a client's X-Clearance-Org of another org: %s", show(resp, body))
+		}
+	})
+
+	t.Run("a CORS preflight passes without a key, and without the identity the client forged", func(t *testing.T) {
+		req, err := http.NewRequest(http.MethodOptions, base+"/data", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := []string{"OrgAdmin", otherAppID, "forged"}
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+		req.Header.Set("X-Clearance-Role", forged[0])
+		req.Header.Set("X-Clearance-Application-Id", forged[1])
+		req.Header.Set("X-Clearance-Key-Id", forged[2])
+		hits, _ := e.up.state()
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		noPlaceholders(t, resp)
+		after, seen := e.up.state()
+		if resp.StatusCode != http.StatusOK || after != hits+1 {
+			t.Fatalf("a preflight should reach the upstream: %s", show(resp, string(body)))
+		}
+		for name, vs := range seen {
+			if slices.ContainsFunc(vs, func(v string) bool { return slices.Contains(forged, v) }) {
+				t.Errorf("the upstream got the client's %s: %q", name, vs)
+			}
 		}
 	})
 
@@ -713,6 +744,17 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 			t.Fatalf("with the verifier down: %s, upstream reached %d times", show(resp, body), after-hits)
 		}
 	})
+}
+
+// noPlaceholders fails on a response header that holds a proxy's placeholder instead of a value
+// (Caddy writes an unknown placeholder as it is).
+func noPlaceholders(t *testing.T, resp *http.Response) {
+	t.Helper()
+	for name, vs := range resp.Header {
+		if slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, "{http.") }) {
+			t.Errorf("%d: %s = %q", resp.StatusCode, name, vs)
+		}
+	}
 }
 
 // equalHeaders compares two sets of header values, names canonical.
