@@ -299,16 +299,17 @@ func configureHAProxy(t testing.TB, docs *docBlocks, dir, listen, verifier, upst
 	return []string{"-db", "-f", writeFile(t, filepath.Join(dir, "haproxy.cfg"), cfg)}
 }
 
-// edge is what a proxy sits between: the verifier, served on loopback and fed directly, and
-// an upstream that records what reached it. The world's keys: its own (general: 100 per hour),
+// edge is what a proxy sits between: the verifier (its handler, fed directly, served on
+// loopback behind a note of the method headers it got) and an upstream that records what
+// reached it. The world's keys: its own (general: 100 per hour),
 // "tight" (2 per hour), "socket" (for WebSockets, disabled during the test) and a key of an
 // application in another org that globex never connected.
 type edge struct {
 	w                  *world
 	verifier, upstream string
 	stopVerifier       func()
-	methods            []string // the method headers of the last authorization request
 	mu                 sync.Mutex
+	methods            []string // guarded by mu: the method headers of the last authorization
 	up                 *upstream
 	tight, socket      keyformat.Key
 	socketKey          *v1.APIKey
@@ -342,7 +343,7 @@ func newEdge(t *testing.T) *edge {
 	vsrv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, PathAuthorize) {
 			e.mu.Lock()
-			e.methods = append(r.Header.Values(hForwardedMethod), r.Header.Values(hOriginalMethod)...)
+			e.methods = slices.Concat(r.Header.Values(hForwardedMethod), r.Header.Values(hOriginalMethod))
 			e.mu.Unlock()
 		}
 		w.v.ServeHTTP(rw, r)
