@@ -121,6 +121,32 @@ func credentials(h http.Header, f keyformat.Format) (string, credStatus) {
 	return "", credMissing
 }
 
+// findKey looks up the key a request presents: the key itself, whose secret must match its
+// stored hash, or, for an OAuth access token whose signature was verified (readBearer), the key
+// that obtained it, by its key id and digest reference (jwt.go). Nothing about a key is in the
+// view unless its secret or the token's signature matched.
+func findKey(req *request, format keyformat.Format, lk lookup) (keyView, reason) {
+	switch {
+	case req.cred == credMissing:
+		return keyView{}, rKeyMissing
+	case req.cred == credMalformed:
+		return keyView{}, rKeyMalformed
+	case req.grantErr != rOK:
+		return keyView{}, req.grantErr
+	case req.grant != nil:
+		return req.grant.key(lk)
+	}
+	parsed, err := format.Parse(req.token)
+	if err != nil {
+		return keyView{}, rKeyMalformed
+	}
+	e, ok := lk.lookupKey(parsed.KeyID, req.token)
+	if !ok {
+		return keyView{}, rKeyUnknown
+	}
+	return e, rOK
+}
+
 func nonEmpty(token string) (string, credStatus) {
 	if token == "" {
 		return "", credMalformed

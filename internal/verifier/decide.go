@@ -39,6 +39,10 @@ type request struct {
 	// origin is the browser Origin header; checked only by forward-auth, whose requests come
 	// from browsers. "" means not a browser.
 	origin string
+	// grant is what a verified OAuth access token says (jwt.go); nil when the token is a key.
+	// grantErr is why a presented access token was refused before any lookup.
+	grant    *grant
+	grantErr reason
 }
 
 // decision is the answer the rules give, with what was found on the way for the response
@@ -52,6 +56,8 @@ type decision struct {
 	// limit is the bucket an allowed request spends one token from; none when !limited.
 	limit   rateLimit
 	limited bool
+	// bearer: the request presented an OAuth access token, so a 401 challenges for Bearer.
+	bearer bool
 }
 
 // rules are the verifier's settings the decision applies: how keys are formed and the least
@@ -98,44 +104,17 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 		return decision{reason: rInvalidParameter}
 	}
 
-	// The key: present, well-formed, known, and its secret matches the stored hash.
-	switch req.cred {
-	case credMissing:
-		return decision{reason: rKeyMissing}
-	case credMalformed:
-		return decision{reason: rKeyMalformed}
+	d := authenticate(req, rl.format, lk, now)
+	if d.reason != rOK {
+		return d
 	}
-	parsed, err := rl.format.Parse(req.token)
-	if err != nil {
-		return decision{reason: rKeyMalformed}
-	}
-	e, ok := lk.lookupKey(parsed.KeyID, req.token)
-	if !ok {
-		return decision{reason: rKeyUnknown}
-	}
-	d := decision{key: e}
+	e, app := d.key, d.app
 
-	// The key is in force now.
-	if r := keyInForce(e, now); r != rOK {
-		d.reason = r
+	// An access token issued for one org is good for that org only.
+	if req.grant != nil && req.grant.org != "" && req.grant.org != req.params.org {
+		d.reason = rTokenOrgMismatch
 		return d
 	}
-
-	// Its Application is there and has its ID.
-	app := lk.application(e.namespace, e.appName)
-	if app == nil || app.deleting {
-		d.reason = rKeyRevoked
-		return d
-	}
-	if app.id == "" {
-		d.reason = rKeyInactive
-		return d
-	}
-	if !app.enabled {
-		d.reason = rApplicationDisabled
-		return d
-	}
-	d.app = app
 
 	// The org granted the Application a role, high enough.
 	conn := lk.connection(req.params.org, app.id, e.namespace)
@@ -149,8 +128,10 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 		return d
 	}
 
-	// The key's scopes include the one asked for.
-	if req.params.scope != "" && !scopeAllowed(e.scopes, req.params.scope) {
+	// The key's scopes include the one asked for (and an access token's scopes, which may be
+	// narrower).
+	if req.params.scope != "" && (!scopeAllowed(e.scopes, req.params.scope) ||
+		req.grant != nil && !scopeAllowed(req.grant.scopes, req.params.scope)) {
 		d.reason = rScopeMissing
 		return d
 	}
@@ -176,6 +157,41 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 	}
 	d.limit, d.limited = effectiveLimit(app.rateLimits, e.limits, bucket)
 	d.reason = rOK
+	return d
+}
+
+// authenticate finds the key a request presents (the key itself, or the key that obtained its
+// access token: findKey) and checks that it is good now, whatever is asked of it: in force, and
+// its Application there, with its ID, enabled. The token endpoint (oauth.go) asks only this.
+func authenticate(req *request, format keyformat.Format, lk lookup, now time.Time) decision {
+	// The key: present, well-formed, known, and its secret matches the stored hash.
+	e, r := findKey(req, format, lk)
+	d := decision{key: e, reason: r, bearer: req.grant != nil || req.grantErr != rOK}
+	if r != rOK {
+		return d
+	}
+
+	// The key is in force now.
+	if r := keyInForce(e, now); r != rOK {
+		d.reason = r
+		return d
+	}
+
+	// Its Application is there and has its ID.
+	app := lk.application(e.namespace, e.appName)
+	if app == nil || app.deleting {
+		d.reason = rKeyRevoked
+		return d
+	}
+	if app.id == "" {
+		d.reason = rKeyInactive
+		return d
+	}
+	if !app.enabled {
+		d.reason = rApplicationDisabled
+		return d
+	}
+	d.app = app
 	return d
 }
 

@@ -60,6 +60,7 @@ var (
 	vJSON            = header("application/json")
 	vNoStore         = header("no-store")
 	vWWWAuthenticate = header(`api-key realm="clearance"`)
+	vBearerChallenge = header(`Bearer realm="clearance", error="invalid_token"`)
 	vAllowPost       = header(http.MethodPost)
 	vVaryOrigin      = header("Origin")
 	vVaryPreflight   = header("Origin, Access-Control-Request-Method, Access-Control-Request-Headers")
@@ -88,7 +89,9 @@ func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.serveVerify(w, r, start)
 		v.metrics.latencyVerify.Observe(v.clock.Since(start).Seconds())
 	default:
-		v.refuse(w, refusal(rNotFound))
+		if !v.serveOAuth(w, r, start) {
+			v.refuse(w, refusal(rNotFound))
+		}
 	}
 }
 
@@ -117,6 +120,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 	}
 	req.origin = origin
 	req.write = mayWrite(r)
+	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	v.writeAuthorize(w, &a, origin)
 }
@@ -155,6 +159,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 	switch status {
 	case http.StatusUnauthorized:
 		out[hWWWAuthenticate] = vWWWAuthenticate
+		if a.bearer {
+			out[hWWWAuthenticate] = vBearerChallenge
+		}
 	case http.StatusTooManyRequests:
 		setRateHeaders(out, a.rate, a.at)
 		out[hRetryAfter] = header(strconv.FormatInt(a.rate.retryAfter, 10))
@@ -319,6 +326,7 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 		return
 	}
 	req := verifyRequest(&body)
+	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	v.writeVerify(w, &a)
 }

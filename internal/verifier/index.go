@@ -325,6 +325,9 @@ func (ix *index) setMetricSet(org, name string, enabled map[string]bool) {
 type lookup interface {
 	// lookupKey finds the key with keyID whose secret token matches (keystore.go).
 	lookupKey(keyID, token string) (keyView, bool)
+	// lookupKeyRef finds the key with keyID whose stored hash has reference ref: the key that
+	// obtained an OAuth access token (jwt.go).
+	lookupKeyRef(keyID string, ref keyRef) (keyView, bool)
 	// application is the Application namespace/name, nil when there is none.
 	application(namespace, name string) *appEntry
 	// connection is the OrgConnection that grants an Application a role in an org, nil when

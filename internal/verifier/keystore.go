@@ -634,9 +634,14 @@ func (ix *index) lookupKey(keyID, token string) (keyView, bool) {
 	} else if !digestMatches(&row.digest, token) {
 		return keyView{}, false
 	}
+	return s.view(keyID, row)
+}
+
+// view is the key of row as a request sees it; false when its APIKey went away meanwhile.
+func (s *keyStore) view(keyID string, row keyRow) (keyView, bool) {
 	owner, ok := s.owner(row.owner)
 	if !ok {
-		return keyView{}, false // its APIKey went away meanwhile
+		return keyView{}, false
 	}
 	return keyView{
 		keyID:     keyID,

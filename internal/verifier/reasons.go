@@ -58,6 +58,14 @@ const (
 	// 503: the verifier cannot answer truthfully.
 	ReasonStale    = "stale"     // no contact with the apiserver for longer than --max-staleness
 	ReasonNotReady = "not_ready" // the index has not loaded yet
+
+	// OAuth access tokens presented as Authorization: Bearer (jwt.go). The key that obtained a
+	// token is checked as if it were presented itself, with the key_* reasons above.
+	ReasonTokenInvalid           = "token_invalid"            // 401: not a token this verifier signed, wrong typ, issuer or audience
+	ReasonTokenExpired           = "token_expired"            // 401: now >= exp
+	ReasonTokenRevoked           = "token_revoked"            // 401: revoked with /oauth2/revoke (on this replica)
+	ReasonTokenOrgMismatch       = "token_org_mismatch"       // 403: the token was issued for another org
+	ReasonSigningKeysUnavailable = "signing_keys_unavailable" // 503: no token signing keys loaded, so no token can be checked
 )
 
 // reason indexes the per-reason tables (status, bodies, counters) so the hot path never hashes
@@ -89,6 +97,11 @@ const (
 	rMethodNotAllowed
 	rStale
 	rNotReady
+	rTokenInvalid
+	rTokenExpired
+	rTokenRevoked
+	rTokenOrgMismatch
+	rSigningKeysUnavailable
 	numReasons
 )
 
@@ -117,6 +130,12 @@ var reasonNames = [numReasons]string{
 	rMethodNotAllowed:    ReasonMethodNotAllowed,
 	rStale:               ReasonStale,
 	rNotReady:            ReasonNotReady,
+
+	rTokenInvalid:           ReasonTokenInvalid,
+	rTokenExpired:           ReasonTokenExpired,
+	rTokenRevoked:           ReasonTokenRevoked,
+	rTokenOrgMismatch:       ReasonTokenOrgMismatch,
+	rSigningKeysUnavailable: ReasonSigningKeysUnavailable,
 }
 
 var reasonStatuses = [numReasons]int{
@@ -144,6 +163,12 @@ var reasonStatuses = [numReasons]int{
 	rMethodNotAllowed:    http.StatusMethodNotAllowed,
 	rStale:               http.StatusServiceUnavailable,
 	rNotReady:            http.StatusServiceUnavailable,
+
+	rTokenInvalid:           http.StatusUnauthorized,
+	rTokenExpired:           http.StatusUnauthorized,
+	rTokenRevoked:           http.StatusUnauthorized,
+	rTokenOrgMismatch:       http.StatusForbidden,
+	rSigningKeysUnavailable: http.StatusServiceUnavailable,
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -81,6 +81,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger defaults to ctrl.Log.WithName("verifier").
 	Logger logr.Logger
+	// OAuth configures the token endpoint and access tokens (oauth.go).
+	OAuth OAuthOptions
 }
 
 // Verifier answers forward-auth and JSON key checks from an in-memory index.
@@ -92,6 +94,7 @@ type Verifier struct {
 	index   *index
 	usage   usageTracker
 	metrics *metrics
+	oauth   oauthState
 
 	// staleness says whether the index can be trusted now (staleness.go).
 	staleness
@@ -165,6 +168,9 @@ func New(opts Options) (*Verifier, error) {
 		return nil, fmt.Errorf("verifier: registering metrics: %w", err)
 	}
 	v.metrics = m
+	if err := v.initOAuth(opts.Registerer); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -225,6 +231,11 @@ func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 			return fmt.Errorf("verifier: event handler for %T: %w", obj, err)
 		}
 		v.regs = append(v.regs, reg)
+	}
+	if v.opts.OAuth.SigningSecret.Name != "" {
+		if err := v.watchSigningKeys(mgr); err != nil {
+			return err
+		}
 	}
 	v.synced.Store(false)
 	runnables := []runnable{&flusher{v}, &prober{v}}

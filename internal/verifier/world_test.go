@@ -62,6 +62,9 @@ type world struct {
 	keyUID   types.UID
 	mu       sync.Mutex
 	recorded []*httptest.ResponseRecorder // every response, for the leak check
+	targets  []string                     // the path of each response
+	issued   []string                     // access tokens issued: only token endpoint answers may hold them
+	private  []string                     // private parts of token signing keys: no answer may hold them
 }
 
 func newWorld(t testing.TB) *world {
@@ -178,6 +181,7 @@ func (w *world) do(method, target, body string, headers ...string) *httptest.Res
 	w.v.Handler().ServeHTTP(rec, r)
 	w.mu.Lock()
 	w.recorded = append(w.recorded, rec)
+	w.targets = append(w.targets, r.URL.Path)
 	w.mu.Unlock()
 	return rec
 }
@@ -207,13 +211,26 @@ func (w *world) checkNoLeaks() {
 	for _, k := range w.minted {
 		secrets = append(secrets, k.Token, k.Secret, keyformat.SecretKey(k))
 	}
-	for _, rec := range w.recorded {
+	for i, rec := range w.recorded {
 		var all bytes.Buffer
 		all.Write(rec.Body.Bytes())
 		_ = rec.Header().Write(&all)
 		for _, s := range secrets {
 			if bytes.Contains(all.Bytes(), []byte(s)) {
 				w.t.Errorf("a response holds key material: status %d, headers %v", rec.Code, rec.Header())
+			}
+		}
+		for _, s := range w.private {
+			if bytes.Contains(all.Bytes(), []byte(s)) {
+				w.t.Errorf("a response to %s holds a private signing key: status %d", w.targets[i], rec.Code)
+			}
+		}
+		if w.targets[i] == PathToken {
+			continue
+		}
+		for _, s := range w.issued {
+			if bytes.Contains(all.Bytes(), []byte(s)) {
+				w.t.Errorf("a response to %s holds an access token: status %d", w.targets[i], rec.Code)
 			}
 		}
 	}

@@ -1,0 +1,102 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package signingkey
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var epoch = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func secretOf(t *testing.T, s Set) *corev1.Secret {
+	t.Helper()
+	data, ann, err := s.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: ann}, Data: data}
+}
+
+func TestEachKeyIsPublishedAPeriodBeforeItSignsAndAPeriodAfter(t *testing.T) {
+	s0, err := NewSet(epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s0.Previous != nil || s0.Current.KeyID == s0.Next.KeyID {
+		t.Fatalf("a new set: previous %v, current %s, next %s", s0.Previous, s0.Current.KeyID, s0.Next.KeyID)
+	}
+	s1, err := s0.Rotate(s0.DueAt(DefaultRotation))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.Previous.KeyID != s0.Current.KeyID || s1.Current.KeyID != s0.Next.KeyID || s1.Next.KeyID == s0.Next.KeyID {
+		t.Errorf("rotation did not shift the keys: %s %s %s → %s %s %s", "-", s0.Current.KeyID, s0.Next.KeyID,
+			s1.Previous.KeyID, s1.Current.KeyID, s1.Next.KeyID)
+	}
+	if !s1.RotatedAt.Equal(epoch.Add(DefaultRotation)) || !s1.DueAt(DefaultRotation).Equal(epoch.Add(2*DefaultRotation)) {
+		t.Errorf("rotated at %s, due at %s", s1.RotatedAt, s1.DueAt(DefaultRotation))
+	}
+	if n := len(s1.Published()); n != 3 {
+		t.Errorf("%d keys published, want 3", n)
+	}
+
+	back, err := FromSecret(secretOf(t, s1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Current.KeyID != s1.Current.KeyID || back.Previous.KeyID != s1.Previous.KeyID || !back.RotatedAt.Equal(s1.RotatedAt) {
+		t.Errorf("round trip: %+v", back)
+	}
+}
+
+func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
+	s, err := NewSet(epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, _ := s.Current.Key.(*ecdsa.PrivateKey).Bytes()
+	d := base64.RawURLEncoding.EncodeToString(priv)
+	for name, mutate := range map[string]func(*corev1.Secret){
+		"no current key":      func(sec *corev1.Secret) { delete(sec.Data, DataCurrent) },
+		"no next key":         func(sec *corev1.Secret) { delete(sec.Data, DataNext) },
+		"not JSON":            func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte("{" + d) },
+		"a symmetric key":     func(sec *corev1.Secret) { sec.Data[DataNext] = []byte(`{"kty":"oct","k":"` + d + `"}`) },
+		"a public key only":   func(sec *corev1.Secret) { pub, _ := s.Current.Public().MarshalJSON(); sec.Data[DataCurrent] = pub },
+		"a kid not its own":   func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte(strings.Replace(string(sec.Data[DataCurrent]), s.Current.KeyID, "x", 1)) },
+		"no rotation time":    func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) },
+		"a bad rotation time": func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			sec := secretOf(t, s)
+			mutate(sec)
+			_, err := FromSecret(sec)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(err.Error(), d) {
+				t.Errorf("the error quotes the private key: %v", err)
+			}
+		})
+	}
+}
