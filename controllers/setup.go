@@ -30,6 +30,7 @@ import (
 
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/signingkey"
 )
 
 // Options are the dependencies every reconciler shares, set in main.go.
@@ -43,6 +44,8 @@ type Options struct {
 	// KeyWorkers is how many APIKeys are reconciled at once (--apikey-workers); default
 	// DefaultKeyWorkers. Each pass mostly waits on the apiserver, so a few run in parallel.
 	KeyWorkers int
+	// SigningKeys, when it names a Secret, runs the OAuth signing-key controller.
+	SigningKeys SigningKeyOptions
 }
 
 // DefaultKeyWorkers reconciles eight APIKeys at once: enough to mint 1,000 keys in a few
@@ -66,7 +69,15 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	conn := &OrgConnectionReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-orgconnection")}
 	ms := &MetricSetReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-metricset")}
 	restart := &RestartReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-restart")}
-	for _, r := range []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms, restart} {
+	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms, restart}
+	if sk := opts.SigningKeys; sk.Secret.Name != "" {
+		if sk.Rotation <= 0 {
+			sk.Rotation = signingkey.DefaultRotation
+		}
+		reconcilers = append(reconcilers, &SigningKeyReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-signingkeys"),
+			secret: sk.Secret, every: sk.Rotation})
+	}
+	for _, r := range reconcilers {
 		if err := r.SetupWithManager(mgr); err != nil {
 			return err
 		}

@@ -78,12 +78,14 @@ func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
 	priv, _ := s.Current.Key.(*ecdsa.PrivateKey).Bytes()
 	d := base64.RawURLEncoding.EncodeToString(priv)
 	for name, mutate := range map[string]func(*corev1.Secret){
-		"no current key":      func(sec *corev1.Secret) { delete(sec.Data, DataCurrent) },
-		"no next key":         func(sec *corev1.Secret) { delete(sec.Data, DataNext) },
-		"not JSON":            func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte("{" + d) },
-		"a symmetric key":     func(sec *corev1.Secret) { sec.Data[DataNext] = []byte(`{"kty":"oct","k":"` + d + `"}`) },
-		"a public key only":   func(sec *corev1.Secret) { pub, _ := s.Current.Public().MarshalJSON(); sec.Data[DataCurrent] = pub },
-		"a kid not its own":   func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte(strings.Replace(string(sec.Data[DataCurrent]), s.Current.KeyID, "x", 1)) },
+		"no current key":    func(sec *corev1.Secret) { delete(sec.Data, DataCurrent) },
+		"no next key":       func(sec *corev1.Secret) { delete(sec.Data, DataNext) },
+		"not JSON":          func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte("{" + d) },
+		"a symmetric key":   func(sec *corev1.Secret) { sec.Data[DataNext] = []byte(`{"kty":"oct","k":"` + d + `"}`) },
+		"a public key only": func(sec *corev1.Secret) { pub, _ := s.Current.Public().MarshalJSON(); sec.Data[DataCurrent] = pub },
+		"a kid not its own": func(sec *corev1.Secret) {
+			sec.Data[DataCurrent] = []byte(strings.Replace(string(sec.Data[DataCurrent]), s.Current.KeyID, "x", 1))
+		},
 		"no rotation time":    func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) },
 		"a bad rotation time": func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" },
 	} {

@@ -1,0 +1,218 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/clearance-dev/clearance/internal/signingkey"
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+// newSigningKeyReconciler is the signing-key controller over a Secret of its own namespace,
+// with its own cache and a fake clock; the test calls Reconcile itself, as the workqueue would
+// when RequeueAfter comes due.
+func newSigningKeyReconciler(t *testing.T) (*SigningKeyReconciler, *clocktesting.FakeClock) {
+	t.Helper()
+	key := types.NamespacedName{Namespace: env.Namespace(t, "signing"), Name: signingkey.DefaultSecretName}
+	c, err := signingkey.NewCache(env.Config, env.Scheme, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = c.Start(ctx) }()
+	// An informer for Secrets before the sync wait, as the controller's watch makes one.
+	if _, err := c.GetInformer(ctx, &corev1.Secret{}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.WaitForCacheSync(ctx) {
+		t.Fatal("the signing keys cache did not sync")
+	}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	r := &SigningKeyReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: direct.events, secret: key, every: signingkey.DefaultRotation, cache: c}
+	return r, clock
+}
+
+// reconcileSeen reconciles once the cache shows what the last write left (check).
+func (r *SigningKeyReconciler) reconcileSeen(t *testing.T, check func(*corev1.Secret) error) ctrl.Result {
+	t.Helper()
+	testenv.Within(t, 30*time.Second, "the cache to show the signing keys Secret", func() error {
+		var sec corev1.Secret
+		err := r.cache.Get(context.Background(), r.secret, &sec)
+		if err != nil {
+			return err
+		}
+		return check(&sec)
+	})
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: r.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (r *SigningKeyReconciler) set(t *testing.T) (signingkey.Set, *corev1.Secret) {
+	t.Helper()
+	var sec corev1.Secret
+	if err := env.Client.Get(context.Background(), r.secret, &sec); err != nil {
+		t.Fatal(err)
+	}
+	s, err := signingkey.FromSecret(&sec)
+	if err != nil {
+		t.Fatalf("the Secret holds no valid set: %v", err)
+	}
+	return s, &sec
+}
+
+func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
+	r, clock := newSigningKeyReconciler(t)
+	ctx := context.Background()
+	month := signingkey.DefaultRotation
+
+	// Created when missing, to rotate a period later.
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != month {
+		t.Errorf("after creating: requeue after %s, want %s", res.RequeueAfter, month)
+	}
+	first, sec := r.set(t)
+	if sec.Type != corev1.SecretTypeOpaque || sec.Labels[signingkey.Label] != "true" || first.Previous != nil {
+		t.Errorf("created Secret: type %s, labels %v, previous %v", sec.Type, sec.Labels, first.Previous)
+	}
+
+	// Before it is due: nothing written, the time left asked for.
+	clock.Step(time.Hour)
+	if res := r.reconcileSeen(t, hasCurrent(first.Current.KeyID)); res.RequeueAfter != month-time.Hour {
+		t.Errorf("an hour later: requeue after %s, want %s", res.RequeueAfter, month-time.Hour)
+	}
+	if _, again := r.set(t); again.ResourceVersion != sec.ResourceVersion {
+		t.Error("a pass before the rotation was due wrote the Secret")
+	}
+
+	// Due: shifted by one.
+	clock.Step(month - time.Hour)
+	if res := r.reconcileSeen(t, hasCurrent(first.Current.KeyID)); res.RequeueAfter != month {
+		t.Errorf("after rotating: requeue after %s, want %s", res.RequeueAfter, month)
+	}
+	second, _ := r.set(t)
+	if second.Previous == nil || second.Previous.KeyID != first.Current.KeyID || second.Current.KeyID != first.Next.KeyID ||
+		second.Next.KeyID == first.Next.KeyID || !second.RotatedAt.Equal(clock.Now()) {
+		t.Fatalf("rotation: %s %s → previous %v, current %s, next %s at %s", first.Current.KeyID, first.Next.KeyID,
+			second.Previous, second.Current.KeyID, second.Next.KeyID, second.RotatedAt)
+	}
+	waitForEvent(t, r.secret, "Rotated")
+
+	// A Secret that holds no valid set is replaced, with a Warning.
+	broken := sec.DeepCopy()
+	if err := env.Client.Get(ctx, r.secret, broken); err != nil {
+		t.Fatal(err)
+	}
+	broken.Data[signingkey.DataCurrent] = []byte("not a key")
+	if err := env.Client.Update(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	r.reconcileSeen(t, func(s *corev1.Secret) error {
+		if string(s.Data[signingkey.DataCurrent]) != "not a key" {
+			return errors.New("not broken yet")
+		}
+		return nil
+	})
+	third, _ := r.set(t)
+	if third.Current.KeyID == second.Current.KeyID {
+		t.Error("the broken Secret was not replaced")
+	}
+	waitForEvent(t, r.secret, "Replaced")
+
+	// Deleted: created anew.
+	if err := env.Client.Delete(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Within(t, 30*time.Second, "the cache to lose the deleted Secret", func() error {
+		if err := r.cache.Get(ctx, r.secret, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	r.set(t)
+
+	// No event tells a private key.
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	text, _ := json.Marshal(list)
+	for _, s := range []signingkey.Set{first, second, third} {
+		for _, k := range s.Published() {
+			b, _ := k.Key.(*ecdsa.PrivateKey).Bytes()
+			if strings.Contains(string(text), base64.RawURLEncoding.EncodeToString(b)) {
+				t.Error("an event holds a private signing key")
+			}
+		}
+	}
+}
+
+func hasCurrent(kid string) func(*corev1.Secret) error {
+	return func(sec *corev1.Secret) error {
+		s, err := signingkey.FromSecret(sec)
+		if err != nil {
+			return err
+		}
+		if s.Current.KeyID != kid {
+			return fmt.Errorf("current key %s, want %s", s.Current.KeyID, kid)
+		}
+		return nil
+	}
+}
+
+func waitForEvent(t *testing.T, secret types.NamespacedName, reason string) {
+	t.Helper()
+	testenv.Within(t, 30*time.Second, "a "+reason+" event", func() error {
+		var list eventsv1.EventList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(secret.Namespace)); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Reason == reason && e.Regarding.Name == secret.Name {
+				return nil
+			}
+		}
+		return errors.New("none yet")
+	})
+}
