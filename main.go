@@ -47,6 +47,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/signingkey"
 	"github.com/clearance-dev/clearance/internal/verifier"
 	clearancewebhook "github.com/clearance-dev/clearance/internal/webhook"
 	"github.com/clearance-dev/clearance/internal/wiring"
@@ -88,6 +89,16 @@ type options struct {
 	maxStaleness            time.Duration
 	usageFlushInterval      time.Duration
 	writeMinRole            string
+	oauth                   oauthFlags
+}
+
+// oauthFlags configure OAuth 2.0 client credentials (docs/oauth.md).
+type oauthFlags struct {
+	signingSecret string
+	rotation      time.Duration
+	issuer        string
+	audience      string
+	tokenTTL      time.Duration
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -118,6 +129,11 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
 	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
+	fs.StringVar(&o.oauth.signingSecret, "oauth-signing-secret", signingkey.DefaultSecretName, "The Secret in --namespace holding the OAuth token signing keys: the controllers create and rotate it, the verifier reads it (and only it). Empty turns OAuth off: no signing-key controller, and the token endpoint answers 503.")
+	fs.DurationVar(&o.oauth.rotation, "oauth-signing-key-rotation", signingkey.DefaultRotation, "How often the token signing keys rotate; each key is published one period before it signs and one after, so this must exceed --oauth-token-ttl.")
+	fs.StringVar(&o.oauth.issuer, "oauth-issuer", "", "The OAuth issuer: the URL partners reach the verifier at (iss of access tokens, base of the discovery document's URLs). Default http://clearance-verifier.<namespace>.svc:8090.")
+	fs.StringVar(&o.oauth.audience, "oauth-audience", "", "The aud of access tokens, and the only one the verifier accepts. Default the issuer.")
+	fs.DurationVar(&o.oauth.tokenTTL, "oauth-token-ttl", verifier.DefaultTokenTTL, "Lifetime of access tokens (at most 1h); a token never outlives its key, and dies with it.")
 	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
 }
 
@@ -133,6 +149,12 @@ func (o *options) validate() error {
 	}
 	if o.enableWebhooks && o.webhookCertsExternal && o.webhookCertDir == "" {
 		return errors.New("--webhook-certs-external needs --webhook-cert-dir: where the certificate is mounted")
+	}
+	if o.oauth.tokenTTL <= 0 || o.oauth.tokenTTL > verifier.MaxTokenTTL {
+		return fmt.Errorf("--oauth-token-ttl must be between 1s and %s, got %s", verifier.MaxTokenTTL, o.oauth.tokenTTL)
+	}
+	if o.oauth.rotation <= o.oauth.tokenTTL {
+		return fmt.Errorf("--oauth-signing-key-rotation (%s) must be longer than --oauth-token-ttl (%s), or tokens outlive the key that checks them", o.oauth.rotation, o.oauth.tokenTTL)
 	}
 	if o.keyWorkers < 1 {
 		return fmt.Errorf("--apikey-workers must be at least 1, got %d", o.keyWorkers)
@@ -236,7 +258,7 @@ func run(opts options) error {
 	}
 
 	if opts.enableControllers {
-		if err := setupControllers(mgr, format, opts.keyWorkers); err != nil {
+		if err := setupControllers(mgr, format, opts); err != nil {
 			return err
 		}
 	}
@@ -272,12 +294,13 @@ func run(opts options) error {
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-func setupControllers(mgr ctrl.Manager, format keyformat.Format, keyWorkers int) error {
+func setupControllers(mgr ctrl.Manager, format keyformat.Format, opts options) error {
 	m, err := metrics.NewControllers(ctrlmetrics.Registry, controllers.KeyStateCounter(mgr.GetCache()))
 	if err != nil {
 		return err
 	}
-	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, KeyWorkers: keyWorkers})
+	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, KeyWorkers: opts.keyWorkers,
+		SigningKeys: controllers.SigningKeyOptions{Secret: opts.signingSecret(), Rotation: opts.oauth.rotation}})
 }
 
 // setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the
@@ -364,6 +387,12 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		FlushInterval: opts.usageFlushInterval,
 		WriteMinRole:  v1alpha1.Role(opts.writeMinRole),
 		Registerer:    ctrlmetrics.Registry,
+		OAuth: verifier.OAuthOptions{
+			Issuer:        opts.oauthIssuer(),
+			Audience:      opts.oauth.audience,
+			TokenTTL:      opts.oauth.tokenTTL,
+			SigningSecret: opts.signingSecret(),
+		},
 	})
 	if err != nil {
 		return err
@@ -377,6 +406,22 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		return mgr.AddReadyzCheck("verifier", v.ReadyzCheck)
 	}
 	return nil
+}
+
+// signingSecret is where the token signing keys live; empty when OAuth is off.
+func (o *options) signingSecret() types.NamespacedName {
+	if o.oauth.signingSecret == "" {
+		return types.NamespacedName{}
+	}
+	return types.NamespacedName{Namespace: o.namespace, Name: o.oauth.signingSecret}
+}
+
+// oauthIssuer defaults to the chart's verifier Service in the operator's namespace.
+func (o *options) oauthIssuer() string {
+	if o.oauth.issuer != "" {
+		return o.oauth.issuer
+	}
+	return "http://clearance-verifier." + o.namespace + ".svc:8090"
 }
 
 // webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.

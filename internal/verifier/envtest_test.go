@@ -82,7 +82,8 @@ func startVerifier(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err = New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: format, Registerer: prometheus.NewRegistry()})
+	live, err = New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: format, Registerer: prometheus.NewRegistry(),
+		OAuth: OAuthOptions{SigningSecret: liveSigningSecret}})
 	if err != nil {
 		return nil, err
 	}

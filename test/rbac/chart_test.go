@@ -32,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/clearance-dev/clearance/internal/signingkey"
 )
 
 // rendered is the chart as helm template wrote it, by kind.
@@ -163,8 +165,9 @@ func argsOf(d *appsv1.Deployment) []string {
 
 // TestTheDefaultChartKeepsKeysAwayFromTheVerifier renders the chart with its default values: two
 // Deployments, the operator without the verifier, the verifier under a ServiceAccount bound to
-// no rule on Secrets and mounting none, and a PodDisruptionBudget over the operator's webhook
-// replicas.
+// no rule on Secrets but reading the OAuth token signing keys by name (get, list, watch of that
+// one Secret: never a key Secret), mounting none, and a PodDisruptionBudget over the operator's
+// webhook replicas.
 func TestTheDefaultChartKeepsKeysAwayFromTheVerifier(t *testing.T) {
 	r := parseChart(t, env.HelmTemplate(t))
 
@@ -205,15 +208,23 @@ func TestTheDefaultChartKeepsKeysAwayFromTheVerifier(t *testing.T) {
 	if len(rules) == 0 {
 		t.Error("the verifier is bound to no rule at all; it needs to read Clearance objects")
 	}
+	signingKeys := 0
 	for _, rule := range rules {
-		if touchesSecrets(rule) {
-			t.Errorf("the verifier's ServiceAccount is bound to a rule on secrets: %+v", rule)
+		switch {
+		case touchesSecrets(rule) && slices.Equal(rule.ResourceNames, []string{signingkey.DefaultSecretName}) &&
+			!slices.ContainsFunc(rule.Verbs, func(v string) bool { return v != "get" && v != "list" && v != "watch" }):
+			signingKeys++
+		case touchesSecrets(rule):
+			t.Errorf("the verifier's ServiceAccount is bound to a rule on secrets other than reading the signing keys: %+v", rule)
 		}
 		for _, list := range [][]string{rule.APIGroups, rule.Resources, rule.Verbs} {
 			if slices.Contains(list, "*") {
 				t.Errorf("wildcard in the verifier's rule %+v", rule)
 			}
 		}
+	}
+	if signingKeys != 1 {
+		t.Errorf("the verifier may read the OAuth signing keys Secret %s by %d rules, want 1", signingkey.DefaultSecretName, signingKeys)
 	}
 	// Nor does a Secret reach it another way.
 	for _, v := range vPod.Volumes {

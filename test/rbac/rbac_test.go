@@ -17,8 +17,9 @@ limitations under the License.
 // Package rbac proves the operator's shipped RBAC is enough and no more: the operator runs
 // with its own ServiceAccount's token and only the RBAC in config/rbac (which the chart copies),
 // completes the sample story, and the apiserver must never have answered 403. The verifier runs
-// with the chart's clearance-verifier ServiceAccount, which cannot read Secrets and never needs to
-// (verifier_test.go); the chart's default topology keeps them apart (chart_test.go).
+// with the chart's clearance-verifier ServiceAccount, which cannot read key Secrets and never needs to: it reads one
+// Secret, the OAuth token signing keys, by name (verifier_test.go); the chart's default topology keeps them apart
+// (chart_test.go).
 package rbac
 
 import (

@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -48,6 +49,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/signingkey"
 	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
@@ -69,8 +71,12 @@ func (a *apiRecorder) record(req *http.Request, status int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	line := fmt.Sprintf("%s %s", req.Method, req.URL.Path)
-	if q := req.URL.Query(); q.Get("watch") == "true" || q.Get("watch") == "1" {
+	q := req.URL.Query()
+	if q.Get("watch") == "true" || q.Get("watch") == "1" {
 		line += "?watch"
+	}
+	if fs := q.Get("fieldSelector"); fs != "" {
+		line += " fieldSelector=" + fs
 	}
 	a.requests = append(a.requests, fmt.Sprintf("%s %d", line, status))
 	a.statuses[status]++
@@ -181,7 +187,8 @@ func writeTokenKubeconfig(t *testing.T, server string, caPEM []byte, token strin
 }
 
 // TestTheVerifierServesWithAnIdentityThatCannotReadSecrets takes the verifier's RBAC as the chart
-// renders it by default, shows its ServiceAccount is refused every read of Secrets, then runs the
+// renders it by default, shows its ServiceAccount is refused every read of Secrets but the OAuth
+// token signing keys (by name), then runs the
 // clearance binary as a verifier-only process with that ServiceAccount's token (beside an
 // operator running only the controllers, the chart's default topology): it answers verify
 // requests and writes usage, and of all the requests it made, none touched a Secret and none was
@@ -213,6 +220,24 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		TLSClientConfig: rest.TLSClientConfig{CAData: env.Config.CAData}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Except the one Secret of the OAuth token signing keys, by name, which it may read.
+	for _, tc := range []struct {
+		name    string
+		allowed bool
+	}{{signingkey.DefaultSecretName, true}, {"clearance-webhook-cert", false}} {
+		for _, verb := range []string{"get", "list", "watch"} {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, Groups: groups,
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: releaseNamespace, Verb: verb, Resource: "secrets", Name: tc.name},
+			}}
+			if err := env.Client.Create(ctx, sar); err != nil {
+				t.Fatal(err)
+			}
+			if sar.Status.Allowed != tc.allowed {
+				t.Errorf("the verifier's ServiceAccount may %s Secret %s: %v, want %v", verb, tc.name, sar.Status.Allowed, tc.allowed)
+			}
+		}
 	}
 	// The token is good: the same identity may list APIKeys.
 	var keysList v1.APIKeyList
@@ -320,6 +345,28 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 	if resp := authorize(grant, tampered); resp.StatusCode == http.StatusOK {
 		t.Error("the verifier accepted a tampered key")
 	}
+	// OAuth: the verifier loaded the signing keys the controllers created, with its identity,
+	// and a partner's client credentials get a token that /v1/authorize accepts.
+	var accessToken string
+	waitFor(t, 30*time.Second, "the verifier to issue an access token", func() bool {
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {string(secret.Data["access-key"])},
+			"client_secret": {string(secret.Data["secret-key"])}}
+		resp, err := http.PostForm(verifierOp.VerifierURL+"/oauth2/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		accessToken = body.AccessToken
+		return resp.StatusCode == http.StatusOK && accessToken != ""
+	})
+	if resp := authorize(grant, accessToken); resp.StatusCode != http.StatusOK {
+		t.Errorf("the verifier refused its own access token: %d %s", resp.StatusCode, resp.Header.Get("X-Clearance-Reason"))
+	}
+
 	// Usage is written with the verifier's identity too (patch apikeys/status).
 	waitFor(t, 30*time.Second, "the verifier to write the key's usage", func() bool {
 		return env.Client.Get(ctx, client.ObjectKeyFromObject(key), key) == nil && key.Status.UsageCount >= 1
@@ -335,7 +382,8 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		if strings.HasPrefix(r, "PATCH ") && strings.Contains(r, "/apikeys/bi-prod/status ") {
 			patchedUsage = true
 		}
-		if strings.Contains(r, "/secrets") {
+		if strings.Contains(r, "/secrets") && !strings.Contains(r, "/namespaces/"+releaseNamespace+"/secrets fieldSelector=metadata.name="+signingkey.DefaultSecretName+" ") &&
+			!strings.Contains(r, "/namespaces/"+releaseNamespace+"/secrets?watch fieldSelector=metadata.name="+signingkey.DefaultSecretName+" ") {
 			secretsSeen = append(secretsSeen, r)
 		}
 		if strings.HasSuffix(r, " 403") {
@@ -346,7 +394,7 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		}
 	}
 	if len(secretsSeen) > 0 {
-		t.Errorf("the verifier-only process asked for Secrets: %v", secretsSeen)
+		t.Errorf("the verifier-only process asked for Secrets other than the signing keys, by name: %v", secretsSeen)
 	}
 	if len(forbidden) > 0 {
 		t.Errorf("the verifier-only process was refused by its RBAC: %v", forbidden)
