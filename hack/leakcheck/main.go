@@ -19,7 +19,8 @@ limitations under the License.
 // Events, Clearance objects, ConfigMaps, metrics, answers registered by tests). Each test
 // binary leaves NAME.tokens and NAME.texts.jsonl in the directory (see internal/testenv's
 // leaks.go). It prints one summary line and exits 1 on a leak, naming the file, the source and
-// the key ID, never the key.
+// the key ID, never the key. Other secrets (OAuth access tokens, private token signing keys) come
+// in NAME.secrets, one "label<TAB>value" a line, and are searched verbatim; a leak names the label.
 //
 //	go run ./hack/leakcheck bin/leaks
 package main
@@ -39,8 +40,9 @@ import (
 )
 
 const (
-	tokensSuffix = ".tokens"
-	textsSuffix  = ".texts.jsonl"
+	tokensSuffix  = ".tokens"
+	textsSuffix   = ".texts.jsonl"
+	secretsSuffix = ".secrets"
 )
 
 // record is one line of a texts file.
@@ -68,6 +70,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	keys, unparsed, err := readKeys(tokenFiles)
+	if err != nil {
+		fmt.Fprintf(stderr, "leak check: %v\n", err)
+		return 1
+	}
+	secretFiles, _ := filepath.Glob(filepath.Join(dir, "*"+secretsSuffix))
+	others, err := readSecrets(secretFiles)
 	if err != nil {
 		fmt.Fprintf(stderr, "leak check: %v\n", err)
 		return 1
@@ -104,6 +112,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 					leaks = append(leaks, fmt.Sprintf("%s: %s holds %s of key ID %s", filepath.Base(path), r.Source, what, k.keyID))
 				})
 			}
+			for _, o := range others {
+				if strings.Contains(r.Text, o.value) {
+					leaks = append(leaks, fmt.Sprintf("%s: %s holds the %s", filepath.Base(path), r.Source, o.label))
+				}
+			}
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "leak check: %v\n", err)
@@ -121,6 +134,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	note := ""
 	if unparsed > 0 {
 		note = fmt.Sprintf(" (%d Secret tokens that are no key ignored)", unparsed)
+	}
+	if len(others) > 0 {
+		note += fmt.Sprintf(", %d other secrets (access tokens, signing keys)", len(others))
 	}
 	fmt.Fprintf(stdout, "leak check: %d minted keys%s, %d test binaries, %d texts, %d bytes searched (%.1f MiB): found %d\n",
 		len(keys), note, len(textFiles), texts, bytes, float64(bytes)/(1<<20), len(leaks))
@@ -162,6 +178,30 @@ func readKeys(paths []string) ([]key, int, error) {
 		}
 	}
 	return keys, unparsed, nil
+}
+
+// secret is an OAuth access token or a private signing key, searched verbatim.
+type secret struct{ label, value string }
+
+// readSecrets reads the "label<TAB>value" lines of every secrets file.
+func readSecrets(paths []string) ([]secret, error) {
+	seen := map[string]bool{}
+	var out []secret
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			label, value, ok := strings.Cut(line, "\t")
+			if !ok || len(value) < 16 || seen[value] {
+				continue
+			}
+			seen[value] = true
+			out = append(out, secret{label: label, value: value})
+		}
+	}
+	return out, nil
 }
 
 func parse(token string) (key, bool) {

@@ -19,7 +19,9 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -37,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	accessv1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/signingkey"
 )
 
 // The suite-wide leak check. When LeakDirEnv is set (make test sets it), every test binary
@@ -52,8 +55,9 @@ const LeakDirEnv = "CLEARANCE_LEAK_DIR"
 // Each test binary writes two files under one unique name: NAME.tokens, one token a line
 // (mode 0600), and NAME.texts.jsonl, one leakRecord a line. hack/leakcheck reads them.
 const (
-	leakTokensSuffix = ".tokens"
-	leakTextsSuffix  = ".texts.jsonl"
+	leakTokensSuffix  = ".tokens"
+	leakTextsSuffix   = ".texts.jsonl"
+	leakSecretsSuffix = ".secrets"
 )
 
 // leakRecord is a text to search, or why a source could not be read (the check then fails:
@@ -73,7 +77,15 @@ var leakSources struct {
 	texts  []leakText
 	files  []leakFile
 	tokens []func() []string
-	links  string // private directory of hard links to registered files
+	// secrets are other secrets than keys: OAuth access tokens, private signing keys.
+	secrets []func() []LeakSecret
+	links   string // private directory of hard links to registered files
+}
+
+// LeakSecret is a secret other than a key that must never appear in a text, with a label that
+// names it without revealing it (an access token's jti, a signing key's kid).
+type LeakSecret struct {
+	Label, Value string
 }
 
 type leakText struct {
@@ -135,6 +147,18 @@ func CollectTokensForLeakCheck(tokens func() []string) {
 	leakSources.tokens = append(leakSources.tokens, tokens)
 }
 
+// CollectSecretsForLeakCheck registers secrets other than keys that a package saw (OAuth access
+// tokens it was issued), searched verbatim in every text. The private signing keys of every
+// OAuth signing keys Secret at the end are added without registering.
+func CollectSecretsForLeakCheck(secrets func() []LeakSecret) {
+	if !leakCheckOn() {
+		return
+	}
+	leakSources.mu.Lock()
+	defer leakSources.mu.Unlock()
+	leakSources.secrets = append(leakSources.secrets, secrets)
+}
+
 // writeLeakEvidence writes this binary's tokens and texts into the leak directory, when the
 // leak check is on. A source that cannot be read is recorded for hack/leakcheck to fail on;
 // only failing to write the files is an error here.
@@ -160,6 +184,11 @@ func (e *Env) writeLeakEvidence() error {
 		return err
 	}
 
+	secrets, secretsErr := e.otherSecrets(ctx)
+	if err := writeLines(stem+leakSecretsSuffix, secrets); err != nil {
+		return err
+	}
+
 	out, err := os.OpenFile(stem+leakTextsSuffix, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -178,6 +207,9 @@ func (e *Env) writeLeakEvidence() error {
 	}
 	if tokensErr != nil {
 		emit("key Secrets", "", tokensErr)
+	}
+	if secretsErr != nil {
+		emit("OAuth signing keys Secrets", "", secretsErr)
 	}
 	for _, src := range e.clusterTexts(ctx) {
 		emit(src.name, src.text, src.err)
@@ -230,6 +262,44 @@ func (e *Env) keyTokens(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(tokens)
 	return tokens, err
+}
+
+// otherSecrets are the registered secrets and the private signing keys of every OAuth signing
+// keys Secret now, as "label<TAB>value" lines.
+func (e *Env) otherSecrets(ctx context.Context) ([]string, error) {
+	var all []LeakSecret
+	var secrets corev1.SecretList
+	err := e.Client.List(ctx, &secrets, client.HasLabels{signingkey.Label})
+	for i := range secrets.Items {
+		set, perr := signingkey.FromSecret(&secrets.Items[i])
+		if perr != nil {
+			continue // a test's broken Secret holds nothing to find
+		}
+		for _, k := range set.Published() {
+			if priv, ok := k.Key.(*ecdsa.PrivateKey); ok {
+				if d, berr := priv.Bytes(); berr == nil {
+					all = append(all, LeakSecret{Label: "private signing key " + k.KeyID, Value: base64.RawURLEncoding.EncodeToString(d)})
+				}
+			}
+		}
+	}
+	leakSources.mu.Lock()
+	sources := slices.Clone(leakSources.secrets)
+	leakSources.mu.Unlock()
+	for _, f := range sources {
+		all = append(all, f()...)
+	}
+	seen := map[string]bool{}
+	var lines []string
+	for _, s := range all {
+		if s.Value == "" || seen[s.Value] || strings.ContainsAny(s.Label+s.Value, "\t\n") {
+			continue
+		}
+		seen[s.Value] = true
+		lines = append(lines, s.Label+"\t"+s.Value)
+	}
+	slices.Sort(lines)
+	return lines, err
 }
 
 type clusterText struct {

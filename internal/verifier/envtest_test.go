@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -82,8 +83,12 @@ func startVerifier(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
+	// make test's leak check searches the live verifier's log for keys, access tokens and
+	// signing keys, and every text for the access tokens the tests were issued.
+	testenv.CollectForLeakCheck("verifier: live verifier log", liveLog.String)
+	testenv.CollectSecretsForLeakCheck(liveIssued.all)
 	live, err = New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: format, Registerer: prometheus.NewRegistry(),
-		OAuth: OAuthOptions{SigningSecret: liveSigningSecret}})
+		OAuth: OAuthOptions{SigningSecret: liveSigningSecret}, Logger: funcr.New(liveLog.write, funcr.Options{Verbosity: 10})})
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,6 +46,50 @@ import (
 // has it: one Secret in the operator's namespace, followed by a cache selected by its name.
 var liveSigningSecret = types.NamespacedName{Namespace: "clearance-system", Name: signingkey.DefaultSecretName}
 
+// liveLog is the live verifier's log; liveIssued the access tokens it issued to the tests.
+var (
+	liveLog    lockedText
+	liveIssued issuedTokens
+)
+
+type lockedText struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedText) write(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(prefix + " " + args + "\n")
+}
+
+func (l *lockedText) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type issuedTokens struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+func (i *issuedTokens) add(tok string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.tokens = append(i.tokens, tok)
+}
+
+func (i *issuedTokens) all() []testenv.LeakSecret {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	out := make([]testenv.LeakSecret, len(i.tokens))
+	for n, tok := range i.tokens {
+		out[n] = testenv.LeakSecret{Label: fmt.Sprintf("access token #%d of the verifier tests", n+1), Value: tok}
+	}
+	return out
+}
+
 // writeLiveSigningKeys writes set into the live verifier's signing keys Secret, as the
 // signing-key controller would, creating it the first time.
 func writeLiveSigningKeys(t *testing.T, set signingkey.Set) {
@@ -57,7 +103,8 @@ func writeLiveSigningKeys(t *testing.T, set signingkey.Set) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: liveSigningSecret.Namespace, Name: liveSigningSecret.Name}}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: liveSigningSecret.Namespace, Name: liveSigningSecret.Name,
+		Labels: map[string]string{signingkey.Label: "true"}}}
 	err = env.Client.Get(ctx, liveSigningSecret, sec)
 	sec.Data, sec.Annotations = data, ann
 	switch {
@@ -139,6 +186,7 @@ func (lk *liveKey) accessToken(t *testing.T) string {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("token endpoint: %s (%v)", resp.Status, err)
 	}
+	liveIssued.add(body.AccessToken)
 	return body.AccessToken
 }
 
@@ -199,16 +247,12 @@ func TestALiveSigningKeyRotationKeepsIssuedTokensValid(t *testing.T) {
 	waitForJWKS(t, set.Current.KeyID, rotated.Current.KeyID, rotated.Next.KeyID)
 	testenv.Within(t, revocationCeiling, "tokens to be signed by the new current key", func() error {
 		tok := lk.accessToken(t)
-		var h struct {
-			Kid string `json:"kid"`
-		}
 		parsed, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			return err
 		}
-		h.Kid = parsed.Signatures[0].Header.KeyID
-		if h.Kid != rotated.Current.KeyID {
-			return errors.New("still signed by " + h.Kid)
+		if kid := parsed.Signatures[0].Header.KeyID; kid != rotated.Current.KeyID {
+			return errors.New("still signed by " + kid)
 		}
 		lk.waitForBearer(t, tok, "the new token to be accepted", http.StatusOK, "")
 		return nil

@@ -30,7 +30,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -652,4 +654,63 @@ func TestDiscoveryNamesTheEndpointsAndTheJWKS(t *testing.T) {
 			t.Errorf("options %+v accepted", bad)
 		}
 	}
+}
+
+func TestNoOAuthAnswerLogLineOrMetricHoldsATokenASecretOrASigningKey(t *testing.T) {
+	w := newWorld(t)
+	var logs lockedText
+	logger := funcr.New(logs.write, funcr.Options{Verbosity: 10})
+	w.v.log, w.v.index.log = logger, logger
+	set := w.newSigningKeys()
+
+	tok, _ := w.accessToken("scope", "", "org", grantOrg)
+	w.requestToken(keyformat.Key{Token: keyformat.AccessKey(w.token) + "_" + keyformat.SecretKey(w.mint())}, false)
+	w.requestToken(w.token, true, "scope", "reports:write x")
+	w.bearer(tok, "")
+	w.bearer(tok+"x", "")
+	w.do(http.MethodPost, PathVerify, `{"key":"`+tok+`","org":"initech"}`)
+	w.do(http.MethodPost, PathIntrospect, url.Values{"token": {tok}}.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Authorization", basicAuth(w.token))
+	w.do(http.MethodPost, PathRevoke, url.Values{"token": {tok}}.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Authorization", basicAuth(w.token))
+	w.bearer(tok, "")
+	w.do(http.MethodGet, PathJWKS, "")
+	// Things that log: keys loaded, rotated, a broken Secret, keys removed.
+	rotated, err := set.Rotate(epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.loadSigningKeys(rotated)
+	bad := signingSecret(t, rotated)
+	bad.Data[signingkey.DataNext] = []byte(`{"kty":"EC","crv":"P-256","d":"` + privatePart(rotated.Next) + `"}`)
+	if err := w.v.SetSigningKeys(bad); err != nil {
+		logger.Error(err, "loading signing keys")
+	}
+	w.v.ClearSigningKeys()
+	w.bearer(tok, "")
+
+	var metrics strings.Builder
+	families, err := w.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if _, err := expfmt.MetricFamilyToText(&metrics, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := logs.String() + metrics.String()
+	if !strings.Contains(text, "clearance_verifier_oauth_requests_total") || !strings.Contains(logs.String(), "signing keys") {
+		t.Fatalf("expected OAuth log lines and metrics to check:\n%s", text)
+	}
+	secrets := append([]string{tok, strings.Split(tok, ".")[2]}, w.private...)
+	for _, k := range w.minted {
+		secrets = append(secrets, k.Token, k.Secret, keyformat.SecretKey(k))
+	}
+	for _, s := range secrets {
+		if strings.Contains(text, s) {
+			t.Errorf("a log line or metric holds a token, a client secret or a private key:\n%s", text)
+			break
+		}
+	}
+	// The answers are checked by the world's cleanup: no client secret or private key in any,
+	// no access token outside the token endpoint's.
 }

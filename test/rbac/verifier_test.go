@@ -363,6 +363,9 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		accessToken = body.AccessToken
 		return resp.StatusCode == http.StatusOK && accessToken != ""
 	})
+	testenv.CollectSecretsForLeakCheck(func() []testenv.LeakSecret {
+		return []testenv.LeakSecret{{Label: "access token of the restricted verifier", Value: accessToken}}
+	})
 	if resp := authorize(grant, accessToken); resp.StatusCode != http.StatusOK {
 		t.Errorf("the verifier refused its own access token: %d %s", resp.StatusCode, resp.Header.Get("X-Clearance-Reason"))
 	}
