@@ -164,6 +164,9 @@ type scalePoint struct {
 func run(cfg config, res *Results) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
 	defer cancel()
+	if err := measureOAuth(res); err != nil {
+		return fmt.Errorf("OAuth: %w", err)
+	}
 	if cfg.verifierOnly {
 		return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
 	}
