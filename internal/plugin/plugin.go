@@ -99,6 +99,7 @@ func NewCommand(o *Options) *cobra.Command {
 		keyCmd,
 		o.rotateCommand(),
 		o.revokeCommand(),
+		o.tokenCommand(),
 		o.setEnabledCommand("enable", true),
 		o.setEnabledCommand("disable", false),
 		o.connectCommand(),
