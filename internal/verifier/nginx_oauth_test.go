@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -37,13 +36,10 @@ import (
 // TestAPartnerWithClientCredentialsCallsThroughNginx is a partner's whole flow with real
 // clients: golang.org/x/oauth2's client credentials client gets a token from the verifier (both
 // client authentication styles) and calls the API through Debian's nginx, whose auth_request
-// asks the verifier about the token (testdata/nginx.conf.tmpl, as for keys). A wrong secret is
+// asks the verifier about the token (the configuration docs/verifier.md shows, as for keys). A wrong secret is
 // invalid_client, a wider scope invalid_scope, and disabling the key stops the token at once.
 func TestAPartnerWithClientCredentialsCallsThroughNginx(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed (apt-get install -y nginx; .ci/run installs it): skipping the real-client test")
-	}
+	const nginx = "nginx" // startProxy skips the test when it is not installed
 	w := newWorld(t)
 	w.newSigningKeys()
 	w.updateKey(func(k *v1.APIKey) { k.Spec.Scopes = []string{"reports:read"} })
@@ -68,7 +64,16 @@ func TestAPartnerWithClientCredentialsCallsThroughNginx(t *testing.T) {
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = upstream.Serve(uln) }()
 	t.Cleanup(func() { _ = upstream.Close() })
-	proxy := "http://" + startNginx(t, nginx, vln.Addr().String(), uln.Addr().String())
+	docs := readDocBlocks(t)
+	proxy := "http://" + startProxy(t, proxyProcess{name: "nginx", binary: nginx, configure: func(t testing.TB, dir, listen string) []string {
+		return configureNginx(t, docs, dir, listen, vln.Addr().String(), uln.Addr().String())
+	}}, func() []string {
+		var secrets []string
+		for _, k := range w.minted {
+			secrets = append(secrets, k.Token, keyformat.SecretKey(k))
+		}
+		return append(secrets, w.issued...)
+	})
 
 	base := &http.Client{Timeout: 10 * time.Second}
 	cctx := context.WithValue(ctx, oauth2.HTTPClient, base)
