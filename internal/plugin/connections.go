@@ -20,25 +20,14 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 var applicationIDPattern = regexp.MustCompile(v1.ApplicationIDPattern)
-
-// connectionName is the default name of a connection: Application IDs are not valid object
-// names (the underscore), and their random tail is unique enough within one org.
-func connectionName(applicationID string) string {
-	id := strings.ToLower(applicationID)
-	const tail = 12
-	if len(id) > tail {
-		id = id[len(id)-tail:]
-	}
-	return "conn-" + id
-}
 
 func (o *Options) connectCommand() *cobra.Command {
 	var (
@@ -68,7 +57,7 @@ func (o *Options) connectCommand() *cobra.Command {
 				return err
 			}
 			if name == "" {
-				name = connectionName(appID)
+				name = ops.ConnectionName(appID)
 			}
 			conn := &v1.OrgConnection{Spec: v1.OrgConnectionSpec{ApplicationID: appID, Role: v1.Role(role), MetricSets: metricSets}}
 			conn.Name, conn.Namespace = name, s.namespace

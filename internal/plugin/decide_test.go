@@ -29,11 +29,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 func TestDefaultConnectionNamesAreValidObjectNames(t *testing.T) {
 	for _, id := range []string{"app_7k2m9q4x8v1c5n3b6z0w2r4t8y", "app_00000000000000000000000000"} {
-		name := connectionName(id)
+		name := ops.ConnectionName(id)
 		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 || name != "conn-"+id[len(id)-12:] {
 			t.Errorf("connectionName(%s) = %s: %v", id, name, errs)
 		}
@@ -60,7 +61,7 @@ func TestSwitchingAMetricChangesOnlyWhatIsNeeded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		spec := listed()
-		changed := setMetric(&spec, tt.metric, tt.on)
+		changed := ops.SetMetric(&spec, tt.metric, tt.on)
 		got := ""
 		for i, m := range spec.Metrics {
 			if i > 0 {

@@ -18,15 +18,14 @@ package plugin
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 func (o *Options) rotateCommand() *cobra.Command {
@@ -43,13 +42,10 @@ func (o *Options) rotateCommand() *cobra.Command {
 		Example: "  kubectl clearance rotate acme-bi-prod -n acme\n  kubectl clearance rotate acme-bi-prod -n acme --now",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			at := o.Clock.Now().UTC().Format(time.RFC3339Nano)
-			annotation := v1.AnnotationRotateRequestedAt
-			if now {
-				annotation = v1.AnnotationInvalidateRequestedAt
-			}
-			patch := map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotation: at}}}
-			key, err := o.patchKey(cmd.Context(), args[0], patch)
+			at := o.Clock.Now()
+			key, err := o.patchKey(cmd.Context(), args[0], func(ctx context.Context, c client.Client, key *v1.APIKey) error {
+				return ops.RequestRotation(ctx, c, key, at, now)
+			})
 			if err != nil {
 				return err
 			}
@@ -58,11 +54,11 @@ func (o *Options) rotateCommand() *cobra.Command {
 			}
 			if !now {
 				fmt.Fprintf(o.out(), "apikey/%s rotation requested at %s: key %s stays valid for the rotation overlap after the new key is minted\n",
-					key.Name, at, orNone(key.Status.Masked))
+					key.Name, at.UTC().Format(time.RFC3339Nano), orNone(key.Status.Masked))
 				return nil
 			}
 			fmt.Fprintf(o.out(), "apikey/%s immediate rotation requested at %s: key %s%s stops working as soon as the new key is minted\n",
-				key.Name, at, orNone(key.Status.Masked), earlier(len(key.Status.PreviousKeys)))
+				key.Name, at.UTC().Format(time.RFC3339Nano), orNone(key.Status.Masked), ops.Earlier(len(key.Status.PreviousKeys)))
 			return nil
 		},
 	}
@@ -90,28 +86,17 @@ func (o *Options) revokeCommand() *cobra.Command {
 			if err := s.client.Get(cmd.Context(), client.ObjectKey{Namespace: s.namespace, Name: args[0]}, key); err != nil {
 				return req.explain(err)
 			}
-			if err := s.client.Delete(cmd.Context(), key, client.Preconditions{UID: &key.UID}); err != nil {
+			if err := ops.Revoke(cmd.Context(), s.client, key); err != nil {
 				return req.explain(err)
 			}
 			if o.structured() {
 				return o.printObject(key)
 			}
 			fmt.Fprintf(o.out(), "apikey/%s revoked: key %s%s of application %s stopped working and never comes back; Secret %s is deleted with it\n",
-				key.Name, orNone(key.Status.Masked), earlier(len(key.Status.PreviousKeys)), key.Spec.ApplicationName, key.SecretNameOrDefault())
+				key.Name, orNone(key.Status.Masked), ops.Earlier(len(key.Status.PreviousKeys)), key.Spec.ApplicationName, key.SecretNameOrDefault())
 			return nil
 		},
 	}
-}
-
-// earlier names the previous keys still in their overlap that stop with the current one.
-func earlier(n int) string {
-	switch n {
-	case 0:
-		return ""
-	case 1:
-		return " and its previous key"
-	}
-	return fmt.Sprintf(" and its %d previous keys", n)
 }
 
 // orNone is a masked key, or a word for a key not minted yet.
@@ -133,7 +118,9 @@ func (o *Options) setEnabledCommand(verb string, on bool) *cobra.Command {
 		Example: "  kubectl clearance " + verb + " acme-bi-prod -n acme",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := o.patchKey(cmd.Context(), args[0], map[string]any{"spec": map[string]any{"enabled": on}})
+			key, err := o.patchKey(cmd.Context(), args[0], func(ctx context.Context, c client.Client, key *v1.APIKey) error {
+				return ops.SetKeyEnabled(ctx, c, key, on)
+			})
 			if err != nil {
 				return err
 			}
@@ -146,20 +133,15 @@ func (o *Options) setEnabledCommand(verb string, on bool) *cobra.Command {
 	}
 }
 
-// patchKey merge-patches one APIKey: only the fields named change, so it never undoes what the
-// operator or another user wrote meanwhile.
-func (o *Options) patchKey(ctx context.Context, name string, patch map[string]any) (*v1.APIKey, error) {
+// patchKey applies one of package ops' patches to APIKey name in the session's namespace.
+func (o *Options) patchKey(ctx context.Context, name string, patch func(context.Context, client.Client, *v1.APIKey) error) (*v1.APIKey, error) {
 	s, err := o.connect()
-	if err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(patch)
 	if err != nil {
 		return nil, err
 	}
 	key := &v1.APIKey{}
 	key.Name, key.Namespace = name, s.namespace
-	if err := s.client.Patch(ctx, key, client.RawPatch(types.MergePatchType, data)); err != nil {
+	if err := patch(ctx, s.client, key); err != nil {
 		return nil, request{verb: "patch", resource: "apikeys", kind: "APIKey", name: name, namespace: s.namespace,
 			notFound: "list the keys with `kubectl clearance keys -n " + s.namespace + "`"}.explain(err)
 	}

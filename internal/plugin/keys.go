@@ -30,15 +30,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
-// Data keys of a key Secret (see controllers/apikey_secret.go), in the order --field lists them.
-var secretFields = []string{"token", "access-key", "secret-key", "authorization", "application-id"}
+// Data keys of a key Secret, in the order --field lists them.
+var secretFields = ops.SecretFields
 
 func (o *Options) keysCommand() *cobra.Command {
 	var lf listFlags
@@ -137,10 +136,7 @@ func (o *Options) readKey(ctx context.Context, s *session, name string) (map[str
 		return nil, request{verb: "get", resource: "apikeys", kind: "APIKey", name: name, namespace: s.namespace,
 			notFound: "list the keys with `kubectl clearance keys -n " + s.namespace + "`"}.explain(err)
 	}
-	secretName := key.Status.SecretName
-	if secretName == "" {
-		secretName = key.SecretNameOrDefault()
-	}
+	secretName := ops.KeySecretName(&key)
 	var secret corev1.Secret
 	err := s.client.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: secretName}, &secret)
 	switch {
@@ -152,11 +148,7 @@ func (o *Options) readKey(ctx context.Context, s *session, name string) (map[str
 	case err != nil:
 		return nil, request{verb: "get", resource: "secrets", kind: "Secret", name: secretName, namespace: s.namespace}.explain(err)
 	}
-	values := map[string]string{}
-	for _, f := range secretFields {
-		values[f] = string(secret.Data[f])
-	}
-	return values, nil
+	return ops.KeyMaterial(&secret), nil
 }
 
 func (o *Options) keyNewCommand() *cobra.Command {
@@ -232,77 +224,30 @@ func checkApplication(ctx context.Context, s *session, app string) error {
 		notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
 }
 
-// pollInterval paces re-reads when a watch cannot be used or ends early.
-const pollInterval = 500 * time.Millisecond
-
 // waitForKey waits, at most timeout, until the operator has minted the key (Active), and
 // fails early if it reports a state the key cannot leave by itself.
 func waitForKey(ctx context.Context, s *session, key *v1.APIKey, timeout time.Duration) (*v1.APIKey, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		if done, err := keySettled(key); done {
-			return key, err
-		}
-		next, err := nextKeyVersion(ctx, s, key)
-		if ctx.Err() != nil {
-			return key, fmt.Errorf("APIKey %s was created but is not Active after %s (state %q, %s): check that the Clearance operator is running, then `kubectl clearance keys -n %s`",
-				key.Name, timeout, key.Status.State, readyMessage(key.Status.Conditions), key.Namespace)
-		}
-		if err != nil {
-			return key, err
-		}
-		key = next
+	key, err := ops.WaitForKey(ctx, s.client, key, timeout)
+	switch {
+	case errors.Is(err, ops.ErrKeyDeleted):
+		return key, fmt.Errorf("APIKey %s was deleted while waiting for it to be minted", key.Name)
+	case err != nil:
+		return key, request{verb: "watch", resource: "apikeys", kind: "APIKey", name: key.Name, namespace: key.Namespace}.explain(err)
 	}
+	if done, err := keySettled(key); done {
+		return key, err
+	}
+	return key, fmt.Errorf("APIKey %s was created but is not Active after %s (state %q, %s): check that the Clearance operator is running, then `kubectl clearance keys -n %s`",
+		key.Name, timeout, key.Status.State, readyMessage(key.Status.Conditions), key.Namespace)
 }
 
 // keySettled reports whether waiting is over: the key is usable, or in a state only a user
 // can get it out of.
 func keySettled(key *v1.APIKey) (bool, error) {
-	switch key.Status.State {
-	case v1.KeyActive, v1.KeyRotating:
-		return true, nil
-	case v1.KeyFailed, v1.KeyExpired, v1.KeyDisabled:
+	done, usable := ops.KeySettled(key)
+	if done && !usable {
 		return true, fmt.Errorf("APIKey %s is %s (%s): fix what it says, then check `kubectl clearance keys -n %s`",
 			key.Name, key.Status.State, readyMessage(key.Status.Conditions), key.Namespace)
 	}
-	return false, nil
-}
-
-// nextKeyVersion returns the key after its next change, watching from the version it has.
-// When the watch is not allowed or ends without a change it reads the key again after a pause.
-func nextKeyVersion(ctx context.Context, s *session, key *v1.APIKey) (*v1.APIKey, error) {
-	w, err := s.client.Watch(ctx, &v1.APIKeyList{}, &client.ListOptions{
-		Namespace:     key.Namespace,
-		FieldSelector: fields.OneTermEqualSelector("metadata.name", key.Name),
-		Raw:           &metav1.ListOptions{ResourceVersion: key.ResourceVersion},
-	})
-	if err == nil {
-		defer w.Stop()
-		for ev := range w.ResultChan() {
-			switch ev.Type {
-			case watch.Added, watch.Modified:
-				if k, ok := ev.Object.(*v1.APIKey); ok {
-					return k, nil
-				}
-			case watch.Deleted:
-				return nil, fmt.Errorf("APIKey %s was deleted while waiting for it to be minted", key.Name)
-			}
-		}
-	} else if !apierrors.IsForbidden(err) {
-		return nil, request{verb: "watch", resource: "apikeys", kind: "APIKey", name: key.Name, namespace: key.Namespace}.explain(err)
-	}
-	select {
-	case <-ctx.Done():
-		return key, nil
-	case <-time.After(pollInterval):
-	}
-	var fresh v1.APIKey
-	if err := s.client.Get(ctx, client.ObjectKeyFromObject(key), &fresh); err != nil {
-		if ctx.Err() != nil {
-			return key, nil
-		}
-		return nil, request{verb: "get", resource: "apikeys", kind: "APIKey", name: key.Name, namespace: key.Namespace}.explain(err)
-	}
-	return &fresh, nil
+	return done, nil
 }

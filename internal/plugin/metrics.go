@@ -24,11 +24,10 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 // defaultMetricSet is the MetricSet an install creates in each org.
@@ -160,23 +159,6 @@ func metricSetRequest(verb, name, ns string) request {
 		notFound: "pick the set with --set; `kubectl clearance metrics -n " + ns + "` lists them"}
 }
 
-// setMetric switches a metric on or off in a MetricSet's spec, adding it when enabling a
-// metric that is not listed. It reports whether anything changed.
-func setMetric(spec *v1.MetricSetSpec, name string, on bool) bool {
-	i := slices.IndexFunc(spec.Metrics, func(m v1.Metric) bool { return m.Name == name })
-	switch {
-	case i < 0 && !on:
-		return false // not listed is off already
-	case i < 0:
-		spec.Metrics = append(spec.Metrics, v1.Metric{Name: name, Enabled: ptr.To(true)})
-		return true
-	case spec.Metrics[i].IsEnabled() == on:
-		return false
-	}
-	spec.Metrics[i].Enabled = ptr.To(on)
-	return true
-}
-
 func (o *Options) setMetricCommand(verb string, on bool) *cobra.Command {
 	var set string
 	short := "Switch a metric on in a MetricSet (adds it if it is not listed)"
@@ -194,26 +176,14 @@ func (o *Options) setMetricCommand(verb string, on bool) *cobra.Command {
 				return err
 			}
 			metric := args[0]
-			var ms v1.MetricSet
-			changed := false
-			// An update with the resourceVersion just read: if someone else changed the set
-			// meanwhile, read it again and re-apply only this one switch.
-			err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-				if err := s.client.Get(cmd.Context(), client.ObjectKey{Namespace: s.namespace, Name: set}, &ms); err != nil {
-					return err
-				}
-				if changed = setMetric(&ms.Spec, metric, on); !changed {
-					return nil
-				}
-				return s.client.Update(cmd.Context(), &ms)
-			})
+			ms, changed, err := ops.ToggleMetric(cmd.Context(), s.client, s.namespace, set, metric, on)
 			if err != nil {
 				return metricSetRequest("update", set, s.namespace).explain(err)
 			}
 			if o.structured() {
-				return o.printObject(&ms)
+				return o.printObject(ms)
 			}
-			v := viewMetricSet(&ms, false)
+			v := viewMetricSet(ms, false)
 			state := map[bool]string{true: "enabled", false: "disabled"}[on]
 			if changed {
 				fmt.Fprintf(o.out(), "metric %s %s in MetricSet %s (%d of %d enabled)\n", metric, state, set, v.EnabledCount, v.MaxEnabled)

@@ -41,6 +41,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/ops"
 	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
@@ -630,7 +631,7 @@ func TestConnectGrantsAnApplicationIDARoleAndPrintsAdmissionWarnings(t *testing.
 	must(t, err)
 
 	r := run(t, ns, "connect", appID, "--role", "Analyst", "--metric-set", "default").ok(t)
-	name := connectionName(appID)
+	name := ops.ConnectionName(appID)
 	if want := fmt.Sprintf("orgconnection/%s created: %s is connected to %s as Analyst\n", name, appID, ns); r.stdout != want {
 		t.Errorf("printed %q, want %q", r.stdout, want)
 	}
