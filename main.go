@@ -32,6 +32,7 @@ import (
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -44,6 +45,7 @@ import (
 
 	v1alpha1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/console"
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
@@ -89,6 +91,7 @@ type options struct {
 	maxStaleness            time.Duration
 	usageFlushInterval      time.Duration
 	writeMinRole            string
+	consoleAddr             string
 	oauth                   oauthFlags
 }
 
@@ -134,6 +137,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.oauth.issuer, "oauth-issuer", "", "The OAuth issuer: the URL partners reach the verifier at (iss of access tokens, base of the discovery document's URLs). Default http://clearance-verifier.<namespace>.svc:8090.")
 	fs.StringVar(&o.oauth.audience, "oauth-audience", "", "The aud of access tokens, and the only one the verifier accepts. Default the issuer.")
 	fs.DurationVar(&o.oauth.tokenTTL, "oauth-token-ttl", verifier.DefaultTokenTTL, "Lifetime of access tokens (at most 1h); a token never outlives its key, and dies with it.")
+	fs.StringVar(&o.consoleAddr, "console-bind-address", "", "Address the console (web pages acting with each signed-in person's own Kubernetes credentials) binds to, e.g. 127.0.0.1:8095; empty disables it. With every other role off, the process serves only the console and needs no credentials of its own.")
 	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
 }
 
@@ -144,8 +148,8 @@ func (o *options) validate() error {
 	if v1alpha1.Role(o.writeMinRole).Rank() < 0 {
 		return fmt.Errorf("--write-min-role %q is not a role: use one of Observer, Analyst, Technician, OrgAdmin", o.writeMinRole)
 	}
-	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier {
-		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier")
+	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier && o.consoleAddr == "" {
+		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier, --console-bind-address")
 	}
 	if o.enableWebhooks && o.webhookCertsExternal && o.webhookCertDir == "" {
 		return errors.New("--webhook-certs-external needs --webhook-cert-dir: where the certificate is mounted")
@@ -186,6 +190,9 @@ func main() {
 }
 
 func run(opts options) error {
+	if opts.consoleOnly() {
+		return runConsole(opts)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API to talk to (set KUBECONFIG or run in a cluster): %w", err)
@@ -285,6 +292,16 @@ func run(opts options) error {
 
 	if opts.enableVerifier {
 		if err := setupVerifier(mgr, opts, format); err != nil {
+			return err
+		}
+	}
+
+	if opts.consoleAddr != "" {
+		c, err := newConsole(opts, console.BaseConfig(cfg))
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(c); err != nil {
 			return err
 		}
 	}
@@ -422,6 +439,32 @@ func (o *options) oauthIssuer() string {
 		return o.oauth.issuer
 	}
 	return "http://clearance-verifier." + o.namespace + ".svc:8090"
+}
+
+// consoleOnly: the process serves the console alone, without credentials of its own.
+func (o *options) consoleOnly() bool {
+	return o.consoleAddr != "" && !o.enableControllers && !o.enableWebhooks && !o.enableVerifier
+}
+
+// runConsole serves only the console, from the apiserver's address and CA alone.
+func runConsole(opts options) error {
+	base, err := console.LoadBaseConfig()
+	if err != nil {
+		return err
+	}
+	c, err := newConsole(opts, base)
+	if err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting clearance console", "apiserver", base.Host)
+	return c.Start(ctrl.SetupSignalHandler())
+}
+
+func newConsole(opts options, base *rest.Config) (*console.Server, error) {
+	return console.New(console.Options{
+		Addr: opts.consoleAddr, Base: base, Scheme: wiring.Scheme(), Clock: clock.RealClock{},
+		Log: ctrl.Log.WithName("console"),
+	})
 }
 
 // webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.

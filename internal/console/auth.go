@@ -1,0 +1,128 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// loginCookie holds the random value the sign-in form's CSRF token is derived from.
+const loginCookie = "clearance-console-login"
+
+// signInData is what the sign-in page shows.
+type signInData struct {
+	CSRF string
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	if sess, err := s.current(w, r); err == nil && sess != nil {
+		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+		return
+	}
+	s.renderSignIn(w, r, http.StatusOK, "")
+}
+
+// renderSignIn shows the sign-in form with a fresh login CSRF token.
+func (s *Server) renderSignIn(w http.ResponseWriter, _ *http.Request, status int, problem string) {
+	value := randomToken()
+	s.setCookie(w, loginCookie, value, 30*time.Minute)
+	s.render(w, status, "login", &page{Title: "Sign in", Error: problem, Data: signInData{CSRF: loginCSRF(s.loginKey, value)}})
+}
+
+// login starts a session for a pasted token once the apiserver accepts it.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	c, err := r.Cookie(loginCookie)
+	if err != nil || r.ParseForm() != nil ||
+		subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(loginCSRF(s.loginKey, c.Value))) != 1 {
+		s.forbidden(w, nil)
+		return
+	}
+	token := strings.TrimSpace(r.PostForm.Get("token"))
+	token = strings.TrimPrefix(token, "Bearer ")
+	if token == "" {
+		s.renderSignIn(w, r, http.StatusBadRequest, "Paste a Kubernetes bearer token, e.g. the output of kubectl create token.")
+		return
+	}
+	sess, err := s.newSession(r.Context(), token, false)
+	if err != nil {
+		msg := "The Kubernetes API did not accept this token: " + apiMessage(err) + ". Paste a current token, e.g. from kubectl create token."
+		if !apierrors.IsUnauthorized(err) {
+			msg = "Could not check the token with the Kubernetes API: " + apiMessage(err)
+		}
+		s.renderSignIn(w, r, http.StatusUnauthorized, msg)
+		return
+	}
+	s.clearCookie(w, loginCookie)
+	s.setCookie(w, s.cookieName(), sess.id, s.opts.MaxAge)
+	http.Redirect(w, r, "/org", http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.sessions.remove(sess.id)
+	s.clearCookie(w, s.cookieName())
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// orgData is the org picker: the namespaces the person may list, or a field to type one.
+type orgData struct {
+	Orgs     []string
+	CanList  bool
+	ListNote string
+}
+
+func (s *Server) orgPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.renderOrgPage(w, r, sess, http.StatusOK, "")
+}
+
+func (s *Server) renderOrgPage(w http.ResponseWriter, r *http.Request, sess *session, status int, problem string) {
+	p := newPage(r, sess, "Choose an org", "org")
+	p.Error = problem
+	data := orgData{}
+	var list corev1.NamespaceList
+	if err := sess.client.List(r.Context(), &list); err != nil {
+		data.ListNote = "You may not list namespaces (" + apiMessage(err) + "), so type the org you belong to."
+	} else {
+		data.CanList = true
+		for _, ns := range list.Items {
+			if !strings.HasPrefix(ns.Name, "kube-") {
+				data.Orgs = append(data.Orgs, ns.Name)
+			}
+		}
+		slices.Sort(data.Orgs)
+	}
+	p.Data = data
+	s.render(w, status, "org", p)
+}
+
+func (s *Server) pickOrg(w http.ResponseWriter, r *http.Request, sess *session) {
+	org := strings.TrimSpace(r.PostForm.Get("org"))
+	if errs := validation.IsDNS1123Label(org); len(errs) > 0 {
+		s.renderOrgPage(w, r, sess, http.StatusBadRequest, "\""+org+"\" is not an org (a namespace name): "+errs[0])
+		return
+	}
+	sess.setOrg(org)
+	http.Redirect(w, r, "/applications", http.StatusSeeOther)
+}

@@ -1,0 +1,293 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
+)
+
+// keysData is the keys dialog of one application.
+type keysData struct {
+	App         v1.Application
+	Keys        []v1.APIKey
+	KeysError   string
+	CanGenerate bool
+	CanChange   bool
+	CanRevoke   bool
+	CanRead     bool
+	Expiries    []expiryChoice
+}
+
+// expiryChoice is one lifetime a new key may get (spec.ttl); none never expires.
+type expiryChoice struct {
+	Value, Label string
+}
+
+var expiries = []expiryChoice{
+	{"2160h", "90 days"}, {"720h", "30 days"}, {"8760h", "1 year"}, {"", "Never (not recommended)"},
+}
+
+// getApplication reads the application named in the path, or renders the denial.
+func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, sess *session) (*v1.Application, bool) {
+	app := &v1.Application{}
+	if err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: sess.currentOrg(), Name: r.PathValue("app")}, app); err != nil {
+		p := newPage(r, sess, "Application", "applications")
+		p.Error = apiMessage(err)
+		s.render(w, statusOf(err), "message", p)
+		return nil, false
+	}
+	return app, true
+}
+
+func (s *Server) keysPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	app, ok := s.getApplication(w, r, sess)
+	if !ok {
+		return
+	}
+	s.renderKeys(w, r, sess, app, http.StatusOK, "")
+}
+
+func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, sess *session, app *v1.Application, status int, problem string) {
+	ctx, org := r.Context(), sess.currentOrg()
+	data := keysData{App: *app, Expiries: expiries}
+	var keys v1.APIKeyList
+	if err := sess.client.List(ctx, &keys, client.InNamespace(org)); err != nil {
+		data.KeysError = apiMessage(err)
+	}
+	for _, k := range keys.Items {
+		if k.Spec.ApplicationName == app.Name {
+			data.Keys = append(data.Keys, k)
+		}
+	}
+	slices.SortFunc(data.Keys, func(a, b v1.APIKey) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	perms := allowed(ctx, sess, org, clearance("create", "apikeys"), clearance("patch", "apikeys"), clearance("delete", "apikeys"), readSecrets)
+	data.CanGenerate = perms[clearance("create", "apikeys")]
+	data.CanChange = perms[clearance("patch", "apikeys")]
+	data.CanRevoke = perms[clearance("delete", "apikeys")]
+	data.CanRead = perms[readSecrets]
+	p := newPage(r, sess, "Keys of "+app.Spec.Description, "applications")
+	p.Error, p.Data = problem, data
+	s.render(w, status, "keys", p)
+}
+
+// newKeyData is the page that shows a generated key, once.
+type newKeyData struct {
+	App    v1.Application
+	Key    v1.APIKey
+	Token  string // the plaintext: on this page only, never logged or kept
+	Note   string
+	Copied bool
+}
+
+// generateKey creates an APIKey, waits for the operator to mint it and, if the person may read
+// Secrets, shows the key from its Secret on this answer only (no redirect, nothing cached).
+func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *session) {
+	app, ok := s.getApplication(w, r, sess)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, GenerateName: app.Name + "-"},
+		Spec: v1.APIKeySpec{ApplicationName: app.Name, Description: strings.TrimSpace(r.PostForm.Get("description"))}}
+	if ttl := r.PostForm.Get("ttl"); ttl != "" {
+		d, err := time.ParseDuration(ttl)
+		if err != nil {
+			s.renderKeys(w, r, sess, app, http.StatusBadRequest, "The expiry "+ttl+" is not a duration: pick one of the choices.")
+			return
+		}
+		key.Spec.TTL = &metav1.Duration{Duration: d}
+	}
+	if err := sess.client.Create(ctx, key); err != nil {
+		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
+		return
+	}
+	data := newKeyData{App: *app, Key: *key}
+	minted, err := ops.WaitForKey(ctx, sess.client, key, s.opts.KeyWaitTimeout)
+	switch done, usable := ops.KeySettled(minted); {
+	case errors.Is(err, ops.ErrKeyDeleted):
+		data.Note = "The key was deleted before it was minted."
+	case err != nil:
+		data.Note = "The key was created, but the console could not follow it: " + apiMessage(err)
+	case !done:
+		data.Note = "The key was created but the operator has not minted it yet (state " + stateOf(minted) + "): check that the Clearance operator is running, then open the keys again."
+	case !usable:
+		data.Note = "The key is " + string(minted.Status.State) + ": " + readyMessage(minted) + "."
+	default:
+		data.Key = *minted
+		data.Token, data.Note = s.readToken(r, sess, minted)
+	}
+	p := newPage(r, sess, "New key", "applications")
+	p.Data = data
+	s.render(w, http.StatusCreated, "key-new", p)
+}
+
+// readToken reads the new key from its Secret with the person's own credentials: only someone
+// who may read Secrets in the org sees it.
+func (s *Server) readToken(r *http.Request, sess *session, key *v1.APIKey) (token, note string) {
+	var secret corev1.Secret
+	name := ops.KeySecretName(key)
+	err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: key.Namespace, Name: name}, &secret)
+	switch {
+	case apierrors.IsForbidden(err):
+		return "", "You may not read Secrets in " + key.Namespace + ", so the console cannot show the key (" + apiMessage(err) + "). Workloads mount Secret " + name + "; someone who may read it can copy the key from there."
+	case err != nil:
+		return "", "The key was minted, but its Secret " + name + " could not be read: " + apiMessage(err)
+	}
+	return ops.KeyMaterial(&secret)["token"], ""
+}
+
+func stateOf(key *v1.APIKey) string {
+	if key.Status.State == "" {
+		return string(v1.KeyPending)
+	}
+	return string(key.Status.State)
+}
+
+func readyMessage(key *v1.APIKey) string {
+	for _, c := range key.Status.Conditions {
+		if c.Type == v1.ConditionReady {
+			return c.Message
+		}
+	}
+	return "no Ready condition yet"
+}
+
+// keyAction is one change to a key, behind a confirmation step.
+type keyAction struct {
+	Name    string // the path segment
+	Title   string // the confirm button
+	Explain string // what happens, on the confirmation page
+	Danger  bool
+	do      func(s *Server, r *http.Request, sess *session, key *v1.APIKey) error
+	done    string
+}
+
+var keyActions = map[string]keyAction{
+	"rotate": {Name: "rotate", Title: "Rotate key",
+		Explain: "The operator mints a new key into the same Secret. The current key keeps working for the rotation overlap of this key (none if it sets no rotation), so workloads have time to pick up the new one.",
+		do: func(s *Server, r *http.Request, sess *session, key *v1.APIKey) error {
+			return ops.RequestRotation(r.Context(), sess.client, key, s.opts.Clock.Now(), false)
+		}, done: "Rotation requested"},
+	"rotate-now": {Name: "rotate-now", Title: "Rotate now and end the current key", Danger: true,
+		Explain: "The operator mints a new key into the same Secret, and the current key (with any earlier key still in its overlap) stops working as soon as it has: invalidate keys and secrets in one step.",
+		do: func(s *Server, r *http.Request, sess *session, key *v1.APIKey) error {
+			return ops.RequestRotation(r.Context(), sess.client, key, s.opts.Clock.Now(), true)
+		}, done: "Immediate rotation requested"},
+	"disable": {Name: "disable", Title: "Disable key", Danger: true,
+		Explain: "The key is refused from now on, but kept with its Secret: enabling it again makes the same key work again.",
+		do: func(_ *Server, r *http.Request, sess *session, key *v1.APIKey) error {
+			return ops.SetKeyEnabled(r.Context(), sess.client, key, false)
+		}, done: "Disabled"},
+	"enable": {Name: "enable", Title: "Enable key",
+		Explain: "The same key works again (unless it expired meanwhile).",
+		do: func(_ *Server, r *http.Request, sess *session, key *v1.APIKey) error {
+			return ops.SetKeyEnabled(r.Context(), sess.client, key, true)
+		}, done: "Enabled"},
+	"revoke": {Name: "revoke", Title: "Revoke key for good", Danger: true,
+		Explain: "The APIKey is deleted: its key (and any previous key still in its overlap) stops working at once and never comes back, and its Secret is deleted with it.",
+		do: func(_ *Server, r *http.Request, sess *session, key *v1.APIKey) error {
+			return ops.Revoke(r.Context(), sess.client, key)
+		}, done: "Revoked"},
+}
+
+// keyActionData is the confirmation page of a key action.
+type keyActionData struct {
+	App    v1.Application
+	Key    v1.APIKey
+	Action keyAction
+}
+
+// getKey reads the application and the key named in the path and the action asked for.
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request, sess *session) (*keyActionData, bool) {
+	action, ok := keyActions[r.PathValue("action")]
+	if !ok {
+		http.NotFound(w, r)
+		return nil, false
+	}
+	app, ok := s.getApplication(w, r, sess)
+	if !ok {
+		return nil, false
+	}
+	key := &v1.APIKey{}
+	err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: app.Namespace, Name: r.PathValue("key")}, key)
+	if err == nil && key.Spec.ApplicationName != app.Name {
+		err = apierrors.NewNotFound(v1.GroupVersion.WithResource("apikeys").GroupResource(), key.Name)
+	}
+	if err != nil {
+		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
+		return nil, false
+	}
+	return &keyActionData{App: *app, Key: *key, Action: action}, true
+}
+
+func (s *Server) confirmKeyAction(w http.ResponseWriter, r *http.Request, sess *session) {
+	data, ok := s.getKey(w, r, sess)
+	if !ok {
+		return
+	}
+	p := newPage(r, sess, data.Action.Title, "applications")
+	p.Data = data
+	s.render(w, http.StatusOK, "key-action", p)
+}
+
+func (s *Server) keyAction(w http.ResponseWriter, r *http.Request, sess *session) {
+	data, ok := s.getKey(w, r, sess)
+	if !ok {
+		return
+	}
+	key := data.Key.DeepCopy()
+	if err := data.Action.do(s, r, sess, key); err != nil {
+		p := newPage(r, sess, data.Action.Title, "applications")
+		p.Error, p.Data = apiMessage(err), data
+		s.render(w, statusOf(err), "key-action", p)
+		return
+	}
+	masked := data.Key.Status.Masked
+	if masked == "" {
+		masked = data.Key.Name
+	}
+	done(w, r, sess, "/applications/"+data.App.Name+"/keys", data.Action.done+": key "+masked+".")
+}
+
+// mergePatch changes only the fields named.
+func mergePatch(patch map[string]any) client.Patch {
+	data, _ := json.Marshal(patch) // maps of strings always marshal
+	return client.RawPatch(types.MergePatchType, data)
+}
+
+// statusOf is the HTTP status a page answers with for an API error.
+func statusOf(err error) int {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && status.Status().Code >= 400 {
+		return int(status.Status().Code)
+	}
+	return http.StatusBadGateway
+}

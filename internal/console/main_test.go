@@ -1,0 +1,421 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+var (
+	env        *testenv.Env
+	operator   *testenv.Operator
+	consoleURL string
+)
+
+// ScreenshotsEnv names a directory the browser tests write their screenshots to (the ones in
+// docs/console/ come from there); unset, they go to each test's temporary directory.
+const ScreenshotsEnv = "CLEARANCE_CONSOLE_SCREENSHOTS"
+
+// TestMain starts the control plane and one operator process with its webhooks (so admission
+// decides as in a cluster) and the console on a loopback port, as make run does, and installs
+// the people's ClusterRoles the chart ships.
+func TestMain(m *testing.M) {
+	testenv.Main(m, &env, func(e *testenv.Env) (func() error, error) {
+		ports, err := testenv.FreePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
+		consoleURL = "http://" + addr
+		operator, err = e.StartOperator(testenv.OperatorOptions{Name: "console", WithWebhooks: true,
+			Args: []string{"--console-bind-address=" + addr}})
+		if err != nil {
+			return nil, err
+		}
+		if err := applyPeopleRoles(e); err != nil {
+			operator.Cleanup()
+			return nil, err
+		}
+		testenv.CollectTokensForLeakCheck(issued.all)
+		return func() error { operator.Cleanup(); return nil }, nil
+	})
+}
+
+// applyPeopleRoles installs config/rbac/people_roles.yaml, the clearance-observer, -analyst,
+// -technician and -org-admin ClusterRoles.
+func applyPeopleRoles(e *testenv.Env) error {
+	cmd := exec.Command(filepath.Join(e.Assets, "kubectl"), "apply", "--server-side", "-f", filepath.Join(e.Root, "config", "rbac", "people_roles.yaml"))
+	kubeconfig, err := e.WriteKubeconfig()
+	if err != nil {
+		return err
+	}
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("applying the people roles: %w: %s", err, out)
+	}
+	for i := range testRoles {
+		if err := e.Client.Create(context.Background(), &testRoles[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tokens are the ServiceAccount tokens the tests signed in with: the leak check makes sure
+// none reached a log.
+type tokens struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (t *tokens) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.list = append(t.list, s)
+}
+
+func (t *tokens) all() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.list...)
+}
+
+var issued tokens
+
+// person is someone with a ServiceAccount in an org, bound to Clearance's people roles (and
+// the built-in ones the chart aggregates them into), signing in with a token of it.
+type person struct {
+	name, org, token string
+}
+
+// newPerson creates ServiceAccount name in org, binds it to clusterRoles there and returns a
+// token for it from the TokenRequest API, as kubectl create token does.
+func newPerson(t *testing.T, org, name string, clusterRoles ...string) person {
+	t.Helper()
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}}
+	if err := env.Client.Create(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range clusterRoles {
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name + "-" + role},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: org, Name: name}},
+		}
+		if err := env.Client.Create(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(org).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token for %s/%s: %v", org, name, err)
+	}
+	issued.add(tr.Status.Token)
+	return person{name: name, org: org, token: tr.Status.Token}
+}
+
+// Roles as an org binds them: Clearance's ClusterRole and, for what it does not cover
+// (reading Secrets, the metric catalog ConfigMap), what the built-in admin and view roles it
+// aggregates into add in a cluster. (The test's control plane runs no ClusterRole
+// aggregation, so the built-in roles stay empty: these two stand in for them.)
+var (
+	orgAdmin   = []string{"clearance-org-admin", secretReader, catalogReader}
+	technician = []string{"clearance-technician", catalogReader}
+	observer   = []string{"clearance-observer", catalogReader}
+)
+
+const (
+	secretReader  = "console-test-secret-reader"
+	catalogReader = "console-test-catalog-reader"
+)
+
+// testRoles are the stand-ins for the built-in admin and view roles.
+var testRoles = []rbacv1.ClusterRole{
+	{ObjectMeta: metav1.ObjectMeta{Name: secretReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}}},
+	{ObjectMeta: metav1.ObjectMeta{Name: catalogReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}}}},
+}
+
+// chromium is the system browser, or the test is skipped.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("chromium is not installed (apt-get install chromium); the console's browser tests need it")
+	return ""
+}
+
+// page is one browser tab on the console, at a window size.
+type page struct {
+	t     *testing.T
+	ctx   context.Context
+	shots string
+}
+
+// newPage starts a headless Chromium of its own (its own profile, so its own cookies).
+func newPage(t *testing.T, width, height int) *page {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	shots := os.Getenv(ScreenshotsEnv)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	return &page{t: t, ctx: ctx, shots: shots}
+}
+
+// open loads a page of the console and returns its HTTP status.
+func (p *page) open(path string) int64 {
+	p.t.Helper()
+	resp, err := chromedp.Run(p.ctx, chromedp.NavigateResponse(consoleURL+path))
+	if err != nil {
+		p.t.Fatalf("opening %s: %v", path, err)
+	}
+	return resp.Status
+}
+
+// submit clicks a button (or link) that loads a new page and returns that page's status.
+func (p *page) submit(sel string) int64 {
+	p.t.Helper()
+	resp, err := chromedp.RunResponse(p.ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	if err != nil {
+		p.t.Fatalf("clicking %s: %v", sel, err)
+	}
+	return resp.Status
+}
+
+// click clicks something that does not load a page (a Copy button).
+func (p *page) click(sel string) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
+		p.t.Fatalf("clicking %s: %v", sel, err)
+	}
+}
+
+// fill types value into a field, replacing what it holds.
+func (p *page) fill(sel, value string) {
+	p.t.Helper()
+	action := chromedp.SetValue(chromedp.CSS(sel), value)
+	if value == "" {
+		action = chromedp.Clear(chromedp.CSS(sel)) // SetValue cannot tell "" from no answer
+	}
+	if err := chromedp.Do(p.ctx, action); err != nil {
+		p.t.Fatalf("filling %s: %v", sel, err)
+	}
+}
+
+// choose picks an option of a select by value.
+func (p *page) choose(sel, value string) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.SetValue(chromedp.CSS(sel), value)); err != nil {
+		p.t.Fatalf("choosing %s in %s: %v", value, sel, err)
+	}
+}
+
+// text is the visible text of the first element sel matches.
+func (p *page) text(sel string) string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("reading %s: %v", sel, err)
+	}
+	return s
+}
+
+// html is the whole document as the browser holds it.
+func (p *page) html() string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return s
+}
+
+// count is how many elements sel matches.
+func (p *page) count(sel string) int {
+	p.t.Helper()
+	n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return n
+}
+
+// options are the values of a select's options.
+func (p *page) options(sel string) []string {
+	p.t.Helper()
+	vals, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](fmt.Sprintf("Array.from(document.querySelectorAll('%s option')).map(o => o.value)", sel)))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return vals
+}
+
+// value is an input's value.
+func (p *page) value(sel string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Value(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("reading the value of %s: %v", sel, err)
+	}
+	return v
+}
+
+// shot writes a screenshot of the whole page as NAME.png.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.shots, name+".png"), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// grantClipboard lets the console's origin read the clipboard, so a test can check what a
+// Copy button put there.
+func (p *page) grantClipboard() {
+	p.t.Helper()
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(p.ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+			Setting:    browser.PermissionSettingGranted, Origin: consoleURL,
+		}); err != nil {
+			p.t.Fatalf("granting %s: %v", name, err)
+		}
+	}
+}
+
+// clipboard is what the page's clipboard holds.
+func (p *page) clipboard() string {
+	p.t.Helper()
+	s, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("navigator.clipboard.readText()", chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("reading the clipboard: %v", err)
+	}
+	return s
+}
+
+// sessionCookie is the console's session cookie as the browser holds it.
+func (p *page) sessionCookie() *network.Cookie {
+	p.t.Helper()
+	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{consoleURL}})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	for _, c := range res.Cookies {
+		if c.Name == "clearance-console" {
+			return c
+		}
+	}
+	p.t.Fatalf("the browser holds no console session cookie: %v", res.Cookies)
+	return nil
+}
+
+// signIn signs in with the person's token and opens their org.
+func (p *page) signIn(who person) {
+	p.t.Helper()
+	p.open("/login")
+	p.fill("#token", who.token)
+	if status := p.submit("form[action='/login'] button[type=submit]"); status != http.StatusOK {
+		p.t.Fatalf("signing in as %s: status %d: %s", who.name, status, p.text("main"))
+	}
+	p.fill("#org", who.org)
+	if status := p.submit("form[action='/org'].stack button[type=submit]"); status != http.StatusOK {
+		p.t.Fatalf("opening org %s: status %d: %s", who.org, status, p.text("main"))
+	}
+	if html := p.html(); strings.Contains(html, who.token) {
+		p.t.Fatal("the page holds the bearer token")
+	}
+}
+
+// within waits for cond, reading the page again each time.
+func within(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	testenv.Within(t, 60*time.Second, what, cond)
+}
+
+// application creates an Application as an admin and waits for its ID.
+func application(t *testing.T, org, name, description string) *v1.Application {
+	t.Helper()
+	ctx := context.Background()
+	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, Spec: v1.ApplicationSpec{Description: description}}
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the application's ID", func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
+			return err
+		}
+		if app.Status.ApplicationID == "" {
+			return fmt.Errorf("no ID yet")
+		}
+		return nil
+	})
+	return app
+}
