@@ -92,7 +92,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess 
 	if err := sess.client.Create(r.Context(), app); err != nil {
 		p := newPage(r, sess, "Create application", "applications")
 		p.Error, p.Data = apiMessage(err), form
-		s.render(w, http.StatusUnprocessableEntity, "application-new", p)
+		s.render(w, statusOf(err), "application-new", p)
 		return
 	}
 	done(w, r, sess, "/applications", "Created application "+app.Name+"; its Application ID appears on its card as soon as the operator has allocated it.")
@@ -167,7 +167,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, sess *session) 
 		p := newPage(r, sess, "Connect an application", "applications")
 		p.Error = apiMessage(err)
 		p.Data = connectData{ApplicationID: id, Roles: assignable(r, sess, "", role)}
-		s.render(w, http.StatusUnprocessableEntity, "connect", p)
+		s.render(w, statusOf(err), "connect", p)
 		return
 	}
 	done(w, r, sess, "/applications", "Connected application "+id+" to "+conn.Namespace+" as "+string(role)+".")
@@ -212,7 +212,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, sess *session) 
 		p := newPage(r, sess, "Edit role", "applications")
 		p.Error = apiMessage(err)
 		p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, old, role)}
-		s.render(w, http.StatusUnprocessableEntity, "role", p)
+		s.render(w, statusOf(err), "role", p)
 		return
 	}
 	done(w, r, sess, "/applications", "Application "+conn.Spec.ApplicationID+" now has role "+string(conn.Spec.Role)+" in "+conn.Namespace+".")

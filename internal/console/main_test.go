@@ -19,7 +19,9 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,6 +196,10 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// actionTimeout bounds one click: a missing button fails the test in this time, not at the
+// test's deadline.
+const actionTimeout = 45 * time.Second
+
 // page is one browser tab on the console, at a window size.
 type page struct {
 	t     *testing.T
@@ -240,7 +246,9 @@ func (p *page) open(path string) int64 {
 // submit clicks a button (or link) that loads a new page and returns that page's status.
 func (p *page) submit(sel string) int64 {
 	p.t.Helper()
-	resp, err := chromedp.RunResponse(p.ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
 	if err != nil {
 		p.t.Fatalf("clicking %s: %v", sel, err)
 	}
@@ -250,7 +258,9 @@ func (p *page) submit(sel string) int64 {
 // click clicks something that does not load a page (a Copy button).
 func (p *page) click(sel string) {
 	p.t.Helper()
-	if err := chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
 		p.t.Fatalf("clicking %s: %v", sel, err)
 	}
 }
@@ -418,4 +428,57 @@ func application(t *testing.T, org, name, description string) *v1.Application {
 		return nil
 	})
 	return app
+}
+
+// post sends a form to the console as this browser's session would, with the session's CSRF
+// token (someone scripting their own session, say), and returns the status and the page.
+func (p *page) post(path string, form url.Values) (int, string) {
+	p.t.Helper()
+	form.Set("csrf", p.value("input[name=csrf]"))
+	return p.postWithout(path, form)
+}
+
+// postWithout sends a form with the session cookie and only the fields given.
+func (p *page) postWithout(path string, form url.Values) (int, string) {
+	p.t.Helper()
+	cookie := p.sessionCookie()
+	req, err := http.NewRequest(http.MethodPost, consoleURL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: time.Minute}
+	resp, err := c.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// activeKey creates an APIKey as an admin, waits until it is Active and returns it with its
+// key from the Secret.
+func activeKey(t *testing.T, org, name, app string) (*v1.APIKey, string) {
+	t.Helper()
+	ctx := context.Background()
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, Spec: v1.APIKeySpec{ApplicationName: app, Description: "prod exporter"}}
+	if err := env.Client.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the key to be Active", func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); err != nil {
+			return err
+		}
+		if key.Status.State != v1.KeyActive {
+			return fmt.Errorf("state %q", key.Status.State)
+		}
+		return nil
+	})
+	var secret corev1.Secret
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: key.Status.SecretName}, &secret); err != nil {
+		t.Fatal(err)
+	}
+	return key, string(secret.Data["token"])
 }
