@@ -82,6 +82,7 @@ chart-check: helm ## helm lint and helm template the chart with its main value s
 	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=false --set replicaCount=1 > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system --set console.enabled=true > /dev/null
 
 .PHONY: kube-assets
 kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and print where.

@@ -135,14 +135,15 @@ func startAPIRecorder(t *testing.T) (rec *apiRecorder, server string, caPEM []by
 }
 
 // applyChartRBAC applies the ServiceAccounts, roles and bindings of the chart rendered with
-// default values: the identities exactly as an install creates them.
-func applyChartRBAC(t *testing.T) {
+// default values (and the helm arguments given): the identities exactly as an install creates
+// them.
+func applyChartRBAC(t *testing.T, helmArgs ...string) {
 	t.Helper()
 	if _, err := env.Kubectl(t, "create", "namespace", releaseNamespace); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		t.Fatal(err)
 	}
 	var picked [][]byte
-	for _, d := range parseChart(t, env.HelmTemplate(t)).docs {
+	for _, d := range parseChart(t, env.HelmTemplate(t, helmArgs...)).docs {
 		switch d.kind {
 		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			picked = append(picked, d.data)

@@ -30,3 +30,8 @@ securityContext:
   readOnlyRootFilesystem: true
   capabilities: {drop: [ALL]}
 {{- end }}
+{{- define "clearance.consoleSelectorLabels" -}}
+app.kubernetes.io/name: clearance
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: console
+{{- end }}
