@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: runs the operator in the foreground against the cluster of KUBECONFIG or, when no
-# cluster is reachable, against a local control plane it starts on loopback. Extra operator
+# cluster is reachable, against a local control plane it starts on loopback, with the console on
+# a loopback port (CONSOLE_ADDR, default 127.0.0.1:8095; empty turns it off). Extra operator
 # flags come from RUN_ARGS, e.g. make run RUN_ARGS="--key-prefix=acme_".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ echo "run: using $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cl
   crd/applications.access.clearance.dev crd/apikeys.access.clearance.dev \
   crd/orgconnections.access.clearance.dev crd/metricsets.access.clearance.dev >&2
 
+# The people ClusterRoles (clearance-observer, -analyst, -technician, -org-admin) that orgs bind.
+"$kubectl" apply --server-side --force-conflicts -f config/rbac/people_roles.yaml >&2
+
 # The operator keeps its webhook certificate in its own namespace and registers its webhooks
 # with a loopback URL, since the apiserver reaches it on this machine.
 "$kubectl" create namespace clearance-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
@@ -30,6 +34,22 @@ run: in another shell:
     export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} PATH="$assets:\$PATH"
     kubectl apply -k config/samples && kubectl get clearance -A
 MSG
+console_addr="${CONSOLE_ADDR-127.0.0.1:8095}"
+console_args=()
+if [[ -n "$console_addr" ]]; then
+  console_args=(--console-bind-address="$console_addr")
+  cat >&2 <<MSG
+run: the console: http://$console_addr/  (sign in with a Kubernetes token; for an org admin of org acme:)
+    kubectl create namespace acme
+    kubectl create serviceaccount alice -n acme
+    kubectl create rolebinding alice-org-admin -n acme --clusterrole=clearance-org-admin --serviceaccount=acme:alice
+    kubectl create role key-reader -n acme --verb=get,list,watch --resource=secrets,configmaps
+    kubectl create rolebinding alice-key-reader -n acme --role=key-reader --serviceaccount=acme:alice
+    kubectl create token alice -n acme --duration=8h
+  (the key-reader role lets alice see a new key once and read the metric catalog; in a cluster
+  with ClusterRole aggregation, binding the built-in admin role gives both with clearance-org-admin)
+MSG
+fi
 go build -o bin/clearance .
 # shellcheck disable=SC2086
-exec bin/clearance --webhook-local-url=https://localhost:9443 ${RUN_ARGS:-}
+exec bin/clearance --webhook-local-url=https://localhost:9443 "${console_args[@]}" ${RUN_ARGS:-}
