@@ -205,6 +205,7 @@ type page struct {
 	t     *testing.T
 	ctx   context.Context
 	shots string
+	width int
 }
 
 // newPage starts a headless Chromium of its own (its own profile, so its own cookies).
@@ -230,7 +231,7 @@ func newPage(t *testing.T, width, height int) *page {
 	if shots == "" {
 		shots = t.TempDir()
 	}
-	return &page{t: t, ctx: ctx, shots: shots}
+	return &page{t: t, ctx: ctx, shots: shots, width: width}
 }
 
 // open loads a page of the console and returns its HTTP status.
@@ -335,9 +336,14 @@ func (p *page) value(sel string) string {
 	return v
 }
 
-// shot writes a screenshot of the whole page as NAME.png.
+// shot writes a screenshot of the whole page as NAME.png. Key material on the page is blurred
+// first: a screenshot is test output, and test output never holds a key.
 func (p *page) shot(name string) {
 	p.t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](
+		`document.querySelectorAll("#new-key, #token").forEach(e => { e.style.color = "transparent"; e.style.textShadow = "0 0 14px #1f2328"; })`)); err != nil {
+		p.t.Fatal(err)
+	}
 	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		p.t.Fatal(err)
@@ -391,9 +397,15 @@ func (p *page) sessionCookie() *network.Cookie {
 func (p *page) signIn(who person) {
 	p.t.Helper()
 	p.open("/login")
+	if p.width >= 1280 && who.name == "alice" {
+		p.shot("login")
+	}
 	p.fill("#token", who.token)
 	if status := p.submit("form[action='/login'] button[type=submit]"); status != http.StatusOK {
 		p.t.Fatalf("signing in as %s: status %d: %s", who.name, status, p.text("main"))
+	}
+	if p.width >= 1280 && who.name == "alice" {
+		p.shot("org")
 	}
 	p.fill("#org", who.org)
 	if status := p.submit("form[action='/org'].stack button[type=submit]"); status != http.StatusOK {
