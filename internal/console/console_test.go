@@ -354,7 +354,9 @@ func TestKeyActionsAskForConfirmationThenRotateDisableEnableAndRevoke(t *testing
 	}
 
 	act("rotate-now")
-	state(v1.KeyActive, func(k *v1.APIKey) bool { return k.Status.Masked != first && strings.Contains(p.text("tbody"), k.Status.Masked) })
+	state(v1.KeyActive, func(k *v1.APIKey) bool {
+		return k.Status.Masked != first && strings.Contains(p.text("tbody"), k.Status.Masked)
+	})
 	act("disable")
 	state(v1.KeyDisabled, func(*v1.APIKey) bool { return p.count("a[href='"+keys+"/bi-prod/enable']") == 1 })
 	act("enable")
