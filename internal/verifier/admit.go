@@ -19,7 +19,8 @@ package verifier
 import "time"
 
 // What an answer costs, after the decision: the rate-limit budget and the usage count. Both
-// live in the APIKey's slot of the store (keyUsage), reached by the key's ownerRef.
+// live in the APIKey's slot of the store (keyUsage), reached by the key's ownerRef; with a
+// shared rate-limit store (--rate-limit-store), the budget lives there (sharedlimits.go).
 
 // answer is a decision after its side effects: what the HTTP edge renders (http.go).
 type answer struct {
@@ -35,10 +36,10 @@ type answer struct {
 func refusal(r reason) answer { return answer{decision: decision{reason: r}} }
 
 // admit carries out a decision at now. A refused request spends nothing and counts nothing. An
-// allowed one spends one token from the bucket the decision named, if any; with none left the
-// answer becomes rate_limited (429, with the bucket's state for Retry-After), which counts no
-// use either. A request still allowed then counts as one use of its APIKey, for the usage
-// flush.
+// allowed one spends one token from the bucket the decision named, if any (in the shared store
+// when there is one); with none left the answer becomes rate_limited (429, with the bucket's
+// state for Retry-After), which counts no use either. A request still allowed then counts as
+// one use of its APIKey, for the usage flush.
 func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answer {
 	a := answer{decision: d, at: now}
 	if d.reason != rOK {
@@ -47,7 +48,11 @@ func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answ
 	ref := d.key.row.owner
 	u := store.usage(ref)
 	if d.limited {
-		a.rate = u.take(d.limit, now)
+		if store.shared != nil {
+			a.rate = store.shared.take(u, d.limit, now)
+		} else {
+			a.rate = u.take(d.limit, now)
+		}
 		if !a.rate.allowed {
 			a.reason = rRateLimited
 			return a

@@ -263,6 +263,9 @@ type keyStore struct {
 	conflicts   map[keyIDBytes][]keyRow // key ids claimed by more than one APIKey, each claim
 	otherHashes map[otherHashKey]string // status.hash of keys that are not sha256: digests
 	otherMu     sync.RWMutex            // otherHashes, which requests read
+
+	// shared keeps rate-limit buckets for every replica (--rate-limit-store); nil: usages do.
+	shared *sharedLimits
 }
 
 type otherHashKey struct {
@@ -401,6 +404,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		s.setOwner(slot, ownerRow{gen: gen})
 		*s.extras.at(slot) = ownerExtra{}
 		s.putIdentity(slot, uid, k.Namespace, k.Name)
+		s.usages.at(slot).assign(uk)
 	}
 	ref := ownerRef{slot: slot, gen: s.owners.at(slot).gen}
 	row := ownerRow{

@@ -39,6 +39,8 @@ type keyUsage struct {
 	// first is the key's first bucket, the only one of most keys; more go into others.
 	first  bucketLimiter
 	others map[string]*bucketLimiter
+	// id names the APIKey's buckets in the shared store (sharedlimits.go).
+	id uidKey
 }
 
 // reset empties the usage of a slot given to another APIKey.
@@ -49,6 +51,21 @@ func (u *keyUsage) reset() {
 	u.lastUsed.Store(0)
 	u.first = bucketLimiter{}
 	u.others = nil
+	u.id = uidKey{}
+}
+
+// assign gives the slot's usage to the APIKey whose UID is id.
+func (u *keyUsage) assign(id uidKey) {
+	u.mu.Lock()
+	u.id = id
+	u.mu.Unlock()
+}
+
+// storeID is the id of the APIKey the usage belongs to.
+func (u *keyUsage) storeID() uidKey {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.id
 }
 
 // bucketLimiter is a token bucket for one key and bucket: burst = limit, refilled at
@@ -148,13 +165,18 @@ func (u *keyUsage) take(cfg rateLimit, now time.Time) rateResult {
 		b.lim.SetBurstAt(now, burstOf(cfg))
 	}
 	allowed := b.lim.AllowN(now, 1)
-	tokens := b.lim.TokensAt(now)
-	limit := float64(b.cfg.limit)
-	res := rateResult{limited: true, conf: b.bucketConf, allowed: allowed}
+	return rateResultOf(b.bucketConf, allowed, b.lim.TokensAt(now))
+}
+
+// rateResultOf is the answer of a bucket conf that allowed a request or not, with tokens left:
+// the same whether the bucket is in memory or in the shared store.
+func rateResultOf(conf bucketConf, allowed bool, tokens float64) rateResult {
+	limit := float64(conf.cfg.limit)
+	res := rateResult{limited: true, conf: conf, allowed: allowed}
 	res.remaining = int64(math.Floor(max(0, min(tokens, limit))))
-	res.reset = ceilSeconds((limit - tokens) / b.perSecond)
+	res.reset = ceilSeconds((limit - tokens) / conf.perSecond)
 	if !allowed {
-		res.retryAfter = max(1, ceilSeconds((1-tokens)/b.perSecond))
+		res.retryAfter = max(1, ceilSeconds((1-tokens)/conf.perSecond))
 	}
 	return res
 }

@@ -83,6 +83,21 @@ type Options struct {
 	Logger logr.Logger
 	// OAuth configures the token endpoint and access tokens (oauth.go).
 	OAuth OAuthOptions
+
+	// RateLimitStore, when set, keeps rate-limit buckets for every replica at once
+	// (--rate-limit-store), so a key's limits hold exactly across replicas. Nil: each replica
+	// limits on its own, and a key may get its limit from each.
+	RateLimitStore RateLimitStore
+	// RateLimitStoreTimeout bounds one call to the store (--rate-limit-store-timeout). Default:
+	// DefaultRateLimitStoreTimeout.
+	RateLimitStoreTimeout time.Duration
+	// RateLimitStoreBackoff is how long after a failed call the replica limits in memory before
+	// it tries the store again. Default: DefaultRateLimitStoreBackoff.
+	RateLimitStoreBackoff time.Duration
+	// RateLimitFallbackReplicas is how many replicas share each limit while the store is
+	// unreachable: each allows limit/N, rounded up (--rate-limit-store-fallback-replicas).
+	// Default: DefaultFallbackReplicas.
+	RateLimitFallbackReplicas int
 }
 
 // Verifier answers forward-auth and JSON key checks from an in-memory index.
@@ -140,6 +155,8 @@ func New(opts Options) (*Verifier, error) {
 		{&opts.FlushInterval, DefaultFlushInterval, "FlushInterval"},
 		{&opts.ProbeInterval, DefaultProbeInterval, "ProbeInterval"},
 		{&opts.ShutdownTimeout, DefaultShutdownTimeout, "ShutdownTimeout"},
+		{&opts.RateLimitStoreTimeout, DefaultRateLimitStoreTimeout, "RateLimitStoreTimeout"},
+		{&opts.RateLimitStoreBackoff, DefaultRateLimitStoreBackoff, "RateLimitStoreBackoff"},
 	} {
 		switch {
 		case *d.v == 0:
@@ -147,6 +164,12 @@ func New(opts Options) (*Verifier, error) {
 		case *d.v < 0:
 			return nil, fmt.Errorf("verifier: %s must be positive, got %s", d.n, *d.v)
 		}
+	}
+	switch {
+	case opts.RateLimitFallbackReplicas == 0:
+		opts.RateLimitFallbackReplicas = DefaultFallbackReplicas
+	case opts.RateLimitFallbackReplicas < 0:
+		return nil, fmt.Errorf("verifier: RateLimitFallbackReplicas must be positive, got %d", opts.RateLimitFallbackReplicas)
 	}
 	if opts.ProbeInterval >= opts.MaxStaleness {
 		return nil, fmt.Errorf("verifier: ProbeInterval (%s) must be shorter than MaxStaleness (%s), or the verifier goes stale between probes",
@@ -170,6 +193,11 @@ func New(opts Options) (*Verifier, error) {
 	v.metrics = m
 	if err := v.initOAuth(opts.Registerer); err != nil {
 		return nil, err
+	}
+	if opts.RateLimitStore != nil {
+		if v.index.keyStore.shared, err = newSharedLimits(opts); err != nil {
+			return nil, fmt.Errorf("verifier: registering metrics: %w", err)
+		}
 	}
 	return v, nil
 }

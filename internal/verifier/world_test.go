@@ -67,14 +67,18 @@ type world struct {
 	private  []string                     // private parts of token signing keys: no answer may hold them
 }
 
-func newWorld(t testing.TB) *world {
+func newWorld(t testing.TB, options ...func(*Options)) *world {
 	t.Helper()
 	w := &world{t: t, clk: clocktesting.NewFakeClock(epoch), reg: prometheus.NewRegistry()}
 	var err error
 	if w.format, err = keyformat.New(keyformat.DefaultPrefix); err != nil {
 		t.Fatal(err)
 	}
-	if w.v, err = New(Options{Clock: w.clk, Format: w.format, Registerer: w.reg}); err != nil {
+	opts := Options{Clock: w.clk, Format: w.format, Registerer: w.reg}
+	for _, o := range options {
+		o(&opts)
+	}
+	if w.v, err = New(opts); err != nil {
 		t.Fatal(err)
 	}
 	w.token = w.mint()
