@@ -49,6 +49,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/ratestore"
 	"github.com/clearance-dev/clearance/internal/signingkey"
 	"github.com/clearance-dev/clearance/internal/verifier"
 	clearancewebhook "github.com/clearance-dev/clearance/internal/webhook"
@@ -92,6 +93,9 @@ type options struct {
 	usageFlushInterval      time.Duration
 	writeMinRole            string
 	consoleAddr             string
+	rateLimitStore          string
+	rateLimitStoreTimeout   time.Duration
+	rateLimitStoreReplicas  int
 	oauth                   oauthFlags
 }
 
@@ -117,6 +121,9 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.writeMinRole, "write-min-role", string(verifier.DefaultWriteMinRole), "Least role of a request that may change something (any method but GET, HEAD and OPTIONS, or an unknown one) when its route sets no minRole: Observer, Analyst, Technician or OrgAdmin. Safe methods need Observer.")
+	fs.StringVar(&o.rateLimitStore, "rate-limit-store", "", "Keep the verifier's rate-limit buckets in Redis or Valkey, shared by every verifier replica, so each key's limits hold exactly across replicas: redis://[user@]host:port/db, or rediss:// for TLS; the password from $"+ratestore.PasswordEnv+" (or in the URL). Empty: each replica limits on its own.")
+	fs.DurationVar(&o.rateLimitStoreTimeout, "rate-limit-store-timeout", verifier.DefaultRateLimitStoreTimeout, "How long a request waits for the rate-limit store before the verifier limits it in memory instead.")
+	fs.IntVar(&o.rateLimitStoreReplicas, "rate-limit-store-fallback-replicas", verifier.DefaultFallbackReplicas, "While the rate-limit store is unreachable each verifier replica allows this fraction of every limit (limit/N, rounded up): set it to the number of verifier replicas.")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "clr_", "Prefix of minted keys, so secret scanners can recognise them.")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so only one replica runs the controllers.")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease; default the pod's namespace, or clearance-system out of cluster.")
@@ -159,6 +166,20 @@ func (o *options) validate() error {
 	}
 	if o.oauth.rotation <= o.oauth.tokenTTL {
 		return fmt.Errorf("--oauth-signing-key-rotation (%s) must be longer than --oauth-token-ttl (%s), or tokens outlive the key that checks them", o.oauth.rotation, o.oauth.tokenTTL)
+	}
+	if o.rateLimitStore != "" {
+		if !o.enableVerifier {
+			return errors.New("--rate-limit-store is the verifier's: set it on the replicas that run with --enable-verifier")
+		}
+		if _, err := ratestore.ParseURL(o.rateLimitStore); err != nil {
+			return fmt.Errorf("--rate-limit-store: %w", err)
+		}
+	}
+	if o.rateLimitStoreTimeout <= 0 {
+		return fmt.Errorf("--rate-limit-store-timeout must be positive, got %s", o.rateLimitStoreTimeout)
+	}
+	if o.rateLimitStoreReplicas < 1 {
+		return fmt.Errorf("--rate-limit-store-fallback-replicas must be at least 1, got %d", o.rateLimitStoreReplicas)
 	}
 	if o.keyWorkers < 1 {
 		return fmt.Errorf("--apikey-workers must be at least 1, got %d", o.keyWorkers)
@@ -396,7 +417,7 @@ func registerLocalWebhooks(c client.Client, opts options) error {
 // setupVerifier serves the key verifier from the manager's informers; it runs in every
 // replica, leader or not.
 func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) error {
-	v, err := verifier.New(verifier.Options{
+	vopts := verifier.Options{
 		Addr:          opts.verifierAddr,
 		Clock:         clock.RealClock{},
 		Format:        format,
@@ -410,7 +431,19 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 			TokenTTL:      opts.oauth.tokenTTL,
 			SigningSecret: opts.signingSecret(),
 		},
-	})
+		RateLimitStoreTimeout:     opts.rateLimitStoreTimeout,
+		RateLimitFallbackReplicas: opts.rateLimitStoreReplicas,
+	}
+	if opts.rateLimitStore != "" {
+		store, err := ratestore.Open(opts.rateLimitStore, os.Getenv(ratestore.PasswordEnv))
+		if err != nil {
+			return fmt.Errorf("--rate-limit-store: %w", err)
+		}
+		vopts.RateLimitStore = store
+		ctrl.Log.WithName("setup").Info("rate limits shared through a store", "store", store.String(),
+			"timeout", opts.rateLimitStoreTimeout, "fallbackReplicas", opts.rateLimitStoreReplicas)
+	}
+	v, err := verifier.New(vopts)
 	if err != nil {
 		return err
 	}
