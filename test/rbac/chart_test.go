@@ -294,3 +294,44 @@ func TestTheChartsOtherTopologies(t *testing.T) {
 		}
 	}
 }
+
+// TestTheChartPointsTheVerifierAtASharedRateLimitStore: verifier.rateLimitStore gives the
+// verifier the store's URL, its replica count for the fallback and the password from an
+// existing Secret, as an environment variable: never in the args or the values.
+func TestTheChartPointsTheVerifierAtASharedRateLimitStore(t *testing.T) {
+	out := parseChart(t, env.HelmTemplate(t,
+		"--set", "verifier.replicaCount=3",
+		"--set", "verifier.rateLimitStore.url=redis://valkey.cache:6379/0",
+		"--set", "verifier.rateLimitStore.existingSecret=valkey",
+		"--set", "verifier.rateLimitStore.passwordKey=valkey-password"))
+	for _, d := range out.deployments {
+		args := argsOf(&d)
+		want := d.Name == "clearance-verifier"
+		if got := slices.Contains(args, "--rate-limit-store=redis://valkey.cache:6379/0"); got != want {
+			t.Errorf("Deployment %s: --rate-limit-store %v, want %v; args %v", d.Name, got, want, args)
+		}
+		if !want {
+			continue
+		}
+		if !slices.Contains(args, "--rate-limit-store-fallback-replicas=3") || !slices.Contains(args, "--rate-limit-store-timeout=50ms") {
+			t.Errorf("the verifier's args %v: want the timeout and its 3 replicas for the fallback", args)
+		}
+		var found bool
+		for _, e := range d.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "CLEARANCE_RATE_LIMIT_STORE_PASSWORD" {
+				ref := e.ValueFrom.SecretKeyRef
+				found = e.Value == "" && ref != nil && ref.Name == "valkey" && ref.Key == "valkey-password"
+			}
+		}
+		if !found {
+			t.Errorf("the verifier's env %v: want the password from Secret valkey, key valkey-password", d.Spec.Template.Spec.Containers[0].Env)
+		}
+	}
+	for _, d := range parseChart(t, env.HelmTemplate(t)).deployments {
+		for _, a := range argsOf(&d) {
+			if strings.HasPrefix(a, "--rate-limit-store") {
+				t.Errorf("the default chart sets %s on %s", a, d.Name)
+			}
+		}
+	}
+}

@@ -35,3 +35,36 @@ app.kubernetes.io/name: clearance
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: console
 {{- end }}
+{{- /*
+The verifier's flags and environment for a shared rate-limit store (verifier.rateLimitStore):
+nothing when no URL is set. The password comes from an existing Secret, never from values.
+*/}}
+{{- define "clearance.rateLimitStoreArgs" -}}
+{{- with .Values.verifier.rateLimitStore }}
+{{- if .url }}
+{{- if contains ":" ((urlParse .url).userinfo | default "") }}
+{{- fail "verifier.rateLimitStore.url must not hold a password: put it in a Secret and name it in verifier.rateLimitStore.existingSecret" }}
+{{- end }}
+- --rate-limit-store={{ .url }}
+- --rate-limit-store-timeout={{ .timeout }}
+- --rate-limit-store-fallback-replicas={{ include "clearance.verifierReplicas" $ }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- define "clearance.verifierReplicas" -}}
+{{- $v := .Values.verifier }}
+{{- if gt (int $v.rateLimitStore.fallbackReplicas) 0 }}{{ $v.rateLimitStore.fallbackReplicas }}
+{{- else if not $v.separate }}{{ .Values.replicaCount }}
+{{- else if $v.hpa.enabled }}{{ $v.hpa.minReplicas }}
+{{- else }}{{ $v.replicaCount }}
+{{- end }}
+{{- end }}
+{{- define "clearance.rateLimitStoreEnv" -}}
+{{- with .Values.verifier.rateLimitStore }}
+{{- if and .url .existingSecret }}
+- name: CLEARANCE_RATE_LIMIT_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ .existingSecret }}, key: {{ .passwordKey }}}
+{{- end }}
+{{- end }}
+{{- end }}
