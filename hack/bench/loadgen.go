@@ -59,7 +59,11 @@ func loadedVerifier(n int) (*verifier.Verifier, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry()})
+	store, err := storeFromEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry(), RateLimitStore: store})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -168,7 +168,10 @@ func run(cfg config, res *Results) error {
 		return fmt.Errorf("OAuth: %w", err)
 	}
 	if cfg.verifierOnly {
-		return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+		if err := measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns); err != nil {
+			return err
+		}
+		return measureSharedStore(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
 	}
 
 	fmt.Fprintln(os.Stderr, "bench: starting kube-apiserver and etcd on loopback")
@@ -245,7 +248,11 @@ func run(cfg config, res *Results) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "bench: phase verifier throughput")
-	return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+	if err := measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: phase shared rate-limit store")
+	return measureSharedStore(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
 }
 
 // operatorArgs are the flags the bench adds to the operator's defaults.
