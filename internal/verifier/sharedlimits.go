@@ -154,9 +154,5 @@ func (s *sharedLimits) answered() {
 // storeKey names an APIKey's bucket in the store: the APIKey's UID (as the index keeps it, the
 // first half of its SHA-256) and the bucket's name. Every replica derives the same name.
 func storeKey(id uidKey, bucket string) string {
-	var b [len("clearance:ratelimit:") + 2*len(uidKey{}) + 1 + 63]byte
-	k := append(b[:0], "clearance:ratelimit:"...)
-	k = hex.AppendEncode(k, id[:])
-	k = append(append(k, ':'), bucket...)
-	return string(k)
+	return "clearance:ratelimit:" + hex.EncodeToString(id[:]) + ":" + bucket
 }

@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -269,5 +268,3 @@ func storeKeyOf(t *testing.T, w *world) string {
 	ref := w.decide(w.asking(params{})).key.row.owner
 	return storeKey(w.v.index.usage(ref).storeID(), "general")
 }
-
-var _ logr.Logger // funcr builds one
