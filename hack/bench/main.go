@@ -26,6 +26,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -50,6 +52,9 @@ type config struct {
 	revocations  int
 	assignments  int
 	verifierKeys int
+	scale        int
+	heapProfiles string
+	operatorKeys int
 	perRound     int
 	rounds       int
 	conns        int
@@ -75,7 +80,10 @@ func benchMain() int {
 	flag.IntVar(&cfg.foreignSize, "foreign-secret-size", 100<<10, "Bytes of data in each foreign Secret.")
 	flag.IntVar(&cfg.revocations, "revocations", 200, "Disable/delete operations timed until the verifier refuses.")
 	flag.IntVar(&cfg.assignments, "assignments", 500, "OrgConnection role assignments through the webhook.")
-	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput rows.")
+	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput and latency rows.")
+	flag.IntVar(&cfg.scale, "scale", 100_000, "The largest verifier index of the scale rows (heap per key, p99 at the same load): 10,000 keys, then ten times more until this (-scale=1000000 for a million).")
+	flag.StringVar(&cfg.heapProfiles, "verifier-heapprofiles", "", "Write a heap profile of each loaded verifier index into this directory.")
+	flag.IntVar(&cfg.operatorKeys, "operator-keys", 0, "After the other phases, mint keys up to this total and record the operator's RSS (e.g. 20000; 0: not done).")
 	flag.IntVar(&cfg.perRound, "requests", 100_000, "Requests per throughput round.")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "Alternating throughput rounds (verifier, bare handler); the median counts.")
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
@@ -84,12 +92,13 @@ func benchMain() int {
 	flag.StringVar(&cfg.apiProfile, "apiserver-cpuprofile", "", "Write a CPU profile of kube-apiserver during the first mint batch to this file.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
 	flag.IntVar(&cfg.warmup, "warmup", 100, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
-	var serve, tokensPath string
+	var serve, tokensPath, heapProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
 	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
+	flag.StringVar(&heapProfile, "heapprofile", "", "Internal: where -serve verifier writes a heap profile of its loaded index.")
 	flag.Parse()
 	if serve != "" {
-		if err := serveMode(serve, cfg.verifierKeys, tokensPath); err != nil {
+		if err := serveMode(serve, cfg.verifierKeys, tokensPath, heapProfile); err != nil {
 			fmt.Fprintf(os.Stderr, "bench -serve %s: %v\n", serve, err)
 			return 1
 		}
@@ -102,6 +111,10 @@ func benchMain() int {
 			return 2
 		}
 		cfg.steps = append(cfg.steps, n)
+	}
+	if cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
+		fmt.Fprintf(os.Stderr, "bench: -scale must be at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.scale, cfg.operatorKeys)
+		return 2
 	}
 	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
 	if cfg.cpuProfile != "" {
@@ -145,30 +158,62 @@ type bench struct {
 	c   client.Client
 	cs  kubernetes.Interface
 	tr  *tracker
-	res *Results
+	// cache is the bench's own watch of APIKeys, key Secrets and BenchKeys.
+	cache cache.Cache
+	res   *Results
 	// grants maps each connected Application to an org that connected it (the webhook phase).
 	grants map[types.NamespacedName]string
 	// scale holds the scale model's points: key total → mint seconds, writes per key, RSS MiB.
 	scale []scalePoint
+	// floor is what the floors of the mint, webhook and revocation rows share (floor.go).
+	floor *floors
 }
 
 type scalePoint struct {
 	keys          int
 	batch         int
 	seconds       float64
+	floorSeconds  float64 // the bare writes' floor under the same batch; 0 when not measured
 	writesPerKey  float64
 	rssMiB        float64
 	foreignRSSMiB float64
 }
 
+// verifierSizes are the index sizes of the verifier's scale rows: 10,000, then ten times more
+// up to scale, and the main index.
+func (cfg config) verifierSizes() []int {
+	var out []int
+	for n := 10_000; n <= cfg.scale; n *= 10 {
+		out = append(out, n)
+	}
+	if out[len(out)-1] != cfg.scale {
+		out = append(out, cfg.scale)
+	}
+	if !slices.Contains(out, cfg.verifierKeys) {
+		out = append(out, cfg.verifierKeys)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (cfg config) verifier() verifierConfig {
+	return verifierConfig{keys: cfg.verifierKeys, sizes: cfg.verifierSizes(), perRound: cfg.perRound, rounds: cfg.rounds,
+		conns: cfg.conns, heapProfiles: cfg.heapProfiles}
+}
+
 func run(cfg config, res *Results) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	// Long enough for the largest runs: a million keys in the verifier, 20,000 in the cluster.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	if err := measureOAuth(res); err != nil {
 		return fmt.Errorf("OAuth: %w", err)
 	}
 	if cfg.verifierOnly {
-		return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+		points, err := measureVerifier(res, cfg.verifier())
+		if err == nil && cfg.plot != "" {
+			err = plotScale(cfg.plot, nil, points)
+		}
+		return err
 	}
 
 	fmt.Fprintln(os.Stderr, "bench: starting kube-apiserver and etcd on loopback")
@@ -203,7 +248,11 @@ func run(cfg config, res *Results) error {
 	if err != nil {
 		return err
 	}
+	b.cache = watch
 	if b.tr, err = newTracker(ctx, watch); err != nil {
+		return err
+	}
+	if err := b.setupFloors(ctx, watch); err != nil {
 		return err
 	}
 	// The watch ends before the apiserver stops, or its graceful stop waits on it.
@@ -224,16 +273,12 @@ func run(cfg config, res *Results) error {
 		{"webhook", b.webhook},
 		{"revocation", b.revocation},
 		{"memory with foreign Secrets", b.foreignSecrets},
+		{"operator at scale", b.operatorScale},
 	}
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "bench: phase %s\n", p.name)
 		if err := p.fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
-		}
-	}
-	if cfg.plot != "" {
-		if err := plotScale(cfg.plot, b.scale); err != nil {
-			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
 		}
 	}
 
@@ -244,8 +289,17 @@ func run(cfg config, res *Results) error {
 	if err := env.Stop(); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "bench: phase verifier throughput")
-	return measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+	fmt.Fprintln(os.Stderr, "bench: phase verifier")
+	points, err := measureVerifier(res, cfg.verifier())
+	if err != nil {
+		return err
+	}
+	if cfg.plot != "" {
+		if err := plotScale(cfg.plot, b.scale, points); err != nil {
+			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
+		}
+	}
+	return nil
 }
 
 // operatorArgs are the flags the bench adds to the operator's defaults.
