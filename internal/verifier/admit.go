@@ -47,7 +47,7 @@ func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answ
 	ref := d.key.row.owner
 	u := store.usage(ref)
 	if d.limited {
-		a.rate = u.take(d.limit, now)
+		a.rate = store.take(ref, d.limit, now)
 		if !a.rate.allowed {
 			a.reason = rRateLimited
 			return a
