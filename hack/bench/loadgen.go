@@ -332,11 +332,12 @@ func openLoop(url string, tokens []string, rate float64, d time.Duration, worker
 }
 
 // latencyWindow and latencyRounds: each server is measured in latencyRounds windows, the two
-// alternating, long enough together to take in several garbage collections of the verifier's
-// heap; latencyConns is the keep-alive pool of one nginx worker's upstream block.
+// alternating (short, so a burst of other work on the machine falls on both), long enough
+// together to take in several garbage collections of the verifier's heap; latencyConns is the
+// keep-alive pool of one nginx worker's upstream block.
 const (
-	latencyWindow = 5 * time.Second
-	latencyRounds = 4
+	latencyWindow = time.Second
+	latencyRounds = 20
 	latencyConns  = 8
 )
 
