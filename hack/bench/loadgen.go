@@ -109,8 +109,8 @@ func liveHeap() uint64 {
 // generator's is the other's garbage to collect. It prints its URL on stdout (the verifier
 // also the bytes of live heap its index added) and serves until stdin closes. The verifier's
 // tokens go to tokensPath for the load generator; heapProfile, if set, gets a heap profile
-// of the loaded index.
-func serveMode(kind string, keys int, tokensPath, heapProfile string) error {
+// of the loaded index, cpuProfile a CPU profile of its serving.
+func serveMode(kind string, keys int, tokensPath, heapProfile, cpuProfile string) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -134,6 +134,17 @@ func serveMode(kind string, keys int, tokensPath, heapProfile string) error {
 			if err := writeHeapProfile(heapProfile); err != nil {
 				return err
 			}
+		}
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = f.Close() }()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		fmt.Printf("http://%s %d\n", ln.Addr(), int64(loaded)-int64(empty))
 		return v.Serve(ctx, ln)
@@ -175,12 +186,12 @@ type server struct {
 }
 
 // startServer starts this binary in serve mode and waits for its URL.
-func startServer(kind string, keys int, tokensPath, heapProfile string) (*server, error) {
+func startServer(kind string, keys int, tokensPath, heapProfile, cpuProfile string) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-serve", kind, "-verifier-keys", strconv.Itoa(keys), "-tokens", tokensPath, "-heapprofile", heapProfile}
+	args := []string{"-serve", kind, "-verifier-keys", strconv.Itoa(keys), "-tokens", tokensPath, "-heapprofile", heapProfile, "-serve-cpuprofile", cpuProfile}
 	cmd := exec.Command(self, args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -348,8 +359,9 @@ type verifierConfig struct {
 	perRound int
 	rounds   int
 	conns    int
-	// heapProfiles, if set, is a directory for a heap profile of each loaded index.
-	heapProfiles string
+	// profiles, if set, is a directory for a heap profile of each loaded index and a CPU
+	// profile of each verifier while it is measured.
+	profiles string
 }
 
 // verifierPoint is one index size of the verifier's scale curve.
@@ -369,7 +381,7 @@ func measureVerifier(res *Results, vc verifierConfig) ([]verifierPoint, error) {
 		return nil, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	bare, err := startServer("bare", 0, "", "")
+	bare, err := startServer("bare", 0, "", "", "")
 	if err != nil {
 		return nil, err
 	}
@@ -384,13 +396,14 @@ func measureVerifier(res *Results, vc verifierConfig) ([]verifierPoint, error) {
 	var rate float64
 	var points []verifierPoint
 	for _, n := range sizes {
-		profile := ""
-		if vc.heapProfiles != "" {
-			profile = filepath.Join(vc.heapProfiles, fmt.Sprintf("verifier-heap-%d.pprof", n))
+		var heap, cpu string
+		if vc.profiles != "" {
+			heap = filepath.Join(vc.profiles, fmt.Sprintf("verifier-%d-heap.pprof", n))
+			cpu = filepath.Join(vc.profiles, fmt.Sprintf("verifier-%d-cpu.pprof", n))
 		}
 		fmt.Fprintf(os.Stderr, "bench: loading %d keys into the verifier\n", n)
 		tokensPath := filepath.Join(dir, "tokens")
-		ver, err := startServer("verifier", n, tokensPath, profile)
+		ver, err := startServer("verifier", n, tokensPath, heap, cpu)
 		if err != nil {
 			return nil, err
 		}

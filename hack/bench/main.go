@@ -23,7 +23,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -60,7 +64,7 @@ type config struct {
 	conns        int
 	verifierOnly bool
 	cpuProfile   string
-	apiProfile   string
+	profiles     string
 	opPprof      string
 	warmup       int
 }
@@ -82,23 +86,23 @@ func benchMain() int {
 	flag.IntVar(&cfg.assignments, "assignments", 500, "OrgConnection role assignments through the webhook.")
 	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput and latency rows.")
 	flag.IntVar(&cfg.scale, "scale", 100_000, "The largest verifier index of the scale rows (heap per key, p99 at the same load): 10,000 keys, then ten times more until this (-scale=1000000 for a million).")
-	flag.StringVar(&cfg.heapProfiles, "verifier-heapprofiles", "", "Write a heap profile of each loaded verifier index into this directory.")
+	flag.StringVar(&cfg.profiles, "profiles", "", "Write CPU profiles into this directory: kube-apiserver and the operator during the first mint round, the role assignments and the revocations; each verifier while it is measured; and a heap profile of each loaded verifier index.")
 	flag.IntVar(&cfg.operatorKeys, "operator-keys", 0, "After the other phases, mint keys up to this total and record the operator's RSS (e.g. 20000; 0: not done).")
 	flag.IntVar(&cfg.perRound, "requests", 100_000, "Requests per throughput round.")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "Alternating throughput rounds (verifier, bare handler); the median counts.")
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the verifier and load generator run in it) to this file.")
-	flag.StringVar(&cfg.apiProfile, "apiserver-cpuprofile", "", "Write a CPU profile of kube-apiserver during the first mint batch to this file.")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the load generator runs in it) to this file.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
 	flag.IntVar(&cfg.warmup, "warmup", 100, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
-	var serve, tokensPath, heapProfile string
+	var serve, tokensPath, heapProfile, serveCPUProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
 	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
 	flag.StringVar(&heapProfile, "heapprofile", "", "Internal: where -serve verifier writes a heap profile of its loaded index.")
+	flag.StringVar(&serveCPUProfile, "serve-cpuprofile", "", "Internal: where -serve verifier writes a CPU profile of its serving.")
 	flag.Parse()
 	if serve != "" {
-		if err := serveMode(serve, cfg.verifierKeys, tokensPath, heapProfile); err != nil {
+		if err := serveMode(serve, cfg.verifierKeys, tokensPath, heapProfile, serveCPUProfile); err != nil {
 			fmt.Fprintf(os.Stderr, "bench -serve %s: %v\n", serve, err)
 			return 1
 		}
@@ -117,6 +121,12 @@ func benchMain() int {
 		return 2
 	}
 	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
+	if cfg.profiles != "" {
+		if err := os.MkdirAll(cfg.profiles, 0o755); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -profiles: %v\n", err)
+			return 2
+		}
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err == nil {
@@ -198,7 +208,7 @@ func (cfg config) verifierSizes() []int {
 
 func (cfg config) verifier() verifierConfig {
 	return verifierConfig{keys: cfg.verifierKeys, sizes: cfg.verifierSizes(), perRound: cfg.perRound, rounds: cfg.rounds,
-		conns: cfg.conns, heapProfiles: cfg.heapProfiles}
+		conns: cfg.conns, profiles: cfg.profiles}
 }
 
 func run(cfg config, res *Results) error {
@@ -207,6 +217,14 @@ func run(cfg config, res *Results) error {
 	defer cancel()
 	if err := measureOAuth(res); err != nil {
 		return fmt.Errorf("OAuth: %w", err)
+	}
+	if cfg.profiles != "" && cfg.opPprof == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		cfg.opPprof = ln.Addr().String()
+		_ = ln.Close()
 	}
 	if cfg.verifierOnly {
 		points, err := measureVerifier(res, cfg.verifier())
@@ -308,4 +326,46 @@ func operatorArgs(cfg config) []string {
 		return nil
 	}
 	return []string{"--pprof-bind-address=" + cfg.opPprof}
+}
+
+// profileDuring writes CPU profiles of kube-apiserver and the operator over the next seconds
+// into -profiles as name-apiserver.pprof and name-operator.pprof, and returns a function
+// that waits for them. Without -profiles it does nothing.
+func (b *bench) profileDuring(ctx context.Context, name string, seconds int) func() error {
+	if b.cfg.profiles == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 2)
+	go func() {
+		data, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", strconv.Itoa(seconds)).Timeout(time.Duration(seconds+30) * time.Second).DoRaw(ctx)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(b.cfg.profiles, name+"-apiserver.pprof"), data, 0o644)
+		}
+		done <- err
+	}()
+	go func() {
+		c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.cfg.opPprof, seconds))
+		if err == nil {
+			var data []byte
+			data, err = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(b.cfg.profiles, name+"-operator.pprof"), data, 0o644)
+			}
+		}
+		done <- err
+	}()
+	return func() error {
+		for range 2 {
+			if err := <-done; err != nil {
+				return fmt.Errorf("profiling %s: %w", name, err)
+			}
+		}
+		return nil
+	}
 }

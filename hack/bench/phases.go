@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,7 +89,7 @@ func (b *bench) mint(ctx context.Context) error {
 		for i := range warm {
 			warm[i] = types.NamespacedName{Namespace: appOf(i).Namespace, Name: fmt.Sprintf("warmup-%05d", i)}
 		}
-		if _, _, err := b.mintKeys(ctx, warm, 0, ""); err != nil {
+		if _, _, err := b.mintKeys(ctx, warm, 0, false); err != nil {
 			return err
 		}
 		// The floor's path warms too (the BenchKey kind's first use), untimed.
@@ -117,11 +116,7 @@ func (b *bench) mint(ctx context.Context) error {
 			for i := range want {
 				want[i] = types.NamespacedName{Namespace: appOf(have + off + i).Namespace, Name: fmt.Sprintf("key-%05d", have+off+i)}
 			}
-			profile := ""
-			if step == 0 && off == 0 {
-				profile = b.cfg.apiProfile
-			}
-			t, a, err := b.mintKeys(ctx, want, have+off, profile)
+			t, a, err := b.mintKeys(ctx, want, have+off, step == 0 && off == 0)
 			if err != nil {
 				return err
 			}
@@ -165,13 +160,12 @@ func (b *bench) mint(ctx context.Context) error {
 
 // mintKeys creates the APIKeys want (key i of them belongs to the Application of key first+i)
 // with benchClients clients and waits until all are Ready with Secrets. It returns the time
-// from the first create until then, and the time the creates took. With profile set, it
-// writes a CPU profile of kube-apiserver meanwhile.
-func (b *bench) mintKeys(ctx context.Context, want []types.NamespacedName, first int, profile string) (time.Duration, time.Duration, error) {
-	var profiled chan error
-	if profile != "" {
-		profiled = make(chan error, 1)
-		go func() { profiled <- b.apiserverProfile(ctx, profile, 8) }()
+// from the first create until then, and the time the creates took. With profile, it writes
+// CPU profiles of kube-apiserver and the operator meanwhile (-profiles).
+func (b *bench) mintKeys(ctx context.Context, want []types.NamespacedName, first int, profile bool) (time.Duration, time.Duration, error) {
+	wait := func() error { return nil }
+	if profile {
+		wait = b.profileDuring(ctx, "mint", 8)
 	}
 	start := time.Now()
 	if err := forEach(len(want), benchClients, func(i int) error {
@@ -184,10 +178,8 @@ func (b *bench) mintKeys(ctx context.Context, want []types.NamespacedName, first
 		return 0, 0, err
 	}
 	took := time.Since(start)
-	if profiled != nil {
-		if err := <-profiled; err != nil {
-			return 0, 0, err
-		}
+	if err := wait(); err != nil {
+		return 0, 0, err
 	}
 	return took, applied, nil
 }
@@ -206,7 +198,7 @@ func (b *bench) operatorScale(ctx context.Context) error {
 		for i := range want {
 			want[i] = types.NamespacedName{Namespace: appOf(have + off + i).Namespace, Name: fmt.Sprintf("key-%05d", have+off+i)}
 		}
-		t, _, err := b.mintKeys(ctx, want, have+off, "")
+		t, _, err := b.mintKeys(ctx, want, have+off, false)
 		if err != nil {
 			return err
 		}
@@ -221,16 +213,6 @@ func (b *bench) operatorScale(ctx context.Context) error {
 	b.res.Record(fmt.Sprintf("scale: operator RSS with %d keys", total), rss, "MiB",
 		fmt.Sprintf("VmRSS, highest of 5 readings 1 s apart, after minting %d more keys in %.1f s (after the foreign Secrets, which the operator does not hold)", batch, took.Seconds()))
 	return nil
-}
-
-// apiserverProfile writes a CPU profile of kube-apiserver over seconds (its /debug/pprof).
-func (b *bench) apiserverProfile(ctx context.Context, path string, seconds int) error {
-	data, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
-		Param("seconds", strconv.Itoa(seconds)).Timeout(time.Duration(seconds+30) * time.Second).DoRaw(ctx)
-	if err != nil {
-		return fmt.Errorf("profiling kube-apiserver: %w", err)
-	}
-	return os.WriteFile(path, data, 0o644)
 }
 
 // appIDs waits until every Application has its generated ID and returns them.
@@ -421,6 +403,7 @@ func (b *bench) webhook(ctx context.Context) error {
 	}
 	var rtt, floor, bare []time.Duration
 	cpu, began := cpuTimes(), time.Now()
+	profiled := b.profileDuring(ctx, "webhook", 10)
 	b.grants = map[types.NamespacedName]string{}
 	// One admin assigning roles one after another (latency, not the apiserver's throughput),
 	// in rounds: every connection as Observer, then every one raised to Analyst, and so on, as
@@ -476,6 +459,9 @@ func (b *bench) webhook(ctx context.Context) error {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d role assignments and their floors in %s; CPU: %s\n", len(rtt), time.Since(began).Round(time.Millisecond), cpuSince(cpu))
+	if err := profiled(); err != nil {
+		return err
+	}
 	webhookAfter, err := scrapeOperator(b.op.MetricsURL)
 	if err != nil {
 		return err
@@ -621,6 +607,7 @@ func (b *bench) kubectl(args ...string) error {
 func (b *bench) revocation(ctx context.Context) error {
 	hc := &http.Client{Timeout: 5 * time.Second}
 	var lat, floor []time.Duration
+	profiled := b.profileDuring(ctx, "revocation", 10)
 	minted := b.cfg.steps[len(b.cfg.steps)-1]
 	for i := 0; i < minted && len(lat) < b.cfg.revocations; i++ {
 		app := appOf(i)
@@ -671,6 +658,9 @@ func (b *bench) revocation(ctx context.Context) error {
 			return err
 		}
 		floor = append(floor, f)
+	}
+	if err := profiled(); err != nil {
+		return err
 	}
 	if len(lat) < b.cfg.revocations {
 		return fmt.Errorf("only %d keys belong to connected Applications, %d wanted", len(lat), b.cfg.revocations)
