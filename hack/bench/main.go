@@ -59,6 +59,7 @@ type config struct {
 	scale        int
 	heapProfiles string
 	operatorKeys int
+	mintRound    int
 	perRound     int
 	rounds       int
 	conns        int
@@ -94,7 +95,8 @@ func benchMain() int {
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the load generator runs in it) to this file.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
-	flag.IntVar(&cfg.warmup, "warmup", 100, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
+	flag.IntVar(&cfg.mintRound, "mint-round", 500, "Keys Clearance mints before the floor's bare client makes the same writes: rounds alternate so the machine's noise falls on both.")
+	flag.IntVar(&cfg.warmup, "warmup", 500, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
 	var serve, tokensPath, heapProfile, serveCPUProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
 	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
@@ -116,8 +118,8 @@ func benchMain() int {
 		}
 		cfg.steps = append(cfg.steps, n)
 	}
-	if cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
-		fmt.Fprintf(os.Stderr, "bench: -scale must be at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.scale, cfg.operatorKeys)
+	if cfg.mintRound < 1 || cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
+		fmt.Fprintf(os.Stderr, "bench: -mint-round must be at least 1 (got %d), -scale at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.mintRound, cfg.scale, cfg.operatorKeys)
 		return 2
 	}
 	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
