@@ -49,7 +49,7 @@ func plotScale(path string, points []scalePoint, verifier []verifierPoint) error
 	var panels []panelSpec
 	if len(points) > 0 {
 		mint := panelSpec{title: "mint: Clearance / bare writes (target 1.3)", xLabel: "keys in the cluster", target: 1.3, format: "%.2f"}
-		rss := panelSpec{title: "operator RSS, MiB (target 150)", xLabel: "keys in the cluster", target: 150, format: "%.0f"}
+		rss := panelSpec{title: "operator RSS, MiB (target 150 up to 5k keys)", xLabel: "keys in the cluster", target: 150, format: "%.0f"}
 		for _, p := range points {
 			if p.floorSeconds > 0 {
 				mint.xs = append(mint.xs, float64(p.keys))
@@ -135,7 +135,7 @@ func drawPanel(img *image.RGBA, r image.Rectangle, p panelSpec, c color.RGBA) {
 	line(img, left, ty, right, ty, grey)
 	text(img, r.Min.X+4, ty+4, num(p.target), grey)
 	text(img, r.Min.X+4, bottom+4, "0", black)
-	lastX, lastY := -1, -1
+	lastX, lastY, tickEnd := -1, -1, math.MinInt
 	for i, x := range p.xs {
 		X, Y := px(x), py(p.ys[i])
 		for dx := -3; dx <= 3; dx++ {
@@ -150,10 +150,16 @@ func drawPanel(img *image.RGBA, r image.Rectangle, p panelSpec, c color.RGBA) {
 		label := fmt.Sprintf(p.format, p.ys[i])
 		text(img, X-len(label)*7/2, Y-8, label, c)
 		tick := fmt.Sprintf("%g", x)
-		if x >= 1000 {
+		switch {
+		case x >= 1_000_000:
+			tick = fmt.Sprintf("%gM", x/1_000_000)
+		case x >= 1000:
 			tick = fmt.Sprintf("%gk", x/1000)
 		}
-		text(img, X-len(tick)*7/2, bottom+16, tick, black)
+		if start := X - len(tick)*7/2; start > tickEnd { // ticks too close together: the first only
+			text(img, start, bottom+16, tick, black)
+			tickEnd = start + len(tick)*7 + 4
+		}
 	}
 }
 
