@@ -348,6 +348,8 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, opts options) e
 func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
 		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
+		Clock:            clock.RealClock{},
+		Registerer:       ctrlmetrics.Registry,
 	}); err != nil {
 		return err
 	}

@@ -68,15 +68,28 @@ func cpuTimes() map[string]float64 {
 
 // cpuSince formats the CPU seconds each process spent since before.
 func cpuSince(before map[string]float64) string {
-	after := cpuTimes()
-	names := make([]string, 0, len(after))
-	for n := range after {
+	spent := map[string]float64{}
+	cpuAdd(spent, before)
+	return cpuText(spent)
+}
+
+// cpuAdd adds to acc the CPU seconds each process spent since before.
+func cpuAdd(acc, before map[string]float64) {
+	for n, v := range cpuTimes() {
+		acc[n] += v - before[n]
+	}
+}
+
+// cpuText formats CPU seconds by process.
+func cpuText(spent map[string]float64) string {
+	names := make([]string, 0, len(spent))
+	for n := range spent {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	parts := make([]string, 0, len(names))
 	for _, n := range names {
-		parts = append(parts, fmt.Sprintf("%s %.1fs", n, after[n]-before[n]))
+		parts = append(parts, fmt.Sprintf("%s %.1fs", n, spent[n]))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -23,9 +23,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -50,12 +56,16 @@ type config struct {
 	revocations  int
 	assignments  int
 	verifierKeys int
+	scale        int
+	heapProfiles string
+	operatorKeys int
+	mintRound    int
 	perRound     int
 	rounds       int
 	conns        int
 	verifierOnly bool
 	cpuProfile   string
-	apiProfile   string
+	profiles     string
 	opPprof      string
 	warmup       int
 }
@@ -75,21 +85,26 @@ func benchMain() int {
 	flag.IntVar(&cfg.foreignSize, "foreign-secret-size", 100<<10, "Bytes of data in each foreign Secret.")
 	flag.IntVar(&cfg.revocations, "revocations", 200, "Disable/delete operations timed until the verifier refuses.")
 	flag.IntVar(&cfg.assignments, "assignments", 500, "OrgConnection role assignments through the webhook.")
-	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput rows.")
+	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput and latency rows.")
+	flag.IntVar(&cfg.scale, "scale", 100_000, "The largest verifier index of the scale rows (heap per key, p99 at the same load): 10,000 keys, then ten times more until this (-scale=1000000 for a million).")
+	flag.StringVar(&cfg.profiles, "profiles", "", "Write CPU profiles into this directory: kube-apiserver and the operator during the first mint round, the role assignments and the revocations; each verifier while it is measured; and a heap profile of each loaded verifier index.")
+	flag.IntVar(&cfg.operatorKeys, "operator-keys", 0, "After the other phases, mint keys up to this total and record the operator's RSS (e.g. 20000; 0: not done).")
 	flag.IntVar(&cfg.perRound, "requests", 100_000, "Requests per throughput round.")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "Alternating throughput rounds (verifier, bare handler); the median counts.")
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
-	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the verifier and load generator run in it) to this file.")
-	flag.StringVar(&cfg.apiProfile, "apiserver-cpuprofile", "", "Write a CPU profile of kube-apiserver during the first mint batch to this file.")
+	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the load generator runs in it) to this file.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
-	flag.IntVar(&cfg.warmup, "warmup", 100, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
-	var serve, tokensPath string
+	flag.IntVar(&cfg.mintRound, "mint-round", 500, "Keys Clearance mints before the floor's bare client makes the same writes: rounds alternate so the machine's noise falls on both.")
+	flag.IntVar(&cfg.warmup, "warmup", 500, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
+	var serve, tokensPath, heapProfile, serveCPUProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
 	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
+	flag.StringVar(&heapProfile, "heapprofile", "", "Internal: where -serve verifier writes a heap profile of its loaded index.")
+	flag.StringVar(&serveCPUProfile, "serve-cpuprofile", "", "Internal: where -serve verifier writes a CPU profile of its serving.")
 	flag.Parse()
 	if serve != "" {
-		if err := serveMode(serve, cfg.verifierKeys, tokensPath); err != nil {
+		if err := serveMode(serve, cfg.verifierKeys, tokensPath, heapProfile, serveCPUProfile); err != nil {
 			fmt.Fprintf(os.Stderr, "bench -serve %s: %v\n", serve, err)
 			return 1
 		}
@@ -103,7 +118,17 @@ func benchMain() int {
 		}
 		cfg.steps = append(cfg.steps, n)
 	}
+	if cfg.mintRound < 1 || cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
+		fmt.Fprintf(os.Stderr, "bench: -mint-round must be at least 1 (got %d), -scale at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.mintRound, cfg.scale, cfg.operatorKeys)
+		return 2
+	}
 	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
+	if cfg.profiles != "" {
+		if err := os.MkdirAll(cfg.profiles, 0o755); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -profiles: %v\n", err)
+			return 2
+		}
+	}
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
 		if err == nil {
@@ -145,33 +170,74 @@ type bench struct {
 	c   client.Client
 	cs  kubernetes.Interface
 	tr  *tracker
-	res *Results
+	// cache is the bench's own watch of APIKeys, key Secrets and BenchKeys.
+	cache cache.Cache
+	res   *Results
 	// grants maps each connected Application to an org that connected it (the webhook phase).
 	grants map[types.NamespacedName]string
 	// scale holds the scale model's points: key total → mint seconds, writes per key, RSS MiB.
 	scale []scalePoint
+	// floor is what the floors of the mint, webhook and revocation rows share (floor.go).
+	floor *floors
 }
 
 type scalePoint struct {
 	keys          int
 	batch         int
 	seconds       float64
+	floorSeconds  float64 // the bare writes' floor under the same batch; 0 when not measured
 	writesPerKey  float64
 	rssMiB        float64
 	foreignRSSMiB float64
 }
 
+// verifierSizes are the index sizes of the verifier's scale rows: 10,000, then ten times more
+// up to scale, and the main index.
+func (cfg config) verifierSizes() []int {
+	var out []int
+	for n := 10_000; n <= cfg.scale; n *= 10 {
+		out = append(out, n)
+	}
+	if out[len(out)-1] != cfg.scale {
+		out = append(out, cfg.scale)
+	}
+	if !slices.Contains(out, cfg.verifierKeys) {
+		out = append(out, cfg.verifierKeys)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (cfg config) verifier() verifierConfig {
+	return verifierConfig{keys: cfg.verifierKeys, sizes: cfg.verifierSizes(), perRound: cfg.perRound, rounds: cfg.rounds,
+		conns: cfg.conns, profiles: cfg.profiles}
+}
+
 func run(cfg config, res *Results) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 14*time.Minute)
+	// Long enough for the largest runs: a million keys in the verifier, 20,000 in the cluster.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	if err := measureOAuth(res); err != nil {
 		return fmt.Errorf("OAuth: %w", err)
 	}
-	if cfg.verifierOnly {
-		if err := measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns); err != nil {
+	if cfg.profiles != "" && cfg.opPprof == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
 			return err
 		}
-		return measureSharedStore(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+		cfg.opPprof = ln.Addr().String()
+		_ = ln.Close()
+	}
+	if cfg.verifierOnly {
+		points, err := measureVerifier(res, cfg.verifier())
+		if err == nil && cfg.plot != "" {
+			err = plotScale(cfg.plot, nil, points)
+		}
+		if err != nil {
+			return err
+		}
+		vc := cfg.verifier()
+		return measureSharedStore(res, vc.keys, vc.perRound, vc.rounds, vc.conns)
 	}
 
 	fmt.Fprintln(os.Stderr, "bench: starting kube-apiserver and etcd on loopback")
@@ -206,7 +272,11 @@ func run(cfg config, res *Results) error {
 	if err != nil {
 		return err
 	}
+	b.cache = watch
 	if b.tr, err = newTracker(ctx, watch); err != nil {
+		return err
+	}
+	if err := b.setupFloors(ctx, watch); err != nil {
 		return err
 	}
 	// The watch ends before the apiserver stops, or its graceful stop waits on it.
@@ -227,16 +297,12 @@ func run(cfg config, res *Results) error {
 		{"webhook", b.webhook},
 		{"revocation", b.revocation},
 		{"memory with foreign Secrets", b.foreignSecrets},
+		{"operator at scale", b.operatorScale},
 	}
 	for _, p := range phases {
 		fmt.Fprintf(os.Stderr, "bench: phase %s\n", p.name)
 		if err := p.fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
-		}
-	}
-	if cfg.plot != "" {
-		if err := plotScale(cfg.plot, b.scale); err != nil {
-			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
 		}
 	}
 
@@ -247,12 +313,19 @@ func run(cfg config, res *Results) error {
 	if err := env.Stop(); err != nil {
 		return err
 	}
-	fmt.Fprintln(os.Stderr, "bench: phase verifier throughput")
-	if err := measureVerifier(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns); err != nil {
+	fmt.Fprintln(os.Stderr, "bench: phase verifier")
+	points, err := measureVerifier(res, cfg.verifier())
+	if err != nil {
 		return err
 	}
+	if cfg.plot != "" {
+		if err := plotScale(cfg.plot, b.scale, points); err != nil {
+			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
+		}
+	}
 	fmt.Fprintln(os.Stderr, "bench: phase shared rate-limit store")
-	return measureSharedStore(res, cfg.verifierKeys, cfg.perRound, cfg.rounds, cfg.conns)
+	vc := cfg.verifier()
+	return measureSharedStore(res, vc.keys, vc.perRound, vc.rounds, vc.conns)
 }
 
 // operatorArgs are the flags the bench adds to the operator's defaults.
@@ -261,4 +334,46 @@ func operatorArgs(cfg config) []string {
 		return nil
 	}
 	return []string{"--pprof-bind-address=" + cfg.opPprof}
+}
+
+// profileDuring writes CPU profiles of kube-apiserver and the operator over the next seconds
+// into -profiles as name-apiserver.pprof and name-operator.pprof, and returns a function
+// that waits for them. Without -profiles it does nothing.
+func (b *bench) profileDuring(ctx context.Context, name string, seconds int) func() error {
+	if b.cfg.profiles == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 2)
+	go func() {
+		data, err := b.cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+			Param("seconds", strconv.Itoa(seconds)).Timeout(time.Duration(seconds+30) * time.Second).DoRaw(ctx)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(b.cfg.profiles, name+"-apiserver.pprof"), data, 0o644)
+		}
+		done <- err
+	}()
+	go func() {
+		c := &http.Client{Timeout: time.Duration(seconds+30) * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", b.cfg.opPprof, seconds))
+		if err == nil {
+			var data []byte
+			data, err = io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(b.cfg.profiles, name+"-operator.pprof"), data, 0o644)
+			}
+		}
+		done <- err
+	}()
+	return func() error {
+		for range 2 {
+			if err := <-done; err != nil {
+				return fmt.Errorf("profiling %s: %w", name, err)
+			}
+		}
+		return nil
+	}
 }

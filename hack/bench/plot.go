@@ -17,62 +17,74 @@ limitations under the License.
 package main
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
 )
 
-// plotScale draws the scale model as two small panels side by side: mint seconds per 1,000
-// keys (blue) and RSS in MiB (red) against the key total, each with its target as a grey line.
-// Plain image/png: no plotting library for three points.
-func plotScale(path string, points []scalePoint) error {
-	if len(points) == 0 {
+// panelSpec is one small chart: points joined by a line, the target as a grey line.
+type panelSpec struct {
+	title  string
+	xLabel string
+	xs, ys []float64
+	logX   bool
+	target float64
+	format string // of each point's label
+}
+
+// plotScale draws the scale model (bench/scale.png) as four panels: the mint ratio per batch
+// and the operator's RSS against the cluster's key total, and the verifier's heap per key and
+// p99 ratio against the size of its index. Panels without points are left out. Plain image/png
+// with x/image's bitmap font: no plotting library for a dozen points.
+func plotScale(path string, points []scalePoint, verifier []verifierPoint) error {
+	var panels []panelSpec
+	if len(points) > 0 {
+		mint := panelSpec{title: "mint: Clearance / bare writes (target 1.3)", xLabel: "keys in the cluster", target: 1.3, format: "%.2f"}
+		rss := panelSpec{title: "operator RSS, MiB (target 150 up to 5k keys)", xLabel: "keys in the cluster", target: 150, format: "%.0f"}
+		for _, p := range points {
+			if p.floorSeconds > 0 {
+				mint.xs = append(mint.xs, float64(p.keys))
+				mint.ys = append(mint.ys, p.seconds/p.floorSeconds)
+			}
+			rss.xs = append(rss.xs, float64(p.keys))
+			rss.ys = append(rss.ys, p.rssMiB)
+		}
+		panels = append(panels, mint, rss)
+	}
+	if len(verifier) > 0 {
+		heap := panelSpec{title: "verifier index: heap bytes per key (target 300)", xLabel: "keys in the index (log)", logX: true, target: 300, format: "%.0f"}
+		p99 := panelSpec{title: "verifier p99 / bare p99, same load (target 1.5)", xLabel: "keys in the index (log)", logX: true, target: 1.5, format: "%.2f"}
+		for _, p := range verifier {
+			heap.xs = append(heap.xs, float64(p.keys))
+			heap.ys = append(heap.ys, p.bytesPerKey)
+			if p.bare > 0 {
+				p99.xs = append(p99.xs, float64(p.keys))
+				p99.ys = append(p99.ys, p.p99/p.bare)
+			}
+		}
+		panels = append(panels, heap, p99)
+	}
+	if len(panels) == 0 {
 		return nil
 	}
-	const w, h, pad = 640, 260, 30
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	const pw, ph = 420, 260
+	cols := min(2, len(panels))
+	rows := (len(panels) + 1) / 2
+	img := image.NewRGBA(image.Rect(0, 0, cols*pw, rows*ph))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	maxKeys := float64(points[len(points)-1].keys)
-	panel := func(x0 int, values []float64, target float64, c color.RGBA) {
-		top := target * 1.5
-		for _, v := range values {
-			if v > top {
-				top = v * 1.2
-			}
-		}
-		pw := w/2 - 2*pad
-		ph := h - 2*pad
-		grey := color.RGBA{180, 180, 180, 255}
-		black := color.RGBA{0, 0, 0, 255}
-		line(img, x0, h-pad, x0+pw, h-pad, black)
-		line(img, x0, pad, x0, h-pad, black)
-		ty := h - pad - int(target/top*float64(ph))
-		line(img, x0, ty, x0+pw, ty, grey)
-		px, py := -1, -1
-		for i, v := range values {
-			x := x0 + int(float64(points[i].keys)/maxKeys*float64(pw))
-			y := h - pad - int(v/top*float64(ph))
-			for dx := -3; dx <= 3; dx++ {
-				for dy := -3; dy <= 3; dy++ {
-					img.Set(x+dx, y+dy, c)
-				}
-			}
-			if px >= 0 {
-				line(img, px, py, x, y, c)
-			}
-			px, py = x, y
-		}
+	colors := []color.RGBA{{30, 90, 200, 255}, {200, 40, 40, 255}, {20, 140, 70, 255}, {150, 60, 170, 255}}
+	for i, p := range panels {
+		drawPanel(img, image.Rect((i%2)*pw, (i/2)*ph, (i%2+1)*pw, (i/2+1)*ph), p, colors[i%len(colors)])
 	}
-	var secondsPerK, rss []float64
-	for _, p := range points {
-		secondsPerK = append(secondsPerK, p.seconds/float64(p.batch)*1000)
-		rss = append(rss, p.rssMiB)
-	}
-	panel(pad, secondsPerK, 10, color.RGBA{30, 90, 200, 255})
-	panel(w/2+pad, rss, 150, color.RGBA{200, 40, 40, 255})
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -85,6 +97,76 @@ func plotScale(path string, points []scalePoint) error {
 		return err
 	}
 	return f.Close()
+}
+
+func drawPanel(img *image.RGBA, r image.Rectangle, p panelSpec, c color.RGBA) {
+	black, grey := color.RGBA{0, 0, 0, 255}, color.RGBA{170, 170, 170, 255}
+	left, right, top, bottom := r.Min.X+50, r.Max.X-20, r.Min.Y+30, r.Max.Y-40
+	text(img, r.Min.X+10, r.Min.Y+16, p.title, black)
+	text(img, (left+right)/2-len(p.xLabel)*7/2, r.Max.Y-8, p.xLabel, black)
+	line(img, left, bottom, right, bottom, black)
+	line(img, left, top, left, bottom, black)
+	if len(p.xs) == 0 {
+		return
+	}
+	yMax := p.target * 1.5
+	for _, y := range p.ys {
+		yMax = math.Max(yMax, y*1.2)
+	}
+	xOf := func(x float64) float64 { return x }
+	if p.logX {
+		xOf = math.Log10
+	}
+	xMin, xMax := xOf(p.xs[0]), xOf(p.xs[0])
+	for _, x := range p.xs {
+		xMin, xMax = math.Min(xMin, xOf(x)), math.Max(xMax, xOf(x))
+	}
+	if !p.logX {
+		xMin = 0
+	}
+	if xMax == xMin {
+		xMin, xMax = xMin-1, xMax+1
+	}
+	pad := (xMax - xMin) * 0.08
+	xMin, xMax = xMin-pad, xMax+pad
+	px := func(x float64) int { return left + int((xOf(x)-xMin)/(xMax-xMin)*float64(right-left)) }
+	py := func(y float64) int { return bottom - int(y/yMax*float64(bottom-top)) }
+	ty := py(p.target)
+	line(img, left, ty, right, ty, grey)
+	text(img, r.Min.X+4, ty+4, num(p.target), grey)
+	text(img, r.Min.X+4, bottom+4, "0", black)
+	lastX, lastY, tickEnd := -1, -1, math.MinInt
+	for i, x := range p.xs {
+		X, Y := px(x), py(p.ys[i])
+		for dx := -3; dx <= 3; dx++ {
+			for dy := -3; dy <= 3; dy++ {
+				img.Set(X+dx, Y+dy, c)
+			}
+		}
+		if lastX >= 0 {
+			line(img, lastX, lastY, X, Y, c)
+		}
+		lastX, lastY = X, Y
+		label := fmt.Sprintf(p.format, p.ys[i])
+		text(img, X-len(label)*7/2, Y-8, label, c)
+		tick := fmt.Sprintf("%g", x)
+		switch {
+		case x >= 1_000_000:
+			tick = fmt.Sprintf("%gM", x/1_000_000)
+		case x >= 1000:
+			tick = fmt.Sprintf("%gk", x/1000)
+		}
+		if start := X - len(tick)*7/2; start > tickEnd { // ticks too close together: the first only
+			text(img, start, bottom+16, tick, black)
+			tickEnd = start + len(tick)*7 + 4
+		}
+	}
+}
+
+// text draws s with its baseline at (x, y) in x/image's 7×13 bitmap font.
+func text(img *image.RGBA, x, y int, s string, c color.Color) {
+	d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
+	d.DrawString(s)
 }
 
 // line draws a straight line (Bresenham).

@@ -26,46 +26,110 @@ import (
 	"text/tabwriter"
 )
 
-// Result is one row of bench/results.json: {name, value, unit, target, ratio, pass} (docs/performance.md).
+// Result is one row of bench/results.json (docs/performance.md). A timed row is judged as a
+// ratio to a floor measured in the same run, interleaved with it (the best any code could do on
+// the same machine in the same minute); a count, a size or a promise to users is judged as the
+// value itself.
 type Result struct {
-	Name   string  `json:"name"`
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	Target float64 `json:"target"`
-	// Ratio is value/target: a row passes at ≤ 1 when Direction is "max", at ≥ 1 when "min".
-	Ratio float64 `json:"ratio"`
-	Pass  bool    `json:"pass"`
-	// Direction is "max" (the value must stay at or under the target) or "min" (at or over).
-	Direction string `json:"direction"`
-	// Note says how the figure was measured, in a few words.
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	// Floor is the same figure for the bare baseline, in Unit, measured in the same run.
+	Floor float64 `json:"floor,omitempty"`
+	// Ratio is Value/Floor (rows with a floor only).
+	Ratio float64 `json:"ratio,omitempty"`
+	// Judged says what Target applies to: "ratio", "value", or "none" (a figure recorded for
+	// the record, with no target in the design).
+	Judged string  `json:"judged"`
+	Target float64 `json:"target,omitempty"`
+	// Direction is "max" (the judged figure must stay at or under the target) or "min" (at or
+	// over).
+	Direction string `json:"direction,omitempty"`
+	Pass      bool   `json:"pass"`
+	// Note says how the figure was measured, with the absolute figures behind a ratio.
 	Note string `json:"note,omitempty"`
 }
+
+const (
+	judgedRatio = "ratio"
+	judgedValue = "value"
+	judgedNone  = "none"
+)
 
 // Results collects the rows in the order they are measured.
 type Results struct{ Rows []Result }
 
-// AtMost records a figure whose target is a ceiling.
+// AtMost records a figure whose target is a ceiling on the value itself.
 func (r *Results) AtMost(name string, value float64, unit string, target float64, note string) {
-	r.add(Result{Name: name, Value: value, Unit: unit, Target: target, Direction: "max", Note: note, Pass: value <= target})
+	r.add(Result{Name: name, Value: value, Unit: unit, Target: target, Judged: judgedValue, Direction: "max", Note: note})
 }
 
-// AtLeast records a figure whose target is a floor.
+// AtLeast records a figure whose target is a floor on the value itself.
 func (r *Results) AtLeast(name string, value float64, unit string, target float64, note string) {
-	r.add(Result{Name: name, Value: value, Unit: unit, Target: target, Direction: "min", Note: note, Pass: value >= target})
+	r.add(Result{Name: name, Value: value, Unit: unit, Target: target, Judged: judgedValue, Direction: "min", Note: note})
+}
+
+// RatioAtMost records a figure against its same-run floor; value/floor must stay at or under
+// target.
+func (r *Results) RatioAtMost(name string, value, floor float64, unit string, target float64, note string) {
+	r.add(Result{Name: name, Value: value, Floor: floor, Unit: unit, Target: target, Judged: judgedRatio, Direction: "max", Note: note})
+}
+
+// RatioAtLeast records a figure against its same-run baseline; value/floor must be at least
+// target (throughput: the bare handler is the most any code could serve).
+func (r *Results) RatioAtLeast(name string, value, floor float64, unit string, target float64, note string) {
+	r.add(Result{Name: name, Value: value, Floor: floor, Unit: unit, Target: target, Judged: judgedRatio, Direction: "min", Note: note})
+}
+
+// AtMostWithFloor records a value judged absolutely (a bound promised to users) beside its
+// same-run floor, whose ratio is recorded but not judged.
+func (r *Results) AtMostWithFloor(name string, value, floor float64, unit string, target float64, note string) {
+	r.add(Result{Name: name, Value: value, Floor: floor, Unit: unit, Target: target, Judged: judgedValue, Direction: "max", Note: note})
+}
+
+// Record keeps a figure with no target in the design (it always passes).
+func (r *Results) Record(name string, value float64, unit string, note string) {
+	r.add(Result{Name: name, Value: value, Unit: unit, Judged: judgedNone, Note: note})
 }
 
 func (r *Results) add(row Result) {
-	switch {
-	case row.Target != 0:
-		row.Ratio = row.Value / row.Target
-	case row.Value == 0:
-		row.Ratio = 0 // a target of zero met exactly
-	default:
-		row.Ratio = row.Value // a target of zero missed: the ratio is the excess itself
+	if row.Floor != 0 {
+		row.Ratio = row.Value / row.Floor
 	}
-	row.Value, row.Ratio = round(row.Value), round(row.Ratio)
+	judged := row.Value
+	if row.Judged == judgedRatio {
+		judged = row.Ratio
+	}
+	switch row.Direction {
+	case "max":
+		row.Pass = judged <= row.Target
+	case "min":
+		row.Pass = judged >= row.Target
+	default:
+		row.Pass = true
+	}
+	row.Value, row.Floor, row.Ratio = round(row.Value), round(row.Floor), round(row.Ratio)
 	r.Rows = append(r.Rows, row)
-	fmt.Fprintf(os.Stderr, "bench: %s = %s %s (target %s %s)\n", row.Name, num(row.Value), row.Unit, map[string]string{"max": "≤", "min": "≥"}[row.Direction], num(row.Target))
+	line := fmt.Sprintf("bench: %s = %s %s", row.Name, num(row.Value), row.Unit)
+	if row.Floor != 0 {
+		line += fmt.Sprintf(", floor %s %s, ratio %s", num(row.Floor), row.Unit, num(row.Ratio))
+	}
+	if t := targetText(row); t != "" {
+		line += " (target " + t + ")"
+	}
+	fmt.Fprintln(os.Stderr, line)
+}
+
+// targetText is "ratio ≤ 1.3", "≤ 250 ms", or "" for a recorded figure.
+func targetText(row Result) string {
+	dir := map[string]string{"max": "≤ ", "min": "≥ "}[row.Direction]
+	switch row.Judged {
+	case judgedRatio:
+		return "ratio " + dir + num(row.Target)
+	case judgedValue:
+		return dir + num(row.Target) + " " + row.Unit
+	}
+	return ""
 }
 
 // Write saves the rows as JSON.
@@ -80,17 +144,24 @@ func (r *Results) Write(path string) error {
 	return os.WriteFile(path, append(data, '\n'), 0o644)
 }
 
-// Print writes the table: name, value, unit, target, ratio, pass.
+// Print writes the table: name, value, floor, ratio, target, pass.
 func (r *Results) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVALUE\tUNIT\tTARGET\tRATIO\tPASS")
+	fmt.Fprintln(tw, "NAME\tVALUE\tFLOOR\tRATIO\tTARGET\tPASS")
 	for _, row := range r.Rows {
-		target := map[string]string{"max": "≤ ", "min": "≥ "}[row.Direction] + num(row.Target)
+		floor, ratio := "-", "-"
+		if row.Floor != 0 {
+			floor, ratio = num(row.Floor)+" "+row.Unit, num(row.Ratio)
+		}
+		target := targetText(row)
+		if target == "" {
+			target = "-"
+		}
 		pass := "yes"
 		if !row.Pass {
 			pass = "NO"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.Name, num(row.Value), row.Unit, target, num(row.Ratio), pass)
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", row.Name, num(row.Value), row.Unit, floor, ratio, target, pass)
 	}
 	_ = tw.Flush()
 }

@@ -49,9 +49,9 @@ func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answ
 	u := store.usage(ref)
 	if d.limited {
 		if store.shared != nil {
-			a.rate = store.shared.take(u, d.limit, now)
+			a.rate = store.shared.take(store, ref, d.limit, now)
 		} else {
-			a.rate = u.take(d.limit, now)
+			a.rate = store.take(ref, d.limit, now)
 		}
 		if !a.rate.allowed {
 			a.reason = rRateLimited

@@ -19,6 +19,7 @@ package verifier
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"slices"
 	"sort"
 	"strconv"
@@ -91,25 +92,28 @@ type ownerRow struct {
 	expiresAt instant // unset: never
 }
 
-// ownerExtra is what writers and the usage flush need of an APIKey. It holds no pointer in the
-// common case: its identity is in the keyStore's arena, its first two key ids inline.
+// ownerExtra is what writers and the usage flush need of an APIKey. It holds no pointer: its
+// identity is in the keyStore's arena, its first two key ids inline, any more (an APIKey with
+// several rotated-out keys) in keyStore.moreKeyIDs.
 type ownerExtra struct {
-	identOff  uint32 // the APIKey's UID, namespace and name, NUL-separated, in keyStore.arena
-	identLen  uint32
-	nKeyIDs   uint8
-	keyIDs    [2]keyIDBytes // the key ids it published: the first two here,
-	moreKeyID []keyIDBytes  // the rest (an APIKey with several rotated-out keys) here
+	identOff uint32 // the APIKey's UID and name in keyStore.arena (packIdentity)
+	identLen uint32
+	nKeyIDs  uint8
+	keyIDs   [2]keyIDBytes // the first key ids it published
 }
 
-func (x *ownerExtra) publishedIDs() []keyIDBytes {
-	return append(slices.Clone(x.keyIDs[:x.nKeyIDs]), x.moreKeyID...)
+// publishedIDs are the key ids the APIKey in slot published.
+func (s *keyStore) publishedIDs(slot uint32) []keyIDBytes {
+	x := s.extras.at(slot)
+	return append(slices.Clone(x.keyIDs[:x.nKeyIDs]), s.moreKeyIDs[slot]...)
 }
 
-func (x *ownerExtra) setPublishedIDs(ids []keyIDBytes) {
+func (s *keyStore) setPublishedIDs(slot uint32, ids []keyIDBytes) {
+	x := s.extras.at(slot)
 	x.nKeyIDs = uint8(copy(x.keyIDs[:], ids))
-	x.moreKeyID = nil
+	delete(s.moreKeyIDs, slot)
 	if len(ids) > len(x.keyIDs) {
-		x.moreKeyID = slices.Clone(ids[len(x.keyIDs):])
+		s.moreKeyIDs[slot] = slices.Clone(ids[len(x.keyIDs):])
 	}
 }
 
@@ -240,7 +244,7 @@ func (t *interner[T]) get(id uint32) T {
 
 // keyStore is the APIKey part of the index.
 type keyStore struct {
-	keys *shardedMap[keyIDBytes, keyRow] // keyID (current and previous) → row
+	keys *keyTable // keyID (current and previous) → row
 
 	ownerLocks [shardCount]struct {
 		sync.RWMutex
@@ -249,14 +253,21 @@ type keyStore struct {
 	owners slab[ownerRow]
 	usages slab[keyUsage]
 	extras slab[ownerExtra]
+	// storeIDs name the slots' APIKeys in the shared rate-limit store (sharedlimits.go); kept
+	// only when there is one, so the default costs no byte per key.
+	storeIDs slab[uidKey]
+
+	bucketStripes [bucketStripeCount]bucketStripe // the keyUsage buckets' locks (ratelimit.go)
+	confs         *bucketConfs
 
 	strs      *interner[string]
 	scopeSets *interner[[]string]
 	limitSets *interner[map[string]rateLimit]
 
 	// Writers only, under index.mu.
-	arena       []byte // identities of the APIKeys in the slots (ownerExtra.identOff)
-	garbage     int    // bytes of arena no slot refers to any more
+	arena       []byte                  // identities of the APIKeys in the slots (ownerExtra.identOff)
+	garbage     int                     // bytes of arena no slot refers to any more
+	moreKeyIDs  map[uint32][]keyIDBytes // slot → its published key ids past the first two
 	slots       map[uidKey]uint32
 	free        []uint32
 	next        uint32
@@ -275,7 +286,9 @@ type otherHashKey struct {
 
 func newKeyStore() *keyStore {
 	return &keyStore{
-		keys:        newShardedMap[keyIDBytes, keyRow](hashKeyID),
+		keys:        newKeyTable(),
+		confs:       newBucketConfs(),
+		moreKeyIDs:  map[uint32][]keyIDBytes{},
 		strs:        newInterner[string](),
 		scopeSets:   newInterner[[]string](),
 		limitSets:   newInterner[map[string]rateLimit](),
@@ -328,21 +341,22 @@ func (ix *index) identity(ref ownerRef) (types.UID, string, string, bool) {
 	return uid, ns, name, true
 }
 
-// identityOf splits the identity of the APIKey in slot.
+// identityOf is the identity of the APIKey in slot (writers only, under index.mu): its UID and
+// name from the arena, its namespace from its row (interned, so not kept twice).
 func (s *keyStore) identityOf(slot uint32) (uid types.UID, namespace, name string) {
 	x := s.extras.at(slot)
-	parts := strings.SplitN(string(s.arena[x.identOff:x.identOff+x.identLen]), "\x00", 3)
-	if len(parts) != 3 {
+	uid, name, ok := unpackIdentity(s.arena[x.identOff : x.identOff+x.identLen])
+	if !ok {
 		return "", "", ""
 	}
-	return types.UID(parts[0]), parts[1], parts[2]
+	return uid, s.strs.get(s.owners.at(slot).namespace), name
 }
 
-// putIdentity stores the identity of the APIKey in slot, compacting the arena first when
+// putIdentity stores the UID and name of the APIKey in slot, compacting the arena first when
 // deleted APIKeys left more of it unused than used.
-func (s *keyStore) putIdentity(slot uint32, uid types.UID, namespace, name string) {
+func (s *keyStore) putIdentity(slot uint32, uid types.UID, name string) {
 	if s.garbage > 64<<10 && s.garbage > len(s.arena)/2 {
-		arena := make([]byte, 0, len(s.arena)-s.garbage+len(uid)+len(namespace)+len(name)+2)
+		arena := make([]byte, 0, len(s.arena)-s.garbage+len(uid)+len(name)+1)
 		for _, live := range s.slots {
 			x := s.extras.at(live)
 			off := uint32(len(arena))
@@ -353,8 +367,56 @@ func (s *keyStore) putIdentity(slot uint32, uid types.UID, namespace, name strin
 	}
 	x := s.extras.at(slot)
 	x.identOff = uint32(len(s.arena))
-	s.arena = append(append(append(append(append(s.arena, uid...), 0), namespace...), 0), name...)
+	s.arena = packIdentity(s.arena, uid, name)
 	x.identLen = uint32(len(s.arena)) - x.identOff
+}
+
+// An identity in the arena is a UID and a name. The apiserver's UIDs are UUIDs, kept as their
+// 16 bytes (after a 1) rather than 36 characters; any other UID (hand-built objects) is kept as
+// it is (after a 0), with a NUL before the name.
+const (
+	identText byte = iota
+	identUUID
+)
+
+func packIdentity(arena []byte, uid types.UID, name string) []byte {
+	if raw, ok := uuidBytes(string(uid)); ok {
+		return append(append(append(arena, identUUID), raw[:]...), name...)
+	}
+	return append(append(append(append(arena, identText), uid...), 0), name...)
+}
+
+func unpackIdentity(b []byte) (types.UID, string, bool) {
+	switch {
+	case len(b) >= 17 && b[0] == identUUID:
+		return types.UID(uuidString(b[1:17])), string(b[17:]), true
+	case len(b) >= 1 && b[0] == identText:
+		uid, name, ok := strings.Cut(string(b[1:]), "\x00")
+		return types.UID(uid), name, ok
+	}
+	return "", "", false
+}
+
+// uuidBytes parses a UUID in its canonical form (lowercase hex, dashes after the 8th, 12th,
+// 16th and 20th digit), the only form it packs, so unpacking gives back the very same string.
+func uuidBytes(s string) ([16]byte, bool) {
+	var out [16]byte
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return out, false
+	}
+	hexDigits := strings.ReplaceAll(s, "-", "")
+	if len(hexDigits) != 32 || strings.ToLower(hexDigits) != hexDigits {
+		return out, false
+	}
+	if _, err := hex.Decode(out[:], []byte(hexDigits)); err != nil {
+		return out, false
+	}
+	return out, true
+}
+
+func uuidString(b []byte) string {
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // allocSlot gives the APIKey a slot: a freed one (its generation already moved on) or a new one.
@@ -379,9 +441,10 @@ func (s *keyStore) allocSlot() uint32 {
 func (s *keyStore) freeSlot(slot uint32) {
 	gen := s.owners.at(slot).gen
 	s.setOwner(slot, ownerRow{gen: gen + 1})
-	s.usages.at(slot).reset()
+	s.resetUsage(slot)
 	s.garbage += int(s.extras.at(slot).identLen)
 	*s.extras.at(slot) = ownerExtra{}
+	delete(s.moreKeyIDs, slot)
 	s.free = append(s.free, slot)
 }
 
@@ -403,8 +466,11 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		}
 		s.setOwner(slot, ownerRow{gen: gen})
 		*s.extras.at(slot) = ownerExtra{}
-		s.putIdentity(slot, uid, k.Namespace, k.Name)
-		s.usages.at(slot).assign(uk)
+		s.putIdentity(slot, uid, k.Name)
+		if s.shared != nil {
+			s.storeIDs.grow(slot)
+			*s.storeIDs.at(slot) = uk
+		}
 	}
 	ref := ownerRef{slot: slot, gen: s.owners.at(slot).gen}
 	row := ownerRow{
@@ -455,12 +521,11 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		}
 		add(p.KeyID, p.Hash, true, p.ValidUntil.Time)
 	}
-	extra := s.extras.at(slot)
 	ids := make([]keyIDBytes, 0, len(entries))
 	for _, e := range entries {
 		ids = append(ids, e.id)
 	}
-	for _, old := range extra.publishedIDs() {
+	for _, old := range s.publishedIDs(slot) {
 		if !slices.Contains(ids, old) {
 			ix.unclaim(old, slot)
 		}
@@ -469,7 +534,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 		s.setOtherHash(otherHashKey{e.id, slot}, e.other)
 		ix.claim(e.id, e.row)
 	}
-	extra.setPublishedIDs(ids)
+	s.setPublishedIDs(slot, ids)
 }
 
 func (ix *index) removeAPIKey(k *v1.APIKey) {
@@ -482,7 +547,7 @@ func (ix *index) removeAPIKey(k *v1.APIKey) {
 	if !ok {
 		return
 	}
-	for _, id := range s.extras.at(slot).publishedIDs() {
+	for _, id := range s.publishedIDs(slot) {
 		ix.unclaim(id, slot)
 	}
 	delete(s.slots, uk)

@@ -19,7 +19,10 @@ package verifier
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -84,6 +87,107 @@ func TestAFreedSlotServesNoneOfItsOldAPIKeyAndIdentitiesSurviveCompaction(t *tes
 			}
 		case !ok || uid != keys[i].UID || ns != "acme" || name != keys[i].Name:
 			t.Fatalf("APIKey %d after compaction: %v %q %q %q", i, ok, uid, ns, name)
+		}
+	}
+}
+
+// TestIdentitiesComeBackExactlyWhateverTheirUID: the usage flush gets back the very UID,
+// namespace and name of each APIKey, whether its UID is an apiserver's UUID (kept as 16
+// bytes), an uppercase one, or something else (kept as text).
+func TestIdentitiesComeBackExactlyWhateverTheirUID(t *testing.T) {
+	ix := newIndex(logr.Discard())
+	format := keyformat.Format{Prefix: keyformat.DefaultPrefix}
+	for i, uid := range []types.UID{"6f1c2a8e-0b4d-4c1e-9a3f-2d7e5b8c9a01", "6F1C2A8E-0B4D-4C1E-9A3F-2D7E5B8C9A02", "uid-3", "6f1c2a8e0b4d4c1e9a3f2d7e5b8c9a04", ""} {
+		k, err := format.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := &v1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("org-%d", i), Name: fmt.Sprintf("key-%d", i), UID: uid},
+			Status:     v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive},
+		}
+		ix.applyAPIKey(key)
+		view, ok := ix.lookupKey(k.KeyID, k.Token)
+		if !ok {
+			t.Fatalf("key %d not found", i)
+		}
+		got, ns, name, ok := ix.identity(view.row.owner)
+		want := uidOf(uid, key.Namespace, key.Name)
+		if !ok || got != want || ns != key.Namespace || name != key.Name {
+			t.Errorf("identity of %q: %v %q %q %q, want %q %q %q", uid, ok, got, ns, name, want, key.Namespace, key.Name)
+		}
+	}
+}
+
+// TestLookupsWhileAPIKeysRotateAndComeAndGo: requests look keys up while APIKeys are rotated,
+// deleted and created again (rows and slots freed and reused): a key found is always the key
+// presented, of a live APIKey, in its namespace (run with -race: readers and writers share rows
+// only under the shard and owner locks).
+func TestLookupsWhileAPIKeysRotateAndComeAndGo(t *testing.T) {
+	ix := newIndex(logr.Discard())
+	format := keyformat.Format{Prefix: keyformat.DefaultPrefix}
+	const n = 64
+	type live struct{ keyID, token, namespace string }
+	current := make([]atomic.Pointer[live], n)
+	objects := make([]*v1.APIKey, n)
+	publish := func(i, gen int, previous *keyformat.Key) keyformat.Key {
+		k, err := format.Generate()
+		if err != nil {
+			t.Error(err)
+			return k
+		}
+		key := &v1.APIKey{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("org-%d", i%4), Name: fmt.Sprintf("key-%d", i), UID: types.UID(fmt.Sprintf("uid-%d-%d", i, gen))},
+			Status:     v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive},
+		}
+		if previous != nil {
+			key.Status.PreviousKeys = []v1.PreviousKey{{KeyID: previous.KeyID, Hash: keyformat.Hash(previous.Token), ValidUntil: metav1.NewTime(time.Now().Add(time.Hour))}}
+		}
+		ix.applyAPIKey(key)
+		objects[i] = key
+		current[i].Store(&live{keyID: k.KeyID, token: k.Token, namespace: key.Namespace})
+		return k
+	}
+	keys := make([]keyformat.Key, n)
+	for i := range n {
+		keys[i] = publish(i, 0, nil)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Go(func() {
+			for j := r; ; j++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				l := current[j%n].Load()
+				if view, ok := ix.lookupKey(l.keyID, l.token); ok && (view.keyID != l.keyID || view.namespace != l.namespace) {
+					t.Errorf("looked up %s of %s, found %s of %s", l.keyID, l.namespace, view.keyID, view.namespace)
+					return
+				}
+			}
+		})
+	}
+	for step := range 3000 {
+		i := step * 7 % n
+		switch step % 3 {
+		case 0: // rotate: a new key, the old one valid for its overlap
+			old := keys[i]
+			keys[i] = publish(i, step, &old)
+		case 1: // delete and create again: a new UID, a freed slot and freed rows reused
+			ix.removeAPIKey(objects[i])
+			keys[i] = publish(i, step, nil)
+		default: // the overlap ends
+			keys[i] = publish(i, step, nil)
+		}
+	}
+	close(done)
+	wg.Wait()
+	for i := range n {
+		if _, ok := ix.lookupKey(keys[i].KeyID, keys[i].Token); !ok {
+			t.Fatalf("APIKey %d's current key is not found", i)
 		}
 	}
 }

@@ -87,6 +87,119 @@ func (s *shardedMap[K, V]) delete(k K) {
 
 func (s *shardedMap[K, V]) len() int { return int(s.size.Load()) }
 
+// keyTable is the index's map of key ids to keyRows, sharded as shardedMap is, but its map
+// holds only a row number and the rows live in a slab: a Go map's slot is as large as its key
+// and value together and at best 7/8 of slots are used (after a table splits, half), so a map
+// of rows cost 115–185 bytes a key and a map of row numbers costs 24–38, beside 44 in the slab.
+// A row is written under its key id's shard lock and read under it, so a reader sees a row
+// whole and never one reused for another key id. The end of a rotated-out key's overlap, which
+// few keys have, is kept beside the map.
+type keyTable struct {
+	seed   maphash.Seed
+	size   atomic.Int64
+	shards [shardCount]keyShard
+	rows   slab[storedRow]
+
+	// Writers only, serialized by index.mu.
+	free []uint32
+	next uint32
+}
+
+type keyShard struct {
+	mu    sync.RWMutex
+	rows  map[keyIDBytes]uint32  // key id → its row in keyTable.rows
+	until map[keyIDBytes]instant // rotated-out keys: the end of their overlap
+	// keeps neighbouring shards' locks off one cache line.
+	_ [24]byte
+}
+
+// storedRow is a keyRow as the table keeps it, without its validUntil.
+type storedRow struct {
+	digest   [32]byte
+	owner    ownerRef
+	previous bool
+	// otherHash and conflict: as in keyRow.
+	otherHash bool
+	conflict  bool
+}
+
+func newKeyTable() *keyTable {
+	t := &keyTable{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].rows = map[keyIDBytes]uint32{}
+		t.shards[i].until = map[keyIDBytes]instant{}
+	}
+	return t
+}
+
+func (t *keyTable) shard(k keyIDBytes) *keyShard {
+	return &t.shards[hashKeyID(t.seed, k)&(shardCount-1)]
+}
+
+func (t *keyTable) get(k keyIDBytes) (keyRow, bool) {
+	sh := t.shard(k)
+	sh.mu.RLock()
+	n, ok := sh.rows[k]
+	var row keyRow
+	if ok {
+		r := t.rows.at(n)
+		row = keyRow{digest: r.digest, owner: r.owner, previous: r.previous, otherHash: r.otherHash, conflict: r.conflict}
+		if r.previous {
+			row.validUntil = sh.until[k]
+		}
+	}
+	sh.mu.RUnlock()
+	return row, ok
+}
+
+// set publishes row for k (writers only).
+func (t *keyTable) set(k keyIDBytes, row keyRow) {
+	sh := t.shard(k)
+	sh.mu.Lock()
+	n, had := sh.rows[k]
+	if !had {
+		n = t.alloc()
+		sh.rows[k] = n
+		t.size.Add(1)
+	}
+	*t.rows.at(n) = storedRow{digest: row.digest, owner: row.owner, previous: row.previous, otherHash: row.otherHash, conflict: row.conflict}
+	if row.previous {
+		sh.until[k] = row.validUntil
+	} else {
+		delete(sh.until, k)
+	}
+	sh.mu.Unlock()
+}
+
+// delete removes k (writers only).
+func (t *keyTable) delete(k keyIDBytes) {
+	sh := t.shard(k)
+	sh.mu.Lock()
+	if n, had := sh.rows[k]; had {
+		delete(sh.rows, k)
+		delete(sh.until, k)
+		*t.rows.at(n) = storedRow{}
+		t.free = append(t.free, n)
+		t.size.Add(-1)
+	}
+	sh.mu.Unlock()
+}
+
+// alloc numbers a row: a freed one, or a new one.
+func (t *keyTable) alloc() uint32 {
+	if n := len(t.free); n > 0 {
+		row := t.free[n-1]
+		t.free = t.free[:n-1]
+		return row
+	}
+	row := t.next
+	t.next++
+	t.rows.grow(row)
+	return row
+}
+
+func (t *keyTable) len() int { return int(t.size.Load()) }
+
 // Hash functions for the index's key types.
 
 func hashString(seed maphash.Seed, s string) uint64 { return maphash.String(seed, s) }

@@ -90,19 +90,19 @@ func newSharedLimits(opts Options) (*sharedLimits, error) {
 	return s, nil
 }
 
-// take spends one request from the APIKey's bucket cfg in the store, or, while the store is
-// down, from this replica's share of it in u.
-func (s *sharedLimits) take(u *keyUsage, cfg rateLimit, now time.Time) rateResult {
+// take spends one request from the bucket cfg of the APIKey in ref's slot in the store, or,
+// while the store is down, from this replica's share of it in ks.
+func (s *sharedLimits) take(ks *keyStore, ref ownerRef, cfg rateLimit, now time.Time) rateResult {
 	if !s.try(now) {
-		return u.take(s.share(cfg), now)
+		return ks.take(ref, s.share(cfg), now)
 	}
-	conf := confOf(cfg)
+	conf := ks.confs.of(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	allowed, tokens, err := s.store.Take(ctx, storeKey(u.storeID(), cfg.name), int64(burstOf(cfg)), conf.perSecond)
+	allowed, tokens, err := s.store.Take(ctx, storeKey(*ks.storeIDs.at(ref.slot), cfg.name), int64(burstOf(cfg)), conf.perSecond)
 	cancel()
 	if err != nil {
 		s.failed(now, err)
-		return u.take(s.share(cfg), now)
+		return ks.take(ref, s.share(cfg), now)
 	}
 	s.answered()
 	return rateResultOf(conf, allowed, tokens)

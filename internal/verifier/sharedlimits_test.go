@@ -266,5 +266,5 @@ func TestWithoutAStoreNothingChanges(t *testing.T) {
 func storeKeyOf(t *testing.T, w *world) string {
 	t.Helper()
 	ref := w.decide(w.asking(params{})).key.row.owner
-	return storeKey(w.v.index.usage(ref).storeID(), "general")
+	return storeKey(*w.v.index.keyStore.storeIDs.at(ref.slot), "general")
 }

@@ -40,11 +40,14 @@ type orgConnectionValidator struct {
 	client client.Client
 	// reviewer creates SubjectAccessReviews; a separate writer so tests can count reviews.
 	reviewer client.Client
+	// ownWork times each admission apart from the reviews it waits on (ownwork.go).
+	ownWork *ownWork
 }
 
 // ValidateCreate checks the assignment and uniqueness, and warns about what GitOps users
 // should know.
 func (v *orgConnectionValidator) ValidateCreate(ctx context.Context, conn *v1.OrgConnection) (admission.Warnings, error) {
+	defer v.ownWork.observe(ctx)
 	req, err := admission.RequestFromContext(ctx)
 	if err != nil {
 		return nil, err
@@ -61,6 +64,7 @@ func (v *orgConnectionValidator) ValidateCreate(ctx context.Context, conn *v1.Or
 // ValidateUpdate checks a raised role, and widened metric sets (which grant the role over more
 // metrics): lowering the role or narrowing the sets is allowed to whoever may update.
 func (v *orgConnectionValidator) ValidateUpdate(ctx context.Context, old, conn *v1.OrgConnection) (admission.Warnings, error) {
+	defer v.ownWork.observe(ctx)
 	raised := conn.Spec.Role.Rank() > old.Spec.Role.Rank()
 	widened := widensMetricSets(old.Spec.MetricSets, conn.Spec.MetricSets)
 	if !raised && !widened {
@@ -124,7 +128,7 @@ func (v *orgConnectionValidator) mayAssign(ctx context.Context, user authenticat
 // groups and extra exactly: dropping groups or extra misjudges OIDC users.
 func (v *orgConnectionValidator) mayBind(ctx context.Context, user authenticationv1.UserInfo, org string, role v1.Role) (bool, error) {
 	sar := BindReview(user, org, role)
-	if err := v.reviewer.Create(ctx, sar); err != nil {
+	if err := v.ownWork.waiting(ctx, func() error { return v.reviewer.Create(ctx, sar) }); err != nil {
 		return false, fmt.Errorf("could not check whether %q may assign role %s (SubjectAccessReview failed): %w", user.Username, role, err)
 	}
 	return sar.Status.Allowed, nil

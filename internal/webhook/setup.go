@@ -26,6 +26,8 @@ limitations under the License.
 package webhook
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -37,6 +39,11 @@ type Options struct {
 	// OperatorUsername is the operator's own user (system:serviceaccount:NS:NAME), the only
 	// one allowed to delete or unprotect protected objects.
 	OperatorUsername string
+	// Clock times the OrgConnection webhook's own work; nil: the real clock.
+	Clock clock.PassiveClock
+	// Registerer gets the webhooks' own metrics (controller-runtime's metrics.Registry);
+	// nil: they are not registered.
+	Registerer prometheus.Registerer
 }
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
@@ -46,7 +53,16 @@ type Options struct {
 // (index.Register) before.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	c := mgr.GetClient()
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c}).Complete(); err != nil {
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	own, err := newOwnWork(clk, opts.Registerer)
+	if err != nil {
+		return err
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c, ownWork: own}).
+		WithContextFunc(stampArrival(clk)).Complete(); err != nil {
 		return err
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
