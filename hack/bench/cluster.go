@@ -44,11 +44,13 @@ type tracker struct {
 	mu      sync.Mutex
 	ready   map[types.NamespacedName]string // APIKey → its Secret's name, once Active and Ready
 	secrets map[types.NamespacedName]bool   // key Secrets that exist
+	counts  map[types.NamespacedName]int32  // Application → its status.keyCount
 	changed chan struct{}
 }
 
 func newTracker(ctx context.Context, c cache.Cache) (*tracker, error) {
-	t := &tracker{ready: map[types.NamespacedName]string{}, secrets: map[types.NamespacedName]bool{}, changed: make(chan struct{}, 1)}
+	t := &tracker{ready: map[types.NamespacedName]string{}, secrets: map[types.NamespacedName]bool{},
+		counts: map[types.NamespacedName]int32{}, changed: make(chan struct{}, 1)}
 	keys, err := c.GetInformer(ctx, &v1.APIKey{})
 	if err != nil {
 		return nil, err
@@ -57,6 +59,24 @@ func newTracker(ctx context.Context, c cache.Cache) (*tracker, error) {
 		AddFunc:    func(o any) { t.key(o, false) },
 		UpdateFunc: func(_, o any) { t.key(o, false) },
 		DeleteFunc: func(o any) { t.key(o, true) },
+	}); err != nil {
+		return nil, err
+	}
+	apps, err := c.GetInformer(ctx, &v1.Application{})
+	if err != nil {
+		return nil, err
+	}
+	count := func(o any) {
+		if a, ok := o.(*v1.Application); ok {
+			t.mu.Lock()
+			t.counts[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a.Status.KeyCount
+			t.mu.Unlock()
+			t.signal()
+		}
+	}
+	if _, err := apps.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    count,
+		UpdateFunc: func(_, o any) { count(o) },
 	}); err != nil {
 		return nil, err
 	}
@@ -141,6 +161,33 @@ func (t *tracker) waitAll(ctx context.Context, want []types.NamespacedName, time
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+	}
+}
+
+// waitCounts blocks until every Application in want shows its key count in status: the
+// operator's batched count writes for the keys just minted are done.
+func (t *tracker) waitCounts(ctx context.Context, want map[types.NamespacedName]int32, timeout time.Duration) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		t.mu.Lock()
+		behind := 0
+		for app, n := range want {
+			if t.counts[app] != n {
+				behind++
+			}
+		}
+		t.mu.Unlock()
+		if behind == 0 {
+			return nil
+		}
+		select {
+		case <-t.changed:
+		case <-deadline.C:
+			return fmt.Errorf("%d Applications do not show their key count after %s", behind, timeout)
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
