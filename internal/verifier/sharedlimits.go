@@ -93,12 +93,13 @@ func newSharedLimits(opts Options) (*sharedLimits, error) {
 // take spends one request from the bucket cfg of the APIKey in ref's slot in the store, or,
 // while the store is down, from this replica's share of it in ks.
 func (s *sharedLimits) take(ks *keyStore, ref ownerRef, cfg rateLimit, now time.Time) rateResult {
-	if !s.try(now) {
-		return ks.take(ref, s.share(cfg), now)
+	id := ks.storeIDs.at(ref.slot)
+	if id == nil || !s.try(now) {
+		return ks.take(ref, s.share(cfg), now) // no id: a slot made before the store was set
 	}
 	conf := ks.confs.of(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	allowed, tokens, err := s.store.Take(ctx, storeKey(*ks.storeIDs.at(ref.slot), cfg.name), int64(burstOf(cfg)), conf.perSecond)
+	allowed, tokens, err := s.store.Take(ctx, storeKey(*id, cfg.name), int64(burstOf(cfg)), conf.perSecond)
 	cancel()
 	if err != nil {
 		s.failed(now, err)
