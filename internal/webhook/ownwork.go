@@ -18,6 +18,8 @@ package webhook
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"time"
 
@@ -28,7 +30,8 @@ import (
 // The OrgConnection webhook waits on the apiserver for a SubjectAccessReview in most calls, so
 // controller-runtime's latency histogram of it says as much about the apiserver as about the
 // webhook. Its own work (decoding, cache lookups, deciding) is timed apart: from the request's
-// arrival to the decision, less the time spent waiting on reviews.
+// arrival (its last byte read) to the decision, less the time spent waiting on reviews. A body
+// the apiserver is still sending is the apiserver's time, as a review is.
 
 // admissionClock is one admission request's arrival and the time it waited on reviews. Each
 // request has its own, in its context; its reviews are made one after another.
@@ -39,11 +42,34 @@ type admissionClock struct {
 
 type admissionClockKey struct{}
 
-// stampArrival is the webhook's context function: it runs before the request body is read.
+// stampArrival is the webhook's context function: it runs once the request's headers are read
+// and before its body is, so it stamps the arrival then and again when the body's last byte
+// has been read.
 func stampArrival(clk clock.PassiveClock) func(context.Context, *http.Request) context.Context {
-	return func(ctx context.Context, _ *http.Request) context.Context {
-		return context.WithValue(ctx, admissionClockKey{}, &admissionClock{arrived: clk.Now()})
+	return func(ctx context.Context, r *http.Request) context.Context {
+		c := &admissionClock{arrived: clk.Now()}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &arrivingBody{ReadCloser: r.Body, clock: clk, c: c}
+		}
+		return context.WithValue(ctx, admissionClockKey{}, c)
 	}
+}
+
+// arrivingBody moves its request's arrival to the instant its last byte was read.
+type arrivingBody struct {
+	io.ReadCloser
+	clock clock.PassiveClock
+	c     *admissionClock
+	done  bool
+}
+
+func (b *arrivingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		b.c.arrived = b.clock.Now()
+	}
+	return n, err
 }
 
 // ownWork observes the own work of the admissions whose context stampArrival made.
@@ -57,7 +83,7 @@ type ownWork struct {
 func newOwnWork(clk clock.PassiveClock, reg prometheus.Registerer) (*ownWork, error) {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "clearance_webhook_own_work_seconds",
-		Help: "Time the OrgConnection webhook spends on an admission request, from its arrival to its decision, " +
+		Help: "Time the OrgConnection webhook spends on an admission request, from its arrival (its last byte read) to its decision, " +
 			"not counting the SubjectAccessReviews it waits on (those are the apiserver's work).",
 		Buckets:                        prometheus.ExponentialBuckets(0.0000625, 2, 14),
 		NativeHistogramBucketFactor:    1.1,
