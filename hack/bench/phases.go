@@ -106,6 +106,10 @@ func (b *bench) mint(ctx context.Context) error {
 			return err
 		}
 		floorPosts := b.floor.secretPosts.Load()
+		reqBefore, err := operatorRequests(b.op.MetricsURL)
+		if err != nil {
+			return err
+		}
 		var took, floor, applied time.Duration
 		var rounds []string
 		cpuA, cpuF := map[string]float64{}, map[string]float64{}
@@ -145,6 +149,10 @@ func (b *bench) mint(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		reqAfter, err := operatorRequests(b.op.MetricsURL)
+		if err != nil {
+			return err
+		}
 		ours := map[string]float64{"POST apikeys": float64(batch), "POST secrets": float64(b.floor.secretPosts.Load() - floorPosts)}
 		n, breakdown := operatorWrites(before, after, ours)
 		rss, err := b.rss(3)
@@ -158,9 +166,9 @@ func (b *bench) mint(ctx context.Context) error {
 		note := fmt.Sprintf("%d APIKeys over %d Applications created by %d clients, clock from the first create until the bench's watch sees all Ready with Secrets; "+
 			"floor: the same creates of a copy of the APIKey CRD no webhook or controller sees, and as each returns a bare client making the operator's writes "+
 			"(the Secret, the status patch) at its QPS %d, burst %d and %d workers; in rounds of %d keys, Clearance/floor seconds: %s; "+
-			"CPU seconds in Clearance's rounds: %s; in the floor's: %s",
+			"CPU seconds in Clearance's rounds: %s; in the floor's: %s; the operator's requests by method (its rest_client_requests_total): %s",
 			batch, orgs*appsPerOrg, benchClients, operatorQPS, operatorBurst, controllers.DefaultKeyWorkers, b.cfg.mintRound, strings.Join(rounds, ", "),
-			cpuText(cpuA), cpuText(cpuF))
+			cpuText(cpuA), cpuText(cpuF), requestsText(reqBefore, reqAfter))
 		if step == 0 {
 			b.res.RatioAtMost(fmt.Sprintf("mint %d keys: Ready with Secrets", batch), took.Seconds(), floor.Seconds(), "s", 1.3, note)
 			b.res.AtMost(fmt.Sprintf("mint %d keys: API writes per key", batch), n/float64(batch), "writes", 3,

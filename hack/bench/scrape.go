@@ -20,8 +20,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -304,4 +306,30 @@ func percentile(d []time.Duration, q float64) time.Duration {
 		i = 0
 	}
 	return s[i]
+}
+
+// operatorRequests is the operator's own count of its requests to the apiserver by method
+// (client-go's rest_client_requests_total), so a note can say how many reads went with its
+// writes.
+func operatorRequests(url string) (map[string]float64, error) {
+	f, err := scrapeOperator(url)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, m := range f["rest_client_requests_total"].GetMetric() {
+		out[label(m, "method")] += m.GetCounter().GetValue()
+	}
+	return out, nil
+}
+
+// requestsText is after-before of operatorRequests, "GET 12, PATCH 1000, …", methods sorted.
+func requestsText(before, after map[string]float64) string {
+	var parts []string
+	for _, method := range slices.Sorted(maps.Keys(after)) {
+		if d := after[method] - before[method]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %g", method, d))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
