@@ -84,7 +84,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.foreign, "foreign-secrets", 5000, "Foreign Secrets added for the memory row.")
 	flag.IntVar(&cfg.foreignSize, "foreign-secret-size", 100<<10, "Bytes of data in each foreign Secret.")
 	flag.IntVar(&cfg.revocations, "revocations", 200, "Disable/delete operations timed until the verifier refuses.")
-	flag.IntVar(&cfg.assignments, "assignments", 500, "OrgConnection role assignments through the webhook.")
+	flag.IntVar(&cfg.assignments, "assignments", 1000, "OrgConnection role assignments through the webhook.")
 	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput and latency rows.")
 	flag.IntVar(&cfg.scale, "scale", 100_000, "The largest verifier index of the scale rows (heap per key, p99 at the same load): 10,000 keys, then ten times more until this (-scale=1000000 for a million).")
 	flag.StringVar(&cfg.profiles, "profiles", "", "Write CPU profiles into this directory: kube-apiserver and the operator during the first mint round, the role assignments and the revocations; each verifier while it is measured; and a heap profile of each loaded verifier index.")

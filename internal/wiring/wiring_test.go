@@ -22,6 +22,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,5 +75,24 @@ func TestCacheOptionsSelectOnlyLabelledObjects(t *testing.T) {
 				t.Errorf("%T with labels %v: selected %v, want %v", obj, tc.labels, got, tc.match)
 			}
 		}
+	}
+}
+
+// TestCachedObjectsDropTheirManagedFields: the cache keeps objects without managedFields, and
+// leaves the rest of them as they came.
+func TestCachedObjectsDropTheirManagedFields(t *testing.T) {
+	opts := CacheOptions(clock.RealClock{})
+	if opts.DefaultTransform == nil {
+		t.Fatal("no transform: cached objects keep their managedFields")
+	}
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Name: "k", Namespace: "org", Labels: map[string]string{"a": "b"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}}}
+	out, err := opts.DefaultTransform(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*v1.APIKey)
+	if got.ManagedFields != nil || got.Name != "k" || got.Namespace != "org" || got.Labels["a"] != "b" {
+		t.Errorf("transformed %+v, want the same object without managedFields", got.ObjectMeta)
 	}
 }
