@@ -536,7 +536,7 @@ func (b *bench) webhook(ctx context.Context) error {
 			len(rtt), ms(percentile(rtt, 0.5)), ms(percentile(floor, 0.5)), ms(percentile(bare, 0.5)), ms(percentile(bare, 0.99)),
 			int(whole.total), whole.quantile(0.5)*1000, whole.quantile(0.99)*1000, 100*seen.within(0.005), seen.interpolated(0.99)*1000))
 	b.res.AtMost("webhook: own work p99", own.quantile(0.99)*1000, "ms", 1,
-		fmt.Sprintf("clearance_webhook_own_work_seconds (native, ~9%% buckets, the bucket's upper bound): the OrgConnection webhook from a request's arrival to its decision, less the SubjectAccessReviews it waited on; %d calls; p50 %.3f ms",
+		fmt.Sprintf("clearance_webhook_own_work_seconds (native, ~9%% buckets, the bucket's upper bound): the OrgConnection webhook from a request's arrival (the last byte of its body) to its decision, less the SubjectAccessReviews it waited on; %d calls; p50 %.3f ms",
 			int(own.total), own.quantile(0.5)*1000))
 	return nil
 }
