@@ -56,7 +56,7 @@ func TestOwnWorkLeavesOutTheReviewsItWaitsOn(t *testing.T) {
 	}
 }
 
-// slowBody is a request body whose sender takes 2 ms between its first and its last byte.
+// slowBody is a request body whose sender takes 2 ms before each part after its first.
 type slowBody struct {
 	clk  *clocktesting.FakePassiveClock
 	r    io.Reader
