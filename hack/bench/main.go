@@ -67,6 +67,7 @@ type config struct {
 	cpuProfile   string
 	profiles     string
 	opPprof      string
+	opFlags      string
 	warmup       int
 }
 
@@ -94,6 +95,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the load generator runs in it) to this file.")
+	flag.StringVar(&cfg.opFlags, "operator-flags", "", "More flags for the operator, separated by spaces (e.g. --enable-http2), to measure what one changes.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
 	flag.IntVar(&cfg.mintRound, "mint-round", 500, "Keys Clearance mints before the floor's bare client makes the same writes: rounds alternate so the machine's noise falls on both.")
 	flag.IntVar(&cfg.warmup, "warmup", 500, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
@@ -330,10 +332,11 @@ func run(cfg config, res *Results) error {
 
 // operatorArgs are the flags the bench adds to the operator's defaults.
 func operatorArgs(cfg config) []string {
-	if cfg.opPprof == "" {
-		return nil
+	args := strings.Fields(cfg.opFlags)
+	if cfg.opPprof != "" {
+		args = append(args, "--pprof-bind-address="+cfg.opPprof)
 	}
-	return []string{"--pprof-bind-address=" + cfg.opPprof}
+	return args
 }
 
 // profileDuring writes CPU profiles of kube-apiserver and the operator over the next seconds
