@@ -157,12 +157,18 @@ func (r *APIKeyReconciler) gather(ctx context.Context, s *keyScope) error {
 
 // report emits the pass's events and records metrics, once its status write succeeded.
 func (r *APIKeyReconciler) report(s *keyScope) {
-	for _, e := range s.events {
-		r.events.Eventf(s.key, nil, e.eventType, e.reason, e.action, "%s", e.note)
-	}
+	r.emit(s)
 	if r.metrics != nil && !ready(s.orig.Status.Conditions) && ready(s.key.Status.Conditions) && s.orig.Status.Hash == "" {
 		r.metrics.ObserveTimeToReady(s.now.Sub(s.key.CreationTimestamp.Time))
 	}
+}
+
+// emit emits the events the pass has gathered so far, once.
+func (r *APIKeyReconciler) emit(s *keyScope) {
+	for _, e := range s.events {
+		r.events.Eventf(s.key, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	s.events = nil
 }
 
 // SetupWithManager watches APIKeys (spec and annotation changes), their Secrets (changes and

@@ -18,7 +18,9 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +29,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
@@ -359,5 +363,53 @@ func TestMetricsCountMintsAndKeysByState(t *testing.T) {
 		if found[name] < 1 {
 			t.Errorf("%s = %v, want at least 1 (have %v)", name, found[name], found)
 		}
+	}
+}
+
+// TestKeyNotAdoptedIsSaidEvenWhenTheStatusWriteFails: the pass that replaces a revoked key in a
+// left-over Secret says so as soon as the Secret holds the new key. If its status write then
+// fails, the next pass finds its own key in the Secret and takes it back, with nothing left to
+// say; the Warning must not be lost with the failed write. A pass of a reconciler whose status
+// writes fail once does the replacing (its Application, which the running operator cannot
+// find, it reads through an interceptor, so the operator waits and leaves the key alone).
+func TestKeyNotAdoptedIsSaidEvenWhenTheStatusWriteFails(t *testing.T) {
+	ns, key := activeKey(t, "reapply-fail", "k")
+	orphanDelete(t, key)
+	app := &v1.Application{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "bi"}, app); err != nil {
+		t.Fatal(err)
+	}
+	again := newKey(ns, "k", "elsewhere")
+	create(t, again)
+
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed atomic.Bool
+	c := interceptor.NewClient(live, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if a, ok := obj.(*v1.Application); ok && key.Namespace == ns && key.Name == "elsewhere" {
+				app.DeepCopyInto(a)
+				a.Name = "elsewhere"
+				return nil
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if _, ok := obj.(*v1.APIKey); ok && sub == "status" && obj.GetName() == "k" && obj.GetNamespace() == ns && failed.CompareAndSwap(false, true) {
+				return apierrors.NewConflict(v1.GroupVersion.WithResource("apikeys").GroupResource(), "k", errors.New("injected"))
+			}
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	})
+	r := &APIKeyReconciler{reconcilerBase: reconcilerBase{client: c, apiReader: direct.apiReader, clock: direct.clock},
+		events: direct.events, format: direct.format}
+	eventually(t, "a pass whose status write failed", func() (bool, error) {
+		_, _ = r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(again)})
+		return failed.Load(), nil
+	})
+	if e := waitEvent(t, again, v1.ReasonKeyNotAdopted); e.Type != corev1.EventTypeWarning {
+		t.Errorf("event %s: %q", e.Type, e.Note)
 	}
 }

@@ -104,6 +104,12 @@ func (r *APIKeyReconciler) commitFirstKey(ctx context.Context, s *keyScope) erro
 		s.key.Status = *s.orig.Status.DeepCopy()
 		s.fresh, s.mint, s.events = nil, "", nil
 		s.failed = secretTaken(live.Name, live)
+	} else {
+		// The Secret holds the new key now, whatever becomes of the status write below: what
+		// the pass says about what it held (a revoked key, or one not trusted) is true already,
+		// and after a failed status write the next pass finds its own key there and takes it
+		// back without a word.
+		r.emit(s)
 	}
 	r.summarize(s)
 	if err := r.patchStatus(ctx, s.orig, s.key); err != nil {
