@@ -205,6 +205,28 @@ func (s *slab[T]) grow(i uint32) {
 	s.chunks.Store(&next)
 }
 
+// numbers hands out the numbers of slab elements (rows, slots), a freed one before a new one.
+// Writers only, under index.mu.
+type numbers struct {
+	free []uint32
+	next uint32
+}
+
+// take is a freed number, or a new one (fresh: the slabs must grow to hold it).
+func (n *numbers) take() (num uint32, fresh bool) {
+	if k := len(n.free); k > 0 {
+		num = n.free[k-1]
+		n.free = n.free[:k-1]
+		return num, false
+	}
+	num = n.next
+	n.next++
+	return num, true
+}
+
+// give frees num for a later take.
+func (n *numbers) give(num uint32) { n.free = append(n.free, num) }
+
 // interner numbers values by a string key, for values many keys share. Number 0 is the zero
 // value. Numbers are never reused: the values are few (namespaces, Application names, scope
 // sets, rate limits) and live as long as the process.
@@ -269,8 +291,7 @@ type keyStore struct {
 	garbage     int                     // bytes of arena no slot refers to any more
 	moreKeyIDs  map[uint32][]keyIDBytes // slot → its published key ids past the first two
 	slots       map[uidKey]uint32
-	free        []uint32
-	next        uint32
+	slotNums    numbers
 	conflicts   map[keyIDBytes][]keyRow // key ids claimed by more than one APIKey, each claim
 	otherHashes map[otherHashKey]string // status.hash of keys that are not sha256: digests
 	otherMu     sync.RWMutex            // otherHashes, which requests read
@@ -293,7 +314,7 @@ func newKeyStore() *keyStore {
 		scopeSets:   newInterner[[]string](),
 		limitSets:   newInterner[map[string]rateLimit](),
 		slots:       map[uidKey]uint32{},
-		next:        1,
+		slotNums:    numbers{next: 1},
 		conflicts:   map[keyIDBytes][]keyRow{},
 		otherHashes: map[otherHashKey]string{},
 	}
@@ -421,16 +442,12 @@ func uuidString(b []byte) string {
 
 // allocSlot gives the APIKey a slot: a freed one (its generation already moved on) or a new one.
 func (s *keyStore) allocSlot() uint32 {
-	if n := len(s.free); n > 0 {
-		slot := s.free[n-1]
-		s.free = s.free[:n-1]
-		return slot
+	slot, fresh := s.slotNums.take()
+	if fresh {
+		s.owners.grow(slot)
+		s.usages.grow(slot)
+		s.extras.grow(slot)
 	}
-	slot := s.next
-	s.next++
-	s.owners.grow(slot)
-	s.usages.grow(slot)
-	s.extras.grow(slot)
 	return slot
 }
 
@@ -445,7 +462,7 @@ func (s *keyStore) freeSlot(slot uint32) {
 	s.garbage += int(s.extras.at(slot).identLen)
 	*s.extras.at(slot) = ownerExtra{}
 	delete(s.moreKeyIDs, slot)
-	s.free = append(s.free, slot)
+	s.slotNums.give(slot)
 }
 
 // APIKeys.

@@ -100,9 +100,7 @@ type keyTable struct {
 	shards [shardCount]keyShard
 	rows   slab[storedRow]
 
-	// Writers only, serialized by index.mu.
-	free []uint32
-	next uint32
+	rowNums numbers
 }
 
 type keyShard struct {
@@ -179,7 +177,7 @@ func (t *keyTable) delete(k keyIDBytes) {
 		delete(sh.rows, k)
 		delete(sh.until, k)
 		*t.rows.at(n) = storedRow{}
-		t.free = append(t.free, n)
+		t.rowNums.give(n)
 		t.size.Add(-1)
 	}
 	sh.mu.Unlock()
@@ -187,14 +185,10 @@ func (t *keyTable) delete(k keyIDBytes) {
 
 // alloc numbers a row: a freed one, or a new one.
 func (t *keyTable) alloc() uint32 {
-	if n := len(t.free); n > 0 {
-		row := t.free[n-1]
-		t.free = t.free[:n-1]
-		return row
+	row, fresh := t.rowNums.take()
+	if fresh {
+		t.rows.grow(row)
 	}
-	row := t.next
-	t.next++
-	t.rows.grow(row)
 	return row
 }
 
