@@ -119,6 +119,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (key parsing, header parsing, admissi
 	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME)
 	go test ./internal/verifier -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME)
+	go test ./internal/verifier -run '^$$' -fuzz '^FuzzAuthorizeNeverAllowsWithoutAKeyInForce$$' -fuzztime $(FUZZTIME)
 	go test ./internal/webhook -run '^$$' -fuzz '^FuzzAdmissionRequestDecoding$$' -fuzztime $(FUZZTIME)
 
 .PHONY: bench

@@ -186,10 +186,11 @@ func authorizeRequest(h http.Header, rawQuery string, envoyForm bool, f keyforma
 
 // verifyRequest is what a keys:verify body asks: the key and the same parameters.
 func verifyRequest(body *VerifyRequest) request {
+	sig := signals{own: strings.TrimSpace(body.Method)}
 	req := request{
 		token:  strings.TrimSpace(body.Key),
 		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
-		write:  !safeMethod(strings.TrimSpace(body.Method)),
+		write:  sig.access() == accessWrite,
 	}
 	if req.token != "" {
 		req.cred = credFound

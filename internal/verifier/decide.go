@@ -83,12 +83,6 @@ func (r *rules) leastRank(minRole string, write bool) int {
 	return v1.RoleObserver.Rank()
 }
 
-// safeMethod reports whether a request with this method only reads (RFC 9110's safe methods
-// but TRACE, which proxies should not pass on at all). Methods are case-sensitive.
-func safeMethod(m string) bool {
-	return m == "GET" || m == "HEAD" || m == "OPTIONS"
-}
-
 // decide answers one request at now. It applies the rules in a fixed order: what is wrong with
 // the request itself (400), with the key (401), with what the key asks for (403); an allowed
 // request carries the rate limit that applies to it (429 is admit's, when the budget is spent).

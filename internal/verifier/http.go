@@ -28,6 +28,9 @@ import (
 const (
 	PathAuthorize = "/v1/authorize"
 	PathVerify    = "/v1/keys:verify"
+	// PathPreflight answers CORS preflights only, for proxies whose auth request is always a
+	// GET (Caddy, HAProxy, Traefik): they send their OPTIONS requests here.
+	PathPreflight = "/v1/preflight"
 )
 
 // Response header names, canonical so they are map keys as they are.
@@ -88,6 +91,9 @@ func (v *Verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == PathVerify:
 		v.serveVerify(w, r, start)
 		v.metrics.latencyVerify.Observe(v.clock.Since(start).Seconds())
+	case p == PathPreflight:
+		v.servePreflight(w, r, start)
+		v.metrics.latencyAuthorize.Observe(v.clock.Since(start).Seconds())
 	default:
 		if !v.serveOAuth(w, r, start) {
 			v.refuse(w, refusal(rNotFound))
@@ -109,7 +115,9 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 		return
 	}
 	origin := firstHeader(h, hOrigin)
-	if origin != "" && isPreflight(r) {
+	sig := requestSignals(r)
+	acc := sig.access()
+	if acc == accessPreflight {
 		v.preflight(w, origin)
 		return
 	}
@@ -119,7 +127,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 		return
 	}
 	req.origin = origin
-	req.write = mayWrite(r)
+	req.write = acc == accessWrite
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	v.writeAuthorize(w, &a, origin)
@@ -202,27 +210,6 @@ func setRateHeaders(out http.Header, rr rateResult, at time.Time) {
 	out[hRateLimit] = vals[2:3:3]
 }
 
-// mayWrite reports whether the client's request may change something, from every method the
-// auth request names: the one a proxy forwards (X-Forwarded-Method from Traefik and Caddy,
-// X-Original-Method from nginx and ingress-nginx) and the auth request's own (Envoy's ext_authz
-// and direct callers keep the client's; nginx's auth subrequest is a GET). Any unsafe one
-// makes it a write. A proxy sets one of the two headers and passes the other on from the
-// client, who could send "GET" in it: taking the most demanding of them all leaves a client
-// nothing to gain by adding one.
-func mayWrite(r *http.Request) bool {
-	if !safeMethod(r.Method) {
-		return true
-	}
-	for _, name := range [...]string{hForwardedMethod, hOriginalMethod} {
-		for _, m := range r.Header[name] {
-			if !safeMethod(strings.TrimSpace(m)) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // resetAt is the epoch second by which a bucket full in reset seconds from at is full: rounded
 // up, so a client waiting until then never finds it short.
 func resetAt(at time.Time, reset int64) int64 {
@@ -230,15 +217,27 @@ func resetAt(at time.Time, reset int64) int64 {
 	return (at.UnixNano() + reset*second + second - 1) / second
 }
 
-// isPreflight recognises a CORS preflight, also when a proxy's auth request carries the
-// original method in a header (nginx auth_request subrequests are GETs).
-func isPreflight(r *http.Request) bool {
-	if firstHeader(r.Header, hACRequestMethod) == "" {
-		return false
+// servePreflight answers a proxy that routed a request here because it is an OPTIONS request:
+// the proxy's choice of path stands for the auth request's own method (always GET from Caddy,
+// HAProxy's HTTP client and Traefik), and every other signal must still say OPTIONS and the
+// request carry an Origin and Access-Control-Request-Method. It never authorizes anything else:
+// whatever is not a preflight is 400 bad_request.
+func (v *Verifier) servePreflight(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if rs := v.unavailable(now); rs != rOK {
+		v.refuse(w, refusal(rs))
+		return
 	}
-	return r.Method == http.MethodOptions ||
-		firstHeader(r.Header, hOriginalMethod) == http.MethodOptions ||
-		firstHeader(r.Header, hForwardedMethod) == http.MethodOptions
+	if len(r.Header[hOrigin]) > 1 {
+		v.refuse(w, refusal(rOriginNotAllowed))
+		return
+	}
+	sig := requestSignals(r)
+	sig.own = http.MethodOptions
+	if sig.access() != accessPreflight {
+		v.refuse(w, refusal(rBadRequest))
+		return
+	}
+	v.preflight(w, firstHeader(r.Header, hOrigin))
 }
 
 // preflight answers a CORS preflight. Preflights carry no key, so no Application can be picked:

@@ -57,7 +57,7 @@ func TestTheOpenAPIDocumentDescribesEveryRouteReasonAndHeader(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" {
 		t.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
 	}
-	for _, p := range []string{PathAuthorize, PathAuthorize + "/{clientPath}", PathVerify, PathToken, PathRevoke, PathIntrospect,
+	for _, p := range []string{PathAuthorize, PathAuthorize + "/{clientPath}", PathVerify, PathPreflight, PathToken, PathRevoke, PathIntrospect,
 		PathJWKS, PathMetadata, PathOpenAPI} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("docs/openapi.json has no path %s", p)

@@ -69,11 +69,15 @@ type documentedProxy struct {
 	// configure writes the documented configuration into dir, for a proxy listening on listen
 	// in front of verifier and upstream, and returns the binary's arguments.
 	configure func(t testing.TB, docs *docBlocks, dir, listen, verifier, upstream string) []string
+	// fallback marks a configuration the documentation offers as a fallback, which does less
+	// (no budget for the client, a 429 reaching it as 500): only the attacks are sent to it.
+	fallback bool
 }
 
 var documentedProxies = []documentedProxy{
 	{name: "nginx", binary: "nginx", prefix: "/api", configure: configureNginx},
 	{name: "ingress-nginx", binary: "nginx", prefix: "/reports", configure: configureIngressNginx},
+	{name: "ingress-nginx-annotations-only", binary: "nginx", prefix: "/reports", configure: configureIngressNginxWithoutSnippets, fallback: true},
 	{name: "caddy", binary: "caddy", prefix: "/api", configure: configureCaddy},
 	{name: "haproxy", binary: "haproxy", prefix: "/api", configure: configureHAProxy},
 }
@@ -88,7 +92,10 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 			addr := startProxy(t, proxyProcess{name: p.name, binary: p.binary, configure: func(t testing.TB, dir, listen string) []string {
 				return p.configure(t, docs, dir, listen, e.verifier, e.upstream)
 			}}, e.secrets)
-			e.run(t, addr, p.prefix)
+			e.attacks(t, addr, p.prefix)
+			if !p.fallback {
+				e.run(t, addr, p.prefix)
+			}
 		})
 	}
 }
@@ -233,9 +240,27 @@ var ingressNginxAnnotations = []string{"auth-url", "auth-response-headers", "aut
 // ingress-nginx controller generates for it (testdata/ingress-nginx.conf.tmpl, after the
 // controller's template and its buildAuthLocation and buildAuthResponseHeaders).
 func configureIngressNginx(t testing.TB, docs *docBlocks, dir, listen, verifier, upstream string) []string {
+	return renderIngressNginx(t, docs, dir, listen, verifier, upstream, true)
+}
+
+// configureIngressNginxWithoutSnippets renders the documented Ingress as a controller that
+// refuses snippets runs it: the documented fallback of auth-url and auth-response-headers
+// alone, where the client's own method headers reach the verifier beside X-Original-Method.
+func configureIngressNginxWithoutSnippets(t testing.TB, docs *docBlocks, dir, listen, verifier, upstream string) []string {
+	return renderIngressNginx(t, docs, dir, listen, verifier, upstream, false)
+}
+
+func renderIngressNginx(t testing.TB, docs *docBlocks, dir, listen, verifier, upstream string, snippets bool) []string {
 	var ing networkingv1.Ingress
 	if err := yaml.UnmarshalStrict([]byte(docs.get(t, "ingress-nginx")), &ing); err != nil {
 		t.Fatalf("the documented Ingress: %v", err)
+	}
+	if !snippets {
+		for k := range ing.Annotations {
+			if strings.HasSuffix(k, "-snippet") {
+				delete(ing.Annotations, k)
+			}
+		}
 	}
 	ann := map[string]string{}
 	for k, v := range ing.Annotations {
@@ -510,6 +535,97 @@ func (u *upstream) state() (int, http.Header) {
 }
 
 // run sends the proxy at addr what clients send, under prefix.
+// attacks sends what the hostile read sent through a proxy: a fake preflight beside the
+// proxy's own method, method headers claiming a read for a write, and a WebSocket opened with
+// an Observer's key. Nothing may reach the upstream.
+func (e *edge) attacks(t *testing.T, addr, prefix string) {
+	base := "http://" + addr + prefix
+	client := &http.Client{Timeout: 30 * time.Second}
+	w := e.w
+	send := func(t *testing.T, method string, headers ...string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, base+"/data", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i+1 < len(headers); i += 2 {
+			req.Header.Add(headers[i], headers[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return resp, string(body)
+	}
+	show := func(resp *http.Response, body string) string {
+		return redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
+	}
+	notThrough := func(t *testing.T, hits int, what string, resp *http.Response, body string) {
+		t.Helper()
+		if after, _ := e.up.state(); after != hits || resp.StatusCode/100 == 2 {
+			t.Fatalf("%s reached the upstream: %s", what, show(resp, body))
+		}
+	}
+
+	t.Run("a fake preflight with a forged method header never passes without a key", func(t *testing.T) {
+		cors := []string{"Origin", origin, "Access-Control-Request-Method", http.MethodDelete}
+		for _, method := range []string{http.MethodDelete, http.MethodPost, http.MethodGet, http.MethodPut} {
+			for _, forged := range [][]string{
+				{"X-Forwarded-Method", http.MethodOptions},
+				{"X-Original-Method", http.MethodOptions},
+				{"X-Forwarded-Method", http.MethodOptions, "X-Original-Method", http.MethodOptions},
+			} {
+				hits, _ := e.up.state()
+				resp, body := send(t, method, append(slices.Clone(cors), forged...)...)
+				notThrough(t, hits, fmt.Sprintf("a %s claiming %v", method, forged), resp, body)
+			}
+		}
+	})
+
+	observer := w.conn.DeepCopy()
+	observer.Spec.Role = v1.RoleObserver
+	t.Run("an Observer's key cannot write by claiming a read", func(t *testing.T) {
+		w.v.Apply(observer)
+		defer w.v.Apply(w.conn)
+		for _, method := range []string{http.MethodPost, http.MethodDelete, http.MethodPatch} {
+			hits, _ := e.up.state()
+			resp, body := send(t, method, "X-API-Key", w.token.Token, "X-Forwarded-Method", http.MethodGet, "X-Original-Method", http.MethodGet)
+			notThrough(t, hits, "an Observer's "+method, resp, body)
+			// Without snippets nginx answers a 403 with its own page, not the verifier's reason.
+			if resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("an Observer's %s: %s, want 403 %s", method, show(resp, body), ReasonRoleInsufficient)
+			}
+		}
+		// The same key still reads.
+		hits, _ := e.up.state()
+		if resp, body := send(t, http.MethodGet, "X-API-Key", w.token.Token); resp.StatusCode != http.StatusOK {
+			t.Fatalf("an Observer's GET: %s", show(resp, body))
+		}
+		if after, _ := e.up.state(); after != hits+1 {
+			t.Fatal("an Observer's GET did not reach the upstream")
+		}
+	})
+
+	t.Run("an Observer's key cannot open a WebSocket", func(t *testing.T) {
+		w.v.Apply(observer)
+		defer w.v.Apply(w.conn)
+		hits, _ := e.up.state()
+		ws, resp := dialWebSocket(t, addr, prefix+"/socket", "clearance.v1, clearance.key."+w.token.Token, origin)
+		if ws != nil {
+			ws.Close()
+			t.Fatal("an Observer's key opened a WebSocket")
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		notThrough(t, hits, "an Observer's WebSocket handshake", resp, string(body))
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("an Observer's WebSocket handshake: %s, want 403", show(resp, string(body)))
+		}
+	})
+}
+
 func (e *edge) run(t *testing.T, addr, prefix string) {
 	base := "http://" + addr + prefix
 	client := &http.Client{Timeout: 30 * time.Second}

@@ -51,7 +51,7 @@ const (
 	ReasonOrgMissing       = "org_missing"        // neither org= nor X-Clearance-Org
 	ReasonOrgConflict      = "org_conflict"       // org= and X-Clearance-Org disagree
 	ReasonInvalidParameter = "invalid_parameter"  // unknown minRole, a parameter given twice, bad escaping
-	ReasonBadRequest       = "bad_request"        // keys:verify body is not the expected JSON
+	ReasonBadRequest       = "bad_request"        // keys:verify body is not the expected JSON; /v1/preflight asked something other than a preflight
 	ReasonNotFound         = "not_found"          // unknown path
 	ReasonMethodNotAllowed = "method_not_allowed" // keys:verify with another method than POST
 

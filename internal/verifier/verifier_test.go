@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -457,12 +458,38 @@ func TestCORSPreflightsAreAnsweredForOriginsSomeApplicationAllows(t *testing.T) 
 	if got := preflight(http.MethodOptions, acrm...); got != http.StatusNoContent {
 		t.Errorf("direct preflight: %d", got)
 	}
-	// Through nginx auth_request the auth request is a GET carrying the original method.
-	if got := preflight(http.MethodGet, append(acrm, "X-Original-Method", "OPTIONS")...); got != http.StatusNoContent {
+	// nginx's auth request carries the client's method with proxy_method $request_method, and
+	// both method headers.
+	nginx := append(slices.Clone(acrm), "X-Original-Method", "OPTIONS", "X-Forwarded-Method", "OPTIONS")
+	if got := preflight(http.MethodOptions, nginx...); got != http.StatusNoContent {
 		t.Errorf("preflight via nginx: %d", got)
 	}
-	if got := preflight(http.MethodGet, append(acrm, "X-Forwarded-Method", "OPTIONS")...); got != http.StatusNoContent {
-		t.Errorf("preflight via Traefik: %d", got)
+	// A GET auth request that claims OPTIONS in a header is not a preflight at /v1/authorize:
+	// the GET may be the client's own (Envoy), the header the client's too.
+	if got := preflight(http.MethodGet, nginx...); got != http.StatusUnauthorized {
+		t.Errorf("a GET auth request claiming OPTIONS: %d, want 401", got)
+	}
+	// Proxies whose auth request is always a GET (Caddy, HAProxy, Traefik) send their OPTIONS
+	// requests to /v1/preflight, with their X-Forwarded-Method.
+	atPreflight := func(method string, headers ...string) int {
+		return w.do(method, PathPreflight, "", headers...).Code
+	}
+	if got := atPreflight(http.MethodGet, append(slices.Clone(acrm), "X-Forwarded-Method", "OPTIONS")...); got != http.StatusNoContent {
+		t.Errorf("/v1/preflight from Traefik: %d", got)
+	}
+	for name, headers := range map[string][]string{
+		"a method header other than OPTIONS": append(slices.Clone(acrm), "X-Forwarded-Method", "OPTIONS", "X-Original-Method", "DELETE"),
+		"an upgrade":                         append(slices.Clone(acrm), "Upgrade", "websocket"),
+		"no Access-Control-Request-Method":   {"Origin", origin, "X-Forwarded-Method", "OPTIONS"},
+		"no Origin":                          {"Access-Control-Request-Method", "GET"},
+	} {
+		rec := w.do(http.MethodGet, PathPreflight, "", headers...)
+		if rec.Code != http.StatusBadRequest || rec.Header().Get(hReason) != ReasonBadRequest {
+			t.Errorf("/v1/preflight with %s: %d %s, want 400 bad_request", name, rec.Code, rec.Header().Get(hReason))
+		}
+	}
+	if got := atPreflight(http.MethodOptions, "Origin", "https://evil.example", "Access-Control-Request-Method", "GET"); got != http.StatusForbidden {
+		t.Errorf("/v1/preflight from an origin nobody allows: %d", got)
 	}
 	rec := w.do(http.MethodOptions, PathAuthorize+"?org="+grantOrg, "", "Origin", "https://evil.example", "Access-Control-Request-Method", "GET")
 	expect(t, rec, http.StatusForbidden, ReasonOriginNotAllowed)

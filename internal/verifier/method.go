@@ -1,0 +1,125 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"net/http"
+	"strings"
+)
+
+// What the client's request does, from every signal of its method: the one place that decides
+// it, for CORS preflights, the least role, protocol upgrades and the JSON API alike.
+
+// Header names of the signals, canonical.
+const (
+	hUpgrade          = "Upgrade"
+	hConnection       = "Connection"
+	hWebSocketKey     = "Sec-Websocket-Key"
+	hWebSocketVersion = "Sec-Websocket-Version"
+)
+
+// access is what the client's request may do, least demanding first: a comparison of two
+// accesses is a comparison of what they demand.
+type access uint8
+
+const (
+	// accessPreflight is a CORS preflight: it carries no key, and its OPTIONS request reaches
+	// the upstream without one.
+	accessPreflight access = iota
+	// accessRead only reads (GET, HEAD, OPTIONS): Observer may.
+	accessRead
+	// accessWrite may change something: any other method, an unknown one, a missing one, or a
+	// protocol upgrade (a WebSocket opened with a GET carries writes afterwards).
+	accessWrite
+)
+
+// signals are every place the method of the client's request may be told: the auth request's
+// own method (Envoy's ext_authz and direct callers keep the client's; nginx, Caddy and
+// Traefik send GET unless configured otherwise), X-Original-Method (nginx, ingress-nginx) and
+// X-Forwarded-Method (Traefik, Caddy), each line of each; whether the request upgrades its
+// protocol; whether it asks what a CORS preflight asks (an Origin and
+// Access-Control-Request-Method).
+type signals struct {
+	own                 string
+	original, forwarded []string
+	upgrade             bool
+	corsAsked           bool
+}
+
+// requestSignals gathers the signals of a forward-auth request.
+func requestSignals(r *http.Request) signals {
+	h := r.Header
+	return signals{
+		own:       r.Method,
+		original:  h[hOriginalMethod],
+		forwarded: h[hForwardedMethod],
+		upgrade:   upgrades(h),
+		corsAsked: firstHeader(h, hOrigin) != "" && firstHeader(h, hACRequestMethod) != "",
+	}
+}
+
+// access takes the most demanding of the signals, so a client that adds a method header of its
+// own beside the proxy's gains nothing: any signal that is not a safe method, or an upgrade,
+// makes a write; a preflight needs every signal to say OPTIONS, and the CORS headers.
+func (s *signals) access() access {
+	least := methodAccess(s.own)
+	for _, m := range s.original {
+		least = max(least, methodAccess(strings.TrimSpace(m)))
+	}
+	for _, m := range s.forwarded {
+		least = max(least, methodAccess(strings.TrimSpace(m)))
+	}
+	if s.upgrade {
+		least = accessWrite
+	}
+	if least == accessPreflight && !s.corsAsked {
+		least = accessRead
+	}
+	return least
+}
+
+// methodAccess is what one method signal asks: OPTIONS the least (a preflight, if every other
+// signal agrees), GET and HEAD a read, anything else a write. Methods are case-sensitive, so
+// "get" is a write.
+func methodAccess(m string) access {
+	switch m {
+	case http.MethodOptions:
+		return accessPreflight
+	case http.MethodGet, http.MethodHead:
+		return accessRead
+	}
+	return accessWrite
+}
+
+// upgrades reports whether a request asks to switch protocols: an Upgrade header, "upgrade"
+// among the Connection options, or a WebSocket handshake's own headers (a proxy may drop the
+// hop-by-hop Upgrade from the auth request but passes these on).
+func upgrades(h http.Header) bool {
+	if len(h[hUpgrade]) > 0 || len(h[hWebSocketKey]) > 0 || len(h[hWebSocketVersion]) > 0 {
+		return true
+	}
+	for _, v := range h[hConnection] {
+		for v != "" {
+			var opt string
+			opt, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(opt), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
