@@ -326,3 +326,22 @@ func connectionUpgrades(v string) bool {
 	}
 	return false
 }
+
+// TestReadingTheMethodAllocatesNothing: the method is read on every request.
+func TestReadingTheMethodAllocatesNothing(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+grantOrg, nil)
+	r.Header.Set("X-Original-Method", "GET")
+	r.Header.Set("X-Forwarded-Method", "GET")
+	r.Header.Set("Connection", "keep-alive, Upgrade")
+	r.Header.Set("Origin", origin)
+	var got access
+	if n := testing.AllocsPerRun(1000, func() {
+		sig := requestSignals(r)
+		got = sig.access()
+	}); n != 0 {
+		t.Errorf("reading the method allocates %v times", n)
+	}
+	if got != accessWrite {
+		t.Errorf("access %d, want a write (an upgrade)", got)
+	}
+}
