@@ -339,6 +339,7 @@ type edge struct {
 	tight, socket      keyformat.Key
 	socketKey          *v1.APIKey
 	stranger           keyformat.Key
+	client             *http.Client // the client's side of every proxy test
 }
 
 const appLimit = 100
@@ -348,7 +349,7 @@ func newEdge(t *testing.T) *edge {
 	w.updateApp(func(a *v1.Application) {
 		a.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: appLimit, Period: metav1.Duration{Duration: time.Hour}}}
 	})
-	e := &edge{w: w}
+	e := &edge{w: w, client: &http.Client{Timeout: 30 * time.Second}}
 	e.tight, _ = e.addKey("tight", func(k *v1.APIKey) {
 		k.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 2, Period: metav1.Duration{Duration: time.Hour}}}
 	})
@@ -535,33 +536,42 @@ func (u *upstream) state() (int, http.Header) {
 }
 
 // run sends the proxy at addr what clients send, under prefix.
+// send makes a request through a proxy (headers are name, value pairs) and reads at most 64 KiB
+// of its answer.
+func (e *edge) send(t *testing.T, method, url string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp, string(body)
+}
+
+// show renders an answer for a failure message, with every key redacted.
+func (e *edge) show(resp *http.Response, body string) string {
+	return redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
+}
+
 // attacks sends what the hostile read sent through a proxy: a fake preflight beside the
 // proxy's own method, method headers claiming a read for a write, and a WebSocket opened with
 // an Observer's key. Nothing may reach the upstream.
 func (e *edge) attacks(t *testing.T, addr, prefix string) {
 	base := "http://" + addr + prefix
-	client := &http.Client{Timeout: 30 * time.Second}
 	w := e.w
 	send := func(t *testing.T, method string, headers ...string) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, base+"/data", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Add(headers[i], headers[i+1])
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return resp, string(body)
+		return e.send(t, method, base+"/data", headers...)
 	}
-	show := func(resp *http.Response, body string) string {
-		return redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
-	}
+	show := e.show
 	notThrough := func(t *testing.T, hits int, what string, resp *http.Response, body string) {
 		t.Helper()
 		if after, _ := e.up.state(); after != hits || resp.StatusCode/100 == 2 {
@@ -631,25 +641,11 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	send := func(t *testing.T, path string, headers ...string) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i+1 < len(headers); i += 2 {
-			req.Header.Add(headers[i], headers[i+1])
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp, body := e.send(t, http.MethodGet, base+path, headers...)
 		noPlaceholders(t, resp)
-		return resp, string(body)
+		return resp, body
 	}
-	show := func(resp *http.Response, body string) string {
-		return redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
-	}
+	show := e.show
 	// allowed checks an answer that reached the upstream with the identity of k.
 	allowed := func(t *testing.T, resp *http.Response, body string, k keyformat.Key) {
 		t.Helper()
