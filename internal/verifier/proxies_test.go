@@ -638,7 +638,7 @@ func (e *edge) attacks(t *testing.T, addr, prefix string) {
 
 func (e *edge) run(t *testing.T, addr, prefix string) {
 	base := "http://" + addr + prefix
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := e.client
 	send := func(t *testing.T, path string, headers ...string) (*http.Response, string) {
 		t.Helper()
 		resp, body := e.send(t, http.MethodGet, base+path, headers...)
