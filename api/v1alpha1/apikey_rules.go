@@ -86,18 +86,44 @@ func (k *APIKey) LivePreviousKeys(now time.Time) []PreviousKey {
 }
 
 // StateAt is the state of a minted key at now, from its spec and status: Expired for good once
-// its expiry is reached, Disabled while spec.enabled is false, Rotating while a previous key is
+// its expiry is reached, Failed for good once its Application was deleted (a minted key fails
+// for no other reason), Disabled while spec.enabled is false, Rotating while a previous key is
 // in its overlap, Active otherwise.
 func (k *APIKey) StateAt(now time.Time) KeyState {
 	switch {
 	case k.Status.State == KeyExpired, ExpiredAt(k.Status.ExpiresAt, now):
 		return KeyExpired
+	case k.Status.State == KeyFailed && k.IsMinted():
+		return KeyFailed
 	case !k.IsEnabled():
 		return KeyDisabled
 	case len(k.Status.PreviousKeys) > 0:
 		return KeyRotating
 	}
 	return KeyActive
+}
+
+// MintClockSkew is how far the operator's clock, which stamps status.mintedAt, may trail the
+// apiserver's, which stamps an Application's creationTimestamp: generous, since a key revived
+// by a re-applied Application was minted long before it.
+const MintClockSkew = 5 * time.Minute
+
+// MintedFor reports whether app is the Application the key was minted for: the very object
+// whose UID status.applicationUID records, not merely one of the same name (a deleted
+// Application applied again, pinned ID and all, is another object with another UID). A key
+// minted before that field existed records no UID: it is taken for app's unless app was created
+// after the key was minted, and gets app's UID recorded by the operator's next pass.
+func (k *APIKey) MintedFor(app *Application) bool {
+	if k.Status.ApplicationUID != "" {
+		return k.Status.ApplicationUID == app.UID
+	}
+	return k.Status.MintedAt == nil || !app.CreatedAfter(k.Status.MintedAt.Time)
+}
+
+// CreatedAfter reports whether the Application was created after t, beyond MintClockSkew: a
+// key minted (or a key Secret created) at t cannot be one of its keys.
+func (a *Application) CreatedAfter(t time.Time) bool {
+	return a.CreationTimestamp.After(t.Add(MintClockSkew))
 }
 
 // Works reports whether keys of a key in this state may be accepted at all.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 )
 
@@ -257,6 +258,17 @@ func TestKeyStateFollowsExpiryEnabledAndRotation(t *testing.T) {
 			want: KeyActive,
 		},
 		{
+			name: "a minted key revoked with its Application stays Failed, enabled and all",
+			spec: APIKeySpec{Enabled: ptr.To(true)},
+			st:   APIKeyStatus{State: KeyFailed, Hash: "sha256:x", PreviousKeys: prev},
+			want: KeyFailed,
+		},
+		{
+			name: "Expired wins over Failed",
+			st:   APIKeyStatus{State: KeyFailed, Hash: "sha256:x", ExpiresAt: tableTime(tableNow)},
+			want: KeyExpired,
+		},
+		{
 			name: "unset enabled with a future expiry is Active",
 			st:   APIKeyStatus{ExpiresAt: tableTime(tableNow.Add(time.Nanosecond))},
 			want: KeyActive,
@@ -266,6 +278,31 @@ func TestKeyStateFollowsExpiryEnabledAndRotation(t *testing.T) {
 		key := &APIKey{Spec: tt.spec, Status: tt.st}
 		if got := key.StateAt(tableNow); got != tt.want {
 			t.Errorf("%s: StateAt = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestAKeyWorksOnlyForTheApplicationObjectItWasMintedFor: the UID decides, not the name; a key
+// from before the UID was recorded is taken for its Application's unless that Application was
+// created after the key was minted (beyond the allowed clock skew).
+func TestAKeyWorksOnlyForTheApplicationObjectItWasMintedFor(t *testing.T) {
+	app := &Application{ObjectMeta: metav1.ObjectMeta{Name: "bi", UID: "uid-now", CreationTimestamp: metav1.NewTime(tableNow)}}
+	for _, tt := range []struct {
+		name     string
+		uid      string
+		mintedAt *metav1.Time
+		want     bool
+	}{
+		{"the UID it was minted for", "uid-now", tableTime(tableNow.Add(-time.Hour)), true},
+		{"another object of the same name", "uid-before", tableTime(tableNow.Add(time.Hour)), false},
+		{"no UID, minted after the Application was created", "", tableTime(tableNow.Add(time.Hour)), true},
+		{"no UID, minted a little before, within the clock skew", "", tableTime(tableNow.Add(-MintClockSkew)), true},
+		{"no UID, minted before the Application was created", "", tableTime(tableNow.Add(-MintClockSkew - time.Second)), false},
+		{"no UID, no mint time (an odd restore)", "", nil, true},
+	} {
+		key := &APIKey{Status: APIKeyStatus{ApplicationUID: types.UID(tt.uid), MintedAt: tt.mintedAt}}
+		if got := key.MintedFor(app); got != tt.want {
+			t.Errorf("%s: MintedFor = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -16,7 +16,10 @@ limitations under the License.
 
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
 
 // KeyState is where an APIKey is in its life.
 // +kubebuilder:validation:Enum=Pending;Active;Disabled;Expired;Rotating;Failed
@@ -33,7 +36,8 @@ const (
 	KeyExpired KeyState = "Expired"
 	// KeyRotating: a new key is active and the previous one is still valid for the overlap.
 	KeyRotating KeyState = "Rotating"
-	// KeyFailed: the key cannot be minted until the user fixes something (see conditions).
+	// KeyFailed: the key cannot be minted until the user fixes something (see conditions), or,
+	// once minted, its Application was deleted and the key is revoked for good.
 	KeyFailed KeyState = "Failed"
 )
 
@@ -158,6 +162,11 @@ type APIKeyStatus struct {
 	// applicationID is the ID of the key's application, copied when the key is minted.
 	// +optional
 	ApplicationID string `json:"applicationID,omitempty"`
+	// applicationUID is the UID of the Application the key was minted for. The key works only
+	// while that very Application exists: an Application created later under the same name,
+	// even with the same pinned spec.applicationID, never makes it valid again.
+	// +optional
+	ApplicationUID types.UID `json:"applicationUID,omitempty"`
 	// mintedAt is when the current key was minted.
 	// +optional
 	MintedAt *metav1.Time `json:"mintedAt,omitempty"`

@@ -85,6 +85,12 @@ const (
 	// ReasonKeyNotAdopted (a Warning event): a Secret left by an earlier APIKey held a key
 	// that was revoked with it, so a new key was minted instead of taking it back.
 	ReasonKeyNotAdopted = "KeyNotAdopted"
+	// ReasonApplicationDeleted: the Application the key was minted for was deleted, so the key
+	// is revoked for good.
+	ReasonApplicationDeleted = "ApplicationDeleted"
+	// ReasonApplicationReplaced: the Application of the key's name is not the one the key was
+	// minted for (it was deleted and created again), so the key is revoked for good.
+	ReasonApplicationReplaced = "ApplicationReplaced"
 )
 
 // RateLimit is a named request budget: at most Limit requests per Period.
