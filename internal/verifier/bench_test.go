@@ -51,7 +51,7 @@ func populate(b *testing.B, w *world, n int) []string {
 		w.v.Apply(&v1.APIKey{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ownerOrg, Name: fmt.Sprintf("k%d", i), UID: types.UID(fmt.Sprintf("uid-k%d", i))},
 			Spec:       v1.APIKeySpec{ApplicationName: appName},
-			Status:     v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive},
+			Status:     v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationUID: w.app.UID},
 		})
 	}
 	return tokens

@@ -155,13 +155,23 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 }
 
 // authenticate finds the key a request presents (the key itself, or the key that obtained its
-// access token: findKey) and checks that it is good now, whatever is asked of it: in force, and
-// its Application there, with its ID, enabled. The token endpoint (oauth.go) asks only this.
+// access token: findKey) and checks that it is good now, whatever is asked of it: its
+// Application the very one it was minted for, the key in force, the Application with its ID,
+// enabled. The token endpoint (oauth.go) asks only this.
 func authenticate(req *request, format keyformat.Format, lk lookup, now time.Time) decision {
 	// The key: present, well-formed, known, and its secret matches the stored hash.
 	e, r := findKey(req, format, lk)
 	d := decision{key: e, reason: r, bearer: req.grant != nil || req.grantErr != rOK}
 	if r != rOK {
+		return d
+	}
+
+	// Its Application is there, and is the object the key was minted for: a deleted
+	// Application's keys are revoked for good, whatever is applied later under its name (even
+	// with its pinned ID). Final, so it comes before what the key's own state may undo.
+	app := lk.application(e.namespace, e.appName)
+	if app == nil || app.deleting || e.appUID != (uidKey{}) && e.appUID != app.uidKey {
+		d.reason = rKeyRevoked
 		return d
 	}
 
@@ -171,12 +181,7 @@ func authenticate(req *request, format keyformat.Format, lk lookup, now time.Tim
 		return d
 	}
 
-	// Its Application is there and has its ID.
-	app := lk.application(e.namespace, e.appName)
-	if app == nil || app.deleting {
-		d.reason = rKeyRevoked
-		return d
-	}
+	// Its Application has its ID and is switched on.
 	if app.id == "" {
 		d.reason = rKeyInactive
 		return d
@@ -192,14 +197,15 @@ func authenticate(req *request, format keyformat.Format, lk lookup, now time.Tim
 // defaultBucket is the rate-limit bucket of requests that do not name one.
 const defaultBucket = "general"
 
-// keyInForce checks the APIKey's life: not being deleted, enabled, not expired at now (the
+// keyInForce checks the APIKey's life: not being deleted nor failed (revoked with its
+// Application), enabled, not expired at now (the
 // expiry instant itself is expired), a rotated-out key still within its overlap, and a state in
 // which keys work. spec.enabled is read directly, so disabling takes effect without waiting for
 // the controller to update the state.
 func keyInForce(e keyView, now time.Time) reason {
 	o := e.owner
 	switch {
-	case o.deleting:
+	case o.deleting, o.state == stateFailed: // a minted key fails only when its Application is gone
 		return rKeyRevoked
 	case !o.enabled || o.state == stateDisabled:
 		return rKeyDisabled

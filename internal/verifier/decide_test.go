@@ -93,6 +93,8 @@ func TestDecideReachesEveryReasonOfTheRules(t *testing.T) {
 		{name: "APIKey being deleted", world: func(w *world) { w.updateKey(func(k *v1.APIKey) { k.DeletionTimestamp = &deleted }) }, want: rKeyRevoked},
 		{name: "Application gone", world: func(w *world) { w.v.Remove(w.app) }, want: rKeyRevoked},
 		{name: "Application being deleted", world: func(w *world) { w.updateApp(func(a *v1.Application) { a.DeletionTimestamp = &deleted }) }, want: rKeyRevoked},
+		{name: "Application deleted and applied again", world: func(w *world) { w.replaceApp() }, want: rKeyRevoked},
+		{name: "revoked with its Application", world: func(w *world) { w.updateKey(func(k *v1.APIKey) { k.Status.State = v1.KeyFailed }) }, want: rKeyRevoked},
 		{name: "disabled", world: func(w *world) { w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = new(false) }) }, want: rKeyDisabled},
 		{name: "state Disabled", world: func(w *world) { w.updateKey(func(k *v1.APIKey) { k.Status.State = v1.KeyDisabled }) }, want: rKeyDisabled},
 		{name: "expired", world: func(w *world) { w.updateKey(func(k *v1.APIKey) { k.Status.ExpiresAt = &past }) }, want: rKeyExpired},
@@ -172,6 +174,10 @@ func TestDecideChecksInOrder(t *testing.T) {
 			r.origin = "https://evil.example"
 			return r
 		}, want: rKeyDisabled},
+		{name: "a deleted Application before the key's own state: disabled key of a replaced Application", world: func(w *world) {
+			w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = new(false) })
+			w.replaceApp()
+		}, want: rKeyRevoked},
 		{name: "key before Application: expired key of a disabled Application", world: func(w *world) {
 			past := metav1.NewTime(epoch.Add(-time.Second))
 			w.updateKey(func(k *v1.APIKey) { k.Status.ExpiresAt = &past })
@@ -224,6 +230,8 @@ func TestDecideRevealsAKeysStateOnlyAfterItsSecretMatched(t *testing.T) {
 		"disabled": func(k *v1.APIKey) { k.Spec.Enabled = new(false) },
 		"expired":  func(k *v1.APIKey) { k.Status.ExpiresAt = &past },
 		"pending":  func(k *v1.APIKey) { k.Status.State = v1.KeyPending },
+		"failed":   func(k *v1.APIKey) { k.Status.State = v1.KeyFailed },
+		"replaced": func(k *v1.APIKey) { k.Status.ApplicationUID = "uid-app-deleted-long-ago" },
 		"rotated out": func(k *v1.APIKey) {
 			k.Status.PreviousKeys = []v1.PreviousKey{{KeyID: k.Status.KeyID, Hash: k.Status.Hash, ValidUntil: past}}
 			k.Status.KeyID, k.Status.Hash = "", ""

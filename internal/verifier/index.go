@@ -70,6 +70,7 @@ func newIndex(log logr.Logger) *index {
 // appEntry is an Application. Immutable once published.
 type appEntry struct {
 	uid        types.UID
+	uidKey     uidKey // uid as keys record it (keyView.appUID)
 	id         string
 	idHeader   []string
 	deleting   bool
@@ -138,6 +139,7 @@ func (ix *index) applyApplication(a *v1.Application) {
 	uid := uidOf(a.UID, a.Namespace, a.Name)
 	e := &appEntry{
 		uid:        uid,
+		uidKey:     uidKeyOf(uid),
 		id:         a.Status.ApplicationID,
 		idHeader:   header(a.Status.ApplicationID),
 		deleting:   a.DeletionTimestamp != nil,

@@ -83,7 +83,7 @@ type keyRow struct {
 type ownerRow struct {
 	gen       uint32
 	namespace uint32 // index.strs
-	appName   uint32 // index.strs
+	app       uint32 // index.appRefs: its Application's name and the UID it was minted for
 	scopes    uint32 // index.scopeSets
 	limits    uint32 // index.limitSets: the key's narrowing of its Application's buckets
 	state     keyState
@@ -126,6 +126,7 @@ const (
 	stateRotating
 	stateDisabled
 	stateExpired
+	stateFailed // a minted key fails only when its Application was deleted: revoked
 )
 
 func keyStateOf(s v1.KeyState) keyState {
@@ -138,6 +139,8 @@ func keyStateOf(s v1.KeyState) keyState {
 		return stateDisabled
 	case v1.KeyExpired:
 		return stateExpired
+	case v1.KeyFailed:
+		return stateFailed
 	}
 	return stateOther
 }
@@ -283,6 +286,7 @@ type keyStore struct {
 	confs         *bucketConfs
 
 	strs      *interner[string]
+	appRefs   *interner[appRef]
 	scopeSets *interner[[]string]
 	limitSets *interner[map[string]rateLimit]
 
@@ -311,6 +315,7 @@ func newKeyStore() *keyStore {
 		confs:       newBucketConfs(),
 		moreKeyIDs:  map[uint32][]keyIDBytes{},
 		strs:        newInterner[string](),
+		appRefs:     newInterner[appRef](),
 		scopeSets:   newInterner[[]string](),
 		limitSets:   newInterner[map[string]rateLimit](),
 		slots:       map[uidKey]uint32{},
@@ -493,7 +498,7 @@ func (ix *index) applyAPIKey(k *v1.APIKey) {
 	row := ownerRow{
 		gen:       ref.gen,
 		namespace: s.strs.intern(k.Namespace, func() string { return strings.Clone(k.Namespace) }),
-		appName:   s.strs.intern(k.Spec.ApplicationName, func() string { return strings.Clone(k.Spec.ApplicationName) }),
+		app:       s.internApp(k.Spec.ApplicationName, k.Status.ApplicationUID),
 		scopes:    s.internScopes(k.Spec.Scopes),
 		limits:    s.internLimits(rateLimitsOf(k.Spec.RateLimits)),
 		state:     keyStateOf(k.Status.State),
@@ -585,6 +590,25 @@ func (s *keyStore) otherHash(id keyIDBytes, slot uint32) string {
 	s.otherMu.RLock()
 	defer s.otherMu.RUnlock()
 	return s.otherHashes[otherHashKey{id, slot}]
+}
+
+// appRef is the Application an APIKey belongs to: its name, and the UID of the object the key
+// was minted for (zero when its status records none: a key minted before the field existed).
+// Keys of one Application share it, so it costs no byte per key.
+type appRef struct {
+	name string
+	uid  uidKey
+}
+
+func (s *keyStore) internApp(name string, uid types.UID) uint32 {
+	var ref appRef
+	if uid != "" {
+		ref.uid = uidKeyOf(uid)
+	}
+	return s.appRefs.intern(name+"\x00"+string(ref.uid[:]), func() appRef {
+		ref.name = strings.Clone(name)
+		return ref
+	})
 }
 
 func (s *keyStore) internScopes(scopes []string) uint32 {
@@ -696,6 +720,7 @@ type keyView struct {
 	owner     ownerRow
 	namespace string
 	appName   string
+	appUID    uidKey // zero: not recorded
 	scopes    []string
 	limits    map[string]rateLimit
 }
@@ -729,12 +754,14 @@ func (s *keyStore) view(keyID string, row keyRow) (keyView, bool) {
 	if !ok {
 		return keyView{}, false
 	}
+	app := s.appRefs.get(owner.app)
 	return keyView{
 		keyID:     keyID,
 		row:       row,
 		owner:     owner,
 		namespace: s.strs.get(owner.namespace),
-		appName:   s.strs.get(owner.appName),
+		appName:   app.name,
+		appUID:    app.uid,
 		scopes:    s.scopeSets.get(owner.scopes),
 		limits:    s.limitSets.get(owner.limits),
 	}, true

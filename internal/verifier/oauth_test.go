@@ -322,6 +322,7 @@ func TestAnAccessTokenIsRefusedTheInstantItsKeyStops(t *testing.T) {
 			w.updateKey(func(k *v1.APIKey) { k.DeletionTimestamp = &metav1.Time{Time: epoch} })
 		}, ReasonKeyRevoked},
 		{"its Application is switched off", func(w *world) { w.updateApp(func(a *v1.Application) { a.Spec.Enabled = new(false) }) }, ReasonApplicationDisabled},
+		{"its Application is deleted and applied again", func(w *world) { w.replaceApp() }, ReasonKeyRevoked},
 		{"its key is replaced under the same id", func(w *world) {
 			other := w.mint()
 			w.updateKey(func(k *v1.APIKey) { k.Status.Hash = keyformat.Hash(other.Token) })

@@ -360,7 +360,7 @@ func newEdge(t *testing.T) *edge {
 	rival.Namespace, rival.Name, rival.UID, rival.Status.ApplicationID = "umbrella", "rival-bi", "uid-app-rival", otherAppID
 	w.v.Apply(rival)
 	e.stranger, _ = e.addKey("rival", func(k *v1.APIKey) {
-		k.Namespace, k.Spec.ApplicationName, k.Status.ApplicationID = "umbrella", "rival-bi", otherAppID
+		k.Namespace, k.Spec.ApplicationName, k.Status.ApplicationID, k.Status.ApplicationUID = "umbrella", "rival-bi", otherAppID, rival.UID
 	})
 
 	// The verifier's handler, behind a note of the method headers each authorization got.

@@ -32,8 +32,8 @@ const (
 	ReasonKeyDisabled  = "key_disabled"  // spec.enabled is false
 	ReasonKeyExpired   = "key_expired"   // now >= expiresAt
 	ReasonKeyRotated   = "key_rotated"   // a rotated-out key after its overlap ended
-	ReasonKeyInactive  = "key_inactive"  // state Pending or Failed, or the application has no ID yet
-	ReasonKeyRevoked   = "key_revoked"   // the APIKey or its Application is deleted or being deleted
+	ReasonKeyInactive  = "key_inactive"  // state Pending, or the application has no ID yet
+	ReasonKeyRevoked   = "key_revoked"   // the APIKey or its Application is deleted or being deleted, or the Application is not the one the key was minted for (deleted and applied again)
 
 	ReasonApplicationDisabled = "application_disabled" // the key's Application has spec.enabled false
 

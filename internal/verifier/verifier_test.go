@@ -206,7 +206,7 @@ func TestDisablingAKeyRefusesItAtOnceAndReEnablingRestoresTheSameKey(t *testing.
 func TestKeysInStatesThatDoNotWorkAreRefused(t *testing.T) {
 	for state, want := range map[v1.KeyState]string{
 		v1.KeyPending:  ReasonKeyInactive,
-		v1.KeyFailed:   ReasonKeyInactive,
+		v1.KeyFailed:   ReasonKeyRevoked, // a minted key fails only when its Application is gone
 		"":             ReasonKeyInactive,
 		v1.KeyExpired:  ReasonKeyExpired,
 		v1.KeyDisabled: ReasonKeyDisabled,
@@ -236,6 +236,60 @@ func TestDeletingAKeyOrItsApplicationRevokesTheKey(t *testing.T) {
 	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 	w.v.Remove(w.key)
 	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyUnknown)
+}
+
+// replaceApp deletes the world's Application and applies it again from the same manifest, as
+// GitOps self-heal does: the same name, the same pinned ID, another object (another UID).
+func (w *world) replaceApp() {
+	w.v.Remove(w.app)
+	a := w.app.DeepCopy()
+	a.UID = w.app.UID + "-again"
+	a.Spec.ApplicationID = appID
+	w.app = a
+	w.v.Apply(a)
+}
+
+// TestAKeyOfADeletedApplicationNeverWorksForOneAppliedAgain: the key records the UID of the
+// Application it was minted for. Deleted and applied again under the same name with the same
+// pinned ID, the Application is another object: the key, and every access token obtained with
+// it, is refused for good, through forward-auth, keys:verify and the token endpoint, whatever
+// the key's own state says. A key minted for the new Application works; a key minted before
+// the UID was recorded is taken for the Application of its name until the operator records it.
+func TestAKeyOfADeletedApplicationNeverWorksForOneAppliedAgain(t *testing.T) {
+	w := newWorld(t)
+	w.newSigningKeys()
+	tok, _ := w.accessToken()
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	expect(t, w.bearer(tok, ""), http.StatusOK, "")
+
+	w.replaceApp()
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	expect(t, w.bearer(tok, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	rec := w.do(http.MethodPost, PathVerify, `{"key":"`+w.token.Token+`","org":"`+grantOrg+`"}`, "Content-Type", "application/json")
+	expect(t, rec, http.StatusOK, "")
+	if !strings.Contains(rec.Body.String(), `"reason":"`+ReasonKeyRevoked+`"`) {
+		t.Errorf("keys:verify answered %s, want reason %s", rec.Body.String(), ReasonKeyRevoked)
+	}
+	if rec := w.requestToken(w.token, true); rec.Code != http.StatusUnauthorized {
+		t.Errorf("the token endpoint answered %d to the revoked key, want 401: %s", rec.Code, rec.Body.String())
+	}
+	// Whatever the APIKey says of itself afterwards: enabled again, state Active, rotated.
+	w.updateKey(func(k *v1.APIKey) { k.Spec.Enabled = new(true); k.Status.State = v1.KeyActive })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	expect(t, w.bearer(tok, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+
+	fresh := w.mint()
+	w.v.Apply(&v1.APIKey{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ownerOrg, Name: "prod-again", UID: "uid-key-again"},
+		Spec:       v1.APIKeySpec{ApplicationName: appName},
+		Status: v1.APIKeyStatus{KeyID: fresh.KeyID, Hash: keyformat.Hash(fresh.Token), State: v1.KeyActive,
+			ApplicationID: appID, ApplicationUID: w.app.UID},
+	})
+	expect(t, w.authorize(fresh.Token, ""), http.StatusOK, "")
+
+	// The upgrade window: no UID recorded, so the key is judged by its Application's name.
+	w.updateKey(func(k *v1.APIKey) { k.Status.ApplicationUID = "" })
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 }
 
 func TestSwitchingTheApplicationOffRefusesItsKeysAndOnRestoresTheSameKeys(t *testing.T) {
@@ -738,7 +792,8 @@ func TestARecreatedObjectIsNotRemovedByTheOldOnesDeleteEvent(t *testing.T) {
 	w := newWorld(t)
 	oldApp := w.app.DeepCopy()
 	w.updateApp(func(a *v1.Application) { a.UID = "uid-app-2" })
-	w.v.Remove(oldApp) // a late tombstone of the previous object
+	w.updateKey(func(k *v1.APIKey) { k.Status.ApplicationUID = "uid-app-2" }) // a key of the new one
+	w.v.Remove(oldApp)                                                        // a late tombstone of the previous object
 	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 }
 

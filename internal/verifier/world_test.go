@@ -93,7 +93,7 @@ func newWorld(t testing.TB, options ...func(*Options)) *world {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ownerOrg, Name: keyName, UID: w.keyUID},
 		Spec:       v1.APIKeySpec{ApplicationName: appName},
 		Status: v1.APIKeyStatus{KeyID: w.token.KeyID, Hash: keyformat.Hash(w.token.Token), State: v1.KeyActive,
-			ApplicationID: appID, Masked: keyformat.Mask(w.token.Token)},
+			ApplicationID: appID, ApplicationUID: w.app.UID, Masked: keyformat.Mask(w.token.Token)},
 	}
 	w.conn = connection(grantOrg, "acme-bi", appID, v1.RoleAnalyst, ownerOrg, true)
 	w.v.Apply(w.app)
