@@ -73,8 +73,12 @@ type keyScope struct {
 	// after the status. mint says why it was made, for the mints counter.
 	fresh *keyformat.Key
 	mint  string
-	// strip asks the writer to remove the key material from the Secret (the key expired).
+	// strip asks the writer to remove the key material from the Secret (the key expired, or
+	// was revoked with its Application).
 	strip bool
+	// remove asks the writer to delete the APIKey once status says why: its Application was
+	// deleted, and a deleted Application's keys go with it.
+	remove bool
 	// requeue asks for a quick retry because the cache was behind; the pass writes nothing.
 	requeue bool
 	events  []keyEvent
@@ -88,7 +92,7 @@ func (s *keyScope) event(eventType, reason, action, note string) {
 	s.events = append(s.events, keyEvent{eventType, reason, action, note})
 }
 
-// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys,verbs=get;list;watch
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/status,verbs=get;patch
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
@@ -114,6 +118,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	for _, phase := range []func(context.Context, *keyScope) (bool, error){
 		r.waitForApplication,
+		r.keepApplication,
 		r.expire,
 		r.mint,
 		r.repairSecret,
@@ -213,15 +218,15 @@ func (r *APIKeyReconciler) summarize(s *keyScope) {
 	k := s.key
 	k.Status.CreatedBy = k.Annotations[v1.AnnotationCreatedBy]
 	k.Status.ObservedGeneration = k.Generation
-	if s.app != nil && s.app.Status.ApplicationID != "" {
+	if s.app != nil && s.app.Status.ApplicationID != "" && (s.failed == nil || !k.IsMinted()) {
 		k.Status.ApplicationID = s.app.Status.ApplicationID
 	}
 	switch {
+	case s.failed != nil:
+		k.Status.State = v1.KeyFailed
 	case k.IsMinted():
 		k.Status.PreviousKeys = k.LivePreviousKeys(s.now)
 		k.Status.State = k.StateAt(s.now)
-	case s.failed != nil:
-		k.Status.State = v1.KeyFailed
 	default:
 		k.Status.State = v1.KeyPending
 	}
@@ -234,6 +239,8 @@ func (r *APIKeyReconciler) summarize(s *keyScope) {
 		s.event(corev1.EventTypeNormal, "Enabled", "Enable", "key "+k.Status.Masked+" is enabled again")
 	case was != v1.KeyDisabled && was != "" && was != v1.KeyPending && is == v1.KeyDisabled:
 		s.event(corev1.EventTypeNormal, v1.ReasonDisabled, "Disable", "key "+k.Status.Masked+" is disabled: the verifier refuses it until spec.enabled is true")
+	case was != v1.KeyFailed && is == v1.KeyFailed && k.IsMinted():
+		s.event(corev1.EventTypeWarning, reason, "Revoke", message)
 	case was != v1.KeyFailed && is == v1.KeyFailed:
 		s.event(corev1.EventTypeWarning, reason, "Mint", message)
 	}

@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -59,6 +60,9 @@ func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
 	}
 	if st.ApplicationID != app.Status.ApplicationID || st.SecretName != "prod-key" || st.CreatedBy != "alice@acme.example" || st.MintedAt == nil {
 		t.Errorf("status: applicationID=%s secretName=%s createdBy=%s mintedAt=%v", st.ApplicationID, st.SecretName, st.CreatedBy, st.MintedAt)
+	}
+	if st.ApplicationUID != app.UID {
+		t.Errorf("status.applicationUID = %q, want the UID of the Application the key was minted for, %q", st.ApplicationUID, app.UID)
 	}
 	if !ready(st.Conditions) {
 		t.Errorf("Ready is not True: %+v", st.Conditions)
@@ -411,5 +415,133 @@ func TestKeyNotAdoptedIsSaidEvenWhenTheStatusWriteFails(t *testing.T) {
 	})
 	if e := waitEvent(t, again, v1.ReasonKeyNotAdopted); e.Type != corev1.EventTypeWarning {
 		t.Errorf("event %s: %q", e.Type, e.Note)
+	}
+}
+
+// keyMaterialLeft lists the data keys of a Secret that still carry key material.
+func keyMaterialLeft(s *corev1.Secret) []string {
+	var left []string
+	for _, d := range keyMaterial {
+		if len(s.Data[d]) > 0 {
+			left = append(left, d)
+		}
+	}
+	return left
+}
+
+// TestKeyOfADeletedApplicationIsRevokedAndGoesWithIt: deleting the Application fails its key
+// for good, empties its Secret, says so once with a Warning, and deletes the APIKey (its
+// Secret then goes by its owner reference); the Application applied again at once (same name,
+// same pinned ID, another UID) revives nothing. A finalizer of the test's holds the APIKey, so
+// what the operator wrote before deleting it can be read.
+func TestKeyOfADeletedApplicationIsRevokedAndGoesWithIt(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t, "appgone")
+	pinned, err := keyformat.NewApplicationID(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newApp(ns, "bi", pinned)
+	create(t, app)
+	const hold = "test.clearance.dev/hold"
+	key := newKey(ns, "k", "bi", func(k *v1.APIKey) { k.Finalizers = []string{hold} })
+	create(t, key)
+	key = waitKey(t, key, "Active", inState(v1.KeyActive))
+	tokenOnceWritten(t, key)
+	hash := key.Status.Hash
+
+	// GitOps self-heal: the Application deleted and applied again from the same manifest.
+	if err := env.Client.Delete(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	again := newApp(ns, "bi", pinned)
+	eventually(t, "the Application to be applied again", func() (bool, error) { return env.Client.Create(ctx, again) == nil, nil })
+
+	eventually(t, "the operator to delete the APIKey", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key)
+		return err == nil && key.DeletionTimestamp != nil, err
+	})
+	st := key.Status
+	reason := conditionReason(st.Conditions)
+	if st.State != v1.KeyFailed || (reason != v1.ReasonApplicationDeleted && reason != v1.ReasonApplicationReplaced) || st.Hash != hash {
+		t.Fatalf("before its deletion the key was %s (%s), hash kept %v; want Failed, ApplicationDeleted or ApplicationReplaced, the same hash",
+			st.State, reason, st.Hash == hash)
+	}
+	if st.ApplicationUID != app.UID {
+		t.Errorf("applicationUID %s, want the deleted Application's %s", st.ApplicationUID, app.UID)
+	}
+	if msg := conditionMessage(st.Conditions); !strings.Contains(msg, "delete this APIKey and apply it again") || !strings.Contains(msg, string(app.UID)) {
+		t.Errorf("message: %s", msg)
+	}
+	if left := keyMaterialLeft(secretOf(t, key)); len(left) > 0 {
+		t.Errorf("the Secret still holds key material: %v", left)
+	}
+	notes := append(eventsFor(t, key, v1.ReasonApplicationDeleted), eventsFor(t, key, v1.ReasonApplicationReplaced)...)
+	if len(notes) != 1 || notes[0].Type != corev1.EventTypeWarning {
+		t.Errorf("%d events about the lost Application, want one Warning", len(notes))
+	}
+
+	patch := client.MergeFrom(key.DeepCopy())
+	key.Finalizers = nil
+	if err := env.Client.Patch(ctx, key, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the APIKey and its Secret to be gone", func() (bool, error) {
+		errKey := env.Client.Get(ctx, client.ObjectKeyFromObject(key), &v1.APIKey{})
+		errSecret := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: key.SecretNameOrDefault()}, &corev1.Secret{})
+		return apierrors.IsNotFound(errKey) && apierrors.IsNotFound(errSecret), nil
+	})
+
+	// Applied again too, the APIKey gets a new key, for the Application there now.
+	reapplied := newKey(ns, "k", "bi")
+	create(t, reapplied)
+	reapplied = waitKey(t, reapplied, "a new key", inState(v1.KeyActive))
+	if reapplied.Status.Hash == hash || reapplied.Status.ApplicationUID != again.UID {
+		t.Errorf("the re-applied APIKey: same hash %v, applicationUID %s (want %s)", reapplied.Status.Hash == hash, reapplied.Status.ApplicationUID, again.UID)
+	}
+}
+
+// TestKeyMintedBeforeUIDsWereRecordedIsBoundToItsApplicationOrRevoked is the upgrade: a key
+// whose status records no Application UID gets the UID of the Application of its name, unless
+// that Application was created after the key was minted: then it is another one, and the key
+// is revoked (and deleted) as with a replaced Application.
+func TestKeyMintedBeforeUIDsWereRecordedIsBoundToItsApplicationOrRevoked(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		mintedAt func(appCreated time.Time) time.Time
+		revoked  bool
+	}{
+		{"minted after its Application was created", func(c time.Time) time.Time { return c.Add(time.Second) }, false},
+		{"minted before the Application there now was created", func(c time.Time) time.Time { return c.Add(-time.Hour) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, key := activeKey(t, "upgrade", "k")
+			app := &v1.Application{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bi"}, app); err != nil {
+				t.Fatal(err)
+			}
+			old := key.DeepCopy()
+			key.Status.ApplicationUID = ""
+			key.Status.MintedAt = &metav1.Time{Time: tc.mintedAt(app.CreationTimestamp.Time)}
+			if err := env.Client.Status().Patch(ctx, key, client.MergeFrom(old)); err != nil {
+				t.Fatal(err)
+			}
+			nudge(t, key)
+			if tc.revoked {
+				eventually(t, "the APIKey to be deleted", func() (bool, error) {
+					err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), &v1.APIKey{})
+					return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+				})
+				if e := waitEvent(t, key, v1.ReasonApplicationReplaced); e.Type != corev1.EventTypeWarning {
+					t.Errorf("event %s %q", e.Type, e.Note)
+				}
+				return
+			}
+			got := waitKey(t, key, "the Application's UID recorded", func(k *v1.APIKey) bool { return k.Status.ApplicationUID != "" })
+			if got.Status.ApplicationUID != app.UID || got.Status.State != v1.KeyActive || got.Status.Hash != old.Status.Hash {
+				t.Errorf("state %s, applicationUID %q (want %q), same key %v", got.Status.State, got.Status.ApplicationUID, app.UID, got.Status.Hash == old.Status.Hash)
+			}
+		})
 	}
 }

@@ -67,6 +67,41 @@ func (r *APIKeyReconciler) waitForApplication(_ context.Context, s *keyScope) (b
 	return !s.key.IsMinted(), nil
 }
 
+// keepApplication revokes, for good, a minted key whose Application is gone: deleted, or
+// replaced by another object of the same name (a re-apply, even with the same pinned ID). The
+// key fails, its key material leaves its Secret, and nothing re-mints it or takes it back for
+// the new Application; then the APIKey is deleted, as the garbage collector would delete what
+// an owner takes with it (GitOps applies it again, and it is minted anew for the Application
+// there then). The decision is final, so the apiserver confirms what the cache shows first. A
+// key minted before status.applicationUID existed gets its Application's UID recorded here.
+func (r *APIKeyReconciler) keepApplication(ctx context.Context, s *keyScope) (bool, error) {
+	k := s.key
+	reason := applicationLost(k, s.app)
+	if reason == "" {
+		if k.IsMinted() && k.Status.ApplicationUID == "" && s.app != nil {
+			k.Status.ApplicationUID = s.app.UID
+		}
+		return false, nil
+	}
+	if k.Status.State != v1.KeyFailed {
+		live := &v1.Application{}
+		switch err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: k.Namespace, Name: k.Spec.ApplicationName}, live); {
+		case apierrors.IsNotFound(err):
+			live = nil
+		case err != nil:
+			return false, err
+		}
+		if reason = applicationLost(k, live); reason == "" {
+			s.requeue = true // the cache is behind the apiserver
+			return true, nil
+		}
+	}
+	s.failed = &outcome{reason, applicationLostMessage(k, reason)}
+	k.Status.PreviousKeys = nil
+	s.strip, s.remove = true, true
+	return true, nil
+}
+
 // expire makes a key Expired at its expiry instant, for good, and has the key material
 // removed from its Secret. A key never minted whose spec.expiresAt is past is not minted.
 func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) {
@@ -113,6 +148,10 @@ func (r *APIKeyReconciler) mint(_ context.Context, s *keyScope) (bool, error) {
 		return true, nil
 	}
 	found, verdict := adoptable(s.secret, k, r.format)
+	if verdict == adoptOwned && s.app.CreatedAfter(s.secret.CreationTimestamp.Time) {
+		// Its key was minted for an earlier Application of that name, deleted since.
+		verdict = adoptReplaced
+	}
 	if verdict == adoptOwned || verdict == adoptRequested {
 		r.adopt(s, found, verdict)
 		return true, nil
@@ -131,6 +170,12 @@ func (r *APIKeyReconciler) mint(_ context.Context, s *keyScope) (bool, error) {
 			"Secret %s holds key %s of an earlier APIKey %s that was deleted, and a revoked key never comes back: minted a new key %s into it "+
 				"(to restore a key from a backup, set the annotation %s to its key ID on the APIKey before it is minted)",
 			name, s.secret.Annotations[annotationKeyID], k.Name, keyformat.Mask(fresh.Token), v1.AnnotationAdoptKeyID))
+	case adoptReplaced:
+		s.mint = metrics.MintReplaced
+		s.event(corev1.EventTypeWarning, v1.ReasonKeyNotAdopted, "Mint", fmt.Sprintf(
+			"Secret %s holds key %s, minted for an earlier Application %q that was deleted (the one there now was created after the Secret), "+
+				"and a deleted Application's keys never come back: minted a new key %s into it",
+			name, s.secret.Annotations[annotationKeyID], k.Spec.ApplicationName, keyformat.Mask(fresh.Token)))
 	case adoptUntrusted:
 		// A Secret labelled for this APIKey whose token does not match the hash recorded on
 		// it was edited: it is not trusted, and the new key replaces what it holds.
@@ -321,6 +366,7 @@ func (r *APIKeyReconciler) setCurrentKey(s *keyScope, k keyformat.Key, mintedAt 
 	st.LastInvalidationRequest = s.key.Annotations[v1.AnnotationInvalidateRequestedAt]
 	if s.app != nil && s.app.Status.ApplicationID != "" {
 		st.ApplicationID = s.app.Status.ApplicationID
+		st.ApplicationUID = s.app.UID
 	}
 }
 

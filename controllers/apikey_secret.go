@@ -118,6 +118,7 @@ const (
 	adoptRequested                     // the adopt-key-id annotation names its key: a restore
 	adoptRetired                       // the key of an earlier APIKey, revoked with it
 	adoptUntrusted                     // no key matching the hash recorded on it: edited
+	adoptReplaced                      // this APIKey's, but minted for an Application deleted since
 )
 
 // adoptable judges the key a Secret labelled for this APIKey holds. Only a Secret whose

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,7 +97,7 @@ func requeueAfter(key *v1.APIKey, now time.Time) time.Duration {
 			soonest = d
 		}
 	}
-	if key.Status.State == v1.KeyExpired {
+	if key.Status.State == v1.KeyExpired || key.Status.State == v1.KeyFailed {
 		return 0
 	}
 	if key.Status.ExpiresAt != nil {
@@ -107,6 +108,37 @@ func requeueAfter(key *v1.APIKey, now time.Time) time.Duration {
 		consider(p.ValidUntil.Time)
 	}
 	return soonest
+}
+
+// applicationLost says why a minted key's Application is gone for good, "" while it is there:
+// ApplicationDeleted when none of the key's name exists or it is being deleted,
+// ApplicationReplaced when the one there is not the object the key was minted for (it was
+// deleted and applied again). A key once failed for it stays failed, whatever is applied later.
+func applicationLost(key *v1.APIKey, app *v1.Application) string {
+	switch {
+	case !key.IsMinted() || key.Status.State == v1.KeyExpired:
+		return ""
+	case app == nil || app.DeletionTimestamp != nil:
+		return v1.ReasonApplicationDeleted
+	case key.Status.State == v1.KeyFailed, !key.MintedFor(app):
+		return v1.ReasonApplicationReplaced
+	}
+	return ""
+}
+
+// applicationLostMessage is the Ready message of a key whose Application is gone for good, with
+// what the platform engineer does next.
+func applicationLostMessage(key *v1.APIKey, reason string) string {
+	which := fmt.Sprintf("Application %q", key.Spec.ApplicationName)
+	if uid := key.Status.ApplicationUID; uid != "" {
+		which = fmt.Sprintf("Application %q (UID %s)", key.Spec.ApplicationName, uid)
+	}
+	what := "was deleted"
+	if reason == v1.ReasonApplicationReplaced {
+		what = "was deleted and an Application of the same name was created since"
+	}
+	return fmt.Sprintf("%s, which key %s was minted for, %s, so the key is revoked for good and its key material was removed from Secret %s; "+
+		"delete this APIKey and apply it again to mint a new key", which, key.Status.Masked, what, key.SecretNameOrDefault())
 }
 
 // keyCondition is the Ready condition of a key, from its state and what the pass found.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -333,5 +334,54 @@ func TestOddStatusFromARestoreOrAnOldCRDNeverPanicsOrLoops(t *testing.T) {
 	status, reason, msg := keyCondition(restored, nil, nil)
 	if status != metav1.ConditionFalse || reason != v1.ReasonExpired || msg != "the key expired and never becomes valid again: create a new APIKey for a new key" {
 		t.Errorf("an Expired key without expiresAt: %s %s %q", status, reason, msg)
+	}
+}
+
+// TestAKeyWhoseApplicationIsGoneIsRevokedForGood: a minted key is lost with the Application
+// object it was minted for (deleted, being deleted, or replaced by another of the same name),
+// stays lost whatever is applied later, and a key never minted or already expired is not judged.
+func TestAKeyWhoseApplicationIsGoneIsRevokedForGood(t *testing.T) {
+	app := func(uid string, mutate ...func(*v1.Application)) *v1.Application {
+		a := &v1.Application{ObjectMeta: metav1.ObjectMeta{Name: "bi", UID: types.UID(uid), CreationTimestamp: metav1.NewTime(tableNow)}}
+		for _, m := range mutate {
+			m(a)
+		}
+		return a
+	}
+	deleting := func(a *v1.Application) { a.DeletionTimestamp = tableTime(tableNow) }
+	minted := func(uid string, state v1.KeyState) *v1.APIKey {
+		return &v1.APIKey{Spec: v1.APIKeySpec{ApplicationName: "bi"}, Status: v1.APIKeyStatus{
+			Hash: "sha256:00", State: state, ApplicationUID: types.UID(uid), MintedAt: tableTime(tableNow.Add(time.Hour))}}
+	}
+	for _, tt := range []struct {
+		name string
+		key  *v1.APIKey
+		app  *v1.Application
+		want string
+	}{
+		{"its very Application", minted("uid-a", v1.KeyActive), app("uid-a"), ""},
+		{"no Application", minted("uid-a", v1.KeyActive), nil, v1.ReasonApplicationDeleted},
+		{"its Application being deleted", minted("uid-a", v1.KeyRotating), app("uid-a", deleting), v1.ReasonApplicationDeleted},
+		{"another Application of the same name", minted("uid-a", v1.KeyActive), app("uid-b"), v1.ReasonApplicationReplaced},
+		{"disabled, another Application of the same name", minted("uid-a", v1.KeyDisabled), app("uid-b"), v1.ReasonApplicationReplaced},
+		{"revoked once, whatever is there now", minted("", v1.KeyFailed), app("uid-b"), v1.ReasonApplicationReplaced},
+		{"no UID recorded, minted after the Application", minted("", v1.KeyActive), app("uid-b"), ""},
+		{"no UID recorded, the Application created after the key", func() *v1.APIKey {
+			k := minted("", v1.KeyActive)
+			k.Status.MintedAt = tableTime(tableNow.Add(-time.Hour))
+			return k
+		}(), app("uid-b"), v1.ReasonApplicationReplaced},
+		{"never minted", &v1.APIKey{Status: v1.APIKeyStatus{State: v1.KeyPending}}, nil, ""},
+		{"expired already: stays Expired", minted("uid-a", v1.KeyExpired), nil, ""},
+	} {
+		if got := applicationLost(tt.key, tt.app); got != tt.want {
+			t.Errorf("%s: applicationLost = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	msg := applicationLostMessage(minted("uid-a", v1.KeyActive), v1.ReasonApplicationReplaced)
+	for _, want := range []string{`Application "bi" (UID uid-a)`, "created since", "revoked for good", "delete this APIKey and apply it again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not say %q", msg, want)
+		}
 	}
 }

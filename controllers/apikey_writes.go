@@ -40,6 +40,9 @@ package controllers
 //     mints once more, leaving that overlap as it was (repairSecret).
 //   - Anything else (disable, expiry, labels) is status, then the Secret brought in line:
 //     the expired key's material removed, metadata and derived data synced.
+//   - A key revoked with its Application is status (Failed, and why), then its Secret emptied,
+//     then the APIKey deleted, conditional on the UID and resourceVersion the status write left:
+//     if the process stops between two of them, the next pass finds the key Failed and goes on.
 //
 // summarize and the status patch run once a pass, here; events are emitted once the status
 // they describe is written.
@@ -83,7 +86,19 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *keyScope) error {
 		r.undelivered.forget(client.ObjectKeyFromObject(s.key))
 	}
 	r.recordMint(s.mint)
+	if s.remove {
+		return r.deleteKey(ctx, s.key)
+	}
 	return nil
+}
+
+// deleteKey deletes an APIKey revoked with its Application, only if it is still the object
+// this pass judged (same UID, same resourceVersion); its Secret goes with it by its owner
+// reference.
+func (r *APIKeyReconciler) deleteKey(ctx context.Context, k *v1.APIKey) error {
+	uid, version := k.UID, k.ResourceVersion
+	err := r.client.Delete(ctx, k, client.Preconditions{UID: &uid, ResourceVersion: &version})
+	return client.IgnoreNotFound(err)
 }
 
 // commitFirstKey delivers the first key of an APIKey, then records it.

@@ -163,6 +163,47 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	// Issue 25: delete acme-bi and apply the samples again. The keys of the deleted Application
+	// are revoked and deleted by the operator (delete on apikeys); the samples' keys applied
+	// again are minted anew, for the Application applied again.
+	var before v1.Application
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: "acme", Name: "acme-bi"}, &before); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := env.Kubectl(t, "delete", "applications.access.clearance.dev", "acme-bi", "-n", "acme"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var keys v1.APIKeyList
+		if err := env.Client.List(ctx, &keys, client.InNamespace("acme")); err == nil && len(keys.Items) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the keys of the deleted Application were not deleted in 60s; 403s: %v", recorder.list())
+		}
+	}
+	if out, err := env.Kubectl(t, "apply", "-k", "config/samples"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var keys v1.APIKeyList
+		var app v1.Application
+		errK := env.Client.List(ctx, &keys, client.InNamespace("acme"))
+		errA := env.Client.Get(ctx, client.ObjectKey{Namespace: "acme", Name: "acme-bi"}, &app)
+		minted := 0
+		for _, k := range keys.Items {
+			if k.Status.State == v1.KeyActive && k.Status.ApplicationUID == app.UID && app.UID != before.UID {
+				minted++
+			}
+		}
+		if errK == nil && errA == nil && minted == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the samples applied again did not get 2 new keys in 60s; 403s: %v", recorder.list())
+		}
+	}
 	if got := recorder.list(); len(got) > 0 {
 		t.Errorf("the operator was refused by its own RBAC: %v", got)
 	}

@@ -17,9 +17,13 @@ limitations under the License.
 package revocation
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -206,14 +210,49 @@ func TestRotateNowEndsEveryEarlierKeyAtOnce(t *testing.T) {
 	t.Logf("FIGURES rotate-now: the replaced key was refused %s after the request", refused)
 }
 
-// TestADeletedApplicationsKeysAreRefusedEverywhere: deleting the Application revokes every key
-// of it in every org at once.
-func TestADeletedApplicationsKeysAreRefusedEverywhere(t *testing.T) {
+// TestADeletedApplicationsKeysAreRefusedEverywhereAndForGood: deleting the Application revokes
+// every key of it in every org at once; applying the same Application again (same name, same
+// pinned ID: GitOps self-heal) revives none. The operator deletes the keys, the garbage
+// collector their Secrets.
+func TestADeletedApplicationsKeysAreRefusedEverywhereAndForGood(t *testing.T) {
 	ns := org(t, "appgone")
+	app := &v1.Application{}
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "bi"}, app))
 	key := newKey(ns, "k")
 	must(t, env.Client.Create(ctx(), key))
-	_, token := settled(t, key, "the key")
+	got, token := settled(t, key, "the key")
+	if got.Status.ApplicationUID != app.UID {
+		t.Errorf("status.applicationUID %q, want %q", got.Status.ApplicationUID, app.UID)
+	}
 	waitVerdict(t, ns, token, "", "the key to be accepted")
-	must(t, env.Client.Delete(ctx(), &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bi"}}))
-	waitVerdict(t, ns, token, verifier.ReasonKeyRevoked, "the key of the deleted application to be refused")
+	must(t, env.Client.Delete(ctx(), app))
+	waitRefused(t, ns, token, "the key of the deleted application to be refused", verifier.ReasonKeyRevoked, verifier.ReasonKeyUnknown)
+
+	again := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bi"},
+		Spec: v1.ApplicationSpec{Description: app.Spec.Description, ApplicationID: app.Status.ApplicationID}}
+	eventually(t, "the Application to be applied again", func() (bool, error) { return env.Client.Create(ctx(), again) == nil, nil })
+	eventually(t, "the Application applied again to hold its pinned ID", func() (bool, error) {
+		err := env.Client.Get(ctx(), client.ObjectKeyFromObject(again), again)
+		return again.Status.ApplicationID == app.Status.ApplicationID, err
+	})
+	eventually(t, "the APIKey and its Secret to be gone", func() (bool, error) {
+		errKey := env.Client.Get(ctx(), client.ObjectKeyFromObject(key), &v1.APIKey{})
+		errSecret := env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: key.SecretNameOrDefault()}, &corev1.Secret{})
+		return apierrors.IsNotFound(errKey) && apierrors.IsNotFound(errSecret), nil
+	})
+	for range 20 {
+		if a := verify(t, ns, token); a.Valid {
+			t.Fatal("the key of the deleted Application is valid again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitRefused waits until the running verifier refuses token with one of reasons.
+func waitRefused(t *testing.T, ns, token, what string, reasons ...string) {
+	t.Helper()
+	eventually(t, what, func() (bool, error) {
+		a := verify(t, ns, token)
+		return !a.Valid && slices.Contains(reasons, a.Reason), nil
+	})
 }
