@@ -48,6 +48,8 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	cp config/crd/bases/*.yaml charts/clearance/crds/
 	{ echo "# Generated from config/rbac/role.yaml by make manifests; do not edit."; cat config/rbac/role.yaml; } > charts/clearance/templates/manager-clusterrole.yaml
 	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
+	{ echo "# Copied from the resources of config/policies/kustomization.yaml by make manifests; do not edit."; \
+		for f in $$(sed -n 's/^  - //p' config/policies/kustomization.yaml); do echo "---"; cat "config/policies/$$f"; done; } > charts/clearance/templates/admission-policies.yaml
 
 .PHONY: generate
 generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the API reference (docs/api.md) and the chart's values table.
@@ -127,11 +129,13 @@ bench: kube-assets ## Measure every figure of the numbers to beat, each timed on
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: install
-install: manifests kube-assets ## Install the CRDs into the cluster of KUBECONFIG.
+install: manifests kube-assets ## Install the CRDs and the admission policies into the cluster of KUBECONFIG.
 	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/crd
+	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/policies
 
 .PHONY: uninstall
-uninstall: kube-assets ## Remove the CRDs (and every Clearance object) from the cluster.
+uninstall: kube-assets ## Remove the CRDs (and every Clearance object) and the admission policies from the cluster.
+	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/policies
 	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/crd
 
 .PHONY: local-control-plane-stop

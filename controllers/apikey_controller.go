@@ -95,6 +95,9 @@ func (s *keyScope) event(eventType, reason, action, note string) {
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/status,verbs=get;patch
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/finalizers,verbs=update
+// apikeys/credentials is served by nothing: the admission policy clearance-apikey-status
+// (config/policies) lets only holders of this verb write status beyond usage (hashes, states).
+// +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/credentials,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 
 // Reconcile walks the key through its phases, each of which may end the decisions of the

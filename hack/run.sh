@@ -21,6 +21,10 @@ echo "run: using $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cl
   crd/applications.access.clearance.dev crd/apikeys.access.clearance.dev \
   crd/orgconnections.access.clearance.dev crd/metricsets.access.clearance.dev >&2
 
+# The admission policies the chart installs with the CRDs (config/policies): among them, only the
+# operator may write what decides a key's validity.
+"$kubectl" apply --server-side --force-conflicts -k config/policies >&2
+
 # The people ClusterRoles (clearance-observer, -analyst, -technician, -org-admin) that orgs bind.
 "$kubectl" apply --server-side --force-conflicts -f config/rbac/people_roles.yaml >&2
 
@@ -29,7 +33,7 @@ echo "run: using $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cl
 "$kubectl" create namespace clearance-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
 
 cat >&2 <<MSG
-run: CRDs installed; starting the operator (Ctrl-C stops it; 'make local-control-plane-stop' ends the local cluster).
+run: CRDs and policies installed; starting the operator (Ctrl-C stops it; 'make local-control-plane-stop' ends the local cluster).
 run: in another shell:
     export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} PATH="$assets:\$PATH"
     kubectl apply -k config/samples && kubectl get clearance -A

@@ -28,8 +28,8 @@ type Options struct {
 	// Webhooks installs Clearance's webhook configurations from config/webhook, pointing at
 	// Env.Webhook (what MainWithWebhooks does).
 	Webhooks bool
-	// WithoutCRDs starts without the Clearance CRDs, for a package that installs them itself
-	// (from the Helm chart, as a user does).
+	// WithoutCRDs starts without the Clearance CRDs and admission policies, for a package that
+	// installs them itself (from the Helm chart, as a user does).
 	WithoutCRDs bool
 	// APIServerArgs are extra kube-apiserver flags by name without the dashes, e.g.
 	// {"enable-aggregator-routing": "true"} to have the apiserver call webhooks at their

@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Package testenv starts a real kube-apiserver and etcd (controller-runtime's envtest) with the
-// Clearance CRDs installed, once per test package, and kube-controller-manager beside them (the
+// Clearance CRDs and admission policies installed, once per test package, and kube-controller-manager beside them (the
 // garbage collector, namespace and ServiceAccount controllers, as in a real cluster), and gives
 // tests a client, a kubeconfig for kubectl and throwaway namespaces.
 package testenv
@@ -46,7 +46,8 @@ import (
 	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
-// Env is a running control plane with the Clearance CRDs installed.
+// Env is a running control plane with the Clearance CRDs and admission policies
+// (config/policies) installed.
 type Env struct {
 	// Config reaches the apiserver as an admin (system:masters), who may impersonate anyone.
 	Config *rest.Config
@@ -140,7 +141,7 @@ func run(m *testing.M, out **Env, opts Options, hooks []func(*Env) (func() error
 	os.Exit(code)
 }
 
-// Start brings up etcd and kube-apiserver on loopback, installs the CRDs and starts
+// Start brings up etcd and kube-apiserver on loopback, installs the CRDs and policies and starts
 // kube-controller-manager, waiting until it works.
 func Start() (*Env, error) {
 	e, err := start(Options{})
@@ -193,6 +194,13 @@ func start(opts Options) (*Env, error) {
 		_ = env.Stop()
 		_ = os.RemoveAll(certDir)
 		return nil, err
+	}
+	if !opts.WithoutCRDs {
+		if err := installPolicies(context.Background(), c, root); err != nil {
+			_ = env.Stop()
+			_ = os.RemoveAll(certDir)
+			return nil, err
+		}
 	}
 	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}
 	if !opts.WithoutControllerManager && os.Getenv(ControllerManagerEnv) != "off" {

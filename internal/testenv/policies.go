@@ -1,0 +1,90 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package testenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+)
+
+// PolicyFiles returns the files of config/policies that its kustomization lists: the admission
+// policies the chart ships (make manifests copies them into it), make run applies and every
+// test environment installs.
+func PolicyFiles(root string) ([]string, error) {
+	dir := filepath.Join(root, "config", "policies")
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("config/policies/kustomization.yaml: %w", err)
+	}
+	files := make([]string, 0, len(k.Resources))
+	for _, r := range k.Resources {
+		files = append(files, filepath.Join(dir, r))
+	}
+	return files, nil
+}
+
+// installPolicies creates every object of config/policies. The apiserver enforces a new policy
+// about a second later (it loads policies from its own informer); a test that relies on a
+// refusal waits for it.
+func installPolicies(ctx context.Context, c client.Client, root string) error {
+	files, err := PolicyFiles(root)
+	if err != nil {
+		return fmt.Errorf("reading config/policies: %w", err)
+	}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return err
+		}
+		docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+		for {
+			doc, err := docs.Read()
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			obj := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			if len(obj.Object) == 0 {
+				continue
+			}
+			if err := c.Create(ctx, obj); err != nil {
+				return fmt.Errorf("installing %s %s from %s: %w", obj.GetKind(), obj.GetName(), file, err)
+			}
+		}
+	}
+	return nil
+}
