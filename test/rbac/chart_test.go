@@ -21,10 +21,12 @@ import (
 	"bytes"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -334,4 +336,97 @@ func TestTheChartPointsTheVerifierAtASharedRateLimitStore(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTheFallbackShareHoldsHoweverFarTheAutoscalerScales: while the rate-limit store is
+// unreachable each verifier replica allows limit/N of every key's limit, so the replicas together
+// stay within the limit only while N is at least the replicas that run. Whatever the topology,
+// the rendered N is at least the most replicas the rendered objects let run — the HPA's
+// maxReplicas when one scales the verifier (never its minReplicas: at maxReplicas a key would get
+// max/min times its limit), else the Deployment's replicas — and, unless set by hand, exactly
+// that.
+func TestTheFallbackShareHoldsHoweverFarTheAutoscalerScales(t *testing.T) {
+	store := []string{"--set", "verifier.rateLimitStore.url=redis://valkey.cache:6379/0"}
+	for _, c := range []struct {
+		name string
+		set  []string
+		want int
+	}{
+		{"autoscaled from 2 to 10", []string{"verifier.hpa.enabled=true", "verifier.hpa.minReplicas=2", "verifier.hpa.maxReplicas=10"}, 10},
+		{"autoscaled from 1 to 3", []string{"verifier.hpa.enabled=true", "verifier.hpa.minReplicas=1", "verifier.hpa.maxReplicas=3"}, 3},
+		{"autoscaled at a fixed 4", []string{"verifier.hpa.enabled=true", "verifier.hpa.minReplicas=4", "verifier.hpa.maxReplicas=4"}, 4},
+		{"5 replicas, no autoscaler", []string{"verifier.replicaCount=5"}, 5},
+		{"5 replicas, an autoscaler off", []string{"verifier.replicaCount=5", "verifier.hpa.minReplicas=1", "verifier.hpa.maxReplicas=20"}, 5},
+		{"inside 3 operator replicas", []string{"verifier.separate=false", "replicaCount=3"}, 3},
+		{"set by hand above the maximum", []string{"verifier.hpa.enabled=true", "verifier.hpa.maxReplicas=10", "verifier.rateLimitStore.fallbackReplicas=12"}, 12},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := slices.Clone(store)
+			for _, s := range c.set {
+				args = append(args, "--set", s)
+			}
+			r := parseChart(t, env.HelmTemplate(t, args...))
+			most := mostReplicas(t, r)
+			var seen int
+			for i := range r.deployments {
+				d := &r.deployments[i]
+				n, ok := fallbackReplicasOf(t, d)
+				if !ok {
+					continue
+				}
+				seen++
+				if n < most[d.Name] {
+					t.Errorf("Deployment %s runs up to %d replicas but shares each limit by %d: during a store outage a key gets up to %d/%d times its limit",
+						d.Name, most[d.Name], n, most[d.Name], n)
+				}
+				if n != c.want {
+					t.Errorf("Deployment %s: --rate-limit-store-fallback-replicas=%d, want %d", d.Name, n, c.want)
+				}
+			}
+			if seen != 1 {
+				t.Fatalf("%d Deployments run the verifier with a rate-limit store, want 1", seen)
+			}
+		})
+	}
+}
+
+// mostReplicas is, per Deployment, the most replicas the rendered objects let it run: an HPA's
+// maxReplicas when one scales it, else spec.replicas.
+func mostReplicas(t *testing.T, r rendered) map[string]int {
+	t.Helper()
+	most := map[string]int{}
+	for _, d := range r.deployments {
+		most[d.Name] = 1
+		if d.Spec.Replicas != nil {
+			most[d.Name] = int(*d.Spec.Replicas)
+		}
+	}
+	for _, doc := range r.docs {
+		if doc.kind != "HorizontalPodAutoscaler" {
+			continue
+		}
+		var hpa autoscalingv2.HorizontalPodAutoscaler
+		if err := yaml.Unmarshal(doc.data, &hpa); err != nil {
+			t.Fatal(err)
+		}
+		if ref := hpa.Spec.ScaleTargetRef; ref.Kind == "Deployment" {
+			most[ref.Name] = int(hpa.Spec.MaxReplicas)
+		}
+	}
+	return most
+}
+
+// fallbackReplicasOf reads --rate-limit-store-fallback-replicas from a Deployment's args.
+func fallbackReplicasOf(t *testing.T, d *appsv1.Deployment) (int, bool) {
+	t.Helper()
+	for _, a := range argsOf(d) {
+		if v, ok := strings.CutPrefix(a, "--rate-limit-store-fallback-replicas="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("Deployment %s: %s", d.Name, a)
+			}
+			return n, true
+		}
+	}
+	return 0, false
 }

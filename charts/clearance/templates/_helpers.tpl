@@ -51,11 +51,16 @@ nothing when no URL is set. The password comes from an existing Secret, never fr
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /*
+The N of --rate-limit-store-fallback-replicas: while the store is unreachable each replica allows
+limit/N, so N must be the most replicas that can run at once (hpa.maxReplicas with the
+autoscaler, never its minimum), or a key gets running/N times its limit.
+*/}}
 {{- define "clearance.verifierReplicas" -}}
 {{- $v := .Values.verifier }}
 {{- if gt (int $v.rateLimitStore.fallbackReplicas) 0 }}{{ $v.rateLimitStore.fallbackReplicas }}
 {{- else if not $v.separate }}{{ .Values.replicaCount }}
-{{- else if $v.hpa.enabled }}{{ $v.hpa.minReplicas }}
+{{- else if $v.hpa.enabled }}{{ $v.hpa.maxReplicas }}
 {{- else }}{{ $v.replicaCount }}
 {{- end }}
 {{- end }}
