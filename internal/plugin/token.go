@@ -19,7 +19,9 @@ package plugin
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -51,6 +53,12 @@ func (o *Options) tokenCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := plainTokenFlags(issuer, scope, org); err != nil {
+				return err
+			}
+			if errs := validation.IsDNS1123Label(s.namespace); len(errs) > 0 {
+				return fmt.Errorf("namespace %q is not a namespace name: %s", s.namespace, strings.Join(errs, "; "))
+			}
 			var key v1.APIKey
 			if err := s.client.Get(cmd.Context(), client.ObjectKey{Namespace: s.namespace, Name: args[0]}, &key); err != nil {
 				return request{verb: "get", resource: "apikeys", kind: "APIKey", name: args[0], namespace: s.namespace,
@@ -60,23 +68,28 @@ func (o *Options) tokenCommand() *cobra.Command {
 			if secret == "" {
 				secret = key.SecretNameOrDefault()
 			}
-			// The values go into shell commands: plain ones only.
-			if err := plainTokenFlags(issuer, scope, org); err != nil {
-				return err
-			}
-			params := " -d grant_type=client_credentials"
-			if scope != "" {
-				params += " --data-urlencode 'scope=" + scope + "'"
-			}
-			if org != "" {
-				params += " -d org=" + org
+			// The status is written by whoever may write apikeys/status, and what we print is
+			// evaluated by a shell: a name that is not a Secret's is refused, not printed.
+			if errs := validation.IsDNS1123Subdomain(secret); len(errs) > 0 {
+				return fmt.Errorf("APIKey %s/%s names %s as its Secret, which is not a Secret name (%s): its status was not written by the operator; printing nothing",
+					s.namespace, key.Name, strconv.Quote(secret), strings.Join(errs, "; "))
 			}
 			w := o.out()
 			fmt.Fprintf(w, "# An access token for APIKey %s/%s (application %s, key %s), from Secret %s.\n",
-				s.namespace, key.Name, orNone(key.Status.ApplicationID), orNone(key.Status.Masked), secret)
-			fmt.Fprintf(w, "ACCESS=$(kubectl get secret %s -n %s -o jsonpath='{.data.access-key}' | base64 -d)\n", secret, s.namespace)
-			fmt.Fprintf(w, "SECRET=$(kubectl get secret %s -n %s -o jsonpath='{.data.secret-key}' | base64 -d)\n", secret, s.namespace)
-			fmt.Fprintf(w, "TOKEN=$(curl -sf -u \"$ACCESS:$SECRET\"%s %s/oauth2/token | jq -r .access_token)\n", params, strings.TrimSuffix(issuer, "/"))
+				s.namespace, key.Name, shown(orNone(key.Status.ApplicationID)), shown(orNone(key.Status.Masked)), secret)
+			for _, half := range []struct{ name, data string }{{"ACCESS", "access-key"}, {"SECRET", "secret-key"}} {
+				fmt.Fprintf(w, "%s=$(kubectl get secret %s -n %s -o jsonpath=%s | base64 -d)\n",
+					half.name, shellQuote(secret), shellQuote(s.namespace), shellQuote("{.data."+half.data+"}"))
+			}
+			params := " -d grant_type=client_credentials"
+			if scope != "" {
+				params += " --data-urlencode " + shellQuote("scope="+scope)
+			}
+			if org != "" {
+				params += " -d " + shellQuote("org="+org)
+			}
+			fmt.Fprintf(w, "TOKEN=$(curl -sf -u \"$ACCESS:$SECRET\"%s %s | jq -r .access_token)\n",
+				params, shellQuote(strings.TrimSuffix(issuer, "/")+"/oauth2/token"))
 			fmt.Fprintln(w, "# Then, through your proxy: curl -H \"Authorization: Bearer $TOKEN\" https://<your API>/...")
 			return nil
 		},
@@ -90,16 +103,42 @@ func (o *Options) tokenCommand() *cobra.Command {
 // plainURL is an issuer URL without shell metacharacters.
 var plainURL = regexp.MustCompile(`^https?://[A-Za-z0-9.:_~%/-]+$`)
 
-// plainTokenFlags refuses flag values that would not be safe in the printed shell commands.
+// plainTokenFlags refuses flag values that are not what they claim to be. The printed commands
+// quote every value anyway; this says early and in one sentence what is wrong.
 func plainTokenFlags(issuer, scope, org string) error {
 	if !plainURL.MatchString(issuer) {
 		return fmt.Errorf("--issuer %q must be an http or https URL of letters, digits and . : _ ~ %% / - only", issuer)
 	}
-	if strings.ContainsAny(scope, "'\\\n\t") {
-		return fmt.Errorf("--scope %q holds a quote, a backslash or a control character: scopes are plain words separated by spaces", scope)
+	// RFC 6749 3.3: scope tokens are printable ASCII but " and \, separated by spaces.
+	if i := strings.IndexFunc(scope, func(r rune) bool { return r < ' ' || r > '~' || r == '"' || r == '\\' }); i >= 0 {
+		return fmt.Errorf("--scope %q holds %q: scopes are printable ASCII words (no \" or \\) separated by spaces", scope, scope[i:i+1])
 	}
 	if org != "" && len(validation.IsDNS1123Label(org)) > 0 {
 		return fmt.Errorf("--org %q must be an org's namespace name (a DNS label)", org)
 	}
 	return nil
+}
+
+// shellWord is a word that every POSIX shell (and bash and zsh) reads literally unquoted; a
+// leading = or ~ would be expanded by zsh or bash, so it is not one.
+var shellWord = regexp.MustCompile(`^[A-Za-z0-9@%+:,./_-][A-Za-z0-9@%+=:,./_-]*$`)
+
+// shellQuote is s as one shell word, read back exactly: unchanged when it is a plain word, else
+// in single quotes, inside which nothing is special but the quote itself: each is closed, given
+// escaped (\') and reopened.
+func shellQuote(s string) string {
+	if shellWord.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// shown is s for a comment line of the printed commands: as it is when every character is
+// graphic, else Go-quoted, so a newline cannot end the comment and start a command, and no
+// control sequence reaches the terminal.
+func shown(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
