@@ -72,9 +72,7 @@ type Options struct {
 	IdleTimeout, MaxAge time.Duration
 	// KeyWaitTimeout bounds how long generating a key waits for the operator to mint it.
 	KeyWaitTimeout time.Duration
-	// SecureCookies marks the session cookie Secure. Nil: Secure unless Addr is on loopback.
-	SecureCookies *bool
-	Log           logr.Logger
+	Log            logr.Logger
 }
 
 // Server serves the console.
@@ -84,7 +82,6 @@ type Server struct {
 	mapper   meta.RESTMapper
 	sessions *sessionStore
 	pages    map[string]*template.Template
-	secure   bool
 	loginKey []byte
 	handler  http.Handler
 }
@@ -122,29 +119,11 @@ func New(opts Options) (*Server, error) {
 		mapper:   restMapper(),
 		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, defaultSessionLimit),
 		pages:    pages,
-		secure:   !onLoopback(opts.Addr),
 		loginKey: make([]byte, 32),
-	}
-	if opts.SecureCookies != nil {
-		s.secure = *opts.SecureCookies
 	}
 	_, _ = rand.Read(s.loginKey)
 	s.handler = s.routes()
 	return s, nil
-}
-
-// onLoopback says whether addr listens on loopback only, where a browser reaches it over
-// plain HTTP (so a Secure cookie would never come back).
-func onLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Handler serves every page, with the security headers.
@@ -167,7 +146,7 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.opts.Log.Info("serving the console", "address", l.Addr().String(), "secureCookies", s.secure)
+	s.opts.Log.Info("serving the console", "address", l.Addr().String())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {

@@ -51,9 +51,11 @@ func fetch(t *testing.T, c *http.Client, req *http.Request) (*http.Response, str
 var hiddenCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie: every page forbids
-// inline script and framing and sends no referrer; signing in sets an HttpOnly, SameSite=Strict
-// cookie holding a random session ID, never the token, which no page or log line holds either;
-// a bad token is refused with the apiserver's word; signing out ends the session.
+// inline script and framing and sends no referrer; signing in sets a __Host- cookie (Secure,
+// Path=/, no Domain), HttpOnly and SameSite=Strict, holding a random session ID, never the token,
+// which no page or log line holds either; a bad token is refused with the apiserver's word;
+// signing out ends the session. (On loopback over plain HTTP, as here, browsers and Go's cookie
+// jar count the origin as secure.)
 func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t *testing.T) {
 	org := env.Namespace(t, "acme")
 	who := newPerson(t, org, "alice", orgAdmin...)
@@ -102,17 +104,12 @@ func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/org" {
 		t.Fatalf("signing in: status %d to %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	var session *http.Cookie
-	for _, ck := range resp.Cookies() {
-		if ck.Name == "clearance-console" {
-			session = ck
-		}
-	}
+	session := sessionCookie(resp)
 	if session == nil {
 		t.Fatalf("no session cookie set: %v", resp.Header["Set-Cookie"])
 	}
-	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Secure {
-		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, and not Secure on loopback", session)
+	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || !session.Secure || session.Path != "/" || session.Domain != "" {
+		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Secure, Path=/ and no Domain, as __Host- requires", session)
 	}
 	if strings.Contains(session.Value, who.token) || len(session.Value) < 40 {
 		t.Errorf("the session cookie is not a random ID")
@@ -147,6 +144,16 @@ func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t
 	if log := operator.Log(); strings.Contains(log, who.token) {
 		t.Fatal("the process log holds a bearer token")
 	}
+}
+
+// sessionCookie is the session cookie an answer sets, or nil.
+func sessionCookie(resp *http.Response) *http.Cookie {
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-clearance-console" {
+			return ck
+		}
+	}
+	return nil
 }
 
 // TestBehindAnAuthProxyTheForwardedBearerTokenSignsIn: a proxy such as oauth2-proxy in front

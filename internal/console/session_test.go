@@ -80,17 +80,6 @@ func TestCSRFTokensMustMatchTheSessionsExactly(t *testing.T) {
 	}
 }
 
-func TestTheSessionCookieIsSecureUnlessTheConsoleListensOnLoopback(t *testing.T) {
-	for addr, loopback := range map[string]bool{
-		"127.0.0.1:8095": true, "localhost:8095": true, "[::1]:8095": true,
-		":8095": false, "0.0.0.0:8095": false, "10.0.0.5:8095": false,
-	} {
-		if got := onLoopback(addr); got != loopback {
-			t.Errorf("onLoopback(%q) = %t, want %t", addr, got, loopback)
-		}
-	}
-}
-
 func TestTheConsoleKeepsNoCredentialsOfItsOwn(t *testing.T) {
 	// (The base config is what every session's config is copied from.)
 	base := BaseConfig(adminConfig())
