@@ -72,6 +72,10 @@ type Options struct {
 	IdleTimeout, MaxAge time.Duration
 	// KeyWaitTimeout bounds how long generating a key waits for the operator to mint it.
 	KeyWaitTimeout time.Duration
+	// TrustAuthProxy makes an Authorization: Bearer header sign the request in, as an auth proxy
+	// in front (oauth2-proxy) sends it (--console-trust-auth-proxy). Off, the header is ignored
+	// and only the sign-in form starts sessions.
+	TrustAuthProxy bool
 	Log            logr.Logger
 }
 
@@ -146,7 +150,7 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.opts.Log.Info("serving the console", "address", l.Addr().String())
+	s.opts.Log.Info("serving the console", "address", l.Addr().String(), "trustAuthProxy", s.opts.TrustAuthProxy)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {

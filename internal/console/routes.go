@@ -136,12 +136,16 @@ func (s *Server) clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
-// current returns the request's live session: the one its cookie names or, behind an auth
-// proxy, the one for the bearer token the proxy forwards (made on first sight).
+// current returns the request's live session: the one its cookie names or, when the console
+// trusts an auth proxy in front, the one for the bearer token the proxy forwards (made on first
+// sight). Without that trust an Authorization header is ignored.
 func (s *Server) current(w http.ResponseWriter, r *http.Request) (*session, error) {
 	var sess *session
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		sess = s.sessions.get(c.Value)
+	}
+	if !s.opts.TrustAuthProxy {
+		return sess, nil
 	}
 	token, ok := bearerToken(r)
 	if !ok {

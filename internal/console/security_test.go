@@ -20,11 +20,18 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/clearance-dev/clearance/internal/console"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // noRedirects is a client that shows each answer as it is, with a cookie jar like a browser.
@@ -156,10 +163,75 @@ func sessionCookie(resp *http.Response) *http.Cookie {
 	return nil
 }
 
-// TestBehindAnAuthProxyTheForwardedBearerTokenSignsIn: a proxy such as oauth2-proxy in front
-// sets Authorization: Bearer; the console acts with that token without a sign-in form, and
-// keeps CSRF protection on its forms.
-func TestBehindAnAuthProxyTheForwardedBearerTokenSignsIn(t *testing.T) {
+// startConsole serves a console of this test's own, in this process, against the test's
+// apiserver, on a loopback port.
+func startConsole(t *testing.T, opts console.Options) string {
+	t.Helper()
+	opts.Addr, opts.Base, opts.Scheme, opts.Clock, opts.Log = "127.0.0.1:0", console.BaseConfig(env.Config), wiring.Scheme(), clock.RealClock{}, logr.Discard()
+	srv, err := console.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// TestWithoutTrustInAnAuthProxyTheAuthorizationHeaderSignsNobodyIn: by default (no
+// --console-trust-auth-proxy) a request carrying Authorization: Bearer with a valid token is
+// sent to the sign-in form, gets no session cookie, and leaves a signed-in person's session as
+// it was, whatever it is sent with.
+func TestWithoutTrustInAnAuthProxyTheAuthorizationHeaderSignsNobodyIn(t *testing.T) {
+	org := env.Namespace(t, "acme")
+	who := newPerson(t, org, "alice", orgAdmin...)
+	other := newPerson(t, org, "mallory", observer...)
+	for _, path := range []string{"/org", "/applications", "/"} {
+		req, _ := http.NewRequest(http.MethodGet, consoleURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+who.token)
+		resp, body := fetch(t, noRedirects(t), req)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" || sessionCookie(resp) != nil {
+			t.Errorf("GET %s with a bearer token and no auth proxy trusted: status %d to %q, cookie %v: %s",
+				path, resp.StatusCode, resp.Header.Get("Location"), sessionCookie(resp) != nil, body)
+		}
+	}
+	// A signed-in person's cookie sent along with another identity's header still opens the
+	// person's own session, and the header neither replaces nor ends it.
+	c := signIn(t, consoleURL, who.token)
+	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/org", nil)
+	req.Header.Set("Authorization", "Bearer "+other.token)
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, "system:serviceaccount:"+org+":alice") || sessionCookie(resp) != nil {
+		t.Errorf("alice's session with mallory's header: status %d, new cookie %v", resp.StatusCode, sessionCookie(resp) != nil)
+	}
+	req, _ = http.NewRequest(http.MethodGet, consoleURL+"/org", nil)
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, "system:serviceaccount:"+org+":alice") {
+		t.Errorf("alice's session after mallory's header: status %d", resp.StatusCode)
+	}
+}
+
+// signIn signs in with the form, as a browser would, and returns the client holding the cookie.
+func signIn(t *testing.T, base, token string) *http.Client {
+	t.Helper()
+	c := noRedirects(t)
+	req, _ := http.NewRequest(http.MethodGet, base+"/login", nil)
+	_, body := fetch(t, c, req)
+	m := hiddenCSRF.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the sign-in form has no CSRF token")
+	}
+	form := url.Values{"token": {token}, "csrf": {m[1]}}
+	req, _ = http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
+		t.Fatalf("signing in: status %d: %s", resp.StatusCode, body)
+	}
+	return c
+}
+
+// TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn: with --console-trust-auth-proxy, a
+// proxy such as oauth2-proxy in front sets Authorization: Bearer; the console acts with that
+// token without a sign-in form, and keeps CSRF protection on its forms.
+func TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn(t *testing.T) {
+	consoleURL := startConsole(t, console.Options{TrustAuthProxy: true})
 	org := env.Namespace(t, "acme")
 	who := newPerson(t, org, "alice", orgAdmin...)
 	c := noRedirects(t)
