@@ -54,7 +54,10 @@ const (
 	DefaultIdleTimeout    = 30 * time.Minute
 	DefaultMaxAge         = 8 * time.Hour
 	DefaultKeyWaitTimeout = 20 * time.Second
-	defaultSessionLimit   = 10000
+	// DefaultMaxSessions bounds the sessions of a replica; DefaultMaxSessionsPerIdentity those
+	// of one person (one username), so that nobody can end others' sessions by signing in.
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerIdentity = 10
 )
 
 // Options configure the console; main sets them from flags.
@@ -76,7 +79,10 @@ type Options struct {
 	// in front (oauth2-proxy) sends it (--console-trust-auth-proxy). Off, the header is ignored
 	// and only the sign-in form starts sessions.
 	TrustAuthProxy bool
-	Log            logr.Logger
+	// MaxSessions bounds the live sessions (default DefaultMaxSessions), MaxSessionsPerIdentity
+	// those of one username (default DefaultMaxSessionsPerIdentity).
+	MaxSessions, MaxSessionsPerIdentity int
+	Log                                 logr.Logger
 }
 
 // Server serves the console.
@@ -113,6 +119,12 @@ func New(opts Options) (*Server, error) {
 	if opts.KeyWaitTimeout <= 0 {
 		opts.KeyWaitTimeout = DefaultKeyWaitTimeout
 	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxSessionsPerIdentity <= 0 {
+		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -121,7 +133,7 @@ func New(opts Options) (*Server, error) {
 		opts:     opts,
 		base:     BaseConfig(opts.Base),
 		mapper:   restMapper(),
-		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, defaultSessionLimit),
+		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
 		pages:    pages,
 		loginKey: make([]byte, 32),
 	}

@@ -23,6 +23,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,64 @@ func signIn(t *testing.T, base, token string) *http.Client {
 		t.Fatalf("signing in: status %d: %s", resp.StatusCode, body)
 	}
 	return c
+}
+
+// TestOneIdentitySigningInOverAndOverLogsNobodyElseOut: anyone with any valid token can start
+// sessions, through the form or (behind a trusted proxy) the header. In a console whose store
+// holds 8 sessions, at most 3 per identity, three people sign in; then one identity signs in 60
+// times, alternating form and header. Each of the three still has their session; the flooder
+// keeps only its 3 newest; and a fourth person signs in afterwards and keeps theirs too.
+func TestOneIdentitySigningInOverAndOverLogsNobodyElseOut(t *testing.T) {
+	base := startConsole(t, console.Options{TrustAuthProxy: true, MaxSessions: 8, MaxSessionsPerIdentity: 3})
+	org := env.Namespace(t, "acme")
+	opens := func(c *http.Client, who person) bool {
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		resp, body := fetch(t, c, req)
+		return resp.StatusCode == http.StatusOK && strings.Contains(body, "system:serviceaccount:"+org+":"+who.name)
+	}
+	var people []person
+	var theirs []*http.Client
+	for _, name := range []string{"alice", "bob", "carol"} {
+		p := newPerson(t, org, name, observer...)
+		people = append(people, p)
+		theirs = append(theirs, signIn(t, base, p.token))
+	}
+	mallory := newPerson(t, org, "mallory", observer...)
+	var floods []*http.Client
+	for i := range 60 {
+		if i%2 == 0 {
+			floods = append(floods, signIn(t, base, mallory.token))
+			continue
+		}
+		c := noRedirects(t)
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		req.Header.Set("Authorization", "Bearer "+mallory.token)
+		if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusOK || sessionCookie(resp) == nil {
+			t.Fatalf("mallory's forwarded token: status %d", resp.StatusCode)
+		}
+		floods = append(floods, c)
+	}
+	dave := newPerson(t, org, "dave", observer...)
+	people, theirs = append(people, dave), append(theirs, signIn(t, base, dave.token))
+	for i, p := range people {
+		if !opens(theirs[i], p) {
+			t.Errorf("%s's session ended after another identity signed in 60 times", p.name)
+		}
+	}
+	// The flooder's form sessions: only those among its 3 newest sessions still open (a proxy
+	// session opens nothing without the header).
+	var open, want []int
+	for i, c := range floods {
+		if i%2 == 0 && opens(c, mallory) {
+			open = append(open, i)
+		}
+		if i%2 == 0 && i >= len(floods)-3 {
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(open, want) {
+		t.Errorf("of mallory's 60 sessions these form sessions still open: %v; want %v, the form sessions among its 3 newest", open, want)
+	}
 }
 
 // TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn: with --console-trust-auth-proxy, a
