@@ -28,8 +28,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// loginCookie holds the random value the sign-in form's CSRF token is derived from.
-const loginCookie = "clearance-console-login"
+// loginCookie holds the random value the sign-in form's CSRF token is derived from (__Host-,
+// as sessionCookie).
+const loginCookie = "__Host-clearance-console-login"
 
 // signInData is what the sign-in page shows.
 type signInData struct {
@@ -76,13 +77,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.clearCookie(w, loginCookie)
-	s.setCookie(w, s.cookieName(), sess.id, s.opts.MaxAge)
+	s.setCookie(w, sessionCookie, sess.id, s.opts.MaxAge)
 	http.Redirect(w, r, "/org", http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.sessions.remove(sess.id)
-	s.clearCookie(w, s.cookieName())
+	s.clearCookie(w, sessionCookie)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 

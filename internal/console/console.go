@@ -54,7 +54,10 @@ const (
 	DefaultIdleTimeout    = 30 * time.Minute
 	DefaultMaxAge         = 8 * time.Hour
 	DefaultKeyWaitTimeout = 20 * time.Second
-	defaultSessionLimit   = 10000
+	// DefaultMaxSessions bounds the sessions of a replica; DefaultMaxSessionsPerIdentity those
+	// of one person (one username), so that nobody can end others' sessions by signing in.
+	DefaultMaxSessions            = 10000
+	DefaultMaxSessionsPerIdentity = 10
 )
 
 // Options configure the console; main sets them from flags.
@@ -72,9 +75,14 @@ type Options struct {
 	IdleTimeout, MaxAge time.Duration
 	// KeyWaitTimeout bounds how long generating a key waits for the operator to mint it.
 	KeyWaitTimeout time.Duration
-	// SecureCookies marks the session cookie Secure. Nil: Secure unless Addr is on loopback.
-	SecureCookies *bool
-	Log           logr.Logger
+	// TrustAuthProxy makes an Authorization: Bearer header sign the request in, as an auth proxy
+	// in front (oauth2-proxy) sends it (--console-trust-auth-proxy). Off, the header is ignored
+	// and only the sign-in form starts sessions.
+	TrustAuthProxy bool
+	// MaxSessions bounds the live sessions (default DefaultMaxSessions), MaxSessionsPerIdentity
+	// those of one username (default DefaultMaxSessionsPerIdentity).
+	MaxSessions, MaxSessionsPerIdentity int
+	Log                                 logr.Logger
 }
 
 // Server serves the console.
@@ -84,7 +92,6 @@ type Server struct {
 	mapper   meta.RESTMapper
 	sessions *sessionStore
 	pages    map[string]*template.Template
-	secure   bool
 	loginKey []byte
 	handler  http.Handler
 }
@@ -112,6 +119,12 @@ func New(opts Options) (*Server, error) {
 	if opts.KeyWaitTimeout <= 0 {
 		opts.KeyWaitTimeout = DefaultKeyWaitTimeout
 	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.MaxSessionsPerIdentity <= 0 {
+		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -120,31 +133,13 @@ func New(opts Options) (*Server, error) {
 		opts:     opts,
 		base:     BaseConfig(opts.Base),
 		mapper:   restMapper(),
-		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, defaultSessionLimit),
+		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
 		pages:    pages,
-		secure:   !onLoopback(opts.Addr),
 		loginKey: make([]byte, 32),
-	}
-	if opts.SecureCookies != nil {
-		s.secure = *opts.SecureCookies
 	}
 	_, _ = rand.Read(s.loginKey)
 	s.handler = s.routes()
 	return s, nil
-}
-
-// onLoopback says whether addr listens on loopback only, where a browser reaches it over
-// plain HTTP (so a Secure cookie would never come back).
-func onLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Handler serves every page, with the security headers.
@@ -167,7 +162,7 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}
-	s.opts.Log.Info("serving the console", "address", l.Addr().String(), "secureCookies", s.secure)
+	s.opts.Log.Info("serving the console", "address", l.Addr().String(), "trustAuthProxy", s.opts.TrustAuthProxy)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	select {

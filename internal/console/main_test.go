@@ -377,7 +377,8 @@ func (p *page) clipboard() string {
 	return s
 }
 
-// sessionCookie is the console's session cookie as the browser holds it.
+// sessionCookie is the console's session cookie as the browser holds it: __Host-, so Secure,
+// which Chromium keeps from http://127.0.0.1, a secure origin to it as to every browser.
 func (p *page) sessionCookie() *network.Cookie {
 	p.t.Helper()
 	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{consoleURL}})
@@ -385,7 +386,10 @@ func (p *page) sessionCookie() *network.Cookie {
 		p.t.Fatal(err)
 	}
 	for _, c := range res.Cookies {
-		if c.Name == "clearance-console" {
+		if c.Name == "__Host-clearance-console" {
+			if !c.Secure || !c.HTTPOnly || c.Path != "/" {
+				p.t.Fatalf("the browser holds the session cookie as %+v: want Secure, HttpOnly, Path=/", c)
+			}
 			return c
 		}
 	}

@@ -119,32 +119,33 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// cookieName is the session cookie's; with Secure it takes the __Host- prefix, which browsers
-// accept only from a secure origin, for the whole host and no Domain.
-func (s *Server) cookieName() string {
-	if s.secure {
-		return "__Host-clearance-console"
-	}
-	return "clearance-console"
-}
+// sessionCookie names the session cookie. Browsers take a __Host- cookie only with Secure,
+// Path=/ and no Domain, from a secure origin — https, or http to loopback, which they count as
+// secure (make run) — so a sibling domain or a plain-HTTP page cannot plant one, and it is never
+// sent over plain HTTP but to loopback.
+const sessionCookie = "__Host-clearance-console"
 
 func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
 	})
 }
 
 func (s *Server) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 }
 
-// current returns the request's live session: the one its cookie names or, behind an auth
-// proxy, the one for the bearer token the proxy forwards (made on first sight).
+// current returns the request's live session: the one its cookie names or, when the console
+// trusts an auth proxy in front, the one for the bearer token the proxy forwards (made on first
+// sight). Without that trust an Authorization header is ignored.
 func (s *Server) current(w http.ResponseWriter, r *http.Request) (*session, error) {
 	var sess *session
-	if c, err := r.Cookie(s.cookieName()); err == nil {
+	if c, err := r.Cookie(sessionCookie); err == nil {
 		sess = s.sessions.get(c.Value)
+	}
+	if !s.opts.TrustAuthProxy {
+		return sess, nil
 	}
 	token, ok := bearerToken(r)
 	if !ok {
@@ -163,7 +164,7 @@ func (s *Server) current(w http.ResponseWriter, r *http.Request) (*session, erro
 	if err != nil {
 		return nil, err
 	}
-	s.setCookie(w, s.cookieName(), sess.id, s.opts.MaxAge)
+	s.setCookie(w, sessionCookie, sess.id, s.opts.MaxAge)
 	return sess, nil
 }
 

@@ -20,11 +20,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
+
+	"github.com/clearance-dev/clearance/internal/console"
+	"github.com/clearance-dev/clearance/internal/wiring"
 )
 
 // noRedirects is a client that shows each answer as it is, with a cookie jar like a browser.
@@ -51,9 +59,11 @@ func fetch(t *testing.T, c *http.Client, req *http.Request) (*http.Response, str
 var hiddenCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 // TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie: every page forbids
-// inline script and framing and sends no referrer; signing in sets an HttpOnly, SameSite=Strict
-// cookie holding a random session ID, never the token, which no page or log line holds either;
-// a bad token is refused with the apiserver's word; signing out ends the session.
+// inline script and framing and sends no referrer; signing in sets a __Host- cookie (Secure,
+// Path=/, no Domain), HttpOnly and SameSite=Strict, holding a random session ID, never the token,
+// which no page or log line holds either; a bad token is refused with the apiserver's word;
+// signing out ends the session. (On loopback over plain HTTP, as here, browsers and Go's cookie
+// jar count the origin as secure.)
 func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t *testing.T) {
 	org := env.Namespace(t, "acme")
 	who := newPerson(t, org, "alice", orgAdmin...)
@@ -102,17 +112,12 @@ func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/org" {
 		t.Fatalf("signing in: status %d to %q: %s", resp.StatusCode, resp.Header.Get("Location"), body)
 	}
-	var session *http.Cookie
-	for _, ck := range resp.Cookies() {
-		if ck.Name == "clearance-console" {
-			session = ck
-		}
-	}
+	session := sessionCookie(resp)
 	if session == nil {
 		t.Fatalf("no session cookie set: %v", resp.Header["Set-Cookie"])
 	}
-	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Secure {
-		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, and not Secure on loopback", session)
+	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || !session.Secure || session.Path != "/" || session.Domain != "" {
+		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, Secure, Path=/ and no Domain, as __Host- requires", session)
 	}
 	if strings.Contains(session.Value, who.token) || len(session.Value) < 40 {
 		t.Errorf("the session cookie is not a random ID")
@@ -149,10 +154,143 @@ func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t
 	}
 }
 
-// TestBehindAnAuthProxyTheForwardedBearerTokenSignsIn: a proxy such as oauth2-proxy in front
-// sets Authorization: Bearer; the console acts with that token without a sign-in form, and
-// keeps CSRF protection on its forms.
-func TestBehindAnAuthProxyTheForwardedBearerTokenSignsIn(t *testing.T) {
+// sessionCookie is the session cookie an answer sets, or nil.
+func sessionCookie(resp *http.Response) *http.Cookie {
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "__Host-clearance-console" {
+			return ck
+		}
+	}
+	return nil
+}
+
+// startConsole serves a console of this test's own, in this process, against the test's
+// apiserver, on a loopback port.
+func startConsole(t *testing.T, opts console.Options) string {
+	t.Helper()
+	opts.Addr, opts.Base, opts.Scheme, opts.Clock, opts.Log = "127.0.0.1:0", console.BaseConfig(env.Config), wiring.Scheme(), clock.RealClock{}, logr.Discard()
+	srv, err := console.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// TestWithoutTrustInAnAuthProxyTheAuthorizationHeaderSignsNobodyIn: by default (no
+// --console-trust-auth-proxy) a request carrying Authorization: Bearer with a valid token is
+// sent to the sign-in form, gets no session cookie, and leaves a signed-in person's session as
+// it was, whatever it is sent with.
+func TestWithoutTrustInAnAuthProxyTheAuthorizationHeaderSignsNobodyIn(t *testing.T) {
+	org := env.Namespace(t, "acme")
+	who := newPerson(t, org, "alice", orgAdmin...)
+	other := newPerson(t, org, "mallory", observer...)
+	for _, path := range []string{"/org", "/applications", "/"} {
+		req, _ := http.NewRequest(http.MethodGet, consoleURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+who.token)
+		resp, body := fetch(t, noRedirects(t), req)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" || sessionCookie(resp) != nil {
+			t.Errorf("GET %s with a bearer token and no auth proxy trusted: status %d to %q, cookie %v: %s",
+				path, resp.StatusCode, resp.Header.Get("Location"), sessionCookie(resp) != nil, body)
+		}
+	}
+	// A signed-in person's cookie sent along with another identity's header still opens the
+	// person's own session, and the header neither replaces nor ends it.
+	c := signIn(t, consoleURL, who.token)
+	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/org", nil)
+	req.Header.Set("Authorization", "Bearer "+other.token)
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, "system:serviceaccount:"+org+":alice") || sessionCookie(resp) != nil {
+		t.Errorf("alice's session with mallory's header: status %d, new cookie %v", resp.StatusCode, sessionCookie(resp) != nil)
+	}
+	req, _ = http.NewRequest(http.MethodGet, consoleURL+"/org", nil)
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusOK || !strings.Contains(body, "system:serviceaccount:"+org+":alice") {
+		t.Errorf("alice's session after mallory's header: status %d", resp.StatusCode)
+	}
+}
+
+// signIn signs in with the form, as a browser would, and returns the client holding the cookie.
+func signIn(t *testing.T, base, token string) *http.Client {
+	t.Helper()
+	c := noRedirects(t)
+	req, _ := http.NewRequest(http.MethodGet, base+"/login", nil)
+	_, body := fetch(t, c, req)
+	m := hiddenCSRF.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the sign-in form has no CSRF token")
+	}
+	form := url.Values{"token": {token}, "csrf": {m[1]}}
+	req, _ = http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
+		t.Fatalf("signing in: status %d: %s", resp.StatusCode, body)
+	}
+	return c
+}
+
+// TestOneIdentitySigningInOverAndOverLogsNobodyElseOut: anyone with any valid token can start
+// sessions, through the form or (behind a trusted proxy) the header. In a console whose store
+// holds 8 sessions, at most 3 per identity, three people sign in; then one identity signs in 60
+// times, alternating form and header. Each of the three still has their session; the flooder
+// keeps only its 3 newest; and a fourth person signs in afterwards and keeps theirs too.
+func TestOneIdentitySigningInOverAndOverLogsNobodyElseOut(t *testing.T) {
+	base := startConsole(t, console.Options{TrustAuthProxy: true, MaxSessions: 8, MaxSessionsPerIdentity: 3})
+	org := env.Namespace(t, "acme")
+	opens := func(c *http.Client, who person) bool {
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		resp, body := fetch(t, c, req)
+		return resp.StatusCode == http.StatusOK && strings.Contains(body, "system:serviceaccount:"+org+":"+who.name)
+	}
+	var people []person
+	var theirs []*http.Client
+	for _, name := range []string{"alice", "bob", "carol"} {
+		p := newPerson(t, org, name, observer...)
+		people = append(people, p)
+		theirs = append(theirs, signIn(t, base, p.token))
+	}
+	mallory := newPerson(t, org, "mallory", observer...)
+	var floods []*http.Client
+	for i := range 60 {
+		if i%2 == 0 {
+			floods = append(floods, signIn(t, base, mallory.token))
+			continue
+		}
+		c := noRedirects(t)
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		req.Header.Set("Authorization", "Bearer "+mallory.token)
+		if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusOK || sessionCookie(resp) == nil {
+			t.Fatalf("mallory's forwarded token: status %d", resp.StatusCode)
+		}
+		floods = append(floods, c)
+	}
+	dave := newPerson(t, org, "dave", observer...)
+	people, theirs = append(people, dave), append(theirs, signIn(t, base, dave.token))
+	for i, p := range people {
+		if !opens(theirs[i], p) {
+			t.Errorf("%s's session ended after another identity signed in 60 times", p.name)
+		}
+	}
+	// The flooder's form sessions: only those among its 3 newest sessions still open (a proxy
+	// session opens nothing without the header).
+	var open, want []int
+	for i, c := range floods {
+		if i%2 == 0 && opens(c, mallory) {
+			open = append(open, i)
+		}
+		if i%2 == 0 && i >= len(floods)-3 {
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(open, want) {
+		t.Errorf("of mallory's 60 sessions these form sessions still open: %v; want %v, the form sessions among its 3 newest", open, want)
+	}
+}
+
+// TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn: with --console-trust-auth-proxy, a
+// proxy such as oauth2-proxy in front sets Authorization: Bearer; the console acts with that
+// token without a sign-in form, and keeps CSRF protection on its forms.
+func TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn(t *testing.T) {
+	consoleURL := startConsole(t, console.Options{TrustAuthProxy: true})
 	org := env.Namespace(t, "acme")
 	who := newPerson(t, org, "alice", orgAdmin...)
 	c := noRedirects(t)

@@ -96,18 +96,28 @@ func (s *session) validCSRF(token string) bool {
 // idle time without a request, or at maxAge whatever happens; both are read from the
 // injected clock when a session is looked up, and ended sessions are swept when a new one is
 // made, so nothing runs in the background.
+//
+// Anyone holding any valid token can start sessions, so the bounds are per identity first: one
+// identity keeps at most perIdentity sessions (a new one ends its own least recently used), and
+// when the whole store is full the session to end is taken from the identity holding the most,
+// the newcomer's own on a tie. Signing in again and again therefore only ever ends the signer's
+// own sessions, or those of an identity holding more than it does.
 type sessionStore struct {
-	clock  clock.PassiveClock
-	idle   time.Duration
-	maxAge time.Duration
-	limit  int
+	clock       clock.PassiveClock
+	idle        time.Duration
+	maxAge      time.Duration
+	limit       int
+	perIdentity int
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// byUser holds the same sessions by the username the apiserver gave them.
+	byUser map[string]map[string]*session
 }
 
-func newSessionStore(c clock.PassiveClock, idle, maxAge time.Duration, limit int) *sessionStore {
-	return &sessionStore{clock: c, idle: idle, maxAge: maxAge, limit: limit, sessions: map[string]*session{}}
+func newSessionStore(c clock.PassiveClock, idle, maxAge time.Duration, limit, perIdentity int) *sessionStore {
+	return &sessionStore{clock: c, idle: idle, maxAge: maxAge, limit: max(limit, 1), perIdentity: max(perIdentity, 1),
+		sessions: map[string]*session{}, byUser: map[string]map[string]*session{}}
 }
 
 // get returns the live session with this ID and marks it used, or nil.
@@ -125,7 +135,7 @@ func (st *sessionStore) get(id string) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st.ended(s, now) {
-		delete(st.sessions, id)
+		st.drop(s)
 		return nil
 	}
 	s.lastSeen = now
@@ -137,45 +147,91 @@ func (st *sessionStore) ended(s *session, now time.Time) bool {
 	return now.Sub(s.lastSeen) >= st.idle || now.Sub(s.created) >= st.maxAge
 }
 
-// add stores a new session for a signed-in person, with a fresh ID and CSRF token. When the
-// store is full after sweeping ended sessions, the least recently used one is dropped.
+// add stores a new session for a signed-in person, with a fresh ID and CSRF token, first making
+// room: within the person's own sessions, then in the whole store (see sessionStore).
 func (st *sessionStore) add(s *session) {
 	s.id, s.csrf = randomToken(), randomToken()
 	now := st.clock.Now()
 	s.created, s.lastSeen = now, now
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if len(st.byUser[s.user]) >= st.perIdentity {
+		st.sweep(st.byUser[s.user], now)
+		if own := st.byUser[s.user]; len(own) >= st.perIdentity {
+			st.drop(st.leastRecentlyUsed(own))
+		}
+	}
 	if len(st.sessions) >= st.limit {
-		st.sweep(now)
+		st.sweep(st.sessions, now)
+		if len(st.sessions) >= st.limit {
+			st.drop(st.leastRecentlyUsed(st.byUser[st.heaviest(s.user)]))
+		}
 	}
 	st.sessions[s.id] = s
+	if st.byUser[s.user] == nil {
+		st.byUser[s.user] = map[string]*session{}
+	}
+	st.byUser[s.user][s.id] = s
 }
 
-// sweep drops ended sessions and, if the store is still full, the least recently used.
-func (st *sessionStore) sweep(now time.Time) {
-	var oldest *session
-	var oldestSeen time.Time
-	for id, s := range st.sessions {
+// sweep drops the ended sessions among these; st.mu is held.
+func (st *sessionStore) sweep(sessions map[string]*session, now time.Time) {
+	for _, s := range sessions {
 		s.mu.Lock()
-		ended, last := st.ended(s, now), s.lastSeen
+		ended := st.ended(s, now)
 		s.mu.Unlock()
 		if ended {
-			delete(st.sessions, id)
-			continue
+			st.drop(s) // deleting from the map being ranged over is allowed
 		}
+	}
+}
+
+// heaviest is the identity holding the most sessions, newcomer's own on a tie; st.mu is held.
+func (st *sessionStore) heaviest(newcomer string) string {
+	user, most := newcomer, len(st.byUser[newcomer])
+	for u, own := range st.byUser {
+		if len(own) > most {
+			user, most = u, len(own)
+		}
+	}
+	return user
+}
+
+// leastRecentlyUsed is the session among these used longest ago; st.mu is held.
+func (st *sessionStore) leastRecentlyUsed(sessions map[string]*session) *session {
+	var oldest *session
+	var oldestSeen time.Time
+	for _, s := range sessions {
+		s.mu.Lock()
+		last := s.lastSeen
+		s.mu.Unlock()
 		if oldest == nil || last.Before(oldestSeen) {
 			oldest, oldestSeen = s, last
 		}
 	}
-	if len(st.sessions) >= st.limit && oldest != nil {
-		delete(st.sessions, oldest.id)
+	return oldest
+}
+
+// drop forgets s; st.mu is held.
+func (st *sessionStore) drop(s *session) {
+	if s == nil {
+		return
+	}
+	delete(st.sessions, s.id)
+	if own := st.byUser[s.user]; own != nil {
+		delete(own, s.id)
+		if len(own) == 0 {
+			delete(st.byUser, s.user)
+		}
 	}
 }
 
 func (st *sessionStore) remove(id string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.sessions, id)
+	if s := st.sessions[id]; s != nil {
+		st.drop(s)
+	}
 }
 
 func (st *sessionStore) len() int {

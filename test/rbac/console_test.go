@@ -55,6 +55,14 @@ func TestTheConsoleHoldsNoPowerOfItsOwn(t *testing.T) {
 	if !slices.ContainsFunc(cArgs, func(a string) bool { return strings.HasPrefix(a, "--console-bind-address=:") }) {
 		t.Errorf("the console Deployment does not serve the console: %v", cArgs)
 	}
+	// An Authorization header signs requests in only when the chart is told a proxy is in front.
+	if slices.ContainsFunc(cArgs, func(a string) bool { return strings.HasPrefix(a, "--console-trust-auth-proxy") }) {
+		t.Errorf("the console trusts an auth proxy by default: %v", cArgs)
+	}
+	proxied := parseChart(t, env.HelmTemplate(t, "--set", "console.enabled=true", "--set", "console.trustAuthProxy=true")).deployment("clearance-console")
+	if proxied == nil || !slices.Contains(argsOf(proxied), "--console-trust-auth-proxy") {
+		t.Error("console.trustAuthProxy=true does not pass --console-trust-auth-proxy")
+	}
 	pod := console.Spec.Template.Spec
 	if pod.ServiceAccountName != consoleSA {
 		t.Fatalf("the console runs as ServiceAccount %q, want %s", pod.ServiceAccountName, consoleSA)
