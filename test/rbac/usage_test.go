@@ -323,6 +323,8 @@ func forgedValue(t *testing.T, name string, f reflect.StructField, cur any) any 
 		return v1.KeyActive
 	case string:
 		return "forged-" + name
+	case types.UID:
+		return types.UID("forged-" + name)
 	case int64:
 		return v + 1000
 	case *metav1.Time:
