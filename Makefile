@@ -49,7 +49,8 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	{ echo "# Generated from config/rbac/role.yaml by make manifests; do not edit."; cat config/rbac/role.yaml; } > charts/clearance/templates/manager-clusterrole.yaml
 	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
 	{ echo "# Copied from the resources of config/policies/kustomization.yaml by make manifests; do not edit."; \
-		for f in $$(sed -n 's/^  - //p' config/policies/kustomization.yaml); do echo "---"; cat "config/policies/$$f"; done; } > charts/clearance/templates/admission-policies.yaml
+		for f in $$(sed -n 's/^  - //p' config/policies/kustomization.yaml); do echo "---"; cat "config/policies/$$f"; done; } \
+		| sed "s/'system:serviceaccount:clearance-system:clearance'/'system:serviceaccount:{{ .Release.Namespace }}:clearance'/" > charts/clearance/templates/admission-policies.yaml
 
 .PHONY: generate
 generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the API reference (docs/api.md) and the chart's values table.
@@ -78,13 +79,16 @@ test: verify-generated vet chart-check kube-assets ## Run every test (unit and e
 	go run ./hack/leakcheck "$(LEAK_DIR)" || status=1; exit $$status
 
 .PHONY: chart-check
+# What helm template needs without a cluster to ask (internal/testenv.HelmOffline says why).
+HELM_OFFLINE = --kube-version 1.37.0 --api-versions admissionregistration.k8s.io/v1/MutatingAdmissionPolicy --api-versions admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy
+
 chart-check: helm ## helm lint and helm template the chart with its main value sets.
 	$(HELM) lint --strict charts/clearance
-	$(HELM) template clearance charts/clearance -n clearance-system > /dev/null
-	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
-	$(HELM) template clearance charts/clearance -n clearance-system --set verifier.separate=false --set replicaCount=1 > /dev/null
-	$(HELM) template clearance charts/clearance -n clearance-system --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
-	$(HELM) template clearance charts/clearance -n clearance-system --set console.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=false --set replicaCount=1 > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set console.enabled=true > /dev/null
 
 .PHONY: kube-assets
 kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and print where.

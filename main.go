@@ -84,7 +84,6 @@ type options struct {
 	keyWorkers              int
 	gracefulShutdown        time.Duration
 	namespace               string
-	serviceAccount          string
 	webhookCertDir          string
 	webhookCertsExternal    bool
 	webhookService          string
@@ -136,7 +135,6 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.keyWorkers, "apikey-workers", controllers.DefaultKeyWorkers, "How many APIKeys are reconciled at once.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
 	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
-	fs.StringVar(&o.serviceAccount, "service-account", "clearance", "The operator's ServiceAccount: the only user that may delete protected objects.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
 	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
@@ -349,9 +347,8 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, opts options) e
 // rotator starts (PrepareCertificates).
 func setupWebhooks(mgr ctrl.Manager, direct client.Client, opts options, certsReady chan struct{}) error {
 	if err := clearancewebhook.Setup(mgr, clearancewebhook.Options{
-		OperatorUsername: "system:serviceaccount:" + opts.namespace + ":" + opts.serviceAccount,
-		Clock:            clock.RealClock{},
-		Registerer:       ctrlmetrics.Registry,
+		Clock:      clock.RealClock{},
+		Registerer: ctrlmetrics.Registry,
 	}); err != nil {
 		return err
 	}

@@ -42,10 +42,16 @@ func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
 	ns := env.Namespace(t, "mint")
 	app := readyApp(t, ns, "bi")
 	key := newKey(ns, "prod", "bi", func(k *v1.APIKey) {
-		k.Annotations = map[string]string{v1.AnnotationCreatedBy: "alice@acme.example"}
 		k.Spec.SecretTemplate = &v1.SecretTemplate{Labels: map[string]string{"team": "bi"}, Annotations: map[string]string{"note": "mounted by exporter"}}
 	})
-	create(t, key)
+	// Created by alice: the apiserver's policy clearance-created-by records her.
+	alice, err := client.New(env.As("alice@acme.example", []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Create(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
 	key = waitKey(t, key, "the key to be Active", inState(v1.KeyActive))
 
 	s := secretOf(t, key)
@@ -199,7 +205,7 @@ func TestRotateNowAnnotationReplacesTheKeyOnce(t *testing.T) {
 	_, key := activeKey(t, "rotate-now", "k")
 	old := key.Status.Hash
 
-	key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "2026-11-23T12:00:00Z"}
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, "2026-11-23T12:00:00Z") // beside the recorded creator
 	if err := env.Client.Update(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}

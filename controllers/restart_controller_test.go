@@ -61,7 +61,7 @@ func TestOptedInWorkloadsRestartWhenTheirKeyRotates(t *testing.T) {
 		create(t, d)
 	}
 
-	key.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "2026-11-23T13:00:00Z"}
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, "2026-11-23T13:00:00Z") // beside the recorded creator
 	if err := env.Client.Update(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}

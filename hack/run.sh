@@ -24,6 +24,18 @@ echo "run: using $("$kubectl" config view --minify -o jsonpath='{.clusters[0].cl
 # The admission policies the chart installs with the CRDs (config/policies): among them, only the
 # operator may write what decides a key's validity.
 "$kubectl" apply --server-side --force-conflicts -k config/policies >&2
+# Right after new CRDs and policies the apiserver answers 503 for their kinds for a moment, and
+# loads policies about a second after they are created: wait until a dry run is admitted.
+for _ in $(seq 1 300); do
+  if "$kubectl" create --dry-run=server -o jsonpath='{.metadata.annotations}' -f - >/dev/null 2>&1 <<'PROBE'
+apiVersion: access.clearance.dev/v1alpha1
+kind: Application
+metadata: {name: admission-probe, namespace: default}
+spec: {description: probe}
+PROBE
+  then break; fi
+  sleep 0.2
+done
 
 # The people ClusterRoles (clearance-observer, -analyst, -technician, -org-admin) that orgs bind.
 "$kubectl" apply --server-side --force-conflicts -f config/rbac/people_roles.yaml >&2

@@ -33,7 +33,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -487,11 +486,7 @@ func (b *bench) webhook(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			r, err := bareReview(ctx, b.cs, info, floorGrantName(0), role)
-			if err != nil {
-				return err
-			}
-			floor, bare = append(floor, f+r), append(bare, r)
+			floor = append(floor, f)
 		}
 	}
 	fmt.Fprintf(os.Stderr, "bench: %d role assignments and their floors in %s; CPU: %s\n", len(rtt), time.Since(began).Round(time.Millisecond), cpuSince(cpu))
@@ -604,22 +599,6 @@ func (b *bench) createdBySet(ctx context.Context, ns string) (bool, error) {
 	}
 	_, set := probe.Annotations[v1.AnnotationCreatedBy]
 	return set, nil
-}
-
-// bareReview times one SubjectAccessReview, the one the webhook sends (webhook.BindReview):
-// may this user bind role in org.
-func bareReview(ctx context.Context, cs kubernetes.Interface, info authenticationv1.UserInfo, org string, role v1.Role) (time.Duration, error) {
-	sar := webhook.BindReview(info, org, role)
-	t := time.Now()
-	got, err := cs.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-	if err != nil {
-		return 0, fmt.Errorf("a bare SubjectAccessReview: %w", err)
-	}
-	d := time.Since(t)
-	if !got.Status.Allowed {
-		return 0, fmt.Errorf("a bare SubjectAccessReview: %s may not bind %s in %s, though the bench made them an org admin", info.Username, role, org)
-	}
-	return d, nil
 }
 
 // kubectl runs the kubectl built with the apiserver, as an admin.

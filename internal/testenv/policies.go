@@ -24,11 +24,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
 // PolicyFiles returns the files of config/policies that its kustomization lists: the admission
@@ -84,6 +88,37 @@ func installPolicies(ctx context.Context, c client.Client, root string) error {
 			if err := c.Create(ctx, obj); err != nil {
 				return fmt.Errorf("installing %s %s from %s: %w", obj.GetKind(), obj.GetName(), file, err)
 			}
+		}
+	}
+	return waitForAdmission(ctx, c)
+}
+
+// waitForAdmission waits until the apiserver admits the Clearance kinds through the policies
+// just installed: right after the CRDs are established it answers 503 ("Resource kind … not
+// found") for a while, until its admission plugins know the new types, and it loads the
+// policies from its own informer about a second after they are created. A server-side dry run
+// of each kind in namespace default that comes back with the created-by record says both are
+// done.
+func waitForAdmission(ctx context.Context, c client.Client) error {
+	probes := []client.Object{
+		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"}, Spec: v1.ApplicationSpec{Description: "probe"}},
+		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
+			Spec: v1.APIKeySpec{ApplicationName: "probe", TTL: &metav1.Duration{Duration: time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "admission-probe"},
+			Spec: v1.OrgConnectionSpec{ApplicationID: "app_00000000000000000000000000", Role: v1.RoleObserver}},
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, probe := range probes {
+		for {
+			obj := probe.DeepCopyObject().(client.Object)
+			err := c.Create(ctx, obj, client.DryRunAll)
+			if err == nil && obj.GetAnnotations()[v1.AnnotationCreatedBy] != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the apiserver did not admit %T through the admission policies within a minute (last error: %v)", probe, err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return nil

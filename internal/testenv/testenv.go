@@ -337,7 +337,15 @@ func (e *Env) As(user string, groups []string, extra map[string][]string) *rest.
 	return cfg
 }
 
-// HelmTemplate renders charts/clearance into clearance-system with extra helm arguments. It
+// HelmOffline are the arguments helm template needs without a cluster to ask: the chart
+// requires Kubernetes 1.36 and the admission policy APIs (templates/requirements.yaml), and
+// helm's built-in answer is an older version without them.
+var HelmOffline = []string{"--kube-version", "1.37.0",
+	"--api-versions", "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy",
+	"--api-versions", "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"}
+
+// HelmTemplate renders charts/clearance into clearance-system with extra helm arguments, as a
+// cluster of the version the tests run would (HelmOffline). It
 // uses $HELM (make test sets it to the pinned helm) or the one make installs into ./bin, and
 // skips the test when neither is there.
 func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
@@ -352,7 +360,8 @@ func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
 	if _, err := os.Stat(helm); helm == "" || err != nil {
 		t.Skip("helm is not installed (make helm installs it; make test does)")
 	}
-	cmd := exec.Command(helm, append([]string{"template", "clearance", filepath.Join(e.Root, "charts", "clearance"), "-n", "clearance-system"}, args...)...)
+	base := append([]string{"template", "clearance", filepath.Join(e.Root, "charts", "clearance"), "-n", "clearance-system"}, HelmOffline...)
+	cmd := exec.Command(helm, append(base, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -19,9 +19,8 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"time"
+	"net/http"
 
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -29,105 +28,95 @@ import (
 	"github.com/clearance-dev/clearance/internal/index"
 )
 
-// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
+// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-application,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.clearance.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"pinned-id-set-or-changed","expression":"object.spec.?applicationID.orValue('') != '' && (request.operation != 'UPDATE' || object.spec.applicationID != oldObject.spec.?applicationID.orValue(''))"}]}`
 
-// applicationValidator keeps pinned Application IDs unique across the cluster.
-type applicationValidator struct{ client client.Client }
+// applicationValidator keeps pinned Application IDs unique across the cluster: a lookup the
+// apiserver cannot make. It is called only when spec.applicationID is set or changed, and fails
+// open: the Application controller holds the rule (a second claimant of an ID gets none and is
+// marked Conflict), this only says so at apply time.
+type applicationValidator struct{ client client.Reader }
 
-func (v *applicationValidator) ValidateCreate(ctx context.Context, app *v1.Application) (admission.Warnings, error) {
-	return nil, v.uniqueID(ctx, app)
+// pinnedApplication is all of an Application the webhook reads.
+type pinnedApplication struct {
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Spec struct {
+		ApplicationID string `json:"applicationID"`
+	} `json:"spec"`
 }
 
-func (v *applicationValidator) ValidateUpdate(ctx context.Context, _, app *v1.Application) (admission.Warnings, error) {
-	return nil, v.uniqueID(ctx, app)
-}
-
-func (v *applicationValidator) ValidateDelete(context.Context, *v1.Application) (admission.Warnings, error) {
-	return nil, nil
-}
-
-// uniqueID refuses a pinned ID that another Application holds or claims.
-func (v *applicationValidator) uniqueID(ctx context.Context, app *v1.Application) error {
+func (v *applicationValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	var app pinnedApplication
+	if err := decodeObject(req, &app); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
 	id := app.Spec.ApplicationID
 	if id == "" {
-		return nil
+		return admission.Allowed("")
 	}
+	ns := namespaceOf(req, app.Metadata.Namespace)
 	var apps v1.ApplicationList
 	if err := v.client.List(ctx, &apps, client.MatchingFields{index.ApplicationClaimedID: id}); err != nil {
-		return err
+		return admission.Errored(http.StatusInternalServerError, err)
 	}
 	for _, other := range apps.Items {
-		if other.Namespace != app.Namespace || other.Name != app.Name {
-			return fmt.Errorf("application ID %s already belongs to Application %s/%s: remove spec.applicationID to have a new ID generated",
-				id, other.Namespace, other.Name)
+		if other.Namespace != ns || other.Name != app.Metadata.Name {
+			return admission.Denied(fmt.Sprintf("application ID %s already belongs to Application %s/%s: remove spec.applicationID to have a new ID generated",
+				id, other.Namespace, other.Name))
 		}
 	}
-	return nil
+	return admission.Allowed("")
 }
 
-// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-apikey,mutating=false,failurePolicy=fail,sideEffects=None,groups=access.clearance.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"creation-or-spec-edited","expression":"request.operation != 'UPDATE' || object.?spec.orValue({}) != oldObject.?spec.orValue({})"}]}`
+// +kubebuilder:webhook:path=/validate-access-clearance-dev-v1alpha1-apikey,mutating=false,failurePolicy=ignore,sideEffects=None,groups=access.clearance.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=vapikey.access.clearance.dev,admissionReviewVersions=v1,timeoutSeconds=5,patch=`{"matchConditions":[{"name":"rate-limits-set-or-changed","expression":"size(object.spec.?rateLimits.orValue([])) > 0 && (request.operation != 'UPDATE' || object.spec.rateLimits != oldObject.spec.?rateLimits.orValue([]))"}]}`
 
-// apiKeyValidator keeps a key's rate limits within its Application's and warns about keys
-// that never expire.
-type apiKeyValidator struct{ client client.Client }
+// apiKeyValidator keeps a key's rate limits within its Application's, which needs the
+// Application: a lookup the apiserver cannot make. It is called only for a key whose
+// spec.rateLimits is set or changed (an ordinary key's create never leaves the apiserver), and
+// fails open: the verifier holds the rule (it applies the narrower of the key's and the
+// Application's limit to every request), this only says so at apply time.
+type apiKeyValidator struct{ client client.Reader }
 
-func (v apiKeyValidator) ValidateCreate(ctx context.Context, key *v1.APIKey) (admission.Warnings, error) {
-	if err := validSecretTemplate(key.Spec.SecretTemplate); err != nil {
-		return nil, err
-	}
-	return keyWarnings(key), v.narrowsRateLimits(ctx, key)
+// limitedKey is all of an APIKey the webhook reads.
+type limitedKey struct {
+	Metadata struct {
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Spec struct {
+		ApplicationName string         `json:"applicationName"`
+		RateLimits      []v1.RateLimit `json:"rateLimits"`
+	} `json:"spec"`
 }
 
-func (v apiKeyValidator) ValidateUpdate(ctx context.Context, _, key *v1.APIKey) (admission.Warnings, error) {
-	if err := validSecretTemplate(key.Spec.SecretTemplate); err != nil {
-		return nil, err
+func (v apiKeyValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	var key limitedKey
+	if err := decodeObject(req, &key); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	return keyWarnings(key), v.narrowsRateLimits(ctx, key)
-}
-
-// validSecretTemplate refuses labels and annotations the Secret could never carry, at apply
-// time rather than when the operator writes the Secret. (CEL cannot afford these checks over
-// maps of unbounded strings; apimachinery's own validation is the reference anyway.)
-func validSecretTemplate(t *v1.SecretTemplate) error {
-	if t == nil {
-		return nil
+	if err := v.narrowsRateLimits(ctx, namespaceOf(req, key.Metadata.Namespace), key.Spec.ApplicationName, key.Spec.RateLimits); err != nil {
+		return admission.Denied(err.Error())
 	}
-	for k, val := range t.Labels {
-		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			return fmt.Errorf("secretTemplate.labels key %q is not a valid label key: %s", k, errs[0])
-		}
-		if errs := validation.IsValidLabelValue(val); len(errs) > 0 {
-			return fmt.Errorf("secretTemplate.labels[%s] is not a valid label value: %s", k, errs[0])
-		}
-	}
-	for k := range t.Annotations {
-		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-			return fmt.Errorf("secretTemplate.annotations key %q is not a valid annotation key: %s", k, errs[0])
-		}
-	}
-	return nil
-}
-
-func (apiKeyValidator) ValidateDelete(context.Context, *v1.APIKey) (admission.Warnings, error) {
-	return nil, nil
+	return admission.Allowed("")
 }
 
 // narrowsRateLimits refuses a key bucket its Application does not define, or one that allows
 // more requests per second than the Application's. An Application not there yet (GitOps may
 // apply the key first) leaves the check to the verifier, which always applies the narrower.
-func (v apiKeyValidator) narrowsRateLimits(ctx context.Context, key *v1.APIKey) error {
-	if len(key.Spec.RateLimits) == 0 {
+func (v apiKeyValidator) narrowsRateLimits(ctx context.Context, namespace, appName string, limits []v1.RateLimit) error {
+	if len(limits) == 0 {
 		return nil
 	}
 	app := &v1.Application{}
-	if err := v.client.Get(ctx, client.ObjectKey{Namespace: key.Namespace, Name: key.Spec.ApplicationName}, app); err != nil {
+	if err := v.client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: appName}, app); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	defined := map[string]v1.RateLimit{}
 	for _, l := range app.Spec.RateLimits {
 		defined[l.Name] = l
 	}
-	for _, l := range key.Spec.RateLimits {
+	for _, l := range limits {
 		appLimit, ok := defined[l.Name]
 		if !ok {
 			return fmt.Errorf("rate limit bucket %q is not defined by Application %s: a key may only narrow its application's buckets", l.Name, app.Name)
@@ -138,14 +127,6 @@ func (v apiKeyValidator) narrowsRateLimits(ctx context.Context, key *v1.APIKey) 
 			return fmt.Errorf("rate limit %q (%d per %s) allows more than Application %s's (%d per %s): a key may only narrow it",
 				l.Name, l.Limit, l.Period.Duration, app.Name, appLimit.Limit, appLimit.Period.Duration)
 		}
-	}
-	return nil
-}
-
-func keyWarnings(key *v1.APIKey) admission.Warnings {
-	if key.Spec.ExpiresAt == nil && key.Spec.TTL == nil && key.Spec.Rotation == nil {
-		return admission.Warnings{fmt.Sprintf(
-			"APIKey %s never expires and never rotates: consider spec.ttl (e.g. %s) or spec.rotation", key.Name, (90 * 24 * time.Hour).String())}
 	}
 	return nil
 }

@@ -40,12 +40,16 @@ type hook struct {
 	resources       []string
 	matchConditions string
 	objectSelector  string
+	failurePolicy   string
 }
 
 func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration, mutating *admissionregistrationv1.MutatingWebhookConfiguration, path func(admissionregistrationv1.WebhookClientConfig) string) map[string]hook {
 	out := map[string]hook{}
-	add := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations, conds []admissionregistrationv1.MatchCondition, objects *metav1.LabelSelector) {
+	add := func(name string, cc admissionregistrationv1.WebhookClientConfig, rules []admissionregistrationv1.RuleWithOperations, conds []admissionregistrationv1.MatchCondition, objects *metav1.LabelSelector, failure *admissionregistrationv1.FailurePolicyType) {
 		var h hook
+		if failure != nil {
+			h.failurePolicy = string(*failure)
+		}
 		h.path = path(cc)
 		h.matchConditions = fmt.Sprint(conds)
 		h.objectSelector = objects.String()
@@ -60,18 +64,19 @@ func hooksOf(validating *admissionregistrationv1.ValidatingWebhookConfiguration,
 		out[name] = h
 	}
 	for _, w := range validating.Webhooks {
-		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector)
+		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector, w.FailurePolicy)
 	}
 	for _, w := range mutating.Webhooks {
-		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector)
+		add(w.Name, w.ClientConfig, w.Rules, w.MatchConditions, w.ObjectSelector, w.FailurePolicy)
 	}
 	return out
 }
 
 // TestTheChartRegistersEveryGeneratedWebhook keeps the chart's hand-written webhook
 // configurations in step with the markers: same webhooks, paths, operations, resources, match
-// conditions and object selectors, each fail-closed and away from kube-system, the protected
-// guard only for labelled objects.
+// conditions, object selectors and failure policies, each away from kube-system, and each
+// called only when the field its rule reads is set or changed (a match condition, or create
+// only).
 func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 	out := env.HelmTemplate(t)
 	var chartV *admissionregistrationv1.ValidatingWebhookConfiguration
@@ -128,7 +133,7 @@ func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 			continue
 		}
 		if g.path != w.path || !slices.Equal(g.operations, w.operations) || !slices.Equal(g.resources, w.resources) ||
-			g.matchConditions != w.matchConditions || g.objectSelector != w.objectSelector {
+			g.matchConditions != w.matchConditions || g.objectSelector != w.objectSelector || g.failurePolicy != w.failurePolicy {
 			t.Errorf("webhook %s: chart %+v, markers %+v", name, g, w)
 		}
 	}
@@ -138,11 +143,17 @@ func TestTheChartRegistersEveryGeneratedWebhook(t *testing.T) {
 		}
 	}
 	for _, w := range chartV.Webhooks {
-		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail || w.NamespaceSelector == nil {
-			t.Errorf("webhook %s must fail closed and exclude kube-system", w.Name)
+		if w.NamespaceSelector == nil {
+			t.Errorf("webhook %s must exclude kube-system", w.Name)
 		}
-		if strings.HasPrefix(w.Name, "vprotected.") && (w.ObjectSelector == nil || w.ObjectSelector.MatchLabels["access.clearance.dev/protected"] != "true") {
-			t.Errorf("webhook %s must only see protected objects", w.Name)
+		if len(w.MatchConditions) == 0 && !slices.Equal(hooksOf(&admissionregistrationv1.ValidatingWebhookConfiguration{Webhooks: []admissionregistrationv1.ValidatingWebhook{w}},
+			&admissionregistrationv1.MutatingWebhookConfiguration{}, byService)[w.Name].operations, []string{"CREATE"}) {
+			t.Errorf("webhook %s is called on every update: give it a match condition on the field its rule reads", w.Name)
+		}
+	}
+	for _, w := range chartM.Webhooks {
+		if w.NamespaceSelector == nil || len(w.MatchConditions) == 0 {
+			t.Errorf("webhook %s must exclude kube-system and be called only when the create names another creator", w.Name)
 		}
 	}
 }

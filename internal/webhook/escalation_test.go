@@ -274,13 +274,16 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 	webhookDenied := func(name, msg string) string {
 		return fmt.Sprintf("admission webhook %q denied the request: %s", name, msg)
 	}
+	policyRefused := func(policy, msg string) string {
+		return fmt.Sprintf("ValidatingAdmissionPolicy '%s' with binding '%s' denied request: %s", policy, policy, msg)
+	}
 	mayNotAssign := func(user string, role v1.Role) string {
-		return webhookDenied("vorgconnection.access.clearance.dev", fmt.Sprintf(
+		return policyRefused("clearance-role-assignment", fmt.Sprintf(
 			"user %q may not assign role %s in org %q: assigning it needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (the clearance-org-admin ClusterRole has it for every role)",
 			user, role, org, role, org))
 	}
 	mayNotWiden := func(user string) string {
-		return webhookDenied("vorgconnection.access.clearance.dev", fmt.Sprintf(
+		return policyRefused("clearance-role-assignment", fmt.Sprintf(
 			"user %q may not widen the metric sets of OrgConnection %q, which grants role OrgAdmin in org %q: widening them needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (or narrow them, or lower the role, instead)",
 			user, limited.Name, org, v1.RoleOrgAdmin, org))
 	}
@@ -290,7 +293,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		}
 	}
 	protectedDelete := func(kind string) string {
-		return webhookDenied("vprotected.access.clearance.dev", fmt.Sprintf(
+		return policyRefused("clearance-protected", fmt.Sprintf(
 			"%s %s/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted", kind, org))
 	}
 	statusPatch := func(o client.Object, status any) func(client.Client) error {
@@ -418,7 +421,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		}, forbidden(s.user, "deletecollection", "apikeys", org))
 		add("unprotect the protected MetricSet",
 			patchSpec(protectedMS, obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}),
-			expect("patch", "metricsets", org, webhookDenied("vprotected.access.clearance.dev", fmt.Sprintf(
+			expect("patch", "metricsets", org, policyRefused("clearance-protected", fmt.Sprintf(
 				"the access.clearance.dev/protected=true label of MetricSet %s/system-default cannot be removed: it marks a system default", org))))
 		return list
 	}
@@ -444,7 +447,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		}
 		return append(list, attempt{name: "unprotect the protected OrgConnection",
 			do: patchSpec(protectedConn, obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}),
-			want: webhookDenied("vprotected.access.clearance.dev", fmt.Sprintf(
+			want: policyRefused("clearance-protected", fmt.Sprintf(
 				"the access.clearance.dev/protected=true label of OrgConnection %s/system-default cannot be removed: it marks a system default", org))})
 	}
 
@@ -498,8 +501,30 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 	}
 }
 
+// TestWideningAConnectionsMetricSetsIsToldApartFromNarrowing: the role assignment policy tells
+// widening an OrgAdmin connection's metric sets (refused to a user who may edit connections but
+// not bind OrgAdmin) from narrowing them or leaving them be (allowed), each a dry run against
+// the apiserver.
 func TestWideningAConnectionsMetricSetsIsToldApartFromNarrowing(t *testing.T) {
-	for _, tt := range []struct {
+	peopleRoles(t)
+	ctx := context.Background()
+	org := env.Namespace(t, "widen")
+	editor := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "connection-editor"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"get", "update", "patch"}}},
+	}
+	if err := env.Client.Create(ctx, editor); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "tom-editor"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: editor.Name},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "tom"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tom := newPerson(t, org, "tom", "clearance-technician")
+	for i, tt := range []struct {
 		old, updated []string
 		widens       bool
 	}{
@@ -511,8 +536,19 @@ func TestWideningAConnectionsMetricSetsIsToldApartFromNarrowing(t *testing.T) {
 		{[]string{"default"}, []string{"default", "extra"}, true},
 		{[]string{"default"}, []string{"extra"}, true},
 	} {
-		if got := widensMetricSets(tt.old, tt.updated); got != tt.widens {
-			t.Errorf("%q -> %q: widens %v, want %v", tt.old, tt.updated, got, tt.widens)
+		c := conn(org, fmt.Sprintf("c%d", i), newID(), v1.RoleOrgAdmin)
+		c.Spec.MetricSets = tt.old
+		if err := env.Client.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, func() bool { return tom.c.Get(ctx, client.ObjectKeyFromObject(c), &v1.OrgConnection{}) == nil })
+		patch := client.RawPatch(types.MergePatchType, js(obj{"spec": obj{"metricSets": tt.updated}}))
+		err := tom.c.Patch(ctx, c.DeepCopy(), patch, client.DryRunAll)
+		switch {
+		case tt.widens && (err == nil || !strings.Contains(err.Error(), `user "tom" may not widen the metric sets`)):
+			t.Errorf("%q -> %q: want the refusal to widen, got %v", tt.old, tt.updated, err)
+		case !tt.widens && err != nil:
+			t.Errorf("%q -> %q: does not widen, but was refused: %v", tt.old, tt.updated, err)
 		}
 	}
 }

@@ -41,18 +41,22 @@ func FuzzAdmissionRequestDecoding(f *testing.F) {
 		review("DELETE", "Application", "null", `{"metadata":{"name":"a","labels":{"access.clearance.dev/protected":"true"}}}`),
 		review("UPDATE", "APIKey", `{"metadata":{"name":"k"},"spec":{"applicationName":"bi","secretTemplate":{"labels":{"a b":"c"}}}}`, `{"metadata":{"name":"k"}}`),
 		review("CREATE", "APIKey", `{"metadata":{"name":"k"},"spec":{"applicationName":5}}`, "null"),
+		review("CREATE", "APIKey", `{"metadata":{"name":"k"},"spec":{"applicationName":"bi","rateLimits":[{"name":"g","limit":1,"period":"1x"}]}}`, "null"),
+		review("CREATE", "OrgConnection", `{"metadata":{"name":"c"},"spec":{"applicationID":["x"]}}`, "null"),
+		review("CREATE", "Application", `{"metadata":{"name":"a"},"spec":{"applicationID":"app_00000000000000000000000001"}}`, "null"),
 		review("CONNECT", "APIKey", `"x"`, `[1]`),
 	} {
 		f.Add([]byte(seed))
 	}
 	handlers := map[string]http.Handler{
-		"protected":  &admission.Webhook{Handler: &protectedGuard{operator: operatorUser}},
 		"created-by": &admission.Webhook{Handler: createdBy{}},
 	}
-	// The typed validator looks its Application up: only with the package's apiserver, which
-	// fuzz workers do not start (the seed corpus runs in make test, with it).
+	// The validators look objects up: only with the package's apiserver, which fuzz workers do
+	// not start (the seed corpus runs in make test, with it).
 	if env != nil {
-		handlers["apikey"] = admission.WithValidator(env.Scheme, apiKeyValidator{client: env.Client})
+		handlers["apikey"] = &admission.Webhook{Handler: apiKeyValidator{client: env.Client}}
+		handlers["application"] = &admission.Webhook{Handler: &applicationValidator{client: env.Client}}
+		handlers["orgconnection"] = &admission.Webhook{Handler: &orgConnectionValidator{client: env.Client}}
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for name, h := range handlers {

@@ -27,17 +27,13 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// The OrgConnection webhook waits on the apiserver for a SubjectAccessReview in most calls, so
-// controller-runtime's latency histogram of it says as much about the apiserver as about the
-// webhook. Its own work (decoding, cache lookups, deciding) is timed apart: from the request's
-// arrival (its last byte read) to the decision, less the time spent waiting on reviews. A body
-// the apiserver is still sending is the apiserver's time, as a review is.
+// The OrgConnection webhook's own work (decoding, cache lookups, deciding) is timed apart from
+// controller-runtime's latency histogram, which also counts the time the apiserver takes to
+// send the body: from the request's arrival (its last byte read) to the decision.
 
-// admissionClock is one admission request's arrival and the time it waited on reviews. Each
-// request has its own, in its context; its reviews are made one after another.
+// admissionClock is one admission request's arrival. Each request has its own, in its context.
 type admissionClock struct {
 	arrived time.Time
-	waited  time.Duration
 }
 
 type admissionClockKey struct{}
@@ -82,9 +78,8 @@ type ownWork struct {
 // (nil: not registered).
 func newOwnWork(clk clock.PassiveClock, reg prometheus.Registerer) (*ownWork, error) {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "clearance_webhook_own_work_seconds",
-		Help: "Time the OrgConnection webhook spends on an admission request, from its arrival (its last byte read) to its decision, " +
-			"not counting the SubjectAccessReviews it waits on (those are the apiserver's work).",
+		Name:                           "clearance_webhook_own_work_seconds",
+		Help:                           "Time the OrgConnection webhook spends on an admission request, from its arrival (its last byte read) to its decision.",
 		Buckets:                        prometheus.ExponentialBuckets(0.0000625, 2, 14),
 		NativeHistogramBucketFactor:    1.1,
 		NativeHistogramMaxBucketNumber: 160,
@@ -97,23 +92,11 @@ func newOwnWork(clk clock.PassiveClock, reg prometheus.Registerer) (*ownWork, er
 	return &ownWork{clock: clk, hist: h}, nil
 }
 
-// waiting runs a call to the apiserver, counting its time as waited rather than the webhook's.
-func (o *ownWork) waiting(ctx context.Context, call func() error) error {
-	c, ok := ctx.Value(admissionClockKey{}).(*admissionClock)
-	if o == nil || !ok {
-		return call()
-	}
-	start := o.clock.Now()
-	err := call()
-	c.waited += o.clock.Since(start)
-	return err
-}
-
 // observe records the own work of the request in ctx so far (deferred by the validator).
 func (o *ownWork) observe(ctx context.Context) {
 	c, ok := ctx.Value(admissionClockKey{}).(*admissionClock)
 	if o == nil || o.hist == nil || !ok {
 		return
 	}
-	o.hist.Observe((o.clock.Since(c.arrived) - c.waited).Seconds())
+	o.hist.Observe(o.clock.Since(c.arrived).Seconds())
 }

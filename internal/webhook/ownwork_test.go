@@ -18,7 +18,6 @@ package webhook
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -29,32 +28,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	clocktesting "k8s.io/utils/clock/testing"
 )
-
-// TestOwnWorkLeavesOutTheReviewsItWaitsOn: an admission that took 3 ms, 2 of them waiting on
-// two SubjectAccessReviews, counts 1 ms of the webhook's own work, failed reviews included.
-func TestOwnWorkLeavesOutTheReviewsItWaitsOn(t *testing.T) {
-	clk := clocktesting.NewFakePassiveClock(time.Unix(1_800_000_000, 0))
-	reg := prometheus.NewRegistry()
-	own, err := newOwnWork(clk, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := stampArrival(clk)(context.Background(), httptest.NewRequest("POST", "/", nil))
-	step := func(d time.Duration) { clk.SetTime(clk.Now().Add(d)) }
-	step(500 * time.Microsecond) // decoding
-	_ = own.waiting(ctx, func() error { step(1500 * time.Microsecond); return nil })
-	step(250 * time.Microsecond) // cache lookups
-	if err := own.waiting(ctx, func() error { step(500 * time.Microsecond); return errors.New("refused") }); err == nil {
-		t.Fatal("waiting lost the review's error")
-	}
-	step(250 * time.Microsecond) // deciding
-	own.observe(ctx)
-
-	h := histogram(t, reg, "clearance_webhook_own_work_seconds")
-	if h.GetSampleCount() != 1 || h.GetSampleSum() != 0.001 {
-		t.Fatalf("own work: %d samples summing to %gs, want 1 of 0.001s", h.GetSampleCount(), h.GetSampleSum())
-	}
-}
 
 // slowBody is a request body whose sender takes 2 ms before each part after its first.
 type slowBody struct {
@@ -95,21 +68,16 @@ func TestOwnWorkStartsWhenTheBodyHasArrived(t *testing.T) {
 }
 
 // TestOwnWorkIsNotMeasuredOutsideAnAdmission: a validator called without the webhook's context
-// (a test calling it directly) records nothing and still makes its reviews.
+// (a test calling it directly) records nothing.
 func TestOwnWorkIsNotMeasuredOutsideAnAdmission(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	own, err := newOwnWork(clocktesting.NewFakePassiveClock(time.Unix(0, 0)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	called := false
-	_ = own.waiting(context.Background(), func() error { called = true; return nil })
 	own.observe(context.Background())
 	var none *ownWork
 	none.observe(context.Background())
-	if !called {
-		t.Fatal("the review was not made")
-	}
 	if n := histogram(t, reg, "clearance_webhook_own_work_seconds").GetSampleCount(); n != 0 {
 		t.Fatalf("%d samples recorded outside an admission", n)
 	}

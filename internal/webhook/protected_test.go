@@ -18,101 +18,83 @@ package webhook
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// TestProtectedObjectsGoWithTheirNamespace: the guard refuses deleting a protected object
-// unless its namespace is being deleted (or gone), so the namespace controller can empty it;
-// unprotecting stays refused even then, and so does a delete when the namespace cannot be read.
-// The guard reads the namespaces from the apiserver: one live, one being deleted, one never
-// created; "unreadable" is that apiserver answering every read with 503.
+// TestProtectedObjectsGoWithTheirNamespace: the policy clearance-protected refuses deleting a
+// protected object unless its namespace is being deleted, so the namespace controller can empty
+// it; unprotecting stays refused even then. The operator's ServiceAccount may do both.
 func TestProtectedObjectsGoWithTheirNamespace(t *testing.T) {
-	acme, leaving := env.Namespace(t, "acme"), terminatingNamespace(t, "leaving")
-	gone := acme + "-gone"
-	var namespaces client.Reader = env.Client
-	unreadable := withFaults(t, interceptor.Funcs{
-		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
-			return apierrors.NewServiceUnavailable("apiserver unavailable")
-		},
-	})
-	protected := `{"metadata":{"name":"system-default","labels":{"access.clearance.dev/protected":"true"}}}`
-	unlabelled := `{"metadata":{"name":"system-default","labels":{}}}`
-
+	ctx := context.Background()
+	acme, leaving := env.Namespace(t, "acme"), env.Namespace(t, "leaving")
+	key := func(ns, name string) *v1.APIKey {
+		return &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{v1.LabelProtected: "true"}},
+			Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}}
+	}
+	for _, k := range []*v1.APIKey{key(acme, "system-default"), key(acme, "operators"), key(leaving, "system-default"), key(leaving, "kept")} {
+		if k.Namespace == leaving {
+			// Held, so that the namespace controller's own deletes leave them for the test.
+			k.Finalizers = []string{"test.clearance.dev/hold"}
+		}
+		if err := env.Client.Create(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		if k.Namespace == leaving {
+			t.Cleanup(func() {
+				release := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))
+				if err := env.Client.Patch(ctx, k, release); err != nil && !apierrors.IsNotFound(err) {
+					t.Errorf("releasing %s: %v", k.Name, err)
+				}
+			})
+		}
+	}
+	holdTerminating(t, leaving)
+	operator, err := client.New(env.As(operatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unprotect := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"access.clearance.dev/protected":null}}}`))
 	for _, tc := range []struct {
-		name, ns    string
-		op          admissionv1.Operation
-		user        string
-		object, old string
-		reader      client.Reader
-		allowed     bool
-		message     string
+		name    string
+		do      func() error
+		message string // empty: allowed
 	}{
-		{name: "delete in a live namespace", ns: acme, op: admissionv1.Delete, old: protected, reader: namespaces,
+		{name: "delete in a live namespace", do: func() error { return env.Client.Delete(ctx, key(acme, "system-default")) },
 			message: "APIKey " + acme + "/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted"},
-		{name: "delete in a namespace being deleted", ns: leaving, op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
-		{name: "delete in a namespace already gone", ns: gone, op: admissionv1.Delete, old: protected, reader: namespaces, allowed: true},
-		{name: "delete by the operator", ns: acme, op: admissionv1.Delete, user: operatorUser, old: protected, reader: namespaces, allowed: true},
-		{name: "delete when the namespace cannot be read", ns: leaving, op: admissionv1.Delete, old: protected, reader: unreadable,
-			message: fmt.Sprintf(`cannot be deleted, except with its namespace, and namespace %q could not be read`, leaving)},
-		{name: "delete without a namespace reader", ns: leaving, op: admissionv1.Delete, old: protected,
-			message: "cannot be deleted"},
-		{name: "unprotect in a namespace being deleted", ns: leaving, op: admissionv1.Update, object: unlabelled, old: protected, reader: namespaces,
-			message: "the access.clearance.dev/protected=true label of APIKey " + leaving + "/system-default cannot be removed"},
+		{name: "unprotect in a namespace being deleted", do: func() error { return env.Client.Patch(ctx, key(leaving, "kept"), unprotect) },
+			message: "the access.clearance.dev/protected=true label of APIKey " + leaving + "/kept cannot be removed"},
+		{name: "delete in a namespace being deleted", do: func() error { return env.Client.Delete(ctx, key(leaving, "system-default")) }},
+		{name: "delete by the operator", do: func() error { return operator.Delete(ctx, key(acme, "operators")) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			user := tc.user
-			if user == "" {
-				user = "ada"
-			}
-			req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
-				UID:       types.UID("u"),
-				Kind:      metav1.GroupVersionKind{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Kind: "APIKey"},
-				Namespace: tc.ns, Name: "system-default", Operation: tc.op,
-				UserInfo:  authenticationv1.UserInfo{Username: user},
-				OldObject: runtime.RawExtension{Raw: []byte(tc.old)},
-			}}
-			if tc.object != "" {
-				req.Object = runtime.RawExtension{Raw: []byte(tc.object)}
-			}
-			g := &protectedGuard{operator: operatorUser}
-			if tc.reader != nil {
-				g.namespaces = tc.reader
-			}
-			resp := g.Handle(context.Background(), req)
-			if resp.Allowed != tc.allowed {
-				t.Fatalf("allowed = %v, want %v (%s)", resp.Allowed, tc.allowed, resp.Result.Message)
-			}
-			if !tc.allowed && !strings.Contains(resp.Result.Message, tc.message) {
-				t.Errorf("message %q, want it to contain %q", resp.Result.Message, tc.message)
+			err := tc.do()
+			switch {
+			case tc.message == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.message != "" && (err == nil || !strings.Contains(err.Error(), tc.message)):
+				t.Errorf("got %v, want a refusal containing %q", err, tc.message)
 			}
 		})
 	}
 }
 
-// terminatingNamespace is a namespace of one test that is being deleted until the test ends: a
+// holdTerminating deletes namespace ns and keeps it Terminating until the test ends: a
 // ConfigMap in it holds a finalizer of the test's, so kube-controller-manager's namespace
 // controller cannot empty it and remove it. Afterwards the finalizer goes and the namespace
 // with it.
-func terminatingNamespace(t *testing.T, prefix string) string {
+func holdTerminating(t *testing.T, ns string) {
 	t.Helper()
 	ctx := context.Background()
-	ns := env.Namespace(t, prefix)
 	hold := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "hold", Finalizers: []string{"test.clearance.dev/hold"}}}
 	if err := env.Client.Create(ctx, hold); err != nil {
 		t.Fatal(err)
@@ -130,7 +112,6 @@ func terminatingNamespace(t *testing.T, prefix string) string {
 	if err := env.Client.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil || namespace.DeletionTimestamp == nil {
 		t.Fatalf("namespace %s is not being deleted after its deletion (%v)", ns, err)
 	}
-	return ns
 }
 
 // TestDeletingANamespaceWithProtectedObjectsCompletes deletes an org holding a protected object

@@ -64,7 +64,7 @@ func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		t.Fatal(err)
 	}
-	if err := Setup(mgr, Options{OperatorUsername: operatorUser}); err != nil {
+	if err := Setup(mgr, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	manifests, err := os.ReadFile(filepath.Join(env.Root, "config", "webhook", "manifests.yaml"))

@@ -14,15 +14,20 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package webhook holds Clearance's admission webhooks: what needs other objects or the
-// requesting user (role assignment, uniqueness, creator, protected objects). What one object
-// can say about itself is in the CRD schema and its CEL rules.
+// Package webhook holds what is left of Clearance's admission webhooks: the rules that need a
+// lookup the apiserver cannot make (a pinned Application ID held by another Application, a
+// second connection of an application in one org, a key's rate limits against its
+// Application's), and the warning when a create names another creator. Everything the
+// apiserver can decide from the request alone (who created an object, role assignment through
+// its authorizer, protected objects, a key's Secret template, advice) is an admission policy in
+// config/policies, in force while the operator is down. docs/architecture.md says which rule
+// lives where.
 //
-// Each webhook's configuration (the patch in its marker) lets the apiserver skip the call when
-// the webhook has nothing to judge: the validators see creations and changes of spec, the
-// created-by mutator creations and edits of its annotation, the protected-object guard only
-// labelled objects. A label, annotation or finalizer edit then costs no call, and still goes
-// through while the operator is down.
+// Each webhook's configuration (the patch in its marker) lets the apiserver skip the call
+// unless the request touches the field its rule reads: an ordinary APIKey create, a role
+// change, a label, annotation or finalizer edit never leaves the apiserver. Each fails open:
+// the controllers (Conflict) and the verifier (the narrower rate limit) hold its rule, the
+// webhook only says so at apply time.
 package webhook
 
 import (
@@ -30,15 +35,10 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-
-	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
 // Options configure the webhooks.
 type Options struct {
-	// OperatorUsername is the operator's own user (system:serviceaccount:NS:NAME), the only
-	// one allowed to delete or unprotect protected objects.
-	OperatorUsername string
 	// Clock times the OrgConnection webhook's own work; nil: the real clock.
 	Clock clock.PassiveClock
 	// Registerer gets the webhooks' own metrics (controller-runtime's metrics.Registry);
@@ -61,18 +61,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.OrgConnection{}).WithValidator(&orgConnectionValidator{client: c, reviewer: c, ownWork: own}).
-		WithContextFunc(stampArrival(clk)).Complete(); err != nil {
-		return err
-	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.Application{}).WithValidator(&applicationValidator{client: c}).Complete(); err != nil {
-		return err
-	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.APIKey{}).WithValidator(apiKeyValidator{client: c}).Complete(); err != nil {
-		return err
-	}
 	srv := mgr.GetWebhookServer()
-	srv.Register("/validate-protected", &admission.Webhook{Handler: &protectedGuard{operator: opts.OperatorUsername, namespaces: mgr.GetAPIReader()}})
+	srv.Register("/validate-access-clearance-dev-v1alpha1-orgconnection", &admission.Webhook{
+		Handler: &orgConnectionValidator{client: c, ownWork: own}, WithContextFunc: stampArrival(clk)})
+	srv.Register("/validate-access-clearance-dev-v1alpha1-application", &admission.Webhook{Handler: &applicationValidator{client: c}})
+	srv.Register("/validate-access-clearance-dev-v1alpha1-apikey", &admission.Webhook{Handler: apiKeyValidator{client: c}})
 	srv.Register("/mutate-created-by", &admission.Webhook{Handler: createdBy{}})
 	return nil
 }

@@ -77,7 +77,7 @@ func startWebhooks(e *testenv.Env) (func() error, error) {
 	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, Options{OperatorUsername: operatorUser}); err != nil {
+	if err := Setup(mgr, Options{}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -238,7 +238,7 @@ func TestTheWebhookRefusesARoleTheCreatorMayNotBind(t *testing.T) {
 		t.Fatalf("carl may bind Observer: %v", err)
 	}
 	err := carl.c.Create(context.Background(), conn(org, "analyst", newID(), v1.RoleAnalyst))
-	want := fmt.Sprintf(`admission webhook "vorgconnection.access.clearance.dev" denied the request: user "carl" may not assign role Analyst in org "%s": assigning it needs the bind verb on orgroles.access.clearance.dev named "Analyst" in that namespace, which an org admin of "%s" can grant (the clearance-org-admin ClusterRole has it for every role)`, org, org)
+	want := policyDenied("orgconnections", "analyst", "clearance-role-assignment") + fmt.Sprintf(`user "carl" may not assign role Analyst in org "%s": assigning it needs the bind verb on orgroles.access.clearance.dev named "Analyst" in that namespace, which an org admin of "%s" can grant (the clearance-org-admin ClusterRole has it for every role)`, org, org)
 	if err == nil || err.Error() != want {
 		t.Errorf("\n got: %v\nwant: %s", err, want)
 	}
@@ -326,7 +326,7 @@ func TestWarningsComeBackWithTheAPIResponse(t *testing.T) {
 	if err := ada.c.Create(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}
-	if got := ada.warnings.take(); len(got) != 1 || got[0] != "APIKey forever never expires and never rotates: consider spec.ttl (e.g. 2160h0m0s) or spec.rotation" {
+	if got := ada.warnings.take(); len(got) != 1 || got[0] != policyWarned("clearance-advice")+"APIKey forever never expires and never rotates: consider spec.ttl (e.g. 2160h0m0s) or spec.rotation" {
 		t.Errorf("warnings: %q", got)
 	}
 }
@@ -356,7 +356,7 @@ func TestProtectedObjectsStayUnlessTheOperatorRemovesThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := env.Client.Delete(context.Background(), app)
-	want := fmt.Sprintf(`admission webhook "vprotected.access.clearance.dev" denied the request: Application %s/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted`, org)
+	want := policyDenied("applications", "system-default", "clearance-protected") + fmt.Sprintf(`Application %s/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted`, org)
 	if err == nil || err.Error() != want {
 		t.Errorf("\n got: %v\nwant: %s", err, want)
 	}
@@ -424,7 +424,8 @@ func TestMalformedAdmissionRequestsGetACleanErrorAndTheServerStaysUp(t *testing.
 		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","operation":"DELETE","kind":{"group":"access.clearance.dev","version":"v1alpha1","kind":"Application"},"oldObject":` + object + `}}`
 	}
 	bodies := []string{"", "{", "null", "[]", strings.Repeat("x", 1<<20), `{"request":null}`, review(`"a string"`), review(`[1,2]`), review(`{"metadata":{"labels":[]}}`)}
-	for _, path := range []string{"/validate-protected", "/mutate-created-by", "/validate-access-clearance-dev-v1alpha1-orgconnection"} {
+	for _, path := range []string{"/mutate-created-by", "/validate-access-clearance-dev-v1alpha1-orgconnection",
+		"/validate-access-clearance-dev-v1alpha1-application", "/validate-access-clearance-dev-v1alpha1-apikey"} {
 		for i, body := range bodies {
 			resp, err := hc.Post(base+path, "application/json", bytes.NewBufferString(body))
 			if err != nil {
@@ -440,6 +441,17 @@ func TestMalformedAdmissionRequestsGetACleanErrorAndTheServerStaysUp(t *testing.
 			}
 		}
 	}
+}
+
+// policyDenied is how the apiserver prefixes the message of an admission policy's refusal
+// (reason Forbidden) of an object of resource named name.
+func policyDenied(resource, name, policy string) string {
+	return fmt.Sprintf(`%s.access.clearance.dev %q is forbidden: ValidatingAdmissionPolicy '%s' with binding '%s' denied request: `, resource, name, policy, policy)
+}
+
+// policyWarned is how the apiserver prefixes the message of an admission policy's warning.
+func policyWarned(policy string) string {
+	return fmt.Sprintf("Validation failed for ValidatingAdmissionPolicy '%s' with binding '%s': ", policy, policy)
 }
 
 func eventually(t *testing.T, cond func() bool) {

@@ -202,7 +202,7 @@ func TestRotationKeepsTheWorkloadsKeyGoodThroughEveryFailure(t *testing.T) {
 			}
 			rotatedAt := clk.Now()
 			patch := client.MergeFrom(before.DeepCopy())
-			before.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "now"}
+			metav1.SetMetaDataAnnotation(&before.ObjectMeta, v1.AnnotationRotateRequestedAt, "now") // beside the recorded creator
 			must(t, env.Client.Patch(ctx(), before, patch))
 			after, newToken := settled(t, key, "the rotation", func(k *v1.APIKey) bool {
 				return k.Status.LastRotationRequest == "now" && k.Status.Hash != oldHash

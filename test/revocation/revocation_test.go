@@ -191,7 +191,7 @@ func TestRotateNowEndsEveryEarlierKeyAtOnce(t *testing.T) {
 	k1, t1 := settled(t, key, "the first key")
 
 	patch := client.MergeFrom(k1.DeepCopy())
-	k1.Annotations = map[string]string{v1.AnnotationRotateRequestedAt: "first"}
+	metav1.SetMetaDataAnnotation(&k1.ObjectMeta, v1.AnnotationRotateRequestedAt, "first") // beside the recorded creator
 	must(t, env.Client.Patch(ctx(), k1, patch))
 	k2, t2 := settled(t, key, "the rotation", func(k *v1.APIKey) bool { return k.Status.LastRotationRequest == "first" })
 	waitVerdict(t, ns, t1, "", "the previous key to stay valid in its overlap")

@@ -104,7 +104,7 @@ func TestTheFirstObjectAppliedWhenReadyIsAdmitted(t *testing.T) {
 			refusals++
 			t.Errorf("start %d: the Application created the instant /readyz answered OK (after %s) was refused: %v", i, ready.Round(time.Millisecond), err)
 		case app.Annotations[v1.AnnotationCreatedBy] == "":
-			t.Errorf("start %d: the Application did not go through the mutating webhook (no %s annotation)", i, v1.AnnotationCreatedBy)
+			t.Errorf("start %d: the Application was not stamped by the policy clearance-created-by (no %s annotation)", i, v1.AnnotationCreatedBy)
 		default:
 			waitApplicationID(t, app)
 		}

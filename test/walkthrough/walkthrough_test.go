@@ -119,7 +119,7 @@ func TestANewUserFollowsTheQuickstartFromInstallToRevocation(t *testing.T) {
 	firstMasked := key["KEY"]
 	// The mutating webhook, reached through the Service, recorded who created it.
 	if by := kubectl(t, "get", "clapp", "-n", "acme", "acme-bi", "-o", `jsonpath={.metadata.annotations.access\.clearance\.dev/created-by}`); by == "" {
-		t.Fatal("the Application has no created-by annotation: the mutating webhook did not run")
+		t.Fatal("the Application has no created-by annotation: the policy clearance-created-by did not run")
 	}
 	done()
 
@@ -131,7 +131,7 @@ func TestANewUserFollowsTheQuickstartFromInstallToRevocation(t *testing.T) {
 	mustContain(t, out, "orgconnection.access.clearance.dev/acme-bi created")
 	w.runUntil(t, "kubectl get clconn -n globex", settleTimeout,
 		rowIs("acme-bi", map[string]string{"ID": appID, "DESCRIPTION": "Acme BI export", "CREATED-BY": "acme", "ROLE": "Observer"}))
-	roleAssignmentIsRefusedByTheWebhook(t)
+	roleAssignmentIsRefusedByTheAPIServer(t)
 	done()
 
 	// ## Use the key
@@ -224,36 +224,50 @@ func TestANewUserFollowsTheQuickstartFromInstallToRevocation(t *testing.T) {
 	t.Logf("the whole quickstart took %s", time.Since(began).Round(time.Millisecond))
 }
 
-// webhooksAnswer waits until the apiserver reaches the webhooks through the chart's Service:
-// a server-side dry run of an Application passes the mutating and validating webhooks, which
-// fail closed.
+// webhooksAnswer waits until the apiserver reaches the webhooks through the chart's Service.
+// They fail open (the controllers hold their rules), so an answer is told from a failure by a
+// refusal: a server-side dry run of an Application pinning the ID another Application holds.
 func webhooksAnswer(t *testing.T) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "probe.yaml")
-	probe := "apiVersion: access.clearance.dev/v1alpha1\nkind: Application\nmetadata: {name: probe, namespace: default}\nspec: {description: probe}\n"
-	if err := os.WriteFile(path, []byte(probe), 0o600); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	app := func(name string) string {
+		path := filepath.Join(dir, name+".yaml")
+		manifest := "apiVersion: access.clearance.dev/v1alpha1\nkind: Application\nmetadata: {name: " + name +
+			", namespace: default}\nspec: {description: probe, applicationID: app_00000000000000000000000042}\n"
+		if err := os.WriteFile(path, []byte(manifest), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
+	holder, probe := app("probe-holder"), app("probe")
+	kubectl(t, "create", "-f", holder)
 	start := time.Now()
 	waitFor(t, "the webhooks answering through their Service", 60*time.Second, func() error {
-		_, err := env.Kubectl(t, "create", "--dry-run=server", "-f", path)
-		return err
+		_, err := env.Kubectl(t, "create", "--dry-run=server", "-f", probe)
+		if err == nil {
+			return fmt.Errorf("a second Application pinning the held ID was not refused yet")
+		}
+		if !strings.Contains(err.Error(), `admission webhook "vapplication.access.clearance.dev" denied the request`) {
+			return err
+		}
+		return nil
 	})
+	kubectl(t, "delete", "-f", holder)
 	t.Logf("webhooks answer through Service %s after %s", "clearance-webhook", time.Since(start).Round(time.Millisecond))
 }
 
-// roleAssignmentIsRefusedByTheWebhook: a technician of globex (the chart's ClusterRole) may
+// roleAssignmentIsRefusedByTheAPIServer: a technician of globex (the chart's ClusterRole) may
 // edit a connection's role up to Technician; raising it to OrgAdmin is refused by the
-// role-assignment webhook, reached through the Service, with its message.
-func roleAssignmentIsRefusedByTheWebhook(t *testing.T) {
+// apiserver's role assignment policy (the chart's clearance-role-assignment), with its message.
+func roleAssignmentIsRefusedByTheAPIServer(t *testing.T) {
 	t.Helper()
 	kubectl(t, "create", "rolebinding", "carl-technician", "-n", "globex", "--clusterrole=clearance-technician", "--user=carl")
 	err := kubectlFails(t, "--as=carl", "patch", "clconn", "-n", "globex", "acme-bi", "--type=merge", "-p", `{"spec":{"role":"OrgAdmin"}}`)
-	const want = `admission webhook "vorgconnection.access.clearance.dev" denied the request: user "carl" may not assign role OrgAdmin in org "globex"`
+	const want = `ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: user "carl" may not assign role OrgAdmin in org "globex"`
 	if !strings.Contains(err.Error(), want) {
-		t.Fatalf("raising a role beyond what carl may bind: %v\nwant the webhook's refusal: %s", err, want)
+		t.Fatalf("raising a role beyond what carl may bind: %v\nwant the policy's refusal: %s", err, want)
 	}
-	t.Logf("kubectl --as=carl patch clconn (role OrgAdmin) is refused: %s", err.Error()[strings.Index(err.Error(), "admission webhook"):])
+	t.Logf("kubectl --as=carl patch clconn (role OrgAdmin) is refused: %s", err.Error()[strings.Index(err.Error(), "ValidatingAdmissionPolicy"):])
 	if err := rowIs("acme-bi", map[string]string{"ROLE": "Observer"})(kubectl(t, "get", "clconn", "-n", "globex"), ""); err != nil {
 		t.Fatal(err)
 	}

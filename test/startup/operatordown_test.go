@@ -1,0 +1,119 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package startup
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+// TestWithTheOperatorStoppedTheAPIServerStillAdmitsAndRefuses: the operator registers its
+// webhooks and then stops (an upgrade, a crash), leaving them registered at an address nobody
+// answers. An org admin still creates an APIKey and an OrgConnection (a role within their bind),
+// each with its creator recorded; a person without bind on the role is still refused, by the
+// apiserver's policy, with its message; and the key is minted when the operator is back.
+func TestWithTheOperatorStoppedTheAPIServerStillAdmitsAndRefuses(t *testing.T) {
+	ctx := context.Background()
+	forgetOperator(t)
+	t.Cleanup(func() { forgetOperator(t) })
+	if out, err := env.Kubectl(t, "apply", "-f", "config/rbac/people_roles.yaml"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	org := env.Namespace(t, "operator-down")
+	op, err := env.StartOperator(testenv.OperatorOptions{Name: "before", WithWebhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Cleanup)
+	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "BI"}}
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	waitApplicationID(t, app)
+	op.Stop()
+
+	// ada is an org admin; carl observes and may create connections, but binds only Observer.
+	bind := func(name string, ref rbacv1.RoleRef, user string) {
+		t.Helper()
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, RoleRef: ref,
+			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}}
+		if err := env.Client.Create(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	creator := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "connection-creator"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create"}}}}
+	if err := env.Client.Create(ctx, creator); err != nil {
+		t.Fatal(err)
+	}
+	bind("ada", rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "clearance-org-admin"}, "ada@acme.example")
+	bind("carl", rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "clearance-observer"}, "carl@acme.example")
+	bind("carl-creator", rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: creator.Name}, "carl@acme.example")
+	as := func(user string) client.Client {
+		c, err := client.New(env.As(user, []string{"system:authenticated", "acme-people"}, map[string][]string{"acr": {"mfa"}}), client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	ada, carl := as("ada@acme.example"), as("carl@acme.example")
+
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"},
+		Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: 720 * time.Hour}}}
+	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "partner"},
+		Spec: v1.OrgConnectionSpec{ApplicationID: "app_00000000000000000000000077", Role: v1.RoleAnalyst}}
+	for _, obj := range []client.Object{key, conn} {
+		if err := ada.Create(ctx, obj); err != nil {
+			t.Fatalf("with the operator stopped, the org admin's %T was refused: %v", obj, err)
+		}
+		if by := obj.GetAnnotations()[v1.AnnotationCreatedBy]; by != "ada@acme.example" {
+			t.Errorf("with the operator stopped, %T %s records creator %q, want ada@acme.example", obj, obj.GetName(), by)
+		}
+	}
+	err = carl.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "carls"},
+		Spec: v1.OrgConnectionSpec{ApplicationID: "app_00000000000000000000000078", Role: v1.RoleAnalyst}})
+	const want = `ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: user "carl@acme.example" may not assign role Analyst in org "`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("with the operator stopped, carl assigning Analyst: %v, want the policy's refusal (%s…)", err, want)
+	}
+
+	back, err := env.StartOperator(testenv.OperatorOptions{Name: "after", WithWebhooks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Cleanup)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); err == nil && key.Status.State == v1.KeyActive && key.Status.SecretName != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key created while the operator was down was not minted within 60s of its return: %+v", key.Status)
+		}
+	}
+	if key.Status.CreatedBy != "ada@acme.example" {
+		t.Errorf("the minted key's status.createdBy is %q, want ada@acme.example", key.Status.CreatedBy)
+	}
+}
