@@ -129,7 +129,7 @@ var roleLabels = map[v1.Role]string{
 }
 
 // assignable are the roles the person may assign in org: those they hold bind on, the rule
-// the webhook applies (see internal/webhook, BindReview); at or below keep, a role a
+// the apiserver's role assignment policy applies (bindRole); at or below keep, a role a
 // connection already has, may always stay or be lowered to.
 func assignable(r *http.Request, sess *session, keep v1.Role, selected v1.Role) []roleChoice {
 	perms := make([]permission, 0, len(v1.Roles))

@@ -135,8 +135,9 @@ func clearance(verb, resource string) permission {
 	return permission{verb: verb, group: v1.GroupVersion.Group, resource: resource}
 }
 
-// bindRole is what the webhook asks before a role is assigned (webhook.BindReview): the bind
-// verb on the virtual resource orgroles named after the role.
+// bindRole is what the apiserver's policy clearance-role-assignment asks before a role is
+// assigned (config/policies/role_assignment.yaml): the bind verb on the virtual resource
+// orgroles named after the role.
 func bindRole(role v1.Role) permission {
 	return permission{verb: "bind", group: v1.GroupVersion.Group, resource: "orgroles", name: string(role)}
 }
@@ -176,8 +177,8 @@ func whoAmI(ctx context.Context, s *session) (string, error) {
 	return review.Status.UserInfo.Username, nil
 }
 
-// apiMessage is the apiserver's own wording of a failure (a denial by RBAC, the webhook or a
-// CEL rule), shown to the person as it is.
+// apiMessage is the apiserver's own wording of a failure (a denial by RBAC, an admission
+// policy, a webhook or a CEL rule), shown to the person as it is.
 func apiMessage(err error) string {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) && status.Status().Message != "" {
