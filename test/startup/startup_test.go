@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -67,9 +69,11 @@ const (
 // control plane that has never seen it (no certificate Secret, no webhook configurations) and
 // on the certificate directory the run before left, whose certificate is of a CA no longer
 // injected anywhere (the first run's holds one of a CA of its own). The instant /readyz
-// answers OK, it creates an Application, which goes through the validating and the mutating
-// webhook: none may be refused. No start may log an error (up to ready, the admission and
-// the Application's first reconcile; errors of work cut short by the stop are only counted).
+// answers OK, it creates an Application pinning a new ID, which the apiserver sends to the
+// Application webhook: none may be refused, and none may be admitted because the call failed
+// (the webhooks fail open, so the apiserver's apiserver_admission_webhook_fail_open_count
+// must not move). No start may log an error (up to ready, the admission and the Application's
+// first reconcile; errors of work cut short by the stop are only counted).
 func TestTheFirstObjectAppliedWhenReadyIsAdmitted(t *testing.T) {
 	org := env.Namespace(t, "startup")
 	certDir := t.TempDir()
@@ -94,8 +98,9 @@ func TestTheFirstObjectAppliedWhenReadyIsAdmitted(t *testing.T) {
 		readies = append(readies, ready)
 		app := &v1.Application{
 			ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: fmt.Sprintf("app-%02d", i)},
-			Spec:       v1.ApplicationSpec{Description: "created the instant the operator was ready"},
+			Spec:       v1.ApplicationSpec{Description: "created the instant the operator was ready", ApplicationID: fmt.Sprintf("app_%026d", 9000+i)},
 		}
+		calledBefore, failedOpenBefore := webhookCounts(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err = env.Client.Create(ctx, app)
 		cancel()
@@ -103,6 +108,8 @@ func TestTheFirstObjectAppliedWhenReadyIsAdmitted(t *testing.T) {
 		case err != nil:
 			refusals++
 			t.Errorf("start %d: the Application created the instant /readyz answered OK (after %s) was refused: %v", i, ready.Round(time.Millisecond), err)
+		case webhookAnswered(t, calledBefore, failedOpenBefore) != nil:
+			t.Errorf("start %d: the Application created the instant /readyz answered OK (after %s): %v", i, ready.Round(time.Millisecond), webhookAnswered(t, calledBefore, failedOpenBefore))
 		case app.Annotations[v1.AnnotationCreatedBy] == "":
 			t.Errorf("start %d: the Application was not stamped by the policy clearance-created-by (no %s annotation)", i, v1.AnnotationCreatedBy)
 		default:
@@ -122,6 +129,52 @@ func TestTheFirstObjectAppliedWhenReadyIsAdmitted(t *testing.T) {
 	slices.Sort(readies)
 	t.Logf("FIGURES test=first-admission starts=%d refusals=%d ready_median=%s ready_max=%s errors_logged_while_stopping=%d",
 		starts, refusals, readies[len(readies)/2].Round(time.Millisecond), readies[len(readies)-1].Round(time.Millisecond), stopErrors)
+}
+
+// webhookCounts reads from the apiserver's metrics how many calls it made to the Application
+// webhook and how many admission webhook calls it let through because they failed.
+func webhookCounts(t *testing.T) (called, failedOpen float64) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("reading the apiserver's metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		name, rest, _ := strings.Cut(line, "{")
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		value, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "apiserver_admission_webhook_request_total" && strings.Contains(rest, `name="vapplication.access.clearance.dev"`):
+			called += value
+		case name == "apiserver_admission_webhook_fail_open_count":
+			failedOpen += value
+		}
+	}
+	return called, failedOpen
+}
+
+// webhookAnswered says whether the apiserver called the Application webhook and got its answer
+// since the counts given.
+func webhookAnswered(t *testing.T, calledBefore, failedOpenBefore float64) error {
+	t.Helper()
+	called, failedOpen := webhookCounts(t)
+	switch {
+	case called == calledBefore:
+		return fmt.Errorf("the apiserver did not call the Application webhook")
+	case failedOpen != failedOpenBefore:
+		return fmt.Errorf("the call to the webhook failed, and the apiserver admitted the object without its answer (%g calls failed open)", failedOpen-failedOpenBefore)
+	}
+	return nil
 }
 
 // waitApplicationID waits until the operator gave app its Application ID.
