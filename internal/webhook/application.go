@@ -36,8 +36,10 @@ import (
 // marked Conflict), this only says so at apply time.
 type applicationValidator struct{ client client.Reader }
 
-// pinnedApplication is all of an Application the webhook reads.
-type pinnedApplication struct {
+// withApplicationID is all the Application and OrgConnection webhooks read of an object: its
+// name, namespace and spec.applicationID (an Application's pinned ID, the ID a connection
+// grants).
+type withApplicationID struct {
 	Metadata struct {
 		Name      string `json:"name"`
 		Namespace string `json:"namespace"`
@@ -48,7 +50,7 @@ type pinnedApplication struct {
 }
 
 func (v *applicationValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	var app pinnedApplication
+	var app withApplicationID
 	if err := decodeObject(req, &app); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}

@@ -43,20 +43,9 @@ type orgConnectionValidator struct {
 	ownWork *ownWork
 }
 
-// newConnection is all of an OrgConnection the webhook reads.
-type newConnection struct {
-	Metadata struct {
-		Name      string `json:"name"`
-		Namespace string `json:"namespace"`
-	} `json:"metadata"`
-	Spec struct {
-		ApplicationID string `json:"applicationID"`
-	} `json:"spec"`
-}
-
 func (v *orgConnectionValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	defer v.ownWork.observe(ctx)
-	var conn newConnection
+	var conn withApplicationID
 	if err := decodeObject(req, &conn); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
