@@ -596,7 +596,7 @@ func warnAboveObserver(t *testing.T, ns string) {
 	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
 	must(t, err)
 	deadline := time.Now().Add(30 * time.Second)
-	for !warned.any() {
+	for !warned.saw("role Analyst is above Observer") {
 		if time.Now().After(deadline) {
 			t.Fatal("the ValidatingAdmissionPolicy never warned")
 		}
@@ -618,10 +618,16 @@ func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
 	w.seen = append(w.seen, text)
 }
 
-func (w *warningRecorder) any() bool {
+// saw says whether a warning containing text came back (Clearance's own policies warn too).
+func (w *warningRecorder) saw(text string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.seen) > 0
+	for _, s := range w.seen {
+		if strings.Contains(s, text) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestConnectGrantsAnApplicationIDARoleAndPrintsAdmissionWarnings(t *testing.T) {
@@ -636,9 +642,11 @@ func TestConnectGrantsAnApplicationIDARoleAndPrintsAdmissionWarnings(t *testing.
 		t.Errorf("printed %q, want %q", r.stdout, want)
 	}
 	// The apiserver prefixes a policy's message with the policy's name; a webhook's goes as is.
-	if !strings.HasPrefix(r.stderr, "Warning: ") || strings.Count(r.stderr, "\n") != 1 ||
-		!strings.HasSuffix(r.stderr, "role Analyst is above Observer: the application may change data in this org\n") {
-		t.Errorf("stderr %q, want one admission warning", r.stderr)
+	// Two policies warn: Clearance's own clearance-advice and the org's (warnAboveObserver).
+	if !strings.HasPrefix(r.stderr, "Warning: ") || strings.Count(r.stderr, "\n") != 2 || strings.Count(r.stderr, "Warning: ") != 2 ||
+		!strings.Contains(r.stderr, "'clearance-advice': role Analyst grants more than Observer (read-only, the recommended default): make sure application "+appID+" needs it\n") ||
+		!strings.Contains(r.stderr, "role Analyst is above Observer: the application may change data in this org\n") {
+		t.Errorf("stderr %q, want the two admission warnings, each on a line of its own", r.stderr)
 	}
 	var conn v1.OrgConnection
 	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &conn))
