@@ -250,7 +250,7 @@ func ensureNamespace(ctx context.Context, c client.Client, name string) error {
 }
 
 // orgAdmin binds user to the org-admin people role in ns, so the bench's role assignments go
-// through the webhook's SubjectAccessReview as an org admin's would.
+// through the role-assignment policy's authorizer check as an org admin's would.
 func orgAdmin(ctx context.Context, c client.Client, ns, user string) error {
 	return createRetrying(ctx, c, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-org-admin"},
@@ -304,4 +304,20 @@ func connection(ns, name, appID string, role v1.Role) *v1.OrgConnection {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec:       v1.OrgConnectionSpec{ApplicationID: appID, Role: role},
 	}
+}
+
+// connectorOnly lets user create OrgConnections in ns and nothing else: no bind on any orgrole,
+// so the role-assignment policy refuses every connection user makes where it applies.
+func connectorOnly(ctx context.Context, c client.Client, ns, user string) error {
+	if err := createRetrying(ctx, c, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-connector"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create"}}},
+	}); err != nil {
+		return err
+	}
+	return createRetrying(ctx, c, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bench-connector"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "bench-connector"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+	})
 }

@@ -18,8 +18,8 @@ package main
 
 // The floors of the cluster rows: the same work done by bare code on the same apiserver in
 // the same minute, interleaved with Clearance's. Their objects are BenchKeys: the APIKey CRD,
-// schema and validation rules included, under a group no webhook, controller or verifier of
-// Clearance's watches, so the apiserver does for them what it does for APIKeys and nothing
+// schema and validation rules included, under a group no webhook, admission policy, controller
+// or verifier of Clearance's watches, so the apiserver does for them what it does for APIKeys and nothing
 // of Clearance's runs.
 
 import (
@@ -162,7 +162,7 @@ type floorJob struct {
 
 // bareMint is the floor under minting keys: the best any code could do for the same end state
 // on the same apiserver. The same users' creates (benchClients at once, as for the APIKeys,
-// but of BenchKeys: no webhook), and as each create returns, the operator's two writes (the
+// but of BenchKeys: no webhook, no admission policy), and as each create returns, the operator's two writes (the
 // key's Secret, a copy of the real one, and a status patch with the real status) by a bare
 // client at the operator's QPS, burst and worker count: no watch, no cache, no decision. It
 // returns the time from the first create to the last write.

@@ -85,7 +85,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.foreign, "foreign-secrets", 5000, "Foreign Secrets added for the memory row.")
 	flag.IntVar(&cfg.foreignSize, "foreign-secret-size", 100<<10, "Bytes of data in each foreign Secret.")
 	flag.IntVar(&cfg.revocations, "revocations", 200, "Disable/delete operations timed until the verifier refuses.")
-	flag.IntVar(&cfg.assignments, "assignments", 1000, "OrgConnection role assignments through the webhook.")
+	flag.IntVar(&cfg.assignments, "assignments", 1000, "OrgConnection role assignments by an org admin: a quarter of them connections (creates), the rest raises of their roles.")
 	flag.IntVar(&cfg.verifierKeys, "verifier-keys", 100_000, "Keys in the verifier's index for the throughput and latency rows.")
 	flag.IntVar(&cfg.scale, "scale", 100_000, "The largest verifier index of the scale rows (heap per key, p99 at the same load): 10,000 keys, then ten times more until this (-scale=1000000 for a million).")
 	flag.StringVar(&cfg.profiles, "profiles", "", "Write CPU profiles into this directory: kube-apiserver and the operator during the first mint round, the role assignments and the revocations; each verifier while it is measured; and a heap profile of each loaded verifier index.")
@@ -122,6 +122,10 @@ func benchMain() int {
 	}
 	if cfg.mintRound < 1 || cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
 		fmt.Fprintf(os.Stderr, "bench: -mint-round must be at least 1 (got %d), -scale at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.mintRound, cfg.scale, cfg.operatorKeys)
+		return 2
+	}
+	if cfg.assignments < 2 {
+		fmt.Fprintf(os.Stderr, "bench: -assignments must be at least 2 (a connection and a raise), got %d\n", cfg.assignments)
 		return 2
 	}
 	ctrllog.SetLogger(logr.Discard()) // the bench's own clients log nothing worth reading
@@ -175,11 +179,11 @@ type bench struct {
 	// cache is the bench's own watch of APIKeys, key Secrets and BenchKeys.
 	cache cache.Cache
 	res   *Results
-	// grants maps each connected Application to an org that connected it (the webhook phase).
+	// grants maps each connected Application to an org that connected it (the admission phase).
 	grants map[types.NamespacedName]string
 	// scale holds the scale model's points: key total → mint seconds, writes per key, RSS MiB.
 	scale []scalePoint
-	// floor is what the floors of the mint, webhook and revocation rows share (floor.go).
+	// floor is what the floors of the mint, admission and revocation rows share (floor.go).
 	floor *floors
 }
 
@@ -296,7 +300,7 @@ func run(cfg config, res *Results) error {
 	}{
 		{"mint and scale model", b.mint},
 		{"idle", b.idleWrites},
-		{"webhook", b.webhook},
+		{"admission", b.admission},
 		{"revocation", b.revocation},
 		{"memory with foreign Secrets", b.foreignSecrets},
 		{"operator at scale", b.operatorScale},

@@ -333,3 +333,53 @@ func requestsText(before, after map[string]float64) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// counterDelta is after-before of a counter summed over the series matching match.
+func counterDelta(before, after families, name string, match func(*dto.Metric) bool) float64 {
+	sum := func(f families) float64 {
+		total := 0.0
+		for _, m := range f[name].GetMetric() {
+			if match(m) {
+				total += m.GetCounter().GetValue()
+			}
+		}
+		return total
+	}
+	return sum(after) - sum(before)
+}
+
+// webhookCalls is after-before of the apiserver's admission webhook calls
+// (apiserver_admission_webhook_request_total, every label set), with the calls by webhook and
+// operation, "vorgconnection.access.clearance.dev CREATE 250, …", sorted.
+func webhookCalls(before, after families) (float64, string) {
+	const name = "apiserver_admission_webhook_request_total"
+	byCall := map[string]float64{}
+	add := func(f families, sign float64) {
+		for _, m := range f[name].GetMetric() {
+			byCall[label(m, "name")+" "+label(m, "operation")] += sign * m.GetCounter().GetValue()
+		}
+	}
+	add(after, 1)
+	add(before, -1)
+	var total float64
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(byCall)) {
+		if d := byCall[k]; d != 0 {
+			parts = append(parts, fmt.Sprintf("%s %g", k, d))
+			total += d
+		}
+	}
+	return total, strings.Join(parts, ", ")
+}
+
+// familiesWithPrefix lists the names of the scraped families that begin with prefix, sorted.
+func familiesWithPrefix(f families, prefix string) []string {
+	var out []string
+	for name := range f {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
