@@ -661,10 +661,7 @@ func (b *bench) excludeAdmission(ctx context.Context) error {
 		if !strings.HasPrefix(vb.Name, "clearance-") {
 			continue
 		}
-		if vb.Spec.MatchResources == nil {
-			vb.Spec.MatchResources = &admissionregistrationv1.MatchResources{}
-		}
-		vb.Spec.MatchResources.NamespaceSelector = withRequirement(vb.Spec.MatchResources.NamespaceSelector, out)
+		vb.Spec.MatchResources = matchingWith(vb.Spec.MatchResources, out)
 		if err := b.c.Update(ctx, vb); err != nil {
 			return err
 		}
@@ -679,10 +676,7 @@ func (b *bench) excludeAdmission(ctx context.Context) error {
 		if !strings.HasPrefix(mb.Name, "clearance-") {
 			continue
 		}
-		if mb.Spec.MatchResources == nil {
-			mb.Spec.MatchResources = &admissionregistrationv1.MatchResources{}
-		}
-		mb.Spec.MatchResources.NamespaceSelector = withRequirement(mb.Spec.MatchResources.NamespaceSelector, out)
+		mb.Spec.MatchResources = matchingWith(mb.Spec.MatchResources, out)
 		if err := b.c.Update(ctx, mb); err != nil {
 			return err
 		}
@@ -717,6 +711,15 @@ func (b *bench) excludeAdmission(ctx context.Context) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// matchingWith is a policy binding's match resources with req added to its namespace selector.
+func matchingWith(mr *admissionregistrationv1.MatchResources, req metav1.LabelSelectorRequirement) *admissionregistrationv1.MatchResources {
+	if mr == nil {
+		mr = &admissionregistrationv1.MatchResources{}
+	}
+	mr.NamespaceSelector = withRequirement(mr.NamespaceSelector, req)
+	return mr
 }
 
 func withRequirement(sel *metav1.LabelSelector, req metav1.LabelSelectorRequirement) *metav1.LabelSelector {
