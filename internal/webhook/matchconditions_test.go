@@ -72,7 +72,9 @@ func TestTheApiserverCallsAWebhookOnlyWhenItHasSomethingToJudge(t *testing.T) {
 	ctx := context.Background()
 	c := conn(org, "bi", newID(), v1.RoleObserver)
 	patch := func(body string) func() error {
-		return func() error { return ada.c.Patch(ctx, c.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(body))) }
+		return func() error {
+			return ada.c.Patch(ctx, c.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(body)))
+		}
 	}
 	create := func(o client.Object) func() error { return func() error { return ada.c.Create(ctx, o) } }
 	key := func(name string, limits ...v1.RateLimit) *v1.APIKey {

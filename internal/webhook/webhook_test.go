@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -394,6 +395,19 @@ func TestTheCreatorIsRecordedAndCannotBeRewritten(t *testing.T) {
 	err := ada.c.Update(context.Background(), app)
 	if err == nil || !strings.Contains(err.Error(), `annotation access.clearance.dev/created-by records who created Application bi and cannot change (it is "ada")`) {
 		t.Errorf("rewriting the creator: %v", err)
+	}
+
+	// A manifest with annotations of its own (Argo CD's tracking id, say) keeps them all and gains
+	// the record beside them.
+	tracked := &v1.Application{
+		ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "tracked", Annotations: map[string]string{"argocd.argoproj.io/tracking-id": "org:app"}},
+		Spec:       v1.ApplicationSpec{Description: "BI"},
+	}
+	if err := ada.c.Create(context.Background(), tracked); err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"argocd.argoproj.io/tracking-id": "org:app", v1.AnnotationCreatedBy: "ada"}; !maps.Equal(tracked.Annotations, want) {
+		t.Errorf("annotations are %v, want %v", tracked.Annotations, want)
 	}
 
 	// The recorded creator can be neither removed nor forged, whoever asks.
