@@ -121,12 +121,13 @@ run: manifests kube-assets ## Run the operator against KUBECONFIG, or a local co
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (key parsing, header parsing, admission decoding).
+fuzz: ## Run each fuzz target for FUZZTIME (key parsing, header parsing, admission decoding, redirect matching).
 	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	go test ./internal/keyformat -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME)
 	go test ./internal/verifier -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME)
 	go test ./internal/verifier -run '^$$' -fuzz '^FuzzAuthorizeNeverAllowsWithoutAKeyInForce$$' -fuzztime $(FUZZTIME)
 	go test ./internal/webhook -run '^$$' -fuzz '^FuzzAdmissionRequestDecoding$$' -fuzztime $(FUZZTIME)
+	go test ./api/v1alpha1 -run '^$$' -fuzz '^FuzzAllowsRedirect$$' -fuzztime $(FUZZTIME)
 
 .PHONY: bench
 bench: kube-assets ## Measure every figure of the numbers to beat, each timed one against a floor of the same run (docs/performance.md; about 8 minutes): bench/results.json, bench/scale.png and a table.

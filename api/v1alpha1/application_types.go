@@ -16,7 +16,11 @@ limitations under the License.
 
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // ApplicationIDPattern is the form of every Application ID: opaque, random, prefixed.
 const ApplicationIDPattern = `^app_[0-9a-z]{26}$`
@@ -59,6 +63,98 @@ type ApplicationSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=16
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+
+	// oauth registers the application as an OAuth 2.0 client of the verifier for the
+	// authorization code grant (docs/oauth.md): an org admin consents by granting it a role,
+	// and the application's client_id is its Application ID. Absent: no authorization code
+	// grant (client credentials with a key work either way).
+	// +optional
+	OAuth *OAuthClient `json:"oauth,omitempty"`
+}
+
+// OAuthClientType says how an OAuth client authenticates at the token endpoint.
+// +kubebuilder:validation:Enum=Confidential;Public
+type OAuthClientType string
+
+const (
+	// OAuthConfidential clients authenticate with one of the application's keys (its access key
+	// as the username, its secret key as the password) and PKCE.
+	OAuthConfidential OAuthClientType = "Confidential"
+	// OAuthPublic clients (native and browser apps, which cannot keep a secret) send their
+	// client_id and prove the flow with PKCE only.
+	OAuthPublic OAuthClientType = "Public"
+)
+
+// OAuthClient is an Application's registration as an OAuth client.
+type OAuthClient struct {
+	// clientType is Confidential (authenticates with one of the application's keys) or Public
+	// (PKCE only, for apps that cannot keep a secret). PKCE with S256 is required of both.
+	// +optional
+	// +kubebuilder:default=Confidential
+	ClientType OAuthClientType `json:"clientType,omitempty"`
+
+	// redirectURIs are where the verifier may send an org admin's browser back with a code:
+	// compared as exact strings (no prefix, case or trailing-slash match), except that an
+	// http://127.0.0.1 or http://[::1] redirect matches any port (RFC 8252 §7.3). Each is
+	// https://host/path, http://127.0.0.1[:port]/path, http://[::1][:port]/path or a
+	// private-use scheme such as com.example.app:/callback.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=512
+	// +kubebuilder:validation:items:XValidation:rule="self.matches(r'^https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[^#\\s]*)?$') || self.matches(r'^http://(127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{1,5})?(/[^#\\s]*)?$') || self.matches(r'^[a-z][a-z0-9+-]*(\\.[a-z0-9+-]+)+:/[^#\\s]*$')",message="each redirect URI must be https://host/path, http://127.0.0.1[:port]/path or http://[::1][:port]/path for a native app, or a private-use scheme such as com.example.app:/callback; lowercase scheme and host, no fragment, userinfo or spaces"
+	RedirectURIs []string `json:"redirectURIs"`
+}
+
+// AllowsRedirect says whether uri, as an authorization request names it, is one of the
+// registered redirect URIs: the exact string, or for a registered loopback redirect the same
+// string with any port (RFC 8252 §7.3). Nothing else: no prefix, host-suffix, case,
+// trailing-slash, userinfo or query match.
+func (c *OAuthClient) AllowsRedirect(uri string) bool {
+	if c == nil || uri == "" {
+		return false
+	}
+	for _, r := range c.RedirectURIs {
+		if uri == r || sameBarPort(r, uri) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameBarPort says whether uri is the registered loopback redirect reg with another (or no)
+// port: both http://127.0.0.1 or both http://[::1], the rest of the string identical.
+func sameBarPort(reg, uri string) bool {
+	for _, host := range []string{"http://127.0.0.1", "http://[::1]"} {
+		if !strings.HasPrefix(reg, host) || !strings.HasPrefix(uri, host) {
+			continue
+		}
+		r, u := stripPort(reg[len(host):]), stripPort(uri[len(host):])
+		return r.ok && u.ok && r.rest == u.rest
+	}
+	return false
+}
+
+type afterPort struct {
+	rest string
+	ok   bool
+}
+
+// stripPort removes a leading ":<digits>" (1 to 5 digits) from what follows the host; ok is
+// false for a colon without digits, or anything but a path, end or port after the host.
+func stripPort(s string) afterPort {
+	if !strings.HasPrefix(s, ":") {
+		return afterPort{rest: s, ok: s == "" || s[0] == '/'}
+	}
+	n := 1
+	for n < len(s) && n <= 5 && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	if n == 1 || (n < len(s) && s[n] != '/') {
+		return afterPort{}
+	}
+	return afterPort{rest: s[n:], ok: true}
 }
 
 // ApplicationStatus is what the operator observed about an Application.
