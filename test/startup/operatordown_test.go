@@ -22,7 +22,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -105,6 +107,9 @@ func TestWithTheOperatorStoppedTheAPIServerStillAdmitsAndRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(back.Cleanup)
+	// The org goes while this operator still runs (cleanups run last first), so the next test's
+	// operator finds no objects of it left to finalize in a terminating namespace.
+	t.Cleanup(func() { deleteOrgAndWait(t, org) })
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); err == nil && key.Status.State == v1.KeyActive && key.Status.SecretName != "" {
 			break
@@ -115,5 +120,24 @@ func TestWithTheOperatorStoppedTheAPIServerStillAdmitsAndRefuses(t *testing.T) {
 	}
 	if key.Status.CreatedBy != "ada@acme.example" {
 		t.Errorf("the minted key's status.createdBy is %q, want ada@acme.example", key.Status.CreatedBy)
+	}
+}
+
+// deleteOrgAndWait deletes the namespace org and waits until it is gone, at most a minute.
+func deleteOrgAndWait(t *testing.T, org string) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: org}}
+	if err := env.Client.Delete(context.Background(), ns); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("deleting namespace %s: %v", org, err)
+		return
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ns), ns)
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("namespace %s was not gone a minute after its deletion: %v %+v", org, err, ns.Status)
+			return
+		}
 	}
 }
