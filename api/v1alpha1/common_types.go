@@ -52,6 +52,15 @@ const (
 	AnnotationKeyID = "access.clearance.dev/key-id"
 	// AnnotationCreatedBy records the user who created an object (set at admission).
 	AnnotationCreatedBy = "access.clearance.dev/created-by"
+	// AnnotationConsent, set on an OrgConnection by the person who clicks Allow on an OAuth
+	// consent page (with their own credentials), names the authorization request they
+	// consented to (docs/oauth.md). The verifier issues that request's code only once it sees
+	// the connection carrying it.
+	AnnotationConsent = "access.clearance.dev/consent"
+	// AnnotationConsentedBy records who set AnnotationConsent, stamped by the apiserver
+	// (admission policy clearance-consent) and never written by anyone else: the subject of the
+	// ID token the consent leads to.
+	AnnotationConsentedBy = "access.clearance.dev/consented-by"
 )
 
 // Values of LabelConfigMap.

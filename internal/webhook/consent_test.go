@@ -1,0 +1,112 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// TestConsentIsRecordedByTheAPIServerAndCannotBeForged: whoever sets the consent annotation
+// on an OrgConnection is recorded as the one who consented, by the apiserver; nobody (the
+// console, the operator, a cluster admin) writes that record themselves.
+func TestConsentIsRecordedByTheAPIServerAndCannotBeForged(t *testing.T) {
+	peopleRoles(t)
+	org := env.Namespace(t, "consent")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	bob := newPerson(t, org, "bob", "clearance-org-admin")
+	admin, err := client.New(env.As("root", []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	annotate := func(c client.Client, name string, kv ...string) error {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "-" {
+				m[kv[i]] = nil
+			} else {
+				m[kv[i]] = kv[i+1]
+			}
+		}
+		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": m}})
+		obj := &v1.OrgConnection{}
+		obj.Namespace, obj.Name = org, name
+		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, body))
+	}
+	recorded := func(name string) (string, string) {
+		var c v1.OrgConnection
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: org, Name: name}, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c.Annotations[v1.AnnotationConsent], c.Annotations[v1.AnnotationConsentedBy]
+	}
+
+	// Consent given while creating the connection (the first Allow), a forged record replaced.
+	first := conn(org, "partner", newID(), v1.RoleObserver)
+	first.Annotations = map[string]string{v1.AnnotationConsent: "req-1", v1.AnnotationConsentedBy: "mallory"}
+	if err := ada.c.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if c, by := recorded("partner"); c != "req-1" || by != "ada" {
+		t.Errorf("after ada's Allow: consent %q by %q, want req-1 by ada", c, by)
+	}
+	// Consent given again on the existing connection, by another admin.
+	if err := annotate(bob.c, "partner", v1.AnnotationConsent, "req-2"); err != nil {
+		t.Fatal(err)
+	}
+	if c, by := recorded("partner"); c != "req-2" || by != "bob" {
+		t.Errorf("after bob's Allow: consent %q by %q, want req-2 by bob", c, by)
+	}
+	// The record alone can be changed by nobody, and set on creation by nobody.
+	for _, tc := range []struct {
+		who string
+		c   client.Client
+	}{{"ada", ada.c}, {"a cluster admin", admin}} {
+		err := annotate(tc.c, "partner", v1.AnnotationConsentedBy, "ada")
+		if err == nil || !strings.Contains(err.Error(), "is written only by the apiserver when consent is given: leave both annotations as they are") {
+			t.Errorf("%s rewriting consented-by: %v", tc.who, err)
+		}
+		err = annotate(tc.c, "partner", v1.AnnotationConsentedBy, "-")
+		if err == nil || !strings.Contains(err.Error(), "is written only by the apiserver") {
+			t.Errorf("%s removing consented-by: %v", tc.who, err)
+		}
+	}
+	forged := conn(org, "forged", newID(), v1.RoleObserver)
+	forged.Annotations = map[string]string{v1.AnnotationConsentedBy: "ada"}
+	if err := bob.c.Create(ctx, forged); err == nil || !strings.Contains(err.Error(), "is written only by the apiserver") {
+		t.Errorf("creating a connection with only a consent record: %v", err)
+	}
+	if err := annotate(ada.c, "partner", v1.AnnotationConsent, "not an id!"); err == nil ||
+		!strings.Contains(err.Error(), "must be the ID of an OAuth authorization request") {
+		t.Errorf("a malformed consent: %v", err)
+	}
+	// Withdrawing consent (both annotations) is allowed; the connection stays.
+	if err := annotate(ada.c, "partner", v1.AnnotationConsent, "-", v1.AnnotationConsentedBy, "-"); err != nil {
+		t.Errorf("removing the consent: %v", err)
+	}
+	if c, by := recorded("partner"); c != "" || by != "" {
+		t.Errorf("after removing the consent: %q by %q", c, by)
+	}
+}
