@@ -47,6 +47,7 @@ type index struct {
 	metricSets   map[string]map[string]map[string]bool // org → MetricSet name → enabled metric names
 	metricUIDs   map[nsName]types.UID                  // which MetricSet object a set came from
 	originCounts map[string]int                        // allowed origin → Applications listing it
+	grants       grantIndex                            // OAuth clients and consents (grants.go)
 }
 
 func newIndex(log logr.Logger) *index {
@@ -61,6 +62,7 @@ func newIndex(log logr.Logger) *index {
 		metricSets:   map[string]map[string]map[string]bool{},
 		metricUIDs:   map[nsName]types.UID{},
 		originCounts: map[string]int{},
+		grants:       newGrantIndex(),
 	}
 	empty := map[string]struct{}{}
 	ix.origins.Store(&empty)
@@ -77,6 +79,9 @@ type appEntry struct {
 	enabled    bool
 	origins    map[string]struct{}
 	rateLimits map[string]rateLimit
+	namespace  string
+	desc       string
+	oauth      *v1.OAuthClient // nil: not an OAuth client
 }
 
 // connEntry is an OrgConnection. Immutable once published.
@@ -92,6 +97,8 @@ type connEntry struct {
 	deleting      bool
 	appNamespace  string
 	applicationID string
+	consent       string // annotation access.clearance.dev/consent
+	consentedBy   string // annotation access.clearance.dev/consented-by
 }
 
 // orgMetrics are the enabled metrics of an org's MetricSets. Immutable once published.
@@ -146,6 +153,9 @@ func (ix *index) applyApplication(a *v1.Application) {
 		enabled:    a.IsEnabled(),
 		origins:    make(map[string]struct{}, len(a.Spec.AllowedOrigins)),
 		rateLimits: rateLimitsOf(a.Spec.RateLimits),
+		namespace:  a.Namespace,
+		desc:       a.Spec.Description,
+		oauth:      a.Spec.OAuth.DeepCopy(),
 	}
 	for _, o := range a.Spec.AllowedOrigins {
 		e.origins[o] = struct{}{}
@@ -157,6 +167,7 @@ func (ix *index) applyApplication(a *v1.Application) {
 	ix.appUIDs[key] = uid
 	ix.apps.set(key, e)
 	ix.countOrigins(old, e)
+	ix.grants.setApp(key, old, e)
 }
 
 func (ix *index) removeApplication(a *v1.Application) {
@@ -170,6 +181,7 @@ func (ix *index) removeApplication(a *v1.Application) {
 	delete(ix.appUIDs, key)
 	ix.apps.delete(key)
 	ix.countOrigins(old, nil)
+	ix.grants.setApp(key, old, nil)
 }
 
 // countOrigins keeps the set of all allowed origins, which answers CORS preflights (they carry
@@ -218,6 +230,8 @@ func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
 		deleting:      c.DeletionTimestamp != nil,
 		appNamespace:  c.Status.ApplicationNamespace,
 		applicationID: c.Spec.ApplicationID,
+		consent:       c.Annotations[v1.AnnotationConsent],
+		consentedBy:   c.Annotations[v1.AnnotationConsentedBy],
 	}
 	key := connKey{e.org, e.applicationID}
 	ix.mu.Lock()
@@ -225,6 +239,7 @@ func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
 	if old := ix.connByUID[uid]; old != nil && (connKey{old.org, old.applicationID}) != key {
 		ix.unlinkConn(old)
 	}
+	ix.grants.setConn(ix.connByUID[uid], e)
 	ix.connByUID[uid] = e
 	// One swap from the old list to the new: readers never see the connection missing.
 	list, _ := ix.conns.get(key)
@@ -243,6 +258,7 @@ func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
 	defer ix.mu.Unlock()
 	if old := ix.connByUID[uid]; old != nil {
 		ix.unlinkConn(old)
+		ix.grants.setConn(old, nil)
 		delete(ix.connByUID, uid)
 	}
 }

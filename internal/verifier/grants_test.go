@@ -1,0 +1,122 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// TestGrantsFollowTheObjects: the OAuth client an Application ID names, the grant a consent
+// created and whether it is in force follow every change the informers deliver, and are gone
+// the moment the objects are.
+func TestGrantsFollowTheObjects(t *testing.T) {
+	w := newWorld(t)
+	if _, ok := w.v.OAuthClient(appID); ok {
+		t.Fatal("an Application without spec.oauth is no OAuth client")
+	}
+	w.updateApp(func(a *v1.Application) {
+		a.Spec.OAuth = &v1.OAuthClient{ClientType: v1.OAuthPublic, RedirectURIs: []string{"http://127.0.0.1/cb"}}
+	})
+	c, ok := w.v.OAuthClient(appID)
+	if !ok || c.Namespace != ownerOrg || c.Description != "Acme BI export" || !c.Enabled || c.Registration.ClientType != v1.OAuthPublic ||
+		!c.Registration.AllowsRedirect("http://127.0.0.1:4711/cb") {
+		t.Fatalf("OAuthClient(%s) = %+v, %v", appID, c, ok)
+	}
+	if _, ok := w.v.OAuthClient(otherAppID); ok {
+		t.Error("an unknown Application ID is no client")
+	}
+
+	// No consent yet: the connection of newWorld carries none.
+	if _, ok := w.v.Consent("req-1", appID); ok {
+		t.Error("a consent nobody gave")
+	}
+	consented := w.conn.DeepCopy()
+	consented.Annotations = map[string]string{v1.AnnotationConsent: "req-1", v1.AnnotationConsentedBy: "ada"}
+	w.v.Apply(consented)
+	g, ok := w.v.Consent("req-1", appID)
+	if want := (Grant{Org: grantOrg, ConnectionUID: string(w.conn.UID), ApplicationID: appID, Role: v1.RoleAnalyst, ConsentedBy: "ada"}); !ok || g != want {
+		t.Fatalf("Consent = %+v, %v, want %+v", g, ok, want)
+	}
+	if _, ok := w.v.Consent("req-1", otherAppID); ok {
+		t.Error("a consent is for its own application only")
+	}
+	if role, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); !ok || role != v1.RoleAnalyst {
+		t.Errorf("GrantInForce = %q, %v", role, ok)
+	}
+
+	// Another org's connection claiming the same request makes it nobody's.
+	copycat := connection("initech", "acme-bi", appID, v1.RoleOrgAdmin, ownerOrg, true)
+	copycat.Annotations = map[string]string{v1.AnnotationConsent: "req-1", v1.AnnotationConsentedBy: "mallory"}
+	w.v.Apply(copycat)
+	if _, ok := w.v.Consent("req-1", appID); ok {
+		t.Error("two connections claiming one request: no consent")
+	}
+	w.v.Remove(copycat)
+	if _, ok := w.v.Consent("req-1", appID); !ok {
+		t.Error("the claim withdrawn, the consent is back")
+	}
+
+	// A consent without the apiserver's record of who gave it is none.
+	unrecorded := consented.DeepCopy()
+	unrecorded.Annotations = map[string]string{v1.AnnotationConsent: "req-2"}
+	w.v.Apply(unrecorded)
+	if _, ok := w.v.Consent("req-2", appID); ok {
+		t.Error("a consent without consented-by")
+	}
+	if _, ok := w.v.Consent("req-1", appID); ok {
+		t.Error("the connection now names another request: req-1 is gone")
+	}
+	w.v.Apply(consented)
+
+	// Switching the Application off, deleting the connection or the Application: not in force.
+	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = ptr(false) })
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+		t.Error("in force with the Application switched off")
+	}
+	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = nil })
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); !ok {
+		t.Error("switched on again, in force again")
+	}
+	if _, ok := w.v.GrantInForce("initech", g.ConnectionUID, appID); ok {
+		t.Error("a grant is in force in its own org only")
+	}
+	deleting := consented.DeepCopy()
+	deleting.DeletionTimestamp = ptr(metav1.Now())
+	w.v.Apply(deleting)
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+		t.Error("in force while its connection is being deleted")
+	}
+	w.v.Remove(deleting)
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+		t.Error("in force after its connection is gone")
+	}
+	if _, ok := w.v.Consent("req-1", appID); ok {
+		t.Error("a consent outlives its connection")
+	}
+	w.v.Apply(consented)
+	w.v.Remove(w.app)
+	if _, ok := w.v.OAuthClient(appID); ok {
+		t.Error("a deleted Application is no client")
+	}
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+		t.Error("in force after its Application is gone")
+	}
+}
