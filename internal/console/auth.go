@@ -17,6 +17,7 @@ limitations under the License.
 package console
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"slices"
@@ -35,6 +36,15 @@ const loginCookie = "__Host-clearance-console-login"
 // signInData is what the sign-in page shows.
 type signInData struct {
 	CSRF string
+	// Next is where signing in leads: a consent page (consentReturn), or the org picker.
+	Next string
+}
+
+// consentReturn says whether next may follow a sign-in: only the console's own consent page
+// for a well-formed request, never another site or path.
+func consentReturn(next string) bool {
+	id, ok := strings.CutPrefix(next, PathConsent+"?request=")
+	return ok && requestIDPattern.MatchString(id)
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -46,10 +56,16 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // renderSignIn shows the sign-in form with a fresh login CSRF token.
-func (s *Server) renderSignIn(w http.ResponseWriter, _ *http.Request, status int, problem string) {
+func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, status int, problem string) {
 	value := randomToken()
 	s.setCookie(w, loginCookie, value, 30*time.Minute)
-	s.render(w, status, "login", &page{Title: "Sign in", Error: problem, Data: signInData{CSRF: loginCSRF(s.loginKey, value)}})
+	next := ""
+	if n := r.URL.Query().Get("next"); consentReturn(n) {
+		next = n
+	} else if n := r.PostFormValue("next"); consentReturn(n) {
+		next = n
+	}
+	s.render(w, status, "login", &page{Title: "Sign in", Error: problem, Data: signInData{CSRF: loginCSRF(s.loginKey, value), Next: next}})
 }
 
 // login starts a session for a pasted token once the apiserver accepts it.
@@ -78,7 +94,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clearCookie(w, loginCookie)
 	s.setCookie(w, sessionCookie, sess.id, s.opts.MaxAge)
-	http.Redirect(w, r, "/org", http.StatusSeeOther)
+	to := "/org"
+	if next := r.PostForm.Get("next"); consentReturn(next) {
+		to = next
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -102,17 +122,10 @@ func (s *Server) renderOrgPage(w http.ResponseWriter, r *http.Request, sess *ses
 	p := newPage(r, sess, "Choose an org", "org")
 	p.Error = problem
 	data := orgData{}
-	var list corev1.NamespaceList
-	if err := sess.client.List(r.Context(), &list); err != nil {
+	if orgs, err := listOrgs(r.Context(), sess); err != nil {
 		data.ListNote = "You may not list namespaces (" + apiMessage(err) + "), so type the org you belong to."
 	} else {
-		data.CanList = true
-		for _, ns := range list.Items {
-			if !strings.HasPrefix(ns.Name, "kube-") {
-				data.Orgs = append(data.Orgs, ns.Name)
-			}
-		}
-		slices.Sort(data.Orgs)
+		data.CanList, data.Orgs = true, orgs
 	}
 	p.Data = data
 	s.render(w, status, "org", p)
@@ -126,4 +139,20 @@ func (s *Server) pickOrg(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	sess.setOrg(org)
 	http.Redirect(w, r, "/applications", http.StatusSeeOther)
+}
+
+// listOrgs lists the namespaces the person may list, but the system's, sorted.
+func listOrgs(ctx context.Context, sess *session) ([]string, error) {
+	var list corev1.NamespaceList
+	if err := sess.client.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	var orgs []string
+	for _, ns := range list.Items {
+		if !strings.HasPrefix(ns.Name, "kube-") {
+			orgs = append(orgs, ns.Name)
+		}
+	}
+	slices.Sort(orgs)
+	return orgs, nil
 }

@@ -32,6 +32,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -82,7 +83,11 @@ type Options struct {
 	// MaxSessions bounds the live sessions (default DefaultMaxSessions), MaxSessionsPerIdentity
 	// those of one username (default DefaultMaxSessionsPerIdentity).
 	MaxSessions, MaxSessionsPerIdentity int
-	Log                                 logr.Logger
+	// VerifierURL is the verifier's base URL as the browser reaches it, e.g.
+	// http://127.0.0.1:8090 (--console-verifier-url): the consent page asks it what an
+	// authorization request is and sends the browser back to it. Empty: no consent page.
+	VerifierURL string
+	Log         logr.Logger
 }
 
 // Server serves the console.
@@ -94,6 +99,10 @@ type Server struct {
 	pages    map[string]*template.Template
 	loginKey []byte
 	handler  http.Handler
+	// verifier asks the verifier about authorization requests; verifierOrigin is VerifierURL's
+	// scheme://host[:port], which consent forms may redirect to.
+	verifier       *http.Client
+	verifierOrigin string
 }
 
 // New checks opts and prepares the pages.
@@ -125,17 +134,28 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxSessionsPerIdentity <= 0 {
 		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
 	}
+	origin := ""
+	if opts.VerifierURL != "" {
+		u, err := url.Parse(opts.VerifierURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("--console-verifier-url %q must be the verifier's base URL as browsers reach it, e.g. https://verifier.example.com or http://127.0.0.1:8090", opts.VerifierURL)
+		}
+		opts.VerifierURL = strings.TrimSuffix(opts.VerifierURL, "/")
+		origin = u.Scheme + "://" + u.Host
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		opts:     opts,
-		base:     BaseConfig(opts.Base),
-		mapper:   restMapper(),
-		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
-		pages:    pages,
-		loginKey: make([]byte, 32),
+		verifier:       &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		verifierOrigin: origin,
+		opts:           opts,
+		base:           BaseConfig(opts.Base),
+		mapper:         restMapper(),
+		sessions:       newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
+		pages:          pages,
+		loginKey:       make([]byte, 32),
 	}
 	_, _ = rand.Read(s.loginKey)
 	s.handler = s.routes()

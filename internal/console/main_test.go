@@ -50,6 +50,7 @@ var (
 	env        *testenv.Env
 	operator   *testenv.Operator
 	consoleURL string
+	verifier   *stubVerifier
 )
 
 // ScreenshotsEnv names a directory the browser tests write their screenshots to (the ones in
@@ -67,8 +68,9 @@ func TestMain(m *testing.M) {
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
 		consoleURL = "http://" + addr
+		verifier = newStubVerifier()
 		operator, err = e.StartOperator(testenv.OperatorOptions{Name: "console", WithWebhooks: true,
-			Args: []string{"--console-bind-address=" + addr}})
+			Args: []string{"--console-bind-address=" + addr, "--console-verifier-url=" + verifier.URL}})
 		if err != nil {
 			return nil, err
 		}
@@ -77,7 +79,7 @@ func TestMain(m *testing.M) {
 			return nil, err
 		}
 		testenv.CollectTokensForLeakCheck(issued.all)
-		return func() error { operator.Cleanup(); return nil }, nil
+		return func() error { operator.Cleanup(); verifier.Close(); return nil }, nil
 	})
 }
 

@@ -1,0 +1,169 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/console"
+	"github.com/clearance-dev/clearance/internal/ops"
+)
+
+// stubVerifier plays the verifier's side of the consent page's contract: it answers what an
+// authorization request is, and records where the browser came back to. (The verifier's own
+// tests hold it to the same contract.)
+type stubVerifier struct {
+	*httptest.Server
+	mu       sync.Mutex
+	requests map[string]console.AuthorizationRequest
+	returns  []string // request URIs of the browser's returns
+}
+
+func newStubVerifier() *stubVerifier {
+	v := &stubVerifier{requests: map[string]console.AuthorizationRequest{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oauth2/authorize/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
+		v.mu.Lock()
+		ar, ok := v.requests[r.PathValue("id")]
+		v.mu.Unlock()
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(ar)
+	})
+	mux.HandleFunc("GET /oauth2/authorize/done", func(w http.ResponseWriter, r *http.Request) {
+		v.mu.Lock()
+		v.returns = append(v.returns, r.URL.RequestURI())
+		v.mu.Unlock()
+		_, _ = w.Write([]byte("back at the verifier"))
+	})
+	v.Server = httptest.NewServer(mux)
+	return v
+}
+
+func (v *stubVerifier) expect(id string, ar console.AuthorizationRequest) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.requests[id] = ar
+}
+
+func (v *stubVerifier) returned() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.returns)
+}
+
+// TestConsentConnectsTheApplicationWithThePersonsOwnCredentials: an org admin arriving from a
+// partner's app, signed out, signs in, sees which application asks, picks a role among those
+// they may assign and allows; the org's connection carries the consent, recorded by the
+// apiserver as theirs, and the browser is back at the verifier. A Deny changes nothing; a
+// technician is not offered OrgAdmin, and the apiserver refuses it when posted anyway.
+func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T) {
+	ctx := context.Background()
+	owner, org := env.Namespace(t, "partner"), env.Namespace(t, "initech")
+	app := application(t, owner, "bi", "Partner BI")
+	id := app.Status.ApplicationID
+	verifier.expect("req-allow", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner, Scopes: []string{"openid", "offline_access"}})
+	verifier.expect("req-deny", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
+	admin := newPerson(t, org, "ines", orgAdmin...)
+	ines := "system:serviceaccount:" + org + ":ines"
+
+	p := newPage(t, 1280, 800)
+	p.open("/oauth2/consent?request=req-deny")
+	within(t, "the sign-in form, on the way to the consent", func() error {
+		if p.count("#token") == 0 {
+			return fmt.Errorf("no sign-in form: %s", p.text("main"))
+		}
+		return nil
+	})
+	p.fill("#token", admin.token)
+	p.submit("form[action='/login'] button[type=submit]")
+	if got := p.text("main h1"); !strings.Contains(got, "Allow Partner BI") {
+		t.Fatalf("after signing in, the page is %q, want the consent", got)
+	}
+	p.fill("#org", org)
+	p.submit("#consent-org button[type=submit]")
+	p.submit("#consent-decision button[value=deny]")
+	if got := verifier.returned(); len(got) != 1 || got[0] != "/oauth2/authorize/done?request=req-deny&error=access_denied" {
+		t.Fatalf("after Deny the verifier saw %q", got)
+	}
+	conn := &v1.OrgConnection{}
+	key := client.ObjectKey{Namespace: org, Name: ops.ConnectionName(id)}
+	if err := env.Client.Get(ctx, key, conn); err == nil {
+		t.Fatalf("Deny connected the application: %+v", conn.Spec)
+	}
+
+	p.open("/oauth2/consent?request=req-allow")
+	main := p.text("main")
+	for _, want := range []string{"Partner BI", owner, id, "openid offline_access"} {
+		if !strings.Contains(main, want) {
+			t.Errorf("the consent page does not show %q: %s", want, main)
+		}
+	}
+	if got, want := p.options("#role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
+		t.Errorf("an org admin is offered %v, want %v", got, want)
+	}
+	p.choose("#role", "Analyst")
+	p.shot("consent")
+	p.submit("#consent-decision button[value=allow]")
+	if got := verifier.returned(); len(got) != 2 || got[1] != "/oauth2/authorize/done?request=req-allow" {
+		t.Fatalf("after Allow the verifier saw %q", got)
+	}
+	if err := env.Client.Get(ctx, key, conn); err != nil {
+		t.Fatal(err)
+	}
+	if conn.Spec.Role != v1.RoleAnalyst || conn.Annotations[v1.AnnotationConsent] != "req-allow" || conn.Annotations[v1.AnnotationConsentedBy] != ines ||
+		conn.Annotations[v1.AnnotationCreatedBy] != ines {
+		t.Errorf("the connection after Allow: role %s, annotations %v; want Analyst, consent req-allow by %s", conn.Spec.Role, conn.Annotations, ines)
+	}
+
+	// A technician consenting again on the same connection: OrgAdmin is not offered, and
+	// posting it anyway is refused by the apiserver, which leaves the connection as it was.
+	tech := newPerson(t, org, "tom", technician...)
+	verifier.expect("req-tech", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
+	q := newPage(t, 1280, 800)
+	q.signIn(tech)
+	q.open("/oauth2/consent?request=req-tech")
+	if got := q.options("#role"); slices.Contains(got, "OrgAdmin") {
+		t.Errorf("a technician is offered %v", got)
+	}
+	status, body := q.post("/oauth2/consent", map[string][]string{"request": {"req-tech"}, "role": {"OrgAdmin"}, "decision": {"allow"}})
+	if status != http.StatusForbidden || !strings.Contains(body, "may not assign role OrgAdmin") {
+		t.Errorf("a technician granting OrgAdmin: %d %s", status, body)
+	}
+	if err := env.Client.Get(ctx, key, conn); err != nil || conn.Spec.Role != v1.RoleAnalyst || conn.Annotations[v1.AnnotationConsent] != "req-allow" {
+		t.Errorf("the refused consent changed the connection: %v %+v %v", err, conn.Spec, conn.Annotations)
+	}
+
+	// An unknown request is answered with what to do, never a form.
+	p.open("/oauth2/consent?request=req-unknown")
+	if main := p.text("main"); !strings.Contains(main, "go back to the application and connect it again") || p.count("#consent-decision") != 0 {
+		t.Errorf("an unknown request: %s", main)
+	}
+}
