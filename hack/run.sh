@@ -50,10 +50,14 @@ run: in another shell:
     export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config} PATH="$assets:\$PATH"
     kubectl apply -k config/samples && kubectl get clearance -A
 MSG
+# The verifier listens on every address at :8090; partners and browsers on this machine reach it
+# at loopback, so that is the OAuth issuer (discovery's jwks_uri and endpoints resolve) and where
+# the console's consent page sends the browser back.
+verifier_url="${VERIFIER_URL-http://127.0.0.1:8090}"
 console_addr="${CONSOLE_ADDR-127.0.0.1:8095}"
-console_args=()
+console_args=(--oauth-issuer="$verifier_url")
 if [[ -n "$console_addr" ]]; then
-  console_args=(--console-bind-address="$console_addr")
+  console_args+=(--console-bind-address="$console_addr" --console-verifier-url="$verifier_url")
   cat >&2 <<MSG
 run: the console: http://$console_addr/  (sign in with a Kubernetes token; for an org admin of org acme:)
     kubectl create namespace acme
