@@ -19,14 +19,15 @@ package console_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -96,12 +97,13 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 
 	p := newPage(t, 1280, 800)
 	p.open("/oauth2/consent?request=req-deny")
-	within(t, "the sign-in form, on the way to the consent", func() error {
-		if p.count("#token") == 0 {
-			return fmt.Errorf("no sign-in form: %s", p.text("main"))
-		}
-		return nil
-	})
+	// The page reloads itself from the console's origin, then sends the browser to sign in: wait
+	// through both navigations for the sign-in form.
+	waitCtx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	if _, err := chromedp.Run(waitCtx, chromedp.WaitVisible(chromedp.CSS("#token"))); err != nil {
+		t.Fatalf("no sign-in form on the way to the consent: %v", err)
+	}
 	p.fill("#token", admin.token)
 	p.submit("form[action='/login'] button[type=submit]")
 	if got := p.text("main h1"); !strings.Contains(got, "Allow Partner BI") {
