@@ -116,6 +116,13 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 		d.reason = rOrgNotConnected
 		return d
 	}
+	// A token an org admin's consent led to lives only as long as that very connection: once
+	// it is deleted (disconnected), the token is revoked, whatever connects the application
+	// again.
+	if req.grant != nil && req.grant.conn != "" && conn.uid != req.grant.conn {
+		d.reason = rTokenRevoked
+		return d
+	}
 	d.conn = conn
 	if conn.rank < minRank {
 		d.reason = rRoleInsufficient

@@ -17,9 +17,12 @@ limitations under the License.
 package verifier
 
 import (
+	"net/http"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
@@ -119,4 +122,40 @@ func TestGrantsFollowTheObjects(t *testing.T) {
 	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
 		t.Error("in force after its Application is gone")
 	}
+}
+
+// TestATokenBoundToAConnectionDiesWithIt: a token an org admin's consent led to names the
+// OrgConnection that consent made; disconnecting (deleting it) revokes the token at once, and
+// connecting the application again (a new object, a new UID) does not bring it back. It is good
+// in its own org only, and a token naming a connection but no org is no token.
+func TestATokenBoundToAConnectionDiesWithIt(t *testing.T) {
+	w := newWorld(t)
+	w.newSigningKeys()
+	keys := w.v.oauth.keys.Load()
+	e, ok := w.v.index.lookupKey(w.token.KeyID, w.token.Token)
+	if !ok {
+		t.Fatal("the world's key is not in the index")
+	}
+	now := w.clk.Now()
+	issue := func(org string, conn types.UID) string {
+		tok, err := w.v.issueAccessToken(keys, e, appID, "", org, conn, now, now.Add(5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.issued = append(w.issued, tok)
+		return tok
+	}
+	bound := issue(grantOrg, w.conn.UID)
+	expect(t, w.bearer(bound, ""), http.StatusOK, "")
+	expect(t, w.do(http.MethodGet, PathAuthorize+"?org=initech", "", "Authorization", "Bearer "+bound), http.StatusForbidden, ReasonTokenOrgMismatch)
+
+	w.v.Remove(w.conn)
+	expect(t, w.bearer(bound, ""), http.StatusForbidden, ReasonOrgNotConnected)
+	again := connection(grantOrg, "acme-bi-again", appID, v1.RoleAnalyst, ownerOrg, true)
+	w.v.Apply(again)
+	expect(t, w.bearer(bound, ""), http.StatusUnauthorized, ReasonTokenRevoked)
+	// A token of the new connection works; one bound to no connection follows whichever is there.
+	expect(t, w.bearer(issue(grantOrg, again.UID), ""), http.StatusOK, "")
+	expect(t, w.bearer(issue(grantOrg, ""), ""), http.StatusOK, "")
+	expect(t, w.bearer(issue("", "uid-somewhere"), ""), http.StatusUnauthorized, ReasonTokenInvalid)
 }

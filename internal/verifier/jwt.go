@@ -28,6 +28,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // OAuth access tokens: JWTs in the RFC 9068 profile, signed with ES256 by the current token
@@ -54,6 +55,10 @@ type accessClaims struct {
 	KeyRef string `json:"key_ref"`
 	// Org, when the client named one, is the only org the token is good for.
 	Org string `json:"org,omitempty"`
+	// Conn, on a token an org admin's consent led to (the authorization code grant), is the UID
+	// of the OrgConnection that consent created or updated: the token is good only while that
+	// very connection grants the application a role, not another made later in its place.
+	Conn string `json:"conn,omitempty"`
 }
 
 // keyRef is a reference to a key's stored hash that a token can carry: the first 16 bytes of
@@ -109,8 +114,9 @@ func (ix *index) lookupKeyRef(keyID string, ref keyRef) (keyView, bool) {
 type grant struct {
 	keyID  string
 	ref    keyRef
-	scopes []string // nil: every scope of the key
-	org    string   // "": every org connected to the key's Application
+	scopes []string  // nil: every scope of the key
+	org    string    // "": every org connected to the key's Application
+	conn   types.UID // "": any connection of org; else only this one (accessClaims.Conn)
 	claims *accessClaims
 }
 
@@ -206,15 +212,19 @@ func (v *Verifier) verifyAccessToken(raw string, now time.Time) (*grant, reason)
 	if v.oauth.revoked.has(c.ID) {
 		return nil, rTokenRevoked
 	}
-	g := &grant{keyID: c.KeyID, ref: ref, org: c.Org, claims: &c}
+	if c.Conn != "" && c.Org == "" {
+		return nil, rTokenInvalid // a connection is in one org: a token bound to one names it
+	}
+	g := &grant{keyID: c.KeyID, ref: ref, org: c.Org, conn: types.UID(c.Conn), claims: &c}
 	if c.Scope != "" {
 		g.scopes = strings.Fields(c.Scope)
 	}
 	return g, rOK
 }
 
-// issueAccessToken signs an access token for the key e of the Application with ID appID.
-func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, org string, now, exp time.Time) (string, error) {
+// issueAccessToken signs an access token for the key e of the Application with ID appID; with
+// conn, good only while that OrgConnection of org grants the application a role.
+func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, org string, conn types.UID, now, exp time.Time) (string, error) {
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
 		return "", err
@@ -234,6 +244,7 @@ func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, or
 		KeyID:    e.keyID,
 		KeyRef:   base64.RawURLEncoding.EncodeToString(ref[:]),
 		Org:      org,
+		Conn:     string(conn),
 	}
 	return jwt.Signed(keys.signer).Claims(&c).Serialize()
 }

@@ -418,7 +418,7 @@ func (v *Verifier) token(w http.ResponseWriter, r *http.Request, now time.Time) 
 	}
 	exp = exp.Truncate(time.Second) // NumericDate has whole seconds
 	scope := strings.Join(scopes, " ")
-	raw, err := v.issueAccessToken(keys, d.key, d.app.id, scope, org, now, exp)
+	raw, err := v.issueAccessToken(keys, d.key, d.app.id, scope, org, "", now, exp)
 	if err != nil {
 		v.log.Error(err, "signing an access token failed")
 		return nil, &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, desc: "signing the token failed", retryAfter: 5}
