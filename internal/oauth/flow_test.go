@@ -218,3 +218,10 @@ func TestAuthorizationRequestExpiresAfterTenMinutes(t *testing.T) {
 		t.Fatalf("done after expiry: %d %v", status, loc)
 	}
 }
+
+func TestPromptNoneIsAnsweredInteractionRequired(t *testing.T) {
+	e := newEnv(t)
+	u := e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
+	status, loc, _ := e.get(u)
+	wantRedirectError(t, status, loc, "interaction_required")
+}

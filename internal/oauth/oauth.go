@@ -43,6 +43,9 @@ var (
 	GrantTypes = []string{"authorization_code", "refresh_token"}
 	// ResponseTypes are the response types the authorization endpoint accepts.
 	ResponseTypes = []string{"code"}
+	// TokenEndpointAuthMethods are how clients authenticate for these grants: confidential
+	// clients with one of their Application's keys, public clients not at all (PKCE only).
+	TokenEndpointAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
 	// CodeChallengeMethods are the PKCE methods accepted: S256 only, for every client.
 	CodeChallengeMethods = []string{"S256"}
 )

@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net/url"
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -56,6 +57,9 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, 
 	}
 	if r.CodeChallengeMethod != oidc.CodeChallengeMethodS256 || len(r.CodeChallenge) != 43 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE with code_challenge_method=S256 is required")
+	}
+	if slices.Contains(r.Prompt, oidc.PromptNone) {
+		return nil, oidc.ErrInteractionRequired().WithDescription("an org admin must consent: prompt=none cannot be answered")
 	}
 	if r.ResponseMode != "" && r.ResponseMode != oidc.ResponseModeQuery {
 		return nil, oidc.ErrInvalidRequest().WithDescription("only response_mode=query is supported")
