@@ -99,7 +99,7 @@ type env struct {
 	noRedirect *http.Client
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	t.Helper()
 	reg := func(typ v1.OAuthClientType) v1.OAuthClient {
 		return v1.OAuthClient{ClientType: typ, RedirectURIs: []string{"http://127.0.0.1/callback", "https://app.example/cb", "com.example.app:/cb"}}
@@ -114,14 +114,18 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC))
-	h, err := New(Config{Issuer: issuer, ConsentURL: consentURL, Directory: dir, Tokens: &stubIssuer{},
+	cfg := Config{Issuer: issuer, ConsentURL: consentURL, Directory: dir, Tokens: &stubIssuer{},
 		Authenticate: func(_ *http.Request, _, secret string) error {
 			if secret != goodSecret {
 				return errors.New("wrong key")
 			}
 			return nil
 		},
-		IDTokenKey: &SigningKey{Key: k, KID: "k1"}, RefreshKey: []byte(strings.Repeat("k", 32)), Clock: clk})
+		IDTokenKey: &SigningKey{Key: k, KID: "k1"}, RefreshKey: []byte(strings.Repeat("k", 32)), Clock: clk}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

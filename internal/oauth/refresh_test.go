@@ -72,7 +72,13 @@ func TestRefreshTokenRotatesAndAJustRotatedOneGetsTheSameNextToken(t *testing.T)
 
 func TestConcurrentRefreshesWithOneTokenGetOneNextToken(t *testing.T) {
 	e := newEnv(t)
-	rt0 := e.firstRefreshToken()
+	e.wantOneNextToken(e.firstRefreshToken())
+}
+
+// wantOneNextToken refreshes with rt from 100 goroutines at once: every answer is 200 and
+// names the same next token.
+func (e *env) wantOneNextToken(rt string) {
+	e.t.Helper()
 	var (
 		mu     sync.Mutex
 		nexts  = map[string]int{}
@@ -81,7 +87,7 @@ func TestConcurrentRefreshesWithOneTokenGetOneNextToken(t *testing.T) {
 	)
 	for range 100 {
 		wg.Go(func() {
-			s, body := e.refresh(rt0)
+			s, body := e.refresh(rt)
 			mu.Lock()
 			defer mu.Unlock()
 			status[s]++
@@ -92,7 +98,7 @@ func TestConcurrentRefreshesWithOneTokenGetOneNextToken(t *testing.T) {
 	}
 	wg.Wait()
 	if status[http.StatusOK] != 100 || len(nexts) != 1 {
-		t.Fatalf("statuses %v, %d distinct next tokens; want 100 × 200 and one token", status, len(nexts))
+		e.t.Fatalf("statuses %v, %d distinct next tokens; want 100 × 200 and one token", status, len(nexts))
 	}
 }
 
