@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
@@ -60,13 +61,15 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP answers AuthorizePath and AuthorizeDonePath.
+// ServeHTTP answers AuthorizePath, AuthorizeDonePath and AuthorizeRequestsPath.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case AuthorizePath:
+	switch {
+	case r.URL.Path == AuthorizePath:
 		h.authorize(w, r)
-	case AuthorizeDonePath:
+	case r.URL.Path == AuthorizeDonePath:
 		h.done(w, r)
+	case strings.HasPrefix(r.URL.Path, AuthorizeRequestsPath):
+		h.requestInfo(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -149,6 +152,42 @@ func (h *Handler) done(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.redirect(w, r, req, &op.CodeResponseType{Code: code, State: req.State})
+}
+
+// RequestInfo is what the console's consent page shows of an authorization request.
+type RequestInfo struct {
+	ApplicationID string    `json:"applicationID"`
+	Description   string    `json:"description"`
+	OwnerOrg      string    `json:"ownerOrg"`
+	Scopes        []string  `json:"scopes"`
+	ExpiresAt     time.Time `json:"expiresAt"`
+}
+
+// requestInfo answers the console's GET AuthorizeRequestsPath<id>: 404 for a request unknown,
+// expired, answered, or whose client is no longer usable.
+func (h *Handler) requestInfo(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "GET only", http.StatusMethodNotAllowed)
+		return
+	}
+	req, err := h.cfg.Store.Request(r.Context(), strings.TrimPrefix(r.URL.Path, AuthorizeRequestsPath))
+	if errors.Is(err, ErrNotFound) {
+		http.NotFound(w, r)
+		return
+	}
+	if err != nil {
+		http.Error(w, "the request store is unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	c, ok := h.cfg.Directory.Client(req.ClientID)
+	if !ok || !c.Enabled {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, RequestInfo{ApplicationID: c.ApplicationID, Description: c.Description, OwnerOrg: c.Namespace,
+		Scopes: req.Scopes, ExpiresAt: req.CreatedAt.Add(h.cfg.RequestTTL)})
 }
 
 // redirect sends the browser to the request's (validated) redirect_uri with the response

@@ -17,8 +17,10 @@ limitations under the License.
 package oauth
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -224,4 +226,25 @@ func TestPromptNoneIsAnsweredInteractionRequired(t *testing.T) {
 	u := e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
 	status, loc, _ := e.get(u)
 	wantRedirectError(t, status, loc, "interaction_required")
+}
+
+func TestConsoleLearnsWhatARequestAsksUntilItIsAnswered(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	info := e.srv.URL + AuthorizeRequestsPath + url.PathEscape(id)
+	resp, err := http.Get(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got RequestInfo
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	_ = resp.Body.Close()
+	want := RequestInfo{ApplicationID: confID, OwnerOrg: "acme", Scopes: []string{"openid", "offline_access"}, ExpiresAt: e.clock.Now().Add(DefaultRequestTTL)}
+	if resp.StatusCode != http.StatusOK || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%d %+v, want %+v", resp.StatusCode, got, want)
+	}
+	e.allow(confID, id)
+	if status, _, _ := e.get(info); status != http.StatusNotFound {
+		t.Fatalf("after the answer: %d, want 404", status)
+	}
 }

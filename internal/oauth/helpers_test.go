@@ -132,6 +132,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	mux := http.NewServeMux()
 	mux.Handle(AuthorizePath, h)
 	mux.Handle(AuthorizeDonePath, h)
+	mux.Handle(AuthorizeRequestsPath, h)
 	mux.HandleFunc("/oauth2/token", h.Token)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

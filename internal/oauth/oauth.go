@@ -36,6 +36,8 @@ import (
 const (
 	AuthorizePath     = "/oauth2/authorize"
 	AuthorizeDonePath = "/oauth2/authorize/done"
+	// AuthorizeRequestsPath + <id> is where the console asks what a request is (RequestInfo).
+	AuthorizeRequestsPath = "/oauth2/authorize/requests/"
 )
 
 var (
@@ -105,8 +107,10 @@ type Config struct {
 	Issuer string
 	// ConsentURL is the console's consent page; the browser is sent to ConsentURL?request=<id>.
 	ConsentURL string
-	Directory  Directory
-	Tokens     Issuer
+	// Directory is where clients and grants are looked up.
+	Directory Directory
+	// Tokens mints access tokens.
+	Tokens Issuer
 	// Authenticate checks confidential clients' secrets.
 	Authenticate ClientAuthenticator
 	// IDTokenKey signs ID tokens; without it scope openid yields no ID token.
@@ -115,6 +119,7 @@ type Config struct {
 	RefreshKey []byte
 	// Store holds authorization requests, codes and refresh families. Default: a MemoryStore.
 	Store Store
+	// Clock is where every decision on time reads it. Default: the real clock.
 	Clock clock.PassiveClock
 
 	RequestTTL    time.Duration // default 10 min
