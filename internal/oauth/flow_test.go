@@ -248,3 +248,26 @@ func TestConsoleLearnsWhatARequestAsksUntilItIsAnswered(t *testing.T) {
 		t.Fatalf("after the answer: %d, want 404", status)
 	}
 }
+
+func TestConfidentialClientMayPostItsKeyInTheForm(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	c.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	code, verifier := e.code(c)
+	if _, err := e.exchange(c, code, verifier); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplicationSwitchedOffAfterConsentGetsNoTokens(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	e.dir.mu.Lock()
+	cl := e.dir.clients[confID]
+	cl.Enabled = false
+	e.dir.clients[confID] = cl
+	e.dir.mu.Unlock()
+	_, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_client")
+}
