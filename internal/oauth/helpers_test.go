@@ -96,6 +96,7 @@ type env struct {
 	dir        *stubDirectory
 	clock      *clocktesting.FakeClock
 	srv        *httptest.Server
+	idKey      *ecdsa.PrivateKey
 	noRedirect *http.Client
 }
 
@@ -136,7 +137,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 	mux.HandleFunc("/oauth2/token", h.Token)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, dir: dir, clock: clk, srv: srv, noRedirect: &http.Client{
+	return &env{t: t, dir: dir, clock: clk, srv: srv, idKey: k, noRedirect: &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
