@@ -18,6 +18,11 @@ limitations under the License.
 // rotating refresh tokens (docs/oauth.md). zitadel's op library parses and validates the
 // authorization request; consent is the console's, recorded as an OrgConnection the package
 // learns of through a Directory; access tokens are minted by an Issuer the package is given.
+//
+// Wiring: mount the Handler for AuthorizePath, AuthorizeDonePath and AuthorizeRequestsPath, and
+// call Handler.Token from the token endpoint for grant_type authorization_code and
+// refresh_token. Discovery lists GrantTypes, ResponseTypes, CodeChallengeMethods and
+// TokenEndpointAuthMethods. Replicas share a Store (RedisStore) and the same RefreshKey.
 package oauth
 
 import (
