@@ -142,7 +142,7 @@ func TestForgedOrForeignRefreshTokenIsRefusedWithoutRevoking(t *testing.T) {
 	e.mustRefresh(rt0)
 }
 
-func TestDecideRefresh(t *testing.T) {
+func TestRefreshRuleRotatesRepeatsWithinTheLeewayAndRevokesReuse(t *testing.T) {
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f := Family{Generation: 5, RotatedAt: at}
 	for _, c := range []struct {
