@@ -1,0 +1,279 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+)
+
+func TestAppGetsTokensThroughConsentAndRefreshesThem(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok.AccessToken, "at-uid-") || tok.RefreshToken == "" || tok.TokenType != "Bearer" {
+		t.Fatalf("token response %+v", tok)
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	jws, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil || jws.Signatures[0].Header.KeyID != "k1" {
+		t.Fatalf("id_token %q: %v", idt, err)
+	}
+	payload, err := jws.Verify(&e.idKey.PublicKey)
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	if err != nil || claims["sub"] != "alice@example.com" || claims["aud"] != confID || claims["iss"] != issuer {
+		t.Fatalf("id_token claims %v: %v", claims, err)
+	}
+	status, body := e.refresh(tok.RefreshToken)
+	if status != http.StatusOK || body["refresh_token"] == tok.RefreshToken || body["access_token"] == "" {
+		t.Fatalf("refresh: %d %v", status, body)
+	}
+}
+
+func TestPublicClientGetsTokensWithPKCEAlone(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, "com.example.app:/cb")
+	code, verifier := e.code(c)
+	if _, err := e.exchange(c, code, verifier); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNearMissRedirectsGetAnErrorPageNeverARedirect(t *testing.T) {
+	e := newEnv(t)
+	for _, ru := range []string{
+		"https://evil.example/cb",
+		"https://app.example/cb/",
+		"https://app.example/CB",
+		"https://app.example/cb?x=1",
+		"https://app.example/cb#f",
+		"https://APP.example/cb",
+		"http://app.example/cb",
+		"https://app.example.evil/cb",
+		"https://user@app.example/cb",
+		"http://localhost:5555/callback",
+		"http://127.0.0.2:5555/callback",
+		"http://127.0.0.1:5555/callback/",
+		"http://127.0.0.1:5555/callback?x=1",
+		"http://127.0.0.1:/callback",
+		"http://[::1]:5555/callback",
+		"com.example.app:/cb/x",
+		"com.example.evil:/cb",
+		"",
+	} {
+		t.Run(ru, func(t *testing.T) {
+			c := e.config(confID, ru)
+			status, loc, _ := e.get(c.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+			if status != http.StatusBadRequest || loc != nil {
+				t.Fatalf("%d %v, want 400 and no redirect", status, loc)
+			}
+		})
+	}
+}
+
+func TestUnusableApplicationsGetAnErrorPageAtAuthorize(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{disabledID, bareID, "app_nosuchapplication00000000"} {
+		status, loc, _ := e.get(e.config(id, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		if status != http.StatusBadRequest || loc != nil {
+			t.Errorf("%s: %d %v, want 400 and no redirect", id, status, loc)
+		}
+	}
+}
+
+// wantRedirectError checks an authorize answer sent the browser back with the error, state and iss.
+func wantRedirectError(t *testing.T, status int, loc *url.URL, code string) {
+	t.Helper()
+	if status != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), redirect+"?") {
+		t.Fatalf("%d %v, want a redirect to the app", status, loc)
+	}
+	if q := loc.Query(); q.Get("error") != code || q.Get("state") != "st" || q.Get("iss") != issuer || q.Has("code") {
+		t.Fatalf("redirect %s, want error=%s, state and iss", loc, code)
+	}
+}
+
+func TestPlainPKCEIsRefused(t *testing.T) {
+	e := newEnv(t)
+	v := oauth2.GenerateVerifier()
+	u := e.config(confID, redirect).AuthCodeURL("st", oauth2.SetAuthURLParam("code_challenge", v), oauth2.SetAuthURLParam("code_challenge_method", "plain"))
+	status, loc, _ := e.get(u)
+	wantRedirectError(t, status, loc, "invalid_request")
+}
+
+func TestMissingPKCEIsRefusedForEveryClientType(t *testing.T) {
+	e := newEnv(t)
+	for _, id := range []string{confID, publicID} {
+		status, loc, _ := e.get(e.config(id, redirect).AuthCodeURL("st"))
+		wantRedirectError(t, status, loc, "invalid_request")
+	}
+}
+
+func TestWrongCodeVerifierIsRefused(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, _ := e.code(c)
+	_, err := e.exchange(c, code, oauth2.GenerateVerifier())
+	wantOAuthError(t, err, "invalid_grant")
+}
+
+func TestReusedCodeIsRefusedAndRevokesTheFirstUsesRefreshToken(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+	if status, body := e.refresh(tok.RefreshToken); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("refresh after code reuse: %d %v, want invalid_grant", status, body)
+	}
+}
+
+func TestCodeOlderThanAMinuteIsRefused(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	e.clock.Step(61 * time.Second)
+	_, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+}
+
+func TestCodeIsBoundToItsClientAndRedirectURI(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	other := e.config(confID, "http://127.0.0.1:6666/callback")
+	_, err := e.exchange(other, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+
+	code, verifier = e.code(c)
+	_, err = e.exchange(e.config(publicID, redirect), code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+}
+
+func TestConfidentialClientNeedsOneOfItsKeys(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	c.ClientSecret = "sk-wrong"
+	_, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_client")
+	c.ClientSecret = ""
+	_, err = e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_client")
+}
+
+func TestDenyRedirectsWithAccessDeniedStateAndIss(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id) + "&error=access_denied")
+	wantRedirectError(t, status, loc, "access_denied")
+	// The request is answered: a later Allow gets no code.
+	status, loc, _ = e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id))
+	if status != http.StatusBadRequest || loc != nil {
+		t.Fatalf("done after deny: %d %v", status, loc)
+	}
+}
+
+func TestCallbackWaitsForConsentAndAnswersOnce(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	done := e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id)
+	if status, loc, _ := e.get(done); status != http.StatusConflict || loc != nil {
+		t.Fatalf("done before consent: %d %v, want 409", status, loc)
+	}
+	e.allow(confID, id)
+	if status, loc, _ := e.get(done); status != http.StatusBadRequest || loc != nil {
+		t.Fatalf("second done: %d %v, want 400 and no second code", status, loc)
+	}
+}
+
+func TestAuthorizationRequestExpiresAfterTenMinutes(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	e.clock.Step(10*time.Minute + time.Second)
+	e.recordConsent(confID, id)
+	if status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id)); status != http.StatusBadRequest || loc != nil {
+		t.Fatalf("done after expiry: %d %v", status, loc)
+	}
+}
+
+func TestPromptNoneIsAnsweredInteractionRequired(t *testing.T) {
+	e := newEnv(t)
+	u := e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "none"))
+	status, loc, _ := e.get(u)
+	wantRedirectError(t, status, loc, "interaction_required")
+}
+
+func TestConsoleLearnsWhatARequestAsksUntilItIsAnswered(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	info := e.srv.URL + AuthorizeRequestsPath + url.PathEscape(id)
+	resp, err := http.Get(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got RequestInfo
+	_ = json.NewDecoder(resp.Body).Decode(&got)
+	_ = resp.Body.Close()
+	want := RequestInfo{ApplicationID: confID, OwnerOrg: "acme", Scopes: []string{"openid", "offline_access"}, ExpiresAt: e.clock.Now().Add(DefaultRequestTTL)}
+	if resp.StatusCode != http.StatusOK || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%d %+v, want %+v", resp.StatusCode, got, want)
+	}
+	e.allow(confID, id)
+	if status, _, _ := e.get(info); status != http.StatusNotFound {
+		t.Fatalf("after the answer: %d, want 404", status)
+	}
+}
+
+func TestConfidentialClientMayPostItsKeyInTheForm(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	c.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	code, verifier := e.code(c)
+	if _, err := e.exchange(c, code, verifier); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplicationSwitchedOffAfterConsentGetsNoTokens(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	e.dir.mu.Lock()
+	cl := e.dir.clients[confID]
+	cl.Enabled = false
+	e.dir.clients[confID] = cl
+	e.dir.mu.Unlock()
+	_, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_client")
+}

@@ -1,0 +1,172 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package oauth is the verifier's OAuth 2.0 authorization code grant with PKCE (S256 only) and
+// rotating refresh tokens (docs/oauth.md). zitadel's op library parses and validates the
+// authorization request; consent is the console's, recorded as an OrgConnection the package
+// learns of through a Directory; access tokens are minted by an Issuer the package is given.
+//
+// Wiring: mount the Handler for AuthorizePath, AuthorizeDonePath and AuthorizeRequestsPath, and
+// call Handler.Token from the token endpoint for grant_type authorization_code and
+// refresh_token. Discovery lists GrantTypes, ResponseTypes, CodeChallengeMethods and
+// TokenEndpointAuthMethods. Replicas share a Store (RedisStore) and the same RefreshKey.
+package oauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"net/http"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// Paths the Handler serves, and what discovery lists for this grant.
+const (
+	AuthorizePath     = "/oauth2/authorize"
+	AuthorizeDonePath = "/oauth2/authorize/done"
+	// AuthorizeRequestsPath + <id> is where the console asks what a request is (RequestInfo).
+	AuthorizeRequestsPath = "/oauth2/authorize/requests/"
+)
+
+var (
+	// GrantTypes are the grant types Token answers.
+	GrantTypes = []string{"authorization_code", "refresh_token"}
+	// ResponseTypes are the response types the authorization endpoint accepts.
+	ResponseTypes = []string{"code"}
+	// TokenEndpointAuthMethods are how clients authenticate for these grants: confidential
+	// clients with one of their Application's keys, public clients not at all (PKCE only).
+	TokenEndpointAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+	// CodeChallengeMethods are the PKCE methods accepted: S256 only, for every client.
+	CodeChallengeMethods = []string{"S256"}
+)
+
+// Client is an Application registered as an OAuth client; its client_id is the Application ID.
+type Client struct {
+	ApplicationID string
+	Namespace     string
+	Description   string
+	Enabled       bool
+	Registration  v1.OAuthClient
+}
+
+// Grant is a consent turned into an OrgConnection: the org that granted the application a role,
+// the connection holding it, and who consented, as the apiserver recorded it.
+type Grant struct {
+	Org           string
+	ConnectionUID string
+	ApplicationID string
+	Role          string
+	ConsentedBy   string
+}
+
+// Directory is all the package knows of clients and grants.
+type Directory interface {
+	// Client is the OAuth registration of the Application with this ID; ok false when there is
+	// none or the Application has no spec.oauth.
+	Client(applicationID string) (c Client, ok bool)
+	// Consent is the grant recorded for the authorization request id: the org's OrgConnection
+	// carrying annotation access.clearance.dev/consent=id, with the apiserver-recorded consenter.
+	// ok false until it exists.
+	Consent(requestID string) (g Grant, ok bool)
+	// InForce says whether the grant (connection UID in org, for this application) is still in
+	// force now: the connection exists and is not being deleted, the Application is enabled. It
+	// returns the connection's current role.
+	InForce(org, connectionUID, applicationID string) (role string, ok bool)
+}
+
+// Issuer mints access tokens: the verifier's at+jwt signer, bound to the grant's connection.
+type Issuer interface {
+	IssueAccessToken(ctx context.Context, g Grant, scopes []string, now time.Time) (token string, expiresAt time.Time, err error)
+}
+
+// ClientAuthenticator checks a confidential client's secret (one of its Application's API keys)
+// at the token endpoint; nil error means authenticated.
+type ClientAuthenticator func(r *http.Request, applicationID, clientSecret string) error
+
+// SigningKey signs ID tokens (scope openid) with ES256.
+type SigningKey struct {
+	Key *ecdsa.PrivateKey
+	KID string
+}
+
+// Config is what New needs. Zero durations take the defaults.
+type Config struct {
+	// Issuer is the verifier's issuer URL: ID tokens' iss and the RFC 9207 iss parameter.
+	Issuer string
+	// ConsentURL is the console's consent page; the browser is sent to ConsentURL?request=<id>.
+	ConsentURL string
+	// Directory is where clients and grants are looked up.
+	Directory Directory
+	// Tokens mints access tokens.
+	Tokens Issuer
+	// Authenticate checks confidential clients' secrets.
+	Authenticate ClientAuthenticator
+	// IDTokenKey signs ID tokens; without it scope openid yields no ID token.
+	IDTokenKey *SigningKey
+	// RefreshKey (at least 32 bytes, the same on every replica) derives refresh tokens.
+	RefreshKey []byte
+	// Store holds authorization requests, codes and refresh families. Default: a MemoryStore.
+	Store Store
+	// Clock is where every decision on time reads it. Default: the real clock.
+	Clock clock.PassiveClock
+
+	RequestTTL    time.Duration // default 10 min
+	CodeTTL       time.Duration // default 60 s, at most 60 s
+	RefreshTTL    time.Duration // idle lifetime of a refresh family; default 30 days
+	RefreshLeeway time.Duration // a just-rotated token still answers; default 10 s
+	IDTokenTTL    time.Duration // default 5 min
+}
+
+// Defaults.
+const (
+	DefaultRequestTTL    = 10 * time.Minute
+	DefaultCodeTTL       = 60 * time.Second
+	DefaultRefreshTTL    = 30 * 24 * time.Hour
+	DefaultRefreshLeeway = 10 * time.Second
+	DefaultIDTokenTTL    = 5 * time.Minute
+)
+
+func (c *Config) defaults() error {
+	if c.Issuer == "" || c.ConsentURL == "" || c.Directory == nil || c.Tokens == nil || c.Authenticate == nil {
+		return errors.New("oauth: Issuer, ConsentURL, Directory, Tokens and Authenticate are required")
+	}
+	if len(c.RefreshKey) < 32 {
+		return errors.New("oauth: RefreshKey must have at least 32 bytes")
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	if c.Store == nil {
+		c.Store = NewMemoryStore(c.Clock)
+	}
+	setDefault(&c.RequestTTL, DefaultRequestTTL)
+	setDefault(&c.CodeTTL, DefaultCodeTTL)
+	c.CodeTTL = min(c.CodeTTL, DefaultCodeTTL)
+	setDefault(&c.RefreshTTL, DefaultRefreshTTL)
+	setDefault(&c.RefreshLeeway, DefaultRefreshLeeway)
+	setDefault(&c.IDTokenTTL, DefaultIDTokenTTL)
+	return nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}

@@ -1,0 +1,164 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package oauth
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// tokens runs the flow to a first refresh token.
+func (e *env) firstRefreshToken() string {
+	e.t.Helper()
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok.RefreshToken
+}
+
+// mustRefresh refreshes and returns the next refresh token.
+func (e *env) mustRefresh(rt string) string {
+	e.t.Helper()
+	status, body := e.refresh(rt)
+	next, _ := body["refresh_token"].(string)
+	if status != http.StatusOK || next == "" {
+		e.t.Fatalf("refresh: %d %v", status, body)
+	}
+	return next
+}
+
+func (e *env) wantRefreshRefused(rt, why string) {
+	e.t.Helper()
+	if status, body := e.refresh(rt); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		e.t.Fatalf("%s: %d %v, want invalid_grant", why, status, body)
+	}
+}
+
+func TestRefreshTokenRotatesAndAJustRotatedOneGetsTheSameNextToken(t *testing.T) {
+	e := newEnv(t)
+	rt0 := e.firstRefreshToken()
+	rt1 := e.mustRefresh(rt0)
+	if rt1 == rt0 {
+		t.Fatal("refresh token did not rotate")
+	}
+	e.clock.Step(5 * time.Second)
+	if again := e.mustRefresh(rt0); again != rt1 {
+		t.Fatalf("previous token within the leeway gave %q, want the same next token %q", again, rt1)
+	}
+	rt2 := e.mustRefresh(rt1)
+	if rt2 == rt1 || rt2 == rt0 {
+		t.Fatal("second rotation gave an old token")
+	}
+}
+
+func TestConcurrentRefreshesWithOneTokenGetOneNextToken(t *testing.T) {
+	e := newEnv(t)
+	e.wantOneNextToken(e.firstRefreshToken())
+}
+
+// wantOneNextToken refreshes with rt from 100 goroutines at once: every answer is 200 and
+// names the same next token.
+func (e *env) wantOneNextToken(rt string) {
+	e.t.Helper()
+	var (
+		mu     sync.Mutex
+		nexts  = map[string]int{}
+		status = map[int]int{}
+		wg     sync.WaitGroup
+	)
+	for range 100 {
+		wg.Go(func() {
+			s, body := e.refresh(rt)
+			mu.Lock()
+			defer mu.Unlock()
+			status[s]++
+			if next, ok := body["refresh_token"].(string); ok {
+				nexts[next]++
+			}
+		})
+	}
+	wg.Wait()
+	if status[http.StatusOK] != 100 || len(nexts) != 1 {
+		e.t.Fatalf("statuses %v, %d distinct next tokens; want 100 × 200 and one token", status, len(nexts))
+	}
+}
+
+func TestPreviousRefreshTokenAfterTheLeewayRevokesTheFamily(t *testing.T) {
+	e := newEnv(t)
+	rt0 := e.firstRefreshToken()
+	rt1 := e.mustRefresh(rt0)
+	e.clock.Step(11 * time.Second)
+	e.wantRefreshRefused(rt0, "previous token after the leeway")
+	e.wantRefreshRefused(rt1, "current token of a revoked family")
+}
+
+func TestOlderRefreshTokenRevokesTheFamily(t *testing.T) {
+	e := newEnv(t)
+	rt0 := e.firstRefreshToken()
+	rt1 := e.mustRefresh(rt0)
+	rt2 := e.mustRefresh(rt1)
+	e.wantRefreshRefused(rt0, "a token two generations old")
+	e.wantRefreshRefused(rt2, "current token of a revoked family")
+}
+
+func TestRefreshIsRefusedOnceTheGrantIsNoLongerInForce(t *testing.T) {
+	e := newEnv(t)
+	rt0 := e.firstRefreshToken()
+	e.dir.mu.Lock()
+	for _, g := range e.dir.consents {
+		e.dir.revoked[g.ConnectionUID] = true
+	}
+	e.dir.mu.Unlock()
+	e.wantRefreshRefused(rt0, "connection deleted")
+}
+
+func TestForgedOrForeignRefreshTokenIsRefusedWithoutRevoking(t *testing.T) {
+	e := newEnv(t)
+	rt0 := e.firstRefreshToken()
+	e.wantRefreshRefused(rt0[:len(rt0)-2]+"AA", "forged mac")
+	status, body := e.post(map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {rt0}, "client_id": {publicID}}, "", "")
+	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("another client's token: %d %v", status, body)
+	}
+	e.mustRefresh(rt0)
+}
+
+func TestRefreshRuleRotatesRepeatsWithinTheLeewayAndRevokesReuse(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := Family{Generation: 5, RotatedAt: at}
+	for _, c := range []struct {
+		name  string
+		gen   uint64
+		after time.Duration
+		want  refreshStep
+	}{
+		{"current", 5, time.Hour, stepRotate},
+		{"previous within leeway", 4, 10 * time.Second, stepRepeat},
+		{"previous after leeway", 4, 11 * time.Second, stepRevoke},
+		{"older", 3, 0, stepRevoke},
+		{"future", 6, 0, stepRevoke},
+	} {
+		if got := decideRefresh(f, c.gen, at.Add(c.after), 10*time.Second); got != c.want {
+			t.Errorf("%s: got %d, want %d", c.name, got, c.want)
+		}
+	}
+}

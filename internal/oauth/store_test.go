@@ -1,0 +1,154 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package oauth
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+// redisStore is a RedisStore on a miniredis whose TTLs follow clk.
+func redisStore(t *testing.T, clk *clocktesting.FakeClock) (*RedisStore, *miniredis.Miniredis) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	m.SetTime(clk.Now())
+	c := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	return NewRedisStore(c, "oauth:"), m
+}
+
+// storeCase is one store under the contract, with a way to let time pass for its TTLs.
+type storeCase struct {
+	name  string
+	store Store
+	step  func(time.Duration)
+}
+
+func stores(t *testing.T) []storeCase {
+	mclk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC))
+	rclk := clocktesting.NewFakeClock(mclk.Now())
+	rs, m := redisStore(t, rclk)
+	return []storeCase{
+		{"memory", NewMemoryStore(mclk), mclk.Step},
+		{"redis", rs, m.FastForward},
+	}
+}
+
+func TestStoresAnswerARequestOnce(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			r := AuthRequest{ID: "r1", ClientID: confID, Scopes: []string{"openid"}}
+			if err := s.store.SaveRequest(ctx, r, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.store.Request(ctx, "r1"); err != nil || got.ClientID != confID {
+				t.Fatalf("Request: %+v %v", got, err)
+			}
+			if _, err := s.store.TakeRequest(ctx, "r1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.store.TakeRequest(ctx, "r1"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("second TakeRequest: %v, want ErrNotFound", err)
+			}
+			_ = s.store.SaveRequest(ctx, AuthRequest{ID: "r2"}, time.Minute)
+			s.step(time.Minute + time.Second)
+			if _, err := s.store.Request(ctx, "r2"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("expired Request: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestStoresRedeemACodeOnceAndRememberItsFamily(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			if err := s.store.SaveCode(ctx, "h", CodeRecord{FamilyID: "f1", Grant: Grant{Org: "o"}}, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			if rec, err := s.store.RedeemCode(ctx, "h", time.Minute); err != nil || rec.Grant.Org != "o" {
+				t.Fatalf("RedeemCode: %+v %v", rec, err)
+			}
+			if rec, err := s.store.RedeemCode(ctx, "h", time.Minute); !errors.Is(err, ErrRedeemed) || rec.FamilyID != "f1" {
+				t.Fatalf("second RedeemCode: %+v %v, want ErrRedeemed naming f1", rec, err)
+			}
+			if _, err := s.store.RedeemCode(ctx, "nope", time.Minute); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown code: %v", err)
+			}
+		})
+	}
+}
+
+func TestStoresRotateFamiliesByCompareAndSetAndKeepRevokedIDs(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+			f := Family{ID: "f1", ClientID: confID, Scopes: []string{"openid"}}
+			if err := s.store.CreateFamily(ctx, f, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.store.CreateFamily(ctx, f, time.Hour); !errors.Is(err, ErrExists) {
+				t.Fatalf("second CreateFamily: %v", err)
+			}
+			got, err := s.store.RotateFamily(ctx, "f1", 0, now, time.Hour)
+			if err != nil || got.Generation != 1 || !got.RotatedAt.Equal(now) {
+				t.Fatalf("RotateFamily: %+v %v", got, err)
+			}
+			if _, err := s.store.RotateFamily(ctx, "f1", 0, now, time.Hour); !errors.Is(err, ErrConflict) {
+				t.Fatalf("stale RotateFamily: %v, want ErrConflict", err)
+			}
+			if err := s.store.RevokeFamily(ctx, "f1", time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.store.Family(ctx, "f1"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("revoked Family: %v", err)
+			}
+			if _, err := s.store.RotateFamily(ctx, "f1", 1, now, time.Hour); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("RotateFamily of a revoked family: %v", err)
+			}
+			if err := s.store.CreateFamily(ctx, f, time.Hour); !errors.Is(err, ErrExists) {
+				t.Fatalf("CreateFamily over a revocation: %v", err)
+			}
+		})
+	}
+}
+
+func TestOnRedisConcurrentRefreshesGetOneNextTokenAndAReusedCodeRevokes(t *testing.T) {
+	var rs *RedisStore
+	e := newEnv(t, func(c *Config) {
+		rs, _ = redisStore(t, c.Clock.(*clocktesting.FakeClock))
+		c.Store = rs
+	})
+	e.wantOneNextToken(e.firstRefreshToken())
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+	e.wantRefreshRefused(tok.RefreshToken, "after code reuse")
+}
