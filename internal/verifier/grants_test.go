@@ -17,7 +17,9 @@ limitations under the License.
 package verifier
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -145,8 +147,21 @@ func TestATokenBoundToAConnectionDiesWithIt(t *testing.T) {
 		w.issued = append(w.issued, tok)
 		return tok
 	}
+	active := func(token string) bool {
+		t.Helper()
+		rec := w.do(http.MethodPost, PathIntrospect, url.Values{"token": {token}}.Encode(),
+			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basicAuth(w.token))
+		var in Introspection
+		if err := json.Unmarshal(rec.Body.Bytes(), &in); rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("introspect: %d %s", rec.Code, rec.Body.String())
+		}
+		return in.Active
+	}
 	bound := issue(grantOrg, w.conn.UID)
 	expect(t, w.bearer(bound, ""), http.StatusOK, "")
+	if !active(bound) {
+		t.Error("introspection: a token of a connection in force is inactive")
+	}
 	expect(t, w.do(http.MethodGet, PathAuthorize+"?org=initech", "", "Authorization", "Bearer "+bound), http.StatusForbidden, ReasonTokenOrgMismatch)
 
 	w.v.Remove(w.conn)
@@ -154,6 +169,9 @@ func TestATokenBoundToAConnectionDiesWithIt(t *testing.T) {
 	again := connection(grantOrg, "acme-bi-again", appID, v1.RoleAnalyst, ownerOrg, true)
 	w.v.Apply(again)
 	expect(t, w.bearer(bound, ""), http.StatusUnauthorized, ReasonTokenRevoked)
+	if active(bound) {
+		t.Error("introspection: a token of a deleted connection is active")
+	}
 	// A token of the new connection works; one bound to no connection follows whichever is there.
 	expect(t, w.bearer(issue(grantOrg, again.UID), ""), http.StatusOK, "")
 	expect(t, w.bearer(issue(grantOrg, ""), ""), http.StatusOK, "")

@@ -575,6 +575,11 @@ func (v *Verifier) introspect(w http.ResponseWriter, r *http.Request, now time.T
 	if td := authenticate(&req, v.rules.format, v.index, now); td.reason != rOK {
 		return inactive, nil
 	}
+	if g := req.grant; g.conn != "" {
+		if _, ok := v.GrantInForce(g.org, string(g.conn), g.claims.Subject); !ok {
+			return inactive, nil // the connection it was bound to is gone
+		}
+	}
 	c := req.grant.claims
 	aud := ""
 	if len(c.Audience) > 0 {
