@@ -17,6 +17,7 @@ limitations under the License.
 package oauth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -133,6 +134,11 @@ func (h *Handler) done(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, ok := h.cfg.Directory.Consent(req.ID)
+	if cw, can := h.cfg.Directory.(ConsentWaiter); !ok && can {
+		wait, cancel := context.WithTimeout(ctx, h.cfg.ConsentWait)
+		g, ok = cw.WaitConsent(wait, req.ID)
+		cancel()
+	}
 	if !ok {
 		errorPage(w, http.StatusConflict, "consent not recorded yet: try again in a moment")
 		return

@@ -17,6 +17,7 @@ limitations under the License.
 package oauth
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -276,4 +277,45 @@ func TestApplicationSwitchedOffAfterConsentGetsNoTokens(t *testing.T) {
 	e.dir.mu.Unlock()
 	_, err := e.exchange(c, code, verifier)
 	wantOAuthError(t, err, "invalid_client")
+}
+
+// lateDirectory is an index that has not yet seen the connection the console wrote: its
+// consent arrives while the callback waits for it (ConsentWaiter).
+type lateDirectory struct {
+	*stubDirectory
+	arrive func() // records the consent, as the informer's delivery would
+	asked  chan struct{}
+}
+
+func (d *lateDirectory) WaitConsent(ctx context.Context, id string) (Grant, bool) {
+	close(d.asked)
+	d.arrive()
+	select {
+	case <-ctx.Done():
+		return Grant{}, false
+	default:
+		return d.Consent(id)
+	}
+}
+
+// TestCallbackWaitsForAConsentTheIndexHasNotSeenYet: the browser is back before the verifier's
+// index holds the connection; a Directory that can wait is waited for, and the code follows.
+func TestCallbackWaitsForAConsentTheIndexHasNotSeenYet(t *testing.T) {
+	var e *env
+	late := &lateDirectory{asked: make(chan struct{})}
+	e = newEnv(t, func(c *Config) {
+		late.stubDirectory = c.Directory.(*stubDirectory)
+		c.Directory = late
+	})
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	late.arrive = func() { e.recordConsent(confID, id) }
+	status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id))
+	if status != http.StatusFound && status != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		t.Fatalf("done while the index catches up: %d %v, want a redirect with a code", status, loc)
+	}
+	select {
+	case <-late.asked:
+	default:
+		t.Error("the callback answered without waiting")
+	}
 }

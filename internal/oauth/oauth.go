@@ -91,6 +91,13 @@ type Directory interface {
 	InForce(org, connectionUID, applicationID string) (role string, ok bool)
 }
 
+// ConsentWaiter is a Directory that can wait for a consent to be recorded: the console sends
+// the browser back as soon as the apiserver accepted the connection, which the verifier's index
+// may not hold yet. The callback waits at most Config.ConsentWait, then answers 409.
+type ConsentWaiter interface {
+	WaitConsent(ctx context.Context, requestID string) (g Grant, ok bool)
+}
+
 // Issuer mints access tokens: the verifier's at+jwt signer, bound to the grant's connection.
 type Issuer interface {
 	IssueAccessToken(ctx context.Context, g Grant, scopes []string, now time.Time) (token string, expiresAt time.Time, err error)
@@ -132,6 +139,7 @@ type Config struct {
 	RefreshTTL    time.Duration // idle lifetime of a refresh family; default 30 days
 	RefreshLeeway time.Duration // a just-rotated token still answers; default 10 s
 	IDTokenTTL    time.Duration // default 5 min
+	ConsentWait   time.Duration // how long the callback waits for a consent (ConsentWaiter); default 5 s
 }
 
 // Defaults.
@@ -141,6 +149,7 @@ const (
 	DefaultRefreshTTL    = 30 * 24 * time.Hour
 	DefaultRefreshLeeway = 10 * time.Second
 	DefaultIDTokenTTL    = 5 * time.Minute
+	DefaultConsentWait   = 5 * time.Second
 )
 
 func (c *Config) defaults() error {
@@ -162,6 +171,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.RefreshTTL, DefaultRefreshTTL)
 	setDefault(&c.RefreshLeeway, DefaultRefreshLeeway)
 	setDefault(&c.IDTokenTTL, DefaultIDTokenTTL)
+	setDefault(&c.ConsentWait, DefaultConsentWait)
 	return nil
 }
 

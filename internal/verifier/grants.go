@@ -17,6 +17,7 @@ limitations under the License.
 package verifier
 
 import (
+	"context"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -34,10 +35,12 @@ type grantIndex struct {
 	apps     map[nsName]*appEntry     // the same entries as index.apps
 	consents map[string][]*connEntry  // consent (authorization request ID) → connections carrying it
 	conns    map[types.UID]*connEntry // OrgConnection UID → entry
+	changed  chan struct{}            // closed (and replaced) whenever a connection changes
 }
 
 func newGrantIndex() grantIndex {
-	return grantIndex{appsByID: map[string]nsName{}, apps: map[nsName]*appEntry{}, consents: map[string][]*connEntry{}, conns: map[types.UID]*connEntry{}}
+	return grantIndex{appsByID: map[string]nsName{}, apps: map[nsName]*appEntry{}, consents: map[string][]*connEntry{}, conns: map[types.UID]*connEntry{},
+		changed: make(chan struct{})}
 }
 
 // setApp replaces old with cur (either nil) for the Application key.
@@ -75,6 +78,8 @@ func (g *grantIndex) setConn(old, cur *connEntry) {
 			g.consents[cur.consent] = append(without(g.consents[cur.consent], cur.uid), cur)
 		}
 	}
+	close(g.changed)
+	g.changed = make(chan struct{})
 }
 
 func without(list []*connEntry, uid types.UID) []*connEntry {
@@ -124,9 +129,38 @@ func (v *Verifier) OAuthClient(applicationID string) (OAuthClient, bool) {
 // with its consenter recorded by the apiserver, ready and not being deleted. Two connections
 // claiming the same request (an org admin copying another org's request ID) make it none.
 func (v *Verifier) Consent(requestID, applicationID string) (Grant, bool) {
+	grant, ok, _ := v.consent(requestID, applicationID)
+	return grant, ok
+}
+
+// WaitConsent is Consent once the consent is in the index, or false when ctx ends first: the
+// console sends the browser back as soon as the apiserver accepted the connection, which this
+// replica's informer may not have delivered yet. It wakes on every connection change, never
+// polls.
+func (v *Verifier) WaitConsent(ctx context.Context, requestID, applicationID string) (Grant, bool) {
+	for {
+		grant, ok, changed := v.consent(requestID, applicationID)
+		if ok {
+			return grant, true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return Grant{}, false
+		}
+	}
+}
+
+// consent is Consent, and the channel closed at the next connection change.
+func (v *Verifier) consent(requestID, applicationID string) (Grant, bool, <-chan struct{}) {
 	g := &v.index.grants
 	g.mu.RLock()
 	defer g.mu.RUnlock()
+	grant, ok := g.consentLocked(requestID, applicationID)
+	return grant, ok, g.changed
+}
+
+func (g *grantIndex) consentLocked(requestID, applicationID string) (Grant, bool) {
 	list := g.consents[requestID]
 	if requestID == "" || len(list) != 1 {
 		return Grant{}, false

@@ -17,6 +17,7 @@ limitations under the License.
 package verifier
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -176,4 +177,31 @@ func TestATokenBoundToAConnectionDiesWithIt(t *testing.T) {
 	expect(t, w.bearer(issue(grantOrg, again.UID), ""), http.StatusOK, "")
 	expect(t, w.bearer(issue(grantOrg, ""), ""), http.StatusOK, "")
 	expect(t, w.bearer(issue("", "uid-somewhere"), ""), http.StatusUnauthorized, ReasonTokenInvalid)
+}
+
+// TestWaitingForAConsentEndsWhenTheIndexSeesIt: the verifier's consent callback may run before
+// its informer delivered the connection the console just wrote; it waits for that change, and
+// gives up when its context ends.
+func TestWaitingForAConsentEndsWhenTheIndexSeesIt(t *testing.T) {
+	w := newWorld(t)
+	consented := w.conn.DeepCopy()
+	consented.Annotations = map[string]string{v1.AnnotationConsent: "req-late", v1.AnnotationConsentedBy: "ada"}
+	got := make(chan Grant, 1)
+	go func() {
+		g, ok := w.v.WaitConsent(context.Background(), "req-late", appID)
+		if ok {
+			got <- g
+		}
+		close(got)
+	}()
+	w.v.Apply(metricSet(grantOrg, "unrelated", nil)) // other objects change first
+	w.v.Apply(consented)
+	if g := <-got; g.ConsentedBy != "ada" || g.ConnectionUID != string(w.conn.UID) {
+		t.Errorf("WaitConsent = %+v", g)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, ok := w.v.WaitConsent(ctx, "req-never", appID); ok {
+		t.Error("a consent nobody gave, with the context ended")
+	}
 }
