@@ -132,11 +132,16 @@ var roleLabels = map[v1.Role]string{
 // the apiserver's role assignment policy applies (bindRole); at or below keep, a role a
 // connection already has, may always stay or be lowered to.
 func assignable(r *http.Request, sess *session, keep v1.Role, selected v1.Role) []roleChoice {
+	return assignableIn(r, sess, sess.currentOrg(), keep, selected)
+}
+
+// assignableIn is assignable in org rather than the session's current org.
+func assignableIn(r *http.Request, sess *session, org string, keep v1.Role, selected v1.Role) []roleChoice {
 	perms := make([]permission, 0, len(v1.Roles))
 	for _, role := range v1.Roles {
 		perms = append(perms, bindRole(role))
 	}
-	may := allowed(r.Context(), sess, sess.currentOrg(), perms...)
+	may := allowed(r.Context(), sess, org, perms...)
 	var out []roleChoice
 	for _, role := range v1.Roles {
 		if may[bindRole(role)] || role.Rank() <= keep.Rank() {

@@ -126,14 +126,21 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(PathConsent+"?request="+id), http.StatusSeeOther)
 		return
 	}
-	if org := r.URL.Query().Get("org"); org != "" && len(validation.IsDNS1123Label(org)) == 0 {
-		sess.setOrg(org)
+	// The org is this page's choice, carried by its forms: a link cannot change the session's
+	// current org (a GET changes nothing).
+	org := sess.currentOrg()
+	if o := r.URL.Query().Get("org"); o != "" {
+		org = o
 	}
-	s.renderConsent(w, r.WithContext(withWarnings(r.Context(), &warnings{})), sess, id, http.StatusOK, "")
+	s.renderConsent(w, r.WithContext(withWarnings(r.Context(), &warnings{})), sess, id, org, http.StatusOK, "")
 }
 
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *session, id string, status int, problem string) {
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *session, id, org string, status int, problem string) {
 	p := newPage(r, sess, "Allow access", "")
+	if len(validation.IsDNS1123Label(org)) > 0 {
+		org = ""
+	}
+	p.Org = org
 	p.Error = problem
 	ar, err := s.lookupRequest(r.Context(), id)
 	if err != nil {
@@ -143,7 +150,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	data := consentData{RequestID: id, Request: ar}
 	data.Orgs, _ = listOrgs(r.Context(), sess)
-	if org := sess.currentOrg(); org != "" {
+	if org != "" {
 		var conn v1.OrgConnection
 		if err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: org, Name: ops.ConnectionName(ar.ApplicationID)}, &conn); err == nil {
 			data.Existing = conn.Spec.Role
@@ -152,7 +159,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 		if selected == "" {
 			selected = v1.RoleObserver
 		}
-		data.Roles = assignable(r, sess, data.Existing, selected)
+		data.Roles = assignableIn(r, sess, org, data.Existing, selected)
 	}
 	p.Data = data
 	s.renderWithFormTarget(w, status, "consent", p)
@@ -179,9 +186,9 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 		http.Redirect(w, r, done+"&error=access_denied", http.StatusSeeOther)
 		return
 	}
-	org := sess.currentOrg()
-	if org == "" {
-		s.renderConsent(w, r, sess, id, http.StatusBadRequest, "Choose the org you grant access to.")
+	org := r.PostForm.Get("org")
+	if errs := validation.IsDNS1123Label(org); len(errs) > 0 {
+		s.renderConsent(w, r, sess, id, "", http.StatusBadRequest, "Choose the org you grant access to.")
 		return
 	}
 	ar, err := s.lookupRequest(r.Context(), id)
@@ -193,11 +200,11 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	role := v1.Role(r.PostForm.Get("role"))
 	if !slices.Contains(v1.Roles, role) {
-		s.renderConsent(w, r, sess, id, http.StatusBadRequest, "Pick one of the roles offered.")
+		s.renderConsent(w, r, sess, id, org, http.StatusBadRequest, "Pick one of the roles offered.")
 		return
 	}
 	if err := grant(r.Context(), sess.client, org, ar.ApplicationID, role, id); err != nil {
-		s.renderConsent(w, r, sess, id, statusOf(err), apiMessage(err))
+		s.renderConsent(w, r, sess, id, org, statusOf(err), apiMessage(err))
 		return
 	}
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicyWithForms(s.verifierOrigin))

@@ -121,7 +121,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 		t.Fatalf("Deny connected the application: %+v", conn.Spec)
 	}
 
-	p.open("/oauth2/consent?request=req-allow")
+	p.open("/oauth2/consent?request=req-allow&org=" + org)
 	main := p.text("main")
 	for _, want := range []string{"Partner BI", owner, id, "openid offline_access"} {
 		if !strings.Contains(main, want) {
@@ -155,12 +155,22 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	if got := q.options("#role"); slices.Contains(got, "OrgAdmin") {
 		t.Errorf("a technician is offered %v", got)
 	}
-	status, body := q.post("/oauth2/consent", map[string][]string{"request": {"req-tech"}, "role": {"OrgAdmin"}, "decision": {"allow"}})
+	status, body := q.post("/oauth2/consent", map[string][]string{"request": {"req-tech"}, "org": {org}, "role": {"OrgAdmin"}, "decision": {"allow"}})
 	if status != http.StatusForbidden || !strings.Contains(body, "may not assign role OrgAdmin") {
 		t.Errorf("a technician granting OrgAdmin: %d %s", status, body)
 	}
 	if err := env.Client.Get(ctx, key, conn); err != nil || conn.Spec.Role != v1.RoleAnalyst || conn.Annotations[v1.AnnotationConsent] != "req-allow" {
 		t.Errorf("the refused consent changed the connection: %v %+v %v", err, conn.Spec, conn.Annotations)
+	}
+
+	// A link naming another org shows that org on the page but changes nothing in the session.
+	q.open("/oauth2/consent?request=req-tech&org=elsewhere")
+	if got := q.value("#consent-decision input[name=org]"); got != "elsewhere" {
+		t.Errorf("the page's org is %q, want the one the link names", got)
+	}
+	q.open("/applications")
+	if got := q.text("header .org strong"); got != org {
+		t.Errorf("after a consent link naming another org, the session's org is %q, want %q", got, org)
 	}
 
 	// An unknown request is answered with what to do, never a form.
