@@ -136,18 +136,17 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *session, id, org string, status int, problem string) {
+	ar, err := s.lookupRequest(r.Context(), id)
+	if err != nil {
+		s.requestGone(w, r, sess, err)
+		return
+	}
 	p := newPage(r, sess, "Allow access", "")
 	if len(validation.IsDNS1123Label(org)) > 0 {
 		org = ""
 	}
 	p.Org = org
 	p.Error = problem
-	ar, err := s.lookupRequest(r.Context(), id)
-	if err != nil {
-		p.Error = "This authorization request cannot be answered (" + err.Error() + "): go back to the application and connect it again."
-		s.render(w, http.StatusNotFound, "message", p)
-		return
-	}
 	data := consentData{RequestID: id, Request: ar}
 	data.Orgs, _ = listOrgs(r.Context(), sess)
 	if org != "" {
@@ -162,15 +161,22 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 		data.Roles = assignableIn(r, sess, org, data.Existing, selected)
 	}
 	p.Data = data
-	s.renderWithFormTarget(w, status, "consent", p)
+	s.formsMayLeadToVerifier(w)
+	s.render(w, status, "consent", p)
 }
 
-// renderWithFormTarget renders a page whose form, once posted, redirects the browser to the
-// verifier: the Content-Security-Policy's form-action lets it go there too (browsers apply
+// formsMayLeadToVerifier lets this answer's form, once posted, redirect the browser to the
+// verifier: the Content-Security-Policy's form-action names its origin too (browsers apply
 // form-action to a form's redirects).
-func (s *Server) renderWithFormTarget(w http.ResponseWriter, status int, name string, p *page) {
+func (s *Server) formsMayLeadToVerifier(w http.ResponseWriter) {
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicyWithForms(s.verifierOrigin))
-	s.render(w, status, name, p)
+}
+
+// requestGone answers a consent for a request the verifier cannot tell about.
+func (s *Server) requestGone(w http.ResponseWriter, r *http.Request, sess *session, err error) {
+	p := newPage(r, sess, "Allow access", "")
+	p.Error = "This authorization request cannot be answered (" + err.Error() + "): go back to the application and connect it again."
+	s.render(w, http.StatusNotFound, "message", p)
 }
 
 // consent answers Allow or Deny.
@@ -182,7 +188,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	done := s.opts.VerifierURL + verifierDonePath + "?request=" + url.QueryEscape(id)
 	if r.PostForm.Get("decision") != "allow" {
-		w.Header().Set("Content-Security-Policy", contentSecurityPolicyWithForms(s.verifierOrigin))
+		s.formsMayLeadToVerifier(w)
 		http.Redirect(w, r, done+"&error=access_denied", http.StatusSeeOther)
 		return
 	}
@@ -193,9 +199,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	ar, err := s.lookupRequest(r.Context(), id)
 	if err != nil {
-		p := newPage(r, sess, "Allow access", "")
-		p.Error = "This authorization request cannot be answered (" + err.Error() + "): go back to the application and connect it again."
-		s.render(w, http.StatusNotFound, "message", p)
+		s.requestGone(w, r, sess, err)
 		return
 	}
 	role := v1.Role(r.PostForm.Get("role"))
@@ -207,7 +211,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 		s.renderConsent(w, r, sess, id, org, statusOf(err), apiMessage(err))
 		return
 	}
-	w.Header().Set("Content-Security-Policy", contentSecurityPolicyWithForms(s.verifierOrigin))
+	s.formsMayLeadToVerifier(w)
 	http.Redirect(w, r, done, http.StatusSeeOther)
 }
 

@@ -28,18 +28,17 @@ import (
 // What the authorization code grant asks of the index (docs/oauth.md): the OAuth client an
 // Application ID names, the grant an org admin's consent created, and whether a grant is still
 // in force. Authorization requests are rare next to key checks, so these maps sit behind one
-// read-write lock of their own instead of the sharded maps of the request path.
+// read-write lock of their own; the Application and connection entries are the index's own.
 type grantIndex struct {
 	mu       sync.RWMutex
 	appsByID map[string]nsName        // Application ID → the Application holding it
-	apps     map[nsName]*appEntry     // the same entries as index.apps
 	consents map[string][]*connEntry  // consent (authorization request ID) → connections carrying it
 	conns    map[types.UID]*connEntry // OrgConnection UID → entry
 	changed  chan struct{}            // closed (and replaced) whenever a connection changes
 }
 
 func newGrantIndex() grantIndex {
-	return grantIndex{appsByID: map[string]nsName{}, apps: map[nsName]*appEntry{}, consents: map[string][]*connEntry{}, conns: map[types.UID]*connEntry{},
+	return grantIndex{appsByID: map[string]nsName{}, consents: map[string][]*connEntry{}, conns: map[types.UID]*connEntry{},
 		changed: make(chan struct{})}
 }
 
@@ -50,12 +49,8 @@ func (g *grantIndex) setApp(key nsName, old, cur *appEntry) {
 	if old != nil && g.appsByID[old.id] == key {
 		delete(g.appsByID, old.id)
 	}
-	delete(g.apps, key)
-	if cur != nil {
-		g.apps[key] = cur
-		if cur.id != "" {
-			g.appsByID[cur.id] = key
-		}
+	if cur != nil && cur.id != "" {
+		g.appsByID[cur.id] = key
 	}
 }
 
@@ -80,16 +75,6 @@ func (g *grantIndex) setConn(old, cur *connEntry) {
 	}
 	close(g.changed)
 	g.changed = make(chan struct{})
-}
-
-func without(list []*connEntry, uid types.UID) []*connEntry {
-	out := list[:0:0]
-	for _, c := range list {
-		if c.uid != uid {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // OAuthClient is an Application registered as an OAuth client.
@@ -117,7 +102,7 @@ func (v *Verifier) OAuthClient(applicationID string) (OAuthClient, bool) {
 	g := &v.index.grants
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	a := g.apps[g.appsByID[applicationID]]
+	a, _ := v.index.apps.get(g.appsByID[applicationID])
 	if a == nil || a.oauth == nil || a.deleting || a.id != applicationID {
 		return OAuthClient{}, false
 	}
@@ -183,7 +168,7 @@ func (v *Verifier) GrantInForce(org, connectionUID, applicationID string) (v1.Ro
 	if c == nil || c.org != org || c.applicationID != applicationID || !c.ready || c.deleting {
 		return "", false
 	}
-	a := g.apps[g.appsByID[applicationID]]
+	a, _ := v.index.apps.get(g.appsByID[applicationID])
 	if a == nil || !a.enabled || a.deleting || a.namespace != c.appNamespace {
 		return "", false
 	}

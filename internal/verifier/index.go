@@ -243,13 +243,7 @@ func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
 	ix.connByUID[uid] = e
 	// One swap from the old list to the new: readers never see the connection missing.
 	list, _ := ix.conns.get(key)
-	next := make([]*connEntry, 0, len(list)+1)
-	for _, c := range list {
-		if c.uid != uid {
-			next = append(next, c)
-		}
-	}
-	ix.conns.set(key, append(next, e))
+	ix.conns.set(key, append(without(list, uid), e))
 }
 
 func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
@@ -266,17 +260,24 @@ func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
 func (ix *index) unlinkConn(old *connEntry) {
 	key := connKey{old.org, old.applicationID}
 	list, _ := ix.conns.get(key)
-	kept := make([]*connEntry, 0, len(list))
-	for _, e := range list {
-		if e.uid != old.uid {
-			kept = append(kept, e)
-		}
-	}
+	kept := without(list, old.uid)
 	if len(kept) == 0 {
 		ix.conns.delete(key)
 		return
 	}
 	ix.conns.set(key, kept)
+}
+
+// without is list with the connection uid left out, in a new array (published lists are never
+// changed in place).
+func without(list []*connEntry, uid types.UID) []*connEntry {
+	out := list[:0:0]
+	for _, c := range list {
+		if c.uid != uid {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // MetricSets.
