@@ -76,6 +76,16 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	if err != nil {
 		return r.replace(ctx, &sec, now, err)
 	}
+	if set.RefreshKey == nil { // written before refresh keys existed: add one, keep the keys
+		if set.RefreshKey, err = signingkey.NewRefreshKey(); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.write(ctx, &sec, set); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.events.Eventf(&sec, nil, corev1.EventTypeNormal, "RefreshKeyAdded", "Update",
+			"added %s, which refresh tokens of the authorization code grant are derived with; the signing keys are unchanged", signingkey.DataRefresh)
+	}
 	if due := set.DueAt(r.every); now.Before(due) {
 		return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
 	}

@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"encoding/base64"
@@ -135,6 +136,30 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 			second.Previous, second.Current.KeyID, second.Next.KeyID, second.RotatedAt)
 	}
 	waitForEvent(t, r.secret, "Rotated")
+	if len(first.RefreshKey) != signingkey.RefreshKeySize || !bytes.Equal(second.RefreshKey, first.RefreshKey) {
+		t.Error("the refresh key was not made with the first set, or changed at a rotation (refresh tokens outlive a rotation)")
+	}
+
+	// A Secret written before refresh keys existed gets one; its signing keys stay.
+	old := sec.DeepCopy()
+	if err := env.Client.Get(ctx, r.secret, old); err != nil {
+		t.Fatal(err)
+	}
+	delete(old.Data, signingkey.DataRefresh)
+	if err := env.Client.Update(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	r.reconcileSeen(t, func(s *corev1.Secret) error {
+		if _, ok := s.Data[signingkey.DataRefresh]; ok {
+			return errors.New("the refresh key is still there")
+		}
+		return nil
+	})
+	added, _ := r.set(t)
+	if len(added.RefreshKey) != signingkey.RefreshKeySize || bytes.Equal(added.RefreshKey, first.RefreshKey) || added.Current.KeyID != second.Current.KeyID {
+		t.Errorf("after adding a refresh key: %d bytes, current %s (want %s)", len(added.RefreshKey), added.Current.KeyID, second.Current.KeyID)
+	}
+	waitForEvent(t, r.secret, "RefreshKeyAdded")
 
 	// A Secret that holds no valid set is replaced, with a Warning.
 	broken := sec.DeepCopy()
@@ -178,7 +203,10 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	text, _ := json.Marshal(list)
-	for _, s := range []signingkey.Set{first, second, third} {
+	for _, s := range []signingkey.Set{first, second, added, third} {
+		if strings.Contains(string(text), base64.StdEncoding.EncodeToString(s.RefreshKey)) {
+			t.Error("an event holds a refresh key")
+		}
 		for _, k := range s.Published() {
 			b, _ := k.Key.(*ecdsa.PrivateKey).Bytes()
 			if strings.Contains(string(text), base64.RawURLEncoding.EncodeToString(b)) {

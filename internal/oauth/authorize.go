@@ -133,10 +133,10 @@ func (h *Handler) done(w http.ResponseWriter, r *http.Request) {
 		h.redirect(w, r, req, oidc.ErrAccessDenied().WithDescription("the org admin denied the request"))
 		return
 	}
-	g, ok := h.cfg.Directory.Consent(req.ID)
+	g, ok := h.cfg.Directory.Consent(req.ID, req.ClientID)
 	if cw, can := h.cfg.Directory.(ConsentWaiter); !ok && can {
 		wait, cancel := context.WithTimeout(ctx, h.cfg.ConsentWait)
-		g, ok = cw.WaitConsent(wait, req.ID)
+		g, ok = cw.WaitConsent(wait, req.ID, req.ClientID)
 		cancel()
 	}
 	if !ok {

@@ -287,14 +287,14 @@ type lateDirectory struct {
 	asked  chan struct{}
 }
 
-func (d *lateDirectory) WaitConsent(ctx context.Context, id string) (Grant, bool) {
+func (d *lateDirectory) WaitConsent(ctx context.Context, id, app string) (Grant, bool) {
 	close(d.asked)
 	d.arrive()
 	select {
 	case <-ctx.Done():
 		return Grant{}, false
 	default:
-		return d.Consent(id)
+		return d.Consent(id, app)
 	}
 }
 

@@ -66,7 +66,7 @@ func (d *stubDirectory) Client(id string) (Client, bool) {
 	return c, ok
 }
 
-func (d *stubDirectory) Consent(id string) (Grant, bool) {
+func (d *stubDirectory) Consent(id, _ string) (Grant, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	g, ok := d.consents[id]
@@ -122,7 +122,7 @@ func newEnv(t *testing.T, opts ...func(*Config)) *env {
 			}
 			return nil
 		},
-		IDTokenKey: &SigningKey{Key: k, KID: "k1"}, RefreshKey: []byte(strings.Repeat("k", 32)), Clock: clk}
+		Keys: StaticKeys{ID: &SigningKey{Key: k, KID: "k1"}, Refresh: []byte(strings.Repeat("k", 32))}, Clock: clk}
 	for _, o := range opts {
 		o(&cfg)
 	}

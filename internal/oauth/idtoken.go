@@ -24,8 +24,7 @@ import (
 )
 
 // idToken signs the OpenID Connect ID token of a redeemed code: sub is who consented.
-func (h *Handler) idToken(rec CodeRecord, now time.Time) (string, error) {
-	k := h.cfg.IDTokenKey
+func (h *Handler) idToken(k *SigningKey, rec CodeRecord, now time.Time) (string, error) {
 	key := jose.JSONWebKey{Key: k.Key, KeyID: k.KID}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {

@@ -22,7 +22,7 @@ limitations under the License.
 // Wiring: mount the Handler for AuthorizePath, AuthorizeDonePath and AuthorizeRequestsPath, and
 // call Handler.Token from the token endpoint for grant_type authorization_code and
 // refresh_token. Discovery lists GrantTypes, ResponseTypes, CodeChallengeMethods and
-// TokenEndpointAuthMethods. Replicas share a Store (RedisStore) and the same RefreshKey.
+// TokenEndpointAuthMethods. Replicas share a Store (RedisStore) and the same Keys.
 package oauth
 
 import (
@@ -81,10 +81,10 @@ type Directory interface {
 	// Client is the OAuth registration of the Application with this ID; ok false when there is
 	// none or the Application has no spec.oauth.
 	Client(applicationID string) (c Client, ok bool)
-	// Consent is the grant recorded for the authorization request id: the org's OrgConnection
-	// carrying annotation access.clearance.dev/consent=id, with the apiserver-recorded consenter.
-	// ok false until it exists.
-	Consent(requestID string) (g Grant, ok bool)
+	// Consent is the grant recorded for the authorization request id of the application
+	// applicationID: the org's OrgConnection carrying annotation access.clearance.dev/consent=id,
+	// with the apiserver-recorded consenter. ok false until it exists.
+	Consent(requestID, applicationID string) (g Grant, ok bool)
 	// InForce says whether the grant (connection UID in org, for this application) is still in
 	// force now: the connection exists and is not being deleted, the Application is enabled. It
 	// returns the connection's current role.
@@ -95,7 +95,7 @@ type Directory interface {
 // the browser back as soon as the apiserver accepted the connection, which the verifier's index
 // may not hold yet. The callback waits at most Config.ConsentWait, then answers 409.
 type ConsentWaiter interface {
-	WaitConsent(ctx context.Context, requestID string) (g Grant, ok bool)
+	WaitConsent(ctx context.Context, requestID, applicationID string) (g Grant, ok bool)
 }
 
 // Issuer mints access tokens: the verifier's at+jwt signer, bound to the grant's connection.
@@ -113,6 +113,28 @@ type SigningKey struct {
 	KID string
 }
 
+// KeySource is where the Handler reads its keys at each use: the verifier loads them from the
+// signing keys Secret, which may arrive after the Handler is made and rotates.
+type KeySource interface {
+	// RefreshKey (at least 32 bytes, the same on every replica) derives refresh tokens; nil
+	// while none is loaded, and the token endpoint answers 503.
+	RefreshKey() []byte
+	// IDTokenKey signs ID tokens (scope openid); nil while none is loaded.
+	IDTokenKey() *SigningKey
+}
+
+// StaticKeys is a KeySource that never changes.
+type StaticKeys struct {
+	Refresh []byte
+	ID      *SigningKey
+}
+
+// RefreshKey is k.Refresh.
+func (k StaticKeys) RefreshKey() []byte { return k.Refresh }
+
+// IDTokenKey is k.ID.
+func (k StaticKeys) IDTokenKey() *SigningKey { return k.ID }
+
 // Config is what New needs. Zero durations take the defaults.
 type Config struct {
 	// Issuer is the verifier's issuer URL: ID tokens' iss and the RFC 9207 iss parameter.
@@ -125,10 +147,8 @@ type Config struct {
 	Tokens Issuer
 	// Authenticate checks confidential clients' secrets.
 	Authenticate ClientAuthenticator
-	// IDTokenKey signs ID tokens; without it scope openid yields no ID token.
-	IDTokenKey *SigningKey
-	// RefreshKey (at least 32 bytes, the same on every replica) derives refresh tokens.
-	RefreshKey []byte
+	// Keys are the keys the tokens need; they may be loaded (and rotate) after New.
+	Keys KeySource
 	// Store holds authorization requests, codes and refresh families. Default: a MemoryStore.
 	Store Store
 	// Clock is where every decision on time reads it. Default: the real clock.
@@ -153,11 +173,8 @@ const (
 )
 
 func (c *Config) defaults() error {
-	if c.Issuer == "" || c.ConsentURL == "" || c.Directory == nil || c.Tokens == nil || c.Authenticate == nil {
-		return errors.New("oauth: Issuer, ConsentURL, Directory, Tokens and Authenticate are required")
-	}
-	if len(c.RefreshKey) < 32 {
-		return errors.New("oauth: RefreshKey must have at least 32 bytes")
+	if c.Issuer == "" || c.ConsentURL == "" || c.Directory == nil || c.Tokens == nil || c.Authenticate == nil || c.Keys == nil {
+		return errors.New("oauth: Issuer, ConsentURL, Directory, Tokens, Authenticate and Keys are required")
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

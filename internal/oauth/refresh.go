@@ -28,6 +28,9 @@ import (
 	"time"
 )
 
+// minRefreshKey is the least length of a refresh key: 256 bits.
+const minRefreshKey = 32
+
 // A refresh token is <family>.<generation>.<mac>, the mac an HMAC-SHA256 under RefreshKey of
 // the family and generation (256 bits). The family record holds no token and no secret: the
 // current token is recomputed from its generation, so a token rotated a moment ago can be
@@ -37,8 +40,14 @@ func (h *Handler) refreshToken(family string, gen uint64) string {
 	return family + "." + g + "." + base64.RawURLEncoding.EncodeToString(h.refreshMAC(family, g))
 }
 
+// refreshMAC is nil while no refresh key (of at least 32 bytes) is loaded: then no token is
+// made or accepted.
 func (h *Handler) refreshMAC(family, gen string) []byte {
-	m := hmac.New(sha256.New, h.cfg.RefreshKey)
+	key := h.cfg.Keys.RefreshKey()
+	if len(key) < minRefreshKey {
+		return nil
+	}
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(family + "." + gen))
 	return m.Sum(nil)
 }
@@ -50,7 +59,8 @@ func (h *Handler) parseRefresh(tok string) (family string, gen uint64, ok bool) 
 		return "", 0, false
 	}
 	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil || !hmac.Equal(mac, h.refreshMAC(parts[0], parts[1])) {
+	want := h.refreshMAC(parts[0], parts[1])
+	if err != nil || want == nil || !hmac.Equal(mac, want) {
 		return "", 0, false
 	}
 	gen, err = strconv.ParseUint(parts[1], 10, 64)

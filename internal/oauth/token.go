@@ -53,6 +53,11 @@ func (h *Handler) Token(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if len(h.cfg.Keys.RefreshKey()) < minRefreshKey {
+		w.Header().Set("Retry-After", "5")
+		tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the token keys are not loaded yet; retry in a few seconds")
+		return
+	}
 	switch r.PostForm.Get("grant_type") {
 	case "authorization_code":
 		h.exchangeCode(w, r, c)
@@ -132,8 +137,8 @@ func (h *Handler) exchangeCode(w http.ResponseWriter, r *http.Request, c Client)
 		return
 	}
 	resp.RefreshToken = h.refreshToken(fam.ID, 0)
-	if slices.Contains(fam.Scopes, "openid") && h.cfg.IDTokenKey != nil {
-		if resp.IDToken, err = h.idToken(rec, now); err != nil {
+	if k := h.cfg.Keys.IDTokenKey(); slices.Contains(fam.Scopes, "openid") && k != nil {
+		if resp.IDToken, err = h.idToken(k, rec, now); err != nil {
 			tokenError(w, http.StatusInternalServerError, "server_error", "the ID token cannot be signed")
 			return
 		}
@@ -181,7 +186,8 @@ type tokenResponse struct {
 func (h *Handler) tokens(w http.ResponseWriter, r *http.Request, g Grant, scopes []string, now time.Time) (*tokenResponse, bool) {
 	at, exp, err := h.cfg.Tokens.IssueAccessToken(r.Context(), g, scopes, now)
 	if err != nil {
-		tokenError(w, http.StatusInternalServerError, "server_error", "the access token cannot be issued")
+		w.Header().Set("Retry-After", "5")
+		tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the access token cannot be issued now; retry in a few seconds")
 		return nil, false
 	}
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now).Seconds()),

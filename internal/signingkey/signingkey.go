@@ -25,6 +25,10 @@ limitations under the License.
 //	current.jwk   signs new tokens
 //	previous.jwk  signed until the last rotation; published for one more period
 //
+// and refresh.key, 32 random bytes every verifier derives refresh tokens with (the
+// authorization code grant, docs/oauth.md): made with the first set, kept across rotations,
+// since a refresh token lives longer than a rotation period.
+//
 // Every rotation shifts them by one (previous ← current ← next ← a new key), so each key is
 // published a whole period before any verifier sees a token it signed, and for a whole period
 // after it signed the last one. A verifier that saw the rotation late, or not yet, still accepts
@@ -54,6 +58,9 @@ const (
 	DataNext     = "next.jwk"
 	DataCurrent  = "current.jwk"
 	DataPrevious = "previous.jwk"
+	DataRefresh  = "refresh.key"
+	// RefreshKeySize is the size of the refresh key.
+	RefreshKeySize = 32
 	// AnnotationRotatedAt is when the keys last shifted (RFC 3339); the next rotation is one
 	// period later.
 	AnnotationRotatedAt = "access.clearance.dev/signing-keys-rotated-at"
@@ -77,6 +84,18 @@ const (
 type Set struct {
 	Next, Current, Previous *jose.JSONWebKey
 	RotatedAt               time.Time
+	// RefreshKey derives refresh tokens; nil in a Secret written before it existed (the
+	// controller adds one).
+	RefreshKey []byte
+}
+
+// NewRefreshKey makes a refresh key.
+func NewRefreshKey() ([]byte, error) {
+	k := make([]byte, RefreshKeySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("signing key: a refresh key: %w", err)
+	}
+	return k, nil
 }
 
 // NewKey makes an ES256 private key from r (crypto/rand outside tests), named by its RFC 7638
@@ -105,7 +124,11 @@ func NewSet(now time.Time) (Set, error) {
 	if err != nil {
 		return Set{}, err
 	}
-	return Set{Current: cur, Next: next, RotatedAt: now.UTC().Truncate(time.Second)}, nil
+	refresh, err := NewRefreshKey()
+	if err != nil {
+		return Set{}, err
+	}
+	return Set{Current: cur, Next: next, RotatedAt: now.UTC().Truncate(time.Second), RefreshKey: refresh}, nil
 }
 
 // Rotate shifts the keys at now: the current key becomes the previous one, the next one signs,
@@ -115,7 +138,7 @@ func (s Set) Rotate(now time.Time) (Set, error) {
 	if err != nil {
 		return Set{}, err
 	}
-	return Set{Previous: s.Current, Current: s.Next, Next: next, RotatedAt: now.UTC().Truncate(time.Second)}, nil
+	return Set{Previous: s.Current, Current: s.Next, Next: next, RotatedAt: now.UTC().Truncate(time.Second), RefreshKey: s.RefreshKey}, nil
 }
 
 // DueAt is when the set should next rotate, with period every.
@@ -143,6 +166,9 @@ func (s Set) Data() (data map[string][]byte, annotations map[string]string, err 
 		}
 		data[name] = b
 	}
+	if s.RefreshKey != nil {
+		data[DataRefresh] = s.RefreshKey
+	}
 	return data, map[string]string{AnnotationRotatedAt: s.RotatedAt.UTC().Format(time.RFC3339)}, nil
 }
 
@@ -162,6 +188,12 @@ func FromSecret(sec *corev1.Secret) (Set, error) {
 	}
 	if s.Previous, err = parseKey(sec.Data, DataPrevious, false); err != nil {
 		return Set{}, err
+	}
+	if raw, ok := sec.Data[DataRefresh]; ok {
+		if len(raw) != RefreshKeySize {
+			return Set{}, fmt.Errorf("%w: %s must hold %d bytes", ErrInvalid, DataRefresh, RefreshKeySize)
+		}
+		s.RefreshKey = raw
 	}
 	at, ok := sec.Annotations[AnnotationRotatedAt]
 	if !ok {

@@ -17,6 +17,7 @@ limitations under the License.
 package signingkey
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"encoding/base64"
 	"strings"
@@ -65,7 +66,11 @@ func TestEachKeyIsPublishedAPeriodBeforeItSignsAndAPeriodAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.Current.KeyID != s1.Current.KeyID || back.Previous.KeyID != s1.Previous.KeyID || !back.RotatedAt.Equal(s1.RotatedAt) {
+	if len(s0.RefreshKey) != RefreshKeySize || !bytes.Equal(s1.RefreshKey, s0.RefreshKey) {
+		t.Error("a new set has no refresh key, or rotating changed it")
+	}
+	if back.Current.KeyID != s1.Current.KeyID || back.Previous.KeyID != s1.Previous.KeyID || !back.RotatedAt.Equal(s1.RotatedAt) ||
+		!bytes.Equal(back.RefreshKey, s1.RefreshKey) {
 		t.Errorf("round trip: %+v", back)
 	}
 }
@@ -88,6 +93,7 @@ func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
 		},
 		"no rotation time":    func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) },
 		"a bad rotation time": func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" },
+		"a short refresh key": func(sec *corev1.Secret) { sec.Data[DataRefresh] = []byte(d[:16]) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			sec := secretOf(t, s)

@@ -45,6 +45,15 @@ func admit(d decision, store *keyStore, usage *usageTracker, now time.Time) answ
 	if d.reason != rOK {
 		return a
 	}
+	if d.key.keyID == "" { // an access token no key obtained: its connection's budget
+		if d.limited {
+			a.rate = store.takeGrant(d.conn.uid, d.limit, now)
+			if !a.rate.allowed {
+				a.reason = rRateLimited
+			}
+		}
+		return a
+	}
 	ref := d.key.row.owner
 	u := store.usage(ref)
 	if d.limited {

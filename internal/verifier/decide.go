@@ -111,7 +111,7 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 	}
 
 	// The org granted the Application a role, high enough.
-	conn := lk.connection(req.params.org, app.id, e.namespace)
+	conn := lk.connection(req.params.org, app.id, app.namespace)
 	if conn == nil {
 		d.reason = rOrgNotConnected
 		return d
@@ -166,6 +166,9 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 // Application the very one it was minted for, the key in force, the Application with its ID,
 // enabled. The token endpoint (oauth.go) asks only this.
 func authenticate(req *request, format keyformat.Format, lk lookup, now time.Time) decision {
+	if req.grant != nil && req.grant.keyID == "" {
+		return authenticateGrant(req.grant, lk)
+	}
 	// The key: present, well-formed, known, and its secret matches the stored hash.
 	e, r := findKey(req, format, lk)
 	d := decision{key: e, reason: r, bearer: req.grant != nil || req.grantErr != rOK}
@@ -198,6 +201,23 @@ func authenticate(req *request, format keyformat.Format, lk lookup, now time.Tim
 		return d
 	}
 	d.app = app
+	return d
+}
+
+// authenticateGrant checks an access token no key obtained (an org admin's consent led to it,
+// the authorization code grant): its Application is the very object it was issued to, not
+// being deleted, and switched on. Its connection is decide's to check, as for any request.
+func authenticateGrant(g *grant, lk lookup) decision {
+	d := decision{bearer: true}
+	app := lk.applicationByID(g.claims.Subject)
+	switch {
+	case app == nil || app.deleting || app.uid != g.appUID || app.id != g.claims.Subject:
+		d.reason = rTokenRevoked
+	case !app.enabled:
+		d.reason = rApplicationDisabled
+	default:
+		d.app = app
+	}
 	return d
 }
 

@@ -146,7 +146,9 @@ func (v *Verifier) writeAuthorize(w http.ResponseWriter, a *answer, origin strin
 	out[hApplicationID] = a.app.idHeader
 	out[hClearanceOrg] = a.conn.orgHeader
 	out[hRole] = a.conn.roleHeader
-	out[hKeyID] = []string{a.key.keyID}
+	if a.key.keyID != "" {
+		out[hKeyID] = []string{a.key.keyID}
+	}
 	setRateHeaders(out, a.rate, a.at)
 	if origin != "" {
 		setCORS(out, origin)

@@ -254,6 +254,7 @@ func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
 		ix.unlinkConn(old)
 		ix.grants.setConn(old, nil)
 		delete(ix.connByUID, uid)
+		ix.keyStore.grantBuckets.forget(old.uid)
 	}
 }
 
@@ -349,6 +350,9 @@ type lookup interface {
 	lookupKeyRef(keyID string, ref keyRef) (keyView, bool)
 	// application is the Application namespace/name, nil when there is none.
 	application(namespace, name string) *appEntry
+	// applicationByID is the Application holding an Application ID, nil when none does: the
+	// client of an access token that no key obtained (grants.go).
+	applicationByID(id string) *appEntry
 	// connection is the OrgConnection that grants an Application a role in an org, nil when
 	// none does.
 	connection(org, appID, appNamespace string) *connEntry
@@ -360,6 +364,18 @@ var _ lookup = (*index)(nil)
 
 func (ix *index) application(namespace, name string) *appEntry {
 	app, _ := ix.apps.get(nsName{namespace, name})
+	return app
+}
+
+func (ix *index) applicationByID(id string) *appEntry {
+	g := &ix.grants
+	g.mu.RLock()
+	key, ok := g.appsByID[id]
+	g.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	app, _ := ix.apps.get(key)
 	return app
 }
 

@@ -50,9 +50,12 @@ type accessClaims struct {
 	ClientID string `json:"client_id"`
 	Scope    string `json:"scope,omitempty"`
 	// KeyID and KeyRef name the key that obtained the token: its key id, and keyRef of its
-	// stored hash, so a key id later claimed by another hash does not match.
-	KeyID  string `json:"key_id"`
-	KeyRef string `json:"key_ref"`
+	// stored hash, so a key id later claimed by another hash does not match. A token an org
+	// admin's consent led to (the authorization code grant) names no key: it is bound to its
+	// connection (Conn) and to the Application object (AppUID) instead.
+	KeyID  string `json:"key_id,omitempty"`
+	KeyRef string `json:"key_ref,omitempty"`
+	AppUID string `json:"app_uid,omitempty"`
 	// Org, when the client named one, is the only org the token is good for.
 	Org string `json:"org,omitempty"`
 	// Conn, on a token an org admin's consent led to (the authorization code grant), is the UID
@@ -112,7 +115,8 @@ func (ix *index) lookupKeyRef(keyID string, ref keyRef) (keyView, bool) {
 
 // grant is what a verified access token says about the request.
 type grant struct {
-	keyID  string
+	keyID  string // "": no key obtained the token (the authorization code grant): conn and appUID bind it
+	appUID types.UID
 	ref    keyRef
 	scopes []string  // nil: every scope of the key
 	org    string    // "": every org connected to the key's Application
@@ -191,8 +195,11 @@ func (v *Verifier) verifyAccessToken(raw string, now time.Time) (*grant, reason)
 	if err := tok.Claims(pub, &c); err != nil {
 		return nil, rTokenInvalid
 	}
-	if c.Expiry == nil || c.IssuedAt == nil || c.ID == "" || c.Subject == "" || c.KeyID == "" {
+	if c.Expiry == nil || c.IssuedAt == nil || c.ID == "" || c.Subject == "" {
 		return nil, rTokenInvalid
+	}
+	if c.KeyID == "" && (c.Conn == "" || c.AppUID == "" || c.KeyRef != "") {
+		return nil, rTokenInvalid // a token names the key that obtained it, or the grant that did
 	}
 	err = c.ValidateWithLeeway(jwt.Expected{Issuer: v.opts.OAuth.Issuer, AnyAudience: jwt.Audience{v.opts.OAuth.Audience}, Time: now}, tokenLeeway)
 	switch {
@@ -204,10 +211,12 @@ func (v *Verifier) verifyAccessToken(raw string, now time.Time) (*grant, reason)
 		return nil, rTokenExpired
 	}
 	var ref keyRef
-	if b, err := base64.RawURLEncoding.DecodeString(c.KeyRef); err != nil || len(b) != len(ref) {
-		return nil, rTokenInvalid
-	} else {
-		copy(ref[:], b)
+	if c.KeyID != "" {
+		if b, err := base64.RawURLEncoding.DecodeString(c.KeyRef); err != nil || len(b) != len(ref) {
+			return nil, rTokenInvalid
+		} else {
+			copy(ref[:], b)
+		}
 	}
 	if v.oauth.revoked.has(c.ID) {
 		return nil, rTokenRevoked
@@ -215,22 +224,32 @@ func (v *Verifier) verifyAccessToken(raw string, now time.Time) (*grant, reason)
 	if c.Conn != "" && c.Org == "" {
 		return nil, rTokenInvalid // a connection is in one org: a token bound to one names it
 	}
-	g := &grant{keyID: c.KeyID, ref: ref, org: c.Org, conn: types.UID(c.Conn), claims: &c}
+	g := &grant{keyID: c.KeyID, ref: ref, org: c.Org, conn: types.UID(c.Conn), appUID: types.UID(c.AppUID), claims: &c}
 	if c.Scope != "" {
 		g.scopes = strings.Fields(c.Scope)
 	}
 	return g, rOK
 }
 
-// issueAccessToken signs an access token for the key e of the Application with ID appID; with
-// conn, good only while that OrgConnection of org grants the application a role.
-func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, org string, conn types.UID, now, exp time.Time) (string, error) {
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
+// issueGrantToken signs an access token an org admin's consent led to: no key obtained it; it
+// is good only while the connection conn of org grants the Application (the object app) a
+// role, with scope narrowing what the role allows.
+func (v *Verifier) issueGrantToken(keys *tokenKeys, app *appEntry, scope, org string, conn types.UID, now, exp time.Time) (string, error) {
+	c, err := v.newClaims(app.id, scope, org, conn, now, exp)
+	if err != nil {
 		return "", err
 	}
-	ref := v.index.refOf(e)
-	c := accessClaims{
+	c.ClientID = app.id
+	c.AppUID = string(app.uid)
+	return jwt.Signed(keys.signer).Claims(c).Serialize()
+}
+
+func (v *Verifier) newClaims(appID, scope, org string, conn types.UID, now, exp time.Time) (*accessClaims, error) {
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return nil, err
+	}
+	return &accessClaims{
 		Claims: jwt.Claims{
 			Issuer:   v.opts.OAuth.Issuer,
 			Subject:  appID,
@@ -239,12 +258,22 @@ func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, or
 			IssuedAt: jwt.NewNumericDate(now),
 			ID:       base64.RawURLEncoding.EncodeToString(jti),
 		},
-		ClientID: v.rules.format.Prefix + e.keyID,
-		Scope:    scope,
-		KeyID:    e.keyID,
-		KeyRef:   base64.RawURLEncoding.EncodeToString(ref[:]),
-		Org:      org,
-		Conn:     string(conn),
+		Scope: scope,
+		Org:   org,
+		Conn:  string(conn),
+	}, nil
+}
+
+// issueAccessToken signs an access token for the key e of the Application with ID appID; with
+// conn, good only while that OrgConnection of org grants the application a role.
+func (v *Verifier) issueAccessToken(keys *tokenKeys, e keyView, appID, scope, org string, conn types.UID, now, exp time.Time) (string, error) {
+	c, err := v.newClaims(appID, scope, org, conn, now, exp)
+	if err != nil {
+		return "", err
 	}
-	return jwt.Signed(keys.signer).Claims(&c).Serialize()
+	ref := v.index.refOf(e)
+	c.ClientID = v.rules.format.Prefix + e.keyID
+	c.KeyID = e.keyID
+	c.KeyRef = base64.RawURLEncoding.EncodeToString(ref[:])
+	return jwt.Signed(keys.signer).Claims(c).Serialize()
 }

@@ -302,6 +302,9 @@ type keyStore struct {
 
 	// shared keeps rate-limit buckets for every replica (--rate-limit-store); nil: usages do.
 	shared *sharedLimits
+	// grantBuckets are the budgets of access tokens no key obtained, per connection
+	// (grantlimits.go).
+	grantBuckets grantBuckets
 }
 
 type otherHashKey struct {
