@@ -55,6 +55,15 @@ var (
 	TokenEndpointAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
 	// CodeChallengeMethods are the PKCE methods accepted: S256 only, for every client.
 	CodeChallengeMethods = []string{"S256"}
+	// Scopes are the scopes with a meaning of their own here; any other scope a client asks
+	// for is a permission scope of its Application, and narrows what its tokens may do.
+	Scopes = []string{ScopeOpenID, ScopeOfflineAccess}
+)
+
+// Scopes of OpenID Connect and RFC 6749 that this package acts on.
+const (
+	ScopeOpenID        = "openid"         // an ID token whose sub is who consented
+	ScopeOfflineAccess = "offline_access" // a refresh token
 )
 
 // Client is an Application registered as an OAuth client; its client_id is the Application ID.

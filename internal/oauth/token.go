@@ -128,16 +128,21 @@ func (h *Handler) exchangeCode(w http.ResponseWriter, r *http.Request, c Client)
 	}
 	g.Role = role
 	fam := Family{ID: rec.FamilyID, ClientID: c.ApplicationID, Grant: g, Scopes: rec.Request.Scopes, RotatedAt: now}
-	if err := h.cfg.Store.CreateFamily(ctx, fam, h.cfg.RefreshTTL); err != nil {
-		tokenError(w, http.StatusBadRequest, "invalid_grant", "the code was already used")
-		return
+	offline := slices.Contains(fam.Scopes, ScopeOfflineAccess)
+	if offline {
+		if err := h.cfg.Store.CreateFamily(ctx, fam, h.cfg.RefreshTTL); err != nil {
+			tokenError(w, http.StatusBadRequest, "invalid_grant", "the code was already used")
+			return
+		}
 	}
 	resp, ok := h.tokens(w, r, g, fam.Scopes, now)
 	if !ok {
 		return
 	}
-	resp.RefreshToken = h.refreshToken(fam.ID, 0)
-	if k := h.cfg.Keys.IDTokenKey(); slices.Contains(fam.Scopes, "openid") && k != nil {
+	if offline {
+		resp.RefreshToken = h.refreshToken(fam.ID, 0)
+	}
+	if k := h.cfg.Keys.IDTokenKey(); slices.Contains(fam.Scopes, ScopeOpenID) && k != nil {
 		if resp.IDToken, err = h.idToken(k, rec, now); err != nil {
 			tokenError(w, http.StatusInternalServerError, "server_error", "the ID token cannot be signed")
 			return

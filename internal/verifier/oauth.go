@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/clearance-dev/clearance/docs"
+	"github.com/clearance-dev/clearance/internal/oauth"
 )
 
 // OAuth 2.0 client credentials for partner applications (docs/oauth.md): a key's access key is
@@ -50,7 +51,10 @@ const (
 	PathIntrospect = "/oauth2/introspect"
 	PathJWKS       = "/oauth2/jwks"
 	PathMetadata   = "/.well-known/oauth-authorization-server"
-	PathOpenAPI    = "/openapi.json"
+	// PathOpenIDConfiguration is OpenID Connect discovery, served with the authorization code
+	// grant.
+	PathOpenIDConfiguration = "/.well-known/openid-configuration"
+	PathOpenAPI             = "/openapi.json"
 )
 
 // Defaults and bounds of OAuthOptions.
@@ -80,6 +84,14 @@ type OAuthOptions struct {
 	// RevocationListSize bounds the access tokens revoked with /oauth2/revoke that this replica
 	// remembers until their exp. Default DefaultRevocationList.
 	RevocationListSize int
+	// ConsentURL is the console's consent page (--oauth-consent-url, the console's URL and
+	// /oauth2/consent). Set, the verifier serves the authorization code grant (codegrant.go);
+	// empty, client credentials only.
+	ConsentURL string
+	// CodeStore holds the authorization code grant's requests, codes and refresh families;
+	// replicas share it (an oauth.RedisStore on the rate-limit store's Redis). Default: this
+	// replica's memory, right for one replica only.
+	CodeStore oauth.Store
 }
 
 func (o *OAuthOptions) defaults() error {
@@ -106,6 +118,11 @@ func (o *OAuthOptions) defaults() error {
 	if o.RevocationListSize < 0 {
 		return fmt.Errorf("verifier: OAuth revocation list size must be positive, got %d", o.RevocationListSize)
 	}
+	if o.ConsentURL != "" {
+		if u, err := url.Parse(o.ConsentURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("verifier: OAuth consent URL %q must be an http or https URL without fragment: the console's /oauth2/consent", o.ConsentURL)
+		}
+	}
 	return nil
 }
 
@@ -115,7 +132,10 @@ type oauthState struct {
 	revoked revocationList
 	// requests counts OAuth endpoint answers by endpoint and result (ok, or the OAuth error).
 	requests *prometheus.CounterVec
-	metadata []byte
+	metadata []byte // RFC 8414
+	openid   []byte // OpenID Connect discovery
+	// code is the authorization code grant; nil when it is not served (codegrant.go).
+	code *oauth.Handler
 }
 
 func (v *Verifier) initOAuth(reg prometheus.Registerer) error {
@@ -131,7 +151,10 @@ func (v *Verifier) initOAuth(reg prometheus.Registerer) error {
 	if err := reg.Register(v.oauth.requests); err != nil {
 		return err
 	}
-	meta, err := json.Marshal(map[string]any{
+	if err := v.initCodeGrant(); err != nil {
+		return err
+	}
+	meta := map[string]any{
 		"issuer":                                        o.Issuer,
 		"token_endpoint":                                o.Issuer + PathToken,
 		"jwks_uri":                                      o.Issuer + PathJWKS,
@@ -143,11 +166,30 @@ func (v *Verifier) initOAuth(reg prometheus.Registerer) error {
 		"revocation_endpoint_auth_methods_supported":    authMethods,
 		"introspection_endpoint_auth_methods_supported": authMethods,
 		"service_documentation":                         "https://github.com/clearance-dev/clearance/blob/main/docs/oauth.md",
-	})
-	if err != nil {
+	}
+	if v.oauth.code != nil {
+		// The authorization code grant: exactly what package oauth answers.
+		meta["authorization_endpoint"] = o.Issuer + oauth.AuthorizePath
+		meta["grant_types_supported"] = append([]string{"client_credentials"}, oauth.GrantTypes...)
+		meta["response_types_supported"] = oauth.ResponseTypes
+		meta["response_modes_supported"] = []string{"query"}
+		meta["code_challenge_methods_supported"] = oauth.CodeChallengeMethods
+		meta["token_endpoint_auth_methods_supported"] = oauth.TokenEndpointAuthMethods
+		meta["scopes_supported"] = oauth.Scopes
+		meta["authorization_response_iss_parameter_supported"] = true
+	}
+	var err error
+	if v.oauth.metadata, err = json.Marshal(meta); err != nil {
 		return err
 	}
-	v.oauth.metadata = meta
+	if v.oauth.code != nil {
+		meta["subject_types_supported"] = []string{"public"}
+		meta["id_token_signing_alg_values_supported"] = []string{"ES256"}
+		meta["claims_supported"] = []string{"iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce"}
+		if v.oauth.openid, err = json.Marshal(meta); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -155,7 +197,12 @@ var authMethods = []string{"client_secret_basic", "client_secret_post"}
 
 // serveOAuth answers the OAuth endpoints; false for any other path.
 func (v *Verifier) serveOAuth(w http.ResponseWriter, r *http.Request, now time.Time) bool {
+	if v.serveCodeGrant(w, r, now) {
+		return true
+	}
 	switch p := r.URL.Path; {
+	case p == PathOpenIDConfiguration && v.oauth.openid != nil:
+		v.serveStatic(w, r, v.oauth.openid, "public, max-age=300")
 	case p == PathToken:
 		v.serveToken(w, r, now)
 	case p == PathRevoke:
@@ -354,7 +401,15 @@ const endpointToken, endpointRevoke, endpointIntrospect = "token", "revoke", "in
 
 // serveToken is the token endpoint, client_credentials only (RFC 6749 §4.4).
 func (v *Verifier) serveToken(w http.ResponseWriter, r *http.Request, now time.Time) {
-	resp, oe := v.token(w, r, now)
+	form, oe := oauthForm(w, r)
+	if oe != nil {
+		v.writeOAuthError(w, endpointToken, oe)
+		return
+	}
+	if v.codeGrantToken(w, r, form, now) {
+		return
+	}
+	resp, oe := v.token(form, r, now)
 	if oe != nil {
 		v.writeOAuthError(w, endpointToken, oe)
 		return
@@ -362,17 +417,15 @@ func (v *Verifier) serveToken(w http.ResponseWriter, r *http.Request, now time.T
 	v.writeOAuthJSON(w, endpointToken, resp)
 }
 
-func (v *Verifier) token(w http.ResponseWriter, r *http.Request, now time.Time) (*TokenResponse, *oauthError) {
-	form, oe := oauthForm(w, r)
-	if oe != nil {
-		return nil, oe
-	}
+func (v *Verifier) token(form url.Values, r *http.Request, now time.Time) (*TokenResponse, *oauthError) {
 	switch gt := form.Get("grant_type"); gt {
 	case "client_credentials":
 	case "":
 		return nil, badRequest(errInvalidRequest, "grant_type is missing: send grant_type=client_credentials")
+	case "authorization_code", "refresh_token":
+		return nil, badRequest(errUnsupportedGrantType, "grant_type="+gt+" is served only with the console's consent page configured (--oauth-consent-url)")
 	default:
-		return nil, badRequest(errUnsupportedGrantType, "only grant_type=client_credentials is supported")
+		return nil, badRequest(errUnsupportedGrantType, "grant_type must be client_credentials, authorization_code or refresh_token")
 	}
 	org, oe := requestedOrg(form)
 	if oe != nil {

@@ -28,6 +28,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/clearance-dev/clearance/internal/oauth"
 	"github.com/clearance-dev/clearance/internal/signingkey"
 )
 
@@ -43,6 +44,10 @@ type tokenKeys struct {
 	signKID string
 	verify  map[string]*ecdsa.PublicKey // kid → public key of current, next and previous
 	jwks    []byte                      // the JWKS document of the same keys
+	// refresh derives refresh tokens, idToken signs ID tokens (the authorization code grant,
+	// codegrant.go); refresh is nil in a Secret the controller has not given one yet.
+	refresh []byte
+	idToken *oauth.SigningKey
 }
 
 func newTokenKeys(set signingkey.Set) (*tokenKeys, error) {
@@ -51,7 +56,10 @@ func newTokenKeys(set signingkey.Set) (*tokenKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verifier: a signer of the current token signing key: %w", err)
 	}
-	k := &tokenKeys{signer: signer, signKID: set.Current.KeyID, verify: map[string]*ecdsa.PublicKey{}}
+	k := &tokenKeys{signer: signer, signKID: set.Current.KeyID, verify: map[string]*ecdsa.PublicKey{}, refresh: set.RefreshKey}
+	if priv, ok := set.Current.Key.(*ecdsa.PrivateKey); ok {
+		k.idToken = &oauth.SigningKey{Key: priv, KID: set.Current.KeyID}
+	}
 	var doc jose.JSONWebKeySet
 	for _, jwk := range set.Published() {
 		priv, ok := jwk.Key.(*ecdsa.PrivateKey)
