@@ -49,6 +49,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/oauth"
 	"github.com/clearance-dev/clearance/internal/ratestore"
 	"github.com/clearance-dev/clearance/internal/signingkey"
 	"github.com/clearance-dev/clearance/internal/verifier"
@@ -107,6 +108,7 @@ type oauthFlags struct {
 	issuer        string
 	audience      string
 	tokenTTL      time.Duration
+	consentURL    string
 }
 
 func (o *options) bind(fs *flag.FlagSet) {
@@ -143,6 +145,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.oauth.rotation, "oauth-signing-key-rotation", signingkey.DefaultRotation, "How often the token signing keys rotate; each key is published one period before it signs and one after, so this must exceed --oauth-token-ttl.")
 	fs.StringVar(&o.oauth.issuer, "oauth-issuer", "", "The OAuth issuer: the URL partners reach the verifier at (iss of access tokens, base of the discovery document's URLs). Default http://clearance-verifier.<namespace>.svc:8090.")
 	fs.StringVar(&o.oauth.audience, "oauth-audience", "", "The aud of access tokens, and the only one the verifier accepts. Default the issuer.")
+	fs.StringVar(&o.oauth.consentURL, "oauth-consent-url", "", "The console's OAuth consent page as browsers reach it (e.g. https://console.example.com/oauth2/consent): set, the verifier serves the authorization code grant with PKCE, sending org admins there to consent. Empty: client credentials only. With --rate-limit-store, authorization requests, codes and refresh tokens are kept there too, shared by every replica; without it, in each replica's memory (one replica only).")
 	fs.DurationVar(&o.oauth.tokenTTL, "oauth-token-ttl", verifier.DefaultTokenTTL, "Lifetime of access tokens (at most 1h); a token never outlives its key, and dies with it.")
 	fs.StringVar(&o.consoleAddr, "console-bind-address", "", "Address the console (web pages acting with each signed-in person's own Kubernetes credentials) binds to, e.g. 127.0.0.1:8095; empty disables it. With every other role off, the process serves only the console and needs no credentials of its own.")
 	fs.StringVar(&o.consoleVerifierURL, "console-verifier-url", "", "The verifier's base URL as browsers reach it (e.g. http://127.0.0.1:8090): the console's OAuth consent page asks it what an authorization request is and sends the browser back to it. Empty: the console takes no OAuth consent.")
@@ -433,6 +436,7 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 			Audience:      opts.oauth.audience,
 			TokenTTL:      opts.oauth.tokenTTL,
 			SigningSecret: opts.signingSecret(),
+			ConsentURL:    opts.oauth.consentURL,
 		},
 		RateLimitStoreTimeout:     opts.rateLimitStoreTimeout,
 		RateLimitFallbackReplicas: opts.rateLimitStoreReplicas,
@@ -443,6 +447,9 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 			return fmt.Errorf("--rate-limit-store: %w", err)
 		}
 		vopts.RateLimitStore = store
+		if opts.oauth.consentURL != "" {
+			vopts.OAuth.CodeStore = oauth.NewRedisStore(store.Client(), "clearance:oauth:")
+		}
 		ctrl.Log.WithName("setup").Info("rate limits shared through a store", "store", store.String(),
 			"timeout", opts.rateLimitStoreTimeout, "fallbackReplicas", opts.rateLimitStoreReplicas)
 	}

@@ -57,7 +57,8 @@ verifier_url="${VERIFIER_URL-http://127.0.0.1:8090}"
 console_addr="${CONSOLE_ADDR-127.0.0.1:8095}"
 console_args=(--oauth-issuer="$verifier_url")
 if [[ -n "$console_addr" ]]; then
-  console_args+=(--console-bind-address="$console_addr" --console-verifier-url="$verifier_url")
+  console_args+=(--console-bind-address="$console_addr" --console-verifier-url="$verifier_url"
+    --oauth-consent-url="http://$console_addr/oauth2/consent")
   cat >&2 <<MSG
 run: the console: http://$console_addr/  (sign in with a Kubernetes token; for an org admin of org acme:)
     kubectl create namespace acme

@@ -101,6 +101,10 @@ func Redact(rawURL string) string {
 // String is the store's URL without its password.
 func (r *Redis) String() string { return r.redacted }
 
+// Client is the store's Redis client, for other records every replica shares (the OAuth
+// authorization code grant's, oauth.RedisStore).
+func (r *Redis) Client() *redis.Client { return r.client }
+
 // Take spends one request at the server's time from the bucket named key: a token bucket of at
 // most burst tokens, refilled at perSecond, full when the key is absent. It returns whether the
 // request was allowed and the tokens left after it, as golang.org/x/time/rate's Limiter.AllowN
