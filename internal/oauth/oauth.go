@@ -158,6 +158,10 @@ type Config struct {
 	Authenticate ClientAuthenticator
 	// Keys are the keys the tokens need; they may be loaded (and rotate) after New.
 	Keys KeySource
+	// OnReuse, when set, is told of each reuse that revoked what a grant had issued: a code
+	// redeemed twice, a rotated refresh token presented after the leeway. What looks like a
+	// stolen token is worth telling the org that granted (the verifier records an Event).
+	OnReuse func(g Grant, what string)
 	// Store holds authorization requests, codes and refresh families. Default: a MemoryStore.
 	Store Store
 	// Clock is where every decision on time reads it. Default: the real clock.

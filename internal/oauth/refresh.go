@@ -133,6 +133,7 @@ func (h *Handler) rotate(w http.ResponseWriter, r *http.Request, f Family, gen u
 			return h.refreshToken(f.ID, f.Generation), true
 		case stepRevoke:
 			h.revoke(w, r, f.ID, "the refresh token was already used; its family is revoked")
+			h.reused(f.Grant, "a refresh token was presented again after it was rotated: every refresh token of this consent is revoked, and the application must ask for consent again")
 			return "", false
 		}
 		nf, err := h.cfg.Store.RotateFamily(r.Context(), f.ID, gen, now, h.cfg.RefreshTTL)

@@ -109,6 +109,7 @@ func (h *Handler) exchangeCode(w http.ResponseWriter, r *http.Request, c Client)
 			tokenError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
 			return
 		}
+		h.reused(rec.Grant, "an authorization code was redeemed a second time: the tokens its first redemption gave are revoked")
 		tokenError(w, http.StatusBadRequest, "invalid_grant", "the code was already used; the tokens it gave are revoked")
 		return
 	}
@@ -210,4 +211,11 @@ func tokenError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// reused tells OnReuse, if set.
+func (h *Handler) reused(g Grant, what string) {
+	if h.cfg.OnReuse != nil {
+		h.cfg.OnReuse(g, what)
+	}
 }

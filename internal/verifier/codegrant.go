@@ -23,7 +23,11 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 
 	"github.com/clearance-dev/clearance/internal/oauth"
 )
@@ -50,6 +54,7 @@ func (v *Verifier) initCodeGrant() error {
 		Keys:         grantKeys{v},
 		Store:        o.CodeStore,
 		Clock:        v.clock,
+		OnReuse:      v.grantReused,
 	})
 	if err != nil {
 		return err
@@ -141,6 +146,26 @@ const (
 	errNoKeysYet codeGrantError = "no token signing keys are loaded"
 	errAppGone   codeGrantError = "the application is gone"
 )
+
+// grantReused tells the org that granted: a Warning Event on its OrgConnection (when the
+// verifier runs with a manager), and a log line. Neither holds a token.
+func (v *Verifier) grantReused(g oauth.Grant, what string) {
+	v.log.Info("OAuth token reuse: what it issued is revoked", "org", g.Org, "applicationID", g.ApplicationID, "connectionUID", g.ConnectionUID, "what", what)
+	if v.events == nil {
+		return
+	}
+	uid := types.UID(g.ConnectionUID)
+	grants := &v.index.grants
+	grants.mu.RLock()
+	c := grants.conns[uid]
+	grants.mu.RUnlock()
+	if c == nil {
+		return // disconnected meanwhile: nothing left to tell
+	}
+	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: c.org, Name: c.name, UID: uid}}
+	conn.SetGroupVersionKind(v1.GroupVersion.WithKind("OrgConnection"))
+	v.events.Eventf(conn, nil, corev1.EventTypeWarning, "OAuthTokenReused", "Revoke", "application %s: %s", g.ApplicationID, what)
+}
 
 // grantDirectory is the index as the grant sees it.
 type grantDirectory struct{ v *Verifier }

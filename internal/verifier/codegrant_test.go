@@ -24,13 +24,17 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/oauth"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 const (
@@ -246,5 +250,109 @@ func TestDiscoveryListsTheCodeGrantExactlyWhenItIsServed(t *testing.T) {
 	}
 	if _, m := doc(w, PathOpenIDConfiguration); m["id_token_signing_alg_values_supported"].([]any)[0] != "ES256" {
 		t.Errorf("OpenID discovery: %v", m)
+	}
+}
+
+// TestConcurrentRefreshesAcrossTwoReplicasGiveOneNextToken: 100 refreshes with one refresh
+// token at once, half on each of two replicas sharing Debian's redis-server: none fails, all
+// get the same next token, and the family moved one generation only.
+func TestConcurrentRefreshesAcrossTwoReplicasGiveOneNextToken(t *testing.T) {
+	if testenv.RedisServer() == "" {
+		t.Skip("redis-server is not installed (apt-get install redis-server)")
+	}
+	r, err := testenv.StartRedis(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Kill)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { _ = rc.Close() })
+	shared := func(o *Options) {
+		o.OAuth.ConsentURL, o.OAuth.CodeStore = consentURL, oauth.NewRedisStore(rc, "clearance:oauth:")
+	}
+	a, b := newWorld(t, shared), newWorld(t, shared)
+	b.loadSigningKeys(a.newSigningKeys())
+	for _, w := range []*world{a, b} {
+		w.updateApp(func(app *v1.Application) {
+			app.Spec.OAuth = &v1.OAuthClient{ClientType: v1.OAuthPublic, RedirectURIs: []string{redirectURI}}
+		})
+	}
+	code := a.consent("offline_access")
+	b.v.Apply(a.conn)
+	status, body := b.exchange(code) // the code is redeemed on the other replica
+	if status != http.StatusOK {
+		t.Fatalf("exchange on the second replica: %d %v", status, body)
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body["refresh_token"].(string)}, "client_id": {appID}}.Encode()
+
+	const n = 100
+	type answer struct {
+		status int
+		next   string
+	}
+	answers := make(chan answer, n)
+	var start sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		w := []*world{a, b}[i%2]
+		go func() {
+			start.Wait()
+			rec := w.do(http.MethodPost, PathToken, form, "Content-Type", "application/x-www-form-urlencoded")
+			var m map[string]any
+			_ = json.Unmarshal(rec.Body.Bytes(), &m)
+			next, _ := m["refresh_token"].(string)
+			if at, ok := m["access_token"].(string); ok {
+				w.mu.Lock()
+				w.issued = append(w.issued, at)
+				w.mu.Unlock()
+			}
+			answers <- answer{rec.Code, next}
+		}()
+	}
+	start.Done()
+	nexts := map[string]int{}
+	for range n {
+		a := <-answers
+		if a.status != http.StatusOK {
+			t.Errorf("a concurrent refresh answered %d", a.status)
+			continue
+		}
+		nexts[a.next]++
+	}
+	if len(nexts) != 1 {
+		t.Errorf("%d different next refresh tokens, want 1", len(nexts))
+	}
+}
+
+// TestAReusedRefreshTokenRevokesItsFamilyAndTellsTheGrantingOrg: presenting a rotated refresh
+// token after the leeway revokes the whole family (the newer token too) and records a Warning on
+// the org's connection that holds no token.
+func TestAReusedRefreshTokenRevokesItsFamilyAndTellsTheGrantingOrg(t *testing.T) {
+	w := codeWorld(t, v1.OAuthPublic)
+	rec := events.NewFakeRecorder(10)
+	w.v.events = rec
+	_, first := w.exchange(w.consent("offline_access"))
+	refresh := func(tok string) (int, map[string]any) {
+		return w.tokenForm(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok}, "client_id": {appID}})
+	}
+	status, second := refresh(first["refresh_token"].(string))
+	if status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", status, second)
+	}
+	w.step(oauth.DefaultRefreshLeeway + time.Second)
+	if status, body := refresh(first["refresh_token"].(string)); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("reuse: %d %v", status, body)
+	}
+	if status, body := refresh(second["refresh_token"].(string)); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("the newer token of a revoked family: %d %v", status, body)
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.HasPrefix(e, "Warning OAuthTokenReused") || !strings.Contains(e, appID) ||
+			strings.Contains(e, first["refresh_token"].(string)) || strings.Contains(e, second["refresh_token"].(string)) {
+			t.Errorf("event %q", e)
+		}
+	default:
+		t.Error("no event on the connection")
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +41,7 @@ import (
 // The verifier reads the four kinds and writes only the usage fields of APIKey status.
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys;applications;orgconnections;metricsets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=apikeys/status,verbs=get;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Defaults of Options.
 const (
@@ -113,6 +115,10 @@ type Verifier struct {
 
 	// staleness says whether the index can be trusted now (staleness.go).
 	staleness
+
+	// events records what the org that granted should see (codegrant.go); nil without a
+	// manager.
+	events events.EventRecorder
 
 	client    client.Client // writes usage; reads APIKeys from the cache
 	apiReader client.Reader // uncached: the staleness probe and conflict retries
@@ -243,6 +249,7 @@ func (v *Verifier) Remove(obj any) {
 func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 	v.client = mgr.GetClient()
 	v.apiReader = mgr.GetAPIReader()
+	v.events = mgr.GetEventRecorder("clearance-verifier")
 	for _, obj := range []client.Object{&v1.APIKey{}, &v1.Application{}, &v1.OrgConnection{}, &v1.MetricSet{}} {
 		inf, err := mgr.GetCache().GetInformer(context.Background(), obj)
 		if err != nil {
