@@ -19,6 +19,7 @@ package oauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -318,4 +319,51 @@ func TestCallbackWaitsForAConsentTheIndexHasNotSeenYet(t *testing.T) {
 	default:
 		t.Error("the callback answered without waiting")
 	}
+}
+
+// TestWithoutOfflineAccessThereIsNoRefreshToken: a refresh token only for scope offline_access,
+// and no refresh family stored for a grant without one.
+func TestWithoutOfflineAccessThereIsNoRefreshToken(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	c.Scopes = []string{"openid", "reports:read"}
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken != "" || tok.Extra("id_token") == nil {
+		t.Errorf("without offline_access: refresh token %v, id token %v", tok.RefreshToken != "", tok.Extra("id_token") != nil)
+	}
+}
+
+// TestBeforeItsKeysAreLoadedTheTokenEndpointAnswers503: the verifier loads the refresh key
+// from a Secret that may come after it starts; until then nothing is issued or accepted.
+func TestBeforeItsKeysAreLoadedTheTokenEndpointAnswers503(t *testing.T) {
+	keys := &swapKeys{}
+	e := newEnv(t, func(c *Config) { keys.StaticKeys = c.Keys.(StaticKeys); c.Keys = keys })
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	keys.off = true
+	_, err := e.exchange(c, code, verifier)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "temporarily_unavailable" {
+		t.Fatalf("exchange without keys: %v", err)
+	}
+	keys.off = false
+	if _, err := e.exchange(c, code, verifier); err != nil {
+		t.Fatalf("the code is still good once the keys are loaded: %v", err)
+	}
+}
+
+type swapKeys struct {
+	StaticKeys
+	off bool
+}
+
+func (k *swapKeys) RefreshKey() []byte {
+	if k.off {
+		return nil
+	}
+	return k.StaticKeys.RefreshKey()
 }
