@@ -64,6 +64,7 @@ type config struct {
 	rounds       int
 	conns        int
 	verifierOnly bool
+	oauthOnly    bool
 	cpuProfile   string
 	profiles     string
 	opPprof      string
@@ -94,6 +95,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "Alternating throughput rounds (verifier, bare handler); the median counts.")
 	flag.IntVar(&cfg.conns, "connections", 32, "Keep-alive connections of the load generator.")
 	flag.BoolVar(&cfg.verifierOnly, "verifier-only", false, "Measure only the verifier rows (no cluster), while working on the verifier.")
+	flag.BoolVar(&cfg.oauthOnly, "oauth-only", false, "Measure only the in-process OAuth rows (seconds), while working on OAuth.")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "Write a CPU profile of the bench process (the load generator runs in it) to this file.")
 	flag.StringVar(&cfg.opFlags, "operator-flags", "", "More flags for the operator, separated by spaces (e.g. --enable-http2), to measure what one changes.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
@@ -226,6 +228,9 @@ func run(cfg config, res *Results) error {
 	if err := measureOAuth(res); err != nil {
 		return fmt.Errorf("OAuth: %w", err)
 	}
+	if cfg.oauthOnly {
+		return nil
+	}
 	if cfg.profiles != "" && cfg.opPprof == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -302,6 +307,7 @@ func run(cfg config, res *Results) error {
 		{"idle", b.idleWrites},
 		{"admission", b.admission},
 		{"revocation", b.revocation},
+		{"oauth disconnect", b.disconnect},
 		{"memory with foreign Secrets", b.foreignSecrets},
 		{"operator at scale", b.operatorScale},
 	}
@@ -336,7 +342,7 @@ func run(cfg config, res *Results) error {
 
 // operatorArgs are the flags the bench adds to the operator's defaults.
 func operatorArgs(cfg config) []string {
-	args := strings.Fields(cfg.opFlags)
+	args := append([]string{"--oauth-consent-url=" + benchConsentURL}, strings.Fields(cfg.opFlags)...)
 	if cfg.opPprof != "" {
 		args = append(args, "--pprof-bind-address="+cfg.opPprof)
 	}

@@ -48,6 +48,7 @@ const (
 	// ES256 signature check is tens of microseconds against a hash lookup's few.
 	oauthIssueTarget = 1000
 	oauthRatioTarget = 50
+	oauthAppID       = "app_0123456789abcdefghijklmn"
 )
 
 func measureOAuth(res *Results) error {
@@ -56,7 +57,8 @@ func measureOAuth(res *Results) error {
 	if err != nil {
 		return err
 	}
-	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry()})
+	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry(),
+		OAuth: verifier.OAuthOptions{ConsentURL: benchConsentURL}})
 	if err != nil {
 		return err
 	}
@@ -72,12 +74,14 @@ func measureOAuth(res *Results) error {
 		return err
 	}
 	v.Apply(&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "bi", UID: "uid-app"},
-		Spec:   v1.ApplicationSpec{Description: "bench", RateLimits: []v1.RateLimit{{Name: "general", Limit: 1 << 40, Period: metav1.Duration{Duration: time.Second}}}},
-		Status: v1.ApplicationStatus{ApplicationID: "app_0123456789abcdefghijklmn"}})
-	v.Apply(&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "globex", Name: "bi", UID: "uid-conn"},
-		Spec: v1.OrgConnectionSpec{ApplicationID: "app_0123456789abcdefghijklmn", Role: v1.RoleAnalyst},
+		Spec: v1.ApplicationSpec{Description: "bench", RateLimits: []v1.RateLimit{{Name: "general", Limit: 1 << 40, Period: metav1.Duration{Duration: time.Second}}},
+			OAuth: &v1.OAuthClient{ClientType: v1.OAuthPublic, RedirectURIs: []string{benchRedirect}}},
+		Status: v1.ApplicationStatus{ApplicationID: oauthAppID}})
+	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: "globex", Name: "bi", UID: "uid-conn"},
+		Spec: v1.OrgConnectionSpec{ApplicationID: oauthAppID, Role: v1.RoleAnalyst},
 		Status: v1.OrgConnectionStatus{ApplicationNamespace: "acme", Conditions: []metav1.Condition{{Type: v1.ConditionReady,
-			Status: metav1.ConditionTrue, Reason: v1.ReasonConnected, LastTransitionTime: metav1.Now()}}}})
+			Status: metav1.ConditionTrue, Reason: v1.ReasonConnected, LastTransitionTime: metav1.Now()}}}}
+	v.Apply(conn)
 	keys := make([]keyformat.Key, oauthKeys)
 	for i := range keys {
 		if keys[i], err = format.Generate(); err != nil {
@@ -133,6 +137,9 @@ func measureOAuth(res *Results) error {
 	}
 	res.AtLeast("oauth: token issuance, one core", perSecond, "tokens/s", oauthIssueTarget,
 		fmt.Sprintf("%d tokens for %d keys through the handler, %.0f µs each (ES256)", oauthIssued, oauthKeys, issuing.Seconds()*1e6/oauthIssued))
+	if err := measureCodeGrant(res, v, oauthAppID, conn, issuing.Seconds()*1e6/oauthIssued); err != nil {
+		return err
+	}
 	res.RatioAtMost("oauth: verify an access token", byJWT.Seconds()*1e6/oauthVerifies, byKey.Seconds()*1e6/oauthVerifies, "µs", oauthRatioTarget,
 		fmt.Sprintf("forward-auth in the handler; floor: the same request with the key that obtained the token, %d each interleaved", oauthVerifies))
 	return nil
