@@ -25,13 +25,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/oauth"
 )
 
 // TestTheOpenAPIDocumentDescribesEveryRouteReasonAndHeader keeps docs/openapi.json, which the
 // verifier serves at /openapi.json, in step with the handlers: every path they route, every
 // reason of reasons.go, every header they read or write.
 func TestTheOpenAPIDocumentDescribesEveryRouteReasonAndHeader(t *testing.T) {
-	w := newWorld(t)
+	w := codeWorld(t, v1.OAuthPublic) // the authorization code grant's paths served too
 	rec := w.do(http.MethodGet, PathOpenAPI, "")
 	onDisk, err := os.ReadFile(filepath.Join("..", "..", "docs", "openapi.json"))
 	if err != nil {
@@ -58,12 +61,12 @@ func TestTheOpenAPIDocumentDescribesEveryRouteReasonAndHeader(t *testing.T) {
 		t.Errorf("openapi %q, want 3.1.0", doc.OpenAPI)
 	}
 	for _, p := range []string{PathAuthorize, PathAuthorize + "/{clientPath}", PathVerify, PathPreflight, PathToken, PathRevoke, PathIntrospect,
-		PathJWKS, PathMetadata, PathOpenAPI} {
+		PathJWKS, PathMetadata, PathOpenAPI, oauth.AuthorizePath, oauth.AuthorizeDonePath, oauth.AuthorizeRequestsPath + "{id}", PathOpenIDConfiguration} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("docs/openapi.json has no path %s", p)
 		}
 		// Every documented path is served: nothing answers not_found.
-		if rec := w.do(http.MethodGet, strings.Replace(p, "{clientPath}", "x", 1), ""); rec.Header().Get("X-Clearance-Reason") == ReasonNotFound {
+		if rec := w.do(http.MethodGet, strings.NewReplacer("{clientPath}", "x", "{id}", "x").Replace(p), ""); rec.Header().Get("X-Clearance-Reason") == ReasonNotFound {
 			t.Errorf("%s is documented but not served", p)
 		}
 	}
