@@ -58,6 +58,9 @@ type decision struct {
 	limited bool
 	// bearer: the request presented an OAuth access token, so a 401 challenges for Bearer.
 	bearer bool
+	// tally counts the answer for the org and application it was decided on: the connection's
+	// once found, else the Application's once its key or token led to it (tallies.go).
+	tally *decisionTally
 }
 
 // rules are the verifier's settings the decision applies: how keys are formed and the least
@@ -116,6 +119,7 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 		d.reason = rOrgNotConnected
 		return d
 	}
+	d.tally = conn.tally
 	// A token an org admin's consent led to lives only as long as that very connection: once
 	// it is deleted (disconnected), the token is revoked, whatever connects the application
 	// again.
@@ -180,6 +184,9 @@ func authenticate(req *request, format keyformat.Format, lk lookup, now time.Tim
 	// Application's keys are revoked for good, whatever is applied later under its name (even
 	// with its pinned ID). Final, so it comes before what the key's own state may undo.
 	app := lk.application(e.namespace, e.appName)
+	if app != nil {
+		d.tally = app.tally
+	}
 	if app == nil || app.deleting || e.appUID != (uidKey{}) && e.appUID != app.uidKey {
 		d.reason = rKeyRevoked
 		return d
@@ -210,6 +217,9 @@ func authenticate(req *request, format keyformat.Format, lk lookup, now time.Tim
 func authenticateGrant(g *grant, lk lookup) decision {
 	d := decision{bearer: true}
 	app := lk.applicationByID(g.claims.Subject)
+	if app != nil {
+		d.tally = app.tally
+	}
 	switch {
 	case app == nil || app.deleting || app.uid != g.appUID || app.id != g.claims.Subject:
 		d.reason = rTokenRevoked

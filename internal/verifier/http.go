@@ -156,6 +156,7 @@ func (v *Verifier) writeAuthorize(w http.ResponseWriter, a *answer, origin strin
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(okBody)
 	v.metrics.decisions[rOK].Inc()
+	a.tally.count(rOK)
 }
 
 // refuse answers a refusal: the status of the reason, a short JSON body, X-Clearance-Reason,
@@ -181,6 +182,7 @@ func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 	w.WriteHeader(status)
 	_, _ = w.Write(reasonBodies[a.reason])
 	v.metrics.decisions[a.reason].Inc()
+	a.tally.count(a.reason)
 }
 
 // setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
@@ -363,4 +365,5 @@ func (v *Verifier) writeVerify(w http.ResponseWriter, a *answer) {
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(&resp)
 	v.metrics.decisions[a.reason].Inc()
+	a.tally.count(a.reason)
 }

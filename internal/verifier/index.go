@@ -48,6 +48,7 @@ type index struct {
 	metricUIDs   map[nsName]types.UID                  // which MetricSet object a set came from
 	originCounts map[string]int                        // allowed origin → Applications listing it
 	grants       grantIndex                            // OAuth clients and consents (grants.go)
+	tallies      *tallies                              // decisions per org and application (tallies.go)
 }
 
 func newIndex(log logr.Logger) *index {
@@ -63,6 +64,7 @@ func newIndex(log logr.Logger) *index {
 		metricUIDs:   map[nsName]types.UID{},
 		originCounts: map[string]int{},
 		grants:       newGrantIndex(),
+		tallies:      newTallies(false),
 	}
 	empty := map[string]struct{}{}
 	ix.origins.Store(&empty)
@@ -82,6 +84,7 @@ type appEntry struct {
 	namespace  string
 	desc       string
 	oauth      *v1.OAuthClient // nil: not an OAuth client
+	tally      *decisionTally  // its decisions before a connection was found (tallies.go)
 }
 
 // connEntry is an OrgConnection. Immutable once published.
@@ -97,8 +100,9 @@ type connEntry struct {
 	deleting      bool
 	appNamespace  string
 	applicationID string
-	consent       string // annotation access.clearance.dev/consent
-	consentedBy   string // annotation access.clearance.dev/consented-by
+	consent       string         // annotation access.clearance.dev/consent
+	consentedBy   string         // annotation access.clearance.dev/consented-by
+	tally         *decisionTally // its decisions (tallies.go)
 }
 
 // orgMetrics are the enabled metrics of an org's MetricSets. Immutable once published.
@@ -160,12 +164,16 @@ func (ix *index) applyApplication(a *v1.Application) {
 	for _, o := range a.Spec.AllowedOrigins {
 		e.origins[o] = struct{}{}
 	}
+	e.tally = ix.tallies.take("", e.id)
 	key := nsName{a.Namespace, a.Name}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	old, _ := ix.apps.get(key)
 	ix.appUIDs[key] = uid
 	ix.apps.set(key, e)
+	if old != nil {
+		ix.tallies.give(old.tally)
+	}
 	ix.countOrigins(old, e)
 	ix.grants.setApp(key, old, e)
 }
@@ -180,6 +188,9 @@ func (ix *index) removeApplication(a *v1.Application) {
 	old, _ := ix.apps.get(key)
 	delete(ix.appUIDs, key)
 	ix.apps.delete(key)
+	if old != nil {
+		ix.tallies.give(old.tally)
+	}
 	ix.countOrigins(old, nil)
 	ix.grants.setApp(key, old, nil)
 }
@@ -233,11 +244,15 @@ func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
 		consent:       c.Annotations[v1.AnnotationConsent],
 		consentedBy:   c.Annotations[v1.AnnotationConsentedBy],
 	}
+	e.tally = ix.tallies.take(e.org, e.applicationID)
 	key := connKey{e.org, e.applicationID}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if old := ix.connByUID[uid]; old != nil && (connKey{old.org, old.applicationID}) != key {
-		ix.unlinkConn(old)
+	if old := ix.connByUID[uid]; old != nil {
+		ix.tallies.give(old.tally)
+		if (connKey{old.org, old.applicationID}) != key {
+			ix.unlinkConn(old)
+		}
 	}
 	ix.grants.setConn(ix.connByUID[uid], e)
 	ix.connByUID[uid] = e
@@ -253,6 +268,7 @@ func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
 	if old := ix.connByUID[uid]; old != nil {
 		ix.unlinkConn(old)
 		ix.grants.setConn(old, nil)
+		ix.tallies.give(old.tally)
 		delete(ix.connByUID, uid)
 		ix.keyStore.grantBuckets.forget(old.uid)
 	}

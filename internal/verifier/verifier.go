@@ -85,6 +85,9 @@ type Options struct {
 	Logger logr.Logger
 	// OAuth configures the token endpoint and access tokens (oauth.go).
 	OAuth OAuthOptions
+	// NoApplicationDecisions turns off counting decisions per org and application
+	// (--application-decision-metrics=false; tallies.go), for measuring what it costs.
+	NoApplicationDecisions bool
 
 	// RateLimitStore, when set, keeps rate-limit buckets for every replica at once
 	// (--rate-limit-store), so a key's limits hold exactly across replicas. Nil: each replica
@@ -197,6 +200,12 @@ func New(opts Options) (*Verifier, error) {
 		return nil, fmt.Errorf("verifier: registering metrics: %w", err)
 	}
 	v.metrics = m
+	v.index.tallies = newTallies(opts.NoApplicationDecisions)
+	if !opts.NoApplicationDecisions {
+		if err := opts.Registerer.Register(v.index.tallies); err != nil {
+			return nil, fmt.Errorf("verifier: registering metrics: %w", err)
+		}
+	}
 	if err := v.initOAuth(opts.Registerer); err != nil {
 		return nil, err
 	}
