@@ -55,8 +55,9 @@ const (
 
 // loadedVerifier is the real verifier with n keys in its index, fed through Apply as the
 // informers feed it: one Application with a rate limit, one connection, n Active keys, each
-// with a UID and a name as long as the apiserver's.
-func loadedVerifier(n int) (*verifier.Verifier, []string, error) {
+// with a UID and a name as long as the apiserver's. uncounted turns off counting decisions per
+// org and application.
+func loadedVerifier(n int, uncounted bool) (*verifier.Verifier, []string, error) {
 	format, err := keyformat.New(keyformat.DefaultPrefix)
 	if err != nil {
 		return nil, nil, err
@@ -65,7 +66,8 @@ func loadedVerifier(n int) (*verifier.Verifier, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry(), RateLimitStore: store})
+	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry(), RateLimitStore: store,
+		NoApplicationDecisions: uncounted})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,9 +125,9 @@ func serveMode(kind string, keys int, tokensPath, heapProfile, cpuProfile string
 	defer cancel()
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
 	switch kind {
-	case "verifier":
+	case "verifier", "verifier-uncounted":
 		empty := liveHeap()
-		v, tokens, err := loadedVerifier(keys)
+		v, tokens, err := loadedVerifier(keys, kind == "verifier-uncounted")
 		if err != nil {
 			return err
 		}
@@ -166,7 +168,7 @@ func serveMode(kind string, keys int, tokensPath, heapProfile, cpuProfile string
 		}
 		return nil
 	}
-	return fmt.Errorf("-serve %q: want verifier or bare", kind)
+	return fmt.Errorf("-serve %q: want verifier, verifier-uncounted or bare", kind)
 }
 
 func writeHeapProfile(path string) error {
@@ -458,7 +460,7 @@ func measureIndex(res *Results, vc verifierConfig, n int, ver, bare *server, tok
 		rate = vr / 2
 		name = fmt.Sprintf("verifier p99 at half load, %d keys", n)
 	}
-	lat, bareLat, verWin, bareWin, err := interleavedLatency(ver.url+query, bare.url+"/", tokens, rate)
+	lat, bareLat, verWin, bareWin, err := interleavedLatency(ver.url+query, bare.url+"/", tokens, tokens, rate)
 	if err != nil {
 		return point, 0, err
 	}
@@ -471,12 +473,13 @@ func measureIndex(res *Results, vc verifierConfig, n int, ver, bare *server, tok
 	return point, rate, nil
 }
 
-// interleavedLatency runs the open loop at rate against the verifier and the bare handler in
+// interleavedLatency runs the open loop at rate against the verifier (with tokens) and the bare
+// handler (with bareTokens: the same, or another verifier's) in
 // alternating windows (bare, verifier, verifier, bare, …), each over its own keep-alive
 // connections, so what else the machine does in that minute falls on both, and returns each
 // one's latencies pooled, and the median over its windows of each window's p99 (a figure a
 // burst of other work in a few windows does not move).
-func interleavedLatency(verURL, bareURL string, tokens []string, rate float64) (ver, bare []time.Duration, verWindowP99, bareWindowP99 float64, err error) {
+func interleavedLatency(verURL, bareURL string, tokens, bareTokens []string, rate float64) (ver, bare []time.Duration, verWindowP99, bareWindowP99 float64, err error) {
 	dial := func(url string) ([]*rawConn, error) {
 		conns := make([]*rawConn, latencyConns)
 		for i := range conns {
@@ -508,11 +511,11 @@ func interleavedLatency(verURL, bareURL string, tokens []string, rate float64) (
 			order = []bool{true, false}
 		}
 		for _, isVer := range order {
-			conns, first := bareConns, len(bare)
+			conns, first, toks := bareConns, len(bare), bareTokens
 			if isVer {
-				conns, first = verConns, len(ver)
+				conns, first, toks = verConns, len(ver), tokens
 			}
-			lat, err := openLoop(conns, tokens, first, rate, latencyWindow)
+			lat, err := openLoop(conns, toks, first, rate, latencyWindow)
 			if err != nil {
 				return nil, nil, 0, 0, err
 			}

@@ -248,6 +248,9 @@ func run(cfg config, res *Results) error {
 			return err
 		}
 		vc := cfg.verifier()
+		if err := measureCounting(res, vc); err != nil {
+			return err
+		}
 		return measureSharedStore(res, vc.keys, vc.perRound, vc.rounds, vc.conns)
 	}
 
@@ -335,8 +338,11 @@ func run(cfg config, res *Results) error {
 			return fmt.Errorf("drawing %s: %w", cfg.plot, err)
 		}
 	}
-	fmt.Fprintln(os.Stderr, "bench: phase shared rate-limit store")
 	vc := cfg.verifier()
+	if err := measureCounting(res, vc); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bench: phase shared rate-limit store")
 	return measureSharedStore(res, vc.keys, vc.perRound, vc.rounds, vc.conns)
 }
 

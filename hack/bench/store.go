@@ -160,7 +160,7 @@ func measureSharedStore(res *Results, keys, perRound, rounds, conns int) error {
 	if _, err := closedLoop(bare.url+"/", sharedTokens, conns, perRound/10); err != nil {
 		return fmt.Errorf("warming the bare handler: %w", err)
 	}
-	lat, bareLat, _, _, err := interleavedLatency(shared.url+query, bare.url+"/", sharedTokens, s/2)
+	lat, bareLat, _, _, err := interleavedLatency(shared.url+query, bare.url+"/", sharedTokens, sharedTokens, s/2)
 	if err != nil {
 		return err
 	}
