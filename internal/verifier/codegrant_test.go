@@ -356,3 +356,34 @@ func TestAReusedRefreshTokenRevokesItsFamilyAndTellsTheGrantingOrg(t *testing.T)
 		t.Error("no event on the connection")
 	}
 }
+
+// TestTwoReplicasShareAGrantsBudget: with a shared rate-limit store, a connection's budget for
+// grant tokens holds across replicas, as a key's does; its bucket is apart from the key's.
+func TestTwoReplicasShareAGrantsBudget(t *testing.T) {
+	m, store := sharedRedis(t)
+	a := codeWorld(t, v1.OAuthPublic)
+	b := newWorld(t, withStore(store), func(o *Options) { o.OAuth.ConsentURL = consentURL })
+	a2 := newWorld(t, withStore(store), func(o *Options) { o.OAuth.ConsentURL = consentURL })
+	set := a.newSigningKeys()
+	for _, w := range []*world{b, a2} {
+		w.loadSigningKeys(set)
+	}
+	limit := func(app *v1.Application) {
+		app.Spec.OAuth = &v1.OAuthClient{ClientType: v1.OAuthPublic, RedirectURIs: []string{redirectURI}}
+		app.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 3, Period: metav1.Duration{Duration: time.Hour}}}
+	}
+	for _, w := range []*world{a, b, a2} {
+		w.updateApp(limit)
+	}
+	_, body := a.exchange(a.consent(""))
+	at := body["access_token"].(string)
+	for _, w := range []*world{b, a2} {
+		w.v.Apply(a.conn)
+	}
+	m.SetTime(a.clk.Now())
+	expect(t, b.bearer(at, ""), http.StatusOK, "")
+	expect(t, a2.bearer(at, ""), http.StatusOK, "")
+	expect(t, b.bearer(at, ""), http.StatusOK, "")
+	expect(t, a2.bearer(at, ""), http.StatusTooManyRequests, ReasonRateLimited)
+	expect(t, b.authorize(b.token.Token, ""), http.StatusOK, "") // the key's own bucket
+}

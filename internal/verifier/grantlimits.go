@@ -57,9 +57,9 @@ func (g *grantBuckets) forget(conn types.UID) {
 // store while it answers (the same key on every replica), else in memory, with this replica's
 // share of the limit when a shared store is configured but down.
 func (s *keyStore) takeGrant(conn types.UID, cfg rateLimit, now time.Time) rateResult {
-	conf := s.confs.of(cfg)
 	if sh := s.shared; sh != nil {
 		if sh.try(now) {
+			conf := s.confs.of(cfg)
 			ctx, cancel := context.WithTimeout(context.Background(), sh.timeout)
 			allowed, tokens, err := sh.store.Take(ctx, grantStoreKey(conn, cfg.name), int64(burstOf(cfg)), conf.perSecond)
 			cancel()
@@ -69,7 +69,7 @@ func (s *keyStore) takeGrant(conn types.UID, cfg rateLimit, now time.Time) rateR
 			}
 			sh.failed(now, err)
 		}
-		conf = s.confs.of(sh.share(cfg))
+		cfg = sh.share(cfg)
 	}
 	g := &s.grantBuckets
 	g.mu.Lock()
@@ -78,15 +78,20 @@ func (s *keyStore) takeGrant(conn types.UID, cfg rateLimit, now time.Time) rateR
 		g.m = map[grantBucketKey]*tokenBucket{}
 	}
 	at := now.UnixNano()
-	k := grantBucketKey{conn, cfg.name}
-	b := g.m[k]
+	b := g.m[grantBucketKey{conn, cfg.name}]
+	var conf *bucketConf
 	switch {
 	case b == nil:
 		b = &tokenBucket{}
 		g.m[grantBucketKey{conn, strings.Clone(cfg.name)}] = b
+		conf = s.confs.of(cfg)
 		b.fill(conf, at)
-	case b.conf != conf.id:
-		b.adjust(s.confs.get(b.conf), conf, at)
+	default:
+		if conf = s.confs.get(b.conf); conf.cfg != cfg { // the limit changed: adjust in place
+			next := s.confs.of(cfg)
+			b.adjust(conf, next, at)
+			conf = next
+		}
 	}
 	allowed := b.allow(conf, at)
 	return rateResultOf(conf, allowed, b.advance(conf, at))
