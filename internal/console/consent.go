@@ -161,15 +161,20 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 		data.Roles = assignableIn(r, sess, org, data.Existing, selected)
 	}
 	p.Data = data
-	s.formsMayLeadToVerifier(w)
 	s.render(w, status, "consent", p)
 }
 
-// formsMayLeadToVerifier lets this answer's form, once posted, redirect the browser to the
-// verifier: the Content-Security-Policy's form-action names its origin too (browsers apply
-// form-action to a form's redirects).
-func (s *Server) formsMayLeadToVerifier(w http.ResponseWriter) {
-	w.Header().Set("Content-Security-Policy", contentSecurityPolicyWithForms(s.verifierOrigin))
+// backToVerifier answers a consent with a page that sends the browser back to the verifier by
+// itself (a meta refresh, and a link), rather than a redirect. Browsers hold every redirect that
+// follows a form's post to the page's Content-Security-Policy form-action (Chromium does), and
+// the verifier redirects on to the partner's app, an origin the console cannot know (any port
+// of a loopback redirect URI): the browser would stop there and the app never get its answer.
+// A refresh is a navigation of its own, which form-action does not govern, so the consent
+// page's forms keep posting to the console alone.
+func (s *Server) backToVerifier(w http.ResponseWriter, r *http.Request, sess *session, to string) {
+	p := newPage(r, sess, "Allow access", "")
+	p.Data = to
+	s.render(w, http.StatusOK, "consent-return", p)
 }
 
 // requestGone answers a consent for a request the verifier cannot tell about.
@@ -188,8 +193,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	done := s.opts.VerifierURL + verifierDonePath + "?request=" + url.QueryEscape(id)
 	if r.PostForm.Get("decision") != "allow" {
-		s.formsMayLeadToVerifier(w)
-		http.Redirect(w, r, done+"&error=access_denied", http.StatusSeeOther)
+		s.backToVerifier(w, r, sess, done+"&error=access_denied")
 		return
 	}
 	org := r.PostForm.Get("org")
@@ -211,8 +215,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request, sess *session) 
 		s.renderConsent(w, r, sess, id, org, statusOf(err), apiMessage(err))
 		return
 	}
-	s.formsMayLeadToVerifier(w)
-	http.Redirect(w, r, done, http.StatusSeeOther)
+	s.backToVerifier(w, r, sess, done)
 }
 
 // grant creates the org's connection of the application with role, or sets the role of the

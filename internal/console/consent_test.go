@@ -19,6 +19,7 @@ package console_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -36,17 +37,26 @@ import (
 )
 
 // stubVerifier plays the verifier's side of the consent page's contract: it answers what an
-// authorization request is, and records where the browser came back to. (The verifier's own
-// tests hold it to the same contract.)
+// authorization request is, records where the browser came back to and, as the verifier does,
+// redirects it on to the partner's app, another origin, which records its arrival. (The
+// verifier's own tests hold it to the same contract.)
 type stubVerifier struct {
 	*httptest.Server
+	app      *httptest.Server
 	mu       sync.Mutex
 	requests map[string]console.AuthorizationRequest
 	returns  []string // request URIs of the browser's returns
+	arrivals int      // the browser's arrivals at the app
 }
 
 func newStubVerifier() *stubVerifier {
 	v := &stubVerifier{requests: map[string]console.AuthorizationRequest{}}
+	v.app = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		v.mu.Lock()
+		v.arrivals++
+		v.mu.Unlock()
+		_, _ = w.Write([]byte("back at the partner's app"))
+	}))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /oauth2/authorize/requests/{id}", func(w http.ResponseWriter, r *http.Request) {
 		v.mu.Lock()
@@ -62,10 +72,15 @@ func newStubVerifier() *stubVerifier {
 		v.mu.Lock()
 		v.returns = append(v.returns, r.URL.RequestURI())
 		v.mu.Unlock()
-		_, _ = w.Write([]byte("back at the verifier"))
+		http.Redirect(w, r, v.app.URL+"/cb?"+r.URL.RawQuery, http.StatusFound)
 	})
 	v.Server = httptest.NewServer(mux)
 	return v
+}
+
+func (v *stubVerifier) Close() {
+	v.Server.Close()
+	v.app.Close()
 }
 
 func (v *stubVerifier) expect(id string, ar console.AuthorizationRequest) {
@@ -78,6 +93,27 @@ func (v *stubVerifier) returned() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return slices.Clone(v.returns)
+}
+
+// waitReturns waits until the browser came back n times in all (the page a consent answers
+// with sends it by itself) and went on to the partner's app each time (nothing on the way may
+// stop it: a form's redirects are held to the console's form-action), and returns every return.
+func (v *stubVerifier) waitReturns(t *testing.T, n int) []string {
+	t.Helper()
+	var got []string
+	within(t, fmt.Sprintf("the browser's return number %d through the verifier to the app", n), func() error {
+		v.mu.Lock()
+		arrivals := v.arrivals
+		v.mu.Unlock()
+		if got = v.returned(); len(got) < n || arrivals < n {
+			return fmt.Errorf("returns to the verifier so far: %q, arrivals at the app: %d", got, arrivals)
+		}
+		return nil
+	})
+	if len(got) != n {
+		t.Fatalf("the browser came back to the verifier %d times, want %d: %q", len(got), n, got)
+	}
+	return got
 }
 
 // TestConsentConnectsTheApplicationWithThePersonsOwnCredentials: an org admin arriving from a
@@ -112,7 +148,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	p.fill("#org", org)
 	p.submit("#consent-org button[type=submit]")
 	p.submit("#consent-decision button[value=deny]")
-	if got := verifier.returned(); len(got) != 1 || got[0] != "/oauth2/authorize/done?request=req-deny&error=access_denied" {
+	if got := verifier.waitReturns(t, 1); got[0] != "/oauth2/authorize/done?request=req-deny&error=access_denied" {
 		t.Fatalf("after Deny the verifier saw %q", got)
 	}
 	conn := &v1.OrgConnection{}
@@ -134,7 +170,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	p.choose("#role", "Analyst")
 	p.shot("consent")
 	p.submit("#consent-decision button[value=allow]")
-	if got := verifier.returned(); len(got) != 2 || got[1] != "/oauth2/authorize/done?request=req-allow" {
+	if got := verifier.waitReturns(t, 2); got[1] != "/oauth2/authorize/done?request=req-allow" {
 		t.Fatalf("after Allow the verifier saw %q", got)
 	}
 	if err := env.Client.Get(ctx, key, conn); err != nil {

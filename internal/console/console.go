@@ -99,10 +99,8 @@ type Server struct {
 	pages    map[string]*template.Template
 	loginKey []byte
 	handler  http.Handler
-	// verifier asks the verifier about authorization requests; verifierOrigin is VerifierURL's
-	// scheme://host[:port], which consent forms may redirect to.
-	verifier       *http.Client
-	verifierOrigin string
+	// verifier asks the verifier about authorization requests.
+	verifier *http.Client
 }
 
 // New checks opts and prepares the pages.
@@ -134,28 +132,25 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxSessionsPerIdentity <= 0 {
 		opts.MaxSessionsPerIdentity = DefaultMaxSessionsPerIdentity
 	}
-	origin := ""
 	if opts.VerifierURL != "" {
 		u, err := url.Parse(opts.VerifierURL)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/") {
 			return nil, fmt.Errorf("--console-verifier-url %q must be the verifier's base URL as browsers reach it, e.g. https://verifier.example.com or http://127.0.0.1:8090", opts.VerifierURL)
 		}
 		opts.VerifierURL = strings.TrimSuffix(opts.VerifierURL, "/")
-		origin = u.Scheme + "://" + u.Host
 	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		verifier:       &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		verifierOrigin: origin,
-		opts:           opts,
-		base:           BaseConfig(opts.Base),
-		mapper:         restMapper(),
-		sessions:       newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
-		pages:          pages,
-		loginKey:       make([]byte, 32),
+		verifier: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		opts:     opts,
+		base:     BaseConfig(opts.Base),
+		mapper:   restMapper(),
+		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
+		pages:    pages,
+		loginKey: make([]byte, 32),
 	}
 	_, _ = rand.Read(s.loginKey)
 	s.handler = s.routes()

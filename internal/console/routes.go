@@ -36,12 +36,6 @@ import (
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 
-// contentSecurityPolicyWithForms is contentSecurityPolicy for a page whose form leads to
-// origin too (a consent, which sends the browser back to the verifier).
-func contentSecurityPolicyWithForms(origin string) string {
-	return strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+origin, 1)
-}
-
 // maxFormBytes bounds a form post.
 const maxFormBytes = 64 << 10
 

@@ -31,6 +31,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // TestAPartnerWithClientCredentialsCallsThroughNginx is a partner's whole flow with real
@@ -39,7 +40,7 @@ import (
 // asks the verifier about the token (the configuration docs/verifier.md shows, as for keys). A wrong secret is
 // invalid_client, a wider scope invalid_scope, and disabling the key stops the token at once.
 func TestAPartnerWithClientCredentialsCallsThroughNginx(t *testing.T) {
-	const nginx = "nginx" // startProxy skips the test when it is not installed
+	const nginx = "nginx" // testenv.StartProxy skips the test when it is not installed
 	w := newWorld(t)
 	w.newSigningKeys()
 	w.updateKey(func(k *v1.APIKey) { k.Spec.Scopes = []string{"reports:read"} })
@@ -65,7 +66,7 @@ func TestAPartnerWithClientCredentialsCallsThroughNginx(t *testing.T) {
 	go func() { _ = upstream.Serve(uln) }()
 	t.Cleanup(func() { _ = upstream.Close() })
 	docs := readDocBlocks(t)
-	proxy := "http://" + startProxy(t, proxyProcess{name: "nginx", binary: nginx, configure: func(t testing.TB, dir, listen string) []string {
+	proxy := "http://" + testenv.StartProxy(t, testenv.Proxy{Name: "nginx", Binary: nginx, Configure: func(t testing.TB, dir, listen string) []string {
 		return configureNginx(t, docs, dir, listen, vln.Addr().String(), uln.Addr().String())
 	}}, func() []string {
 		var secrets []string

@@ -47,6 +47,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // The proxy configurations docs/verifier.md shows, run for real: each proxy from Debian's
@@ -89,7 +90,7 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 	for _, p := range documentedProxies {
 		t.Run(p.name, func(t *testing.T) {
 			e := newEdge(t)
-			addr := startProxy(t, proxyProcess{name: p.name, binary: p.binary, configure: func(t testing.TB, dir, listen string) []string {
+			addr := testenv.StartProxy(t, testenv.Proxy{Name: p.name, Binary: p.binary, Configure: func(t testing.TB, dir, listen string) []string {
 				return p.configure(t, docs, dir, listen, e.verifier, e.upstream)
 			}}, e.secrets)
 			e.attacks(t, addr, p.prefix)
@@ -106,7 +107,7 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 func TestHAProxyFailsClosedWhenItsLuaActionFails(t *testing.T) {
 	docs := readDocBlocks(t)
 	e := newEdge(t)
-	addr := startProxy(t, proxyProcess{name: "haproxy", binary: "haproxy", configure: func(t testing.TB, dir, listen string) []string {
+	addr := testenv.StartProxy(t, testenv.Proxy{Name: "haproxy", Binary: "haproxy", Configure: func(t testing.TB, dir, listen string) []string {
 		args := configureHAProxy(t, docs, dir, listen, e.verifier, e.upstream)
 		lua := filepath.Join(dir, "clearance.lua")
 		script, err := os.ReadFile(lua)
@@ -211,6 +212,17 @@ func render(t testing.TB, file string, data any) string {
 		t.Fatal(err)
 	}
 	return out.String()
+}
+
+// listen opens a listener on a free loopback port, for a server of the test (the verifier, an
+// upstream) that proxies are pointed at.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 func writeFile(t testing.TB, path, content string) string {
@@ -558,7 +570,7 @@ func (e *edge) send(t *testing.T, method, url string, headers ...string) (*http.
 
 // show renders an answer for a failure message, with every key redacted.
 func (e *edge) show(resp *http.Response, body string) string {
-	return redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
+	return testenv.Redact(fmt.Sprintf("%d %q %v", resp.StatusCode, body, resp.Header), e.secrets())
 }
 
 // attacks sends what the hostile read sent through a proxy: a fake preflight beside the
