@@ -69,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "leak check: no test binary wrote into %s: was CLEARANCE_LEAK_DIR set for go test (and were results not cached)?\n", dir)
 		return 1
 	}
-	keys, unparsed, err := readKeys(tokenFiles)
+	keys, unparsed, verbatim, err := readKeys(tokenFiles)
 	if err != nil {
 		fmt.Fprintf(stderr, "leak check: %v\n", err)
 		return 1
@@ -80,6 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "leak check: %v\n", err)
 		return 1
 	}
+	others = append(others, verbatim...)
 	bySecret := map[string]*key{}
 	lengths := map[int]bool{}
 	for i := range keys {
@@ -147,17 +148,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // readKeys parses every token of every tokens file, each with its own prefix (tests may
-// configure another). Tokens that do not parse (a test's tampered Secret) are no minted key.
-func readKeys(paths []string) ([]key, int, error) {
+// configure another). Tokens that do not parse are no minted key: a short one (a test's
+// tampered Secret, "not a key") is ignored, since searching it would find ordinary words; a long
+// one without spaces (a bearer token, an access token a test registered among its keys) is
+// searched verbatim with the other secrets.
+func readKeys(paths []string) (keys []key, unparsed int, verbatim []secret, err error) {
 	seen := map[string]bool{}
-	var keys []key
-	unparsed := 0
 	for _, path := range paths {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 		for sc.Scan() {
 			token := strings.TrimSpace(sc.Text())
 			if token == "" || seen[token] {
@@ -166,6 +169,10 @@ func readKeys(paths []string) ([]key, int, error) {
 			seen[token] = true
 			k, ok := parse(token)
 			if !ok {
+				if len(token) >= minVerbatim && !strings.ContainsAny(token, " \t") {
+					verbatim = append(verbatim, secret{label: "registered token that is no key (" + filepath.Base(path) + ")", value: token})
+					continue
+				}
 				unparsed++
 				continue
 			}
@@ -174,11 +181,14 @@ func readKeys(paths []string) ([]key, int, error) {
 		err = sc.Err()
 		_ = f.Close()
 		if err != nil {
-			return nil, 0, fmt.Errorf("reading %s: %w", filepath.Base(path), err)
+			return nil, 0, nil, fmt.Errorf("reading %s: %w", filepath.Base(path), err)
 		}
 	}
-	return keys, unparsed, nil
+	return keys, unparsed, verbatim, nil
 }
+
+// minVerbatim is the least length of a registered token that is no key to be searched as it is.
+const minVerbatim = 32
 
 // secret is an OAuth access token or a private signing key, searched verbatim.
 type secret struct{ label, value string }

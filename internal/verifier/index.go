@@ -266,8 +266,10 @@ func (ix *index) removeOrgConnection(c *v1.OrgConnection) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	if old := ix.connByUID[uid]; old != nil {
-		ix.unlinkConn(old)
+		// The grant first: from here no refresh or code exchange succeeds for it, then no
+		// request (a token refreshed in between would be refused a moment later anyway).
 		ix.grants.setConn(old, nil)
+		ix.unlinkConn(old)
 		ix.tallies.give(old.tally)
 		delete(ix.connByUID, uid)
 		ix.keyStore.grantBuckets.forget(old.uid)
