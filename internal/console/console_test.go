@@ -109,7 +109,7 @@ func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *t
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: key.Status.SecretName}, &secret); err != nil {
 		t.Fatal(err)
 	}
-	if token == "" || token != string(secret.Data["token"]) {
+	if token == "" || token != string(secret.Data[v1.SecretKeyToken]) {
 		t.Fatalf("the page shows a key that is not the one in Secret %s", key.Status.SecretName)
 	}
 	p.click("button[data-copy='new-key']")

@@ -161,7 +161,7 @@ func (s *Server) readToken(r *http.Request, sess *session, key *v1.APIKey) (toke
 	case err != nil:
 		return "", "The key was minted, but its Secret " + name + " could not be read: " + apiMessage(err)
 	}
-	return ops.KeyMaterial(&secret)["token"], ""
+	return ops.KeyMaterial(&secret)[v1.SecretKeyToken], ""
 }
 
 func stateOf(key *v1.APIKey) string {

@@ -42,9 +42,8 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// SecretFields are the data keys of a key Secret (see controllers/apikey_secret.go), the whole
-// token first.
-var SecretFields = []string{"token", "access-key", "secret-key", "authorization", "application-id"}
+// SecretFields are the data keys of a key Secret, the whole token first.
+var SecretFields = []string{v1.SecretKeyToken, v1.SecretKeyAccessKey, v1.SecretKeySecretKey, v1.SecretKeyAuthorization, v1.SecretKeyApplicationID}
 
 // KeyMaterial returns the data of a key Secret by field. The values are key material: they go
 // to the person who asked for them and nowhere else.

@@ -104,7 +104,7 @@ func (o *Options) keyShowCommand() *cobra.Command {
 			}
 			want := field
 			if want == "" {
-				want = "token"
+				want = v1.SecretKeyToken
 			}
 			if values[want] == "" {
 				return fmt.Errorf("the Secret of APIKey %s holds no %s: an expired key's material is removed; create a new key with `kubectl clearance key new`", args[0], want)

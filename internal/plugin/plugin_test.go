@@ -179,11 +179,11 @@ func mintedKey(t *testing.T, ns, name, app string, mutate func(*v1.APIKey)) (*v1
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-key", Labels: map[string]string{v1.LabelAPIKey: name}},
 		Type:       corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
-			"token":          []byte(k.Token),
-			"access-key":     []byte(keyformat.AccessKey(k)),
-			"secret-key":     []byte(keyformat.SecretKey(k)),
-			"application-id": []byte("app_00000000000000000000000000"),
-			"authorization":  []byte("api-key " + k.Token),
+			v1.SecretKeyToken:         []byte(k.Token),
+			v1.SecretKeyAccessKey:     []byte(keyformat.AccessKey(k)),
+			v1.SecretKeySecretKey:     []byte(keyformat.SecretKey(k)),
+			v1.SecretKeyApplicationID: []byte("app_00000000000000000000000000"),
+			v1.SecretKeyAuthorization: []byte("api-key " + k.Token),
 		},
 	}
 	must(t, env.Client.Create(ctx(), secret))

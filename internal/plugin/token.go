@@ -77,7 +77,7 @@ func (o *Options) tokenCommand() *cobra.Command {
 			w := o.out()
 			fmt.Fprintf(w, "# An access token for APIKey %s/%s (application %s, key %s), from Secret %s.\n",
 				s.namespace, key.Name, shown(orNone(key.Status.ApplicationID)), shown(orNone(key.Status.Masked)), secret)
-			for _, half := range []struct{ name, data string }{{"ACCESS", "access-key"}, {"SECRET", "secret-key"}} {
+			for _, half := range []struct{ name, data string }{{"ACCESS", v1.SecretKeyAccessKey}, {"SECRET", v1.SecretKeySecretKey}} {
 				fmt.Fprintf(w, "%s=$(kubectl get secret %s -n %s -o jsonpath=%s | base64 -d)\n",
 					half.name, shellQuote(secret), shellQuote(s.namespace), shellQuote("{.data."+half.data+"}"))
 			}
