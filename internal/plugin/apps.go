@@ -17,15 +17,13 @@ limitations under the License.
 package plugin
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 func (o *Options) appsCommand() *cobra.Command {
@@ -76,13 +74,9 @@ func (o *Options) setAppEnabledCommand(verb string, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			data, err := json.Marshal(map[string]any{"spec": map[string]any{"enabled": on}})
-			if err != nil {
-				return err
-			}
 			app := &v1.Application{}
 			app.Name, app.Namespace = args[0], s.namespace
-			if err := s.client.Patch(cmd.Context(), app, client.RawPatch(types.MergePatchType, data)); err != nil {
+			if err := ops.SetApplicationEnabled(cmd.Context(), s.client, app, on); err != nil {
 				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
 					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
 			}

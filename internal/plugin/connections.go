@@ -56,13 +56,9 @@ func (o *Options) connectCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if name == "" {
-				name = ops.ConnectionName(appID)
-			}
-			conn := &v1.OrgConnection{Spec: v1.OrgConnectionSpec{ApplicationID: appID, Role: v1.Role(role), MetricSets: metricSets}}
-			conn.Name, conn.Namespace = name, s.namespace
-			if err := s.client.Create(cmd.Context(), conn); err != nil {
-				return request{verb: "create", resource: "orgconnections", kind: "OrgConnection", name: name, namespace: s.namespace}.explain(err)
+			conn, err := ops.Connect(cmd.Context(), s.client, s.namespace, appID, v1.Role(role), ops.ConnectOptions{Name: name, MetricSets: metricSets})
+			if err != nil {
+				return request{verb: "create", resource: "orgconnections", kind: "OrgConnection", name: conn.Name, namespace: s.namespace}.explain(err)
 			}
 			if o.structured() {
 				return o.printObject(conn)

@@ -674,6 +674,26 @@ func TestConnectGrantsAnApplicationIDARoleAndPrintsAdmissionWarnings(t *testing.
 	}
 }
 
+// TestConnectAboveOnesOwnRoleGetsTheRoleAssignmentPolicysRefusal: RBAC lets the person create
+// connections, the apiserver's role assignment policy refuses the role, and its words are
+// printed rather than an RBAC hint that would send them after the wrong permission.
+func TestConnectAboveOnesOwnRoleGetsTheRoleAssignmentPolicysRefusal(t *testing.T) {
+	ns := env.Namespace(t, "bindless")
+	grantOnly(t, ns, "tina",
+		rbacv1.PolicyRule{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgroles"}, Verbs: []string{"bind"}, ResourceNames: []string{"Observer"}})
+	appID, err := keyformat.ApplicationID()
+	must(t, err)
+
+	msg := run(t, ns, "--as", "tina", "connect", appID, "--role", "OrgAdmin").failed(t)
+	want := `orgconnections.access.clearance.dev "` + ops.ConnectionName(appID) + `" is forbidden: ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: ` +
+		`user "tina" may not assign role OrgAdmin in org "` + ns + `"`
+	if !strings.HasPrefix(msg, want) {
+		t.Errorf("\n got %s\nwant %s…", msg, want)
+	}
+	run(t, ns, "--as", "tina", "connect", appID).ok(t)
+}
+
 func TestConnectionsShowEachConnectedApplicationWithItsOwnerAndRole(t *testing.T) {
 	ns := env.Namespace(t, "conns")
 	appID, err := keyformat.ApplicationID()

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 // defaultIssuer is the verifier's Service as the chart installs it (docs/oauth.md).
@@ -64,10 +65,7 @@ func (o *Options) tokenCommand() *cobra.Command {
 				return request{verb: "get", resource: "apikeys", kind: "APIKey", name: args[0], namespace: s.namespace,
 					notFound: "list the keys with `kubectl clearance keys -n " + s.namespace + "`"}.explain(err)
 			}
-			secret := key.Status.SecretName
-			if secret == "" {
-				secret = key.SecretNameOrDefault()
-			}
+			secret := ops.KeySecretName(&key)
 			// The status is written by whoever may write apikeys/status, and what we print is
 			// evaluated by a shell: a name that is not a Secret's is refused, not printed.
 			if errs := validation.IsDNS1123Subdomain(secret); len(errs) > 0 {
