@@ -99,8 +99,21 @@ func FindConnection(ctx context.Context, c client.Client, ns, ref string) (*v1.O
 	case 1:
 		return &found[0], nil
 	}
-	return nil, fmt.Errorf("application %s is connected to %s by %d OrgConnections (%s): name the one meant instead of the ID",
-		ref, ns, len(found), strings.Join(names, ", "))
+	return nil, &SeveralConnectionsError{ApplicationID: ref, Namespace: ns, Names: names}
+}
+
+// SeveralConnectionsError: the org connects the application by more than one OrgConnection
+// (the webhook that refuses a second one fails open while the operator is down, and the
+// controller marks it Conflict), so its ID does not say which one is meant.
+type SeveralConnectionsError struct {
+	ApplicationID, Namespace string
+	// Names are the OrgConnections of the application.
+	Names []string
+}
+
+func (e *SeveralConnectionsError) Error() string {
+	return fmt.Sprintf("application %s is connected to %s by %d OrgConnections (%s): name the one meant instead of the ID",
+		e.ApplicationID, e.Namespace, len(e.Names), strings.Join(e.Names, ", "))
 }
 
 // connectionByDefaultName is FindConnection of an Application ID for someone who may not list

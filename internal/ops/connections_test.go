@@ -88,7 +88,8 @@ func TestFindConnectionFindsItByNameOrByApplicationIDWhateverItsName(t *testing.
 	must(t, err)
 	_, err = ops.FindConnection(ctx(), env.Client, ns, named)
 	want := "application " + named + " is connected to " + ns + " by 2 OrgConnections (partner, partner-again): name the one meant instead of the ID"
-	if err == nil || err.Error() != want {
+	var several *ops.SeveralConnectionsError
+	if !errors.As(err, &several) || err.Error() != want {
 		t.Errorf("an application connected twice:\n got %v\nwant %s", err, want)
 	}
 }

@@ -40,6 +40,8 @@ type request struct {
 	namespace string // empty with --all-namespaces
 	// notFound says what to check when the object does not exist.
 	notFound string
+	// exists says what to do when the object exists already; default: pick another --name.
+	exists string
 }
 
 // group is the API group of a resource, for RBAC hints.
@@ -91,6 +93,8 @@ func (r request) explain(err error) error {
 			msg += ": " + r.notFound
 		}
 		return errors.New(msg)
+	case apierrors.IsAlreadyExists(err) && r.exists != "":
+		return fmt.Errorf("%s already exists in namespace %s: %s", what, r.namespace, r.exists)
 	case apierrors.IsAlreadyExists(err):
 		return fmt.Errorf("%s already exists in namespace %s: choose another name with --name", what, r.namespace)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
