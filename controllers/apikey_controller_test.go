@@ -55,7 +55,7 @@ func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
 	key = waitKey(t, key, "the key to be Active", inState(v1.KeyActive))
 
 	s := secretOf(t, key)
-	token := string(s.Data[dataToken])
+	token := string(s.Data[v1.SecretKeyToken])
 	k, err := format.Parse(token)
 	if err != nil {
 		t.Fatalf("the Secret's token does not parse: %v", err)
@@ -79,10 +79,10 @@ func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
 	if ref := metav1.GetControllerOf(s); ref == nil || ref.UID != key.UID || ref.Kind != "APIKey" {
 		t.Errorf("the Secret is not owned by its APIKey: %+v", s.OwnerReferences)
 	}
-	if got := format.Join(string(s.Data[dataAccessKey]), string(s.Data[dataSecretKey])); got != token {
+	if got := format.Join(string(s.Data[v1.SecretKeyAccessKey]), string(s.Data[v1.SecretKeySecretKey])); got != token {
 		t.Error("access-key and secret-key do not rejoin to the token")
 	}
-	if string(s.Data[dataAuthorization]) != "api-key "+token || string(s.Data[dataApplicationID]) != app.Status.ApplicationID {
+	if string(s.Data[v1.SecretKeyAuthorization]) != "api-key "+token || string(s.Data[v1.SecretKeyApplicationID]) != app.Status.ApplicationID {
 		t.Error("authorization or application-id data is wrong")
 	}
 	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c == nil || c.Reason != v1.ReasonMinted || !strings.Contains(c.Message, st.Masked) {
@@ -106,14 +106,14 @@ func TestKeyAppliedBeforeItsApplicationIsMintedWhenTheApplicationAppears(t *test
 
 func TestDisabledKeyIsRefusedButKeepsItsSecret(t *testing.T) {
 	_, key := activeKey(t, "disable", "k")
-	token := string(secretOf(t, key).Data[dataToken])
+	token := string(secretOf(t, key).Data[v1.SecretKeyToken])
 
 	key.Spec.Enabled = ptr.To(false)
 	if err := env.Client.Update(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}
 	key = waitKey(t, key, "Disabled", inState(v1.KeyDisabled))
-	if ready(key.Status.Conditions) || string(secretOf(t, key).Data[dataToken]) != token {
+	if ready(key.Status.Conditions) || string(secretOf(t, key).Data[v1.SecretKeyToken]) != token {
 		t.Error("a disabled key must be not Ready and keep its Secret and token")
 	}
 	waitEvent(t, key, v1.ReasonDisabled)
@@ -123,7 +123,7 @@ func TestDisabledKeyIsRefusedButKeepsItsSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	key = waitKey(t, key, "Active again", inState(v1.KeyActive))
-	if key.Status.Hash != keyformat.Hash(token) || string(secretOf(t, key).Data[dataToken]) != token {
+	if key.Status.Hash != keyformat.Hash(token) || string(secretOf(t, key).Data[v1.SecretKeyToken]) != token {
 		t.Error("re-enabling must restore the same key")
 	}
 }
@@ -166,7 +166,7 @@ func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	key = reconcileNow(t, key)
-	if key.Status.State != v1.KeyExpired || len(secretOf(t, key).Data[dataToken]) != 0 {
+	if key.Status.State != v1.KeyExpired || len(secretOf(t, key).Data[v1.SecretKeyToken]) != 0 {
 		t.Errorf("an expired key came back: state %s", key.Status.State)
 	}
 	if !strings.Contains(conditionMessage(key.Status.Conditions), "never becomes valid again") {
@@ -240,7 +240,7 @@ func TestEditedSecretIsNotTrusted(t *testing.T) {
 	// Someone writes a well-formed key of their own choosing, with a matching hash annotation.
 	chosen, _ := format.Generate()
 	s := secretOf(t, key)
-	s.Data[dataToken] = []byte(chosen.Token)
+	s.Data[v1.SecretKeyToken] = []byte(chosen.Token)
 	s.Annotations[annotationKeyHash] = keyformat.Hash(chosen.Token)
 	if err := env.Client.Update(context.Background(), s); err != nil {
 		t.Fatal(err)
@@ -271,7 +271,7 @@ func orphanDelete(t *testing.T, key *v1.APIKey) {
 func TestReappliedAPIKeyNeverTakesBackTheKeyRevokedWithTheOldOne(t *testing.T) {
 	ns, key := activeKey(t, "reapply", "k")
 	hash := key.Status.Hash
-	token := string(secretOf(t, key).Data[dataToken])
+	token := string(secretOf(t, key).Data[v1.SecretKeyToken])
 
 	// The same YAML applied again after a delete that left the Secret (GitOps self-heal after
 	// kubectl delete --cascade=orphan): the key in that Secret was revoked with the old APIKey.
@@ -294,7 +294,7 @@ func TestReappliedAPIKeyNeverTakesBackTheKeyRevokedWithTheOldOne(t *testing.T) {
 func TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames(t *testing.T) {
 	ns, key := activeKey(t, "restore", "k")
 	hash, keyID := key.Status.Hash, key.Status.KeyID
-	token := string(secretOf(t, key).Data[dataToken])
+	token := string(secretOf(t, key).Data[v1.SecretKeyToken])
 
 	// A restore from backup: the APIKey comes back with a new UID and without status, its
 	// Secret is still there, and a person names the key to take back.
@@ -303,7 +303,7 @@ func TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames(t *testing.T) {
 	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: keyID}
 	create(t, restored)
 	restored = waitKey(t, restored, "the adoption", inState(v1.KeyActive))
-	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[dataToken]) != token {
+	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[v1.SecretKeyToken]) != token {
 		t.Fatal("a restored APIKey must take back the key its annotation names, not mint a new one")
 	}
 	eventually(t, "the adopted Secret to be owned by the restored APIKey", func() (bool, error) {

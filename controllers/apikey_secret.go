@@ -36,26 +36,17 @@ const (
 	annotationExpiresAt = "access.clearance.dev/expires-at"
 )
 
-// Data keys of a key Secret: one for every way clients send keys.
-const (
-	dataToken         = "token"
-	dataAccessKey     = "access-key"
-	dataSecretKey     = "secret-key"
-	dataApplicationID = "application-id"
-	dataAuthorization = "authorization"
-)
-
 // keyMaterial are the data keys that carry (part of) the key; expiry removes them.
-var keyMaterial = []string{dataToken, dataAccessKey, dataSecretKey, dataAuthorization}
+var keyMaterial = []string{v1.SecretKeyToken, v1.SecretKeyAccessKey, v1.SecretKeySecretKey, v1.SecretKeyAuthorization}
 
 // keyData is the Secret data for a key.
 func keyData(k keyformat.Key, applicationID string) map[string][]byte {
 	return map[string][]byte{
-		dataToken:         []byte(k.Token),
-		dataAccessKey:     []byte(keyformat.AccessKey(k)),
-		dataSecretKey:     []byte(keyformat.SecretKey(k)),
-		dataApplicationID: []byte(applicationID),
-		dataAuthorization: []byte("api-key " + k.Token),
+		v1.SecretKeyToken:         []byte(k.Token),
+		v1.SecretKeyAccessKey:     []byte(keyformat.AccessKey(k)),
+		v1.SecretKeySecretKey:     []byte(keyformat.SecretKey(k)),
+		v1.SecretKeyApplicationID: []byte(applicationID),
+		v1.SecretKeyAuthorization: []byte("api-key " + k.Token),
 	}
 }
 
@@ -105,7 +96,7 @@ func secretToken(s *corev1.Secret) string {
 	if s == nil {
 		return ""
 	}
-	return string(s.Data[dataToken])
+	return string(s.Data[v1.SecretKeyToken])
 }
 
 // adoptVerdict is what may become of the key a Secret holds when an APIKey without status

@@ -226,7 +226,7 @@ func TestNewKeySecretHoldsTheTokenOnlyInItsData(t *testing.T) {
 	if s.Name != "prod-exporter-key" || s.Namespace != "acme" {
 		t.Errorf("Secret %s/%s, want acme/prod-exporter-key", s.Namespace, s.Name)
 	}
-	if string(s.Data[dataToken]) != k.Token {
+	if string(s.Data[v1.SecretKeyToken]) != k.Token {
 		t.Errorf("Secret data does not hold the token")
 	}
 	if !keyformat.Verify(k.Token, s.Annotations[annotationKeyHash]) {
@@ -291,7 +291,7 @@ func TestAPIKeyTakesBackOnlyItsOwnOrANamedKey(t *testing.T) {
 		}, adoptNone},
 		{"the token was replaced by another valid key", key, func() *corev1.Secret {
 			s := made()
-			s.Data[dataToken] = []byte(other.Token)
+			s.Data[v1.SecretKeyToken] = []byte(other.Token)
 			return s
 		}, adoptUntrusted},
 		{"the token was edited (one character changed)", key, func() *corev1.Secret {
@@ -302,7 +302,7 @@ func TestAPIKeyTakesBackOnlyItsOwnOrANamedKey(t *testing.T) {
 			} else {
 				tok[len(tok)-1] = 'A'
 			}
-			s.Data[dataToken] = tok
+			s.Data[v1.SecretKeyToken] = tok
 			return s
 		}, adoptUntrusted},
 		{"the hash annotation was edited to match another key", key, func() *corev1.Secret {
@@ -318,7 +318,7 @@ func TestAPIKeyTakesBackOnlyItsOwnOrANamedKey(t *testing.T) {
 		{"no Secret", key, func() *corev1.Secret { return nil }, adoptNone},
 		{"a Secret without a token (expired)", key, func() *corev1.Secret {
 			s := made()
-			delete(s.Data, dataToken)
+			delete(s.Data, v1.SecretKeyToken)
 			return s
 		}, adoptUntrusted},
 		{"a Secret without data", key, func() *corev1.Secret {

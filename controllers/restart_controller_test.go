@@ -95,7 +95,7 @@ func TestAWorkloadUsesASecretThroughVolumesProjectionsOrEnvironment(t *testing.T
 			Sources: []corev1.VolumeProjection{{Secret: &corev1.SecretProjection{LocalObjectReference: ref}}}}}}}}, true},
 		"envFrom in an init container": {corev1.PodSpec{InitContainers: []corev1.Container{{EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: ref}}}}}}, true},
 		"one env variable": {corev1.PodSpec{Containers: []corev1.Container{{Env: []corev1.EnvVar{{Name: "KEY", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref, Key: "token"}}}}}}}, true},
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: ref, Key: v1.SecretKeyToken}}}}}}}, true},
 		"another Secret": {corev1.PodSpec{Volumes: []corev1.Volume{{VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other"}}}}}, false},
 		"nothing":        {corev1.PodSpec{}, false},
 	}

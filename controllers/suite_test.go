@@ -161,7 +161,7 @@ func (r *tokenRecorder) record(ctx context.Context, e *testenv.Env) error {
 			}
 			for ev := range w.ResultChan() {
 				if s, ok := ev.Object.(*corev1.Secret); ok && ev.Type != watch.Error {
-					if t := string(s.Data[dataToken]); t != "" {
+					if t := string(s.Data[v1.SecretKeyToken]); t != "" {
 						r.mu.Lock()
 						r.seen[t] = true
 						r.mu.Unlock()
@@ -364,7 +364,7 @@ func tokenOnceWritten(t *testing.T, key *v1.APIKey) string {
 	eventually(t, "the Secret to hold the key recorded in status", func() (bool, error) {
 		s := &corev1.Secret{}
 		err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s)
-		token = string(s.Data[dataToken])
+		token = string(s.Data[v1.SecretKeyToken])
 		return err == nil && keyformat.Hash(token) == key.Status.Hash, err
 	})
 	return token

@@ -63,6 +63,23 @@ const (
 	AnnotationConsentedBy = "access.clearance.dev/consented-by"
 )
 
+// Data keys of a key Secret, one for every way clients send a key. The operator writes them all
+// when it mints a key; workloads mount the one their client needs.
+const (
+	// SecretKeyToken holds the whole key, as clients send it (X-API-Key: K).
+	SecretKeyToken = "token"
+	// SecretKeyAccessKey holds the key's public half, for clients that send a key in two parts
+	// (the accessKey header, or an OAuth client_id).
+	SecretKeyAccessKey = "access-key"
+	// SecretKeySecretKey holds the key's secret half (the secretKey header, or an OAuth
+	// client_secret).
+	SecretKeySecretKey = "secret-key"
+	// SecretKeyAuthorization holds a whole Authorization header value: "api-key " and the key.
+	SecretKeyAuthorization = "authorization"
+	// SecretKeyApplicationID holds the Application ID the key belongs to; it is no key material.
+	SecretKeyApplicationID = "application-id"
+)
+
 // Values of LabelConfigMap.
 const (
 	ConfigMapCatalog = "catalog"

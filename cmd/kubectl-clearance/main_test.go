@@ -68,7 +68,7 @@ func TestKubectlFindsThePluginAndPassesItsKubeconfigAndNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-bi-prod-key"},
-		Data: map[string][]byte{"token": []byte("clr_not-a-real-key")}}
+		Data: map[string][]byte{v1.SecretKeyToken: []byte("clr_not-a-real-key")}}
 	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-bi-prod"}, Spec: v1.APIKeySpec{ApplicationName: "acme-bi"}}
 	for _, obj := range []client.Object{secret, key} {
 		if err := env.Client.Create(ctx, obj); err != nil {

@@ -281,7 +281,7 @@ func keyToken(ctx context.Context, c client.Client, k types.NamespacedName, secr
 	if err := c.Get(ctx, types.NamespacedName{Namespace: k.Namespace, Name: secretName}, &s); err != nil {
 		return "", err
 	}
-	return string(s.Data["token"]), nil
+	return string(s.Data[v1.SecretKeyToken]), nil
 }
 
 func apiKey(ns, name, app string) *v1.APIKey {

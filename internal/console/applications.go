@@ -18,12 +18,9 @@ package console
 
 import (
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -81,36 +78,14 @@ func (s *Server) newApplicationPage(w http.ResponseWriter, r *http.Request, sess
 
 func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess *session) {
 	form := newApplicationData{Description: r.PostForm.Get("description"), Name: strings.TrimSpace(r.PostForm.Get("name"))}
-	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: sess.currentOrg(), Name: form.Name},
-		Spec: v1.ApplicationSpec{Description: form.Description}}
-	if app.Name == "" {
-		app.Name = nameFrom(form.Description)
-	}
-	if app.Name == "" {
-		app.GenerateName = "app-"
-	}
-	if err := sess.client.Create(r.Context(), app); err != nil {
+	app, err := ops.CreateApplication(r.Context(), sess.client, sess.currentOrg(), form.Name, form.Description)
+	if err != nil {
 		p := newPage(r, sess, "Create application", "applications")
 		p.Error, p.Data = apiMessage(err), form
 		s.render(w, statusOf(err), "application-new", p)
 		return
 	}
 	done(w, r, sess, "/applications", "Created application "+app.Name+"; its Application ID appears on its card as soon as the operator has allocated it.")
-}
-
-var notNameChars = regexp.MustCompile(`[^a-z0-9]+`)
-
-// nameFrom makes an object name out of a description ("Acme BI export" → acme-bi-export), or
-// nothing when no valid name comes out of it.
-func nameFrom(description string) string {
-	name := strings.Trim(notNameChars.ReplaceAllString(strings.ToLower(description), "-"), "-")
-	if len(name) > 50 {
-		name = strings.TrimRight(name[:50], "-")
-	}
-	if len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return ""
-	}
-	return name
 }
 
 // roleChoice is one option of a role select.
@@ -166,9 +141,8 @@ func (s *Server) connectPage(w http.ResponseWriter, r *http.Request, sess *sessi
 func (s *Server) connect(w http.ResponseWriter, r *http.Request, sess *session) {
 	id := strings.TrimSpace(r.PostForm.Get("applicationID"))
 	role := v1.Role(r.PostForm.Get("role"))
-	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: sess.currentOrg(), Name: ops.ConnectionName(id)},
-		Spec: v1.OrgConnectionSpec{ApplicationID: id, Role: role}}
-	if err := sess.client.Create(r.Context(), conn); err != nil {
+	conn, err := ops.Connect(r.Context(), sess.client, sess.currentOrg(), id, role, ops.ConnectOptions{})
+	if err != nil {
 		p := newPage(r, sess, "Connect an application", "applications")
 		p.Error = apiMessage(err)
 		p.Data = connectData{ApplicationID: id, Roles: assignable(r, sess, "", role)}
@@ -213,7 +187,7 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	role := v1.Role(r.PostForm.Get("role"))
 	old := conn.Spec.Role
-	if err := sess.client.Patch(r.Context(), conn, mergePatch(map[string]any{"spec": map[string]any{"role": role}})); err != nil {
+	if err := ops.SetRole(r.Context(), sess.client, conn, role); err != nil {
 		p := newPage(r, sess, "Edit role", "applications")
 		p.Error = apiMessage(err)
 		p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, old, role)}
@@ -238,7 +212,7 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request, sess *sessio
 	if !ok {
 		return
 	}
-	if err := sess.client.Delete(r.Context(), conn, client.Preconditions{UID: &conn.UID}); err != nil {
+	if err := ops.Disconnect(r.Context(), sess.client, conn); err != nil {
 		p := newPage(r, sess, "Disconnect application", "applications")
 		p.Error = apiMessage(err)
 		p.Data = connectionData{Conn: *conn}

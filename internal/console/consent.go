@@ -30,6 +30,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -237,4 +238,10 @@ func grant(ctx context.Context, c client.Client, org, applicationID string, role
 		"metadata": map[string]any{"annotations": map[string]any{v1.AnnotationConsent: id}},
 		"spec":     map[string]any{"role": role},
 	}))
+}
+
+// mergePatch changes only the fields named.
+func mergePatch(patch map[string]any) client.Patch {
+	data, _ := json.Marshal(patch) // maps of strings always marshal
+	return client.RawPatch(types.MergePatchType, data)
 }

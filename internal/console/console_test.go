@@ -41,7 +41,7 @@ var appIDPattern = regexp.MustCompile(v1.ApplicationIDPattern)
 
 // TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce is seed 000's org
 // admin: Users → Applications, create one with a description (a blank one gets the CEL rule's
-// own words), copy its Application ID, open its keys, generate a key and see it once.
+// own words), copy its Application ID, open its keys, generate a key with scopes and see it once.
 func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "acme")
@@ -93,6 +93,7 @@ func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *t
 	// Keys: none yet; generate one, shown once, as its Secret holds it.
 	p.submit("a[href='/applications/acme-bi-export/keys']")
 	p.fill("#key-description", "prod exporter")
+	p.fill("#key-scopes", "reports:read, dashboards:sales")
 	p.choose("#ttl", "720h")
 	p.shot("keys-empty")
 	if status := p.submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
@@ -109,15 +110,16 @@ func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *t
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: key.Status.SecretName}, &secret); err != nil {
 		t.Fatal(err)
 	}
-	if token == "" || token != string(secret.Data["token"]) {
+	if token == "" || token != string(secret.Data[v1.SecretKeyToken]) {
 		t.Fatalf("the page shows a key that is not the one in Secret %s", key.Status.SecretName)
 	}
 	p.click("button[data-copy='new-key']")
 	if p.clipboard() != token {
 		t.Error("Copy did not put the new key on the clipboard")
 	}
-	if key.Spec.Description != "prod exporter" || key.Spec.TTL == nil || key.Spec.TTL.Duration.String() != "720h0m0s" {
-		t.Errorf("the APIKey was created with %+v, want the description and the 30-day TTL chosen", key.Spec)
+	if key.Spec.Description != "prod exporter" || key.Spec.TTL == nil || key.Spec.TTL.Duration.String() != "720h0m0s" ||
+		!slices.Equal(key.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) {
+		t.Errorf("the APIKey was created with %+v, want the description, the scopes and the 30-day TTL chosen", key.Spec)
 	}
 
 	// Once: the keys page shows it masked only.

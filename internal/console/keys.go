@@ -17,17 +17,15 @@ limitations under the License.
 package console
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -115,17 +113,17 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	ctx := r.Context()
-	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: app.Namespace, GenerateName: app.Name + "-"},
-		Spec: v1.APIKeySpec{ApplicationName: app.Name, Description: strings.TrimSpace(r.PostForm.Get("description"))}}
+	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: scopesFrom(r.PostForm.Get("scopes"))}
 	if ttl := r.PostForm.Get("ttl"); ttl != "" {
 		d, err := time.ParseDuration(ttl)
 		if err != nil {
 			s.renderKeys(w, r, sess, app, http.StatusBadRequest, "The expiry "+ttl+" is not a duration: pick one of the choices.")
 			return
 		}
-		key.Spec.TTL = &metav1.Duration{Duration: d}
+		opts.TTL = d
 	}
-	if err := sess.client.Create(ctx, key); err != nil {
+	key, err := ops.CreateKey(ctx, sess.client, app.Namespace, app.Name, opts)
+	if err != nil {
 		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
 		return
 	}
@@ -149,6 +147,16 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 	s.render(w, http.StatusCreated, "key-new", p)
 }
 
+// scopesFrom reads the scopes field of the generate form: scopes separated by spaces or
+// commas, none for a key with its application's whole role.
+func scopesFrom(field string) []string {
+	scopes := strings.FieldsFunc(field, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	if len(scopes) == 0 {
+		return nil
+	}
+	return scopes
+}
+
 // readToken reads the new key from its Secret with the person's own credentials: only someone
 // who may read Secrets in the org sees it.
 func (s *Server) readToken(r *http.Request, sess *session, key *v1.APIKey) (token, note string) {
@@ -161,7 +169,7 @@ func (s *Server) readToken(r *http.Request, sess *session, key *v1.APIKey) (toke
 	case err != nil:
 		return "", "The key was minted, but its Secret " + name + " could not be read: " + apiMessage(err)
 	}
-	return ops.KeyMaterial(&secret)["token"], ""
+	return ops.KeyMaterial(&secret)[v1.SecretKeyToken], ""
 }
 
 func stateOf(key *v1.APIKey) string {
@@ -275,12 +283,6 @@ func (s *Server) keyAction(w http.ResponseWriter, r *http.Request, sess *session
 		masked = data.Key.Name
 	}
 	done(w, r, sess, "/applications/"+data.App.Name+"/keys", data.Action.done+": key "+masked+".")
-}
-
-// mergePatch changes only the fields named.
-func mergePatch(patch map[string]any) client.Patch {
-	data, _ := json.Marshal(patch) // maps of strings always marshal
-	return client.RawPatch(types.MergePatchType, data)
 }
 
 // statusOf is the HTTP status a page answers with for an API error.

@@ -498,5 +498,5 @@ func activeKey(t *testing.T, org, name, app string) (*v1.APIKey, string) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: key.Status.SecretName}, &secret); err != nil {
 		t.Fatal(err)
 	}
-	return key, string(secret.Data["token"])
+	return key, string(secret.Data[v1.SecretKeyToken])
 }

@@ -14,10 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package ops holds what people do to Clearance objects (rotate, disable, revoke a key; read
-// it from its Secret; wait for it to be minted; switch a metric; name a connection), shared by
-// the kubectl plugin and the console so both do it the same way, with the caller's own client
-// and so the caller's own RBAC. Callers word the errors for their users.
+// Package ops holds what people do to Clearance objects: create, rename and switch an
+// application; create, rotate, disable and revoke a key, read it from its Secret and wait for it
+// to be minted; connect an application, set a connection's role and disconnect it; switch a
+// metric. The kubectl plugin and the console both call it, so both do each thing the same way,
+// with the caller's own client and so the caller's own RBAC: the console passes the signed-in
+// person's client and holds no power of its own. Callers word the errors for their users.
 package ops
 
 import (
@@ -42,9 +44,8 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
-// SecretFields are the data keys of a key Secret (see controllers/apikey_secret.go), the whole
-// token first.
-var SecretFields = []string{"token", "access-key", "secret-key", "authorization", "application-id"}
+// SecretFields are the data keys of a key Secret, the whole token first.
+var SecretFields = []string{v1.SecretKeyToken, v1.SecretKeyAccessKey, v1.SecretKeySecretKey, v1.SecretKeyAuthorization, v1.SecretKeyApplicationID}
 
 // KeyMaterial returns the data of a key Secret by field. The values are key material: they go
 // to the person who asked for them and nowhere else.
@@ -54,6 +55,34 @@ func KeyMaterial(secret *corev1.Secret) map[string]string {
 		values[f] = string(secret.Data[f])
 	}
 	return values
+}
+
+// KeyOptions are the choices of a new key beyond its application.
+type KeyOptions struct {
+	// Name is the APIKey's name; empty is the application's name, "-" and a generated tail.
+	Name string
+	// Description says what the key is for, e.g. prod exporter.
+	Description string
+	// Scopes narrow what the application's role allows the key to do, e.g. reports:read;
+	// none leaves the role whole.
+	Scopes []string
+	// TTL is the key's lifetime from minting; zero is no expiry.
+	TTL time.Duration
+}
+
+// CreateKey creates an APIKey of application app in org ns; the operator then mints it into
+// its Secret (WaitForKey waits for that). It returns the key as created, or as asked for when
+// the apiserver refused it.
+func CreateKey(ctx context.Context, c client.Client, ns, app string, opts KeyOptions) (*v1.APIKey, error) {
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: opts.Name},
+		Spec: v1.APIKeySpec{ApplicationName: app, Description: strings.TrimSpace(opts.Description), Scopes: opts.Scopes}}
+	if key.Name == "" {
+		key.GenerateName = app + "-"
+	}
+	if opts.TTL != 0 {
+		key.Spec.TTL = &metav1.Duration{Duration: opts.TTL}
+	}
+	return key, c.Create(ctx, key)
 }
 
 // KeySecretName is the Secret the key was delivered in, or will be.
@@ -174,17 +203,6 @@ func nextKeyVersion(ctx context.Context, c client.WithWatch, key *v1.APIKey) (*v
 		return nil, err
 	}
 	return &fresh, nil
-}
-
-// ConnectionName is the default name of a connection: Application IDs are not valid object
-// names (the underscore), and their random tail is unique enough within one org.
-func ConnectionName(applicationID string) string {
-	id := strings.ToLower(applicationID)
-	const tail = 12
-	if len(id) > tail {
-		id = id[len(id)-tail:]
-	}
-	return "conn-" + id
 }
 
 // SetMetric switches a metric on or off in a MetricSet's spec, adding it when enabling a

@@ -17,15 +17,14 @@ limitations under the License.
 package plugin
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 func (o *Options) appsCommand() *cobra.Command {
@@ -76,13 +75,9 @@ func (o *Options) setAppEnabledCommand(verb string, on bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			data, err := json.Marshal(map[string]any{"spec": map[string]any{"enabled": on}})
-			if err != nil {
-				return err
-			}
 			app := &v1.Application{}
 			app.Name, app.Namespace = args[0], s.namespace
-			if err := s.client.Patch(cmd.Context(), app, client.RawPatch(types.MergePatchType, data)); err != nil {
+			if err := ops.SetApplicationEnabled(cmd.Context(), s.client, app, on); err != nil {
 				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
 					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
 			}
@@ -103,4 +98,92 @@ func (o *Options) setAppEnabledCommand(verb string, on bool) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// appCommand is `app`: create or rename one application.
+func (o *Options) appCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "app", Aliases: []string{"application"}, Short: "Create or rename one application"}
+	cmd.AddCommand(o.appCreateCommand(), o.appRenameCommand())
+	return cmd
+}
+
+// errNoDescription is create or rename without --description.
+var errNoDescription = errors.New(`--description is required: say what the application is, as the orgs it connects to will see it, e.g. --description "Acme BI export"`)
+
+func (o *Options) appCreateCommand() *cobra.Command {
+	var description string
+	cmd := &cobra.Command{
+		Use:     "create [NAME] --description DESCRIPTION",
+		Aliases: []string{"new"},
+		Short:   "Create an application; the operator then gives it its Application ID",
+		Long: "create makes an Application in the current namespace, the org that owns it. The\n" +
+			"description is what the orgs it connects to see. NAME is its object name; left out, it\n" +
+			"is made from the description (\"Acme BI export\" becomes acme-bi-export). The operator\n" +
+			"then allocates its Application ID, which `kubectl clearance apps` shows: share it with\n" +
+			"the orgs that are to connect it, and create its keys with `kubectl clearance key new`.",
+		Example: "  kubectl clearance app create --description \"Acme BI export\" -n acme\n" +
+			"  kubectl clearance app create acme-bi --description \"Acme BI export\" -n acme -o json",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("description") {
+				return errNoDescription
+			}
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			app, err := ops.CreateApplication(cmd.Context(), s.client, s.namespace, name, description)
+			if err != nil {
+				return request{verb: "create", resource: "applications", kind: "Application", name: app.Name, namespace: s.namespace,
+					exists: "name it yourself with `kubectl clearance app create NAME --description …`"}.explain(err)
+			}
+			if o.structured() {
+				return o.printObject(app)
+			}
+			fmt.Fprintf(o.out(), "application/%s created in %s: its Application ID appears in `kubectl clearance apps -n %s` as soon as the operator has allocated it\n",
+				app.Name, app.Namespace, app.Namespace)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&description, "description", "", "What the application is, as the orgs it connects to will see it (required)")
+	return cmd
+}
+
+func (o *Options) appRenameCommand() *cobra.Command {
+	var description string
+	cmd := &cobra.Command{
+		Use:   "rename NAME --description DESCRIPTION",
+		Short: "Change an application's description, which the orgs it is connected to see",
+		Long: "rename sets the description of Application NAME (spec.description). Its name and\n" +
+			"Application ID stay, so its keys and connections are untouched; the orgs it is\n" +
+			"connected to see the new description in `kubectl clearance connections`.",
+		Example: "  kubectl clearance app rename acme-bi --description \"Acme BI\" -n acme",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("description") {
+				return errNoDescription
+			}
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			app := &v1.Application{}
+			app.Name, app.Namespace = args[0], s.namespace
+			if err := ops.RenameApplication(cmd.Context(), s.client, app, description); err != nil {
+				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
+					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
+			}
+			if o.structured() {
+				return o.printObject(app)
+			}
+			fmt.Fprintf(o.out(), "application/%s (%s) renamed: now described as %q\n", app.Name, orNone(app.Status.ApplicationID), app.Spec.Description)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&description, "description", "", "The new description, as the orgs it is connected to will see it (required)")
+	return cmd
 }

@@ -17,6 +17,8 @@ limitations under the License.
 package plugin
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -39,8 +41,8 @@ func (o *Options) connectCommand() *cobra.Command {
 		Short: "Grant an application (by its ID, from any org) a role in this org",
 		Long: "connect creates an OrgConnection in the current namespace (the org granting access)\n" +
 			"for the Application ID, which its owning org shares (`kubectl clearance apps` shows it).\n" +
-			"Observer is read-only and recommended. Change the role later with kubectl patch;\n" +
-			"disconnect with kubectl delete clconn NAME.",
+			"Observer is read-only and recommended. Change the role later with\n" +
+			"`kubectl clearance set-role`; disconnect with `kubectl clearance disconnect`.",
 		Example: "  kubectl clearance connect app_7k2m9q4x8v1c5n3b6z0w2r4t8y --role Observer -n globex\n" +
 			"  kubectl clearance connect app_7k2m9q4x8v1c5n3b6z0w2r4t8y --role Analyst --metric-set default",
 		Args: cobra.ExactArgs(1),
@@ -49,20 +51,16 @@ func (o *Options) connectCommand() *cobra.Command {
 			if !applicationIDPattern.MatchString(appID) {
 				return fmt.Errorf("%q is not an Application ID: copy the ID (app_ followed by 26 lowercase letters or digits) from `kubectl clearance apps` in the owning org", appID)
 			}
-			if !slices.Contains(v1.Roles, v1.Role(role)) {
-				return fmt.Errorf("--role %q is not a role: use Observer (read-only, recommended), Analyst, Technician or OrgAdmin", role)
+			if err := checkRole(role); err != nil {
+				return err
 			}
 			s, err := o.connect()
 			if err != nil {
 				return err
 			}
-			if name == "" {
-				name = ops.ConnectionName(appID)
-			}
-			conn := &v1.OrgConnection{Spec: v1.OrgConnectionSpec{ApplicationID: appID, Role: v1.Role(role), MetricSets: metricSets}}
-			conn.Name, conn.Namespace = name, s.namespace
-			if err := s.client.Create(cmd.Context(), conn); err != nil {
-				return request{verb: "create", resource: "orgconnections", kind: "OrgConnection", name: name, namespace: s.namespace}.explain(err)
+			conn, err := ops.Connect(cmd.Context(), s.client, s.namespace, appID, v1.Role(role), ops.ConnectOptions{Name: name, MetricSets: metricSets})
+			if err != nil {
+				return request{verb: "create", resource: "orgconnections", kind: "OrgConnection", name: conn.Name, namespace: s.namespace}.explain(err)
 			}
 			if o.structured() {
 				return o.printObject(conn)
@@ -106,4 +104,119 @@ func (o *Options) connectionsCommand() *cobra.Command {
 	}
 	lf.add(cmd)
 	return cmd
+}
+
+// connectionRef is how set-role and disconnect take the connection: the application's ID or
+// the OrgConnection's name, both in `kubectl clearance connections`.
+const connectionRef = "The connection is found by the application's ID or by the OrgConnection's name,\n" +
+	"both shown by `kubectl clearance connections`."
+
+func (o *Options) setRoleCommand() *cobra.Command {
+	var role string
+	cmd := &cobra.Command{
+		Use:     "set-role APP_ID|NAME --role ROLE",
+		Aliases: []string{"role"},
+		Short:   "Change the role a connected application has in this org",
+		Long: "set-role changes the role of the OrgConnection that connects an application to the\n" +
+			"current namespace (spec.role).\n" + connectionRef + "\n" +
+			"Raising a role needs the bind verb on orgroles.access.clearance.dev named after the\n" +
+			"role, which the apiserver checks (its refusal is printed as it is); keeping or lowering\n" +
+			"one needs only patch on orgconnections.",
+		Example: "  kubectl clearance set-role app_7k2m9q4x8v1c5n3b6z0w2r4t8y --role Analyst -n globex\n" +
+			"  kubectl clearance set-role conn-3b6z0w2r4t8y --role Observer -n globex",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkRole(role); err != nil {
+				return err
+			}
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			conn, err := findConnection(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			old := conn.Spec.Role
+			if old != v1.Role(role) {
+				if err := ops.SetRole(cmd.Context(), s.client, conn, v1.Role(role)); err != nil {
+					return request{verb: "patch", resource: "orgconnections", kind: "OrgConnection", name: conn.Name, namespace: s.namespace}.explain(err)
+				}
+			}
+			if o.structured() {
+				return o.printObject(conn)
+			}
+			if old == conn.Spec.Role {
+				fmt.Fprintf(o.out(), "orgconnection/%s unchanged: %s already has role %s in %s\n", conn.Name, conn.Spec.ApplicationID, old, conn.Namespace)
+				return nil
+			}
+			fmt.Fprintf(o.out(), "orgconnection/%s updated: %s now has role %s in %s (was %s)\n", conn.Name, conn.Spec.ApplicationID, conn.Spec.Role, conn.Namespace, old)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&role, "role", "", "Role to grant: Observer (read-only, recommended), Analyst, Technician or OrgAdmin (required)")
+	return cmd
+}
+
+func (o *Options) disconnectCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "disconnect APP_ID|NAME",
+		Short: "Disconnect an application from this org: it loses its role here; the application is untouched",
+		Long: "disconnect deletes the OrgConnection that connects an application to the current\n" +
+			"namespace.\n" + connectionRef + "\n" +
+			"The application's keys stop working in this org (the verifier drops the connection as\n" +
+			"soon as it sees it go); the Application itself, its keys and its other orgs are\n" +
+			"untouched, and `kubectl clearance connect` connects it again.",
+		Example: "  kubectl clearance disconnect app_7k2m9q4x8v1c5n3b6z0w2r4t8y -n globex",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := o.connect()
+			if err != nil {
+				return err
+			}
+			conn, err := findConnection(cmd.Context(), s, args[0])
+			if err != nil {
+				return err
+			}
+			if err := ops.Disconnect(cmd.Context(), s.client, conn); err != nil {
+				return request{verb: "delete", resource: "orgconnections", kind: "OrgConnection", name: conn.Name, namespace: s.namespace}.explain(err)
+			}
+			if o.structured() {
+				return o.printObject(conn)
+			}
+			fmt.Fprintf(o.out(), "orgconnection/%s deleted: %s is disconnected from %s; the application itself is untouched\n",
+				conn.Name, conn.Spec.ApplicationID, conn.Namespace)
+			return nil
+		},
+	}
+}
+
+// checkRole refuses what is not a role before asking the apiserver.
+func checkRole(role string) error {
+	if role == "" {
+		return errors.New("--role is required: use Observer (read-only, recommended), Analyst, Technician or OrgAdmin")
+	}
+	if !slices.Contains(v1.Roles, v1.Role(role)) {
+		return fmt.Errorf("--role %q is not a role: use Observer (read-only, recommended), Analyst, Technician or OrgAdmin", role)
+	}
+	return nil
+}
+
+// findConnection is ops.FindConnection with its failures told in the user's terms.
+func findConnection(ctx context.Context, s *session, ref string) (*v1.OrgConnection, error) {
+	conn, err := ops.FindConnection(ctx, s.client, s.namespace, ref)
+	if err == nil {
+		return conn, nil
+	}
+	hint := "list the connections with `kubectl clearance connections -n " + s.namespace + "`"
+	var several *ops.SeveralConnectionsError
+	switch {
+	case errors.Is(err, ops.ErrNotConnected):
+		return nil, fmt.Errorf("application %s is not connected to %s: %s", ref, s.namespace, hint)
+	case errors.As(err, &several):
+		return nil, err
+	case applicationIDPattern.MatchString(ref):
+		return nil, request{verb: "list", resource: "orgconnections", kind: "OrgConnections", namespace: s.namespace}.explain(err)
+	}
+	return nil, request{verb: "get", resource: "orgconnections", kind: "OrgConnection", name: ref, namespace: s.namespace, notFound: hint}.explain(err)
 }

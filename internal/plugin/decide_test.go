@@ -101,10 +101,14 @@ func TestAPIErrorsBecomeOneSentenceSayingWhatToDo(t *testing.T) {
 	gr := schema.GroupResource{Group: "access.clearance.dev", Resource: "apikeys"}
 	invalid := apierrors.NewInvalid(schema.GroupKind{Group: "access.clearance.dev", Kind: "MetricSet"}, "default",
 		field.ErrorList{field.Invalid(field.NewPath("spec", "metrics"), "array", "more metrics are enabled than spec.maxEnabled allows")})
+	policy := apierrors.NewForbidden(gr, "k", errors.New(`ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: user "tina" may not assign role OrgAdmin`))
+	webhook := apierrors.NewForbidden(gr, "k", errors.New(`admission webhook "vorgconnection.clearance.dev" denied the request: connected already`))
 	tests := []struct {
 		err  error
 		want string
 	}{
+		{policy, policy.Error()},
+		{webhook, webhook.Error()},
 		{apierrors.NewForbidden(gr, "k", errors.New("RBAC")), "you may not get apikeys in namespace acme: ask an org admin for get on apikeys.access.clearance.dev in namespace acme"},
 		{apierrors.NewNotFound(gr, "k"), "APIKey k not found in namespace acme: list the keys"},
 		{apierrors.NewAlreadyExists(gr, "k"), "APIKey k already exists in namespace acme: choose another name with --name"},

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,6 +40,8 @@ type request struct {
 	namespace string // empty with --all-namespaces
 	// notFound says what to check when the object does not exist.
 	notFound string
+	// exists says what to do when the object exists already; default: pick another --name.
+	exists string
 }
 
 // group is the API group of a resource, for RBAC hints.
@@ -76,6 +79,8 @@ func (r request) explain(err error) error {
 	switch {
 	case meta.IsNoMatchError(err):
 		return fmt.Errorf("this cluster does not serve Clearance's %s (access.clearance.dev/v1alpha1): install the Clearance CRDs or check --context", r.resource)
+	case apierrors.IsForbidden(err) && admissionRefused(err):
+		return errors.New(statusMessage(err))
 	case apierrors.IsForbidden(err) && r.namespace == "":
 		return fmt.Errorf("you may not %s %s across all namespaces: drop -A, or ask a cluster admin for %s on %s in every namespace",
 			r.verb, r.resource, r.verb, qualified)
@@ -88,6 +93,8 @@ func (r request) explain(err error) error {
 			msg += ": " + r.notFound
 		}
 		return errors.New(msg)
+	case apierrors.IsAlreadyExists(err) && r.exists != "":
+		return fmt.Errorf("%s already exists in namespace %s: %s", what, r.namespace, r.exists)
 	case apierrors.IsAlreadyExists(err):
 		return fmt.Errorf("%s already exists in namespace %s: choose another name with --name", what, r.namespace)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
@@ -96,6 +103,15 @@ func (r request) explain(err error) error {
 		return fmt.Errorf("%s was changed by someone else meanwhile: run the command again", what)
 	}
 	return explainConfig(err)
+}
+
+// admissionRefused reports whether a Forbidden came from admission, an admission policy or a
+// webhook that read the request and said why (say, clearance-role-assignment: "may not assign
+// role OrgAdmin"), rather than from RBAC ("User … cannot patch resource …"): its message is
+// the answer, and the RBAC hint would be wrong.
+func admissionRefused(err error) bool {
+	msg := statusMessage(err)
+	return strings.Contains(msg, "ValidatingAdmissionPolicy '") || strings.Contains(msg, "admission webhook ")
 }
 
 // statusMessage is the apiserver's own message, e.g. a CEL rule's.

@@ -29,7 +29,6 @@ import (
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -104,7 +103,7 @@ func (o *Options) keyShowCommand() *cobra.Command {
 			}
 			want := field
 			if want == "" {
-				want = "token"
+				want = v1.SecretKeyToken
 			}
 			if values[want] == "" {
 				return fmt.Errorf("the Secret of APIKey %s holds no %s: an expired key's material is removed; create a new key with `kubectl clearance key new`", args[0], want)
@@ -167,13 +166,13 @@ func (o *Options) keyNewCommand() *cobra.Command {
 			if app == "" {
 				return errors.New("--app is required: name the Application the key is for (see `kubectl clearance apps`)")
 			}
-			key := &v1.APIKey{Spec: v1.APIKeySpec{ApplicationName: app, Description: description, Scopes: scopes}}
+			opts := ops.KeyOptions{Name: name, Description: description, Scopes: scopes}
 			if ttl != "" {
 				d, err := time.ParseDuration(ttl)
 				if err != nil {
 					return fmt.Errorf("--ttl %q is not a duration: write it like 720h or 90m", ttl)
 				}
-				key.Spec.TTL = &metav1.Duration{Duration: d}
+				opts.TTL = d
 			}
 			s, err := o.connect()
 			if err != nil {
@@ -182,13 +181,8 @@ func (o *Options) keyNewCommand() *cobra.Command {
 			if err := checkApplication(cmd.Context(), s, app); err != nil {
 				return err
 			}
-			key.Namespace = s.namespace
-			if name != "" {
-				key.Name = name
-			} else {
-				key.GenerateName = app + "-"
-			}
-			if err := s.client.Create(cmd.Context(), key); err != nil {
+			key, err := ops.CreateKey(cmd.Context(), s.client, s.namespace, app, opts)
+			if err != nil {
 				return request{verb: "create", resource: "apikeys", kind: "APIKey", name: name, namespace: s.namespace}.explain(err)
 			}
 			key, err = waitForKey(cmd.Context(), s, key, timeout)

@@ -93,6 +93,7 @@ func NewCommand(o *Options) *cobra.Command {
 	keyCmd.AddCommand(o.keyShowCommand(), o.keyNewCommand())
 	root.AddCommand(
 		o.appsCommand(),
+		o.appCommand(),
 		o.setAppEnabledCommand("enable-app", true),
 		o.setAppEnabledCommand("disable-app", false),
 		o.keysCommand(),
@@ -103,6 +104,8 @@ func NewCommand(o *Options) *cobra.Command {
 		o.setEnabledCommand("enable", true),
 		o.setEnabledCommand("disable", false),
 		o.connectCommand(),
+		o.setRoleCommand(),
+		o.disconnectCommand(),
 		o.connectionsCommand(),
 		o.metricsCommand(),
 		o.setMetricCommand("enable-metric", true),

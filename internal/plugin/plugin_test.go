@@ -179,11 +179,11 @@ func mintedKey(t *testing.T, ns, name, app string, mutate func(*v1.APIKey)) (*v1
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-key", Labels: map[string]string{v1.LabelAPIKey: name}},
 		Type:       corev1.SecretTypeOpaque,
 		Data: map[string][]byte{
-			"token":          []byte(k.Token),
-			"access-key":     []byte(keyformat.AccessKey(k)),
-			"secret-key":     []byte(keyformat.SecretKey(k)),
-			"application-id": []byte("app_00000000000000000000000000"),
-			"authorization":  []byte("api-key " + k.Token),
+			v1.SecretKeyToken:         []byte(k.Token),
+			v1.SecretKeyAccessKey:     []byte(keyformat.AccessKey(k)),
+			v1.SecretKeySecretKey:     []byte(keyformat.SecretKey(k)),
+			v1.SecretKeyApplicationID: []byte("app_00000000000000000000000000"),
+			v1.SecretKeyAuthorization: []byte("api-key " + k.Token),
 		},
 	}
 	must(t, env.Client.Create(ctx(), secret))
@@ -672,6 +672,26 @@ func TestConnectGrantsAnApplicationIDARoleAndPrintsAdmissionWarnings(t *testing.
 	if msg := run(t, ns, "connect", "acme-bi").failed(t); !strings.HasPrefix(msg, `"acme-bi" is not an Application ID`) {
 		t.Errorf("bad ID: %s", msg)
 	}
+}
+
+// TestConnectAboveOnesOwnRoleGetsTheRoleAssignmentPolicysRefusal: RBAC lets the person create
+// connections, the apiserver's role assignment policy refuses the role, and its words are
+// printed rather than an RBAC hint that would send them after the wrong permission.
+func TestConnectAboveOnesOwnRoleGetsTheRoleAssignmentPolicysRefusal(t *testing.T) {
+	ns := env.Namespace(t, "bindless")
+	grantOnly(t, ns, "tina",
+		rbacv1.PolicyRule{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgconnections"}, Verbs: []string{"create"}},
+		rbacv1.PolicyRule{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgroles"}, Verbs: []string{"bind"}, ResourceNames: []string{"Observer"}})
+	appID, err := keyformat.ApplicationID()
+	must(t, err)
+
+	msg := run(t, ns, "--as", "tina", "connect", appID, "--role", "OrgAdmin").failed(t)
+	want := `orgconnections.access.clearance.dev "` + ops.ConnectionName(appID) + `" is forbidden: ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: ` +
+		`user "tina" may not assign role OrgAdmin in org "` + ns + `"`
+	if !strings.HasPrefix(msg, want) {
+		t.Errorf("\n got %s\nwant %s…", msg, want)
+	}
+	run(t, ns, "--as", "tina", "connect", appID).ok(t)
 }
 
 func TestConnectionsShowEachConnectedApplicationWithItsOwnerAndRole(t *testing.T) {

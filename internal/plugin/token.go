@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 // defaultIssuer is the verifier's Service as the chart installs it (docs/oauth.md).
@@ -64,10 +65,7 @@ func (o *Options) tokenCommand() *cobra.Command {
 				return request{verb: "get", resource: "apikeys", kind: "APIKey", name: args[0], namespace: s.namespace,
 					notFound: "list the keys with `kubectl clearance keys -n " + s.namespace + "`"}.explain(err)
 			}
-			secret := key.Status.SecretName
-			if secret == "" {
-				secret = key.SecretNameOrDefault()
-			}
+			secret := ops.KeySecretName(&key)
 			// The status is written by whoever may write apikeys/status, and what we print is
 			// evaluated by a shell: a name that is not a Secret's is refused, not printed.
 			if errs := validation.IsDNS1123Subdomain(secret); len(errs) > 0 {
@@ -77,7 +75,7 @@ func (o *Options) tokenCommand() *cobra.Command {
 			w := o.out()
 			fmt.Fprintf(w, "# An access token for APIKey %s/%s (application %s, key %s), from Secret %s.\n",
 				s.namespace, key.Name, shown(orNone(key.Status.ApplicationID)), shown(orNone(key.Status.Masked)), secret)
-			for _, half := range []struct{ name, data string }{{"ACCESS", "access-key"}, {"SECRET", "secret-key"}} {
+			for _, half := range []struct{ name, data string }{{"ACCESS", v1.SecretKeyAccessKey}, {"SECRET", v1.SecretKeySecretKey}} {
 				fmt.Fprintf(w, "%s=$(kubectl get secret %s -n %s -o jsonpath=%s | base64 -d)\n",
 					half.name, shellQuote(secret), shellQuote(s.namespace), shellQuote("{.data."+half.data+"}"))
 			}

@@ -68,9 +68,6 @@ type leakRecord struct {
 	Error  string `json:"error,omitempty"`
 }
 
-// dataToken is the key Secret's data key holding the whole token (see the APIKey controller).
-const dataToken = "token"
-
 // The package registrations; a test binary has one control plane, so they are process-wide.
 var leakSources struct {
 	mu     sync.Mutex
@@ -242,7 +239,7 @@ func (e *Env) keyTokens(ctx context.Context) ([]string, error) {
 	var secrets corev1.SecretList
 	err := e.Client.List(ctx, &secrets, client.HasLabels{accessv1alpha1.LabelAPIKey})
 	for _, s := range secrets.Items {
-		if t := string(s.Data[dataToken]); t != "" {
+		if t := string(s.Data[accessv1alpha1.SecretKeyToken]); t != "" {
 			seen[t] = true
 		}
 	}

@@ -257,7 +257,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: k.Namespace, Name: k.Name + "-key", Labels: map[string]string{v1.LabelAPIKey: k.Name}},
-			Type: corev1.SecretTypeOpaque, StringData: map[string]string{"token": minted.Token}}
+			Type: corev1.SecretTypeOpaque, StringData: map[string]string{v1.SecretKeyToken: minted.Token}}
 		if err := admin.Create(ctx, s); err != nil {
 			t.Fatal(err)
 		}
@@ -402,7 +402,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 			patchSpec(key, obj{"spec": obj{"applicationName": "system-default"}}), expect("patch", "apikeys", org, "spec.applicationName cannot change: create a new APIKey for the other application"))
 		add("the other org's key written into its key Secret", func(c client.Client) error {
 			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter-key"}}
-			return c.Patch(ctx, sec, client.RawPatch(types.MergePatchType, js(obj{"stringData": obj{"token": otherMinted.Token}})))
+			return c.Patch(ctx, sec, client.RawPatch(types.MergePatchType, js(obj{"stringData": obj{v1.SecretKeyToken: otherMinted.Token}})))
 		}, forbidden(s.user, "patch", "secrets", org))
 		statusOnMain := patchSpec(key, obj{"status": obj{"hash": keyformat.Hash(otherMinted.Token), "keyID": otherMinted.KeyID}})
 		if slices.Contains(r.writes["apikeys"], "patch") {

@@ -325,7 +325,7 @@ func (f *fixture) check(t *testing.T, verifierURL string) endState {
 		if refs := s.OwnerReferences; len(refs) != 1 || refs[0].UID != k.UID || refs[0].Kind != "APIKey" {
 			t.Errorf("Secret %s is not owned by APIKey %s (owner references %v)", s.Name, k.Name, refs)
 		}
-		tokens[owner] = string(s.Data["token"])
+		tokens[owner] = string(s.Data[v1.SecretKeyToken])
 	}
 	for _, k := range keys.Items {
 		switch n := perKey[k.Name]; {
@@ -509,7 +509,7 @@ func record(t *testing.T, ns string) *recorder {
 func fingerprint(s *corev1.Secret) string {
 	h := sha256.New()
 	empty := true
-	for _, d := range []string{"token", "access-key", "secret-key", "authorization"} {
+	for _, d := range []string{v1.SecretKeyToken, v1.SecretKeyAccessKey, v1.SecretKeySecretKey, v1.SecretKeyAuthorization} {
 		empty = empty && len(s.Data[d]) == 0
 		h.Write(s.Data[d])
 		h.Write([]byte{0})

@@ -203,7 +203,7 @@ func keySecret(t *testing.T, key *v1.APIKey) (*corev1.Secret, string) {
 	if !owned {
 		t.Fatalf("Secret %s is not owned by APIKey %s: %+v", s.Name, key.Name, s.OwnerReferences)
 	}
-	token := string(s.Data["token"])
+	token := string(s.Data[v1.SecretKeyToken])
 	if token == "" {
 		t.Fatalf("Secret %s holds no token", s.Name)
 	}

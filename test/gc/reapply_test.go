@@ -171,8 +171,8 @@ func accessToken(t *testing.T, secret *corev1.Secret) string {
 }
 
 func tokenForm(secret *corev1.Secret) url.Values {
-	return url.Values{"grant_type": {"client_credentials"}, "client_id": {string(secret.Data["access-key"])},
-		"client_secret": {string(secret.Data["secret-key"])}}
+	return url.Values{"grant_type": {"client_credentials"}, "client_id": {string(secret.Data[v1.SecretKeyAccessKey])},
+		"client_secret": {string(secret.Data[v1.SecretKeySecretKey])}}
 }
 
 // tokenStatus is the token endpoint's status for a key Secret's client credentials.

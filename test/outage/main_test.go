@@ -220,7 +220,7 @@ func secretName(key *v1.APIKey) string {
 func secretToken(key *v1.APIKey) (token, error) {
 	s := &corev1.Secret{}
 	err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: secretName(key)}, s)
-	return token(s.Data["token"]), err
+	return token(s.Data[v1.SecretKeyToken]), err
 }
 
 // tokenOf waits until the key's Secret holds the key whose hash status records, and returns it.

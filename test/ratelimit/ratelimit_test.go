@@ -367,7 +367,7 @@ func newKey(t *testing.T, o org, name string) token {
 		if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: o.owner, Name: name + "-key"}, s); err != nil {
 			return err
 		}
-		tok = token(s.Data["token"])
+		tok = token(s.Data[v1.SecretKeyToken])
 		if key.Status.Hash == "" || !keyformat.Verify(string(tok), key.Status.Hash) {
 			return errors.New("the Secret does not hold the key in status yet")
 		}

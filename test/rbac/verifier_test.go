@@ -301,7 +301,7 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: owner, Name: "bi-prod-key"}, &secret); err != nil {
 		t.Fatalf("the key Secret: %v", err)
 	}
-	plaintext := string(secret.Data["token"])
+	plaintext := string(secret.Data[v1.SecretKeyToken])
 	if plaintext == "" {
 		t.Fatalf("the key Secret has no token; its keys: %v", keysOf(secret.Data))
 	}
@@ -350,8 +350,8 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 	// and a partner's client credentials get a token that /v1/authorize accepts.
 	var accessToken string
 	waitFor(t, 30*time.Second, "the verifier to issue an access token", func() bool {
-		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {string(secret.Data["access-key"])},
-			"client_secret": {string(secret.Data["secret-key"])}}
+		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {string(secret.Data[v1.SecretKeyAccessKey])},
+			"client_secret": {string(secret.Data[v1.SecretKeySecretKey])}}
 		resp, err := http.PostForm(verifierOp.VerifierURL+"/oauth2/token", form)
 		if err != nil {
 			t.Fatal(err)

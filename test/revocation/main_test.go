@@ -338,7 +338,7 @@ func readToken(key *v1.APIKey) (string, error) {
 	if err := env.Client.Get(ctx(), client.ObjectKey{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
 		return "", client.IgnoreNotFound(err)
 	}
-	token := string(s.Data["token"])
+	token := string(s.Data[v1.SecretKeyToken])
 	tokens.add(token)
 	return token, nil
 }

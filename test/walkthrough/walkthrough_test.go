@@ -302,7 +302,7 @@ func secretToken(t *testing.T) string {
 	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "acme", Name: "acme-bi-prod-key"}, &s); err != nil {
 		t.Fatal(err)
 	}
-	token := string(s.Data["token"])
+	token := string(s.Data[v1.SecretKeyToken])
 	if token == "" {
 		t.Fatal("the key Secret holds no token")
 	}

@@ -1,0 +1,166 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ops_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/ops"
+)
+
+func applicationID(t *testing.T) string {
+	t.Helper()
+	id, err := keyformat.ApplicationID()
+	must(t, err)
+	return id
+}
+
+func TestConnectNamesTheConnectionAfterTheApplicationIDUnlessNamed(t *testing.T) {
+	ns := env.Namespace(t, "connect")
+	id := applicationID(t)
+	conn, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
+	must(t, err)
+	var got v1.OrgConnection
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: ops.ConnectionName(id)}, &got))
+	if got.UID != conn.UID || got.Spec.ApplicationID != id || got.Spec.Role != v1.RoleObserver || got.Spec.MetricSets != nil {
+		t.Errorf("created %s with %+v", got.Name, got.Spec)
+	}
+
+	other := applicationID(t)
+	conn, err = ops.Connect(ctx(), env.Client, ns, other, v1.RoleAnalyst, ops.ConnectOptions{Name: "partner", MetricSets: []string{"default"}})
+	must(t, err)
+	if conn.Name != "partner" || conn.Spec.Role != v1.RoleAnalyst || len(conn.Spec.MetricSets) != 1 {
+		t.Errorf("created %s with %+v", conn.Name, conn.Spec)
+	}
+
+	if _, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{}); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("connecting twice under the default name: %v, want AlreadyExists", err)
+	}
+}
+
+func TestFindConnectionFindsItByNameOrByApplicationIDWhateverItsName(t *testing.T) {
+	ns := env.Namespace(t, "find")
+	byDefault, named := applicationID(t), applicationID(t)
+	_, err := ops.Connect(ctx(), env.Client, ns, byDefault, v1.RoleObserver, ops.ConnectOptions{})
+	must(t, err)
+	_, err = ops.Connect(ctx(), env.Client, ns, named, v1.RoleAnalyst, ops.ConnectOptions{Name: "partner"})
+	must(t, err)
+
+	for ref, want := range map[string]string{byDefault: ops.ConnectionName(byDefault), named: "partner", "partner": "partner"} {
+		conn, err := ops.FindConnection(ctx(), env.Client, ns, ref)
+		if err != nil || conn.Name != want {
+			t.Errorf("finding %s: %v, %v, want %s", ref, conn, err, want)
+		}
+	}
+
+	if _, err := ops.FindConnection(ctx(), env.Client, ns, applicationID(t)); !errors.Is(err, ops.ErrNotConnected) {
+		t.Errorf("an application that is not connected: %v, want ErrNotConnected", err)
+	}
+	if _, err := ops.FindConnection(ctx(), env.Client, ns, "nope"); !apierrors.IsNotFound(err) {
+		t.Errorf("a name nothing has: %v, want NotFound", err)
+	}
+
+	// Connected twice (the webhook that refuses a second connection fails open while the
+	// operator is down): the ID does not say which, so a name is asked for.
+	_, err = ops.Connect(ctx(), env.Client, ns, named, v1.RoleObserver, ops.ConnectOptions{Name: "partner-again"})
+	must(t, err)
+	_, err = ops.FindConnection(ctx(), env.Client, ns, named)
+	want := "application " + named + " is connected to " + ns + " by 2 OrgConnections (partner, partner-again): name the one meant instead of the ID"
+	var several *ops.SeveralConnectionsError
+	if !errors.As(err, &several) || err.Error() != want {
+		t.Errorf("an application connected twice:\n got %v\nwant %s", err, want)
+	}
+}
+
+func TestFindConnectionByIDWithoutListFindsTheOneUnderItsDefaultName(t *testing.T) {
+	ns := env.Namespace(t, "findget")
+	id := applicationID(t)
+	_, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
+	must(t, err)
+	getter := person(t, ns, "gail", clearanceRule("orgconnections", []string{"get"}))
+
+	conn, err := ops.FindConnection(ctx(), getter, ns, id)
+	if err != nil || conn.Name != ops.ConnectionName(id) {
+		t.Errorf("someone who may only get: %v, %v", conn, err)
+	}
+	if _, err := ops.FindConnection(ctx(), getter, ns, applicationID(t)); !apierrors.IsForbidden(err) {
+		t.Errorf("someone who may only get, for an application not under its default name: %v, want the list's refusal", err)
+	}
+}
+
+// TestSetRoleActsAsThePersonWhoseClientItIsGiven: the apiserver's role assignment policy
+// decides with the client's user, so a technician raises a role up to Technician, is refused
+// OrgAdmin in the policy's words, and may always lower one.
+func TestSetRoleActsAsThePersonWhoseClientItIsGiven(t *testing.T) {
+	ns := env.Namespace(t, "setrole")
+	id := applicationID(t)
+	_, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
+	must(t, err)
+	tech := person(t, ns, "theo", clearanceRule("orgconnections", []string{"get", "list", "patch"}),
+		clearanceRule("orgroles", []string{"bind"}, string(v1.RoleObserver), string(v1.RoleAnalyst), string(v1.RoleTechnician)))
+
+	conn, err := ops.FindConnection(ctx(), tech, ns, id)
+	must(t, err)
+	must(t, ops.SetRole(ctx(), tech, conn, v1.RoleTechnician))
+	if conn.Spec.Role != v1.RoleTechnician {
+		t.Errorf("after raising to Technician the answer holds role %s", conn.Spec.Role)
+	}
+
+	err = ops.SetRole(ctx(), tech, conn, v1.RoleOrgAdmin)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `user "theo" may not assign role OrgAdmin in org "`+ns+`"`) {
+		t.Errorf("a technician raising to OrgAdmin: %v, want the role assignment policy's refusal", err)
+	}
+	var got v1.OrgConnection
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(conn), &got))
+	if got.Spec.Role != v1.RoleTechnician {
+		t.Errorf("after the refusal the role is %s", got.Spec.Role)
+	}
+
+	must(t, ops.SetRole(ctx(), tech, conn, v1.RoleObserver))
+	if conn.Spec.Role != v1.RoleObserver {
+		t.Errorf("after lowering to Observer the answer holds role %s", conn.Spec.Role)
+	}
+}
+
+func TestDisconnectDeletesOnlyTheConnectionItWasGiven(t *testing.T) {
+	ns := env.Namespace(t, "disconnect")
+	id := applicationID(t)
+	old, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
+	must(t, err)
+	must(t, env.Client.Delete(ctx(), old.DeepCopy()))
+	again := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: old.Name},
+		Spec: v1.OrgConnectionSpec{ApplicationID: id, Role: v1.RoleObserver}}
+	must(t, env.Client.Create(ctx(), again))
+
+	if err := ops.Disconnect(ctx(), env.Client, old); !apierrors.IsConflict(err) {
+		t.Errorf("disconnecting a connection that was replaced meanwhile: %v, want a precondition conflict", err)
+	}
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(again), &v1.OrgConnection{}))
+
+	must(t, ops.Disconnect(ctx(), env.Client, again))
+	if err := env.Client.Get(ctx(), client.ObjectKeyFromObject(again), &v1.OrgConnection{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after disconnecting: %v, want NotFound", err)
+	}
+}

@@ -1,0 +1,121 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ops_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
+)
+
+func TestCreateKeyCarriesItsDescriptionScopesAndLifetimeAndIsNamedAfterItsApplication(t *testing.T) {
+	ns := env.Namespace(t, "keys")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{
+		Description: " prod exporter ", Scopes: []string{"reports:read", "dashboards:sales"}, TTL: 720 * time.Hour})
+	must(t, err)
+	var got v1.APIKey
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(key), &got))
+	if !strings.HasPrefix(got.Name, "acme-bi-") || got.Spec.ApplicationName != "acme-bi" || got.Spec.Description != "prod exporter" ||
+		!slices.Equal(got.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) || got.Spec.TTL == nil || got.Spec.TTL.Duration != 720*time.Hour {
+		t.Errorf("created %s with %+v", got.Name, got.Spec)
+	}
+
+	key, err = ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-ci"})
+	must(t, err)
+	if key.Name != "acme-bi-ci" || key.Spec.TTL != nil || key.Spec.Scopes != nil || !key.IsEnabled() {
+		t.Errorf("a named key without options: %s with %+v", key.Name, key.Spec)
+	}
+
+	_, err = ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Scopes: []string{"Reports"}})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "each scope must be lowercase words joined by ':'") {
+		t.Errorf("a bad scope: %v, want the CRD's refusal", err)
+	}
+	_, err = ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{TTL: time.Second})
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "ttl must be at least 1m") {
+		t.Errorf("a lifetime of a second: %v, want the CRD's refusal", err)
+	}
+}
+
+func TestKeyChangesPatchOnlyTheirOwnFieldAndRevokeDeletesOnlyTheKeyRead(t *testing.T) {
+	ns := env.Namespace(t, "keychanges")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod", Description: "prod exporter"})
+	must(t, err)
+	at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+	must(t, ops.RequestRotation(ctx(), env.Client, key, at, false))
+	must(t, ops.RequestRotation(ctx(), env.Client, key, at.Add(time.Minute), true))
+	must(t, ops.SetKeyEnabled(ctx(), env.Client, key, false))
+	if key.Annotations[v1.AnnotationRotateRequestedAt] != "2026-11-23T12:00:00Z" || key.Annotations[v1.AnnotationInvalidateRequestedAt] != "2026-11-23T12:01:00Z" ||
+		key.IsEnabled() || key.Spec.Description != "prod exporter" {
+		t.Errorf("after rotating, rotating now and disabling: annotations %v, spec %+v", key.Annotations, key.Spec)
+	}
+
+	stale := key.DeepCopy()
+	must(t, env.Client.Delete(ctx(), key))
+	again, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	if err := ops.Revoke(ctx(), env.Client, stale); !apierrors.IsConflict(err) {
+		t.Errorf("revoking a key replaced meanwhile: %v, want a precondition conflict", err)
+	}
+	must(t, ops.Revoke(ctx(), env.Client, again))
+	if err := env.Client.Get(ctx(), client.ObjectKeyFromObject(again), &v1.APIKey{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after revoking: %v, want NotFound", err)
+	}
+}
+
+func TestWaitForKeyReturnsOnceTheKeyIsSettledOrTimeIsUp(t *testing.T) {
+	ns := env.Namespace(t, "wait")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	must(t, err)
+
+	start := time.Now()
+	got, err := ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+	if done, _ := ops.KeySettled(got); err != nil || done || time.Since(start) > 5*time.Second {
+		t.Errorf("no operator: %v, settled %v after %s, want the key as it is after the timeout", err, done, time.Since(start))
+	}
+
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		minted := key.DeepCopy()
+		minted.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
+		_ = env.Client.Status().Update(ctx(), minted)
+	}()
+	got, err = ops.WaitForKey(ctx(), c, key, 20*time.Second)
+	if done, usable := ops.KeySettled(got); err != nil || !done || !usable || got.Status.Masked != "clr_abcd…wxyz" {
+		t.Errorf("minted meanwhile: %v, state %q", err, got.Status.State)
+	}
+
+	pending, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-gone"})
+	must(t, err)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		_ = env.Client.Delete(ctx(), pending.DeepCopy())
+	}()
+	if _, err := ops.WaitForKey(ctx(), c, pending, 20*time.Second); !errors.Is(err, ops.ErrKeyDeleted) {
+		t.Errorf("deleted while waiting: %v, want ErrKeyDeleted", err)
+	}
+}

@@ -1,0 +1,53 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ops_test
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
+)
+
+func TestToggleMetricAddsSwitchesAndLeavesAnUnchangedSetUnwritten(t *testing.T) {
+	ns := env.Namespace(t, "metrics")
+	ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}, Spec: v1.MetricSetSpec{MaxEnabled: ptr.To[int32](2),
+		Metrics: []v1.Metric{{Name: "occupancy.current", Enabled: ptr.To(true)}}}}
+	must(t, env.Client.Create(ctx(), ms))
+
+	got, changed, err := ops.ToggleMetric(ctx(), env.Client, ns, "default", "dwell.p95", true)
+	if err != nil || !changed || ops.EnabledCount(&got.Spec) != 2 {
+		t.Errorf("enabling an unlisted metric: %v, changed %v, %d enabled", err, changed, ops.EnabledCount(&got.Spec))
+	}
+	rv := got.ResourceVersion
+	got, changed, err = ops.ToggleMetric(ctx(), env.Client, ns, "default", "dwell.p95", true)
+	if err != nil || changed || got.ResourceVersion != rv {
+		t.Errorf("enabling it again: %v, changed %v, written %v", err, changed, got.ResourceVersion != rv)
+	}
+	_, _, err = ops.ToggleMetric(ctx(), env.Client, ns, "default", "occupancy.peak", true)
+	if err == nil || !strings.Contains(err.Error(), "more metrics are enabled than spec.maxEnabled allows") {
+		t.Errorf("enabling one over the cap: %v, want the CRD's refusal", err)
+	}
+	got, changed, err = ops.ToggleMetric(ctx(), env.Client, ns, "default", "occupancy.current", false)
+	if err != nil || !changed || ops.EnabledCount(&got.Spec) != 1 || len(got.Spec.Metrics) != 2 {
+		t.Errorf("disabling a metric: %v, changed %v, spec %+v", err, changed, got.Spec.Metrics)
+	}
+}
