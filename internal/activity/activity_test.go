@@ -1,0 +1,182 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package activity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/testenv"
+	"github.com/clearance-dev/clearance/internal/verifier"
+)
+
+const testAppID = "app_0123456789abcdefghijklmn"
+
+// replica is a verifier with the world's objects, serving its answers and its metrics.
+type replica struct {
+	answers *httptest.Server
+	metrics *httptest.Server
+}
+
+func newReplica(t *testing.T, format keyformat.Format, good, disabled keyformat.Key) *replica {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Apply(&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "bi", UID: "uid-app"},
+		Spec: v1.ApplicationSpec{Description: "BI"}, Status: v1.ApplicationStatus{ApplicationID: testAppID}})
+	for i, k := range []keyformat.Key{good, disabled} {
+		v.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: fmt.Sprintf("k%d", i), UID: types.UID(fmt.Sprintf("uid-k%d", i))},
+			Spec: v1.APIKeySpec{ApplicationName: "bi", Enabled: ptr(i == 0)},
+			Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationID: testAppID, ApplicationUID: "uid-app"}})
+	}
+	for org, role := range map[string]v1.Role{"globex": v1.RoleAnalyst, "initech": v1.RoleObserver} {
+		v.Apply(&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi", UID: types.UID("uid-conn-" + org)},
+			Spec: v1.OrgConnectionSpec{ApplicationID: testAppID, Role: role},
+			Status: v1.OrgConnectionStatus{ApplicationNamespace: "acme", Conditions: []metav1.Condition{{Type: v1.ConditionReady,
+				Status: metav1.ConditionTrue, Reason: v1.ReasonConnected, LastTransitionTime: metav1.Now()}}}})
+	}
+	r := &replica{answers: httptest.NewServer(v.Handler()), metrics: httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))}
+	t.Cleanup(r.answers.Close)
+	t.Cleanup(r.metrics.Close)
+	return r
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// ask sends n forward-auth requests with key for org (query: more parameters) and checks the
+// status.
+func (r *replica) ask(t *testing.T, n int, key, org, query string, status int) {
+	t.Helper()
+	for range n {
+		req, _ := http.NewRequest(http.MethodGet, r.answers.URL+verifier.PathAuthorize+"?org="+org+query, nil)
+		req.Header.Set("X-API-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Fatalf("org %s%s: HTTP %d, want %d", org, query, resp.StatusCode, status)
+		}
+	}
+}
+
+// TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndReason: Debian's
+// prometheus scrapes two verifier replicas; after a known mix of answers across two orgs, the
+// granting org's view and the owning org's view are exactly those counts, summed over replicas.
+func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndReason(t *testing.T) {
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := format.Generate()
+	disabled, _ := format.Generate()
+	unknown, _ := format.Generate()
+	a, b := newReplica(t, format, good, disabled), newReplica(t, format, good, disabled)
+	prom := testenv.StartPrometheus(t, strings.TrimPrefix(a.metrics.URL, "http://"), strings.TrimPrefix(b.metrics.URL, "http://"))
+
+	a.ask(t, 3, good.Token, "globex", "", http.StatusOK)
+	a.ask(t, 1, good.Token, "globex", "&minRole=Technician", http.StatusForbidden)
+	b.ask(t, 2, good.Token, "globex", "", http.StatusOK)
+	a.ask(t, 2, good.Token, "initech", "", http.StatusOK)
+	b.ask(t, 1, good.Token, "initech", "&minRole=Analyst", http.StatusForbidden)
+	b.ask(t, 4, good.Token, "umbrella", "", http.StatusForbidden) // not connected: org "" for the application
+	a.ask(t, 1, disabled.Token, "globex", "", http.StatusUnauthorized)
+	b.ask(t, 5, unknown.Token, "globex", "", http.StatusUnauthorized) // no application: not counted here
+
+	c, err := New(prom.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGlobex := []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 5, "role_insufficient": 1}}}
+	wantApp := []Row{
+		{Org: "", ApplicationID: testAppID, Reasons: map[string]int64{"org_not_connected": 4, "key_disabled": 1}},
+		{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 5, "role_insufficient": 1}},
+		{Org: "initech", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2, "role_insufficient": 1}},
+	}
+	ctx := context.Background()
+	var got, gotApp []Row
+	deadline := time.Now().Add(30 * time.Second) // a few scrapes of both replicas
+	for {
+		if got, err = c.InOrg(ctx, "globex", time.Hour, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if gotApp, err = c.OfApplication(ctx, testAppID, time.Hour, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if reflect.DeepEqual(got, wantGlobex) && reflect.DeepEqual(gotApp, wantApp) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s of scrapes:\nglobex %+v\n  want %+v\napplication %+v\n       want %+v", got, wantGlobex, gotApp, wantApp)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got[0].Allowed() != 5 || got[0].Refused() != 1 {
+		t.Errorf("allowed %d, refused %d", got[0].Allowed(), got[0].Refused())
+	}
+	rows, err := c.InOrg(ctx, "initech", time.Hour, time.Now())
+	if err != nil || len(rows) != 1 || rows[0].Reasons["ok"] != 2 {
+		t.Errorf("initech: %+v %v", rows, err)
+	}
+	if rows, err := c.InOrg(ctx, "umbrella", time.Hour, time.Now()); err != nil || len(rows) != 0 {
+		t.Errorf("an org a client named but that connected nothing has no figures: %+v %v", rows, err)
+	}
+}
+
+// TestNamesThatAreNoneNeverReachPrometheus: the query is built from a validated org or
+// Application ID only.
+func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { asked++ }))
+	defer srv.Close()
+	c, err := New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []string{`globex"} or vector(1) #`, "Globex", "", strings.Repeat("a", 64)} {
+		if _, err := c.InOrg(context.Background(), org, time.Hour, time.Now()); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("org %q: %v", org, err)
+		}
+	}
+	for _, id := range []string{`app_x"}`, "app_", "bi"} {
+		if _, err := c.OfApplication(context.Background(), id, time.Hour, time.Now()); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("application %q: %v", id, err)
+		}
+	}
+	if asked != 0 {
+		t.Errorf("Prometheus was asked %d times", asked)
+	}
+}
