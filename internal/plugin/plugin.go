@@ -107,6 +107,7 @@ func NewCommand(o *Options) *cobra.Command {
 		o.setRoleCommand(),
 		o.disconnectCommand(),
 		o.connectionsCommand(),
+		o.usageCommand(),
 		o.metricsCommand(),
 		o.setMetricCommand("enable-metric", true),
 		o.setMetricCommand("disable-metric", false),
