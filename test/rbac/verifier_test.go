@@ -376,6 +376,17 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		return env.Client.Get(ctx, client.ObjectKeyFromObject(key), key) == nil && key.Status.UsageCount >= 1
 	})
 
+	// The recorder logs a request once its answer went back, a moment after the apiserver
+	// applied it: wait for the usage patch to be logged too.
+	waitFor(t, 10*time.Second, "the recorder to log the usage patch", func() bool {
+		requests, _ := rec.snapshot()
+		for _, r := range requests {
+			if strings.HasPrefix(r, "PATCH ") && strings.Contains(r, "/apikeys/bi-prod/status ") {
+				return true
+			}
+		}
+		return false
+	})
 	requests, statuses := rec.snapshot()
 	if len(requests) == 0 {
 		t.Fatal("no request of the verifier went through the recorder, so nothing was proved")
