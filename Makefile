@@ -85,7 +85,7 @@ HELM_OFFLINE = --kube-version 1.37.0 --api-versions admissionregistration.k8s.io
 chart-check: helm ## helm lint and helm template the chart with its main value sets.
 	$(HELM) lint --strict charts/clearance
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) > /dev/null
-	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=true --set verifier.hpa.enabled=true --set serviceMonitor.enabled=true --set scrapeAnnotations=true --set grafanaDashboard.enabled=true > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=false --set replicaCount=1 > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set console.enabled=true > /dev/null

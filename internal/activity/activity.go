@@ -144,3 +144,60 @@ func countQuery(matcher string, window time.Duration) string {
 	w := model.Duration(window).String()
 	return fmt.Sprintf(`sum by (org, application, reason) (((%[1]s (%[2]s) - %[1]s (%[2]s offset %[3]s)) >= 0) or %[1]s (%[2]s))`, by, sel, w)
 }
+
+// Point is one bucket of a timeline: the answers that ended in it.
+type Point struct {
+	At               time.Time // the bucket's end
+	Allowed, Refused float64
+}
+
+// Timeline is what the application did in org over the window ending at at, in buckets equal
+// buckets (for a chart): Prometheus's increase over each bucket, summed over replicas, which
+// extrapolates at a series' edges (the exact totals are InOrg's).
+func (c *Client) Timeline(ctx context.Context, org, applicationID string, window time.Duration, buckets int, at time.Time) ([]Point, error) {
+	if len(validation.IsDNS1123Label(org)) > 0 || !appID.MatchString(applicationID) {
+		return nil, fmt.Errorf("%w: org %q, application %q", ErrInvalidName, org, applicationID)
+	}
+	if buckets < 1 || buckets > 500 {
+		return nil, fmt.Errorf("activity: %d buckets, want 1 to 500", buckets)
+	}
+	step := window / time.Duration(buckets)
+	if step < time.Second {
+		step = time.Second
+	}
+	r := promv1.Range{Start: at.Add(-window + step), End: at, Step: step}
+	points := map[int64]*Point{}
+	var order []int64
+	for _, part := range []struct {
+		match string
+		set   func(*Point, float64)
+	}{{`reason="ok"`, func(p *Point, v float64) { p.Allowed = v }}, {`reason!="ok"`, func(p *Point, v float64) { p.Refused = v }}} {
+		q := fmt.Sprintf(`sum(increase(%s{org=%q, application=%q, %s}[%s]))`, Metric, org, applicationID, part.match, model.Duration(step))
+		v, _, err := c.api.QueryRange(ctx, q, r)
+		if err != nil {
+			return nil, fmt.Errorf("activity: querying Prometheus: %w", err)
+		}
+		m, ok := v.(model.Matrix)
+		if !ok {
+			return nil, fmt.Errorf("activity: Prometheus answered a %s, want a matrix", v.Type())
+		}
+		for _, s := range m {
+			for _, sp := range s.Values {
+				k := sp.Timestamp.Unix()
+				p := points[k]
+				if p == nil {
+					p = &Point{At: sp.Timestamp.Time()}
+					points[k] = p
+					order = append(order, k)
+				}
+				part.set(p, float64(sp.Value))
+			}
+		}
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	out := make([]Point, len(order))
+	for i, k := range order {
+		out[i] = *points[k]
+	}
+	return out, nil
+}

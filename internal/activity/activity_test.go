@@ -18,10 +18,13 @@ package activity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -29,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
@@ -153,6 +157,67 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	}
 	if rows, err := c.InOrg(ctx, "umbrella", time.Hour, time.Now()); err != nil || len(rows) != 0 {
 		t.Errorf("an org a client named but that connected nothing has no figures: %+v %v", rows, err)
+	}
+	checkDashboard(t, c, "globex")
+
+	// The timeline shows what changed between scrapes (a series' first count is in the totals
+	// only): more answers now show in its last bucket.
+	a.ask(t, 2, good.Token, "globex", "", http.StatusOK)
+	a.ask(t, 1, good.Token, "globex", "&minRole=Technician", http.StatusForbidden)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		points, err := c.Timeline(ctx, "globex", testAppID, 2*time.Minute, 4, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(points); n > 0 && points[n-1].Allowed > 0 && points[n-1].Refused > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the timeline's last bucket does not show the new answers: %+v", points)
+		}
+	}
+}
+
+// checkDashboard runs every query of the chart's Grafana dashboard against the same Prometheus,
+// its variables filled in as Grafana would: each is valid PromQL over the metric as the
+// verifiers export it, and finds the answers just counted.
+func checkDashboard(t *testing.T, c *Client, org string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "charts", "clearance", "dashboards", "clearance-activity.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	fill := strings.NewReplacer("$org", org, "$application", ".*", "$__rate_interval", "5m", "$__range", "1h")
+	deadline := time.Now().Add(30 * time.Second) // rate and increase need two scrapes
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			for {
+				v, _, err := c.api.Query(context.Background(), fill.Replace(tg.Expr), time.Now())
+				if err != nil {
+					t.Errorf("panel %q: %v", p.Title, err)
+					break
+				}
+				if vec, ok := v.(model.Vector); ok && len(vec) > 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("panel %q finds nothing: %s", p.Title, fill.Replace(tg.Expr))
+					break
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
 	}
 }
 
