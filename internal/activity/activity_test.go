@@ -59,7 +59,8 @@ func newReplica(t *testing.T, format keyformat.Format, good, disabled keyformat.
 		t.Fatal(err)
 	}
 	v.Apply(&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "bi", UID: "uid-app"},
-		Spec: v1.ApplicationSpec{Description: "BI"}, Status: v1.ApplicationStatus{ApplicationID: testAppID}})
+		Spec: v1.ApplicationSpec{Description: "BI", RateLimits: []v1.RateLimit{{Name: "search", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}},
+		Status: v1.ApplicationStatus{ApplicationID: testAppID}})
 	for i, k := range []keyformat.Key{good, disabled} {
 		v.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: fmt.Sprintf("k%d", i), UID: types.UID(fmt.Sprintf("uid-k%d", i))},
 			Spec: v1.APIKeySpec{ApplicationName: "bi", Enabled: ptr(i == 0)},
@@ -98,7 +99,8 @@ func (r *replica) ask(t *testing.T, n int, key, org, query string, status int) {
 }
 
 // TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndReason: Debian's
-// prometheus scrapes two verifier replicas; after a known mix of answers across two orgs, the
+// prometheus scrapes two verifier replicas; after a known mix of answers across two orgs
+// (allowed, an unknown key, an org not connected, a role too low, rate limited, a disabled key), the
 // granting org's view and the owning org's view are exactly those counts, summed over replicas.
 func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndReason(t *testing.T) {
 	format, err := keyformat.New(keyformat.DefaultPrefix)
@@ -119,6 +121,8 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	b.ask(t, 4, good.Token, "umbrella", "", http.StatusForbidden) // not connected: org "" for the application
 	a.ask(t, 1, disabled.Token, "globex", "", http.StatusUnauthorized)
 	b.ask(t, 5, unknown.Token, "globex", "", http.StatusUnauthorized) // no application: not counted here
+	b.ask(t, 1, good.Token, "initech", "&bucket=search", http.StatusOK)
+	b.ask(t, 2, good.Token, "initech", "&bucket=search", http.StatusTooManyRequests) // one a hour, per replica
 
 	c, err := New(prom.URL, nil)
 	if err != nil {
@@ -128,7 +132,7 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	wantApp := []Row{
 		{Org: "", ApplicationID: testAppID, Reasons: map[string]int64{"org_not_connected": 4, "key_disabled": 1}},
 		{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 5, "role_insufficient": 1}},
-		{Org: "initech", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2, "role_insufficient": 1}},
+		{Org: "initech", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 3, "role_insufficient": 1, "rate_limited": 2}},
 	}
 	ctx := context.Background()
 	var got, gotApp []Row
@@ -152,7 +156,7 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 		t.Errorf("allowed %d, refused %d", got[0].Allowed(), got[0].Refused())
 	}
 	rows, err := c.InOrg(ctx, "initech", time.Hour, time.Now())
-	if err != nil || len(rows) != 1 || rows[0].Reasons["ok"] != 2 {
+	if err != nil || len(rows) != 1 || rows[0].Reasons["ok"] != 3 || rows[0].Reasons["rate_limited"] != 2 {
 		t.Errorf("initech: %+v %v", rows, err)
 	}
 	if rows, err := c.InOrg(ctx, "umbrella", time.Hour, time.Now()); err != nil || len(rows) != 0 {

@@ -126,8 +126,8 @@ func (o *Options) usageCommand() *cobra.Command {
 	return cmd
 }
 
-// refusals lists a row's refusals by reason, the most frequent first: "role_insufficient=3,
-// rate_limited=1".
+// refusals lists a row's refusals by reason, the most frequent first, in one cell:
+// "role_insufficient=3,rate_limited=1".
 func refusals(r activity.Row) string {
 	type rc struct {
 		reason string
@@ -152,5 +152,5 @@ func refusals(r activity.Row) string {
 	if len(parts) == 0 {
 		return "-"
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, ",")
 }

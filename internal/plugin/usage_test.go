@@ -36,7 +36,8 @@ import (
 )
 
 // TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt: a verifier (fed the
-// objects as its informers would) answers a known mix, Debian's prometheus scrapes it, and
+// objects as its informers would) answers a known mix (allowed, a role too low, an org not
+// connected, rate limited, an unknown key), Debian's prometheus scrapes it, and
 // `usage` prints exactly those counts: per connected application in the granting org, per org
 // for the owning org's application; someone who may not list the org's connections is refused
 // before Prometheus is asked.
@@ -52,7 +53,9 @@ func TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt(t *testi
 	reg := prometheus.NewRegistry()
 	vf, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: reg})
 	must(t, err)
-	vf.Apply(app)
+	limited := app.DeepCopy() // as the informer would see it once someone set a limit
+	limited.Spec.RateLimits = []v1.RateLimit{{Name: "search", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}
+	vf.Apply(limited)
 	vf.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "k", UID: "uid-usage-key"}, Spec: v1.APIKeySpec{ApplicationName: "bi"},
 		Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationID: id, ApplicationUID: app.UID}})
 	vf.Apply(&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: grant, Name: "bi", UID: "uid-usage-conn"},
@@ -64,11 +67,13 @@ func TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt(t *testi
 	defer metrics.Close()
 	prom := testenv.StartPrometheus(t, strings.TrimPrefix(metrics.URL, "http://"))
 
-	ask := func(n int, org, query string, status int) {
+	unknown, err := format.Generate()
+	must(t, err)
+	askWith := func(token string, n int, org, query string, status int) {
 		t.Helper()
 		for range n {
 			req, _ := http.NewRequest(http.MethodGet, answers.URL+verifier.PathAuthorize+"?org="+org+query, nil)
-			req.Header.Set("X-API-Key", k.Token)
+			req.Header.Set("X-API-Key", token)
 			resp, err := http.DefaultClient.Do(req)
 			must(t, err)
 			_ = resp.Body.Close()
@@ -77,15 +82,19 @@ func TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt(t *testi
 			}
 		}
 	}
+	ask := func(n int, org, query string, status int) { t.Helper(); askWith(k.Token, n, org, query, status) }
 	ask(3, grant, "", http.StatusOK)
 	ask(1, grant, "&minRole=Analyst", http.StatusForbidden)
 	ask(2, "usage-elsewhere", "", http.StatusForbidden)
+	ask(1, grant, "&bucket=search", http.StatusOK)
+	ask(1, grant, "&bucket=search", http.StatusTooManyRequests)
+	askWith(unknown.Token, 2, grant, "", http.StatusUnauthorized) // no application: in no row
 
 	usage := func(ns string, args ...string) [][]string {
 		t.Helper()
 		want := map[string][][]string{
-			grant: {{"APPLICATION-ID", "ALLOWED", "REFUSED", "REFUSALS"}, {id, "3", "1", "role_insufficient=1"}},
-			owner: {{"ORG", "ALLOWED", "REFUSED", "REFUSALS"}, {"(none)", "0", "2", "org_not_connected=2"}, {grant, "3", "1", "role_insufficient=1"}},
+			grant: {{"APPLICATION-ID", "ALLOWED", "REFUSED", "REFUSALS"}, {id, "4", "2", "rate_limited=1,role_insufficient=1"}},
+			owner: {{"ORG", "ALLOWED", "REFUSED", "REFUSALS"}, {"(none)", "0", "2", "org_not_connected=2"}, {grant, "4", "2", "rate_limited=1,role_insufficient=1"}},
 		}[ns]
 		var rows [][]string
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
