@@ -17,11 +17,13 @@ limitations under the License.
 package plugin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/ops"
@@ -71,15 +73,11 @@ func (o *Options) setAppEnabledCommand(verb string, on bool) *cobra.Command {
 		Example: "  kubectl clearance " + verb + " acme-bi -n acme",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := o.connect()
+			app, err := o.patchApplication(cmd, args[0], func(ctx context.Context, c client.Client, app *v1.Application) error {
+				return ops.SetApplicationEnabled(ctx, c, app, on)
+			})
 			if err != nil {
 				return err
-			}
-			app := &v1.Application{}
-			app.Name, app.Namespace = args[0], s.namespace
-			if err := ops.SetApplicationEnabled(cmd.Context(), s.client, app, on); err != nil {
-				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
-					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
 			}
 			if o.structured() {
 				return o.printObject(app)
@@ -167,15 +165,11 @@ func (o *Options) appRenameCommand() *cobra.Command {
 			if !cmd.Flags().Changed("description") {
 				return errNoDescription
 			}
-			s, err := o.connect()
+			app, err := o.patchApplication(cmd, args[0], func(ctx context.Context, c client.Client, app *v1.Application) error {
+				return ops.RenameApplication(ctx, c, app, description)
+			})
 			if err != nil {
 				return err
-			}
-			app := &v1.Application{}
-			app.Name, app.Namespace = args[0], s.namespace
-			if err := ops.RenameApplication(cmd.Context(), s.client, app, description); err != nil {
-				return request{verb: "patch", resource: "applications", kind: "Application", name: args[0], namespace: s.namespace,
-					notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
 			}
 			if o.structured() {
 				return o.printObject(app)
@@ -186,4 +180,20 @@ func (o *Options) appRenameCommand() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&description, "description", "", "The new description, as the orgs it is connected to will see it (required)")
 	return cmd
+}
+
+// patchApplication runs change (an ops function that patches it) on Application name of the
+// current namespace, and says what to do when it fails.
+func (o *Options) patchApplication(cmd *cobra.Command, name string, change func(context.Context, client.Client, *v1.Application) error) (*v1.Application, error) {
+	s, err := o.connect()
+	if err != nil {
+		return nil, err
+	}
+	app := &v1.Application{}
+	app.Name, app.Namespace = name, s.namespace
+	if err := change(cmd.Context(), s.client, app); err != nil {
+		return nil, request{verb: "patch", resource: "applications", kind: "Application", name: name, namespace: s.namespace,
+			notFound: "list the applications with `kubectl clearance apps -n " + s.namespace + "`"}.explain(err)
+	}
+	return app, nil
 }

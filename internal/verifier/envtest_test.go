@@ -86,9 +86,9 @@ func startVerifier(e *testenv.Env) (func() error, error) {
 	// make test's leak check searches the live verifier's log for keys, access tokens and
 	// signing keys, and every text for the access tokens the tests were issued.
 	testenv.CollectForLeakCheck("verifier: live verifier log", liveLog.String)
-	testenv.CollectSecretsForLeakCheck(liveIssued.all)
+	testenv.CollectSecretsForLeakCheck(liveIssued.All)
 	live, err = New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: format, Registerer: prometheus.NewRegistry(),
-		OAuth: OAuthOptions{SigningSecret: liveSigningSecret}, Logger: funcr.New(liveLog.write, funcr.Options{Verbosity: 10})})
+		OAuth: OAuthOptions{SigningSecret: liveSigningSecret}, Logger: funcr.New(liveLog.Write, funcr.Options{Verbosity: 10})})
 	if err != nil {
 		return nil, err
 	}

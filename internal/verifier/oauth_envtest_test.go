@@ -25,8 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,47 +46,9 @@ var liveSigningSecret = types.NamespacedName{Namespace: "clearance-system", Name
 
 // liveLog is the live verifier's log; liveIssued the access tokens it issued to the tests.
 var (
-	liveLog    lockedText
-	liveIssued issuedTokens
+	liveLog    testenv.LogText
+	liveIssued testenv.SecretLog
 )
-
-type lockedText struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedText) write(prefix, args string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(prefix + " " + args + "\n")
-}
-
-func (l *lockedText) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-type issuedTokens struct {
-	mu     sync.Mutex
-	tokens []string
-}
-
-func (i *issuedTokens) add(tok string) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	i.tokens = append(i.tokens, tok)
-}
-
-func (i *issuedTokens) all() []testenv.LeakSecret {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	out := make([]testenv.LeakSecret, len(i.tokens))
-	for n, tok := range i.tokens {
-		out[n] = testenv.LeakSecret{Label: fmt.Sprintf("access token #%d of the verifier tests", n+1), Value: tok}
-	}
-	return out
-}
 
 // writeLiveSigningKeys writes set into the live verifier's signing keys Secret, as the
 // signing-key controller would, creating it the first time.
@@ -186,7 +146,7 @@ func (lk *liveKey) accessToken(t *testing.T) string {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("token endpoint: %s (%v)", resp.Status, err)
 	}
-	liveIssued.add(body.AccessToken)
+	liveIssued.Add("access token of the verifier tests", body.AccessToken)
 	return body.AccessToken
 }
 

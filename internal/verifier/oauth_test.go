@@ -39,6 +39,7 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/signingkey"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // The world's token signing keys: a set the signing-key controller would write, loaded as the
@@ -659,8 +660,8 @@ func TestDiscoveryNamesTheEndpointsAndTheJWKS(t *testing.T) {
 
 func TestNoOAuthAnswerLogLineOrMetricHoldsATokenASecretOrASigningKey(t *testing.T) {
 	w := newWorld(t)
-	var logs lockedText
-	logger := funcr.New(logs.write, funcr.Options{Verbosity: 10})
+	var logs testenv.LogText
+	logger := funcr.New(logs.Write, funcr.Options{Verbosity: 10})
 	w.v.log, w.v.index.log = logger, logger
 	set := w.newSigningKeys()
 

@@ -71,7 +71,7 @@ func newPerson(t *testing.T, org, name string, clusterRoles ...string) person {
 	if err != nil {
 		t.Fatalf("a token for %s/%s: %v", org, name, err)
 	}
-	secrets.add("ServiceAccount token of "+org+"/"+name, tr.Status.Token)
+	secrets.Add("ServiceAccount token of "+org+"/"+name, tr.Status.Token)
 	return person{name: name, org: org, token: tr.Status.Token}
 }
 

@@ -35,7 +35,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,11 +69,11 @@ var (
 	// consoleURL serves the console, whose consent page the verifier sends browsers to.
 	consoleURL string
 	// logs is what the operator's controllers, the verifier and the console logged.
-	logs lockedText
+	logs testenv.LogText
 	// secrets are what the tests got that nobody else may see (ServiceAccount tokens, codes,
 	// PKCE verifiers, access, refresh and ID tokens): no log may hold them, and the suite's leak
 	// check searches every text for them.
-	secrets secretLog
+	secrets testenv.SecretLog
 )
 
 // signingSecret is where the signing-key controller keeps the token keys and the verifier
@@ -87,10 +86,10 @@ func TestMain(m *testing.M) { testenv.Main(m, &env, start) }
 // combined binary does, on loopback ports, and installs the people's ClusterRoles the chart
 // ships.
 func start(e *testenv.Env) (func() error, error) {
-	log := funcr.New(logs.write, funcr.Options{Verbosity: 10})
+	log := funcr.New(logs.Write, funcr.Options{Verbosity: 10})
 	ctrl.SetLogger(log)
 	testenv.CollectForLeakCheck("partner: operator, verifier and console log", logs.String)
-	testenv.CollectSecretsForLeakCheck(secrets.all)
+	testenv.CollectSecretsForLeakCheck(secrets.All)
 
 	ctx := context.Background()
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: signingSecret.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -246,58 +245,11 @@ func applyPeopleRoles(ctx context.Context, e *testenv.Env) error {
 	}
 }
 
-// lockedText collects log lines from every goroutine.
-type lockedText struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedText) write(prefix, args string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.WriteString(prefix + " " + args + "\n")
-}
-
-func (l *lockedText) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// secretLog remembers every secret a test got, with a label that names it without revealing it.
-type secretLog struct {
-	mu   sync.Mutex
-	list []testenv.LeakSecret
-}
-
-func (s *secretLog) add(label, value string) {
-	if value == "" {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.list = append(s.list, testenv.LeakSecret{Label: fmt.Sprintf("%s (#%d)", label, len(s.list)+1), Value: value})
-}
-
-func (s *secretLog) all() []testenv.LeakSecret {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]testenv.LeakSecret(nil), s.list...)
-}
-
-func (s *secretLog) values() []string {
-	var out []string
-	for _, x := range s.all() {
-		out = append(out, x.Value)
-	}
-	return out
-}
-
 // noSecretLogged fails the test when a log line holds a secret the tests got.
 func noSecretLogged(t *testing.T) {
 	t.Helper()
 	text := logs.String()
-	for _, s := range secrets.all() {
+	for _, s := range secrets.All() {
 		if strings.Contains(text, s.Value) {
 			t.Errorf("the log holds %s", s.Label)
 		}

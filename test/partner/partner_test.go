@@ -71,7 +71,7 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 
 	// 1–2. The browser: authorize → consent → sign in → org, Analyst, Allow → back at the app.
 	state, pkce, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
-	secrets.add("PKCE code verifier", pkce)
+	secrets.Add("PKCE code verifier", pkce)
 	p := newPage(t)
 	p.open(app.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(pkce), oauth2.SetAuthURLParam("nonce", nonce)))
 	p.signIn(admin)
@@ -90,7 +90,7 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 		t.Fatalf("the redirect to the app: error %q, code given %t, iss %q (want %q)", cb.Get("error"), cb.Get("code") != "", cb.Get("iss"), issuer)
 	}
 	code := cb.Get("code")
-	secrets.add("authorization code", code)
+	secrets.Add("authorization code", code)
 
 	// The connection the consent made, with the admin's own credentials, recorded by the apiserver.
 	conn := &v1.OrgConnection{}
@@ -106,9 +106,9 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 		t.Fatalf("exchanging the code: %v", err)
 	}
 	idToken, _ := tok.Extra("id_token").(string)
-	secrets.add("access token", tok.AccessToken)
-	secrets.add("refresh token", tok.RefreshToken)
-	secrets.add("ID token", idToken)
+	secrets.Add("access token", tok.AccessToken)
+	secrets.Add("refresh token", tok.RefreshToken)
+	secrets.Add("ID token", idToken)
 	if tok.AccessToken == "" || tok.RefreshToken == "" || idToken == "" || tok.TokenType != "Bearer" || tok.Expiry.IsZero() {
 		t.Fatalf("the exchange gave access token %t, refresh token %t, ID token %t, type %q, expiry %v",
 			tok.AccessToken != "", tok.RefreshToken != "", idToken != "", tok.TokenType, tok.Expiry)
@@ -364,10 +364,10 @@ func (a *appClient) callback(t *testing.T, state string) url.Values {
 func (a *appClient) refresh(refreshToken string) (*oauth2.Token, error) {
 	tok, err := a.cfg.TokenSource(a.ctx, &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Now().Add(-time.Minute)}).Token()
 	if err == nil {
-		secrets.add("access token", tok.AccessToken)
-		secrets.add("refresh token", tok.RefreshToken)
+		secrets.Add("access token", tok.AccessToken)
+		secrets.Add("refresh token", tok.RefreshToken)
 		id, _ := tok.Extra("id_token").(string)
-		secrets.add("ID token", id)
+		secrets.Add("ID token", id)
 	}
 	return tok, err
 }
@@ -516,7 +516,7 @@ func startNginx(t *testing.T, org, upstream string) string {
 			t.Fatal(err)
 		}
 		return []string{"-p", dir, "-c", path, "-e", filepath.Join(dir, "error.log")}
-	}}, secrets.values)
+	}}, secrets.Values)
 }
 
 // call sends GET /reports through nginx with the access token and returns the status and the
