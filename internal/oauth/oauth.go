@@ -167,22 +167,26 @@ type Config struct {
 	// Clock is where every decision on time reads it. Default: the real clock.
 	Clock clock.PassiveClock
 
-	RequestTTL    time.Duration // default 10 min
-	CodeTTL       time.Duration // default 60 s, at most 60 s
-	RefreshTTL    time.Duration // idle lifetime of a refresh family; default 30 days
-	RefreshLeeway time.Duration // a just-rotated token still answers; default 10 s
-	IDTokenTTL    time.Duration // default 5 min
-	ConsentWait   time.Duration // how long the callback waits for a consent (ConsentWaiter); default 5 s
+	RequestTTL time.Duration // default 10 min
+	CodeTTL    time.Duration // default 60 s, at most 60 s
+	RefreshTTL time.Duration // idle lifetime of a refresh family; default 30 days
+	// RefreshMaxLifetime is how long a refresh family lives however often it is used: then the
+	// application must ask an org admin for consent again. Default 90 days.
+	RefreshMaxLifetime time.Duration
+	RefreshLeeway      time.Duration // a just-rotated token still answers; default 10 s
+	IDTokenTTL         time.Duration // default 5 min
+	ConsentWait        time.Duration // how long the callback waits for a consent (ConsentWaiter); default 5 s
 }
 
 // Defaults.
 const (
-	DefaultRequestTTL    = 10 * time.Minute
-	DefaultCodeTTL       = 60 * time.Second
-	DefaultRefreshTTL    = 30 * 24 * time.Hour
-	DefaultRefreshLeeway = 10 * time.Second
-	DefaultIDTokenTTL    = 5 * time.Minute
-	DefaultConsentWait   = 5 * time.Second
+	DefaultRequestTTL         = 10 * time.Minute
+	DefaultCodeTTL            = 60 * time.Second
+	DefaultRefreshTTL         = 30 * 24 * time.Hour
+	DefaultRefreshMaxLifetime = 90 * 24 * time.Hour
+	DefaultRefreshLeeway      = 10 * time.Second
+	DefaultIDTokenTTL         = 5 * time.Minute
+	DefaultConsentWait        = 5 * time.Second
 )
 
 func (c *Config) defaults() error {
@@ -199,6 +203,7 @@ func (c *Config) defaults() error {
 	setDefault(&c.CodeTTL, DefaultCodeTTL)
 	c.CodeTTL = min(c.CodeTTL, DefaultCodeTTL)
 	setDefault(&c.RefreshTTL, DefaultRefreshTTL)
+	setDefault(&c.RefreshMaxLifetime, DefaultRefreshMaxLifetime)
 	setDefault(&c.RefreshLeeway, DefaultRefreshLeeway)
 	setDefault(&c.IDTokenTTL, DefaultIDTokenTTL)
 	setDefault(&c.ConsentWait, DefaultConsentWait)

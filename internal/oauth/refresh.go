@@ -101,6 +101,10 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, c Client) {
 		tokenError(w, http.StatusBadRequest, "invalid_grant", "unknown or revoked refresh token")
 		return
 	}
+	if !f.CreatedAt.IsZero() && now.Sub(f.CreatedAt) >= h.cfg.RefreshMaxLifetime {
+		h.revoke(w, r, id, "the refresh token reached its family's lifetime: ask for consent again")
+		return
+	}
 	g := f.Grant
 	role, ok := h.cfg.Directory.InForce(g.Org, g.ConnectionUID, g.ApplicationID)
 	if !ok {

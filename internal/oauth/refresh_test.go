@@ -162,3 +162,17 @@ func TestRefreshRuleRotatesRepeatsWithinTheLeewayAndRevokesReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestARefreshFamilyEndsAtItsLifetimeHoweverOftenItIsUsed: a family refreshed every day still
+// ends RefreshMaxLifetime after its code was exchanged; the application must ask for consent
+// again.
+func TestARefreshFamilyEndsAtItsLifetimeHoweverOftenItIsUsed(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.RefreshMaxLifetime = 72 * time.Hour })
+	rt := e.firstRefreshToken()
+	for range 2 {
+		e.clock.Step(24 * time.Hour)
+		rt = e.mustRefresh(rt)
+	}
+	e.clock.Step(24 * time.Hour)
+	e.wantRefreshRefused(rt, "past the family's lifetime")
+}

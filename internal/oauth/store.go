@@ -55,6 +55,7 @@ type Family struct {
 	Scopes     []string
 	Generation uint64    // the current token's generation
 	RotatedAt  time.Time // when the current generation was issued
+	CreatedAt  time.Time // when the consent's code was exchanged: the family ends RefreshMaxLifetime later
 }
 
 // Store errors.

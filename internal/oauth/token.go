@@ -128,7 +128,7 @@ func (h *Handler) exchangeCode(w http.ResponseWriter, r *http.Request, c Client)
 		return
 	}
 	g.Role = role
-	fam := Family{ID: rec.FamilyID, ClientID: c.ApplicationID, Grant: g, Scopes: rec.Request.Scopes, RotatedAt: now}
+	fam := Family{ID: rec.FamilyID, ClientID: c.ApplicationID, Grant: g, Scopes: rec.Request.Scopes, RotatedAt: now, CreatedAt: now}
 	offline := slices.Contains(fam.Scopes, ScopeOfflineAccess)
 	if offline {
 		if err := h.cfg.Store.CreateFamily(ctx, fam, h.cfg.RefreshTTL); err != nil {
