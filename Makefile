@@ -51,6 +51,8 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	{ echo "# Copied from the resources of config/policies/kustomization.yaml by make manifests; do not edit."; \
 		for f in $$(sed -n 's/^  - //p' config/policies/kustomization.yaml); do echo "---"; cat "config/policies/$$f"; done; } \
 		| sed "s/'system:serviceaccount:clearance-system:clearance'/'system:serviceaccount:{{ .Release.Namespace }}:clearance'/" > charts/clearance/templates/admission-policies.yaml
+	{ echo "# Copied from config/catalog/metric-catalog.yaml by make manifests; do not edit."; echo "{{- if .Values.metricCatalog.enabled }}"; \
+		sed "s/^  namespace: clearance-system$$/  namespace: {{ .Release.Namespace }}/" config/catalog/metric-catalog.yaml; echo "{{- end }}"; } > charts/clearance/templates/metric-catalog.yaml
 
 .PHONY: generate
 generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the API reference (docs/api.md) and the chart's values table.

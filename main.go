@@ -93,6 +93,7 @@ type options struct {
 	usageFlushInterval      time.Duration
 	writeMinRole            string
 	applicationDecisions    bool
+	orgDefaults             bool
 	consoleAddr             string
 	consoleTrustAuthProxy   bool
 	consoleVerifierURL      string
@@ -139,6 +140,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.kubeAPIBurst, "kube-api-burst", 400, "Burst of queries to the Kubernetes API.")
 	fs.IntVar(&o.keyWorkers, "apikey-workers", controllers.DefaultKeyWorkers, "How many APIKeys are reconciled at once.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
+	fs.BoolVar(&o.orgDefaults, "org-defaults", true, "Give every org (a namespace holding an Application or an OrgConnection) its protected default MetricSet, naming the cluster-wide metric catalog in --namespace with a few metrics enabled; created once, never overwritten.")
 	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
@@ -345,7 +347,8 @@ func setupControllers(mgr ctrl.Manager, format keyformat.Format, opts options) e
 		return err
 	}
 	return controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, KeyWorkers: opts.keyWorkers,
-		SigningKeys: controllers.SigningKeyOptions{Secret: opts.signingSecret(), Rotation: opts.oauth.rotation}})
+		SigningKeys: controllers.SigningKeyOptions{Secret: opts.signingSecret(), Rotation: opts.oauth.rotation},
+		Namespace:   opts.namespace, OrgDefaults: opts.orgDefaults})
 }
 
 // setupWebhooks registers the webhooks and, unless certificates come from elsewhere, the

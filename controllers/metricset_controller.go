@@ -52,6 +52,8 @@ const (
 type MetricSetReconciler struct {
 	reconcilerBase
 	events events.EventRecorder
+	// systemNamespace holds the cluster-wide catalog a catalogRef falls back to ("": none).
+	systemNamespace string
 }
 
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=metricsets,verbs=get;list;watch
@@ -97,15 +99,18 @@ func (r *MetricSetReconciler) publish(ctx context.Context, ms *v1.MetricSet, ena
 	}
 	var catalog map[string]string
 	if ref := ms.Spec.CatalogRef; ref != nil {
-		cm := &corev1.ConfigMap{}
-		err := r.client.Get(ctx, client.ObjectKey{Namespace: ms.Namespace, Name: ref.Name}, cm)
-		if apierrors.IsNotFound(err) || (err == nil && cm.Labels[v1.LabelConfigMap] != v1.ConfigMapCatalog) {
-			return v1.ReasonCatalogNotFound, fmt.Sprintf(
-				"catalog ConfigMap %s was not found in namespace %s with label %s=%s: create it or remove spec.catalogRef; the published list is unchanged",
-				ref.Name, ms.Namespace, v1.LabelConfigMap, v1.ConfigMapCatalog), nil
-		}
+		cm, err := r.catalog(ctx, ms.Namespace, ref.Name)
 		if err != nil {
 			return "", "", err
+		}
+		if cm == nil {
+			where := "namespace " + ms.Namespace
+			if r.systemNamespace != "" && r.systemNamespace != ms.Namespace {
+				where += " or, cluster-wide, in " + r.systemNamespace
+			}
+			return v1.ReasonCatalogNotFound, fmt.Sprintf(
+				"catalog ConfigMap %s was not found in %s with label %s=%s: create it or remove spec.catalogRef; the published list is unchanged",
+				ref.Name, where, v1.LabelConfigMap, v1.ConfigMapCatalog), nil
 		}
 		catalog = cm.Data
 		if unknown := notInCatalog(ms.Spec.Metrics, catalog); len(unknown) > 0 {
@@ -121,6 +126,25 @@ func (r *MetricSetReconciler) publish(ctx context.Context, ms *v1.MetricSet, ena
 	ms.Status.ConfigMapName = name
 	return v1.ReasonPublished, fmt.Sprintf("%d of at most %d metrics enabled, published in ConfigMap %s",
 		len(enabledNames), ms.Spec.Cap(), name), nil
+}
+
+// catalog is the catalog ConfigMap name for a MetricSet in namespace: the org's own, else the
+// cluster-wide one of the operator's namespace; nil when neither exists (with the catalog label).
+func (r *MetricSetReconciler) catalog(ctx context.Context, namespace, name string) (*corev1.ConfigMap, error) {
+	for _, ns := range []string{namespace, r.systemNamespace} {
+		if ns == "" {
+			continue
+		}
+		cm := &corev1.ConfigMap{}
+		err := r.client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cm)
+		switch {
+		case err == nil && cm.Labels[v1.LabelConfigMap] == v1.ConfigMapCatalog:
+			return cm, nil
+		case err != nil && !apierrors.IsNotFound(err):
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // writeConfigMap creates the published ConfigMap, or patches it when its data differs.
@@ -220,13 +244,19 @@ func (r *MetricSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(quietConflicts(r))
 }
 
-// setsUsingCatalog maps a catalog ConfigMap to the MetricSets of its namespace that use it.
+// setsUsingCatalog maps a catalog ConfigMap to the MetricSets that use it: those of its
+// namespace, and for the cluster-wide catalog, those of every namespace (an org's own catalog of
+// the same name wins, which their reconcile finds).
 func (r *MetricSetReconciler) setsUsingCatalog(ctx context.Context, o client.Object) []reconcile.Request {
 	if o.GetLabels()[v1.LabelConfigMap] != v1.ConfigMapCatalog {
 		return nil
 	}
 	var sets v1.MetricSetList
-	if err := r.client.List(ctx, &sets, client.InNamespace(o.GetNamespace())); err != nil {
+	var opts []client.ListOption
+	if o.GetNamespace() != r.systemNamespace {
+		opts = append(opts, client.InNamespace(o.GetNamespace()))
+	}
+	if err := r.client.List(ctx, &sets, opts...); err != nil {
 		return nil
 	}
 	return requestsFor(sets.Items, func(ms *v1.MetricSet) bool {

@@ -46,6 +46,13 @@ type Options struct {
 	KeyWorkers int
 	// SigningKeys, when it names a Secret, runs the OAuth signing-key controller.
 	SigningKeys SigningKeyOptions
+	// Namespace is the operator's (--namespace): where the cluster-wide metric catalog lives,
+	// which a MetricSet's catalogRef falls back to when its org has no catalog of that name.
+	// Empty: no fallback.
+	Namespace string
+	// OrgDefaults gives every org (a namespace holding an Application or an OrgConnection) its
+	// protected default MetricSet (--org-defaults; orgdefaults_controller.go).
+	OrgDefaults bool
 }
 
 // DefaultKeyWorkers reconciles eight APIKeys at once: enough to mint 1,000 keys in a few
@@ -67,9 +74,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		key.workers = DefaultKeyWorkers
 	}
 	conn := &OrgConnectionReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-orgconnection")}
-	ms := &MetricSetReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-metricset")}
+	ms := &MetricSetReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-metricset"), systemNamespace: opts.Namespace}
 	restart := &RestartReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-restart")}
 	reconcilers := []interface{ SetupWithManager(ctrl.Manager) error }{app, key, conn, ms, restart}
+	if opts.OrgDefaults {
+		reconcilers = append(reconcilers, &OrgDefaultsReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-orgdefaults")})
+	}
 	if sk := opts.SigningKeys; sk.Secret.Name != "" {
 		if sk.Rotation <= 0 {
 			sk.Rotation = signingkey.DefaultRotation

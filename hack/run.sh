@@ -43,6 +43,8 @@ done
 # The operator keeps its webhook certificate in its own namespace and registers its webhooks
 # with a loopback URL, since the apiserver reaches it on this machine.
 "$kubectl" create namespace clearance-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
+# The cluster-wide metric catalog every org's default MetricSet names (config/catalog).
+"$kubectl" apply --server-side --force-conflicts -k config/catalog >&2
 
 cat >&2 <<MSG
 run: CRDs and policies installed; starting the operator (Ctrl-C stops it; 'make local-control-plane-stop' ends the local cluster).

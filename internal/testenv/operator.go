@@ -92,7 +92,10 @@ type OperatorOptions struct {
 	CertDir string
 	// DefaultCertDir leaves --webhook-cert-dir out, so the operator makes its default one.
 	DefaultCertDir bool
-	Args           []string
+	// OrgDefaults lets it create each org's default MetricSet (--org-defaults), as a real
+	// install does; off, tests own every MetricSet they name (many name theirs "default").
+	OrgDefaults bool
+	Args        []string
 }
 
 // StartOperator starts an operator process as an admin user, with ports of its own on
@@ -134,6 +137,7 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 		"--webhook-port=" + strconv.Itoa(ports[3]),
 		"--enable-webhooks=" + strconv.FormatBool(o.WithWebhooks),
 		"--graceful-shutdown-timeout=5s",
+		"--org-defaults=" + strconv.FormatBool(o.OrgDefaults),
 	}
 	switch {
 	case o.DefaultCertDir:
