@@ -17,6 +17,7 @@ limitations under the License.
 package console
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -206,7 +207,7 @@ func (s *Server) fillConnected(ctx context.Context, sess *session, data *activit
 		if err != nil {
 			a.ChartError = "No chart: " + err.Error()
 		} else {
-			a.Chart = newChart(points, span)
+			a.Chart = newChart(points, span, now)
 		}
 		data.Connected = append(data.Connected, a)
 		seen[a.ApplicationID] = true
@@ -277,10 +278,7 @@ func refusalsOf(r activity.Row) []reasonCount {
 		}
 	}
 	slices.SortFunc(out, func(a, b reasonCount) int {
-		if a.Count != b.Count {
-			return int(b.Count - a.Count)
-		}
-		return strings.Compare(a.Reason, b.Reason)
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Reason, b.Reason))
 	})
 	return out
 }
@@ -307,8 +305,9 @@ const (
 	ChartHeight = 48
 )
 
-// newChart scales the timeline's points into bars; nil without any answer.
-func newChart(points []activity.Point, span time.Duration) *chart {
+// newChart scales the timeline's points, of the window span ending at end, into bars, the
+// tallest full height; nil without any answer.
+func newChart(points []activity.Point, span time.Duration, end time.Time) *chart {
 	var peak, allowed, refused float64
 	for _, p := range points {
 		peak = max(peak, p.Allowed+p.Refused)
@@ -320,11 +319,10 @@ func newChart(points []activity.Point, span time.Duration) *chart {
 	}
 	c := &chart{Max: strconv.FormatFloat(peak, 'f', 0, 64)}
 	step := float64(ChartWidth) / chartBuckets
-	end := points[len(points)-1].At
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
 	for _, p := range points {
 		i := chartBuckets - 1 - int((end.Sub(p.At)+span/chartBuckets/2)/(span/chartBuckets))
-		if i < 0 {
+		if i < 0 || i >= chartBuckets {
 			continue
 		}
 		ah := p.Allowed / peak * ChartHeight
