@@ -97,6 +97,7 @@ type options struct {
 	consoleAddr             string
 	consoleTrustAuthProxy   bool
 	consoleVerifierURL      string
+	consolePrometheusURL    string
 	rateLimitStore          string
 	rateLimitStoreTimeout   time.Duration
 	rateLimitStoreReplicas  int
@@ -153,6 +154,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.oauth.tokenTTL, "oauth-token-ttl", verifier.DefaultTokenTTL, "Lifetime of access tokens (at most 1h); a token never outlives its key, and dies with it.")
 	fs.StringVar(&o.consoleAddr, "console-bind-address", "", "Address the console (web pages acting with each signed-in person's own Kubernetes credentials) binds to, e.g. 127.0.0.1:8095; empty disables it. With every other role off, the process serves only the console and needs no credentials of its own.")
 	fs.StringVar(&o.consoleVerifierURL, "console-verifier-url", "", "The verifier's base URL as browsers reach it (e.g. http://127.0.0.1:8090): the console's OAuth consent page asks it what an authorization request is and sends the browser back to it. Empty: the console takes no OAuth consent.")
+	fs.StringVar(&o.consolePrometheusURL, "console-prometheus-url", "", "The Prometheus that scrapes the verifiers (e.g. http://prometheus.monitoring:9090): the console's Activity page reads what applications did from it. Empty: the page says it needs one.")
 	fs.BoolVar(&o.consoleTrustAuthProxy, "console-trust-auth-proxy", false, "The console sits behind an auth proxy (such as oauth2-proxy) that every request passes and that sets Authorization: Bearer with the person's token: sign requests in with that header. Off, the header is ignored and people sign in with the console's form.")
 	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
 }
@@ -513,7 +515,8 @@ func runConsole(opts options) error {
 func newConsole(opts options, base *rest.Config) (*console.Server, error) {
 	return console.New(console.Options{
 		Addr: opts.consoleAddr, Base: base, Scheme: wiring.Scheme(), Clock: clock.RealClock{},
-		TrustAuthProxy: opts.consoleTrustAuthProxy, VerifierURL: opts.consoleVerifierURL, Log: ctrl.Log.WithName("console"),
+		TrustAuthProxy: opts.consoleTrustAuthProxy, VerifierURL: opts.consoleVerifierURL,
+		PrometheusURL: opts.consolePrometheusURL, Log: ctrl.Log.WithName("console"),
 	})
 }
 

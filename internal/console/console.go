@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Package console is `clearance console`: server-rendered pages (Users → Applications, keys,
-// connections, metrics) for org admins and their colleagues. It holds no power of its own:
+// connections, metrics, activity) for org admins and their colleagues. It holds no power of its own:
 // every read and write goes to the apiserver with the signed-in person's own bearer token, so
 // RBAC and the admission webhook decide exactly as they do for kubectl. See docs/console.md.
 package console
@@ -42,6 +42,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/clearance-dev/clearance/internal/activity"
 )
 
 //go:embed templates/*.html
@@ -87,7 +89,11 @@ type Options struct {
 	// http://127.0.0.1:8090 (--console-verifier-url): the consent page asks it what an
 	// authorization request is and sends the browser back to it. Empty: no consent page.
 	VerifierURL string
-	Log         logr.Logger
+	// PrometheusURL is the Prometheus that scrapes the verifiers, e.g.
+	// http://prometheus.monitoring:9090 (--console-prometheus-url): the Activity page reads what
+	// applications did from it. Empty: the page says how to set it.
+	PrometheusURL string
+	Log           logr.Logger
 }
 
 // Server serves the console.
@@ -101,6 +107,8 @@ type Server struct {
 	handler  http.Handler
 	// verifier asks the verifier about authorization requests.
 	verifier *http.Client
+	// activity reads what applications did from Prometheus; nil without PrometheusURL.
+	activity *activity.Client
 }
 
 // New checks opts and prepares the pages.
@@ -139,6 +147,16 @@ func New(opts Options) (*Server, error) {
 		}
 		opts.VerifierURL = strings.TrimSuffix(opts.VerifierURL, "/")
 	}
+	var act *activity.Client
+	if opts.PrometheusURL != "" {
+		u, err := url.Parse(opts.PrometheusURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("--console-prometheus-url %q must be the base URL of the Prometheus that scrapes the verifiers, e.g. http://prometheus.monitoring:9090", opts.PrometheusURL)
+		}
+		if act, err = activity.New(opts.PrometheusURL, nil); err != nil {
+			return nil, err
+		}
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -151,6 +169,7 @@ func New(opts Options) (*Server, error) {
 		sessions: newSessionStore(opts.Clock, opts.IdleTimeout, opts.MaxAge, opts.MaxSessions, opts.MaxSessionsPerIdentity),
 		pages:    pages,
 		loginKey: make([]byte, 32),
+		activity: act,
 	}
 	_, _ = rand.Read(s.loginKey)
 	s.handler = s.routes()

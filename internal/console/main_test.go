@@ -59,7 +59,9 @@ const ScreenshotsEnv = "CLEARANCE_CONSOLE_SCREENSHOTS"
 
 // TestMain starts the control plane and one operator process with its webhooks (so admission
 // decides as in a cluster) and the console on a loopback port, as make run does, and installs
-// the people's ClusterRoles the chart ships.
+// the people's ClusterRoles the chart ships. When prometheus is installed, two verifier
+// replicas in this process and a Prometheus scraping them start first, and the console reads
+// activity from it (the Activity tests skip otherwise).
 func TestMain(m *testing.M) {
 	testenv.Main(m, &env, func(e *testenv.Env) (func() error, error) {
 		ports, err := testenv.FreePorts(1)
@@ -69,17 +71,28 @@ func TestMain(m *testing.M) {
 		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
 		consoleURL = "http://" + addr
 		verifier = newStubVerifier()
-		operator, err = e.StartOperator(testenv.OperatorOptions{Name: "console", WithWebhooks: true,
-			Args: []string{"--console-bind-address=" + addr, "--console-verifier-url=" + verifier.URL}})
+		args := []string{"--console-bind-address=" + addr, "--console-verifier-url=" + verifier.URL}
+		stopActivity, err := startActivity()
 		if err != nil {
+			verifier.Close()
+			return nil, err
+		}
+		if prom != nil {
+			args = append(args, "--console-prometheus-url="+prom.URL)
+		}
+		operator, err = e.StartOperator(testenv.OperatorOptions{Name: "console", WithWebhooks: true, Args: args})
+		if err != nil {
+			stopActivity()
+			verifier.Close()
 			return nil, err
 		}
 		if err := applyPeopleRoles(e); err != nil {
 			operator.Cleanup()
+			stopActivity()
 			return nil, err
 		}
 		testenv.CollectTokensForLeakCheck(issued.all)
-		return func() error { operator.Cleanup(); verifier.Close(); return nil }, nil
+		return func() error { operator.Cleanup(); verifier.Close(); stopActivity(); return nil }, nil
 	})
 }
 

@@ -99,6 +99,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.inOrg(s.metricsPage))
 	mux.Handle("POST /metrics", s.inOrg(s.toggleMetric))
 
+	mux.Handle("GET /activity", s.inOrg(s.activityPage))
+
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.Handle("POST "+PathConsent, s.signedIn(s.consent))
 	return securityHeaders(mux)

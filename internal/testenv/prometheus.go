@@ -17,6 +17,7 @@ limitations under the License.
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -33,20 +34,45 @@ import (
 type Prometheus struct {
 	// URL is its HTTP API's base (http://127.0.0.1:port).
 	URL string
+
+	logPath string
+	stop    func()
 }
 
 // ScrapeInterval is how often the test Prometheus scrapes.
 const ScrapeInterval = time.Second
 
+// ErrNoPrometheus says prometheus is not installed.
+var ErrNoPrometheus = errors.New("prometheus is not installed (apt-get install -y prometheus; .ci/run installs it)")
+
 // StartPrometheus starts prometheus scraping targets (host:port, path /metrics), skips the test
 // when it is not installed, and stops it when the test ends (its log shown if the test failed).
 func StartPrometheus(t *testing.T, targets ...string) *Prometheus {
 	t.Helper()
+	p, err := RunPrometheus(t.TempDir(), targets...)
+	if errors.Is(err, ErrNoPrometheus) {
+		t.Skip(err.Error() + ": skipping the test")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", p.Log())
+		}
+	})
+	return p
+}
+
+// RunPrometheus starts prometheus scraping targets, its configuration and data in dir, and
+// waits until it is ready; Stop ends it. For a TestMain, which has no test to skip or clean up
+// after (ErrNoPrometheus when it is not installed).
+func RunPrometheus(dir string, targets ...string) (*Prometheus, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Skip("prometheus is not installed (apt-get install -y prometheus; .ci/run installs it): skipping the test")
+		return nil, ErrNoPrometheus
 	}
-	dir := t.TempDir()
 	quoted := make([]string, len(targets))
 	for i, tg := range targets {
 		quoted[i] = fmt.Sprintf("%q", tg)
@@ -57,28 +83,30 @@ scrape_configs:
     static_configs: [{targets: [%s]}]
 `, ScrapeInterval, ScrapeInterval, strings.Join(quoted, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	listen, err := freeLoopbackAddr()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	logPath := filepath.Join(dir, "prometheus.log")
 	out, err := os.Create(logPath)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+listen, "--log.level=warn", "--storage.tsdb.retention.time=1h")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		_ = out.Close()
+		return nil, err
 	}
 	_ = out.Close()
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
+	p := &Prometheus{URL: "http://" + listen, logPath: logPath}
+	p.stop = func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
@@ -86,30 +114,34 @@ scrape_configs:
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-exited
 		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
-	p := &Prometheus{URL: "http://" + listen}
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(p.URL + "/-/ready")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return p, nil
 			}
 		}
 		select {
 		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("prometheus exited: %s", b)
+			return nil, fmt.Errorf("prometheus exited: %s", p.Log())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready on %s within 30 s", listen)
+			p.Stop()
+			return nil, fmt.Errorf("prometheus not ready on %s within 30 s", listen)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Stop ends prometheus: SIGTERM, then SIGKILL after 10 s.
+func (p *Prometheus) Stop() { p.stop() }
+
+// Log is what prometheus logged.
+func (p *Prometheus) Log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
 }
