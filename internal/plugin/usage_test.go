@@ -35,8 +35,8 @@ import (
 	"github.com/clearance-dev/clearance/internal/verifier"
 )
 
-// TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt: a verifier (fed the
-// objects as its informers would) answers a known mix (allowed, a role too low, an org not
+// TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt: two verifier replicas
+// (fed the objects as their informers would) answer a known mix (allowed, a role too low, an org not
 // connected, rate limited, an unknown key), Debian's prometheus scrapes it, and
 // `usage` prints exactly those counts: per connected application in the granting org, per org
 // for the owning org's application; someone who may not list the org's connections is refused
@@ -50,29 +50,36 @@ func TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt(t *testi
 	must(t, err)
 	k, err := format.Generate()
 	must(t, err)
-	reg := prometheus.NewRegistry()
-	vf, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: reg})
-	must(t, err)
+	// Two replicas, each fed the objects as its informers would, each with its own metrics.
 	limited := app.DeepCopy() // as the informer would see it once someone set a limit
 	limited.Spec.RateLimits = []v1.RateLimit{{Name: "search", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}
-	vf.Apply(limited)
-	vf.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "k", UID: "uid-usage-key"}, Spec: v1.APIKeySpec{ApplicationName: "bi"},
-		Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationID: id, ApplicationUID: app.UID}})
-	vf.Apply(&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: grant, Name: "bi", UID: "uid-usage-conn"},
-		Spec:   v1.OrgConnectionSpec{ApplicationID: id, Role: v1.RoleObserver},
-		Status: v1.OrgConnectionStatus{ApplicationNamespace: owner, Conditions: readyTrue(v1.ReasonConnected)}})
-	answers := httptest.NewServer(vf.Handler())
-	defer answers.Close()
-	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	defer metrics.Close()
-	prom := testenv.StartPrometheus(t, strings.TrimPrefix(metrics.URL, "http://"))
+	var replicas, targets []string
+	for range 2 {
+		reg := prometheus.NewRegistry()
+		vf, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: reg})
+		must(t, err)
+		vf.Apply(limited)
+		vf.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "k", UID: "uid-usage-key"}, Spec: v1.APIKeySpec{ApplicationName: "bi"},
+			Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationID: id, ApplicationUID: app.UID}})
+		vf.Apply(&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: grant, Name: "bi", UID: "uid-usage-conn"},
+			Spec:   v1.OrgConnectionSpec{ApplicationID: id, Role: v1.RoleObserver},
+			Status: v1.OrgConnectionStatus{ApplicationNamespace: owner, Conditions: readyTrue(v1.ReasonConnected)}})
+		answers := httptest.NewServer(vf.Handler())
+		t.Cleanup(answers.Close)
+		metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		t.Cleanup(metrics.Close)
+		replicas, targets = append(replicas, answers.URL), append(targets, strings.TrimPrefix(metrics.URL, "http://"))
+	}
+	prom := testenv.StartPrometheus(t, targets...)
+	sent := 0 // requests alternate between the replicas
 
 	unknown, err := format.Generate()
 	must(t, err)
 	askWith := func(token string, n int, org, query string, status int) {
 		t.Helper()
 		for range n {
-			req, _ := http.NewRequest(http.MethodGet, answers.URL+verifier.PathAuthorize+"?org="+org+query, nil)
+			req, _ := http.NewRequest(http.MethodGet, replicas[sent%2]+verifier.PathAuthorize+"?org="+org+query, nil)
+			sent++
 			req.Header.Set("X-API-Key", token)
 			resp, err := http.DefaultClient.Do(req)
 			must(t, err)
@@ -86,7 +93,9 @@ func TestUsageShowsEachOrgWhatApplicationsDidAndOnlyToThoseWhoMayReadIt(t *testi
 	ask(3, grant, "", http.StatusOK)
 	ask(1, grant, "&minRole=Analyst", http.StatusForbidden)
 	ask(2, "usage-elsewhere", "", http.StatusForbidden)
+	sent = 0 // both to the first replica: without a shared store each replica limits alone
 	ask(1, grant, "&bucket=search", http.StatusOK)
+	sent = 0
 	ask(1, grant, "&bucket=search", http.StatusTooManyRequests)
 	askWith(unknown.Token, 2, grant, "", http.StatusUnauthorized) // no application: in no row
 
