@@ -122,7 +122,7 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, OrgDefaults: true}); err != nil {
 		t.Fatal(err)
 	}
 	vf, err := verifier.New(verifier.Options{Addr: "0", Format: format, Registerer: prometheus.NewRegistry(), FlushInterval: time.Second})
@@ -144,17 +144,19 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 	for {
 		var keys v1.APIKeyList
 		var conn v1.OrgConnection
-		var ms v1.MetricSet
+		var ms, globexDefault v1.MetricSet
 		errK := env.Client.List(ctx, &keys, client.InNamespace("acme"))
 		errC := env.Client.Get(ctx, client.ObjectKey{Namespace: "globex", Name: "acme-bi"}, &conn)
-		errM := env.Client.Get(ctx, client.ObjectKey{Namespace: "acme", Name: "default"}, &ms)
+		errM := env.Client.Get(ctx, client.ObjectKey{Namespace: "acme", Name: "dashboards"}, &ms)
+		// The org's default, created by the operator with its shipped RBAC (metricsets create).
+		errD := env.Client.Get(ctx, client.ObjectKey{Namespace: "globex", Name: controllers.DefaultMetricSetName}, &globexDefault)
 		active := 0
 		for _, k := range keys.Items {
 			if k.Status.State == v1.KeyActive {
 				active++
 			}
 		}
-		if errK == nil && errC == nil && errM == nil && active == 2 && conn.Status.CreatedBy == "acme" && ms.Status.ConfigMapName != "" {
+		if errK == nil && errC == nil && errM == nil && errD == nil && active == 2 && conn.Status.CreatedBy == "acme" && ms.Status.ConfigMapName != "" {
 			break
 		}
 		if time.Now().After(deadline) {
