@@ -30,6 +30,7 @@ import (
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"k8s.io/utils/clock"
 )
 
 // The decision log (docs/metrics.md): with --decision-log-otlp-endpoint, every answer counted
@@ -58,6 +59,8 @@ const (
 	DefaultDecisionLogBatch = 1024
 	// DefaultDecisionLogTimeout bounds one export.
 	DefaultDecisionLogTimeout = 5 * time.Second
+	// DefaultDecisionLogInterval is the longest a record waits for its batch to fill.
+	DefaultDecisionLogInterval = time.Second
 )
 
 // logScope is the instrumentation scope of the decision records.
@@ -94,6 +97,8 @@ type decisionLog struct {
 	batch    *collectProcessor
 	max      int
 	timeout  time.Duration
+	interval time.Duration
+	clock    clock.Clock
 	exported prometheus.Counter
 	dropped  prometheus.Counter
 }
@@ -109,13 +114,17 @@ type DecisionLogOptions struct {
 	Batch int
 	// Timeout bounds one export. Default: DefaultDecisionLogTimeout.
 	Timeout time.Duration
+	// Interval is the longest the exporter waits, by the verifier's clock, for a batch to fill
+	// before it sends what it has, so a quiet verifier sends few small exports. Default:
+	// DefaultDecisionLogInterval.
+	Interval time.Duration
 	// HTTPClient sends the exports; nil: the exporter's own.
 	HTTPClient *http.Client
 }
 
 // newDecisionLog builds the decision log of o, or nil when o.Endpoint is empty, and registers
 // its counter on reg.
-func newDecisionLog(o DecisionLogOptions, reg prometheus.Registerer) (*decisionLog, error) {
+func newDecisionLog(o DecisionLogOptions, clk clock.Clock, reg prometheus.Registerer) (*decisionLog, error) {
 	if o.Endpoint == "" {
 		return nil, nil
 	}
@@ -135,8 +144,11 @@ func newDecisionLog(o DecisionLogOptions, reg prometheus.Registerer) (*decisionL
 	if o.Timeout == 0 {
 		o.Timeout = DefaultDecisionLogTimeout
 	}
-	if o.Queue < 0 || o.Batch < 0 || o.Timeout < 0 {
-		return nil, errors.New("verifier: decision log queue, batch and timeout must be positive")
+	if o.Interval == 0 {
+		o.Interval = DefaultDecisionLogInterval
+	}
+	if o.Queue < 0 || o.Batch < 0 || o.Timeout < 0 || o.Interval < 0 {
+		return nil, errors.New("verifier: decision log queue, batch, timeout and interval must be positive")
 	}
 	opts := []otlploghttp.Option{
 		otlploghttp.WithEndpointURL(u.String()),
@@ -167,6 +179,8 @@ func newDecisionLog(o DecisionLogOptions, reg prometheus.Registerer) (*decisionL
 		batch:    batch,
 		max:      o.Batch,
 		timeout:  o.Timeout,
+		interval: o.Interval,
+		clock:    clk,
 		exported: records.WithLabelValues("exported"),
 		dropped:  records.WithLabelValues("dropped"),
 	}, nil
@@ -192,7 +206,7 @@ func (l *decisionLog) run(ctx context.Context, stopped <-chan struct{}, final ti
 	for {
 		select {
 		case e := <-l.queue:
-			buf = l.fill(append(buf[:0], e))
+			buf = l.gather(ctx, append(buf[:0], e))
 			l.export(sending, buf)
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), final)
@@ -208,20 +222,45 @@ func (l *decisionLog) run(ctx context.Context, stopped <-chan struct{}, final ti
 	}
 }
 
-// drain exports what is queued until the queue is empty or ctx ends; what is left then counts
-// as dropped.
+// drain exports what is queued until the queue is empty or ctx ends; what is queued then
+// counts as dropped. A server that still answers past ctx (it did not stop in time) keeps
+// offering: drain takes what is queued once and returns, so it ends whatever the requests do.
 func (l *decisionLog) drain(ctx context.Context, buf []decisionEntry) {
-	for {
+	for ctx.Err() == nil {
 		buf = l.fill(buf[:0])
 		if len(buf) == 0 {
 			return
 		}
-		if ctx.Err() != nil {
-			l.dropped.Add(float64(len(buf)))
-			continue
-		}
 		l.export(ctx, buf)
 	}
+	for range len(l.queue) {
+		select {
+		case <-l.queue:
+			l.dropped.Inc()
+		default:
+			return
+		}
+	}
+}
+
+// gather fills buf to a batch, waiting for entries up to the interval (or until ctx ends).
+func (l *decisionLog) gather(ctx context.Context, buf []decisionEntry) []decisionEntry {
+	if buf = l.fill(buf); len(buf) >= l.max {
+		return buf
+	}
+	t := l.clock.NewTimer(l.interval)
+	defer t.Stop()
+	for len(buf) < l.max {
+		select {
+		case e := <-l.queue:
+			buf = l.fill(append(buf, e))
+		case <-t.C():
+			return buf
+		case <-ctx.Done():
+			return buf
+		}
+	}
+	return buf
 }
 
 // fill adds queued entries to buf, without waiting, up to a batch.

@@ -211,7 +211,7 @@ func New(opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("verifier: registering metrics: %w", err)
 		}
 	}
-	if v.dlog, err = newDecisionLog(opts.DecisionLog, opts.Registerer); err != nil {
+	if v.dlog, err = newDecisionLog(opts.DecisionLog, opts.Clock, opts.Registerer); err != nil {
 		return nil, err
 	}
 	if err := v.initOAuth(opts.Registerer); err != nil {
