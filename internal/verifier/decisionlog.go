@@ -170,8 +170,9 @@ func newDecisionLog(o DecisionLogOptions, clk clock.Clock, reg prometheus.Regist
 		return nil, err
 	}
 	batch := &collectProcessor{}
-	provider := sdklog.NewLoggerProvider(sdklog.WithProcessor(batch), sdklog.WithResource(resource.NewSchemaless(
-		attribute.String("service.name", "clearance-verifier"))))
+	// The attribute keys are distinct constants: the SDK need not look for duplicates.
+	provider := sdklog.NewLoggerProvider(sdklog.WithProcessor(batch), sdklog.WithAllowKeyDuplication(),
+		sdklog.WithResource(resource.NewSchemaless(attribute.String("service.name", "clearance-verifier"))))
 	return &decisionLog{
 		queue:    make(chan decisionEntry, o.Queue),
 		exporter: exp,
