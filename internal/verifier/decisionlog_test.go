@@ -33,6 +33,7 @@ import (
 	collogpb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	logpb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
+	"k8s.io/utils/clock"
 
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
@@ -144,7 +145,8 @@ type decisionLogWorld struct {
 
 func newDecisionLogWorld(t *testing.T, rc *receiver, url string, timeout, final time.Duration) *decisionLogWorld {
 	w := newWorld(t, func(o *Options) {
-		o.DecisionLog = DecisionLogOptions{Endpoint: url, Timeout: timeout}
+		// The interval ticks by the real clock; records are timed by the world's.
+		o.DecisionLog = DecisionLogOptions{Endpoint: url, Timeout: timeout, Interval: 5 * time.Millisecond, Clock: clock.RealClock{}}
 		o.ShutdownTimeout = final
 	})
 	if rc != nil {
@@ -343,7 +345,7 @@ func BenchmarkDecisionLogExport(b *testing.B) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer sink.Close()
-	l, err := newDecisionLog(DecisionLogOptions{Endpoint: sink.URL}, nil, prometheus.NewRegistry())
+	l, err := newDecisionLog(DecisionLogOptions{Endpoint: sink.URL}, clock.RealClock{}, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -360,7 +362,7 @@ func BenchmarkDecisionLogExport(b *testing.B) {
 }
 
 func BenchmarkDecisionLogOffer(b *testing.B) {
-	l, err := newDecisionLog(DecisionLogOptions{Endpoint: "http://127.0.0.1:1", Queue: 1 << 20}, nil, prometheus.NewRegistry())
+	l, err := newDecisionLog(DecisionLogOptions{Endpoint: "http://127.0.0.1:1", Queue: 1 << 20}, clock.RealClock{}, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
