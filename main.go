@@ -94,6 +94,7 @@ type options struct {
 	writeMinRole            string
 	applicationDecisions    bool
 	orgDefaults             bool
+	decisionLogEndpoint     string
 	consoleAddr             string
 	consoleTrustAuthProxy   bool
 	consoleVerifierURL      string
@@ -128,6 +129,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.writeMinRole, "write-min-role", string(verifier.DefaultWriteMinRole), "Least role of a request that may change something (any method but GET, HEAD and OPTIONS, or an unknown one) when its route sets no minRole: Observer, Analyst, Technician or OrgAdmin. Safe methods need Observer.")
 	fs.BoolVar(&o.applicationDecisions, "application-decision-metrics", true, "Count the verifier's answers per org and application (clearance_verifier_application_decisions_total{org,application,reason}; docs/metrics.md). Off only to measure what counting costs.")
+	fs.StringVar(&o.decisionLogEndpoint, "decision-log-otlp-endpoint", "", "Export every verifier answer as an OpenTelemetry log record (org asked, Application ID, key id, reason, status; never a key) with OTLP/HTTP to this URL, e.g. http://otel-collector:4318 (path /v1/logs unless given). Records wait in a bounded queue and are dropped, counted, when it is full or the endpoint fails (clearance_verifier_decision_log_records_total; docs/metrics.md). Empty: nothing is exported.")
 	fs.StringVar(&o.rateLimitStore, "rate-limit-store", "", "Keep the verifier's rate-limit buckets in Redis or Valkey, shared by every verifier replica, so each key's limits hold exactly across replicas: redis://[user@]host:port/db, or rediss:// for TLS; the password from $"+ratestore.PasswordEnv+" (or in the URL). Empty: each replica limits on its own.")
 	fs.DurationVar(&o.rateLimitStoreTimeout, "rate-limit-store-timeout", verifier.DefaultRateLimitStoreTimeout, "How long a request waits for the rate-limit store before the verifier limits it in memory instead.")
 	fs.IntVar(&o.rateLimitStoreReplicas, "rate-limit-store-fallback-replicas", verifier.DefaultFallbackReplicas, "While the rate-limit store is unreachable each verifier replica allows this fraction of every limit (limit/N, rounded up): set it to the most verifier replicas that can run at once (an autoscaler's maximum), or a key gets up to replicas/N times its limit.")
@@ -440,6 +442,7 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		Registerer:    ctrlmetrics.Registry,
 
 		NoApplicationDecisions: !opts.applicationDecisions,
+		DecisionLog:            verifier.DecisionLogOptions{Endpoint: opts.decisionLogEndpoint},
 		OAuth: verifier.OAuthOptions{
 			Issuer:        opts.oauthIssuer(),
 			Audience:      opts.oauth.audience,

@@ -67,7 +67,7 @@ func loadedVerifier(n int, uncounted bool) (*verifier.Verifier, []string, error)
 		return nil, nil, err
 	}
 	v, err := verifier.New(verifier.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry(), RateLimitStore: store,
-		NoApplicationDecisions: uncounted})
+		NoApplicationDecisions: uncounted, DecisionLog: verifier.DecisionLogOptions{Endpoint: os.Getenv(decisionLogEnv)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,6 +153,7 @@ func serveMode(kind string, keys int, tokensPath, heapProfile, cpuProfile string
 			defer pprof.StopCPUProfile()
 		}
 		fmt.Printf("http://%s %d\n", ln.Addr(), int64(loaded)-int64(empty))
+		go v.RunDecisionLog(ctx) // returns at once unless the bench set decisionLogEnv
 		return v.Serve(ctx, ln)
 	case "bare":
 		okBody := []byte(`{"valid":true}`)

@@ -251,6 +251,9 @@ func run(cfg config, res *Results) error {
 		if err := measureCounting(res, vc); err != nil {
 			return err
 		}
+		if err := measureDecisionLog(res, vc); err != nil {
+			return err
+		}
 		return measureSharedStore(res, vc.keys, vc.perRound, vc.rounds, vc.conns)
 	}
 
@@ -340,6 +343,9 @@ func run(cfg config, res *Results) error {
 	}
 	vc := cfg.verifier()
 	if err := measureCounting(res, vc); err != nil {
+		return err
+	}
+	if err := measureDecisionLog(res, vc); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "bench: phase shared rate-limit store")

@@ -29,6 +29,9 @@ type answer struct {
 	rate rateResult
 	// at is when the decision was made: the rate-limit headers' instants count from it.
 	at time.Time
+	// org is the org the request asked for, and access what it may do (read, write,
+	// preflight): for the decision log only; "" for a refusal before the request was read.
+	org, access string
 }
 
 // refusal is the answer to a request refused before any decision about a key (400, 404, 405,

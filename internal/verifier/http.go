@@ -130,6 +130,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 	req.write = acc == accessWrite
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
+	a.org, a.access = req.params.org, acc.String()
 	v.writeAuthorize(w, &a, origin)
 }
 
@@ -157,6 +158,9 @@ func (v *Verifier) writeAuthorize(w http.ResponseWriter, a *answer, origin strin
 	_, _ = w.Write(okBody)
 	v.metrics.decisions[rOK].Inc()
 	a.tally.count(rOK)
+	if v.dlog != nil {
+		v.logDecision(a, rOK)
+	}
 }
 
 // refuse answers a refusal: the status of the reason, a short JSON body, X-Clearance-Reason,
@@ -183,6 +187,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, a answer) {
 	_, _ = w.Write(reasonBodies[a.reason])
 	v.metrics.decisions[a.reason].Inc()
 	a.tally.count(a.reason)
+	if v.dlog != nil {
+		v.logDecision(&a, a.reason)
+	}
 }
 
 // setRateHeaders writes the legacy X-RateLimit-* headers and the IETF RateLimit and
@@ -261,6 +268,23 @@ func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
 	out[hVary] = vVaryPreflight
 	w.WriteHeader(http.StatusNoContent)
 	v.metrics.decisions[rOK].Inc()
+	if v.dlog != nil {
+		v.logDecision(&answer{access: accessPreflight.String()}, rOK)
+	}
+}
+
+// logDecision offers the decision log an answer with reason r (decisionlog.go): the org
+// asked, the Application and key id it was decided on, and the decision's time (now, for a
+// refusal made before any decision).
+func (v *Verifier) logDecision(a *answer, r reason) {
+	e := decisionEntry{at: a.at, org: a.org, keyID: a.key.keyID, reason: r, access: a.access}
+	if e.at.IsZero() {
+		e.at = v.clock.Now()
+	}
+	if a.app != nil {
+		e.app = a.app.id
+	}
+	v.dlog.offer(e)
 }
 
 func setCORS(out http.Header, origin string) {
@@ -331,6 +355,10 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 	req := verifyRequest(&body)
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
+	a.org, a.access = req.params.org, accessRead.String()
+	if req.write {
+		a.access = accessWrite.String()
+	}
 	v.writeVerify(w, &a)
 }
 
@@ -366,4 +394,7 @@ func (v *Verifier) writeVerify(w http.ResponseWriter, a *answer) {
 	_ = json.NewEncoder(w).Encode(&resp)
 	v.metrics.decisions[a.reason].Inc()
 	a.tally.count(a.reason)
+	if v.dlog != nil {
+		v.logDecision(a, a.reason)
+	}
 }

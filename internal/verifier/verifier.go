@@ -88,6 +88,9 @@ type Options struct {
 	// NoApplicationDecisions turns off counting decisions per org and application
 	// (--application-decision-metrics=false; tallies.go), for measuring what it costs.
 	NoApplicationDecisions bool
+	// DecisionLog exports every decision as an OpenTelemetry log record when its Endpoint is
+	// set (--decision-log-otlp-endpoint; decisionlog.go). Empty: nothing is exported.
+	DecisionLog DecisionLogOptions
 
 	// RateLimitStore, when set, keeps rate-limit buckets for every replica at once
 	// (--rate-limit-store), so a key's limits hold exactly across replicas. Nil: each replica
@@ -115,6 +118,8 @@ type Verifier struct {
 	usage   usageTracker
 	metrics *metrics
 	oauth   oauthState
+	// dlog is the decision log; nil when off (decisionlog.go).
+	dlog *decisionLog
 
 	// staleness says whether the index can be trusted now (staleness.go).
 	staleness
@@ -206,6 +211,9 @@ func New(opts Options) (*Verifier, error) {
 			return nil, fmt.Errorf("verifier: registering metrics: %w", err)
 		}
 	}
+	if v.dlog, err = newDecisionLog(opts.DecisionLog, opts.Clock, opts.Registerer); err != nil {
+		return nil, err
+	}
 	if err := v.initOAuth(opts.Registerer); err != nil {
 		return nil, err
 	}
@@ -283,6 +291,9 @@ func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	v.synced.Store(false)
 	runnables := []runnable{&flusher{v}, &prober{v}}
+	if v.dlog != nil {
+		runnables = append(runnables, &decisionLogRunner{v})
+	}
 	if v.opts.Addr != "" && v.opts.Addr != "0" {
 		runnables = append(runnables, &server{v})
 	} else {
