@@ -74,27 +74,11 @@ func measureCounting(res *Results, vc verifierConfig) error {
 	if err != nil {
 		return err
 	}
-	query := verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
-	for _, s := range []struct {
-		url    string
-		tokens []string
-	}{{on.url, onTokens}, {off.url, offTokens}} {
-		if _, err := closedLoop(s.url+query, s.tokens, vc.conns, vc.perRound/10); err != nil {
-			return fmt.Errorf("warming: %w", err)
-		}
+	onRates, offRates, err := onOffRounds(vc, on.url, off.url, onTokens, offTokens)
+	if err != nil {
+		return err
 	}
-	var onRates, offRates []float64
-	for range vc.rounds {
-		r, err := closedLoop(off.url+query, offTokens, vc.conns, vc.perRound)
-		if err != nil {
-			return err
-		}
-		offRates = append(offRates, r)
-		if r, err = closedLoop(on.url+query, onTokens, vc.conns, vc.perRound); err != nil {
-			return err
-		}
-		onRates = append(onRates, r)
-	}
+	query := loadQuery
 	res.RatioAtLeast(fmt.Sprintf("decision counting: verifier throughput on / off, %d keys", vc.keys), median(onRates), median(offRates), "req/s", countingThroughputFloor,
 		fmt.Sprintf("the same verifier with counting per org and application on and off, medians of %d alternating rounds of %d requests over %d keep-alive connections; rounds: on %s, off %s req/s",
 			vc.rounds, vc.perRound, vc.conns, rates(onRates), rates(offRates)))
@@ -106,6 +90,34 @@ func measureCounting(res *Results, vc verifierConfig) error {
 		fmt.Sprintf("open loop at %.0f req/s, windows alternating; p50 on %.2f ms, off %.2f ms; median of the windows' p99s on %.2f ms, off %.2f ms",
 			median(offRates)/2, ms(percentile(lat, 0.5)), ms(percentile(offLat, 0.5)), onWin, offWin))
 	return measureCountingScale(res)
+}
+
+// loadQuery is what the load generator asks the verifier: an Observer's read with a scope.
+const loadQuery = verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
+
+// onOffRounds warms two servers (the same verifier with a feature on and off), then measures
+// their throughput in alternating rounds, off first, each driven with its own tokens.
+func onOffRounds(vc verifierConfig, onURL, offURL string, onTokens, offTokens []string) (onRates, offRates []float64, err error) {
+	for _, s := range []struct {
+		url    string
+		tokens []string
+	}{{onURL, onTokens}, {offURL, offTokens}} {
+		if _, err := closedLoop(s.url+loadQuery, s.tokens, vc.conns, vc.perRound/10); err != nil {
+			return nil, nil, fmt.Errorf("warming: %w", err)
+		}
+	}
+	for range vc.rounds {
+		r, err := closedLoop(offURL+loadQuery, offTokens, vc.conns, vc.perRound)
+		if err != nil {
+			return nil, nil, err
+		}
+		offRates = append(offRates, r)
+		if r, err = closedLoop(onURL+loadQuery, onTokens, vc.conns, vc.perRound); err != nil {
+			return nil, nil, err
+		}
+		onRates = append(onRates, r)
+	}
+	return onRates, offRates, nil
 }
 
 func readTokens(path string) ([]string, error) {

@@ -24,8 +24,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
-
-	"github.com/clearance-dev/clearance/internal/verifier"
 )
 
 // The decision log (docs/metrics.md): what exporting every decision as an OpenTelemetry log
@@ -90,26 +88,9 @@ func measureDecisionLog(res *Results, vc verifierConfig) error {
 	if err != nil {
 		return err
 	}
-	query := verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
-	for _, s := range []struct {
-		url    string
-		tokens []string
-	}{{on.url, onTokens}, {off.url, offTokens}} {
-		if _, err := closedLoop(s.url+query, s.tokens, vc.conns, vc.perRound/10); err != nil {
-			return fmt.Errorf("warming: %w", err)
-		}
-	}
-	var onRates, offRates []float64
-	for range vc.rounds {
-		r, err := closedLoop(off.url+query, offTokens, vc.conns, vc.perRound)
-		if err != nil {
-			return err
-		}
-		offRates = append(offRates, r)
-		if r, err = closedLoop(on.url+query, onTokens, vc.conns, vc.perRound); err != nil {
-			return err
-		}
-		onRates = append(onRates, r)
+	onRates, offRates, err := onOffRounds(vc, on.url, off.url, onTokens, offTokens)
+	if err != nil {
+		return err
 	}
 	res.RatioAtLeast(fmt.Sprintf("decision log: verifier throughput on / off, %d keys", vc.keys), median(onRates), median(offRates), "req/s", decisionLogThroughputFloor,
 		fmt.Sprintf("the same verifier with --decision-log-otlp-endpoint set (to a loopback OTLP/HTTP receiver in the bench that reads and accepts each export) and unset, target ≥ %.2f; medians of %d alternating rounds of %d requests over %d keep-alive connections; rounds: on %s, off %s req/s; the receiver took %d exports, %.1f MiB",

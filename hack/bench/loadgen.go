@@ -386,7 +386,7 @@ func measureVerifier(res *Results, vc verifierConfig) ([]verifierPoint, error) {
 		return nil, err
 	}
 	defer bare.stop()
-	query := verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
+	query := loadQuery
 	sizes := []int{vc.keys}
 	for _, n := range vc.sizes {
 		if n != vc.keys {

@@ -129,7 +129,7 @@ func measureSharedStore(res *Results, keys, perRound, rounds, conns int) error {
 		return err
 	}
 	sharedTokens := strings.Split(string(sharedData), "\n")
-	query := verifier.PathAuthorize + "?org=" + loadGrantOrg + "&minRole=Observer&scope=reports:read"
+	query := loadQuery
 	for _, s := range []struct {
 		url    string
 		tokens []string
