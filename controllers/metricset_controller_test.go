@@ -96,7 +96,7 @@ func TestMetricSetWithoutItsCatalogSaysHowToFixIt(t *testing.T) {
 		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ms), ms)
 		return conditionReason(ms.Status.Conditions) == v1.ReasonCatalogNotFound, err
 	})
-	want := "catalog ConfigMap missing was not found in namespace " + ns +
+	want := "catalog ConfigMap missing was not found in namespace " + ns + " or, cluster-wide, in " + systemNamespace +
 		" with label access.clearance.dev/configmap=catalog: create it or remove spec.catalogRef; the published list is unchanged"
 	if msg := conditionMessage(ms.Status.Conditions); msg != want {
 		t.Errorf("message:\n got: %s\nwant: %s", msg, want)

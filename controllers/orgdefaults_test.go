@@ -116,11 +116,21 @@ func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
 // MetricSet's namespace, then in the operator's; the org's own catalog of the same name wins.
 func TestAMetricSetUsesTheClusterWideCatalogUnlessItsOrgHasItsOwn(t *testing.T) {
 	ctx := context.Background()
-	system, org, ownOrg := env.Namespace(t, "system"), env.Namespace(t, "org"), env.Namespace(t, "own")
+	system, org, ownOrg := systemNamespace, env.Namespace(t, "org"), env.Namespace(t, "own")
+	must(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}))
 	catalog := shippedCatalog(t)
 	catalog.Namespace = system
 	must(t, env.Client.Create(ctx, catalog))
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, catalog) })
+	// The suite's running MetricSet controller resolves catalogs as this one does (the same
+	// system namespace), so whichever writes the condition writes the same.
 	r := &MetricSetReconciler{reconcilerBase: direct.reconcilerBase, events: direct.events, systemNamespace: system}
+	testenv.Within(t, 30*time.Second, "the cache to hold the cluster-wide catalog", func() error {
+		if cm, err := r.catalog(ctx, org, DefaultCatalogName); err != nil || cm == nil {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	publish := func(ms *v1.MetricSet) *metav1.Condition {
 		t.Helper()
 		must(t, env.Client.Create(ctx, ms))
@@ -133,7 +143,7 @@ func TestAMetricSetUsesTheClusterWideCatalogUnlessItsOrgHasItsOwn(t *testing.T) 
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ms), got); err != nil {
 				return err
 			}
-			if cond = meta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady); cond == nil {
+			if cond = meta.FindStatusCondition(got.Status.Conditions, v1.ConditionReady); cond == nil || cond.ObservedGeneration != got.Generation {
 				return errors.New("no Ready condition yet")
 			}
 			return nil
@@ -154,6 +164,10 @@ func TestAMetricSetUsesTheClusterWideCatalogUnlessItsOrgHasItsOwn(t *testing.T) 
 		t.Errorf("no catalog anywhere: %s %s", c.Reason, c.Message)
 	}
 }
+
+// systemNamespace is the operator's namespace of the suite's controllers: where the
+// cluster-wide catalog is looked up.
+const systemNamespace = "clearance-controllers-system"
 
 // shippedCatalog is config/catalog's ConfigMap, as make run applies it and the chart ships it.
 func shippedCatalog(t *testing.T) *corev1.ConfigMap {

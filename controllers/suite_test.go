@@ -94,7 +94,7 @@ func startOperator(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, Options{Clock: clk, KeyFormat: format, Metrics: m}); err != nil {
+	if err := Setup(mgr, Options{Clock: clk, KeyFormat: format, Metrics: m, Namespace: systemNamespace}); err != nil {
 		return nil, err
 	}
 	direct = &APIKeyReconciler{
