@@ -58,7 +58,7 @@ func (h *Handler) parseRefresh(tok string) (family string, gen uint64, ok bool) 
 	if len(parts) != 3 {
 		return "", 0, false
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(parts[2])
+	mac, err := base64.RawURLEncoding.Strict().DecodeString(parts[2]) // one spelling per mac
 	want := h.refreshMAC(parts[0], parts[1])
 	if err != nil || want == nil || !hmac.Equal(mac, want) {
 		return "", 0, false

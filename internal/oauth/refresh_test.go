@@ -18,6 +18,7 @@ package oauth
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,7 +135,14 @@ func TestRefreshIsRefusedOnceTheGrantIsNoLongerInForce(t *testing.T) {
 func TestForgedOrForeignRefreshTokenIsRefusedWithoutRevoking(t *testing.T) {
 	e := newEnv(t)
 	rt0 := e.firstRefreshToken()
-	e.wantRefreshRefused(rt0[:len(rt0)-2]+"AA", "forged mac")
+	dot := strings.LastIndexByte(rt0, '.') + 1 // the mac's first character, changed
+	forged := rt0[:dot] + map[bool]string{true: "B", false: "A"}[rt0[dot] == 'A'] + rt0[dot+1:]
+	e.wantRefreshRefused(forged, "forged mac")
+	// The same mac spelled with the last character's unused bits set decodes to the same bytes
+	// when decoding is lenient: refused too.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, rt0[len(rt0)-1])
+	e.wantRefreshRefused(rt0[:len(rt0)-1]+string(alphabet[last|1]), "a second spelling of the mac")
 	status, body := e.post(map[string][]string{"grant_type": {"refresh_token"}, "refresh_token": {rt0}, "client_id": {publicID}}, "", "")
 	if status != http.StatusBadRequest || body["error"] != "invalid_grant" {
 		t.Fatalf("another client's token: %d %v", status, body)
