@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -97,12 +98,10 @@ func DefaultMetricSet(org string) *v1.MetricSet {
 		Spec: v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: DefaultCatalogName}},
 	}
 	for _, m := range DefaultEnabledMetrics {
-		ms.Spec.Metrics = append(ms.Spec.Metrics, v1.Metric{Name: m, Enabled: ptrTo(true)})
+		ms.Spec.Metrics = append(ms.Spec.Metrics, v1.Metric{Name: m, Enabled: ptr.To(true)})
 	}
 	return ms
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // SetupWithManager reconciles a namespace when an Application or an OrgConnection appears in
 // it, or its default MetricSet goes (while it is still an org, a new one is made).

@@ -31,6 +31,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -95,7 +96,7 @@ func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
 
 	own := env.Namespace(t, "own")
 	mine := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: own, Name: DefaultMetricSetName},
-		Spec: v1.MetricSetSpec{Metrics: []v1.Metric{{Name: "x.y", Enabled: ptrTo(true)}}}}
+		Spec: v1.MetricSetSpec{Metrics: []v1.Metric{{Name: "x.y", Enabled: ptr.To(true)}}}}
 	must(t, env.Client.Create(ctx, mine))
 	must(t, env.Client.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: own, Name: "c"},
 		Spec: v1.OrgConnectionSpec{ApplicationID: "app_0123456789abcdefghijklmnop", Role: v1.RoleObserver}}))
