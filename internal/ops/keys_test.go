@@ -119,3 +119,43 @@ func TestWaitForKeyReturnsOnceTheKeyIsSettledOrTimeIsUp(t *testing.T) {
 		t.Errorf("deleted while waiting: %v, want ErrKeyDeleted", err)
 	}
 }
+
+func TestInvalidateKeysRotatesNowEveryLiveKeyOfTheApplicationAndNoOther(t *testing.T) {
+	ns := env.Namespace(t, "invalidate")
+	for _, name := range []string{"acme-bi-prod", "acme-bi-ci", "acme-bi-old"} {
+		_, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: name})
+		must(t, err)
+	}
+	_, err := ops.CreateKey(ctx(), env.Client, ns, "globex", ops.KeyOptions{Name: "globex-prod"})
+	must(t, err)
+	old := &v1.APIKey{}
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi-old"}, old))
+	old.Status.State = v1.KeyExpired
+	must(t, env.Client.Status().Update(ctx(), old))
+
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	asked, err := ops.InvalidateKeys(ctx(), env.Client, ns, "acme-bi", at)
+	must(t, err)
+	var names []string
+	for _, k := range asked {
+		names = append(names, k.Name)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"acme-bi-ci", "acme-bi-prod"}) {
+		t.Errorf("asked to rotate %v, want the two live keys of acme-bi", names)
+	}
+	for name, want := range map[string]string{"acme-bi-prod": "2026-12-06T10:00:00Z", "acme-bi-ci": "2026-12-06T10:00:00Z", "acme-bi-old": "", "globex-prod": ""} {
+		var k v1.APIKey
+		must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &k))
+		if got := k.Annotations[v1.AnnotationInvalidateRequestedAt]; got != want {
+			t.Errorf("key %s: %s = %q, want %q", name, v1.AnnotationInvalidateRequestedAt, got, want)
+		}
+	}
+
+	// Someone who may read keys but not change them is refused by RBAC, key by key.
+	reader := person(t, ns, "olga", clearanceRule("apikeys", []string{"get", "list"}))
+	asked, err = ops.InvalidateKeys(ctx(), reader, ns, "acme-bi", at.Add(time.Hour))
+	if len(asked) != 0 || !apierrors.IsForbidden(err) {
+		t.Errorf("a reader invalidating: asked %d, err %v; want none and RBAC's refusal", len(asked), err)
+	}
+}

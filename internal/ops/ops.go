@@ -106,6 +106,48 @@ func RequestRotation(ctx context.Context, c client.Client, key *v1.APIKey, at ti
 		annotation: at.UTC().Format(time.RFC3339Nano)}}})
 }
 
+// KeysOf lists the APIKeys of application app in org ns, oldest first.
+func KeysOf(ctx context.Context, c client.Client, ns, app string) ([]v1.APIKey, error) {
+	var list v1.APIKeyList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return nil, err
+	}
+	keys := slices.DeleteFunc(list.Items, func(k v1.APIKey) bool { return k.Spec.ApplicationName != app })
+	slices.SortFunc(keys, func(a, b v1.APIKey) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return keys, nil
+}
+
+// InvalidateKeys is "invalidate keys and secrets" for a whole application: it asks for an
+// immediate rotation (RequestRotation with immediate) of each key of application app in org ns,
+// so every key it has now, with any earlier key still in its overlap, stops working as soon as
+// its replacement is minted. Expired keys and keys being deleted have nothing left to end and
+// are skipped. It returns the keys asked, and the errors of those it could not ask, joined.
+func InvalidateKeys(ctx context.Context, c client.Client, ns, app string, at time.Time) ([]v1.APIKey, error) {
+	keys, err := KeysOf(ctx, c, ns, app)
+	if err != nil {
+		return nil, err
+	}
+	var asked []v1.APIKey
+	var errs []error
+	for i := range keys {
+		key := &keys[i]
+		if key.Status.State == v1.KeyExpired || key.DeletionTimestamp != nil {
+			continue
+		}
+		if err := RequestRotation(ctx, c, key, at, true); err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", key.Name, err))
+			continue
+		}
+		asked = append(asked, *key)
+	}
+	return asked, errors.Join(errs...)
+}
+
 // SetKeyEnabled switches spec.enabled: a disabled key keeps its Secret and the same key, and
 // is refused until enabled again. key is updated from the answer.
 func SetKeyEnabled(ctx context.Context, c client.Client, key *v1.APIKey, on bool) error {
