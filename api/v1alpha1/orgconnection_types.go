@@ -18,18 +18,19 @@ package v1alpha1
 
 import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-// Role is what a connected application may do in the granting org, lowest first.
+// Role is what a connected application may do in the granting org, lowest first. The
+// console's roles and permissions page (/roles) says what each allows an application and a person.
 // +kubebuilder:validation:Enum=Observer;Analyst;Technician;OrgAdmin
 type Role string
 
 const (
-	// RoleObserver reads only; the recommended default.
+	// RoleObserver reads only: a connected application may send requests that change nothing (GET, HEAD, OPTIONS); the recommended default.
 	RoleObserver Role = "Observer"
-	// RoleAnalyst reads and analyses.
+	// RoleAnalyst reads and changes data: also requests with any other method, which need Analyst unless the verifier's --write-min-role says otherwise.
 	RoleAnalyst Role = "Analyst"
-	// RoleTechnician operates devices and configuration.
+	// RoleTechnician adds what the org's APIs reserve for technicians (minRole=Technician), such as operating devices and configuration.
 	RoleTechnician Role = "Technician"
-	// RoleOrgAdmin administers the org.
+	// RoleOrgAdmin may do everything, including what the org's APIs reserve for org admins (minRole=OrgAdmin).
 	RoleOrgAdmin Role = "OrgAdmin"
 )
 
