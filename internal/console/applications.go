@@ -18,7 +18,6 @@ package console
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,65 +26,39 @@ import (
 	"github.com/clearance-dev/clearance/internal/ops"
 )
 
-// applicationsData is the Applications page: what this org created and what it connected.
-type applicationsData struct {
-	Created       []v1.Application
-	CreatedError  string
-	Connected     []v1.OrgConnection
-	ConnectError  string
-	CanCreate     bool
-	CanConnect    bool
-	CanEditRole   bool
-	CanDisconnect bool
-}
-
-func (s *Server) applicationsPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	ctx, org := r.Context(), sess.currentOrg()
-	data := applicationsData{}
-	var apps v1.ApplicationList
-	if err := sess.client.List(ctx, &apps, client.InNamespace(org)); err != nil {
-		data.CreatedError = apiMessage(err)
-	}
-	data.Created = apps.Items
-	slices.SortFunc(data.Created, func(a, b v1.Application) int { return strings.Compare(a.Name, b.Name) })
-	var conns v1.OrgConnectionList
-	if err := sess.client.List(ctx, &conns, client.InNamespace(org)); err != nil {
-		data.ConnectError = apiMessage(err)
-	}
-	data.Connected = conns.Items
-	slices.SortFunc(data.Connected, func(a, b v1.OrgConnection) int { return strings.Compare(a.Name, b.Name) })
-	perms := allowed(ctx, sess, org, clearance("create", "applications"), clearance("create", "orgconnections"),
-		clearance("patch", "orgconnections"), clearance("delete", "orgconnections"))
-	data.CanCreate = perms[clearance("create", "applications")]
-	data.CanConnect = perms[clearance("create", "orgconnections")]
-	data.CanEditRole = perms[clearance("patch", "orgconnections")]
-	data.CanDisconnect = perms[clearance("delete", "orgconnections")]
-	p := newPage(r, sess, "Applications", "applications")
-	p.Data = data
-	s.render(w, http.StatusOK, "applications", p)
-}
-
 // newApplicationData is the form to create an application, as last filled.
 type newApplicationData struct {
 	Description, Name string
+	// FirstKey: create the application's first API key with it (on by default: every
+	// application has its own key).
+	FirstKey bool
 }
 
 func (s *Server) newApplicationPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := newPage(r, sess, "Create application", "applications")
-	p.Data = newApplicationData{}
+	p := newPage(r, sess, "Create application", "users")
+	p.Data = newApplicationData{FirstKey: true}
 	s.render(w, http.StatusOK, "application-new", p)
 }
 
+// createApplication creates the application and, when asked, its first key, which it shows once
+// as Generate new key does.
 func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess *session) {
-	form := newApplicationData{Description: r.PostForm.Get("description"), Name: strings.TrimSpace(r.PostForm.Get("name"))}
+	form := newApplicationData{Description: r.PostForm.Get("description"), Name: strings.TrimSpace(r.PostForm.Get("name")),
+		FirstKey: r.PostForm.Get("firstKey") == "true"}
 	app, err := ops.CreateApplication(r.Context(), sess.client, sess.currentOrg(), form.Name, form.Description)
 	if err != nil {
-		p := newPage(r, sess, "Create application", "applications")
+		p := newPage(r, sess, "Create application", "users")
 		p.Error, p.Data = apiMessage(err), form
 		s.render(w, statusOf(err), "application-new", p)
 		return
 	}
-	done(w, r, sess, "/applications", "Created application "+app.Name+"; its Application ID appears on its card as soon as the operator has allocated it.")
+	msg := "Created application " + app.Spec.Description + "; its Application ID appears in the table as soon as the operator has allocated it."
+	if !form.FirstKey {
+		done(w, r, sess, pathApplications, msg)
+		return
+	}
+	sess.addFlash("ok", msg)
+	s.mintAndShow(w, r, sess, app, ops.KeyOptions{Description: "first key"})
 }
 
 // roleChoice is one option of a role select.
@@ -95,12 +68,12 @@ type roleChoice struct {
 	Selected bool
 }
 
-// roleLabels are the roles as the product page names them.
-var roleLabels = map[v1.Role]string{
-	v1.RoleObserver:   "Observer (recommended, read-only)",
-	v1.RoleAnalyst:    "Analyst",
-	v1.RoleTechnician: "Technician",
-	v1.RoleOrgAdmin:   "Org Admin",
+// roleLabel is a role as a role select offers it.
+func roleLabel(r v1.Role) string {
+	if r == v1.RoleObserver {
+		return r.Title() + " (recommended, read-only)"
+	}
+	return r.Title()
 }
 
 // assignable are the roles the person may assign in org: those they hold bind on, the rule
@@ -120,7 +93,7 @@ func assignableIn(r *http.Request, sess *session, org string, keep v1.Role, sele
 	var out []roleChoice
 	for _, role := range v1.Roles {
 		if may[bindRole(role)] || role.Rank() <= keep.Rank() {
-			out = append(out, roleChoice{Role: role, Label: roleLabels[role], Selected: role == selected})
+			out = append(out, roleChoice{Role: role, Label: roleLabel(role), Selected: role == selected})
 		}
 	}
 	return out
@@ -133,7 +106,7 @@ type connectData struct {
 }
 
 func (s *Server) connectPage(w http.ResponseWriter, r *http.Request, sess *session) {
-	p := newPage(r, sess, "Connect an application", "applications")
+	p := newPage(r, sess, "Connect an application", "users")
 	p.Data = connectData{Roles: assignable(r, sess, "", v1.RoleObserver)}
 	s.render(w, http.StatusOK, "connect", p)
 }
@@ -143,13 +116,13 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, sess *session) 
 	role := v1.Role(r.PostForm.Get("role"))
 	conn, err := ops.Connect(r.Context(), sess.client, sess.currentOrg(), id, role, ops.ConnectOptions{})
 	if err != nil {
-		p := newPage(r, sess, "Connect an application", "applications")
+		p := newPage(r, sess, "Connect an application", "users")
 		p.Error = apiMessage(err)
 		p.Data = connectData{ApplicationID: id, Roles: assignable(r, sess, "", role)}
 		s.render(w, statusOf(err), "connect", p)
 		return
 	}
-	done(w, r, sess, "/applications", "Connected application "+id+" to "+conn.Namespace+" as "+string(role)+".")
+	done(w, r, sess, pathApplications, "Connected application "+id+" to "+conn.Namespace+" as "+string(role)+".")
 }
 
 // connectionData is one connection with the choices of its edit-role form.
@@ -162,7 +135,7 @@ type connectionData struct {
 func (s *Server) getConnection(w http.ResponseWriter, r *http.Request, sess *session) (*v1.OrgConnection, bool) {
 	conn := &v1.OrgConnection{}
 	if err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: sess.currentOrg(), Name: r.PathValue("conn")}, conn); err != nil {
-		p := newPage(r, sess, "Connection", "applications")
+		p := newPage(r, sess, "Connection", "users")
 		p.Error = apiMessage(err)
 		s.render(w, statusOf(err), "message", p)
 		return nil, false
@@ -175,7 +148,7 @@ func (s *Server) rolePage(w http.ResponseWriter, r *http.Request, sess *session)
 	if !ok {
 		return
 	}
-	p := newPage(r, sess, "Edit role", "applications")
+	p := newPage(r, sess, "Edit role", "users")
 	p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, conn.Spec.Role, conn.Spec.Role)}
 	s.render(w, http.StatusOK, "role", p)
 }
@@ -188,13 +161,13 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, sess *session) 
 	role := v1.Role(r.PostForm.Get("role"))
 	old := conn.Spec.Role
 	if err := ops.SetRole(r.Context(), sess.client, conn, role); err != nil {
-		p := newPage(r, sess, "Edit role", "applications")
+		p := newPage(r, sess, "Edit role", "users")
 		p.Error = apiMessage(err)
 		p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, old, role)}
 		s.render(w, statusOf(err), "role", p)
 		return
 	}
-	done(w, r, sess, "/applications", "Application "+conn.Spec.ApplicationID+" now has role "+string(conn.Spec.Role)+" in "+conn.Namespace+".")
+	done(w, r, sess, pathApplications, "Application "+conn.Spec.ApplicationID+" now has role "+string(conn.Spec.Role)+" in "+conn.Namespace+".")
 }
 
 func (s *Server) disconnectPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -202,7 +175,7 @@ func (s *Server) disconnectPage(w http.ResponseWriter, r *http.Request, sess *se
 	if !ok {
 		return
 	}
-	p := newPage(r, sess, "Disconnect application", "applications")
+	p := newPage(r, sess, "Disconnect application", "users")
 	p.Data = connectionData{Conn: *conn}
 	s.render(w, http.StatusOK, "disconnect", p)
 }
@@ -213,11 +186,11 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request, sess *sessio
 		return
 	}
 	if err := ops.Disconnect(r.Context(), sess.client, conn); err != nil {
-		p := newPage(r, sess, "Disconnect application", "applications")
+		p := newPage(r, sess, "Disconnect application", "users")
 		p.Error = apiMessage(err)
 		p.Data = connectionData{Conn: *conn}
 		s.render(w, statusOf(err), "disconnect", p)
 		return
 	}
-	done(w, r, sess, "/applications", "Disconnected application "+conn.Spec.ApplicationID+" from "+conn.Namespace+"; the application itself is untouched.")
+	done(w, r, sess, pathApplications, "Disconnected application "+conn.Spec.ApplicationID+" from "+conn.Namespace+"; the application itself is untouched.")
 }

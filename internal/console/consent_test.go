@@ -168,7 +168,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 		t.Errorf("an org admin is offered %v, want %v", got, want)
 	}
 	p.choose("#role", "Analyst")
-	p.shot("consent")
+	p.shot2("consent")
 	p.submit("#consent-decision button[value=allow]")
 	if got := verifier.waitReturns(t, 2); got[1] != "/oauth2/authorize/done?request=req-allow" {
 		t.Fatalf("after Allow the verifier saw %q", got)

@@ -259,7 +259,11 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p *page)
 		http.Error(w, "no such page", http.StatusInternalServerError)
 		return
 	}
-	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
+	tmpl := "layout.html"
+	if p.Fragment && t.Lookup("dialog") != nil {
+		tmpl = "dialog"
+	}
+	if err := t.ExecuteTemplate(&buf, tmpl, p); err != nil {
 		s.opts.Log.Error(err, "rendering a page", "page", name)
 		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
 		return

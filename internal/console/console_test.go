@@ -39,105 +39,222 @@ import (
 
 var appIDPattern = regexp.MustCompile(v1.ApplicationIDPattern)
 
-// TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce is seed 000's org
-// admin: Users → Applications, create one with a description (a blank one gets the CEL rule's
-// own words), copy its Application ID, open its keys, generate a key with scopes and see it once.
-func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *testing.T) {
+// TestAnOrgAdminWalksTheUsersPage is seed 000's org admin on Users → People | Applications: the
+// People tab lists who holds which role; Create application (a dialog) with a required
+// description (a blank one gets the CEL rule's own words) makes the application and its first
+// key, shown once as its Secret holds it; the ⋮ menu renames it and opens its API keys, where
+// the copy icon copies the key from its Secret (never put in the page), the Enabled checkbox
+// disables and enables it, Generate new key adds one and Invalidate all keys, after asking,
+// replaces every key.
+func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "acme")
 	admin := newPerson(t, org, "alice", orgAdmin...)
+	newPerson(t, org, "olga", observer...)
 	p := newPage(t, 1280, 800)
 	p.signIn(admin)
-	p.shot("applications-empty")
-	if got := p.text("h1"); got != "Applications" {
-		t.Fatalf("after sign-in the page is %q, want Applications", got)
+	if got := p.text("h1"); got != "Users" || p.text(".tabs a[aria-current=page]") != "Applications" {
+		t.Fatalf("after sign-in the page is %q on tab %q, want Users on Applications", got, p.text(".tabs a[aria-current=page]"))
 	}
+	p.shot2("users-applications-empty")
 
-	// A blank description reaches the apiserver, whose CEL rule says what is wrong.
-	p.submit("a[href='/applications/new']")
-	p.fill("#description", "   ")
-	p.fill("#name", "blank")
-	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusUnprocessableEntity {
+	// People: who holds which Clearance role, read from the org's RoleBindings.
+	p.submit(".tabs a[href='/users?tab=people']")
+	people := p.text("main table tbody")
+	for _, want := range []string{org + "/alice", "Org Admin", org + "/olga", "Observer", "alice-clearance-org-admin"} {
+		if !strings.Contains(people, want) {
+			t.Errorf("the People tab lacks %q: %s", want, people)
+		}
+	}
+	if strings.Contains(people, "console-test") {
+		t.Errorf("the People tab lists bindings to ClusterRoles that are not Clearance's: %s", people)
+	}
+	p.shot2("users-people")
+	p.submit(".tabs a[href='/users?tab=applications']")
+
+	// Create application: a dialog; its first key is on by default.
+	if got := p.dialog("a[href='/applications/new']"); got != "Create application" {
+		t.Fatalf("the create dialog says %q", got)
+	}
+	if checked, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.querySelector('#dialog #firstKey').checked")); err != nil || !checked {
+		t.Errorf("Create its first API key is not ticked by default (%v)", err)
+	}
+	p.fill("#dialog #description", "Acme BI export")
+	p.shot2("dialog-create")
+	p.fill("#dialog #description", "   ")
+	p.fill("#dialog #name", "blank")
+	if status := p.submit("#dialog form[action='/applications/new'] button[type=submit]"); status != http.StatusUnprocessableEntity {
 		t.Errorf("a blank description: status %d, want 422", status)
 	}
 	if msg := p.text("#error"); !strings.Contains(msg, "description must not be blank") {
 		t.Errorf("a blank description: the page says %q, want the CEL rule's message", msg)
 	}
-
 	p.fill("#description", "Acme BI export")
 	p.fill("#name", "")
-	p.shot("application-new")
-	p.submit("form[action='/applications/new'] button[type=submit]")
+	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusCreated {
+		t.Fatalf("creating with a first key: status %d: %s", status, p.text("main"))
+	}
+	token := p.value("#new-key")
+	first := onlyKey(t, org, "acme-bi-export")
+	if token == "" || token != secretToken(t, first) {
+		t.Fatalf("the page shows a key that is not the one in Secret %s", first.Status.SecretName)
+	}
+	p.shot2("key-new")
+
+	// The table: ID (copied with its icon), description, keys, creator.
 	app := &v1.Application{}
-	within(t, "the card to show the Application ID", func() error {
-		p.open("/applications")
+	within(t, "the row to show the Application ID", func() error {
+		p.open("/users?tab=applications")
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: "acme-bi-export"}, app); err != nil {
 			return err
 		}
-		if app.Status.ApplicationID == "" || p.count("#id-acme-bi-export[value]") == 0 {
-			return fmt.Errorf("no ID on the card yet")
+		if app.Status.ApplicationID == "" || p.count("#id-acme-bi-export") == 0 || p.text("#app-acme-bi-export td.keys") != "1" {
+			return fmt.Errorf("no ID or key count in the row yet")
 		}
 		return nil
 	})
-	id := p.value("#id-acme-bi-export")
-	if id != app.Status.ApplicationID || !appIDPattern.MatchString(id) {
-		t.Fatalf("the card shows ID %q, the Application has %q", id, app.Status.ApplicationID)
+	row := p.text("#app-acme-bi-export")
+	if id := p.text("#id-acme-bi-export"); id != app.Status.ApplicationID || !appIDPattern.MatchString(id) || !strings.Contains(row, "Acme BI export") ||
+		!strings.Contains(row, "system:serviceaccount:"+org+":alice") {
+		t.Errorf("the row shows %q, the Application has ID %q", row, app.Status.ApplicationID)
 	}
 	p.grantClipboard()
 	p.click("button[data-copy='id-acme-bi-export']")
-	if got := p.clipboard(); got != id {
-		t.Errorf("Copy put %q on the clipboard, want the Application ID %s", got, id)
+	if got := p.clipboard(); got != app.Status.ApplicationID {
+		t.Errorf("the ID's copy icon put %q on the clipboard, want %s", got, app.Status.ApplicationID)
 	}
-	p.shot("applications")
+	p.menu("#app-acme-bi-export")
+	p.shot2("users-applications")
 
-	// Keys: none yet; generate one, shown once, as its Secret holds it.
-	p.submit("a[href='/applications/acme-bi-export/keys']")
-	p.fill("#key-description", "prod exporter")
-	p.fill("#key-scopes", "reports:read, dashboards:sales")
-	p.choose("#ttl", "720h")
-	p.shot("keys-empty")
-	if status := p.submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
+	// ⋮ Rename application.
+	p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/rename']")
+	p.fill("#dialog #rename-description", "Acme BI exports")
+	p.shot2("dialog-rename")
+	p.submit("#dialog form[action='/applications/acme-bi-export/rename'] button[type=submit]")
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Spec.Description != "Acme BI exports" {
+		t.Errorf("after renaming, the description is %q (%v)", app.Spec.Description, err)
+	}
+	if !strings.Contains(p.text("#app-acme-bi-export"), "Acme BI exports") {
+		t.Errorf("the table does not show the new description: %s", p.text("#app-acme-bi-export"))
+	}
+
+	// ⋮ View API keys: masked, with a copy icon that fetches the key on click.
+	p.menu("#app-acme-bi-export")
+	if got := p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/keys']"); got != "API keys of Acme BI exports" {
+		t.Errorf("the keys dialog says %q", got)
+	}
+	if html := p.html(); strings.Contains(html, token) || !strings.Contains(p.text("#dialog"), first.Status.Masked) {
+		t.Fatalf("the keys dialog holds the key in full, or not masked: %s", p.text("#dialog"))
+	}
+	p.click("#dialog #key-" + first.Name + " form[data-copy-key] button")
+	within(t, "Copied to clipboard", func() error {
+		if got := p.text("#dialog #key-" + first.Name + " .copied"); got != "Copied to clipboard" {
+			return fmt.Errorf("the copy icon says %q", got)
+		}
+		return nil
+	})
+	if p.clipboard() != token {
+		t.Error("the copy icon did not put the key on the clipboard")
+	}
+	if strings.Contains(p.html(), token) {
+		t.Fatal("copying left the key in the page")
+	}
+	p.shot2("dialog-keys")
+
+	// The Enabled checkbox: off, then on again; the dialog opens again after each.
+	p.submit("#dialog #enabled-" + first.Name)
+	p.dialogOpen()
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(first), first); err != nil || first.IsEnabled() {
+		t.Errorf("after unticking Enabled the key is enabled %v (%v)", first.IsEnabled(), err)
+	}
+	if !strings.Contains(p.text("#dialog"), "Disabled key "+first.Status.Masked) {
+		t.Errorf("the dialog does not say the key was disabled: %s", p.text("#dialog"))
+	}
+	p.submit("#dialog #enabled-" + first.Name)
+	p.dialogOpen()
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(first), first); err != nil || !first.IsEnabled() {
+		t.Errorf("after ticking Enabled the key is disabled (%v)", err)
+	}
+
+	// Generate new key: shown once; the scopes as given.
+	p.fill("#dialog #key-description", "prod exporter")
+	p.fill("#dialog #key-scopes", "reports:read, dashboards:sales")
+	p.choose("#dialog #ttl", "720h")
+	if status := p.submit("#dialog form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
 		t.Fatalf("generating a key: status %d: %s", status, p.text("main"))
 	}
-	p.shot("key-new")
-	token := p.value("#new-key")
+	second := &v1.APIKey{}
 	var keys v1.APIKeyList
-	if err := env.Client.List(ctx, &keys, client.InNamespace(org)); err != nil || len(keys.Items) != 1 {
-		t.Fatalf("want one APIKey after generating, got %d (%v)", len(keys.Items), err)
+	if err := env.Client.List(ctx, &keys, client.InNamespace(org)); err != nil || len(keys.Items) != 2 {
+		t.Fatalf("want two APIKeys after generating, got %d (%v)", len(keys.Items), err)
 	}
-	key := keys.Items[0]
-	var secret corev1.Secret
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: key.Status.SecretName}, &secret); err != nil {
-		t.Fatal(err)
+	for i := range keys.Items {
+		if keys.Items[i].Name != first.Name {
+			second = &keys.Items[i]
+		}
 	}
-	if token == "" || token != string(secret.Data[v1.SecretKeyToken]) {
-		t.Fatalf("the page shows a key that is not the one in Secret %s", key.Status.SecretName)
+	if got := p.value("#new-key"); got == "" || got != secretToken(t, second) {
+		t.Fatal("the new key shown is not the one in its Secret")
 	}
-	p.click("button[data-copy='new-key']")
-	if p.clipboard() != token {
-		t.Error("Copy did not put the new key on the clipboard")
-	}
-	if key.Spec.Description != "prod exporter" || key.Spec.TTL == nil || key.Spec.TTL.Duration.String() != "720h0m0s" ||
-		!slices.Equal(key.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) {
-		t.Errorf("the APIKey was created with %+v, want the description, the scopes and the 30-day TTL chosen", key.Spec)
+	if second.Spec.Description != "prod exporter" || second.Spec.TTL == nil || second.Spec.TTL.Duration.String() != "720h0m0s" ||
+		!slices.Equal(second.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) {
+		t.Errorf("the APIKey was created with %+v, want the description, the scopes and the 30-day TTL chosen", second.Spec)
 	}
 
-	// Once: the keys page shows it masked only.
-	p.submit("a[href='/applications/acme-bi-export/keys']")
-	html := p.html()
-	if strings.Contains(html, token) {
-		t.Fatal("the keys page shows the key in full after it was shown once")
+	// Invalidate all keys: asks first, then every key gets a new value.
+	p.open("/users?tab=applications")
+	p.menu("#app-acme-bi-export")
+	p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/keys']")
+	if got := p.dialog("#dialog a[href='/applications/acme-bi-export/invalidate']"); got != "Invalidate all keys?" {
+		t.Fatalf("Invalidate all keys went straight through: %q", got)
 	}
-	if !strings.Contains(html, key.Status.Masked) || !strings.Contains(p.text("tbody"), "Active") {
-		t.Errorf("the keys page does not list key %s as Active: %s", key.Status.Masked, p.text("main"))
+	p.shot2("dialog-invalidate")
+	before := map[string]string{first.Name: first.Status.Masked, second.Name: second.Status.Masked}
+	p.submit("#dialog form[action='/applications/acme-bi-export/invalidate'] button[type=submit]")
+	within(t, "every key to be replaced", func() error {
+		for name, masked := range before {
+			var k v1.APIKey
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: name}, &k); err != nil {
+				return err
+			}
+			if k.Status.Masked == masked || k.Status.State != v1.KeyActive {
+				return fmt.Errorf("key %s is still %s (%s)", name, k.Status.Masked, k.Status.State)
+			}
+		}
+		return nil
+	})
+}
+
+// onlyKey waits for the one APIKey of app in org to be Active and returns it.
+func onlyKey(t *testing.T, org, app string) *v1.APIKey {
+	t.Helper()
+	var key *v1.APIKey
+	within(t, "the application's one key to be Active", func() error {
+		keys, err := ops.KeysOf(context.Background(), env.Client, org, app)
+		if err != nil || len(keys) != 1 || keys[0].Status.State != v1.KeyActive {
+			return fmt.Errorf("keys %d (%v)", len(keys), err)
+		}
+		key = &keys[0]
+		return nil
+	})
+	return key
+}
+
+// secretToken is the key in key's Secret.
+func secretToken(t *testing.T, key *v1.APIKey) string {
+	t.Helper()
+	var secret corev1.Secret
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: key.Status.SecretName}, &secret); err != nil {
+		t.Fatal(err)
 	}
-	p.shot("keys")
+	return string(secret.Data[v1.SecretKeyToken])
 }
 
 // TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDisconnects: the
-// org that grants access connects another org's application by its ID with a role from the
-// select (Observer, recommended, first), edits the role (the webhook's warning shown as it is)
-// and disconnects it, which leaves the application untouched.
+// org that grants access connects another org's application by its ID in the Connect dialog,
+// with a role from the select (Observer, recommended, first) and a link to the roles and
+// permissions page; the ⋮ menu edits the role (the admission warning shown as it is) and
+// disconnects it, which leaves the application untouched.
 func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDisconnects(t *testing.T) {
 	ctx := context.Background()
 	owner, grant := env.Namespace(t, "acme"), env.Namespace(t, "globex")
@@ -146,20 +263,23 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 	p := newPage(t, 1280, 800)
 	p.signIn(admin)
 
-	p.submit("a[href='/connections/new']")
-	if got, want := p.options("#role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
+	p.dialog("a[href='/connections/new']")
+	if got, want := p.options("#dialog #role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
 		t.Errorf("an org admin is offered roles %v, want %v", got, want)
 	}
-	if got := p.value("#role"); got != "Observer" {
+	if got := p.value("#dialog #role"); got != "Observer" {
 		t.Errorf("the role select starts at %q, want Observer", got)
 	}
-	p.fill("#applicationID", app.Status.ApplicationID)
-	p.shot("connect")
-	p.submit("form[action='/connections/new'] button[type=submit]")
+	if p.count("#dialog a[href='/roles']") != 1 {
+		t.Error("the Connect dialog has no link to the roles and permissions page")
+	}
+	p.fill("#dialog #applicationID", app.Status.ApplicationID)
+	p.shot2("dialog-connect")
+	p.submit("#dialog form[action='/connections/new'] button[type=submit]")
 	name := ops.ConnectionName(app.Status.ApplicationID)
 	within(t, "the connected application's row with its description and owner", func() error {
-		p.open("/applications")
-		row := p.text("main table tbody")
+		p.open("/users?tab=applications")
+		row := p.text("#connected-table tbody")
 		for _, want := range []string{app.Status.ApplicationID, "Acme BI export", owner, "Observer"} {
 			if !strings.Contains(row, want) {
 				return fmt.Errorf("row %q lacks %q", row, want)
@@ -167,20 +287,16 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 		}
 		return nil
 	})
-	p.shot("applications-connected")
-
-	// The same page on a phone.
-	phone := newPage(t, 390, 844)
-	phone.signIn(admin)
-	phone.shot("applications-phone")
-	if wide, err := chromedp.Run(phone.ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
-		t.Errorf("the Applications page is wider than a phone's screen (%v)", err)
+	p.shot2("users-applications-connected")
+	if wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
+		t.Errorf("the Users page is wider than the screen (%v)", err)
 	}
 
-	p.submit("a[href='/connections/" + name + "/role']")
-	p.choose("#role", "Analyst")
-	p.shot("role")
-	p.submit("form[action='/connections/" + name + "/role'] button[type=submit]")
+	p.menu("#conn-" + name)
+	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/role']")
+	p.choose("#dialog #role", "Analyst")
+	p.shot2("dialog-role")
+	p.submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
 	if warning := p.text("main"); !strings.Contains(warning, "role Analyst grants more than Observer") {
 		t.Errorf("raising the role showed no admission warning: %s", warning)
 	}
@@ -188,67 +304,101 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: grant, Name: name}, conn); err != nil || conn.Spec.Role != v1.RoleAnalyst {
 		t.Fatalf("after editing the role the connection has role %q (%v), want Analyst", conn.Spec.Role, err)
 	}
-	if !strings.Contains(p.text("main table tbody"), "Analyst") {
-		t.Errorf("the table does not show the new role: %s", p.text("main table tbody"))
+	if !strings.Contains(p.text("#connected-table tbody"), "Analyst") {
+		t.Errorf("the table does not show the new role: %s", p.text("#connected-table tbody"))
 	}
 
-	p.submit("a[href='/connections/" + name + "/disconnect']")
-	p.shot("disconnect")
-	p.submit("form[action='/connections/" + name + "/disconnect'] button[type=submit]")
+	p.menu("#conn-" + name)
+	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/disconnect']")
+	p.shot2("dialog-disconnect")
+	p.submit("#dialog form[action='/connections/" + name + "/disconnect'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); !apierrors.IsNotFound(err) {
 		t.Errorf("after disconnecting, the OrgConnection: %v, want not found", err)
 	}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
 		t.Errorf("disconnecting touched the application: %v", err)
 	}
-	if p.count("main table") != 0 {
+	if p.count("#connected-table") != 0 {
 		t.Errorf("the connected table still has rows: %s", p.text("main"))
 	}
 
+	// The roles and permissions page says what each role allows, in the API's own texts.
+	p.open("/roles")
+	roles := p.text("main")
+	for _, r := range v1.Roles {
+		for _, want := range append([]string{r.Title(), r.Summary(), r.ClusterRole()}, append(r.ApplicationMay(), r.PeopleMay()...)...) {
+			if !strings.Contains(roles, want) {
+				t.Errorf("the roles page lacks %q", want)
+			}
+		}
+	}
+	p.shot2("roles")
 }
 
-// TestAnObserverSeesKeysMaskedWithNoGenerateButtonAndNoSecret: an observer lists keys, masked,
-// with their state and usage, is offered nothing to change, and a generate request sent anyway
-// (with the session's own CSRF token) is refused by the apiserver in its own words.
-func TestAnObserverSeesKeysMaskedWithNoGenerateButtonAndNoSecret(t *testing.T) {
+// TestAnObserverSeesOnlyWhatTheyMay: an observer sees the Applications tab without People,
+// without Create, Connect, Rename or Invalidate; in the keys dialog keys are masked, with no
+// copy icon, no Enabled toggle (a ticked box they cannot change) and no Generate; requests
+// sent anyway (with the session's own CSRF token) are refused by the console or the
+// apiserver in its own words.
+func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 	org := env.Namespace(t, "acme")
 	application(t, org, "bi", "Acme BI export")
 	key, token := activeKey(t, org, "bi-prod", "bi")
 	obs := newPerson(t, org, "olga", observer...)
 	p := newPage(t, 1280, 800)
 	p.signIn(obs)
-	if n := p.count("a[href='/applications/new'], a[href='/connections/new']"); n != 0 {
-		t.Errorf("an observer is offered %d create or connect buttons", n)
+	if n := p.count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate']"); n != 0 {
+		t.Errorf("an observer is offered %d of People, create, connect, rename or invalidate", n)
 	}
-	p.submit("a[href='/applications/bi/keys']")
-	p.shot("keys-observer")
-	html := p.html()
-	if strings.Contains(html, token) {
-		t.Fatal("an observer's keys page holds the key in full")
+	p.open("/users?tab=people")
+	if got := p.text("#people-note"); !strings.Contains(got, "You may not list the RoleBindings") {
+		t.Errorf("an observer opening People reads %q, want the one-line explanation", got)
 	}
-	if !strings.Contains(p.text("tbody"), key.Status.Masked) {
-		t.Errorf("an observer does not see key %s masked: %s", key.Status.Masked, p.text("main"))
+	p.open("/users?tab=applications")
+	p.menu("#app-bi")
+	p.dialog("#app-bi a[href='/applications/bi/keys']")
+	p.shot2("dialog-keys-observer")
+	if strings.Contains(p.html(), token) {
+		t.Fatal("an observer's keys dialog holds the key in full")
 	}
-	if n := p.count("form[action='/applications/bi/keys'], td.actions"); n != 0 {
-		t.Errorf("an observer is offered %d generate or key actions", n)
+	if !strings.Contains(p.text("#dialog tbody"), key.Status.Masked) {
+		t.Errorf("an observer does not see key %s masked: %s", key.Status.Masked, p.text("#dialog"))
+	}
+	if n := p.count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/bi/keys'], #dialog td.actions, #dialog input[type=checkbox]:not([disabled])"); n != 0 {
+		t.Errorf("an observer is offered %d copy, enabled, generate or key actions", n)
 	}
 
-	status, body := p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}})
+	status, body := p.post("/applications/bi/keys/bi-prod/copy", url.Values{})
+	if status != http.StatusForbidden || !strings.Contains(body, "You may not read Secret "+key.Status.SecretName) || strings.Contains(body, token) {
+		t.Errorf("an observer's copy request: status %d, want 403 saying why; page: %s", status, body)
+	}
+	status, body = p.post("/applications/bi/keys/bi-prod/enabled", url.Values{})
+	if status != http.StatusForbidden || !strings.Contains(body, `cannot patch resource &#34;apikeys&#34;`) {
+		t.Errorf("an observer's Enabled request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
+	}
+	status, body = p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}})
 	if status != http.StatusForbidden || !strings.Contains(body, `cannot create resource &#34;apikeys&#34;`) {
 		t.Errorf("an observer's generate request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
 	}
 	if strings.Contains(body, token) {
 		t.Fatal("the refusal holds the key")
 	}
+	if status, _ = p.post("/applications/bi/rename", url.Values{"description": {"Mine"}}); status != http.StatusForbidden {
+		t.Errorf("an observer's rename request: status %d, want 403", status)
+	}
 }
 
-// TestATechnicianMayLowerOrRaiseARoleUpToTechnicianButNeverPickOrgAdmin: the edit-role select
-// offers only the roles the technician may bind, and a request for OrgAdmin sent anyway is
-// refused by the webhook in its own words.
-func TestATechnicianMayLowerOrRaiseARoleUpToTechnicianButNeverPickOrgAdmin(t *testing.T) {
+// TestATechnicianEditsRolesUpToTechnicianAndNothingElse: a technician (clearance-technician:
+// patch on connections, bind up to Technician) is offered Edit role and no other action: no
+// People, Create, Rename, Invalidate, Connect or Disconnect; in the keys dialog no copy icon
+// and no Enabled toggle. The role select offers only the roles they may bind, and a request
+// for OrgAdmin sent anyway is refused by the admission policy in its own words.
+func TestATechnicianEditsRolesUpToTechnicianAndNothingElse(t *testing.T) {
 	ctx := context.Background()
 	owner, grant := env.Namespace(t, "acme"), env.Namespace(t, "globex")
 	app := application(t, owner, "bi", "Acme BI export")
+	application(t, grant, "sensors", "Globex sensors")
+	activeKey(t, grant, "sensors-prod", "sensors")
 	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: grant, Name: "bi"}, Spec: v1.OrgConnectionSpec{ApplicationID: app.Status.ApplicationID}}
 	if err := env.Client.Create(ctx, conn); err != nil {
 		t.Fatal(err)
@@ -256,23 +406,34 @@ func TestATechnicianMayLowerOrRaiseARoleUpToTechnicianButNeverPickOrgAdmin(t *te
 	tech := newPerson(t, grant, "theo", technician...)
 	p := newPage(t, 1280, 800)
 	p.signIn(tech)
-	if p.count("a[href='/connections/new']") != 0 || p.count("a[href='/connections/bi/disconnect']") != 0 {
-		t.Error("a technician is offered to connect or disconnect, which only org admins may")
+	if n := p.count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate'], a[href$='/disconnect']"); n != 0 {
+		t.Errorf("a technician is offered %d of People, create, connect, rename, invalidate or disconnect, which only org admins may", n)
 	}
-	p.submit("a[href='/connections/bi/role']")
-	if got, want := p.options("#role"), []string{"Observer", "Analyst", "Technician"}; !slices.Equal(got, want) {
+	p.menu("#app-sensors")
+	p.dialog("#app-sensors a[href='/applications/sensors/keys']")
+	if n := p.count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/sensors/keys']"); n != 0 {
+		t.Errorf("a technician is offered %d copy, enabled or generate forms", n)
+	}
+	p.shot2("dialog-keys-technician")
+	p.open("/users?tab=applications")
+	p.menu("#conn-bi")
+	p.dialog("#conn-bi a[href='/connections/bi/role']")
+	if got, want := p.options("#dialog #role"), []string{"Observer", "Analyst", "Technician"}; !slices.Equal(got, want) {
 		t.Errorf("a technician is offered roles %v, want %v", got, want)
 	}
-	p.shot("role-technician")
+	p.shot2("dialog-role-technician")
 
 	status, body := p.post("/connections/bi/role", url.Values{"role": {"OrgAdmin"}})
 	if status != http.StatusForbidden || !strings.Contains(body, "may not assign role OrgAdmin") {
-		t.Errorf("a technician asking for OrgAdmin: status %d, want 403 with the webhook's words; page: %s", status, body)
+		t.Errorf("a technician asking for OrgAdmin: status %d, want 403 with the policy's words; page: %s", status, body)
 	}
-	p.choose("#role", "Technician")
-	p.submit("form[action='/connections/bi/role'] button[type=submit]")
+	p.choose("#dialog #role", "Technician")
+	p.submit("#dialog form[action='/connections/bi/role'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil || conn.Spec.Role != v1.RoleTechnician {
 		t.Errorf("a technician raising the role to Technician: role %q (%v)", conn.Spec.Role, err)
+	}
+	if status, _ := p.post("/applications/sensors/keys/sensors-prod/copy", url.Values{}); status != http.StatusForbidden {
+		t.Errorf("a technician's copy request: status %d, want 403", status)
 	}
 }
 
@@ -316,31 +477,57 @@ func TestAFormPostedFromAnotherPageIsRefused(t *testing.T) {
 	}
 }
 
-// TestKeyActionsAskForConfirmationThenRotateDisableEnableAndRevoke: each change to a key goes
-// through a confirmation page; rotate now gives the key a new value, disable and enable flip
-// its state, revoke deletes it.
-func TestKeyActionsAskForConfirmationThenRotateDisableEnableAndRevoke(t *testing.T) {
+// TestEveryActionWorksWithoutJavaScript: with script off, the ⋮ menus and buttons are links
+// and forms to whole pages: rename, the keys page, the Enabled checkbox with its Save button,
+// copy (the key on a page of its own, answering the POST), rotate now, invalidate and revoke
+// (each asking first), connect, edit role and disconnect all work.
+func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "acme")
-	application(t, org, "bi", "Acme BI export")
-	key, _ := activeKey(t, org, "bi-prod", "bi")
+	app := application(t, org, "bi", "Acme BI export")
+	key, token := activeKey(t, org, "bi-prod", "bi")
 	first := key.Status.Masked
 	admin := newPerson(t, org, "alice", orgAdmin...)
 	p := newPage(t, 1280, 800)
+	p.withoutScript()
 	p.signIn(admin)
-	keys := "/applications/bi/keys"
-	act := func(action string) {
-		t.Helper()
-		p.open(keys)
-		p.submit("a[href='" + keys + "/bi-prod/" + action + "']")
-		if !strings.HasSuffix(p.text("h1"), "?") {
-			t.Fatalf("%s went straight through without asking: %s", action, p.text("main"))
-		}
-		if action == "rotate-now" {
-			p.shot("key-confirm")
-		}
-		p.submit("form[action='" + keys + "/bi-prod/" + action + "'] button[type=submit]")
+
+	p.menu("#app-bi")
+	p.submit("#app-bi a[href='/applications/bi/rename']")
+	p.fill("#rename-description", "Acme BI exports")
+	p.submit("form[action='/applications/bi/rename'] button[type=submit]")
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Spec.Description != "Acme BI exports" {
+		t.Errorf("renaming without script: description %q (%v)", app.Spec.Description, err)
 	}
+
+	keys := "/applications/bi/keys"
+	p.menu("#app-bi")
+	p.submit("#app-bi a[href='" + keys + "']")
+	p.shot2("keys")
+	if strings.Contains(p.html(), token) {
+		t.Fatal("the keys page holds the key in full")
+	}
+	if status := p.submit("#key-bi-prod form[data-copy-key] button"); status != http.StatusOK || p.value("#new-key") != token {
+		t.Errorf("copying without script: status %d, and the page does not show the Secret's key", status)
+	}
+
+	// What console.js asks for: the key as JSON, never stored, and only with the CSRF token.
+	p.open(keys)
+	ask := func(form url.Values) (*http.Response, string) {
+		req, _ := http.NewRequest(http.MethodPost, consoleURL+keys+"/bi-prod/copy", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Accept", "application/json")
+		req.AddCookie(&http.Cookie{Name: p.sessionCookie().Name, Value: p.sessionCookie().Value})
+		return fetch(t, noRedirects(t), req)
+	}
+	resp, body := ask(url.Values{"csrf": {p.value("input[name=csrf]")}})
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || body != `{"key":"`+token+`"}`+"\n" {
+		t.Errorf("the copy endpoint: status %d, Cache-Control %q, and not the Secret's key as JSON", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if resp, body := ask(url.Values{}); resp.StatusCode != http.StatusForbidden || strings.Contains(body, token) {
+		t.Errorf("the copy endpoint without the CSRF token: status %d, want 403", resp.StatusCode)
+	}
+
 	state := func(want v1.KeyState, cond func(*v1.APIKey) bool) {
 		t.Helper()
 		within(t, "the key to be "+string(want)+" on the page", func() error {
@@ -348,27 +535,70 @@ func TestKeyActionsAskForConfirmationThenRotateDisableEnableAndRevoke(t *testing
 				return err
 			}
 			p.open(keys)
-			if row := p.text("tbody"); key.Status.State != want || !strings.Contains(row, string(want)) || !cond(key) {
+			if row := p.text("#key-bi-prod"); key.Status.State != want || !strings.Contains(row, string(want)) || !cond(key) {
 				return fmt.Errorf("state %q, row %q", key.Status.State, row)
 			}
 			return nil
 		})
 	}
+	p.open(keys)
+	p.click("#enabled-bi-prod")
+	p.submit("#key-bi-prod form.enabled-form button[type=submit]")
+	state(v1.KeyDisabled, func(*v1.APIKey) bool { return p.count("#enabled-bi-prod:checked") == 0 })
+	p.click("#enabled-bi-prod")
+	p.submit("#key-bi-prod form.enabled-form button[type=submit]")
+	state(v1.KeyActive, func(*v1.APIKey) bool { return p.count("#enabled-bi-prod:checked") == 1 })
 
-	act("rotate-now")
+	confirm := func(link, form string) {
+		t.Helper()
+		p.open(keys)
+		if strings.Contains(link, "/keys/") {
+			p.menu("#key-bi-prod")
+		}
+		p.submit("a[href='" + link + "']")
+		if !strings.HasSuffix(p.text("h1"), "?") {
+			t.Fatalf("%s went straight through without asking: %s", link, p.text("main"))
+		}
+		if strings.HasSuffix(link, "rotate-now") {
+			p.shot2("key-confirm")
+		}
+		p.submit("form[action='" + form + "'] button[type=submit]")
+	}
+	confirm(keys+"/bi-prod/rotate-now", keys+"/bi-prod/rotate-now")
 	state(v1.KeyActive, func(k *v1.APIKey) bool {
-		return k.Status.Masked != first && strings.Contains(p.text("tbody"), k.Status.Masked)
+		return k.Status.Masked != first && strings.Contains(p.text("#key-bi-prod"), k.Status.Masked)
 	})
-	act("disable")
-	state(v1.KeyDisabled, func(*v1.APIKey) bool { return p.count("a[href='"+keys+"/bi-prod/enable']") == 1 })
-	act("enable")
-	state(v1.KeyActive, func(*v1.APIKey) bool { return true })
-	act("revoke")
+	second := key.Status.Masked
+	confirm("/applications/bi/invalidate", "/applications/bi/invalidate")
+	state(v1.KeyActive, func(k *v1.APIKey) bool { return k.Status.Masked != second })
+	confirm(keys+"/bi-prod/revoke", keys+"/bi-prod/revoke")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); !apierrors.IsNotFound(err) {
 		t.Errorf("after revoking, the APIKey: %v, want not found", err)
 	}
 	if !strings.Contains(p.text("main"), "Revoked") || p.count("tbody tr") != 0 {
 		t.Errorf("after revoking, the keys page: %s", p.text("main"))
+	}
+
+	// Connections: connect, edit the role, disconnect, each on its own page.
+	p.open("/users?tab=applications")
+	p.submit("a[href='/connections/new']")
+	p.fill("#applicationID", app.Status.ApplicationID)
+	p.choose("#role", "Analyst")
+	p.submit("form[action='/connections/new'] button[type=submit]")
+	name := ops.ConnectionName(app.Status.ApplicationID)
+	p.menu("#conn-" + name)
+	p.submit("#conn-" + name + " a[href='/connections/" + name + "/role']")
+	p.choose("#role", "Observer")
+	p.submit("form[action='/connections/" + name + "/role'] button[type=submit]")
+	conn := &v1.OrgConnection{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: name}, conn); err != nil || conn.Spec.Role != v1.RoleObserver {
+		t.Errorf("connecting as Analyst then lowering to Observer without script: role %q (%v)", conn.Spec.Role, err)
+	}
+	p.menu("#conn-" + name)
+	p.submit("#conn-" + name + " a[href='/connections/" + name + "/disconnect']")
+	p.submit("form[action='/connections/" + name + "/disconnect'] button[type=submit]")
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); !apierrors.IsNotFound(err) {
+		t.Errorf("after disconnecting without script, the OrgConnection: %v", err)
 	}
 }
 
@@ -415,7 +645,7 @@ func TestMetricsCatalogSearchShowDisabledAndTheCap(t *testing.T) {
 	if got := p.count("tbody tr"); got != 6 {
 		t.Errorf("searching occupancy with disabled shown: %d rows, want 6", got)
 	}
-	p.shot("metrics")
+	p.shot2("metrics")
 	p.submit("button[aria-label='Enable occupancy.peak']")
 	if got := p.text(".counter p"); !strings.HasPrefix(got, "3 of 3 enabled") {
 		t.Errorf("after enabling one more the counter says %q", got)

@@ -17,9 +17,9 @@ limitations under the License.
 package console
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -35,13 +35,20 @@ import (
 // keysData is the keys dialog of one application.
 type keysData struct {
 	App         v1.Application
-	Keys        []v1.APIKey
+	Keys        []keyRow
 	KeysError   string
 	CanGenerate bool
 	CanChange   bool
 	CanRevoke   bool
 	CanRead     bool
 	Expiries    []expiryChoice
+}
+
+// keyRow is one key of the keys dialog; CanCopy: the person may get its Secret, so the dialog
+// offers to copy it (the key itself is fetched on click, never put in the page).
+type keyRow struct {
+	v1.APIKey
+	CanCopy bool
 }
 
 // expiryChoice is one lifetime a new key may get (spec.ttl); none never expires.
@@ -57,7 +64,7 @@ var expiries = []expiryChoice{
 func (s *Server) getApplication(w http.ResponseWriter, r *http.Request, sess *session) (*v1.Application, bool) {
 	app := &v1.Application{}
 	if err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: sess.currentOrg(), Name: r.PathValue("app")}, app); err != nil {
-		p := newPage(r, sess, "Application", "applications")
+		p := newPage(r, sess, "Application", "users")
 		p.Error = apiMessage(err)
 		s.render(w, statusOf(err), "message", p)
 		return nil, false
@@ -76,22 +83,23 @@ func (s *Server) keysPage(w http.ResponseWriter, r *http.Request, sess *session)
 func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, sess *session, app *v1.Application, status int, problem string) {
 	ctx, org := r.Context(), sess.currentOrg()
 	data := keysData{App: *app, Expiries: expiries}
-	var keys v1.APIKeyList
-	if err := sess.client.List(ctx, &keys, client.InNamespace(org)); err != nil {
+	keys, err := ops.KeysOf(ctx, sess.client, org, app.Name)
+	if err != nil {
 		data.KeysError = apiMessage(err)
 	}
-	for _, k := range keys.Items {
-		if k.Spec.ApplicationName == app.Name {
-			data.Keys = append(data.Keys, k)
-		}
+	perms := []permission{clearance("create", "apikeys"), clearance("patch", "apikeys"), clearance("delete", "apikeys"), readSecrets}
+	for i := range keys {
+		perms = append(perms, readSecret(ops.KeySecretName(&keys[i])))
 	}
-	slices.SortFunc(data.Keys, func(a, b v1.APIKey) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
-	perms := allowed(ctx, sess, org, clearance("create", "apikeys"), clearance("patch", "apikeys"), clearance("delete", "apikeys"), readSecrets)
-	data.CanGenerate = perms[clearance("create", "apikeys")]
-	data.CanChange = perms[clearance("patch", "apikeys")]
-	data.CanRevoke = perms[clearance("delete", "apikeys")]
-	data.CanRead = perms[readSecrets]
-	p := newPage(r, sess, "Keys of "+app.Spec.Description, "applications")
+	may := allowed(ctx, sess, org, perms...)
+	for _, k := range keys {
+		data.Keys = append(data.Keys, keyRow{APIKey: k, CanCopy: k.Status.Masked != "" && may[readSecret(ops.KeySecretName(&k))]})
+	}
+	data.CanGenerate = may[clearance("create", "apikeys")]
+	data.CanChange = may[clearance("patch", "apikeys")]
+	data.CanRevoke = may[clearance("delete", "apikeys")]
+	data.CanRead = may[readSecrets]
+	p := newPage(r, sess, "API keys of "+app.Spec.Description, "users")
 	p.Error, p.Data = problem, data
 	s.render(w, status, "keys", p)
 }
@@ -112,7 +120,6 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: scopesFrom(r.PostForm.Get("scopes"))}
 	if ttl := r.PostForm.Get("ttl"); ttl != "" {
 		d, err := time.ParseDuration(ttl)
@@ -122,6 +129,13 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 		}
 		opts.TTL = d
 	}
+	s.mintAndShow(w, r, sess, app, opts)
+}
+
+// mintAndShow creates a key of app, waits for the operator to mint it and, if the person may
+// read its Secret, shows it on this answer only (no redirect, nothing cached).
+func (s *Server) mintAndShow(w http.ResponseWriter, r *http.Request, sess *session, app *v1.Application, opts ops.KeyOptions) {
+	ctx := r.Context()
 	key, err := ops.CreateKey(ctx, sess.client, app.Namespace, app.Name, opts)
 	if err != nil {
 		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
@@ -142,7 +156,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 		data.Key = *minted
 		data.Token, data.Note = s.readToken(r, sess, minted)
 	}
-	p := newPage(r, sess, "New key", "applications")
+	p := newPage(r, sess, "New key", "users")
 	p.Data = data
 	s.render(w, http.StatusCreated, "key-new", p)
 }
@@ -240,9 +254,18 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, sess *session) (
 		http.NotFound(w, r)
 		return nil, false
 	}
-	app, ok := s.getApplication(w, r, sess)
+	app, key, ok := s.getAppKey(w, r, sess)
 	if !ok {
 		return nil, false
+	}
+	return &keyActionData{App: *app, Key: *key, Action: action}, true
+}
+
+// getAppKey reads the application and its key named in the path, or renders the denial.
+func (s *Server) getAppKey(w http.ResponseWriter, r *http.Request, sess *session) (*v1.Application, *v1.APIKey, bool) {
+	app, ok := s.getApplication(w, r, sess)
+	if !ok {
+		return nil, nil, false
 	}
 	key := &v1.APIKey{}
 	err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: app.Namespace, Name: r.PathValue("key")}, key)
@@ -251,9 +274,93 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request, sess *session) (
 	}
 	if err != nil {
 		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
-		return nil, false
+		return nil, nil, false
 	}
-	return &keyActionData{App: *app, Key: *key, Action: action}, true
+	return app, key, true
+}
+
+// maskedName is how a key is named to people: masked, or by its object name before minting.
+func maskedName(key *v1.APIKey) string {
+	if key.Status.Masked != "" {
+		return key.Status.Masked
+	}
+	return key.Name
+}
+
+// setKeyEnabled is the Enabled checkbox of a key: it switches spec.enabled.
+func (s *Server) setKeyEnabled(w http.ResponseWriter, r *http.Request, sess *session) {
+	app, key, ok := s.getAppKey(w, r, sess)
+	if !ok {
+		return
+	}
+	on := r.PostForm.Get("enabled") == "true"
+	if err := ops.SetKeyEnabled(r.Context(), sess.client, key, on); err != nil {
+		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
+		return
+	}
+	msg := "Disabled key " + maskedName(key) + ": it is refused until enabled again."
+	if on {
+		msg = "Enabled key " + maskedName(key) + "."
+	}
+	done(w, r, sess, keysReturn(r, app.Name), msg)
+}
+
+// copyKey answers the copy icon of a key: the key, read from its Secret with the person's own
+// credentials, to a script asking for JSON (console.js puts it on the clipboard and forgets it),
+// or on a page of its own without script. It is a POST (with the CSRF token) answered with
+// Cache-Control: no-store, so no other site can make a browser fetch it and nothing keeps it.
+// Someone who may not get the Secret is refused before it is read.
+func (s *Server) copyKey(w http.ResponseWriter, r *http.Request, sess *session) {
+	asJSON := strings.Contains(r.Header.Get("Accept"), "application/json")
+	fail := func(status int, msg string) {
+		if asJSON {
+			writeJSON(w, status, map[string]string{"error": msg})
+			return
+		}
+		p := newPage(r, sess, "Copy key", "users")
+		p.Error = msg
+		s.render(w, status, "message", p)
+	}
+	app, ok := s.getApplication(w, r, sess)
+	if !ok {
+		return
+	}
+	key := &v1.APIKey{}
+	err := sess.client.Get(r.Context(), client.ObjectKey{Namespace: app.Namespace, Name: r.PathValue("key")}, key)
+	if err == nil && key.Spec.ApplicationName != app.Name {
+		err = apierrors.NewNotFound(v1.GroupVersion.WithResource("apikeys").GroupResource(), key.Name)
+	}
+	if err != nil {
+		fail(statusOf(err), apiMessage(err))
+		return
+	}
+	name := ops.KeySecretName(key)
+	if !allowed(r.Context(), sess, key.Namespace, readSecret(name))[readSecret(name)] {
+		fail(http.StatusForbidden, "You may not read Secret "+name+" in "+key.Namespace+", so the console does not copy its key: ask someone who may, or mount the Secret in your workload.")
+		return
+	}
+	token, note := s.readToken(r, sess, key)
+	if token == "" {
+		if note == "" {
+			note = "Secret " + name + " holds no key now (the key is " + stateOf(key) + "): generate a new key."
+		}
+		fail(http.StatusConflict, note)
+		return
+	}
+	if asJSON {
+		writeJSON(w, http.StatusOK, map[string]string{"key": token})
+		return
+	}
+	p := newPage(r, sess, "Copy key", "users")
+	p.Data = newKeyData{App: *app, Key: *key, Token: token, Copied: true}
+	s.render(w, http.StatusOK, "key-new", p)
+}
+
+// writeJSON answers a script of the console.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (s *Server) confirmKeyAction(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -261,7 +368,7 @@ func (s *Server) confirmKeyAction(w http.ResponseWriter, r *http.Request, sess *
 	if !ok {
 		return
 	}
-	p := newPage(r, sess, data.Action.Title, "applications")
+	p := newPage(r, sess, data.Action.Title, "users")
 	p.Data = data
 	s.render(w, http.StatusOK, "key-action", p)
 }
@@ -273,16 +380,12 @@ func (s *Server) keyAction(w http.ResponseWriter, r *http.Request, sess *session
 	}
 	key := data.Key.DeepCopy()
 	if err := data.Action.do(s, r, sess, key); err != nil {
-		p := newPage(r, sess, data.Action.Title, "applications")
+		p := newPage(r, sess, data.Action.Title, "users")
 		p.Error, p.Data = apiMessage(err), data
 		s.render(w, statusOf(err), "key-action", p)
 		return
 	}
-	masked := data.Key.Status.Masked
-	if masked == "" {
-		masked = data.Key.Name
-	}
-	done(w, r, sess, "/applications/"+data.App.Name+"/keys", data.Action.done+": key "+masked+".")
+	done(w, r, sess, keysReturn(r, data.App.Name), data.Action.done+": key "+maskedName(&data.Key)+".")
 }
 
 // statusOf is the HTTP status a page answers with for an API error.

@@ -28,6 +28,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
@@ -82,6 +83,7 @@ func restMapper() meta.RESTMapper {
 		m.Add(corev1.SchemeGroupVersion.WithKind(kind), meta.RESTScopeNamespace)
 	}
 	m.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
+	m.Add(rbacv1.SchemeGroupVersion.WithKind("RoleBinding"), meta.RESTScopeNamespace)
 	m.Add(authenticationv1.SchemeGroupVersion.WithKind("SelfSubjectReview"), meta.RESTScopeRoot)
 	m.Add(authorizationv1.SchemeGroupVersion.WithKind("SelfSubjectAccessReview"), meta.RESTScopeRoot)
 	return m
@@ -143,6 +145,11 @@ func bindRole(role v1.Role) permission {
 }
 
 var readSecrets = permission{verb: "get", resource: "secrets"}
+
+// readSecret is getting the one Secret named name: what copying a key from it needs.
+func readSecret(name string) permission {
+	return permission{verb: "get", resource: "secrets", name: name}
+}
 
 // allowed asks the apiserver, with the person's own credentials, which of perms they hold in
 // org; the reviews run at once. A review that fails counts as not allowed.

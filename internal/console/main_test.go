@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -176,11 +177,11 @@ func newPerson(t *testing.T, org, name string, clusterRoles ...string) person {
 }
 
 // Roles as an org binds them: Clearance's ClusterRole and, for what it does not cover
-// (reading Secrets, the metric catalog ConfigMap), what the built-in admin and view roles it
+// (reading Secrets and RoleBindings, the metric catalog ConfigMap), what the built-in admin and view roles it
 // aggregates into add in a cluster. (The test's control plane runs no ClusterRole
 // aggregation, so the built-in roles stay empty: these two stand in for them.)
 var (
-	orgAdmin   = []string{"clearance-org-admin", secretReader, catalogReader}
+	orgAdmin   = []string{"clearance-org-admin", secretReader, catalogReader, bindingReader}
 	technician = []string{"clearance-technician", catalogReader}
 	observer   = []string{"clearance-observer", catalogReader}
 )
@@ -188,12 +189,14 @@ var (
 const (
 	secretReader  = "console-test-secret-reader"
 	catalogReader = "console-test-catalog-reader"
+	bindingReader = "console-test-rolebinding-reader"
 )
 
 // testRoles are the stand-ins for the built-in admin and view roles.
 var testRoles = []rbacv1.ClusterRole{
 	{ObjectMeta: metav1.ObjectMeta{Name: secretReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}}},
 	{ObjectMeta: metav1.ObjectMeta{Name: catalogReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch"}}}},
+	{ObjectMeta: metav1.ObjectMeta{Name: bindingReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"get", "list", "watch"}}}},
 }
 
 // chromium is the system browser, or the test is skipped.
@@ -368,6 +371,63 @@ func (p *page) shot(name string) {
 	}
 }
 
+// shot2 writes a screenshot at the page's width as NAME.png and one at a phone's width (390) as
+// NAME-phone.png, then goes back to the page's width: the same page, dialog and all.
+func (p *page) shot2(name string) {
+	p.t.Helper()
+	p.shot(name)
+	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		p.t.Fatal(err)
+	}
+	p.shot(name + "-phone")
+	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(int64(p.width), 800)); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// withoutScript turns JavaScript off in the page, from its next load on: everything must
+// work with links and forms alone.
+func (p *page) withoutScript() {
+	p.t.Helper()
+	if _, err := chromedp.Call(p.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// menu opens the ⋮ menu of the row sel matches.
+func (p *page) menu(row string) {
+	p.t.Helper()
+	p.click(row + " details.menu summary")
+}
+
+// dialog clicks a link that opens a dialog (console.js fetches the page's dialog part) and
+// waits until the dialog shows it; it returns the dialog's heading.
+func (p *page) dialog(sel string) string {
+	p.t.Helper()
+	// A dialog may be open already: wait for a heading that was not there before the click.
+	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("#dialog h1").forEach(h => h.setAttribute("data-old", ""))`)); err != nil {
+		p.t.Fatal(err)
+	}
+	p.click(sel)
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#dialog[open] .dialog-body h1:not([data-old])"))); err != nil {
+		p.t.Fatalf("the dialog of %s did not open: %v", sel, err)
+	}
+	return p.text("#dialog .dialog-body h1")
+}
+
+// dialogOpen waits for the dialog a page opens as it loads (the keys dialog after a change made
+// in it).
+func (p *page) dialogOpen() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#dialog[open] .dialog-body h1"))); err != nil {
+		p.t.Fatalf("no dialog opened: %v", err)
+	}
+}
+
 // grantClipboard lets the console's origin read the clipboard, so a test can check what a
 // Copy button put there.
 func (p *page) grantClipboard() {
@@ -417,14 +477,14 @@ func (p *page) signIn(who person) {
 	p.t.Helper()
 	p.open("/login")
 	if p.width >= 1280 && who.name == "alice" {
-		p.shot("login")
+		p.shot2("login")
 	}
 	p.fill("#token", who.token)
 	if status := p.submit("form[action='/login'] button[type=submit]"); status != http.StatusOK {
 		p.t.Fatalf("signing in as %s: status %d: %s", who.name, status, p.text("main"))
 	}
 	if p.width >= 1280 && who.name == "alice" {
-		p.shot("org")
+		p.shot2("org")
 	}
 	p.fill("#org", who.org)
 	if status := p.submit("form[action='/org'].stack button[type=submit]"); status != http.StatusOK {

@@ -39,8 +39,15 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 // maxFormBytes bounds a form post.
 const maxFormBytes = 64 << 10
 
+// pathApplications is the Applications tab of the Users page, where changes to applications and
+// connections return.
+const pathApplications = "/users?tab=applications"
+
 // page is what every template gets.
 type page struct {
+	// Fragment renders only the page's "dialog" template, for console.js to show in a <dialog>
+	// (?fragment=1); the whole page works the same without script.
+	Fragment bool
 	Title    string
 	Nav      string // which menu entry is current
 	User     string
@@ -60,8 +67,10 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04 UTC")
 	},
-	"enabled": func(k v1.APIKey) bool { return k.IsEnabled() },
-	"join":    strings.Join,
+	"date":      func(t metav1.Time) string { return t.UTC().Format("2006-01-02") },
+	"enabled":   func(k v1.APIKey) bool { return k.IsEnabled() },
+	"join":      strings.Join,
+	"roleLabel": func(r v1.Role) string { return roleLabel(r) },
 }
 
 // handlerFunc is a page that needs a signed-in person.
@@ -75,17 +84,28 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
 	mux.Handle("POST /logout", s.signedIn(s.logout))
+	// The Users page is home; the old Applications page's address leads to its tab.
 	mux.Handle("GET /{$}", s.signedIn(func(w http.ResponseWriter, r *http.Request, _ *session) {
-		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+		http.Redirect(w, r, pathApplications, http.StatusSeeOther)
+	}))
+	mux.Handle("GET /applications", s.signedIn(func(w http.ResponseWriter, r *http.Request, _ *session) {
+		http.Redirect(w, r, pathApplications, http.StatusSeeOther)
 	}))
 	mux.Handle("GET /org", s.signedIn(s.orgPage))
 	mux.Handle("POST /org", s.signedIn(s.pickOrg))
 
-	mux.Handle("GET /applications", s.inOrg(s.applicationsPage))
+	mux.Handle("GET /users", s.inOrg(s.usersPage))
+	mux.Handle("GET /roles", s.signedIn(s.rolesPage))
 	mux.Handle("GET /applications/new", s.inOrg(s.newApplicationPage))
 	mux.Handle("POST /applications/new", s.inOrg(s.createApplication))
+	mux.Handle("GET /applications/{app}/rename", s.inOrg(s.renamePage))
+	mux.Handle("POST /applications/{app}/rename", s.inOrg(s.rename))
+	mux.Handle("GET /applications/{app}/invalidate", s.inOrg(s.invalidatePage))
+	mux.Handle("POST /applications/{app}/invalidate", s.inOrg(s.invalidate))
 	mux.Handle("GET /applications/{app}/keys", s.inOrg(s.keysPage))
 	mux.Handle("POST /applications/{app}/keys", s.inOrg(s.generateKey))
+	mux.Handle("POST /applications/{app}/keys/{key}/copy", s.inOrg(s.copyKey))
+	mux.Handle("POST /applications/{app}/keys/{key}/enabled", s.inOrg(s.setKeyEnabled))
 	mux.Handle("GET /applications/{app}/keys/{key}/{action}", s.inOrg(s.confirmKeyAction))
 	mux.Handle("POST /applications/{app}/keys/{key}/{action}", s.inOrg(s.keyAction))
 
@@ -237,7 +257,7 @@ func (s *Server) inOrg(h handlerFunc) http.Handler {
 
 // newPage fills what every page shows about the session.
 func newPage(r *http.Request, sess *session, title, nav string) *page {
-	return &page{Title: title, Nav: nav, User: sess.user, Org: sess.currentOrg(), CSRF: sess.csrf,
+	return &page{Fragment: r.Method == http.MethodGet && r.URL.Query().Get("fragment") == "1", Title: title, Nav: nav, User: sess.user, Org: sess.currentOrg(), CSRF: sess.csrf,
 		SignOut: !sess.fromProxy, Flashes: sess.takeFlashes(), Warnings: requestWarnings(r.Context())}
 }
 

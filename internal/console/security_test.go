@@ -125,7 +125,7 @@ func TestPagesCarryAStrictPolicyAndTheSessionLivesOnlyInAnHttpOnlyStrictCookie(t
 	if loc := resp.Header.Get("Location"); strings.Contains(loc, who.token) {
 		t.Fatal("the token is in a URL")
 	}
-	for _, path := range []string{"/org", "/applications"} {
+	for _, path := range []string{"/org", "/users?tab=applications", "/users?tab=people"} {
 		req, _ = http.NewRequest(http.MethodGet, consoleURL+path, nil)
 		resp, body = fetch(t, c, req)
 		if strings.Contains(body, who.token) {
@@ -320,7 +320,7 @@ func TestBehindATrustedAuthProxyTheForwardedBearerTokenSignsIn(t *testing.T) {
 	if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("picking the org behind a proxy: status %d", resp.StatusCode)
 	}
-	if resp, body := get("/applications"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Created applications") {
+	if resp, body := get("/users?tab=applications"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Applications created by your organization") {
 		t.Errorf("the Applications page behind a proxy: status %d", resp.StatusCode)
 	}
 	// The same cookie without the proxy's header opens nothing.
