@@ -19,6 +19,7 @@ package console
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,12 +33,23 @@ type newApplicationData struct {
 	// FirstKey: create the application's first API key with it (on by default: every
 	// application has its own key).
 	FirstKey bool
+	// CanKey: the person may create APIKeys, so the form offers the first key.
+	CanKey bool
 }
 
 func (s *Server) newApplicationPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	p := newPage(r, sess, "Create application", "users")
-	p.Data = newApplicationData{FirstKey: true}
+	canKey := mayCreateKeys(r, sess)
+	p.Data = newApplicationData{FirstKey: canKey, CanKey: canKey}
 	s.render(w, http.StatusOK, "application-new", p)
+}
+
+// firstKeyTTL is the lifetime of an application's first key: the first that Generate new key
+// offers (90 days).
+const firstKeyTTL = 2160 * time.Hour
+
+func mayCreateKeys(r *http.Request, sess *session) bool {
+	return allowed(r.Context(), sess, sess.currentOrg(), clearance("create", "apikeys"))[clearance("create", "apikeys")]
 }
 
 // createApplication creates the application and, when asked, its first key, which it shows once
@@ -48,6 +60,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess 
 	app, err := ops.CreateApplication(r.Context(), sess.client, sess.currentOrg(), form.Name, form.Description)
 	if err != nil {
 		p := newPage(r, sess, "Create application", "users")
+		form.CanKey = mayCreateKeys(r, sess)
 		p.Error, p.Data = apiMessage(err), form
 		s.render(w, statusOf(err), "application-new", p)
 		return
@@ -58,7 +71,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess 
 		return
 	}
 	sess.addFlash("ok", msg)
-	s.mintAndShow(w, r, sess, app, ops.KeyOptions{Description: "first key"})
+	s.mintAndShow(w, r, sess, app, ops.KeyOptions{Description: "first key", TTL: firstKeyTTL})
 }
 
 // roleChoice is one option of a role select.

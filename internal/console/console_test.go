@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
@@ -98,6 +99,12 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	first := onlyKey(t, org, "acme-bi-export")
 	if token == "" || token != secretToken(t, first) {
 		t.Fatalf("the page shows a key that is not the one in Secret %s", first.Status.SecretName)
+	}
+	if first.Spec.TTL == nil || first.Spec.TTL.Duration != 2160*time.Hour {
+		t.Errorf("the first key lives %v, want the 90 days Generate new key offers first", first.Spec.TTL)
+	}
+	if strings.Contains(p.text("main"), "Warning") {
+		t.Errorf("creating an application with its first key warns: %s", p.text("main"))
 	}
 	p.shot2("key-new")
 

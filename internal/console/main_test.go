@@ -380,6 +380,9 @@ func (p *page) shot2(name string) {
 		p.t.Fatal(err)
 	}
 	p.shot(name + "-phone")
+	if wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
+		p.t.Errorf("%s is wider than a phone's screen (%v)", name, err)
+	}
 	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(int64(p.width), 800)); err != nil {
 		p.t.Fatal(err)
 	}

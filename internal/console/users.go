@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -90,7 +91,7 @@ func (s *Server) usersPage(w http.ResponseWriter, r *http.Request, sess *session
 	} else {
 		p.Title = "Users · Applications"
 		data.Apps = applications(r, sess, perms)
-		if app := q.Get("keys"); app != "" {
+		if app := q.Get("keys"); app != "" && len(validation.IsDNS1123Subdomain(app)) == 0 {
 			// The keys dialog opens again after a change made in it; its fragment shows the
 			// messages of that change, so they stay for it.
 			data.OpenKeys = app

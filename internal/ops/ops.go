@@ -15,11 +15,12 @@ limitations under the License.
 */
 
 // Package ops holds what people do to Clearance objects: create, rename and switch an
-// application; create, rotate, disable and revoke a key, read it from its Secret and wait for it
-// to be minted; connect an application, set a connection's role and disconnect it; switch a
-// metric. The kubectl plugin and the console both call it, so both do each thing the same way,
-// with the caller's own client and so the caller's own RBAC: the console passes the signed-in
-// person's client and holds no power of its own. Callers word the errors for their users.
+// application; create, rotate, disable and revoke a key, invalidate every key of an
+// application, read a key from its Secret and wait for it to be minted; connect an
+// application, set a connection's role and disconnect it; switch a metric. The kubectl plugin
+// and the console both call it, so both do each thing the same way, with the caller's own
+// client and so the caller's own RBAC: the console passes the signed-in person's client and
+// holds no power of its own. Callers word the errors for their users.
 package ops
 
 import (

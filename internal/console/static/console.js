@@ -113,7 +113,7 @@ document.addEventListener("submit", function (event) {
     method: "POST", credentials: "same-origin", headers: { Accept: "application/json" },
     body: new URLSearchParams(new FormData(form))
   }).then(function (resp) {
-    return resp.json().then(function (answer) {
+    return resp.json().catch(function () { return {}; }).then(function (answer) {
       if (!resp.ok || !answer.key) { throw new Error(answer.error || "The key could not be read."); }
       return navigator.clipboard.writeText(answer.key);
     });
