@@ -30,6 +30,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -346,7 +347,8 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 // without Create, Connect, Rename or Invalidate; in the keys dialog keys are masked, with no
 // copy icon, no Enabled toggle (a ticked box they cannot change) and no Generate; requests
 // sent anyway (with the session's own CSRF token) are refused by the console or the
-// apiserver in its own words.
+// apiserver in its own words. Granted get on one key's Secret by name, they get that key's
+// copy icon.
 func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 	org := env.Namespace(t, "acme")
 	application(t, org, "bi", "Acme BI export")
@@ -392,6 +394,40 @@ func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 	}
 	if status, _ = p.post("/applications/bi/rename", url.Values{"description": {"Mine"}}); status != http.StatusForbidden {
 		t.Errorf("an observer's rename request: status %d, want 403", status)
+	}
+
+	// Granted get on that one Secret, the same observer gets its copy icon, and it copies.
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "olga-reads-bi-prod"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{key.Status.SecretName}}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "olga-reads-bi-prod"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: org, Name: "olga"}}}
+	if err := env.Client.Create(ctx, role); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the copy icon for the Secret olga may get", func() error {
+		p.open("/users?tab=applications")
+		p.menu("#app-bi")
+		p.dialog("#app-bi a[href='/applications/bi/keys']")
+		if p.count("#dialog #key-bi-prod form[data-copy-key]") != 1 {
+			return fmt.Errorf("no copy icon yet")
+		}
+		return nil
+	})
+	p.grantClipboard()
+	p.click("#dialog #key-bi-prod form[data-copy-key] button")
+	within(t, "Copied to clipboard", func() error {
+		if got := p.text("#dialog #key-bi-prod .copied"); got != "Copied to clipboard" {
+			return fmt.Errorf("the copy icon says %q", got)
+		}
+		return nil
+	})
+	if p.clipboard() != token || strings.Contains(p.html(), token) {
+		t.Error("the copy icon did not put the key on the clipboard, or left it in the page")
 	}
 }
 

@@ -19,6 +19,7 @@ package console
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -87,13 +88,18 @@ func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, sess *sessio
 	if err != nil {
 		data.KeysError = apiMessage(err)
 	}
-	perms := []permission{clearance("create", "apikeys"), clearance("patch", "apikeys"), clearance("delete", "apikeys"), readSecrets}
-	for i := range keys {
-		perms = append(perms, readSecret(ops.KeySecretName(&keys[i])))
+	may := allowed(ctx, sess, org, clearance("create", "apikeys"), clearance("patch", "apikeys"), clearance("delete", "apikeys"), readSecrets)
+	if !may[readSecrets] {
+		// RBAC may grant some Secrets by name: ask for each key's own.
+		var each []permission
+		for i := range keys {
+			each = append(each, readSecret(ops.KeySecretName(&keys[i])))
+		}
+		maps.Copy(may, allowed(ctx, sess, org, each...))
 	}
-	may := allowed(ctx, sess, org, perms...)
 	for _, k := range keys {
-		data.Keys = append(data.Keys, keyRow{APIKey: k, CanCopy: k.Status.Masked != "" && may[readSecret(ops.KeySecretName(&k))]})
+		copyable := k.Status.Masked != "" && k.Status.State != v1.KeyExpired
+		data.Keys = append(data.Keys, keyRow{APIKey: k, CanCopy: copyable && (may[readSecrets] || may[readSecret(ops.KeySecretName(&k))])})
 	}
 	data.CanGenerate = may[clearance("create", "apikeys")]
 	data.CanChange = may[clearance("patch", "apikeys")]
