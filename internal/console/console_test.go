@@ -520,8 +520,9 @@ func TestAFormPostedFromAnotherPageIsRefused(t *testing.T) {
 	}
 }
 
-// TestEveryActionWorksWithoutJavaScript: with script off, the ⋮ menus and buttons are links
-// and forms to whole pages: rename, the keys page, the Enabled checkbox with its Save button,
+// TestEveryActionWorksWithoutJavaScript: with script off, / and /applications lead to the
+// Users page, and the ⋮ menus and buttons are links and forms to whole pages: create (here
+// without a first key), rename, the keys page, the Enabled checkbox with its Save button,
 // copy (the key on a page of its own, answering the POST), rotate now, invalidate and revoke
 // (each asking first), connect, edit role and disconnect all work.
 func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
@@ -534,6 +535,23 @@ func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 	p := newPage(t, 1280, 800)
 	p.withoutScript()
 	p.signIn(admin)
+
+	// The old addresses lead to the Users page's Applications tab.
+	for _, old := range []string{"/", "/applications"} {
+		p.open(old)
+		if at, err := chromedp.Run(p.ctx, chromedp.Location()); err != nil || at != consoleURL+"/users?tab=applications" {
+			t.Errorf("%s leads to %q (%v), want /users?tab=applications", old, at, err)
+		}
+	}
+
+	// Create application without its first key: no APIKey is made.
+	p.submit("a[href='/applications/new']")
+	p.fill("#description", "Acme ledger")
+	p.click("#firstKey")
+	p.submit("form[action='/applications/new'] button[type=submit]")
+	if keys, err := ops.KeysOf(ctx, env.Client, org, "acme-ledger"); err != nil || len(keys) != 0 || !strings.Contains(p.text("main"), "Created application Acme ledger") {
+		t.Errorf("creating without a first key: %d keys (%v): %s", len(keys), err, p.text("main"))
+	}
 
 	p.menu("#app-bi")
 	p.submit("#app-bi a[href='/applications/bi/rename']")
