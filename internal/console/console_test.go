@@ -234,7 +234,7 @@ func TestAnObserverSeesKeysMaskedWithNoGenerateButtonAndNoSecret(t *testing.T) {
 		t.Errorf("an observer is offered %d generate or key actions", n)
 	}
 
-	status, body := p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}})
+	status, body := p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}, "scope": {"reports:read"}})
 	if status != http.StatusForbidden || !strings.Contains(body, `cannot create resource &#34;apikeys&#34;`) {
 		t.Errorf("an observer's generate request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
 	}
