@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 // permissionsPolicy is the ValidatingAdmissionPolicy that checks a key's scopes against the
@@ -94,6 +95,32 @@ func TestAKeyNamingAPermissionOutsideTheCatalogIsRefusedSayingWhereToAddIt(t *te
 	key.Spec.Scopes = append(key.Spec.Scopes[:3], "reports:write")
 	if err := env.Client.Update(ctx, key); err != nil {
 		t.Errorf("an update adding a permission of the catalog: %v", err)
+	}
+}
+
+// TestThePolicyAndTheGoReaderAgreeOnTheShippedCatalog: every permission ops.ReadPermissions
+// finds in the shipped catalog (what the console offers and the plugin checks) is one the
+// policy's CEL finds too, and it finds no other: one key naming them all is admitted, and each
+// name with a character changed is refused.
+func TestThePolicyAndTheGoReaderAgreeOnTheShippedCatalog(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "agree")
+	catalog, err := ops.ReadPermissions(ctx, env.Client, "clearance-system")
+	must(t, err)
+	if len(catalog.Problems) > 0 {
+		t.Errorf("the shipped catalog has lines the Go reader cannot read: %v", catalog.Problems)
+	}
+	var names, near []string
+	for _, p := range catalog.Permissions {
+		names = append(names, p.Name)
+		near = append(near, p.Name+"x")
+	}
+	if err := env.Client.Create(ctx, scopedKey(org, "all", names...), client.DryRunAll); err != nil {
+		t.Errorf("a key naming every permission of the shipped catalog: %v", err)
+	}
+	err = env.Client.Create(ctx, scopedKey(org, "near", near...), client.DryRunAll)
+	if want := notInCatalog(permissionsCreates, "near", shippedCatalog, near...); err == nil || err.Error() != want {
+		t.Errorf("a key naming every permission with an x added: %v", err)
 	}
 }
 
