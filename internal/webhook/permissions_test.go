@@ -239,3 +239,21 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestACatalogWithoutItsDataKeySaysSo: a catalog ConfigMap that lost its data key permissions
+// refuses a key naming permissions with a sentence saying what the catalog lacks.
+func TestACatalogWithoutItsDataKeySaysSo(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "nokey")
+	must(t, env.Client.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "catalog"}, Data: map[string]string{"permission": "reports:read: typo in the key"}}))
+	creates, _ := permissionBindings(t, org, "catalog")
+	err := env.Client.Create(ctx, scopedKey(org, "k", "reports:read"))
+	want := fmt.Sprintf(`apikeys.access.clearance.dev "k" is forbidden: ValidatingAdmissionPolicy '%s' with binding '%s' denied request: `, permissionsPolicy, creates) +
+		`the permission catalog (ConfigMap ` + org + `/catalog) has no data key permissions, so APIKey k cannot name permissions: the platform team restores it (one "name: description" a line; config/catalog/permission-catalog.yaml)`
+	if err == nil || err.Error() != want {
+		t.Errorf("a catalog without its data key: %v\nwant: %s", err, want)
+	}
+	if err := env.Client.Create(ctx, scopedKey(org, "whole-role")); err != nil {
+		t.Errorf("a key without scopes, the catalog without its data key: %v", err)
+	}
+}
