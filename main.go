@@ -155,7 +155,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.keyWorkers, "apikey-workers", controllers.DefaultKeyWorkers, "How many APIKeys are reconciled at once.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
 	fs.BoolVar(&o.orgDefaults, "org-defaults", true, "Give every org (a namespace holding an Application or an OrgConnection) its protected default MetricSet, naming the cluster-wide metric catalog in --namespace with a few metrics enabled; created once, never overwritten.")
-	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
+	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace, where the cluster-wide metric and permission catalogs live (the console reads the permission catalog there); default the pod's (POD_NAMESPACE), or clearance-system.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
 	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
@@ -235,6 +235,12 @@ func main() {
 }
 
 func run(opts options) error {
+	if opts.namespace == "" {
+		opts.namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if opts.namespace == "" {
+		opts.namespace = "clearance-system"
+	}
 	if opts.consoleOnly() {
 		return runConsole(opts)
 	}
@@ -245,12 +251,6 @@ func run(opts options) error {
 	cfg.QPS = float32(opts.kubeAPIQPS)
 	cfg.Burst = opts.kubeAPIBurst
 
-	if opts.namespace == "" {
-		opts.namespace = os.Getenv("POD_NAMESPACE")
-	}
-	if opts.namespace == "" {
-		opts.namespace = "clearance-system"
-	}
 	leNamespace := opts.leaderElectionNamespace
 	if leNamespace == "" {
 		leNamespace = opts.namespace
@@ -532,7 +532,7 @@ func newConsole(opts options, base *rest.Config) (*console.Server, error) {
 	return console.New(console.Options{
 		Addr: opts.consoleAddr, Base: base, Scheme: wiring.Scheme(), Clock: clock.RealClock{},
 		TrustAuthProxy: opts.consoleTrustAuthProxy, VerifierURL: opts.consoleVerifierURL,
-		PrometheusURL: opts.consolePrometheusURL, Log: ctrl.Log.WithName("console"),
+		PrometheusURL: opts.consolePrometheusURL, CatalogNamespace: opts.namespace, Log: ctrl.Log.WithName("console"),
 	})
 }
 

@@ -41,7 +41,7 @@ var appIDPattern = regexp.MustCompile(v1.ApplicationIDPattern)
 
 // TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce is seed 000's org
 // admin: Users → Applications, create one with a description (a blank one gets the CEL rule's
-// own words), copy its Application ID, open its keys, generate a key with scopes and see it once.
+// own words), copy its Application ID, open its keys, generate a key with two permissions ticked and see it once.
 func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "acme")
@@ -93,7 +93,8 @@ func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *t
 	// Keys: none yet; generate one, shown once, as its Secret holds it.
 	p.submit("a[href='/applications/acme-bi-export/keys']")
 	p.fill("#key-description", "prod exporter")
-	p.fill("#key-scopes", "reports:read, dashboards:sales")
+	p.click("#key-permissions input[value='reports:read']")
+	p.click("#key-permissions input[value='dashboards:read']")
 	p.choose("#ttl", "720h")
 	p.shot("keys-empty")
 	if status := p.submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
@@ -118,8 +119,8 @@ func TestAnOrgAdminCreatesAnApplicationCopiesItsIDAndGeneratesAKeyShownOnce(t *t
 		t.Error("Copy did not put the new key on the clipboard")
 	}
 	if key.Spec.Description != "prod exporter" || key.Spec.TTL == nil || key.Spec.TTL.Duration.String() != "720h0m0s" ||
-		!slices.Equal(key.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) {
-		t.Errorf("the APIKey was created with %+v, want the description, the scopes and the 30-day TTL chosen", key.Spec)
+		!slices.Equal(key.Spec.Scopes, []string{"reports:read", "dashboards:read"}) {
+		t.Errorf("the APIKey was created with %+v, want the description, the permissions ticked and the 30-day TTL chosen", key.Spec)
 	}
 
 	// Once: the keys page shows it masked only.
@@ -233,7 +234,7 @@ func TestAnObserverSeesKeysMaskedWithNoGenerateButtonAndNoSecret(t *testing.T) {
 		t.Errorf("an observer is offered %d generate or key actions", n)
 	}
 
-	status, body := p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}})
+	status, body := p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}, "scope": {"reports:read"}})
 	if status != http.StatusForbidden || !strings.Contains(body, `cannot create resource &#34;apikeys&#34;`) {
 		t.Errorf("an observer's generate request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
 	}

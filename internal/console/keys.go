@@ -20,9 +20,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +40,17 @@ type keysData struct {
 	CanRevoke   bool
 	CanRead     bool
 	Expiries    []expiryChoice
+	// Permissions are the catalog's, one checkbox each on the generate form; PermissionsError
+	// says why there are none to pick (a key then cannot be generated here).
+	Permissions      []permissionChoice
+	PermissionsError string
+}
+
+// permissionChoice is one checkbox of the generate form, ticked again when a refused form
+// comes back.
+type permissionChoice struct {
+	ops.Permission
+	Ticked bool
 }
 
 // expiryChoice is one lifetime a new key may get (spec.ttl); none never expires.
@@ -91,10 +100,33 @@ func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, sess *sessio
 	data.CanChange = perms[clearance("patch", "apikeys")]
 	data.CanRevoke = perms[clearance("delete", "apikeys")]
 	data.CanRead = perms[readSecrets]
+	if data.CanGenerate {
+		s.fillPermissions(r, sess, &data)
+	}
 	p := newPage(r, sess, "Keys of "+app.Spec.Description, "applications")
 	p.Error, p.Data = problem, data
 	s.render(w, status, "keys", p)
 }
+
+// fillPermissions reads the permission catalog with the person's own credentials for the
+// generate form's checkboxes.
+func (s *Server) fillPermissions(r *http.Request, sess *session, data *keysData) {
+	catalog, err := ops.ReadPermissions(r.Context(), sess.client, s.opts.CatalogNamespace)
+	if err != nil {
+		data.PermissionsError = "New keys pick their permissions from the catalog, but " + err.Error() + "."
+		return
+	}
+	if len(catalog.Permissions) == 0 {
+		data.PermissionsError = "The permission catalog " + catalog.Source + " lists no permission, so no key can be generated here: the platform team adds them."
+	}
+	for _, p := range catalog.Permissions {
+		data.Permissions = append(data.Permissions, permissionChoice{Permission: p, Ticked: slices.Contains(r.PostForm["scope"], p.Name)})
+	}
+}
+
+// noPermissionTicked is the refusal of a key without permissions: none ticked is refused, not
+// everything its application's role allows.
+const noPermissionTicked = "Tick at least one permission: a key gets only the permissions ticked, and none is not taken to mean all."
 
 // newKeyData is the page that shows a generated key, once.
 type newKeyData struct {
@@ -113,7 +145,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 		return
 	}
 	ctx := r.Context()
-	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: scopesFrom(r.PostForm.Get("scopes"))}
+	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: r.PostForm["scope"], RequireScopes: true}
 	if ttl := r.PostForm.Get("ttl"); ttl != "" {
 		d, err := time.ParseDuration(ttl)
 		if err != nil {
@@ -123,7 +155,11 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 		opts.TTL = d
 	}
 	key, err := ops.CreateKey(ctx, sess.client, app.Namespace, app.Name, opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, ops.ErrNoPermissions):
+		s.renderKeys(w, r, sess, app, http.StatusBadRequest, noPermissionTicked)
+		return
+	case err != nil:
 		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
 		return
 	}
@@ -145,16 +181,6 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 	p := newPage(r, sess, "New key", "applications")
 	p.Data = data
 	s.render(w, http.StatusCreated, "key-new", p)
-}
-
-// scopesFrom reads the scopes field of the generate form: scopes separated by spaces or
-// commas, none for a key with its application's whole role.
-func scopesFrom(field string) []string {
-	scopes := strings.FieldsFunc(field, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-	if len(scopes) == 0 {
-		return nil
-	}
-	return scopes
 }
 
 // readToken reads the new key from its Secret with the person's own credentials: only someone
