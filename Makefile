@@ -50,9 +50,14 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests from mark
 	{ echo "# Copied from config/rbac/people_roles.yaml by make manifests; do not edit."; cat config/rbac/people_roles.yaml; } > charts/clearance/templates/people-clusterroles.yaml
 	{ echo "# Copied from the resources of config/policies/kustomization.yaml by make manifests; do not edit."; \
 		for f in $$(sed -n 's/^  - //p' config/policies/kustomization.yaml); do echo "---"; cat "config/policies/$$f"; done; } \
-		| sed "s/'system:serviceaccount:clearance-system:clearance'/'system:serviceaccount:{{ .Release.Namespace }}:clearance'/" > charts/clearance/templates/admission-policies.yaml
+		| sed -e "s/'system:serviceaccount:clearance-system:clearance'/'system:serviceaccount:{{ .Release.Namespace }}:clearance'/" \
+			-e "s/^    namespace: clearance-system$$/    namespace: {{ .Release.Namespace }}/" > charts/clearance/templates/admission-policies.yaml
 	{ echo "# Copied from config/catalog/metric-catalog.yaml by make manifests; do not edit."; echo "{{- if .Values.metricCatalog.enabled }}"; \
 		sed "s/^  namespace: clearance-system$$/  namespace: {{ .Release.Namespace }}/" config/catalog/metric-catalog.yaml; echo "{{- end }}"; } > charts/clearance/templates/metric-catalog.yaml
+	{ echo "# Copied from config/catalog/permission-catalog.yaml by make manifests; do not edit."; echo "{{- if .Values.permissionCatalog.enabled }}"; \
+		sed "s/^  namespace: clearance-system$$/  namespace: {{ .Release.Namespace }}/" config/catalog/permission-catalog.yaml; echo "{{- end }}"; } > charts/clearance/templates/permission-catalog.yaml
+	{ echo "# Copied from config/catalog/permission-catalog-reader.yaml by make manifests; do not edit."; \
+		sed "s/^  namespace: clearance-system$$/  namespace: {{ .Release.Namespace }}/" config/catalog/permission-catalog-reader.yaml; } > charts/clearance/templates/permission-catalog-reader.yaml
 
 .PHONY: generate
 generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the API reference (docs/api.md) and the chart's values table.
@@ -136,12 +141,15 @@ bench: kube-assets ## Measure every figure of the numbers to beat, each timed on
 	KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" go run ./hack/bench $(BENCH_ARGS)
 
 .PHONY: install
-install: manifests kube-assets ## Install the CRDs and the admission policies into the cluster of KUBECONFIG.
+install: manifests kube-assets ## Install the CRDs, the admission policies and the catalogs (in clearance-system) into the cluster of KUBECONFIG.
 	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/crd
 	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/policies
+	"$(KUBE_ASSETS)/kubectl" create namespace clearance-system --dry-run=client -o yaml | "$(KUBE_ASSETS)/kubectl" apply -f -
+	"$(KUBE_ASSETS)/kubectl" apply --server-side -k config/catalog
 
 .PHONY: uninstall
-uninstall: kube-assets ## Remove the CRDs (and every Clearance object) and the admission policies from the cluster.
+uninstall: kube-assets ## Remove the CRDs (and every Clearance object), the admission policies and the catalogs from the cluster.
+	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/catalog
 	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/policies
 	"$(KUBE_ASSETS)/kubectl" delete --ignore-not-found -k config/crd
 

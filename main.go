@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
@@ -92,6 +93,7 @@ type options struct {
 	maxStaleness            time.Duration
 	usageFlushInterval      time.Duration
 	writeMinRole            string
+	defaultAllowedOrigins   []string
 	applicationDecisions    bool
 	orgDefaults             bool
 	decisionLogEndpoint     string
@@ -128,6 +130,15 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.maxStaleness, "max-staleness", 5*time.Minute, "How long the verifier answers from what it knows without hearing from the apiserver before it answers 503 stale.")
 	fs.DurationVar(&o.usageFlushInterval, "usage-flush-interval", 10*time.Second, "How often the verifier writes keys' lastUsedAt and usageCount (batched) to their status.")
 	fs.StringVar(&o.writeMinRole, "write-min-role", string(verifier.DefaultWriteMinRole), "Least role of a request that may change something (any method but GET, HEAD and OPTIONS, or an unknown one) when its route sets no minRole: Observer, Analyst, Technician or OrgAdmin. Safe methods need Observer.")
+	fs.Func("default-allowed-origins", "The allow-list's system default entries: comma-separated browser origins (scheme://host[:port], e.g. your product's own web app) every Application's keys may be used from besides its spec.allowedOrigins. Set here by the platform team, they are in no Application, so no org can remove them. Empty: none.", func(v string) error {
+		o.defaultAllowedOrigins = nil
+		for _, origin := range strings.Split(v, ",") {
+			if origin = strings.TrimSpace(origin); origin != "" {
+				o.defaultAllowedOrigins = append(o.defaultAllowedOrigins, origin)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&o.applicationDecisions, "application-decision-metrics", true, "Count the verifier's answers per org and application (clearance_verifier_application_decisions_total{org,application,reason}; docs/metrics.md). Off only to measure what counting costs.")
 	fs.StringVar(&o.decisionLogEndpoint, "decision-log-otlp-endpoint", "", "Export every verifier answer as an OpenTelemetry log record (org asked, Application ID, key id, reason, status; never a key) with OTLP/HTTP to this URL, e.g. http://otel-collector:4318 (path /v1/logs unless given). Records wait in a bounded queue and are dropped, counted, when it is full or the endpoint fails (clearance_verifier_decision_log_records_total; docs/metrics.md). Empty: nothing is exported.")
 	fs.StringVar(&o.rateLimitStore, "rate-limit-store", "", "Keep the verifier's rate-limit buckets in Redis or Valkey, shared by every verifier replica, so each key's limits hold exactly across replicas: redis://[user@]host:port/db, or rediss:// for TLS; the password from $"+ratestore.PasswordEnv+" (or in the URL). Empty: each replica limits on its own.")
@@ -144,7 +155,7 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.keyWorkers, "apikey-workers", controllers.DefaultKeyWorkers, "How many APIKeys are reconciled at once.")
 	fs.DurationVar(&o.gracefulShutdown, "graceful-shutdown-timeout", 30*time.Second, "How long to wait for work in flight on shutdown.")
 	fs.BoolVar(&o.orgDefaults, "org-defaults", true, "Give every org (a namespace holding an Application or an OrgConnection) its protected default MetricSet, naming the cluster-wide metric catalog in --namespace with a few metrics enabled; created once, never overwritten.")
-	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace; default the pod's (POD_NAMESPACE), or clearance-system.")
+	fs.StringVar(&o.namespace, "namespace", "", "The operator's namespace, where the cluster-wide metric and permission catalogs live (the console reads the permission catalog there); default the pod's (POD_NAMESPACE), or clearance-system.")
 	fs.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Where the webhook serving certificate is written (self-managed) or mounted (the chart mounts its Secret; cert-manager). Default: a new temporary directory of this process, removed when it exits, so no run serves the certificate an earlier one left.")
 	fs.BoolVar(&o.webhookCertsExternal, "webhook-certs-external", false, "Do not manage the webhook certificate: cert-manager (or another tool) mounts it in --webhook-cert-dir and injects the CA bundle.")
 	fs.StringVar(&o.webhookService, "webhook-service", "clearance-webhook", "The Service in front of the webhook server, for the certificate's DNS name.")
@@ -224,6 +235,12 @@ func main() {
 }
 
 func run(opts options) error {
+	if opts.namespace == "" {
+		opts.namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if opts.namespace == "" {
+		opts.namespace = "clearance-system"
+	}
 	if opts.consoleOnly() {
 		return runConsole(opts)
 	}
@@ -234,12 +251,6 @@ func run(opts options) error {
 	cfg.QPS = float32(opts.kubeAPIQPS)
 	cfg.Burst = opts.kubeAPIBurst
 
-	if opts.namespace == "" {
-		opts.namespace = os.Getenv("POD_NAMESPACE")
-	}
-	if opts.namespace == "" {
-		opts.namespace = "clearance-system"
-	}
 	leNamespace := opts.leaderElectionNamespace
 	if leNamespace == "" {
 		leNamespace = opts.namespace
@@ -441,6 +452,8 @@ func setupVerifier(mgr ctrl.Manager, opts options, format keyformat.Format) erro
 		WriteMinRole:  v1alpha1.Role(opts.writeMinRole),
 		Registerer:    ctrlmetrics.Registry,
 
+		DefaultAllowedOrigins: opts.defaultAllowedOrigins,
+
 		NoApplicationDecisions: !opts.applicationDecisions,
 		DecisionLog:            verifier.DecisionLogOptions{Endpoint: opts.decisionLogEndpoint},
 		OAuth: verifier.OAuthOptions{
@@ -519,7 +532,7 @@ func newConsole(opts options, base *rest.Config) (*console.Server, error) {
 	return console.New(console.Options{
 		Addr: opts.consoleAddr, Base: base, Scheme: wiring.Scheme(), Clock: clock.RealClock{},
 		TrustAuthProxy: opts.consoleTrustAuthProxy, VerifierURL: opts.consoleVerifierURL,
-		PrometheusURL: opts.consolePrometheusURL, Log: ctrl.Log.WithName("console"),
+		PrometheusURL: opts.consolePrometheusURL, CatalogNamespace: opts.namespace, Log: ctrl.Log.WithName("console"),
 	})
 }
 

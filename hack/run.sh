@@ -43,7 +43,8 @@ done
 # The operator keeps its webhook certificate in its own namespace and registers its webhooks
 # with a loopback URL, since the apiserver reaches it on this machine.
 "$kubectl" create namespace clearance-system --dry-run=client -o yaml | "$kubectl" apply -f - >&2
-# The cluster-wide metric catalog every org's default MetricSet names (config/catalog).
+# The cluster-wide metric catalog every org's default MetricSet names, and the permission catalog
+# a key's scopes are picked from (config/catalog).
 "$kubectl" apply --server-side --force-conflicts -k config/catalog >&2
 
 cat >&2 <<MSG

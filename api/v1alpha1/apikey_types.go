@@ -72,7 +72,11 @@ type APIKeySpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$') && duration(self) >= duration('1m')",message="ttl must be at least 1m, written as a duration such as 720h"
 	TTL *metav1.Duration `json:"ttl,omitempty"`
 
-	// scopes narrow what the application's role allows this key to do, e.g. reports:read.
+	// scopes narrow what the application's role allows this key to do, e.g. reports:read: each
+	// one a permission of the cluster-wide permission catalog (ConfigMap
+	// clearance-permission-catalog of the operator's namespace; `kubectl clearance permissions`
+	// lists it), or NAME:* over some of them; the admission policy clearance-permissions refuses a
+	// create or update that adds another. None: the key has its application's whole role.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=32

@@ -25,6 +25,10 @@ import (
 // ApplicationIDPattern is the form of every Application ID: opaque, random, prefixed.
 const ApplicationIDPattern = `^app_[0-9a-z]{26}$`
 
+// AllowedOriginPattern is the form of an allowed browser origin: scheme://host[:port] in
+// lowercase with no path. spec.allowedOrigins' CEL rule below spells the same expression.
+const AllowedOriginPattern = `^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$`
+
 // ApplicationSpec is what an org declares about one of its applications.
 type ApplicationSpec struct {
 	// description says what the application is, as the orgs it connects to will see it.

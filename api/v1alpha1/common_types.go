@@ -24,8 +24,8 @@ const (
 	// Secrets carrying it, so memory does not grow with the cluster's other Secrets.
 	LabelAPIKey = "access.clearance.dev/apikey"
 	// LabelConfigMap marks the ConfigMaps Clearance reads or writes: a metric catalog
-	// (ConfigMapCatalog) or a published list of enabled metrics (ConfigMapMetrics). The
-	// operator caches only ConfigMaps carrying it.
+	// (ConfigMapCatalog), a published list of enabled metrics (ConfigMapMetrics) or the
+	// permission catalog (ConfigMapPermissions). The operator caches only ConfigMaps carrying it.
 	LabelConfigMap = "access.clearance.dev/configmap"
 	// LabelMetricSet names the MetricSet a published ConfigMap belongs to.
 	LabelMetricSet = "access.clearance.dev/metricset"
@@ -82,8 +82,22 @@ const (
 
 // Values of LabelConfigMap.
 const (
-	ConfigMapCatalog = "catalog"
-	ConfigMapMetrics = "metrics"
+	ConfigMapCatalog     = "catalog"
+	ConfigMapMetrics     = "metrics"
+	ConfigMapPermissions = "permissions"
+)
+
+// The cluster-wide permission catalog: the permissions an APIKey's spec.scopes may name, in one
+// ConfigMap of the operator's namespace that the platform team edits (config/catalog; the chart
+// ships it as permissionCatalog). The ValidatingAdmissionPolicy clearance-permissions reads it as
+// its parameter; internal/ops reads it for the console and the plugin.
+const (
+	// PermissionCatalogName is the catalog ConfigMap's name.
+	PermissionCatalogName = "clearance-permission-catalog"
+	// PermissionCatalogKey is its data key: one permission a line, "name: description", e.g.
+	// "reports:read: Read reports and their rows"; blank lines and lines starting with # are
+	// skipped.
+	PermissionCatalogKey = "permissions"
 )
 
 // ConditionReady is the summary condition every Clearance kind reports.

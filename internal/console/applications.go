@@ -33,15 +33,29 @@ type newApplicationData struct {
 	// FirstKey: create the application's first API key with it (on by default: every
 	// application has its own key).
 	FirstKey bool
-	// CanKey: the person may create APIKeys, so the form offers the first key.
-	CanKey bool
+	// CanKey: the person may create APIKeys, so the form offers the first key, with the
+	// permission catalog's checkboxes (PermissionsError: why there are none).
+	CanKey           bool
+	Permissions      []permissionChoice
+	PermissionsError string
 }
 
 func (s *Server) newApplicationPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	p := newPage(r, sess, "Create application", "users")
-	canKey := mayCreateKeys(r, sess)
-	p.Data = newApplicationData{FirstKey: canKey, CanKey: canKey}
+	form := newApplicationData{FirstKey: true}
+	s.offerFirstKey(r, sess, &form)
+	p.Data = form
 	s.render(w, http.StatusOK, "application-new", p)
+}
+
+// offerFirstKey fills what the form offers for the first key, if the person may create keys.
+func (s *Server) offerFirstKey(r *http.Request, sess *session, form *newApplicationData) {
+	form.CanKey = mayCreateKeys(r, sess)
+	if !form.CanKey {
+		form.FirstKey = false
+		return
+	}
+	form.Permissions, form.PermissionsError = s.permissionChoices(r, sess)
 }
 
 // firstKeyTTL is the lifetime of an application's first key: the first that Generate new key
@@ -57,12 +71,21 @@ func mayCreateKeys(r *http.Request, sess *session) bool {
 func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess *session) {
 	form := newApplicationData{Description: r.PostForm.Get("description"), Name: strings.TrimSpace(r.PostForm.Get("name")),
 		FirstKey: r.PostForm.Get("firstKey") == "true"}
+	refuse := func(status int, msg string) {
+		p := newPage(r, sess, "Create application", "users")
+		s.offerFirstKey(r, sess, &form)
+		p.Error, p.Data = msg, form
+		s.render(w, status, "application-new", p)
+	}
+	scopes := r.PostForm["scope"]
+	if form.FirstKey && len(scopes) == 0 {
+		// Refused before the application exists, as Generate new key refuses it.
+		refuse(http.StatusBadRequest, noPermissionTicked+" Or untick Create its first API key.")
+		return
+	}
 	app, err := ops.CreateApplication(r.Context(), sess.client, sess.currentOrg(), form.Name, form.Description)
 	if err != nil {
-		p := newPage(r, sess, "Create application", "users")
-		form.CanKey = mayCreateKeys(r, sess)
-		p.Error, p.Data = apiMessage(err), form
-		s.render(w, statusOf(err), "application-new", p)
+		refuse(statusOf(err), apiMessage(err))
 		return
 	}
 	msg := "Created application " + app.Spec.Description + "; its Application ID appears in the table as soon as the operator has allocated it."
@@ -71,7 +94,7 @@ func (s *Server) createApplication(w http.ResponseWriter, r *http.Request, sess 
 		return
 	}
 	sess.addFlash("ok", msg)
-	s.mintAndShow(w, r, sess, app, ops.KeyOptions{Description: "first key", TTL: firstKeyTTL})
+	s.mintAndShow(w, r, sess, app, ops.KeyOptions{Description: "first key", TTL: firstKeyTTL, Scopes: scopes, RequireScopes: true})
 }
 
 // roleChoice is one option of a role select.

@@ -57,6 +57,8 @@ const (
 	DefaultIdleTimeout    = 30 * time.Minute
 	DefaultMaxAge         = 8 * time.Hour
 	DefaultKeyWaitTimeout = 20 * time.Second
+	// DefaultCatalogNamespace is where the chart installs the permission catalog.
+	DefaultCatalogNamespace = "clearance-system"
 	// DefaultMaxSessions bounds the sessions of a replica; DefaultMaxSessionsPerIdentity those
 	// of one person (one username), so that nobody can end others' sessions by signing in.
 	DefaultMaxSessions            = 10000
@@ -93,7 +95,10 @@ type Options struct {
 	// http://prometheus.monitoring:9090 (--console-prometheus-url): the Activity page reads what
 	// applications did from it. Empty: the page says how to set it.
 	PrometheusURL string
-	Log           logr.Logger
+	// CatalogNamespace holds the permission catalog a new key's permissions are picked from
+	// (the operator's namespace; default clearance-system).
+	CatalogNamespace string
+	Log              logr.Logger
 }
 
 // Server serves the console.
@@ -133,6 +138,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.KeyWaitTimeout <= 0 {
 		opts.KeyWaitTimeout = DefaultKeyWaitTimeout
+	}
+	if opts.CatalogNamespace == "" {
+		opts.CatalogNamespace = DefaultCatalogNamespace
 	}
 	if opts.MaxSessions <= 0 {
 		opts.MaxSessions = DefaultMaxSessions

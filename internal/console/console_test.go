@@ -44,7 +44,8 @@ var appIDPattern = regexp.MustCompile(v1.ApplicationIDPattern)
 // TestAnOrgAdminWalksTheUsersPage is seed 000's org admin on Users → People | Applications: the
 // People tab lists who holds which role; Create application (a dialog) with a required
 // description (a blank one gets the CEL rule's own words) makes the application and its first
-// key, shown once as its Secret holds it; the ⋮ menu renames it and opens its API keys, where
+// key with the permissions ticked (none ticked is refused before anything is created), shown
+// once as its Secret holds it; the ⋮ menu renames it and opens its API keys, where
 // the copy icon copies the key from its Secret (never put in the page), the Enabled checkbox
 // disables and enables it, Generate new key adds one and Invalidate all keys, after asking,
 // replaces every key.
@@ -82,6 +83,7 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 		t.Errorf("Create its first API key is not ticked by default (%v)", err)
 	}
 	p.fill("#dialog #description", "Acme BI export")
+	p.click("#dialog #first-key-permissions input[value='reports:read']")
 	p.shot2("dialog-create")
 	p.fill("#dialog #description", "   ")
 	p.fill("#dialog #name", "blank")
@@ -91,8 +93,19 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	if msg := p.text("#error"); !strings.Contains(msg, "description must not be blank") {
 		t.Errorf("a blank description: the page says %q, want the CEL rule's message", msg)
 	}
+	// The first key, like any generated here, needs a permission ticked: refused before the
+	// application is created.
 	p.fill("#description", "Acme BI export")
 	p.fill("#name", "")
+	p.click("#first-key-permissions input[value='reports:read']")
+	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusBadRequest ||
+		!strings.Contains(p.text("#error"), "Tick at least one permission") {
+		t.Errorf("a first key with no permission ticked: status %d: %s", status, p.text("main"))
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: "acme-bi-export"}, &v1.Application{}); !apierrors.IsNotFound(err) {
+		t.Errorf("a refused first key left an application behind: %v", err)
+	}
+	p.click("#first-key-permissions input[value='reports:read']")
 	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusCreated {
 		t.Fatalf("creating with a first key: status %d: %s", status, p.text("main"))
 	}
@@ -101,8 +114,8 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	if token == "" || token != secretToken(t, first) {
 		t.Fatalf("the page shows a key that is not the one in Secret %s", first.Status.SecretName)
 	}
-	if first.Spec.TTL == nil || first.Spec.TTL.Duration != 2160*time.Hour {
-		t.Errorf("the first key lives %v, want the 90 days Generate new key offers first", first.Spec.TTL)
+	if first.Spec.TTL == nil || first.Spec.TTL.Duration != 2160*time.Hour || !slices.Equal(first.Spec.Scopes, []string{"reports:read"}) {
+		t.Errorf("the first key lives %v with %v, want the 90 days Generate new key offers first and the permission ticked", first.Spec.TTL, first.Spec.Scopes)
 	}
 	if strings.Contains(p.text("main"), "Warning") {
 		t.Errorf("creating an application with its first key warns: %s", p.text("main"))
@@ -184,9 +197,10 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 		t.Errorf("after ticking Enabled the key is disabled (%v)", err)
 	}
 
-	// Generate new key: shown once; the scopes as given.
+	// Generate new key: shown once; with the permissions ticked.
 	p.fill("#dialog #key-description", "prod exporter")
-	p.fill("#dialog #key-scopes", "reports:read, dashboards:sales")
+	p.click("#dialog #key-permissions input[value='reports:read']")
+	p.click("#dialog #key-permissions input[value='dashboards:read']")
 	p.choose("#dialog #ttl", "720h")
 	if status := p.submit("#dialog form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
 		t.Fatalf("generating a key: status %d: %s", status, p.text("main"))
@@ -205,8 +219,8 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 		t.Fatal("the new key shown is not the one in its Secret")
 	}
 	if second.Spec.Description != "prod exporter" || second.Spec.TTL == nil || second.Spec.TTL.Duration.String() != "720h0m0s" ||
-		!slices.Equal(second.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) {
-		t.Errorf("the APIKey was created with %+v, want the description, the scopes and the 30-day TTL chosen", second.Spec)
+		!slices.Equal(second.Spec.Scopes, []string{"reports:read", "dashboards:read"}) {
+		t.Errorf("the APIKey was created with %+v, want the description, the permissions ticked and the 30-day TTL chosen", second.Spec)
 	}
 
 	// Invalidate all keys: asks first, then every key gets a new value.
@@ -388,7 +402,7 @@ func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 	if status != http.StatusForbidden || !strings.Contains(body, `cannot patch resource &#34;apikeys&#34;`) {
 		t.Errorf("an observer's Enabled request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
 	}
-	status, body = p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}})
+	status, body = p.post("/applications/bi/keys", url.Values{"description": {"sneaky"}, "scope": {"reports:read"}})
 	if status != http.StatusForbidden || !strings.Contains(body, `cannot create resource &#34;apikeys&#34;`) {
 		t.Errorf("an observer's generate request: status %d, want 403 with the apiserver's denial; page: %s", status, body)
 	}

@@ -21,9 +21,9 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
-	"unicode"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -43,6 +43,17 @@ type keysData struct {
 	CanRevoke   bool
 	CanRead     bool
 	Expiries    []expiryChoice
+	// Permissions are the catalog's, one checkbox each on the generate form; PermissionsError
+	// says why there are none to pick (a key then cannot be generated here).
+	Permissions      []permissionChoice
+	PermissionsError string
+}
+
+// permissionChoice is one checkbox of the generate form, ticked again when a refused form
+// comes back.
+type permissionChoice struct {
+	ops.Permission
+	Ticked bool
 }
 
 // keyRow is one key of the keys dialog; CanCopy: the person may get its Secret, so the dialog
@@ -105,10 +116,40 @@ func (s *Server) renderKeys(w http.ResponseWriter, r *http.Request, sess *sessio
 	data.CanChange = may[clearance("patch", "apikeys")]
 	data.CanRevoke = may[clearance("delete", "apikeys")]
 	data.CanRead = may[readSecrets]
+	if data.CanGenerate {
+		s.fillPermissions(r, sess, &data)
+	}
 	p := newPage(r, sess, "API keys of "+app.Spec.Description, "users")
 	p.Error, p.Data = problem, data
 	s.render(w, status, "keys", p)
 }
+
+// fillPermissions reads the permission catalog with the person's own credentials for the
+// generate form's checkboxes.
+func (s *Server) fillPermissions(r *http.Request, sess *session, data *keysData) {
+	data.Permissions, data.PermissionsError = s.permissionChoices(r, sess)
+}
+
+// permissionChoices are the checkboxes of the permission catalog, read with the person's own
+// credentials, ticked as the form posted last; or why there are none.
+func (s *Server) permissionChoices(r *http.Request, sess *session) ([]permissionChoice, string) {
+	catalog, err := ops.ReadPermissions(r.Context(), sess.client, s.opts.CatalogNamespace)
+	if err != nil {
+		return nil, "New keys pick their permissions from the catalog, but " + err.Error() + "."
+	}
+	var out []permissionChoice
+	for _, p := range catalog.Permissions {
+		out = append(out, permissionChoice{Permission: p, Ticked: slices.Contains(r.PostForm["scope"], p.Name)})
+	}
+	if len(out) == 0 {
+		return nil, "The permission catalog " + catalog.Source + " lists no permission, so no key can be generated here: the platform team adds them."
+	}
+	return out, ""
+}
+
+// noPermissionTicked is the refusal of a key without permissions: none ticked is refused, not
+// everything its application's role allows.
+const noPermissionTicked = "Tick at least one permission: a key gets only the permissions ticked, and none is not taken to mean all."
 
 // newKeyData is the page that shows a generated key, once.
 type newKeyData struct {
@@ -126,7 +167,7 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 	if !ok {
 		return
 	}
-	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: scopesFrom(r.PostForm.Get("scopes"))}
+	opts := ops.KeyOptions{Description: r.PostForm.Get("description"), Scopes: r.PostForm["scope"], RequireScopes: true}
 	if ttl := r.PostForm.Get("ttl"); ttl != "" {
 		d, err := time.ParseDuration(ttl)
 		if err != nil {
@@ -143,7 +184,11 @@ func (s *Server) generateKey(w http.ResponseWriter, r *http.Request, sess *sessi
 func (s *Server) mintAndShow(w http.ResponseWriter, r *http.Request, sess *session, app *v1.Application, opts ops.KeyOptions) {
 	ctx := r.Context()
 	key, err := ops.CreateKey(ctx, sess.client, app.Namespace, app.Name, opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, ops.ErrNoPermissions):
+		s.renderKeys(w, r, sess, app, http.StatusBadRequest, noPermissionTicked)
+		return
+	case err != nil:
 		s.renderKeys(w, r, sess, app, statusOf(err), apiMessage(err))
 		return
 	}
@@ -165,16 +210,6 @@ func (s *Server) mintAndShow(w http.ResponseWriter, r *http.Request, sess *sessi
 	p := newPage(r, sess, "New key", "users")
 	p.Data = data
 	s.render(w, http.StatusCreated, "key-new", p)
-}
-
-// scopesFrom reads the scopes field of the generate form: scopes separated by spaces or
-// commas, none for a key with its application's whole role.
-func scopesFrom(field string) []string {
-	scopes := strings.FieldsFunc(field, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-	if len(scopes) == 0 {
-		return nil
-	}
-	return scopes
 }
 
 // readToken reads the new key from its Secret with the person's own credentials: only someone

@@ -355,11 +355,13 @@ func (p *page) value(sel string) string {
 }
 
 // shot writes a screenshot of the whole page as NAME.png. Key material on the page is blurred
-// first: a screenshot is test output, and test output never holds a key.
+// first: a screenshot is test output, and test output never holds a key. An open dialog is
+// shown whole, not scrolled within the screen.
 func (p *page) shot(name string) {
 	p.t.Helper()
 	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](
-		`document.querySelectorAll("#new-key, #token").forEach(e => { e.style.color = "transparent"; e.style.textShadow = "0 0 14px #1f2328"; })`)); err != nil {
+		`document.querySelectorAll("#new-key, #token").forEach(e => { e.style.color = "transparent"; e.style.textShadow = "0 0 14px #1f2328"; });
+		 document.querySelectorAll("dialog[open]").forEach(d => { d.style.maxHeight = "none"; d.style.position = "absolute"; d.style.top = "1rem"; d.style.marginTop = "0"; });`)); err != nil {
 		p.t.Fatal(err)
 	}
 	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))

@@ -33,12 +33,12 @@ import (
 func TestCreateKeyCarriesItsDescriptionScopesAndLifetimeAndIsNamedAfterItsApplication(t *testing.T) {
 	ns := env.Namespace(t, "keys")
 	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{
-		Description: " prod exporter ", Scopes: []string{"reports:read", "dashboards:sales"}, TTL: 720 * time.Hour})
+		Description: " prod exporter ", Scopes: []string{"reports:read", "dashboards:read"}, TTL: 720 * time.Hour})
 	must(t, err)
 	var got v1.APIKey
 	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(key), &got))
 	if !strings.HasPrefix(got.Name, "acme-bi-") || got.Spec.ApplicationName != "acme-bi" || got.Spec.Description != "prod exporter" ||
-		!slices.Equal(got.Spec.Scopes, []string{"reports:read", "dashboards:sales"}) || got.Spec.TTL == nil || got.Spec.TTL.Duration != 720*time.Hour {
+		!slices.Equal(got.Spec.Scopes, []string{"reports:read", "dashboards:read"}) || got.Spec.TTL == nil || got.Spec.TTL.Duration != 720*time.Hour {
 		t.Errorf("created %s with %+v", got.Name, got.Spec)
 	}
 

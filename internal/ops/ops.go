@@ -64,19 +64,27 @@ type KeyOptions struct {
 	Name string
 	// Description says what the key is for, e.g. prod exporter.
 	Description string
-	// Scopes narrow what the application's role allows the key to do, e.g. reports:read;
-	// none leaves the role whole.
+	// Scopes narrow what the application's role allows the key to do, e.g. reports:read: names
+	// from the permission catalog (ReadPermissions), as the admission policy
+	// clearance-permissions requires; none leaves the role whole.
 	Scopes []string
+	// RequireScopes refuses a key without scopes (ErrNoPermissions) instead of giving it the
+	// application's whole role: the console's rule, where no permission ticked is refused, not
+	// everything.
+	RequireScopes bool
 	// TTL is the key's lifetime from minting; zero is no expiry.
 	TTL time.Duration
 }
 
 // CreateKey creates an APIKey of application app in org ns; the operator then mints it into
 // its Secret (WaitForKey waits for that). It returns the key as created, or as asked for when
-// the apiserver refused it.
+// it or the apiserver refused it.
 func CreateKey(ctx context.Context, c client.Client, ns, app string, opts KeyOptions) (*v1.APIKey, error) {
 	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: opts.Name},
 		Spec: v1.APIKeySpec{ApplicationName: app, Description: strings.TrimSpace(opts.Description), Scopes: opts.Scopes}}
+	if opts.RequireScopes && len(opts.Scopes) == 0 {
+		return key, ErrNoPermissions
+	}
 	if key.Name == "" {
 		key.GenerateName = app + "-"
 	}

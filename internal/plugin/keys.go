@@ -153,6 +153,7 @@ func (o *Options) readKey(ctx context.Context, s *session, name string) (map[str
 func (o *Options) keyNewCommand() *cobra.Command {
 	var (
 		app, name, description, ttl string
+		catalogNamespace            string
 		scopes                      []string
 		timeout                     time.Duration
 	)
@@ -181,6 +182,9 @@ func (o *Options) keyNewCommand() *cobra.Command {
 			if err := checkApplication(cmd.Context(), s, app); err != nil {
 				return err
 			}
+			if err := o.checkScopes(cmd.Context(), s, catalogNamespace, scopes); err != nil {
+				return err
+			}
 			key, err := ops.CreateKey(cmd.Context(), s.client, s.namespace, app, opts)
 			if err != nil {
 				return request{verb: "create", resource: "apikeys", kind: "APIKey", name: name, namespace: s.namespace}.explain(err)
@@ -201,7 +205,8 @@ func (o *Options) keyNewCommand() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "Name of the APIKey (default: generated from the application's name)")
 	cmd.Flags().StringVar(&description, "description", "", "What the key is for, e.g. prod exporter")
 	cmd.Flags().StringVar(&ttl, "ttl", "", "Lifetime of the key from minting, e.g. 720h (default: no expiry)")
-	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "Scope that narrows what the key may do, e.g. reports:read (repeatable)")
+	cmd.Flags().StringArrayVar(&scopes, "scope", nil, "Permission of the catalog (kubectl clearance permissions) the key is narrowed to, e.g. reports:read (repeatable; none: the application's whole role)")
+	addCatalogNamespaceFlag(cmd, &catalogNamespace)
 	cmd.Flags().DurationVar(&timeout, "timeout", o.KeyWaitTimeout, "How long to wait for the operator to mint the key")
 	return cmd
 }

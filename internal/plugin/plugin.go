@@ -109,6 +109,7 @@ func NewCommand(o *Options) *cobra.Command {
 		o.connectionsCommand(),
 		o.usageCommand(),
 		o.metricsCommand(),
+		o.permissionsCommand(),
 		o.setMetricCommand("enable-metric", true),
 		o.setMetricCommand("disable-metric", false),
 		o.versionCommand(),

@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -57,14 +59,34 @@ func PolicyFiles(root string) ([]string, error) {
 	return files, nil
 }
 
-// installPolicies creates every object of config/policies. The apiserver enforces a new policy
-// about a second later (it loads policies from its own informer); a test that relies on a
-// refusal waits for it.
+// PermissionCatalogFiles are the files of config/catalog that make the permission catalog: the
+// ConfigMap the policy clearance-permissions reads and the RBAC that lets everyone signed in read
+// it. Every test environment installs them with the policies, as the chart does.
+func PermissionCatalogFiles(root string) []string {
+	dir := filepath.Join(root, "config", "catalog")
+	return []string{filepath.Join(dir, "permission-catalog.yaml"), filepath.Join(dir, "permission-catalog-reader.yaml")}
+}
+
+// installPolicies creates every object of config/policies and the permission catalog (in
+// clearance-system, created here). The apiserver enforces a new policy about a second later (it
+// loads policies from its own informer); a test that relies on a refusal waits for it.
 func installPolicies(ctx context.Context, c client.Client, root string) error {
 	files, err := PolicyFiles(root)
 	if err != nil {
 		return fmt.Errorf("reading config/policies: %w", err)
 	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if err := createFromFiles(ctx, c, append(files, PermissionCatalogFiles(root)...)); err != nil {
+		return err
+	}
+	return waitForAdmission(ctx, c)
+}
+
+// createFromFiles creates every object of the YAML files.
+func createFromFiles(ctx context.Context, c client.Client, files []string) error {
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -90,7 +112,7 @@ func installPolicies(ctx context.Context, c client.Client, root string) error {
 			}
 		}
 	}
-	return waitForAdmission(ctx, c)
+	return nil
 }
 
 // waitForAdmission waits until the apiserver admits the Clearance kinds through the policies

@@ -70,6 +70,19 @@ type rules struct {
 	// writeRank is the rank of the least role of a request whose method is not safe
 	// (--write-min-role).
 	writeRank int
+	// defaultOrigins are the allow-list's system default entries, allowed for every Application
+	// (--default-allowed-origins); nil when there are none.
+	defaultOrigins map[string]struct{}
+}
+
+// originAllowed says whether a browser at origin may use app's keys: one of its own allowed
+// origins, or a system default entry.
+func (r *rules) originAllowed(app *appEntry, origin string) bool {
+	if _, ok := app.origins[origin]; ok {
+		return true
+	}
+	_, ok := r.defaultOrigins[origin]
+	return ok
 }
 
 // leastRank is the rank a request asks for: minRole when given (an explicit minRole wins,
@@ -148,11 +161,9 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 	}
 
 	// A browser's origin is one the Application allows.
-	if req.origin != "" {
-		if _, ok := app.origins[req.origin]; !ok {
-			d.reason = rOriginNotAllowed
-			return d
-		}
+	if req.origin != "" && !rl.originAllowed(app, req.origin) {
+		d.reason = rOriginNotAllowed
+		return d
 	}
 
 	// Allowed. Which bucket it spends from, if any limit applies: admit spends it.

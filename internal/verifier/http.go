@@ -252,10 +252,11 @@ func (v *Verifier) servePreflight(w http.ResponseWriter, r *http.Request, now ti
 }
 
 // preflight answers a CORS preflight. Preflights carry no key, so no Application can be picked:
-// the origin must be allowed by some Application, and the request that follows is checked
-// against its own key's Application. 204 is a 2xx, so forward-auth proxies let it through.
+// the origin must be allowed by some Application or be a system default entry, and the request
+// that follows is checked against its own key's Application. 204 is a 2xx, so forward-auth
+// proxies let it through.
 func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
-	if !v.index.originKnown(origin) {
+	if _, isDefault := v.rules.defaultOrigins[origin]; !isDefault && !v.index.originKnown(origin) {
 		v.refuse(w, refusal(rOriginNotAllowed))
 		return
 	}

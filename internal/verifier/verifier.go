@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,11 @@ type Options struct {
 	// WriteMinRole is the least role of a request whose method is not GET, HEAD or OPTIONS
 	// (or is unknown), unless the request names minRole (--write-min-role). Default: Analyst.
 	WriteMinRole v1.Role
+	// DefaultAllowedOrigins are the allow-list's system default entries
+	// (--default-allowed-origins): browser origins every Application's keys may be used from, on
+	// top of its own spec.allowedOrigins. They live in the verifier's settings, not in any
+	// Application, so no org can remove them; each is scheme://host[:port] in lowercase.
+	DefaultAllowedOrigins []string
 	// MaxStaleness is how long the verifier keeps answering from its index without hearing from
 	// the apiserver before it answers 503 stale (--max-staleness).
 	MaxStaleness time.Duration
@@ -148,6 +154,10 @@ func New(opts Options) (*Verifier, error) {
 	if opts.WriteMinRole.Rank() < 0 {
 		return nil, fmt.Errorf("verifier: WriteMinRole %q is not a role; use one of %v", opts.WriteMinRole, v1.Roles)
 	}
+	defaultOrigins, err := originSet(opts.DefaultAllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
 	if opts.Registerer == nil {
 		return nil, errors.New("verifier: Options.Registerer is required (pass controller-runtime's metrics.Registry)")
 	}
@@ -192,7 +202,7 @@ func New(opts Options) (*Verifier, error) {
 	v := &Verifier{
 		opts:          opts,
 		clock:         opts.Clock,
-		rules:         rules{format: opts.Format, writeRank: opts.WriteMinRole.Rank()},
+		rules:         rules{format: opts.Format, writeRank: opts.WriteMinRole.Rank(), defaultOrigins: defaultOrigins},
 		log:           opts.Logger,
 		index:         newIndex(opts.Logger),
 		staleness:     staleness{clock: opts.Clock, maxStaleness: opts.MaxStaleness},
@@ -403,4 +413,22 @@ func (f *flusher) Start(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// allowedOrigin is what the CRD's rule for spec.allowedOrigins accepts (v1.AllowedOriginPattern).
+var allowedOrigin = regexp.MustCompile(v1.AllowedOriginPattern)
+
+// originSet checks the allow-list's default entries and returns them as a set, nil when none.
+func originSet(origins []string) (map[string]struct{}, error) {
+	if len(origins) == 0 {
+		return nil, nil
+	}
+	set := make(map[string]struct{}, len(origins))
+	for _, o := range origins {
+		if !allowedOrigin.MatchString(o) {
+			return nil, fmt.Errorf("verifier: default allowed origin %q must be scheme://host[:port] in lowercase with no path, e.g. https://bi.acme.example", o)
+		}
+		set[o] = struct{}{}
+	}
+	return set, nil
 }
