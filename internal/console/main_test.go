@@ -70,7 +70,9 @@ func TestMain(m *testing.M) {
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
 		consoleURL = "http://" + addr
-		verifier = newStubVerifier()
+		if verifier, err = newStubVerifier(); err != nil {
+			return nil, err
+		}
 		args := []string{"--console-bind-address=" + addr, "--console-verifier-url=" + verifier.URL}
 		stopActivity, err := startActivity()
 		if err != nil {
