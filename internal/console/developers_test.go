@@ -253,6 +253,10 @@ func TestTheTesterShowsTheVerifiersAnswerToAPastedKeyAndKeepsNoneOfIt(t *testing
 	if status, body := p.post("/developers", bad); status != http.StatusBadRequest || !strings.Contains(body, "Type the org") || strings.Contains(body, token) {
 		t.Errorf("a test for no org: status %d, want 400 saying so, without the key", status)
 	}
+	other := url.Values{"key": {token}, "route": {"token"}, "org": {globex}, "method": {"GET"}}
+	if status, body := p.post("/developers", other); status != http.StatusBadRequest || !strings.Contains(body, "Pick one of the routes") || strings.Contains(body, token) {
+		t.Errorf("a test of a route the tester does not offer: status %d, want 400 saying so, without the key", status)
+	}
 	if log := operator.Log(); strings.Contains(log, token) || strings.Contains(log, unknown.Token) {
 		t.Error("the console's log holds a key pasted into the tester")
 	}
