@@ -861,6 +861,53 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 		}
 	})
 
+	t.Run("each transport passes by default and is refused with its own reason when the connection refuses it", func(t *testing.T) {
+		defer w.v.Apply(w.conn)
+		protocols := "clearance.v1, clearance.key." + w.token.Token
+		sse := []string{"X-API-Key", w.token.Token, "Accept", "text/event-stream"}
+		longPoll := []string{"X-API-Key", w.token.Token, "Prefer", "wait=5"}
+		for _, refuse := range []v1.Transport{"", v1.TransportWebSockets, v1.TransportServerSentEvents, v1.TransportLongPolling} {
+			conn := w.conn.DeepCopy()
+			conn.Spec.Transports = &v1.ConnectionTransports{}
+			conn.Spec.Transports.Set(refuse, v1.TransportRefused)
+			w.v.Apply(conn)
+
+			hits, _ := e.up.state()
+			ws, resp := dialWebSocket(t, addr, prefix+"/socket", protocols, origin)
+			switch {
+			case refuse == v1.TransportWebSockets && ws != nil:
+				ws.Close()
+				t.Fatal("a WebSocket opened through a connection that refuses WebSockets")
+			case refuse == v1.TransportWebSockets:
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				_ = resp.Body.Close()
+				refused(t, hits, resp, string(body), http.StatusForbidden, ReasonTransportNotAllowed)
+			case ws == nil:
+				t.Fatalf("with %q refused, a WebSocket handshake: want 101, got %s", refuse, show(resp, ""))
+			default:
+				if got := ws.echo(t, "hello"); got != "echo: hello" {
+					t.Fatalf("sent hello, got %q", got)
+				}
+				ws.Close()
+			}
+
+			for _, c := range []struct {
+				transport v1.Transport
+				headers   []string
+			}{{v1.TransportServerSentEvents, sse}, {v1.TransportLongPolling, longPoll}} {
+				hits, _ := e.up.state()
+				resp, body := send(t, "/data", c.headers...)
+				if refuse == c.transport {
+					refused(t, hits, resp, body, http.StatusForbidden, ReasonTransportNotAllowed)
+				} else {
+					allowed(t, resp, body, w.token)
+				}
+			}
+			resp, body := send(t, "/data", "X-API-Key", w.token.Token)
+			allowed(t, resp, body, w.token)
+		}
+	})
+
 	t.Run("with the verifier down nothing reaches the upstream", func(t *testing.T) {
 		e.stopVerifier()
 		hits, _ := e.up.state()
