@@ -180,11 +180,10 @@ func authorizeRequest(h http.Header, rawQuery string, envoyForm bool, f keyforma
 	if rs != rOK {
 		return request{}, rs
 	}
-	route, ok := parseTransport(req.params.transport)
-	if !ok {
+	var ok bool
+	if req.transports, ok = parseTransport(req.params.transport); !ok {
 		return request{}, rInvalidParameter
 	}
-	req.transports = route | requestTransports(h)
 	req.token, req.cred = credentials(h, f)
 	return req, rOK
 }

@@ -128,6 +128,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 	}
 	req.origin = origin
 	req.write = acc == accessWrite
+	req.transports |= sig.transports
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	a.org, a.access = req.params.org, acc.String()

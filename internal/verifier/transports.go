@@ -81,18 +81,20 @@ func parseTransport(v string) (transportSet, bool) {
 	return 0, false
 }
 
-// requestTransports is the set of transports the client's request asks for, from its headers:
+// requestTransports is the set of transports the client's request asks for, from its headers
+// (requestSignals reads them with the method's signals):
 //
-//   - WebSockets: an Upgrade header naming websocket, or a WebSocket handshake's
-//     Sec-WebSocket-Key or Sec-WebSocket-Version (a proxy may drop the hop-by-hop Upgrade);
+//   - WebSockets: webSocket, which upgrades found (an Upgrade header naming websocket, or a
+//     WebSocket handshake's Sec-WebSocket-Key or Sec-WebSocket-Version: a proxy may drop the
+//     hop-by-hop Upgrade);
 //   - Server-Sent Events: an Accept that lists text/event-stream (EventSource sends exactly
 //     that), unless with q=0;
 //   - long polling: a Prefer header with the wait preference (RFC 7240, Prefer: wait=30).
 //
 // A request may ask for several; each must be allowed.
-func requestTransports(h http.Header) transportSet {
+func requestTransports(h http.Header, webSocket bool) transportSet {
 	var s transportSet
-	if len(h[hWebSocketKey]) > 0 || len(h[hWebSocketVersion]) > 0 || listHas(h[hUpgrade], isWebSocketToken) {
+	if webSocket {
 		s |= tWebSockets
 	}
 	if listHas(h[hAccept], isEventStream) {

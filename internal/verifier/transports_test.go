@@ -73,11 +73,11 @@ func TestTheTransportsARequestOpensAreReadFromItsHeaders(t *testing.T) {
 			tWebSockets | tServerSentEvents | tLongPolling},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := http.Header{}
+			r := httptest.NewRequest(http.MethodGet, PathAuthorize, nil)
 			for i := 0; i+1 < len(tc.header); i += 2 {
-				h.Add(tc.header[i], tc.header[i+1])
+				r.Header.Add(tc.header[i], tc.header[i+1])
 			}
-			if got := requestTransports(h); got != tc.want {
+			if got := requestSignals(r).transports; got != tc.want {
 				t.Fatalf("transports %03b, want %03b", got, tc.want)
 			}
 		})
@@ -88,7 +88,8 @@ func slicesOf(s []string) []string { return append([]string(nil), s...) }
 
 // TestAProxyRouteDeclaresItsTransport: transport= on the auth request (or X-Clearance-Transport
 // in the Envoy form) marks every request of a route, for endpoints that long-poll whatever the
-// client's headers say; a name that is not a transport is invalid_parameter.
+// client's headers say (serveAuthorize adds what the headers say); a name that is not a
+// transport is invalid_parameter.
 func TestAProxyRouteDeclaresItsTransport(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -99,8 +100,7 @@ func TestAProxyRouteDeclaresItsTransport(t *testing.T) {
 		rs     reason
 	}{
 		{name: "long-polling route", query: "org=globex&transport=longPolling", want: tLongPolling},
-		{name: "SSE route, and the client asks a WebSocket", query: "org=globex&transport=serverSentEvents",
-			header: http.Header{hUpgrade: {"websocket"}}, want: tServerSentEvents | tWebSockets},
+		{name: "SSE route", query: "org=globex&transport=serverSentEvents", want: tServerSentEvents},
 		{name: "envoy", envoy: true, header: http.Header{hClearanceTransport: {"webSockets"}}, want: tWebSockets},
 		{name: "envoy: the client's query is not read", envoy: true, query: "transport=bogus", want: 0},
 		{name: "not a transport", query: "org=globex&transport=pigeon", rs: rInvalidParameter},
@@ -155,6 +155,12 @@ func TestAConnectionRefusesEachTransportOnItsOwn(t *testing.T) {
 		expect(t, w.authorize(w.token.Token, "transport=longPolling"), http.StatusForbidden, ReasonTransportNotAllowed)
 		w.refusing()
 		expect(t, w.authorize(w.token.Token, "transport=longPolling"), http.StatusOK, "")
+	})
+
+	t.Run("a route's transport and the request's headers both count", func(t *testing.T) {
+		w.refusing(v1.TransportWebSockets)
+		expect(t, w.authorize(w.token.Token, "transport=serverSentEvents"), http.StatusOK, "")
+		expect(t, w.authorize(w.token.Token, "transport=serverSentEvents", webSocketHandshake...), http.StatusForbidden, ReasonTransportNotAllowed)
 	})
 
 	t.Run("a connection without the field, as before it existed, allows all three", func(t *testing.T) {
@@ -246,14 +252,14 @@ func TestReadingTheTransportsAllocatesNothing(t *testing.T) {
 	}
 	r.Header.Set("Connection", "keep-alive")
 	var got transportSet
-	if n := testing.AllocsPerRun(1000, func() { got = requestTransports(r.Header) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { got = requestSignals(r).transports }); n != 0 {
 		t.Errorf("reading the transports allocates %v times", n)
 	}
 	if got != 0 {
 		t.Errorf("a plain request opens %03b", got)
 	}
 	r.Header.Set("Prefer", "wait=10")
-	if n := testing.AllocsPerRun(1000, func() { got = requestTransports(r.Header) }); n != 0 || got != tLongPolling {
+	if n := testing.AllocsPerRun(1000, func() { got = requestSignals(r).transports }); n != 0 || got != tLongPolling {
 		t.Errorf("a long poll: %03b, %v allocations", got, n)
 	}
 }
