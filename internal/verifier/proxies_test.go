@@ -73,6 +73,9 @@ type documentedProxy struct {
 	// fallback marks a configuration the documentation offers as a fallback, which does less
 	// (no budget for the client, a 429 reaching it as 500): only the attacks are sent to it.
 	fallback bool
+	// longPollRoute is a path under prefix whose documented route declares long polling
+	// (transport=longPolling), if the configuration has one.
+	longPollRoute string
 }
 
 var documentedProxies = []documentedProxy{
@@ -80,7 +83,7 @@ var documentedProxies = []documentedProxy{
 	{name: "ingress-nginx", binary: "nginx", prefix: "/reports", configure: configureIngressNginx},
 	{name: "ingress-nginx-annotations-only", binary: "nginx", prefix: "/reports", configure: configureIngressNginxWithoutSnippets, fallback: true},
 	{name: "caddy", binary: "caddy", prefix: "/api", configure: configureCaddy},
-	{name: "haproxy", binary: "haproxy", prefix: "/api", configure: configureHAProxy},
+	{name: "haproxy", binary: "haproxy", prefix: "/api", configure: configureHAProxy, longPollRoute: "/poll"},
 }
 
 // TestProxiesInFrontOfTheVerifier runs each documented proxy configuration and sends it what
@@ -95,7 +98,7 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 			}}, e.secrets)
 			e.attacks(t, addr, p.prefix)
 			if !p.fallback {
-				e.run(t, addr, p.prefix)
+				e.run(t, addr, p.prefix, p.longPollRoute)
 			}
 		})
 	}
@@ -648,7 +651,7 @@ func (e *edge) attacks(t *testing.T, addr, prefix string) {
 	})
 }
 
-func (e *edge) run(t *testing.T, addr, prefix string) {
+func (e *edge) run(t *testing.T, addr, prefix, longPollRoute string) {
 	base := "http://" + addr + prefix
 	client := e.client
 	send := func(t *testing.T, path string, headers ...string) (*http.Response, string) {
@@ -898,6 +901,16 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 				hits, _ := e.up.state()
 				resp, body := send(t, "/data", c.headers...)
 				if refuse == c.transport {
+					refused(t, hits, resp, body, http.StatusForbidden, ReasonTransportNotAllowed)
+				} else {
+					allowed(t, resp, body, w.token)
+				}
+			}
+			if longPollRoute != "" {
+				// The route says it long-polls: no Prefer header needed.
+				hits, _ := e.up.state()
+				resp, body := send(t, longPollRoute, "X-API-Key", w.token.Token)
+				if refuse == v1.TransportLongPolling {
 					refused(t, hits, resp, body, http.StatusForbidden, ReasonTransportNotAllowed)
 				} else {
 					allowed(t, resp, body, w.token)
