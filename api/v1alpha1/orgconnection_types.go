@@ -71,6 +71,99 @@ type OrgConnectionSpec struct {
 	// +kubebuilder:validation:items:MaxLength=253
 	// +kubebuilder:validation:items:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="each metricSets entry must be the metadata.name of a MetricSet in this namespace"
 	MetricSets []string `json:"metricSets,omitempty"`
+
+	// transports allows or refuses, for this connection, each way a client holds a request
+	// open: WebSockets, Server-Sent Events and long polling. Each is Allowed unless set to
+	// Refused; a connection without transports allows all three. The verifier refuses the
+	// opening request of a refused one with 403 transport_not_allowed.
+	// +optional
+	// +kubebuilder:default={}
+	Transports *ConnectionTransports `json:"transports,omitempty"`
+}
+
+// TransportPolicy says whether a connection may use a transport.
+// +kubebuilder:validation:Enum=Allowed;Refused
+type TransportPolicy string
+
+const (
+	// TransportAllowed lets the connection's keys and tokens open the transport; the default.
+	TransportAllowed TransportPolicy = "Allowed"
+	// TransportRefused makes the verifier refuse the transport's opening request.
+	TransportRefused TransportPolicy = "Refused"
+)
+
+// Transport is a way a client holds a request open, which an org may refuse per connection.
+type Transport string
+
+const (
+	// TransportWebSockets is a WebSocket: an HTTP upgrade (RFC 6455).
+	TransportWebSockets Transport = "WebSockets"
+	// TransportServerSentEvents is a stream of Server-Sent Events (Accept: text/event-stream).
+	TransportServerSentEvents Transport = "ServerSentEvents"
+	// TransportLongPolling is a request the server holds until it has something to say.
+	TransportLongPolling Transport = "LongPolling"
+)
+
+// Transports lists every transport a connection may refuse.
+var Transports = []Transport{TransportWebSockets, TransportServerSentEvents, TransportLongPolling}
+
+// ConnectionTransports allows or refuses each transport for one connection.
+type ConnectionTransports struct {
+	// webSockets: Allowed (the default) or Refused, for WebSocket upgrades.
+	// +optional
+	// +kubebuilder:default=Allowed
+	WebSockets TransportPolicy `json:"webSockets,omitempty"`
+	// serverSentEvents: Allowed (the default) or Refused, for requests that ask for a stream
+	// of events (Accept: text/event-stream).
+	// +optional
+	// +kubebuilder:default=Allowed
+	ServerSentEvents TransportPolicy `json:"serverSentEvents,omitempty"`
+	// longPolling: Allowed (the default) or Refused, for requests that ask the server to wait
+	// (Prefer: wait=N) or routes the proxy marks as long polling (docs/verifier.md).
+	// +optional
+	// +kubebuilder:default=Allowed
+	LongPolling TransportPolicy `json:"longPolling,omitempty"`
+}
+
+// Policy is the policy of transport t: Allowed unless set to Refused (an unset field, a nil
+// ConnectionTransports and an unknown transport are all Allowed).
+func (ct *ConnectionTransports) Policy(t Transport) TransportPolicy {
+	if ct == nil {
+		return TransportAllowed
+	}
+	var p TransportPolicy
+	switch t {
+	case TransportWebSockets:
+		p = ct.WebSockets
+	case TransportServerSentEvents:
+		p = ct.ServerSentEvents
+	case TransportLongPolling:
+		p = ct.LongPolling
+	}
+	if p == TransportRefused {
+		return TransportRefused
+	}
+	return TransportAllowed
+}
+
+// Set sets the policy of transport t; it reports false for an unknown transport.
+func (ct *ConnectionTransports) Set(t Transport, p TransportPolicy) bool {
+	switch t {
+	case TransportWebSockets:
+		ct.WebSockets = p
+	case TransportServerSentEvents:
+		ct.ServerSentEvents = p
+	case TransportLongPolling:
+		ct.LongPolling = p
+	default:
+		return false
+	}
+	return true
+}
+
+// TransportAllowed reports whether the connection allows transport t.
+func (s *OrgConnectionSpec) TransportAllowed(t Transport) bool {
+	return s.Transports.Policy(t) == TransportAllowed
 }
 
 // OrgConnectionStatus shows the connected application as the granting org sees it.

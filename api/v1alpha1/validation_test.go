@@ -277,6 +277,15 @@ func TestInvalidObjectsAreRefusedWithAMessageThatSaysHowToFixThem(t *testing.T) 
 			want: `OrgConnection.access.clearance.dev "bad-app-id" is invalid: spec.applicationID: Invalid value: "acme-bi": applicationID must be app_ followed by 26 lowercase letters or digits, as shown in the Application's status.applicationID`,
 		},
 		{
+			name: "connection with a transport neither allowed nor refused",
+			create: func() client.Object {
+				c := connection("bad-transport")
+				c.Spec.Transports = &v1.ConnectionTransports{WebSockets: "Off"}
+				return c
+			}(),
+			want: `OrgConnection.access.clearance.dev "bad-transport" is invalid: [spec.transports.webSockets: Unsupported value: "Off": supported values: "Allowed", "Refused", <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]`,
+		},
+		{
 			name:   "connection switched to another application",
 			create: connection("switched"),
 			update: func(o client.Object) { o.(*v1.OrgConnection).Spec.ApplicationID = "app_zzzzzzzzzzzzzzzzzzzzzzzzzz" },

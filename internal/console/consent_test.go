@@ -29,19 +29,25 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/console"
+	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/ops"
+	vf "github.com/clearance-dev/clearance/internal/verifier"
 )
 
 // stubVerifier plays the verifier's side of the consent page's contract: it answers what an
 // authorization request is, records where the browser came back to and, as the verifier does,
 // redirects it on to the partner's app, another origin, which records its arrival. (The
-// verifier's own tests hold it to the same contract.)
+// verifier's own tests hold it to the same contract.) Every other path is answered by real, a
+// verifier in this process fed the test's objects (the Developers page's tester asks it).
 type stubVerifier struct {
 	*httptest.Server
+	real     *vf.Verifier
 	app      *httptest.Server
 	mu       sync.Mutex
 	requests map[string]console.AuthorizationRequest
@@ -49,8 +55,16 @@ type stubVerifier struct {
 	arrivals int      // the browser's arrivals at the app
 }
 
-func newStubVerifier() *stubVerifier {
-	v := &stubVerifier{requests: map[string]console.AuthorizationRequest{}}
+func newStubVerifier() (*stubVerifier, error) {
+	format, err := keyformat.New(keyformat.DefaultPrefix) // the operator's default --key-prefix
+	if err != nil {
+		return nil, err
+	}
+	inProcess, err := vf.New(vf.Options{Clock: clock.RealClock{}, Format: format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return nil, err
+	}
+	v := &stubVerifier{real: inProcess, requests: map[string]console.AuthorizationRequest{}}
 	v.app = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		v.mu.Lock()
 		v.arrivals++
@@ -74,8 +88,9 @@ func newStubVerifier() *stubVerifier {
 		v.mu.Unlock()
 		http.Redirect(w, r, v.app.URL+"/cb?"+r.URL.RawQuery, http.StatusFound)
 	})
+	mux.Handle("/", inProcess.Handler())
 	v.Server = httptest.NewServer(mux)
-	return v
+	return v, nil
 }
 
 func (v *stubVerifier) Close() {

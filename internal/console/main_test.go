@@ -71,7 +71,9 @@ func TestMain(m *testing.M) {
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(ports[0])
 		consoleURL = "http://" + addr
-		verifier = newStubVerifier()
+		if verifier, err = newStubVerifier(); err != nil {
+			return nil, err
+		}
 		args := []string{"--console-bind-address=" + addr, "--console-verifier-url=" + verifier.URL}
 		stopActivity, err := startActivity()
 		if err != nil {
@@ -256,8 +258,13 @@ func newPage(t *testing.T, width, height int) *page {
 func (p *page) open(path string) int64 {
 	p.t.Helper()
 	resp, err := chromedp.Run(p.ctx, chromedp.NavigateResponse(consoleURL+path))
-	if err != nil {
-		p.t.Fatalf("opening %s: %v", path, err)
+	if err == nil && resp == nil {
+		// A navigation still under way (the consent's redirects to the partner's app, whose
+		// arrival the test saw before the browser committed it) took this one's place: again.
+		resp, err = chromedp.Run(p.ctx, chromedp.NavigateResponse(consoleURL+path))
+	}
+	if err != nil || resp == nil {
+		p.t.Fatalf("opening %s: %v (response %v)", path, err, resp)
 	}
 	return resp.Status
 }

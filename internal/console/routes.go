@@ -120,6 +120,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /metrics", s.inOrg(s.toggleMetric))
 
 	mux.Handle("GET /activity", s.inOrg(s.activityPage))
+	mux.Handle("/developers", s.signedIn(s.developers))
 
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.Handle("POST "+PathConsent, s.signedIn(s.consent))

@@ -133,6 +133,27 @@ func SetRole(ctx context.Context, c client.Client, conn *v1.OrgConnection, role 
 	return mergePatch(ctx, c, conn, map[string]any{"spec": map[string]any{"role": role}})
 }
 
+// SetTransports allows or refuses transports (WebSockets, Server-Sent Events, long polling) on
+// the connection, with a merge patch of spec.transports that names only the transports in set:
+// the others keep their policy. conn names the OrgConnection and is updated from the answer.
+// Refusing is anyone's who may patch the connection; allowing one it refuses needs bind on
+// orgroles named after its role (clearance-role-assignment), as widening what it grants does.
+func SetTransports(ctx context.Context, c client.Client, conn *v1.OrgConnection, set map[v1.Transport]v1.TransportPolicy) error {
+	var patch v1.ConnectionTransports
+	for t, p := range set {
+		if p != v1.TransportAllowed && p != v1.TransportRefused {
+			return fmt.Errorf("%q is not a transport policy: use %s or %s", p, v1.TransportAllowed, v1.TransportRefused)
+		}
+		if !patch.Set(t, p) {
+			return fmt.Errorf("%q is not a transport: use one of %v", t, v1.Transports)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return mergePatch(ctx, c, conn, map[string]any{"spec": map[string]any{"transports": patch}})
+}
+
 // Disconnect deletes the connection (only the very object read, by UID): the application loses
 // its role in the org at once; the Application itself, in its own org, is untouched.
 func Disconnect(ctx context.Context, c client.Client, conn *v1.OrgConnection) error {

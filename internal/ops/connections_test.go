@@ -164,3 +164,55 @@ func TestDisconnectDeletesOnlyTheConnectionItWasGiven(t *testing.T) {
 		t.Errorf("after disconnecting: %v, want NotFound", err)
 	}
 }
+
+// TestSetTransportsRefusesAndAllowsAsThePersonWhoseClientItIsGiven: a new connection allows
+// every transport (the apiserver's defaults); someone who may only patch refuses one and
+// leaves the others as they were, but allowing it again widens what the connection grants, so
+// it needs bind on the connection's role, as the role assignment policy says.
+func TestSetTransportsRefusesAndAllowsAsThePersonWhoseClientItIsGiven(t *testing.T) {
+	ns := env.Namespace(t, "transports")
+	id := applicationID(t)
+	conn, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleAnalyst, ops.ConnectOptions{})
+	must(t, err)
+	all := v1.ConnectionTransports{WebSockets: v1.TransportAllowed, ServerSentEvents: v1.TransportAllowed, LongPolling: v1.TransportAllowed}
+	if conn.Spec.Transports == nil || *conn.Spec.Transports != all {
+		t.Fatalf("a new connection's transports: %+v, want all Allowed", conn.Spec.Transports)
+	}
+	patcher := person(t, ns, "pat", clearanceRule("orgconnections", []string{"get", "patch"}),
+		clearanceRule("orgroles", []string{"bind"}, string(v1.RoleObserver)))
+
+	must(t, ops.SetTransports(ctx(), patcher, conn, map[v1.Transport]v1.TransportPolicy{v1.TransportWebSockets: v1.TransportRefused}))
+	want := all
+	want.WebSockets = v1.TransportRefused
+	var got v1.OrgConnection
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(conn), &got))
+	if *got.Spec.Transports != want || *conn.Spec.Transports != want {
+		t.Errorf("after refusing WebSockets: stored %+v, answer %+v", got.Spec.Transports, conn.Spec.Transports)
+	}
+	if got.Spec.Role != v1.RoleAnalyst || got.Spec.ApplicationID != id {
+		t.Errorf("refusing a transport changed the rest of the spec: %+v", got.Spec)
+	}
+
+	err = ops.SetTransports(ctx(), patcher, conn, map[v1.Transport]v1.TransportPolicy{v1.TransportWebSockets: v1.TransportAllowed})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(),
+		`user "pat" may not allow a transport that OrgConnection "`+conn.Name+`" refuses, which grants role Analyst in org "`+ns+`"`) {
+		t.Errorf("allowing WebSockets again without bind on Analyst: %v, want the role assignment policy's refusal", err)
+	}
+	// Refusing more is still anyone's who may patch.
+	must(t, ops.SetTransports(ctx(), patcher, conn, map[v1.Transport]v1.TransportPolicy{
+		v1.TransportServerSentEvents: v1.TransportRefused, v1.TransportLongPolling: v1.TransportRefused}))
+
+	// An org admin allows all three again.
+	must(t, ops.SetTransports(ctx(), env.Client, conn, map[v1.Transport]v1.TransportPolicy{
+		v1.TransportWebSockets: v1.TransportAllowed, v1.TransportServerSentEvents: v1.TransportAllowed, v1.TransportLongPolling: v1.TransportAllowed}))
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(conn), &got))
+	if *got.Spec.Transports != all {
+		t.Errorf("after allowing all again: %+v", got.Spec.Transports)
+	}
+
+	for _, bad := range []map[v1.Transport]v1.TransportPolicy{{"Carrier pigeon": v1.TransportRefused}, {v1.TransportWebSockets: "Off"}} {
+		if err := ops.SetTransports(ctx(), env.Client, conn, bad); err == nil {
+			t.Errorf("SetTransports(%v) accepted it", bad)
+		}
+	}
+}

@@ -105,6 +105,7 @@ func NewCommand(o *Options) *cobra.Command {
 		o.setEnabledCommand("disable", false),
 		o.connectCommand(),
 		o.setRoleCommand(),
+		o.transportsCommand(),
 		o.disconnectCommand(),
 		o.connectionsCommand(),
 		o.usageCommand(),

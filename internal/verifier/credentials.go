@@ -180,30 +180,42 @@ func authorizeRequest(h http.Header, rawQuery string, envoyForm bool, f keyforma
 	if rs != rOK {
 		return request{}, rs
 	}
+	var ok bool
+	if req.transports, ok = parseTransport(req.params.transport); !ok {
+		return request{}, rInvalidParameter
+	}
 	req.token, req.cred = credentials(h, f)
 	return req, rOK
 }
 
-// verifyRequest is what a keys:verify body asks: the key and the same parameters.
-func verifyRequest(body *VerifyRequest) request {
+// verifyRequest is what a keys:verify body asks: the key and the same parameters. A transport
+// that is not one of transportNames is invalid_parameter.
+func verifyRequest(body *VerifyRequest) (request, reason) {
 	sig := signals{own: strings.TrimSpace(body.Method)}
 	req := request{
 		token:  strings.TrimSpace(body.Key),
-		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket},
+		params: params{org: body.Org, minRole: body.MinRole, scope: body.Scope, metric: body.Metric, bucket: body.Bucket, transport: body.Transport},
 		write:  sig.access() == accessWrite,
+	}
+	var ok bool
+	if req.transports, ok = parseTransport(body.Transport); !ok {
+		return request{}, rInvalidParameter
 	}
 	if req.token != "" {
 		req.cred = credFound
 	}
-	return req
+	return req, rOK
 }
 
 // params are what a forward-auth request asks about the key.
 type params struct {
 	org, minRole, scope, metric, bucket string
+	// transport is the transport the route serves (transport=), for routes whose requests do
+	// not say it in their headers (a long-polling endpoint): one of transportNames.
+	transport string
 }
 
-// queryParams reads org, minRole, scope, metric and bucket from the auth request's own query
+// queryParams reads org, minRole, scope, metric, bucket and transport from the auth request's own query
 // (set per route by whoever configured the proxy). It splits the query by hand so the common
 // case (nothing escaped) allocates nothing. A parameter given twice is refused: the proxy
 // configuration and the client must never be able to disagree silently.
@@ -230,6 +242,8 @@ func queryParams(raw string) (params, reason) {
 			dst, bit = &p.metric, 8
 		case "bucket":
 			dst, bit = &p.bucket, 16
+		case "transport":
+			dst, bit = &p.transport, 32
 		default:
 			continue
 		}
@@ -259,7 +273,7 @@ func headerParams(h http.Header) (params, reason) {
 		dst  *string
 	}{
 		{hClearanceOrg, &p.org}, {hClearanceMinRole, &p.minRole}, {hClearanceScope, &p.scope},
-		{hClearanceMetric, &p.metric}, {hClearanceBucket, &p.bucket},
+		{hClearanceMetric, &p.metric}, {hClearanceBucket, &p.bucket}, {hClearanceTransport, &p.transport},
 	} {
 		switch vs := h[f.name]; len(vs) {
 		case 0:

@@ -43,6 +43,9 @@ type request struct {
 	// grantErr is why a presented access token was refused before any lookup.
 	grant    *grant
 	grantErr reason
+	// transports are the transports the request opens (transports.go); each must be one its
+	// connection allows.
+	transports transportSet
 }
 
 // decision is the answer the rules give, with what was found on the way for the response
@@ -143,6 +146,12 @@ func decide(req *request, rl *rules, lk lookup, now time.Time) decision {
 	d.conn = conn
 	if conn.rank < minRank {
 		d.reason = rRoleInsufficient
+		return d
+	}
+
+	// The connection allows the transports the request opens (WebSockets, SSE, long polling).
+	if req.transports&conn.refused != 0 {
+		d.reason = rTransportNotAllowed
 		return d
 	}
 

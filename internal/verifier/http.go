@@ -128,6 +128,7 @@ func (v *Verifier) serveAuthorize(w http.ResponseWriter, r *http.Request, now ti
 	}
 	req.origin = origin
 	req.write = acc == accessWrite
+	req.transports |= sig.transports
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	a.org, a.access = req.params.org, acc.String()
@@ -305,6 +306,9 @@ type VerifyRequest struct {
 	// Method is the method of the request being checked: GET, HEAD and OPTIONS need Observer,
 	// any other method (or none) the write role, unless MinRole is given.
 	Method string `json:"method,omitempty"`
+	// Transport is the transport the request being checked opens, if any: webSockets,
+	// serverSentEvents or longPolling. The connection must allow it.
+	Transport string `json:"transport,omitempty"`
 }
 
 // VerifyResponse is the answer of POST /v1/keys:verify. A refused key gets valid=false and a
@@ -353,7 +357,11 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 		v.refuse(w, refusal(rBadRequest))
 		return
 	}
-	req := verifyRequest(&body)
+	req, rs := verifyRequest(&body)
+	if rs != rOK {
+		v.refuse(w, refusal(rs))
+		return
+	}
 	v.readBearer(&req, now)
 	a := admit(decide(&req, &v.rules, v.index, now), v.index.keyStore, &v.usage, now)
 	a.org, a.access = req.params.org, accessRead.String()

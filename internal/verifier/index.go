@@ -96,6 +96,7 @@ type connEntry struct {
 	rank          int
 	roleHeader    []string
 	metricSets    []string
+	refused       transportSet // the transports spec.transports refuses
 	ready         bool
 	deleting      bool
 	appNamespace  string
@@ -237,6 +238,7 @@ func (ix *index) applyOrgConnection(c *v1.OrgConnection) {
 		rank:          c.Spec.Role.Rank(),
 		roleHeader:    header(string(c.Spec.Role)),
 		metricSets:    slices.Clone(c.Spec.MetricSets),
+		refused:       refusedTransports(&c.Spec),
 		ready:         meta.IsStatusConditionTrue(c.Status.Conditions, v1.ConditionReady),
 		deleting:      c.DeletionTimestamp != nil,
 		appNamespace:  c.Status.ApplicationNamespace,

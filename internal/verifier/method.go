@@ -52,23 +52,26 @@ const (
 // Traefik send GET unless configured otherwise), X-Original-Method (nginx, ingress-nginx) and
 // X-Forwarded-Method (Traefik, Caddy), each line of each; whether the request upgrades its
 // protocol; whether it asks what a CORS preflight asks (an Origin and
-// Access-Control-Request-Method).
+// Access-Control-Request-Method); which transports it opens (transports.go).
 type signals struct {
 	own                 string
 	original, forwarded []string
 	upgrade             bool
 	corsAsked           bool
+	transports          transportSet
 }
 
 // requestSignals gathers the signals of a forward-auth request.
 func requestSignals(r *http.Request) signals {
 	h := r.Header
+	upgrade, webSocket := upgrades(h)
 	return signals{
-		own:       r.Method,
-		original:  h[hOriginalMethod],
-		forwarded: h[hForwardedMethod],
-		upgrade:   upgrades(h),
-		corsAsked: firstHeader(h, hOrigin) != "" && firstHeader(h, hACRequestMethod) != "",
+		own:        r.Method,
+		original:   h[hOriginalMethod],
+		forwarded:  h[hForwardedMethod],
+		upgrade:    upgrade,
+		corsAsked:  firstHeader(h, hOrigin) != "" && firstHeader(h, hACRequestMethod) != "",
+		transports: requestTransports(h, webSocket),
 	}
 }
 
@@ -107,19 +110,23 @@ func methodAccess(m string) access {
 
 // upgrades reports whether a request asks to switch protocols: an Upgrade header, "upgrade"
 // among the Connection options, or a WebSocket handshake's own headers (a proxy may drop the
-// hop-by-hop Upgrade from the auth request but passes these on).
-func upgrades(h http.Header) bool {
-	if len(h[hUpgrade]) > 0 || len(h[hWebSocketKey]) > 0 || len(h[hWebSocketVersion]) > 0 {
-		return true
+// hop-by-hop Upgrade from the auth request but passes these on); and whether the protocol is
+// a WebSocket: an Upgrade naming websocket, or the handshake's headers.
+func upgrades(h http.Header) (upgrade, webSocket bool) {
+	if len(h[hWebSocketKey]) > 0 || len(h[hWebSocketVersion]) > 0 {
+		return true, true
+	}
+	if u := h[hUpgrade]; len(u) > 0 {
+		return true, listHas(u, isWebSocketToken)
 	}
 	for _, v := range h[hConnection] {
 		for v != "" {
 			var opt string
 			opt, v, _ = strings.Cut(v, ",")
 			if strings.EqualFold(strings.TrimSpace(opt), "upgrade") {
-				return true
+				return true, false
 			}
 		}
 	}
-	return false
+	return false, false
 }

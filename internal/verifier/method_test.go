@@ -230,7 +230,7 @@ func TestTheJSONAPIReadsTheMethodThroughTheSameRule(t *testing.T) {
 		{"GET", accessRead}, {"HEAD", accessRead}, {"OPTIONS", accessRead}, {" GET ", accessRead},
 		{"POST", accessWrite}, {"", accessWrite}, {"get", accessWrite}, {"GET, DELETE", accessWrite},
 	} {
-		req := verifyRequest(&VerifyRequest{Key: "k", Org: grantOrg, Method: tc.method})
+		req, _ := verifyRequest(&VerifyRequest{Key: "k", Org: grantOrg, Method: tc.method})
 		if got := req.write; got != (tc.want == accessWrite) {
 			t.Errorf("keys:verify method %q: write %v, want %v", tc.method, got, tc.want == accessWrite)
 		}

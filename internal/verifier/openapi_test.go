@@ -83,7 +83,8 @@ func TestTheOpenAPIDocumentDescribesEveryRouteReasonAndHeader(t *testing.T) {
 		hClearanceMinRole, hClearanceScope, hClearanceMetric, hClearanceBucket, hOriginalMethod, hForwardedMethod, hACRequestMethod,
 		hCacheControl, hWWWAuthenticate, hRetryAfter, hReason, hApplicationID, hRole, hKeyID, hRateLimitLimit,
 		hRateLimitRemain, hRateLimitReset, hRateLimitPolicy, hRateLimit, hAllow, hVary, hACAllowOrigin, hACAllowMethods,
-		hACAllowHeaders, hACExposeHeaders, hACMaxAge, hACRequestHeaders, hPragma} {
+		hACAllowHeaders, hACExposeHeaders, hACMaxAge, hACRequestHeaders, hPragma,
+		hClearanceTransport, hAccept, hPrefer, hUpgrade, hWebSocketKey, hWebSocketVersion} {
 		if !strings.Contains(text, `"`+strings.ToLower(h)+`"`) {
 			t.Errorf("docs/openapi.json does not describe header %s", h)
 		}

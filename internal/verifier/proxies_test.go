@@ -73,6 +73,9 @@ type documentedProxy struct {
 	// fallback marks a configuration the documentation offers as a fallback, which does less
 	// (no budget for the client, a 429 reaching it as 500): only the attacks are sent to it.
 	fallback bool
+	// longPollRoute is a path under prefix whose documented route declares long polling
+	// (transport=longPolling), if the configuration has one.
+	longPollRoute string
 }
 
 var documentedProxies = []documentedProxy{
@@ -80,7 +83,7 @@ var documentedProxies = []documentedProxy{
 	{name: "ingress-nginx", binary: "nginx", prefix: "/reports", configure: configureIngressNginx},
 	{name: "ingress-nginx-annotations-only", binary: "nginx", prefix: "/reports", configure: configureIngressNginxWithoutSnippets, fallback: true},
 	{name: "caddy", binary: "caddy", prefix: "/api", configure: configureCaddy},
-	{name: "haproxy", binary: "haproxy", prefix: "/api", configure: configureHAProxy},
+	{name: "haproxy", binary: "haproxy", prefix: "/api", configure: configureHAProxy, longPollRoute: "/poll"},
 }
 
 // TestProxiesInFrontOfTheVerifier runs each documented proxy configuration and sends it what
@@ -95,7 +98,7 @@ func TestProxiesInFrontOfTheVerifier(t *testing.T) {
 			}}, e.secrets)
 			e.attacks(t, addr, p.prefix)
 			if !p.fallback {
-				e.run(t, addr, p.prefix)
+				e.run(t, addr, p.prefix, p.longPollRoute)
 			}
 		})
 	}
@@ -648,7 +651,7 @@ func (e *edge) attacks(t *testing.T, addr, prefix string) {
 	})
 }
 
-func (e *edge) run(t *testing.T, addr, prefix string) {
+func (e *edge) run(t *testing.T, addr, prefix, longPollRoute string) {
 	base := "http://" + addr + prefix
 	client := e.client
 	send := func(t *testing.T, path string, headers ...string) (*http.Response, string) {
@@ -858,6 +861,63 @@ func (e *edge) run(t *testing.T, addr, prefix string) {
 		}
 		if n := e.authorizations(t) - before; n != 1 {
 			t.Errorf("the stream cost %d authorizations, want 1", n)
+		}
+	})
+
+	t.Run("each transport passes by default and is refused with its own reason when the connection refuses it", func(t *testing.T) {
+		defer w.v.Apply(w.conn)
+		protocols := "clearance.v1, clearance.key." + w.token.Token
+		sse := []string{"X-API-Key", w.token.Token, "Accept", "text/event-stream"}
+		longPoll := []string{"X-API-Key", w.token.Token, "Prefer", "wait=5"}
+		for _, refuse := range []v1.Transport{"", v1.TransportWebSockets, v1.TransportServerSentEvents, v1.TransportLongPolling} {
+			conn := w.conn.DeepCopy()
+			conn.Spec.Transports = &v1.ConnectionTransports{}
+			conn.Spec.Transports.Set(refuse, v1.TransportRefused)
+			w.v.Apply(conn)
+
+			hits, _ := e.up.state()
+			ws, resp := dialWebSocket(t, addr, prefix+"/socket", protocols, origin)
+			switch {
+			case refuse == v1.TransportWebSockets && ws != nil:
+				ws.Close()
+				t.Fatal("a WebSocket opened through a connection that refuses WebSockets")
+			case refuse == v1.TransportWebSockets:
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				_ = resp.Body.Close()
+				refused(t, hits, resp, string(body), http.StatusForbidden, ReasonTransportNotAllowed)
+			case ws == nil:
+				t.Fatalf("with %q refused, a WebSocket handshake: want 101, got %s", refuse, show(resp, ""))
+			default:
+				if got := ws.echo(t, "hello"); got != "echo: hello" {
+					t.Fatalf("sent hello, got %q", got)
+				}
+				ws.Close()
+			}
+
+			for _, c := range []struct {
+				transport v1.Transport
+				headers   []string
+			}{{v1.TransportServerSentEvents, sse}, {v1.TransportLongPolling, longPoll}} {
+				hits, _ := e.up.state()
+				resp, body := send(t, "/data", c.headers...)
+				if refuse == c.transport {
+					refused(t, hits, resp, body, http.StatusForbidden, ReasonTransportNotAllowed)
+				} else {
+					allowed(t, resp, body, w.token)
+				}
+			}
+			if longPollRoute != "" {
+				// The route says it long-polls: no Prefer header needed.
+				hits, _ := e.up.state()
+				resp, body := send(t, longPollRoute, "X-API-Key", w.token.Token)
+				if refuse == v1.TransportLongPolling {
+					refused(t, hits, resp, body, http.StatusForbidden, ReasonTransportNotAllowed)
+				} else {
+					allowed(t, resp, body, w.token)
+				}
+			}
+			resp, body := send(t, "/data", "X-API-Key", w.token.Token)
+			allowed(t, resp, body, w.token)
 		}
 	})
 

@@ -43,6 +43,9 @@ const (
 	ReasonScopeMissing     = "scope_missing"      // the key's scopes do not include scope
 	ReasonMetricNotEnabled = "metric_not_enabled" // metric is not enabled in the connection's MetricSets
 	ReasonOriginNotAllowed = "origin_not_allowed" // browser Origin not in the application's allowedOrigins
+	// transport_not_allowed: the request opens a WebSocket, a Server-Sent Events stream or a long
+	// poll, and the connection's spec.transports refuses it.
+	ReasonTransportNotAllowed = "transport_not_allowed"
 
 	// 429.
 	ReasonRateLimited = "rate_limited"
@@ -88,6 +91,7 @@ const (
 	rScopeMissing
 	rMetricNotEnabled
 	rOriginNotAllowed
+	rTransportNotAllowed
 	rRateLimited
 	rOrgMissing
 	rOrgConflict
@@ -121,6 +125,7 @@ var reasonNames = [numReasons]string{
 	rScopeMissing:        ReasonScopeMissing,
 	rMetricNotEnabled:    ReasonMetricNotEnabled,
 	rOriginNotAllowed:    ReasonOriginNotAllowed,
+	rTransportNotAllowed: ReasonTransportNotAllowed,
 	rRateLimited:         ReasonRateLimited,
 	rOrgMissing:          ReasonOrgMissing,
 	rOrgConflict:         ReasonOrgConflict,
@@ -154,6 +159,7 @@ var reasonStatuses = [numReasons]int{
 	rScopeMissing:        http.StatusForbidden,
 	rMetricNotEnabled:    http.StatusForbidden,
 	rOriginNotAllowed:    http.StatusForbidden,
+	rTransportNotAllowed: http.StatusForbidden,
 	rRateLimited:         http.StatusTooManyRequests,
 	rOrgMissing:          http.StatusBadRequest,
 	rOrgConflict:         http.StatusBadRequest,

@@ -72,11 +72,11 @@ func TestAuthorizeRequestReadsWhatTheDecisionNeeds(t *testing.T) {
 }
 
 func TestVerifyRequestTrimsTheKey(t *testing.T) {
-	req := verifyRequest(&VerifyRequest{Key: "  clr_x \n", Org: "globex", MinRole: "Analyst", Scope: "s", Metric: "m", Bucket: "b"})
+	req, _ := verifyRequest(&VerifyRequest{Key: "  clr_x \n", Org: "globex", MinRole: "Analyst", Scope: "s", Metric: "m", Bucket: "b"})
 	if req.token != "clr_x" || req.cred != credFound || req.params != (params{org: "globex", minRole: "Analyst", scope: "s", metric: "m", bucket: "b"}) {
 		t.Fatalf("%+v", req)
 	}
-	if req := verifyRequest(&VerifyRequest{Key: " ", Org: "globex"}); req.cred != credMissing {
+	if req, _ := verifyRequest(&VerifyRequest{Key: " ", Org: "globex"}); req.cred != credMissing {
 		t.Fatalf("a blank key: cred %d, want missing", req.cred)
 	}
 }

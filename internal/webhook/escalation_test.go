@@ -235,6 +235,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 	// An org admin's connection with a role above everyone else's, limited to two metric sets.
 	limited := conn(org, "analytics", newID(), v1.RoleOrgAdmin)
 	limited.Spec.MetricSets = []string{"default", "extra"}
+	limited.Spec.Transports = &v1.ConnectionTransports{WebSockets: v1.TransportRefused}
 	protectedApp := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}}
 	protectedKey := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: 720 * time.Hour}}}
 	protectedConn := conn(org, "system-default", newID(), v1.RoleObserver)
@@ -286,6 +287,18 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		return policyRefused("clearance-role-assignment", fmt.Sprintf(
 			"user %q may not widen the metric sets of OrgConnection %q, which grants role OrgAdmin in org %q: widening them needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (or narrow them, or lower the role, instead)",
 			user, limited.Name, org, v1.RoleOrgAdmin, org))
+	}
+	mayNotAllowTransport := func(user string) string {
+		return policyRefused("clearance-role-assignment", fmt.Sprintf(
+			"user %q may not allow a transport that OrgConnection %q refuses, which grants role OrgAdmin in org %q: allowing it needs the bind verb on orgroles.access.clearance.dev named %q in that namespace, which an org admin of %q can grant (refusing transports is allowed to anyone who may edit the connection)",
+			user, limited.Name, org, v1.RoleOrgAdmin, org))
+	}
+	setTransport := func(t v1.Transport, p v1.TransportPolicy, opts ...client.PatchOption) func(client.Client) error {
+		return func(c client.Client) error {
+			patch := &v1.ConnectionTransports{}
+			patch.Set(t, p)
+			return c.Patch(ctx, limited.DeepCopy(), client.RawPatch(types.MergePatchType, js(obj{"spec": obj{"transports": patch}})), opts...)
+		}
 	}
 	setMetricSets := func(sets []string, opts ...client.PatchOption) func(client.Client) error {
 		return func(c client.Client) error {
@@ -373,9 +386,12 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		}
 		if r.own == v1.RoleOrgAdmin {
 			control("widen the metric sets of an OrgAdmin connection (dry run)", setMetricSets(nil, client.DryRunAll))
+			control("allow WebSockets on an OrgAdmin connection that refuses them (dry run)", setTransport(v1.TransportWebSockets, v1.TransportAllowed, client.DryRunAll))
 		} else {
 			add("lift the metric-set limit of an OrgAdmin connection", setMetricSets(nil), expect("patch", "orgconnections", org, mayNotWiden(s.user)))
 			add("add a metric set to an OrgAdmin connection", setMetricSets([]string{"default", "extra", "more"}), expect("patch", "orgconnections", org, mayNotWiden(s.user)))
+			add("allow WebSockets on an OrgAdmin connection that refuses them", setTransport(v1.TransportWebSockets, v1.TransportAllowed),
+				expect("patch", "orgconnections", org, mayNotAllowTransport(s.user)))
 		}
 		add("connect its application in the other org", connect(other, idA, r.own), forbidden(s.user, "create", "orgconnections", other))
 		add("raise the other org's connection of its application", setRole(otherConnection, r.own), forbidden(s.user, "patch", "orgconnections", other))
@@ -439,11 +455,13 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 				attempt{name: "raise a connection to " + string(role), do: setRole(connection, role), want: mayNotAssign(s.user, role)})
 		}
 		// Narrowing what a connection grants is anybody's who may edit it; widening it is not.
-		list = append(list, attempt{name: "narrow the metric sets of an OrgAdmin connection (dry run)", do: setMetricSets([]string{"default"}, client.DryRunAll), is: allowed})
+		list = append(list, attempt{name: "narrow the metric sets of an OrgAdmin connection (dry run)", do: setMetricSets([]string{"default"}, client.DryRunAll), is: allowed},
+			attempt{name: "refuse long polling on an OrgAdmin connection (dry run)", do: setTransport(v1.TransportLongPolling, v1.TransportRefused, client.DryRunAll), is: allowed})
 		if r.own != v1.RoleOrgAdmin {
 			list = append(list,
 				attempt{name: "lift the metric-set limit of an OrgAdmin connection", do: setMetricSets(nil), want: mayNotWiden(s.user)},
-				attempt{name: "add a metric set to an OrgAdmin connection", do: setMetricSets([]string{"default", "extra", "more"}), want: mayNotWiden(s.user)})
+				attempt{name: "add a metric set to an OrgAdmin connection", do: setMetricSets([]string{"default", "extra", "more"}), want: mayNotWiden(s.user)},
+				attempt{name: "allow WebSockets on an OrgAdmin connection that refuses them", do: setTransport(v1.TransportWebSockets, v1.TransportAllowed), want: mayNotAllowTransport(s.user)})
 		}
 		return append(list, attempt{name: "unprotect the protected OrgConnection",
 			do: patchSpec(protectedConn, obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}),

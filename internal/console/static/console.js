@@ -134,3 +134,13 @@ if (auto) {
   here.searchParams.delete("keys");
   window.history.replaceState(null, "", here.pathname + here.search);
 }
+
+// A link to a closed <details> (the Developers page's table of contents) opens it.
+function openTarget() {
+  var target = location.hash ? document.getElementById(decodeURIComponent(location.hash.slice(1))) : null;
+  if (target && target.tagName === "DETAILS") {
+    target.open = true;
+  }
+}
+window.addEventListener("hashchange", openTarget);
+document.addEventListener("DOMContentLoaded", openTarget);
