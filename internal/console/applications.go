@@ -44,6 +44,9 @@ func (s *Server) newApplicationPage(w http.ResponseWriter, r *http.Request, sess
 	p := newPage(r, sess, "Create application", "users")
 	form := newApplicationData{FirstKey: true}
 	s.offerFirstKey(r, sess, &form)
+	if len(form.Permissions) == 0 {
+		form.FirstKey = false // no permission to give it: the form says why
+	}
 	p.Data = form
 	s.render(w, http.StatusOK, "application-new", p)
 }
