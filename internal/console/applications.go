@@ -17,7 +17,9 @@ limitations under the License.
 package console
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,8 +168,54 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request, sess *session) 
 
 // connectionData is one connection with the choices of its edit-role form.
 type connectionData struct {
-	Conn  v1.OrgConnection
-	Roles []roleChoice
+	Conn       v1.OrgConnection
+	Roles      []roleChoice
+	Transports []transportChoice
+}
+
+// transportChoice is one checkbox of the Edit role dialog: a transport the connection allows
+// (ticked) or refuses.
+type transportChoice struct {
+	Transport v1.Transport
+	Label     string
+	Allowed   bool
+}
+
+// transportLabels name the transports as people read them.
+var transportLabels = map[v1.Transport]string{
+	v1.TransportWebSockets:       "WebSockets",
+	v1.TransportServerSentEvents: "Server-Sent Events",
+	v1.TransportLongPolling:      "Long polling",
+}
+
+// transportChoices are the connection's transports as checkboxes, in v1.Transports' order.
+func transportChoices(conn *v1.OrgConnection) []transportChoice {
+	out := make([]transportChoice, 0, len(v1.Transports))
+	for _, t := range v1.Transports {
+		out = append(out, transportChoice{Transport: t, Label: transportLabels[t], Allowed: conn.Spec.TransportAllowed(t)})
+	}
+	return out
+}
+
+// transportChanges are the transports whose checkbox differs from the connection: the ticked
+// ones it refuses, to allow, and the unticked ones it allows, to refuse. A form without the
+// transports fieldset changes none.
+func transportChanges(r *http.Request, conn *v1.OrgConnection) map[v1.Transport]v1.TransportPolicy {
+	if r.PostForm.Get("transports") == "" {
+		return nil
+	}
+	ticked := r.PostForm["transport"]
+	changes := map[v1.Transport]v1.TransportPolicy{}
+	for _, t := range v1.Transports {
+		want := slices.Contains(ticked, string(t))
+		if want != conn.Spec.TransportAllowed(t) {
+			changes[t] = v1.TransportRefused
+			if want {
+				changes[t] = v1.TransportAllowed
+			}
+		}
+	}
+	return changes
 }
 
 // getConnection reads the connection named in the path, or renders the denial.
@@ -188,7 +236,7 @@ func (s *Server) rolePage(w http.ResponseWriter, r *http.Request, sess *session)
 		return
 	}
 	p := newPage(r, sess, "Edit role", "users")
-	p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, conn.Spec.Role, conn.Spec.Role)}
+	p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, conn.Spec.Role, conn.Spec.Role), Transports: transportChoices(conn)}
 	s.render(w, http.StatusOK, "role", p)
 }
 
@@ -199,14 +247,38 @@ func (s *Server) setRole(w http.ResponseWriter, r *http.Request, sess *session) 
 	}
 	role := v1.Role(r.PostForm.Get("role"))
 	old := conn.Spec.Role
-	if err := ops.SetRole(r.Context(), sess.client, conn, role); err != nil {
+	changes := transportChanges(r, conn)
+	refused := func(err error) {
 		p := newPage(r, sess, "Edit role", "users")
 		p.Error = apiMessage(err)
-		p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, old, role)}
+		p.Data = connectionData{Conn: *conn, Roles: assignable(r, sess, old, role), Transports: transportChoices(conn)}
 		s.render(w, statusOf(err), "role", p)
+	}
+	if err := ops.SetRole(r.Context(), sess.client, conn, role); err != nil {
+		refused(err)
 		return
 	}
-	done(w, r, sess, pathApplications, "Application "+conn.Spec.ApplicationID+" now has role "+string(conn.Spec.Role)+" in "+conn.Namespace+".")
+	if err := ops.SetTransports(r.Context(), sess.client, conn, changes); err != nil {
+		old = conn.Spec.Role // saved: the page shows it, and what the transports still are
+		refused(fmt.Errorf("role %s saved, but the transports were not changed: %w", conn.Spec.Role, err))
+		return
+	}
+	msg := "Application " + conn.Spec.ApplicationID + " now has role " + string(conn.Spec.Role) + " in " + conn.Namespace + "."
+	if refusedTransports := refusedLabels(conn); refusedTransports != "" {
+		msg += " Refused transports: " + refusedTransports + "."
+	}
+	done(w, r, sess, pathApplications, msg)
+}
+
+// refusedLabels names the transports the connection refuses, "" when it allows all.
+func refusedLabels(conn *v1.OrgConnection) string {
+	var refused []string
+	for _, t := range v1.Transports {
+		if !conn.Spec.TransportAllowed(t) {
+			refused = append(refused, transportLabels[t])
+		}
+	}
+	return strings.Join(refused, ", ")
 }
 
 func (s *Server) disconnectPage(w http.ResponseWriter, r *http.Request, sess *session) {

@@ -316,15 +316,36 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 
 	p.menu("#conn-" + name)
 	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/role']")
+	if got := p.count("#dialog input[name=transport]:checked"); got != len(v1.Transports) {
+		t.Errorf("a new connection's Edit role dialog ticks %d transports, want all %d", got, len(v1.Transports))
+	}
 	p.choose("#dialog #role", "Analyst")
+	p.click("#dialog input[name=transport][value=WebSockets]") // refuse WebSockets
 	p.shot2("dialog-role")
 	p.submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
-	if warning := p.text("main"); !strings.Contains(warning, "role Analyst grants more than Observer") {
-		t.Errorf("raising the role showed no admission warning: %s", warning)
+	if warning := p.text("main"); !strings.Contains(warning, "role Analyst grants more than Observer") ||
+		!strings.Contains(warning, "Refused transports: WebSockets.") {
+		t.Errorf("raising the role showed no admission warning, or not the refused transport: %s", warning)
 	}
 	conn := &v1.OrgConnection{}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: grant, Name: name}, conn); err != nil || conn.Spec.Role != v1.RoleAnalyst {
 		t.Fatalf("after editing the role the connection has role %q (%v), want Analyst", conn.Spec.Role, err)
+	}
+	for _, tr := range v1.Transports {
+		if want := tr != v1.TransportWebSockets; conn.Spec.TransportAllowed(tr) != want {
+			t.Errorf("after unticking WebSockets, %s allowed = %v, want %v (%+v)", tr, !want, want, conn.Spec.Transports)
+		}
+	}
+	// Ticking it again allows it again: the org admin may assign the connection's role.
+	p.menu("#conn-" + name)
+	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/role']")
+	if p.count("#dialog input[name=transport][value=WebSockets]:checked") != 0 {
+		t.Error("the Edit role dialog ticks WebSockets, which the connection refuses")
+	}
+	p.click("#dialog input[name=transport][value=WebSockets]")
+	p.submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: grant, Name: name}, conn); err != nil || !conn.Spec.TransportAllowed(v1.TransportWebSockets) {
+		t.Fatalf("after ticking WebSockets again the connection refuses it (%v): %+v", err, conn.Spec.Transports)
 	}
 	if !strings.Contains(p.text("#connected-table tbody"), "Analyst") {
 		t.Errorf("the table does not show the new role: %s", p.text("#connected-table tbody"))
