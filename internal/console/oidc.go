@@ -300,16 +300,13 @@ func (c *oidcClient) renew(ctx context.Context, t *oidcTokens) error {
 	return nil
 }
 
-// providerError is what the provider's token endpoint said, without anything else of the
-// answer (whose body could hold more than an error).
+// providerError is the OAuth error code the provider's token endpoint answered with, and nothing
+// else of its answer: a description may quote what it was sent (a code), and the body more.
 func providerError(err error) string {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		if re.ErrorCode == "" {
 			return "its token endpoint answered " + re.Response.Status
-		}
-		if re.ErrorDescription != "" {
-			return re.ErrorCode + ": " + re.ErrorDescription
 		}
 		return re.ErrorCode
 	}
