@@ -168,8 +168,8 @@ func (p *OIDCProvider) QueueUser(name string, groups ...string) {
 func (p *OIDCProvider) Username(name string) string { return OIDCPrefix + name + "@example.com" }
 
 // SetExpiryClock dates the expiry of the ID tokens issued from now on by c (the clock a
-// console under test runs on) instead of the real clock, their lifetime (Mock.AccessTTL) after
-// c's now, while they are still issued and valid from the real now. Stepping c then brings a
+// console under test runs on) when c is ahead of the real clock: their lifetime (Mock.AccessTTL)
+// after c's now, while they are still issued and valid from the real now. Stepping c then brings a
 // token near its expiry for that console, and a fresh one is valid for both it and the
 // apiserver, which runs on the real clock: no test waits for a token to age.
 func (p *OIDCProvider) SetExpiryClock(c clock.PassiveClock) {
@@ -188,7 +188,8 @@ func (u *clockedUser) Claims(scopes []string, base *mockoidc.IDTokenClaims) (jwt
 	u.p.mu.Lock()
 	c := u.p.expiryClock
 	u.p.mu.Unlock()
-	if c != nil {
+	// Never earlier than by the real clock: the apiserver must accept every token it issues.
+	if c != nil && c.Now().After(base.IssuedAt.Time) {
 		base.ExpiresAt = jwt.NewNumericDate(c.Now().Add(u.p.Mock.AccessTTL))
 	}
 	return u.MockUser.Claims(scopes, base)
