@@ -84,11 +84,28 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	}
 	p.noSecretOnPage()
 
+	var sessionID string
+	for _, c := range p.cookies() {
+		if c.Name == "__Host-clearance-console" {
+			sessionID = c.Value
+		}
+	}
 	p.submit(".who form[action='/logout'] button")
 	p.waitFor("/login", "#oidc-sign-in")
 	p.open("/applications")
 	if !strings.HasPrefix(p.location(), consoleURL+"/login") {
 		t.Errorf("after signing out, /applications is at %s, not the sign-in page", p.location())
+	}
+	// The session is over, not just its cookie gone from this browser.
+	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/applications", nil)
+	req.AddCookie(&http.Cookie{Name: "__Host-clearance-console", Value: sessionID})
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if sessionID == "" || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Errorf("the signed-out session's cookie still opens /applications: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
 	noSecretLogged(t)
 }
