@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +136,26 @@ func (p *page) html() string {
 		p.t.Fatal(err)
 	}
 	return s
+}
+
+// ScreenshotsEnv names a directory for the screenshots (docs/console/login-oidc.png comes from
+// there), as in the console's own tests; unset, the test's temporary directory.
+const ScreenshotsEnv = "CLEARANCE_CONSOLE_SCREENSHOTS"
+
+// shot writes a screenshot of the whole page as NAME.png.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	dir := os.Getenv(ScreenshotsEnv)
+	if dir == "" {
+		dir = p.t.TempDir()
+	}
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // location is the page's URL.

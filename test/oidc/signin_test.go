@@ -43,6 +43,7 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	p := newPage(t, consoleURL)
 
 	p.open("/login")
+	p.shot("login-oidc")
 	if got := p.text("#oidc-sign-in"); got != "Sign in with "+providerName {
 		t.Errorf("the sign-in button reads %q", got)
 	}
