@@ -305,10 +305,13 @@ func (c *oidcClient) renew(ctx context.Context, t *oidcTokens) error {
 func providerError(err error) string {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		if re.ErrorCode == "" {
+		switch {
+		case re.ErrorCode != "":
+			return re.ErrorCode
+		case re.Response != nil:
 			return "its token endpoint answered " + re.Response.Status
 		}
-		return re.ErrorCode
+		return "its token endpoint refused"
 	}
 	return err.Error()
 }
@@ -419,11 +422,11 @@ func (s *Server) oidcRefused(w http.ResponseWriter, r *http.Request, status int,
 	s.renderSignIn(w, r, status, message)
 }
 
-// clip shortens what the provider said to at most n bytes.
+// clip shortens what the provider said to at most n characters.
 func clip(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		return s[:n] + "…"
+	r := []rune(strings.TrimSpace(s))
+	if len(r) > n {
+		return string(r[:n]) + "…"
 	}
-	return s
+	return string(r)
 }

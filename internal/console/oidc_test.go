@@ -19,10 +19,13 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
@@ -113,5 +116,25 @@ func TestAnIDTokenWithoutARefreshTokenLastsUntilItExpires(t *testing.T) {
 	tokens.forget()
 	if _, err := tokens.Token(); err == nil {
 		t.Fatal("a signed-out session still hands out its token")
+	}
+}
+
+// TestOnlyTheProvidersErrorCodeIsShown: a description may quote what the console sent (a code),
+// so a refusal shows the OAuth error code alone, or the HTTP status when there is none.
+func TestOnlyTheProvidersErrorCodeIsShown(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&oauth2.RetrieveError{ErrorCode: "invalid_grant", ErrorDescription: "Invalid code: c0de", Body: []byte(`{"error":"invalid_grant","error_description":"Invalid code: c0de"}`)}, "invalid_grant"},
+		{&oauth2.RetrieveError{Response: &http.Response{Status: "502 Bad Gateway"}, Body: []byte("c0de")}, "its token endpoint answered 502 Bad Gateway"},
+		{&oauth2.RetrieveError{}, "its token endpoint refused"},
+	} {
+		if got := providerError(fmt.Errorf("oauth2: %w", tc.err)); got != tc.want {
+			t.Errorf("providerError = %q, want %q", got, tc.want)
+		}
+	}
+	if got := clip(strings.Repeat("é", 300), 200); len([]rune(got)) != 201 {
+		t.Errorf("clip cut %d characters", len([]rune(got)))
 	}
 }
