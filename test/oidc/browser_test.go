@@ -110,6 +110,16 @@ func (p *page) click(sel string) {
 	}
 }
 
+// value is an input's value.
+func (p *page) value(sel string) string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Value(chromedp.CSS(sel)))
+	if err != nil {
+		p.t.Fatalf("reading the value of %s: %v", sel, err)
+	}
+	return v
+}
+
 // fill types value into a field.
 func (p *page) fill(sel, value string) {
 	p.t.Helper()

@@ -59,6 +59,9 @@ var (
 	clock                  *clocktesting.FakeClock
 	// logs is what the in-process console logged.
 	logs testenv.LogText
+	// minted are the keys the tests generated in the console: the leak check looks for them too
+	// (their Secrets go with the tests' namespaces).
+	minted testenv.SecretLog
 )
 
 // providerName is what the sign-in button calls the provider.
@@ -95,6 +98,7 @@ func start(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
+	testenv.CollectTokensForLeakCheck(minted.Values)
 	stopClocked, err := startClockedConsole(e)
 	if err != nil {
 		operator.Cleanup()

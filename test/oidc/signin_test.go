@@ -70,6 +70,7 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	if status := p.submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
 		t.Fatalf("generating a key: status %d: %s", status, p.text("main"))
 	}
+	minted.Add("the key alice generated", p.value("#new-key"))
 	var keys v1.APIKeyList
 	within(t, "the key's status.createdBy", func() error {
 		if err := env.Client.List(context.Background(), &keys, client.InNamespace(org)); err != nil {
