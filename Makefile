@@ -96,6 +96,7 @@ chart-check: helm ## helm lint and helm template the chart with its main value s
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set verifier.separate=false --set replicaCount=1 > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set webhooks.certManager.enabled=true --set webhooks.networkPolicy.apiserverCIDRs={10.0.0.0/8} > /dev/null
 	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set console.enabled=true > /dev/null
+	$(HELM) template clearance charts/clearance -n clearance-system $(HELM_OFFLINE) --set console.enabled=true --set console.oidc.issuerURL=https://dex.example.com --set console.oidc.clientID=clearance-console --set console.oidc.clientSecret.name=clearance-console-oidc --set console.oidc.redirectURL=https://console.example.com/login/oidc/callback --set console.oidc.caConfigMap.name=dex-ca > /dev/null
 
 .PHONY: kube-assets
 kube-assets: ## Build (once) kube-apiserver, kubectl and etcd into the cache and print where.

@@ -21,6 +21,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"flag"
@@ -101,10 +102,17 @@ type options struct {
 	consoleTrustAuthProxy   bool
 	consoleVerifierURL      string
 	consolePrometheusURL    string
+	consoleOIDC             consoleOIDCFlags
 	rateLimitStore          string
 	rateLimitStoreTimeout   time.Duration
 	rateLimitStoreReplicas  int
 	oauth                   oauthFlags
+}
+
+// consoleOIDCFlags configure the console's sign-in with an OpenID Connect provider
+// (docs/console.md).
+type consoleOIDCFlags struct {
+	issuerURL, clientID, clientSecretFile, caFile, redirectURL, extraScopes, providerName string
 }
 
 // oauthFlags configure OAuth 2.0 client credentials (docs/oauth.md).
@@ -169,6 +177,13 @@ func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.consoleVerifierURL, "console-verifier-url", "", "The verifier's base URL as browsers reach it (e.g. http://127.0.0.1:8090): the console's OAuth consent page asks it what an authorization request is and sends the browser back to it, and the Developers page's examples and tester use it. Empty: the console takes no OAuth consent and has no tester.")
 	fs.StringVar(&o.consolePrometheusURL, "console-prometheus-url", "", "The Prometheus that scrapes the verifiers (e.g. http://prometheus.monitoring:9090): the console's Activity page reads what applications did from it. Empty: the page says it needs one.")
 	fs.BoolVar(&o.consoleTrustAuthProxy, "console-trust-auth-proxy", false, "The console sits behind an auth proxy (such as oauth2-proxy) that every request passes and that sets Authorization: Bearer with the person's token: sign requests in with that header. Off, the header is ignored and people sign in with the console's form.")
+	fs.StringVar(&o.consoleOIDC.issuerURL, "console-oidc-issuer-url", "", "Offer sign-in to the console with this OpenID Connect provider (https issuer URL, exactly as its discovery document says, e.g. https://dex.example.com) beside the token form. The ID token it issues is the person's bearer token toward the apiserver, whose AuthenticationConfiguration must trust the same issuer with --console-oidc-client-id as audience (docs/console.md). Empty: the token form only.")
+	fs.StringVar(&o.consoleOIDC.clientID, "console-oidc-client-id", "", "The console's client ID at the OpenID Connect provider: the audience of its ID tokens.")
+	fs.StringVar(&o.consoleOIDC.clientSecretFile, "console-oidc-client-secret-file", "", "A file holding the console's client secret at the OpenID Connect provider (a mounted Secret); never given as a flag value.")
+	fs.StringVar(&o.consoleOIDC.caFile, "console-oidc-ca-file", "", "PEM CA certificates that verify the OpenID Connect provider's TLS certificate, besides the system's.")
+	fs.StringVar(&o.consoleOIDC.redirectURL, "console-oidc-redirect-url", "", "The console's sign-in callback as browsers reach it, registered at the provider: the console's URL followed by "+console.PathOIDCCallback+", e.g. https://console.example.com"+console.PathOIDCCallback+".")
+	fs.StringVar(&o.consoleOIDC.extraScopes, "console-oidc-extra-scopes", strings.Join(console.DefaultOIDCScopes, ","), "Comma-separated scopes the console asks the provider for besides openid; offline_access brings the refresh token that renews the ID token while the session lives.")
+	fs.StringVar(&o.consoleOIDC.providerName, "console-oidc-provider-name", "", "The provider's name on the sign-in button (\"Sign in with NAME\"); default the issuer's host.")
 	fs.StringVar(&o.webhookLocalURL, "webhook-local-url", "", "Register the webhook configurations with this base URL (e.g. https://localhost:9443) instead of a Service: for an operator running outside the cluster (make run).")
 }
 
@@ -181,6 +196,9 @@ func (o *options) validate() error {
 	}
 	if !o.enableControllers && !o.enableWebhooks && !o.enableVerifier && o.consoleAddr == "" {
 		return errors.New("nothing to run: enable at least one of --enable-controllers, --enable-webhooks, --enable-verifier, --console-bind-address")
+	}
+	if err := o.consoleOIDC.validate(o.consoleAddr != ""); err != nil {
+		return err
 	}
 	if o.enableWebhooks && o.webhookCertsExternal && o.webhookCertDir == "" {
 		return errors.New("--webhook-certs-external needs --webhook-cert-dir: where the certificate is mounted")
@@ -529,11 +547,75 @@ func runConsole(opts options) error {
 }
 
 func newConsole(opts options, base *rest.Config) (*console.Server, error) {
+	oidc, err := opts.consoleOIDC.options()
+	if err != nil {
+		return nil, err
+	}
 	return console.New(console.Options{
 		Addr: opts.consoleAddr, Base: base, Scheme: wiring.Scheme(), Clock: clock.RealClock{},
 		TrustAuthProxy: opts.consoleTrustAuthProxy, VerifierURL: opts.consoleVerifierURL,
-		PrometheusURL: opts.consolePrometheusURL, CatalogNamespace: opts.namespace, Log: ctrl.Log.WithName("console"),
+		PrometheusURL: opts.consolePrometheusURL, CatalogNamespace: opts.namespace, OIDC: oidc, Log: ctrl.Log.WithName("console"),
 	})
+}
+
+// validate says which OIDC flag is missing or set without the others.
+func (f consoleOIDCFlags) validate(consoleOn bool) error {
+	if f.issuerURL == "" {
+		for _, set := range [][2]string{{"client-id", f.clientID}, {"client-secret-file", f.clientSecretFile},
+			{"ca-file", f.caFile}, {"redirect-url", f.redirectURL}, {"provider-name", f.providerName}} {
+			if set[1] != "" {
+				return fmt.Errorf("--console-oidc-%s is set but --console-oidc-issuer-url is not: set the provider's issuer URL too, or drop --console-oidc-%s", set[0], set[0])
+			}
+		}
+		return nil
+	}
+	switch {
+	case !consoleOn:
+		return errors.New("--console-oidc-issuer-url is the console's: set --console-bind-address too")
+	case f.clientID == "":
+		return errors.New("--console-oidc-issuer-url needs --console-oidc-client-id: the console's client ID at the provider")
+	case f.clientSecretFile == "":
+		return errors.New("--console-oidc-issuer-url needs --console-oidc-client-secret-file: a file holding the console's client secret at the provider")
+	case f.redirectURL == "":
+		return errors.New("--console-oidc-issuer-url needs --console-oidc-redirect-url: the console's URL as browsers reach it followed by " + console.PathOIDCCallback)
+	}
+	return nil
+}
+
+// options reads the OIDC flags' files into the console's options; nil without an issuer.
+func (f consoleOIDCFlags) options() (*console.OIDCOptions, error) {
+	if f.issuerURL == "" {
+		return nil, nil
+	}
+	secret, err := os.ReadFile(f.clientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("--console-oidc-client-secret-file: cannot read the client secret: %w", err)
+	}
+	o := &console.OIDCOptions{
+		IssuerURL: f.issuerURL, ClientID: f.clientID, ClientSecret: strings.TrimSpace(string(secret)),
+		RedirectURL: f.redirectURL, ProviderName: f.providerName, ExtraScopes: []string{},
+	}
+	if o.ClientSecret == "" {
+		return nil, fmt.Errorf("--console-oidc-client-secret-file %s is empty: put the console's client secret at the provider in it", f.clientSecretFile)
+	}
+	for s := range strings.SplitSeq(f.extraScopes, ",") {
+		if s = strings.TrimSpace(s); s != "" && s != "openid" {
+			o.ExtraScopes = append(o.ExtraScopes, s)
+		}
+	}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--console-oidc-ca-file: cannot read the provider's CA certificates: %w", err)
+		}
+		if o.RootCAs, err = x509.SystemCertPool(); err != nil {
+			o.RootCAs = x509.NewCertPool()
+		}
+		if !o.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--console-oidc-ca-file %s holds no PEM certificate: give the CA that signed the provider's TLS certificate", f.caFile)
+		}
+	}
+	return o, nil
 }
 
 // webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.

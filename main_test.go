@@ -18,6 +18,8 @@ package main
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,6 +54,75 @@ func TestABadRateLimitStoreIsRefusedWithoutItsPassword(t *testing.T) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		case err != nil && strings.Contains(err.Error(), "hunter2"):
 			t.Errorf("%v: the error shows the password: %v", tc.args, err)
+		}
+	}
+}
+
+// TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile: an issuer needs the client ID,
+// the secret file and the redirect URL, and the console; a client flag without an issuer is
+// refused; the secret is read from its file, never shown in an error.
+func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) {
+	dir := t.TempDir()
+	secretFile, emptyFile, notPEM := filepath.Join(dir, "secret"), filepath.Join(dir, "empty"), filepath.Join(dir, "ca.txt")
+	for path, data := range map[string]string{secretFile: "s3cr3t-value\n", emptyFile: " \n", notPEM: "hunter2"} {
+		if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := []string{"--console-bind-address=127.0.0.1:8095", "--console-oidc-issuer-url=https://dex.example.com",
+		"--console-oidc-client-id=clearance-console", "--console-oidc-client-secret-file=" + secretFile,
+		"--console-oidc-redirect-url=http://127.0.0.1:8095/login/oidc/callback"}
+	without := func(prefix string) []string {
+		var out []string
+		for _, a := range all {
+			if !strings.HasPrefix(a, prefix) {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // "" = valid
+	}{
+		{all, ""},
+		{without("--console-oidc-client-id"), "needs --console-oidc-client-id"},
+		{without("--console-oidc-client-secret-file"), "needs --console-oidc-client-secret-file"},
+		{without("--console-oidc-redirect-url"), "needs --console-oidc-redirect-url"},
+		{without("--console-bind-address"), "set --console-bind-address too"},
+		{[]string{"--console-bind-address=:8095", "--console-oidc-client-id=x"}, "--console-oidc-client-id is set but --console-oidc-issuer-url is not"},
+	} {
+		var o options
+		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
+		o.bind(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+
+	f := consoleOIDCFlags{issuerURL: "https://dex.example.com", clientID: "c", clientSecretFile: secretFile,
+		redirectURL: "http://127.0.0.1:8095/login/oidc/callback", extraScopes: "openid, email,groups,"}
+	o, err := f.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ClientSecret != "s3cr3t-value" || strings.Join(o.ExtraScopes, " ") != "email groups" {
+		t.Errorf("read secret %q (want it trimmed) and scopes %q (want email groups)", o.ClientSecret, o.ExtraScopes)
+	}
+	for _, bad := range []consoleOIDCFlags{
+		{issuerURL: f.issuerURL, clientSecretFile: emptyFile},
+		{issuerURL: f.issuerURL, clientSecretFile: filepath.Join(dir, "missing")},
+		{issuerURL: f.issuerURL, clientSecretFile: secretFile, caFile: notPEM},
+	} {
+		_, err := bad.options()
+		if err == nil {
+			t.Errorf("%+v: no error", bad)
+		} else if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("the error shows a file's contents: %v", err)
 		}
 	}
 }

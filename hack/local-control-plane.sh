@@ -16,6 +16,12 @@
 #   CLEARANCE_LCP_APISERVER_PORT  kube-apiserver secure port (default 6443)
 #   CLEARANCE_LCP_ETCD_PORT       etcd client port (default 2379); the peer port is this + 1
 #   CLEARANCE_LCP_TIMEOUT         seconds to wait for each component to become ready (default 60)
+#   CLEARANCE_LCP_AUTHENTICATION_CONFIG
+#                                 an AuthenticationConfiguration file (apiserver.config.k8s.io/v1) given
+#                                 to kube-apiserver's --authentication-config, e.g. a JWT authenticator
+#                                 trusting your OIDC provider for the console's sign-in (docs/console.md);
+#                                 read when kube-apiserver starts (stop first to change it), and again
+#                                 by kube-apiserver whenever the file changes
 #
 # kube-controller-manager runs only the controllers a cluster without nodes can use: the garbage
 # collector (deleting an APIKey deletes its Secret through the owner reference), the namespace
@@ -46,6 +52,12 @@ for v in APISERVER_PORT ETCD_PORT TIMEOUT; do
 done
 (( APISERVER_PORT > 0 && APISERVER_PORT < 65536 )) || die "CLEARANCE_LCP_APISERVER_PORT out of range: $APISERVER_PORT"
 (( ETCD_PORT > 0 && ETCD_PORT < 65535 )) || die "CLEARANCE_LCP_ETCD_PORT out of range: $ETCD_PORT"
+AUTHN_ARGS=()
+if [[ -n "${CLEARANCE_LCP_AUTHENTICATION_CONFIG:-}" ]]; then
+  [[ -r "$CLEARANCE_LCP_AUTHENTICATION_CONFIG" ]] ||
+    die "CLEARANCE_LCP_AUTHENTICATION_CONFIG names '$CLEARANCE_LCP_AUTHENTICATION_CONFIG', which is not a readable file: give the path of an AuthenticationConfiguration (docs/console.md)"
+  AUTHN_ARGS=(--authentication-config="$(cd "$(dirname "$CLEARANCE_LCP_AUTHENTICATION_CONFIG")" && pwd)/$(basename "$CLEARANCE_LCP_AUTHENTICATION_CONFIG")")
+fi
 
 # curl must never go through a proxy from the environment, even for loopback.
 lcurl() { curl --noproxy '*' --silent --show-error --max-time 2 "$@"; }
@@ -391,7 +403,8 @@ cmd_start() {
       --allow-privileged=true \
       --service-account-issuer=https://kubernetes.default.svc \
       --service-account-key-file="$CERT_DIR/sa.pub" \
-      --service-account-signing-key-file="$CERT_DIR/sa.key"
+      --service-account-signing-key-file="$CERT_DIR/sa.key" \
+      "${AUTHN_ARGS[@]}"
   fi
   log "waiting up to ${TIMEOUT} s for kube-apiserver /readyz"
   wait_for kube-apiserver apiserver_ready "$api_port" || die "kube-apiserver did not become ready (log: $STATE_DIR/kube-apiserver.log)"

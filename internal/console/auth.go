@@ -38,6 +38,8 @@ type signInData struct {
 	CSRF string
 	// Next is where signing in leads: a consent page (consentReturn), or the org picker.
 	Next string
+	// OIDC names the OpenID Connect provider offered beside the token form; empty: none.
+	OIDC string
 }
 
 // consentReturn says whether next may follow a sign-in: only the console's own consent page
@@ -65,7 +67,11 @@ func (s *Server) renderSignIn(w http.ResponseWriter, r *http.Request, status int
 	} else if n := r.PostFormValue("next"); consentReturn(n) {
 		next = n
 	}
-	s.render(w, status, "login", &page{Title: "Sign in", Error: problem, Data: signInData{CSRF: loginCSRF(s.loginKey, value), Next: next}})
+	data := signInData{CSRF: loginCSRF(s.loginKey, value), Next: next}
+	if s.oidc != nil {
+		data.OIDC = s.oidc.opts.ProviderName
+	}
+	s.render(w, status, "login", &page{Title: "Sign in", Error: problem, Data: data})
 }
 
 // login starts a session for a pasted token once the apiserver accepts it.
@@ -102,9 +108,17 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
-	s.sessions.remove(sess.id)
-	s.clearCookie(w, sessionCookie)
+	s.endSession(w, sess)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// endSession forgets sess, and the tokens of an OIDC session, and clears its cookie.
+func (s *Server) endSession(w http.ResponseWriter, sess *session) {
+	s.sessions.remove(sess.id)
+	if sess.oidc != nil {
+		sess.oidc.forget()
+	}
+	s.clearCookie(w, sessionCookie)
 }
 
 // orgData is the org picker: the namespaces the person may list, or a field to type one.

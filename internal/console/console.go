@@ -40,6 +40,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -98,7 +99,10 @@ type Options struct {
 	// CatalogNamespace holds the permission catalog a new key's permissions are picked from
 	// (the operator's namespace; default clearance-system).
 	CatalogNamespace string
-	Log              logr.Logger
+	// OIDC, when set, offers sign-in with the company's OpenID Connect provider beside the token
+	// form (--console-oidc-*; docs/console.md).
+	OIDC *OIDCOptions
+	Log  logr.Logger
 }
 
 // Server serves the console.
@@ -114,6 +118,8 @@ type Server struct {
 	verifier *http.Client
 	// activity reads what applications did from Prometheus; nil without PrometheusURL.
 	activity *activity.Client
+	// oidc signs people in with the OpenID Connect provider; nil without Options.OIDC.
+	oidc *oidcClient
 }
 
 // New checks opts and prepares the pages.
@@ -165,11 +171,19 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	var oc *oidcClient
+	if opts.OIDC != nil {
+		var err error
+		if oc, err = newOIDCClient(*opts.OIDC, opts.Clock); err != nil {
+			return nil, err
+		}
+	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
+		oidc:     oc,
 		verifier: &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		opts:     opts,
 		base:     BaseConfig(opts.Base),
@@ -217,18 +231,27 @@ func (s *Server) Start(ctx context.Context) error {
 	return srv.Shutdown(shutdown)
 }
 
-// newSession makes a session for token with a client that carries it, and asks the apiserver
-// who it is. The client is the session's own: its config is the base (host and CA) plus the
-// token, nothing else.
+// newSession makes a session for a pasted or proxied token.
 func (s *Server) newSession(ctx context.Context, token string, fromProxy bool) (*session, error) {
+	return s.startSession(ctx, &session{token: token, tokenSum: sha256.Sum256([]byte(token)), fromProxy: fromProxy})
+}
+
+// startSession gives sess a client that carries its token, asks the apiserver who it is and
+// stores it. The client is the session's own: its config is the base (host and CA) plus the
+// token (an OIDC session's current ID token), nothing else.
+func (s *Server) startSession(ctx context.Context, sess *session) (*session, error) {
 	cfg := rest.CopyConfig(s.base)
-	cfg.BearerToken = token
+	if sess.oidc != nil {
+		cfg.Wrap(transport.TokenSourceWrapTransport(sess.oidc))
+	} else {
+		cfg.BearerToken = sess.token
+	}
 	cfg.WarningHandlerWithContext = warningRouter{}
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: s.opts.Scheme, Mapper: s.mapper})
 	if err != nil {
 		return nil, err
 	}
-	sess := &session{token: token, tokenSum: sha256.Sum256([]byte(token)), fromProxy: fromProxy, client: c}
+	sess.client = c
 	user, err := whoAmI(ctx, sess)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -83,6 +84,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("GET /login", s.loginPage)
 	mux.HandleFunc("POST /login", s.login)
+	mux.HandleFunc("GET "+PathOIDCStart, s.oidcStart)
+	mux.HandleFunc("GET "+PathOIDCCallback, s.oidcCallback)
 	mux.Handle("POST /logout", s.signedIn(s.logout))
 	// The Users page is home; the old Applications page's address leads to its tab.
 	mux.Handle("GET /{$}", s.signedIn(func(w http.ResponseWriter, r *http.Request, _ *session) {
@@ -164,11 +167,19 @@ func (s *Server) clearCookie(w http.ResponseWriter, name string) {
 
 // current returns the request's live session: the one its cookie names or, when the console
 // trusts an auth proxy in front, the one for the bearer token the proxy forwards (made on first
-// sight). Without that trust an Authorization header is ignored.
+// sight). Without that trust an Authorization header is ignored. An OIDC session's ID token is
+// renewed here when it is about to expire; one that cannot be renewed ends (errSignInEnded).
 func (s *Server) current(w http.ResponseWriter, r *http.Request) (*session, error) {
 	var sess *session
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		sess = s.sessions.get(c.Value)
+	}
+	if sess != nil && sess.oidc != nil {
+		if err := s.oidc.renew(r.Context(), sess.oidc); err != nil {
+			s.opts.Log.Info("an OpenID Connect session ended: its ID token could not be renewed", "user", sess.user)
+			s.endSession(w, sess)
+			return nil, err
+		}
 	}
 	if !s.opts.TrustAuthProxy {
 		return sess, nil
@@ -216,7 +227,10 @@ func bearerToken(r *http.Request) (string, bool) {
 func (s *Server) signedIn(h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sess, err := s.current(w, r)
-		if err != nil {
+		if ended := (*errSignInEnded)(nil); errors.As(err, &ended) {
+			s.renderSignIn(w, r, http.StatusUnauthorized, ended.Error())
+			return
+		} else if err != nil {
 			s.renderSignIn(w, r, http.StatusUnauthorized, "The Kubernetes API did not accept the token your proxy sent: "+apiMessage(err))
 			return
 		}

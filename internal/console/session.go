@@ -34,8 +34,10 @@ import (
 type session struct {
 	id   string
 	csrf string
-	// token is the person's bearer token, sent to the apiserver with every call.
+	// token is the person's bearer token, sent to the apiserver with every call; empty for a
+	// sign-in with the OIDC provider, whose tokens oidc holds and renews.
 	token string
+	oidc  *oidcTokens
 	// tokenSum identifies the token without holding it twice, to tell whether the token an
 	// auth proxy forwards is still the one this session was made for.
 	tokenSum [sha256.Size]byte

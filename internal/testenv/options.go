@@ -41,6 +41,10 @@ type Options struct {
 	// ControllerManagerEnv=off does the same for every package, to tell whether a failure
 	// comes from it.
 	WithoutControllerManager bool
+	// OIDC starts a real OpenID Connect provider on loopback over TLS first (Env.OIDC) and has
+	// the apiserver trust it with a structured AuthenticationConfiguration
+	// (--authentication-config), as a cluster trusts the company's provider.
+	OIDC bool
 }
 
 // ControllerManagerEnv set to "off" starts no kube-controller-manager in any package.

@@ -61,6 +61,8 @@ type Env struct {
 	Assets string
 	// Webhook says where the apiserver expects the webhook server (host, port, certificates).
 	Webhook *envtest.WebhookInstallOptions
+	// OIDC is the OpenID Connect provider the apiserver trusts; nil without Options.OIDC.
+	OIDC *OIDCProvider
 
 	env               *envtest.Environment
 	certDir           string
@@ -184,28 +186,45 @@ func start(opts Options) (*Env, error) {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}}
 	}
 	opts.apply(env)
+	var provider *OIDCProvider
+	if opts.OIDC {
+		if provider, err = StartOIDCProvider(); err != nil {
+			_ = os.RemoveAll(certDir)
+			return nil, fmt.Errorf("starting the OIDC provider: %w", err)
+		}
+		env.ControlPlane.APIServer.Configure().Set("authentication-config", provider.AuthenticationConfig)
+	}
+	stopProvider := func() {
+		if provider != nil {
+			_ = provider.Stop()
+		}
+	}
 	cfg, err := env.Start()
 	if err != nil {
+		stopProvider()
 		_ = os.RemoveAll(certDir)
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		_ = env.Stop()
+		stopProvider()
 		_ = os.RemoveAll(certDir)
 		return nil, err
 	}
 	if !opts.WithoutCRDs {
 		if err := installPolicies(context.Background(), c, root); err != nil {
 			_ = env.Stop()
+			stopProvider()
 			_ = os.RemoveAll(certDir)
 			return nil, err
 		}
 	}
-	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions}
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions, OIDC: provider}
 	if !opts.WithoutControllerManager && os.Getenv(ControllerManagerEnv) != "off" {
 		if err := e.startControllerManager(); err != nil {
 			_ = env.Stop()
+			stopProvider()
 			_ = os.RemoveAll(certDir)
 			return nil, err
 		}
@@ -224,7 +243,11 @@ func (e *Env) Stop() error {
 	}
 	err := e.env.Stop()
 	_ = os.RemoveAll(e.certDir)
-	return errors.Join(cmErr, err)
+	var oidcErr error
+	if e.OIDC != nil {
+		oidcErr = e.OIDC.Stop()
+	}
+	return errors.Join(cmErr, err, oidcErr)
 }
 
 // StopAPIServer kills kube-apiserver (etcd keeps running), as a crashed or unreachable
