@@ -67,11 +67,12 @@ run: the console: http://$console_addr/  (sign in with a Kubernetes token; for a
     kubectl create namespace acme
     kubectl create serviceaccount alice -n acme
     kubectl create rolebinding alice-org-admin -n acme --clusterrole=clearance-org-admin --serviceaccount=acme:alice
-    kubectl create role key-reader -n acme --verb=get,list,watch --resource=secrets,configmaps
+    kubectl create role key-reader -n acme --verb=get,list,watch --resource=secrets,configmaps,rolebindings
     kubectl create rolebinding alice-key-reader -n acme --role=key-reader --serviceaccount=acme:alice
     kubectl create token alice -n acme --duration=8h
-  (the key-reader role lets alice see a new key once and read the metric catalog; in a cluster
-  with ClusterRole aggregation, binding the built-in admin role gives both with clearance-org-admin)
+  (the key-reader role lets alice see a new key once, read the metric catalog and see who holds
+  which role on the People tab; in a cluster with ClusterRole aggregation, binding the built-in
+  admin role gives all three with clearance-org-admin)
 MSG
 fi
 go build -o bin/clearance .
