@@ -207,10 +207,13 @@ func (cm *controllerManager) shutdown() error {
 }
 
 // tail is the last n lines of the log.
-func (cm *controllerManager) tail(n int) string {
-	data, err := os.ReadFile(cm.logPath)
+func (cm *controllerManager) tail(n int) string { return lastLines(cm.logPath, n) }
+
+// lastLines is the end of a log file: its last n lines.
+func lastLines(path string, n int) string {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", cm.logPath, err)
+		return fmt.Sprintf("(reading %s: %v)", path, err)
 	}
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	if len(lines) > n {

@@ -66,6 +66,7 @@ type Env struct {
 
 	env               *envtest.Environment
 	certDir           string
+	apiserverLog      *os.File // kube-apiserver's stdout and stderr, in certDir
 	kubeconfig        string
 	controllerManager *controllerManager // nil with Options.WithoutControllerManager
 }
@@ -173,8 +174,17 @@ func start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// kube-apiserver's own words, kept beside its certificates: a start that fails (the first, or
+	// one after StopAPIServer) says why with the end of them.
+	apiserverLog, err := os.Create(filepath.Join(certDir, apiserverLogName))
+	if err != nil {
+		_ = os.RemoveAll(certDir)
+		return nil, err
+	}
+	// Open for the Env's lifetime: StartAPIServer gives it to the next kube-apiserver too. A
+	// failed New leaves it to the process's exit.
 	env := &envtest.Environment{
-		ControlPlane:             envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir}},
+		ControlPlane:             envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: certDir, Out: apiserverLog, Err: apiserverLog}},
 		BinaryAssetsDirectory:    assets,
 		CRDDirectoryPaths:        []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing:    true,
@@ -202,8 +212,9 @@ func start(opts Options) (*Env, error) {
 	cfg, err := env.Start()
 	if err != nil {
 		stopProvider()
+		err = fmt.Errorf("starting kube-apiserver and etcd from %s: %w; the end of kube-apiserver's log:\n%s", assets, err, lastLines(apiserverLog.Name(), 30))
 		_ = os.RemoveAll(certDir)
-		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
+		return nil, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
@@ -220,7 +231,7 @@ func start(opts Options) (*Env, error) {
 			return nil, err
 		}
 	}
-	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, Webhook: &env.WebhookInstallOptions, OIDC: provider}
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, Assets: assets, env: env, certDir: certDir, apiserverLog: apiserverLog, Webhook: &env.WebhookInstallOptions, OIDC: provider}
 	if !opts.WithoutControllerManager && os.Getenv(ControllerManagerEnv) != "off" {
 		if err := e.startControllerManager(); err != nil {
 			_ = env.Stop()
@@ -242,6 +253,7 @@ func (e *Env) Stop() error {
 		_ = os.RemoveAll(filepath.Dir(e.kubeconfig))
 	}
 	err := e.env.Stop()
+	_ = e.apiserverLog.Close()
 	_ = os.RemoveAll(e.certDir)
 	var oidcErr error
 	if e.OIDC != nil {
@@ -297,8 +309,17 @@ func (e *Env) apiserverPid() (int, error) {
 	return 0, errors.New("kube-apiserver is not running")
 }
 
+// apiserverLogName is the file in the certificate directory kube-apiserver writes its log to.
+const apiserverLogName = "kube-apiserver.log"
+
 // StartAPIServer starts kube-apiserver again after StopAPIServer and waits until it is healthy.
-func (e *Env) StartAPIServer() error { return e.env.ControlPlane.APIServer.Start() }
+// When it does not come up, the error ends with the end of its log.
+func (e *Env) StartAPIServer() error {
+	if err := e.env.ControlPlane.APIServer.Start(); err != nil {
+		return fmt.Errorf("%w; the end of kube-apiserver's log:\n%s", err, lastLines(filepath.Join(e.certDir, apiserverLogName), 30))
+	}
+	return nil
+}
 
 // Kubeconfig returns the path of a kubeconfig for an admin user, for running kubectl.
 func (e *Env) Kubeconfig(t testing.TB) string {
