@@ -55,8 +55,9 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 		t.Errorf("the console says it is signed in as %q, want %q", got, env.OIDC.Username("alice"))
 	}
 
-	p.submit("a[href='/applications/new']")
+	p.open("/applications/new")
 	p.fill("#description", "Acme BI export")
+	p.click("#firstKey") // no first key: the key comes next, from Generate new key
 	p.submit("form[action='/applications/new'] button[type=submit]")
 	var app v1.Application
 	within(t, "the application to exist", func() error {
@@ -162,25 +163,25 @@ func TestTheSessionRenewsItsIDTokenBeforeItExpires(t *testing.T) {
 
 	// Steps of half a minute and more keep the real seconds the browser takes out of the count.
 	clock.Step(lifetime - 2*time.Minute - 30*time.Second)
-	p.open("/applications")
+	p.open("/users?tab=applications")
 	if got := env.OIDC.TokenRequests.Load(); got != requests {
 		t.Fatalf("the console called the token endpoint %d times with more than 2 minutes left", got-requests)
 	}
 	for round := range 2 {
 		clock.Step(time.Minute)
-		if status := p.open("/applications"); status != http.StatusOK || !strings.Contains(p.text("main"), "TPS reports") {
+		if status := p.open("/users?tab=applications"); status != http.StatusOK || !strings.Contains(p.text("main"), "TPS reports") {
 			t.Fatalf("round %d: after renewing: status %d: %s", round, status, p.text("main"))
 		}
 		if got := env.OIDC.TokenRequests.Load(); got != requests+1 {
 			t.Fatalf("round %d: %d calls to the token endpoint to renew, want 1", round, got-requests)
 		}
 		requests++
-		p.open("/applications")
+		p.open("/users?tab=applications")
 		if got := env.OIDC.TokenRequests.Load(); got != requests {
 			t.Fatalf("round %d: the renewed token was renewed again at once", round)
 		}
 		clock.Step(lifetime - 2*time.Minute - 30*time.Second - time.Minute)
-		p.open("/applications")
+		p.open("/users?tab=applications")
 		if got := env.OIDC.TokenRequests.Load(); got != requests {
 			t.Fatalf("round %d: the console renewed with more than 2 minutes left", round)
 		}
@@ -190,13 +191,13 @@ func TestTheSessionRenewsItsIDTokenBeforeItExpires(t *testing.T) {
 
 	env.OIDC.Mock.QueueError(&mockoidc.ServerError{Code: http.StatusBadRequest, Error: "invalid_grant", Description: "the refresh token was revoked"})
 	clock.Step(time.Minute)
-	if status := p.open("/applications"); status != http.StatusUnauthorized {
+	if status := p.open("/users?tab=applications"); status != http.StatusUnauthorized {
 		t.Fatalf("a session the provider would not renew: status %d", status)
 	}
 	if got := p.text("#error"); !strings.Contains(got, "Your sign-in has ended: "+providerName+" did not renew it (invalid_grant") {
 		t.Errorf("the sign-in page says %q", got)
 	}
-	p.waitFor("/applications", "#oidc-sign-in")
+	p.waitFor("/users?tab=applications", "#oidc-sign-in")
 	noSecretLogged(t)
 }
 

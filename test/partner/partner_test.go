@@ -148,7 +148,7 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 	p.open(consoleURL + "/org")
 	p.fill("#org", org)
 	p.submit("form[action='/org'].stack button[type=submit]")
-	p.submit("a[href='/connections/" + conn.Name + "/disconnect']")
+	p.open(consoleURL + "/connections/" + conn.Name + "/disconnect") // the Disconnect from org page, as without script
 	current, refreshToken := next.AccessToken, next.RefreshToken
 	accessTokens := []string{tok.AccessToken, next.AccessToken}
 	start := time.Now()
