@@ -153,21 +153,21 @@ const ownFigures = `Array.from(document.querySelectorAll("article.own")).flatMap
 
 // figures opens path until the figures script reads want there (30 s of scrapes at most).
 func (p *page) figures(path, script, want string) {
-	p.t.Helper()
+	p.T.Helper()
 	var got string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
-		if status := p.open(path); status != http.StatusOK {
-			p.t.Fatalf("%s: status %d: %s", path, status, p.text("main"))
+		if status := p.Open(path); status != http.StatusOK {
+			p.T.Fatalf("%s: status %d: %s", path, status, p.Text("main"))
 		}
 		var err error
-		if got, err = chromedp.Run(p.ctx, chromedp.Evaluate[string](script)); err != nil {
-			p.t.Fatal(err)
+		if got, err = chromedp.Run(p.Ctx, chromedp.Evaluate[string](script)); err != nil {
+			p.T.Fatal(err)
 		}
 		if got == want {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s after 30 s of scrapes:\n got %q\nwant %q", path, got, want)
+			p.T.Fatalf("%s after 30 s of scrapes:\n got %q\nwant %q", path, got, want)
 		}
 	}
 }
@@ -237,7 +237,7 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 	gina := newPerson(t, globex, "gina", orgAdmin...)
 	p := newPage(t, 1280, 900)
 	p.signIn(gina)
-	p.submit("nav a[href='/activity']")
+	p.Submit("nav a[href='/activity']")
 	p.figures("/activity", connectedFigures, id+" 6 2 rate_limited=1 role_insufficient=1")
 
 	// Answers after the first scrapes show in the chart too: Prometheus's increase between
@@ -246,8 +246,8 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 	a.ask(t, 1, token, globex, "&minRole=Technician", http.StatusForbidden)
 	p.figures("/activity", connectedFigures, id+" 8 3 role_insufficient=2 rate_limited=1")
 	within(t, "the chart", func() error {
-		p.open("/activity")
-		drawn, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`["ok", "refused"].every(k =>
+		p.Open("/activity")
+		drawn, err := chromedp.Run(p.Ctx, chromedp.Evaluate[bool](`["ok", "refused"].every(k =>
   Array.from(document.querySelectorAll("article.card.activity svg rect.bar-" + k)).some(r => parseFloat(r.getAttribute("height")) > 0))`))
 		if err != nil {
 			return err
@@ -257,20 +257,20 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 		}
 		return nil
 	})
-	if !strings.Contains(p.text("article.card.activity h3"), "Acme BI export") {
-		t.Errorf("the card is titled %q, want the application's description", p.text("article.card.activity h3"))
+	if !strings.Contains(p.Text("article.card.activity h3"), "Acme BI export") {
+		t.Errorf("the card is titled %q, want the application's description", p.Text("article.card.activity h3"))
 	}
-	p.shot("activity")
+	p.Shot("activity")
 	for _, w := range []string{"24h", "168h"} {
 		p.figures("/activity?window="+w, connectedFigures, id+" 8 3 role_insufficient=2 rate_limited=1")
 	}
-	if status := p.open("/activity?window=2h"); status != http.StatusBadRequest {
+	if status := p.Open("/activity?window=2h"); status != http.StatusBadRequest {
 		t.Errorf("a window the page does not offer: status %d, want 400", status)
 	}
 	phone := newPage(t, 390, 844)
 	phone.signIn(gina)
 	phone.figures("/activity", connectedFigures, id+" 8 3 role_insufficient=2 rate_limited=1")
-	phone.shot("activity-phone")
+	phone.Shot("activity-phone")
 
 	// The owning org: its application in each org, and its keys' last use.
 	alice := newPerson(t, owner, "alice", orgAdmin...)
@@ -281,7 +281,7 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 		id + " " + globex + " 8 3 role_insufficient=2, rate_limited=1",
 		id + " " + initech + " 2 1 role_insufficient=1",
 	}, "\n"))
-	if got := o.text("article.own .last-used"); !strings.Contains(got, "2026-12-06 04:05 UTC") {
+	if got := o.Text("article.own .last-used"); !strings.Contains(got, "2026-12-06 04:05 UTC") {
 		t.Errorf("the keys' last use: %q", got)
 	}
 
@@ -290,25 +290,25 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 	i := newPage(t, 1280, 900)
 	i.signIn(ivan)
 	i.figures("/activity", connectedFigures, id+" 2 1 role_insufficient=1")
-	if status := i.open("/activity?" + url.Values{"org": {globex}}.Encode()); status != http.StatusForbidden {
+	if status := i.Open("/activity?" + url.Values{"org": {globex}}.Encode()); status != http.StatusForbidden {
 		t.Errorf("ivan opening globex's activity: status %d, want 403", status)
 	}
-	if got := i.text("#error"); !strings.Contains(got, "You may not see the activity of "+globex) || !strings.Contains(got, "OrgConnections") {
+	if got := i.Text("#error"); !strings.Contains(got, "You may not see the activity of "+globex) || !strings.Contains(got, "OrgConnections") {
 		t.Errorf("the refusal says %q", got)
 	}
-	if html := i.html(); strings.Contains(html, "rate_limited") || strings.Contains(html, ">8<") {
+	if html := i.HTML(); strings.Contains(html, "rate_limited") || strings.Contains(html, ">8<") {
 		t.Error("the refusal shows globex's figures")
 	}
 	// Choosing globex as the current org is refused the same way.
-	if status := i.open("/org"); status != http.StatusOK {
+	if status := i.Open("/org"); status != http.StatusOK {
 		t.Fatal(status)
 	}
-	i.fill("#org", globex)
-	i.submit("form[action='/org'].stack button[type=submit]")
-	if status := i.open("/activity"); status != http.StatusForbidden {
+	i.Fill("#org", globex)
+	i.Submit("form[action='/org'].stack button[type=submit]")
+	if status := i.Open("/activity"); status != http.StatusForbidden {
 		t.Errorf("ivan with globex as the current org: status %d, want 403", status)
 	}
-	if status := i.open("/activity?org=Not_An_Org"); status != http.StatusBadRequest {
+	if status := i.Open("/activity?org=Not_An_Org"); status != http.StatusBadRequest {
 		t.Errorf("a name that is no org: status %d, want 400", status)
 	}
 }

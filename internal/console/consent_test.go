@@ -147,22 +147,22 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	ines := "system:serviceaccount:" + org + ":ines"
 
 	p := newPage(t, 1280, 800)
-	p.open("/oauth2/consent?request=req-deny")
+	p.Open("/oauth2/consent?request=req-deny")
 	// The page reloads itself from the console's origin, then sends the browser to sign in: wait
 	// through both navigations for the sign-in form.
-	waitCtx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	waitCtx, cancel := context.WithTimeout(p.Ctx, time.Minute)
 	defer cancel()
 	if _, err := chromedp.Run(waitCtx, chromedp.WaitVisible(chromedp.CSS("#token"))); err != nil {
 		t.Fatalf("no sign-in form on the way to the consent: %v", err)
 	}
-	p.fill("#token", admin.token)
-	p.submit("form[action='/login'] button[type=submit]")
-	if got := p.text("main h1"); !strings.Contains(got, "Allow Partner BI") {
+	p.Fill("#token", admin.token)
+	p.Submit("form[action='/login'] button[type=submit]")
+	if got := p.Text("main h1"); !strings.Contains(got, "Allow Partner BI") {
 		t.Fatalf("after signing in, the page is %q, want the consent", got)
 	}
-	p.fill("#org", org)
-	p.submit("#consent-org button[type=submit]")
-	p.submit("#consent-decision button[value=deny]")
+	p.Fill("#org", org)
+	p.Submit("#consent-org button[type=submit]")
+	p.Submit("#consent-decision button[value=deny]")
 	if got := verifier.waitReturns(t, 1); got[0] != "/oauth2/authorize/done?request=req-deny&error=access_denied" {
 		t.Fatalf("after Deny the verifier saw %q", got)
 	}
@@ -172,19 +172,19 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 		t.Fatalf("Deny connected the application: %+v", conn.Spec)
 	}
 
-	p.open("/oauth2/consent?request=req-allow&org=" + org)
-	main := p.text("main")
+	p.Open("/oauth2/consent?request=req-allow&org=" + org)
+	main := p.Text("main")
 	for _, want := range []string{"Partner BI", owner, id, "openid offline_access"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("the consent page does not show %q: %s", want, main)
 		}
 	}
-	if got, want := p.options("#role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
+	if got, want := p.Options("#role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
 		t.Errorf("an org admin is offered %v, want %v", got, want)
 	}
-	p.choose("#role", "Analyst")
-	p.shot2("consent")
-	p.submit("#consent-decision button[value=allow]")
+	p.Choose("#role", "Analyst")
+	p.Shots("consent")
+	p.Submit("#consent-decision button[value=allow]")
 	if got := verifier.waitReturns(t, 2); got[1] != "/oauth2/authorize/done?request=req-allow" {
 		t.Fatalf("after Allow the verifier saw %q", got)
 	}
@@ -202,8 +202,8 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	verifier.expect("req-tech", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
 	q := newPage(t, 1280, 800)
 	q.signIn(tech)
-	q.open("/oauth2/consent?request=req-tech")
-	if got := q.options("#role"); slices.Contains(got, "OrgAdmin") {
+	q.Open("/oauth2/consent?request=req-tech")
+	if got := q.Options("#role"); slices.Contains(got, "OrgAdmin") {
 		t.Errorf("a technician is offered %v", got)
 	}
 	status, body := q.post("/oauth2/consent", map[string][]string{"request": {"req-tech"}, "org": {org}, "role": {"OrgAdmin"}, "decision": {"allow"}})
@@ -215,18 +215,18 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	}
 
 	// A link naming another org shows that org on the page but changes nothing in the session.
-	q.open("/oauth2/consent?request=req-tech&org=elsewhere")
-	if got := q.value("#consent-decision input[name=org]"); got != "elsewhere" {
+	q.Open("/oauth2/consent?request=req-tech&org=elsewhere")
+	if got := q.Value("#consent-decision input[name=org]"); got != "elsewhere" {
 		t.Errorf("the page's org is %q, want the one the link names", got)
 	}
-	q.open("/applications")
-	if got := q.text("header .org strong"); got != org {
+	q.Open("/applications")
+	if got := q.Text("header .org strong"); got != org {
 		t.Errorf("after a consent link naming another org, the session's org is %q, want %q", got, org)
 	}
 
 	// An unknown request is answered with what to do, never a form.
-	p.open("/oauth2/consent?request=req-unknown")
-	if main := p.text("main"); !strings.Contains(main, "go back to the application and connect it again") || p.count("#consent-decision") != 0 {
+	p.Open("/oauth2/consent?request=req-unknown")
+	if main := p.Text("main"); !strings.Contains(main, "go back to the application and connect it again") || p.Count("#consent-decision") != 0 {
 		t.Errorf("an unknown request: %s", main)
 	}
 }

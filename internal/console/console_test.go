@@ -56,14 +56,14 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	newPerson(t, org, "olga", observer...)
 	p := newPage(t, 1280, 800)
 	p.signIn(admin)
-	if got := p.text("h1"); got != "Users" || p.text(".tabs a[aria-current=page]") != "Applications" {
-		t.Fatalf("after sign-in the page is %q on tab %q, want Users on Applications", got, p.text(".tabs a[aria-current=page]"))
+	if got := p.Text("h1"); got != "Users" || p.Text(".tabs a[aria-current=page]") != "Applications" {
+		t.Fatalf("after sign-in the page is %q on tab %q, want Users on Applications", got, p.Text(".tabs a[aria-current=page]"))
 	}
-	p.shot2("users-applications-empty")
+	p.Shots("users-applications-empty")
 
 	// People: who holds which Clearance role, read from the org's RoleBindings.
-	p.submit(".tabs a[href='/users?tab=people']")
-	people := p.text("main table tbody")
+	p.Submit(".tabs a[href='/users?tab=people']")
+	people := p.Text("main table tbody")
 	for _, want := range []string{org + "/alice", "Org Admin", org + "/olga", "Observer", "alice-clearance-org-admin"} {
 		if !strings.Contains(people, want) {
 			t.Errorf("the People tab lacks %q: %s", want, people)
@@ -72,44 +72,44 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	if strings.Contains(people, "console-test") {
 		t.Errorf("the People tab lists bindings to ClusterRoles that are not Clearance's: %s", people)
 	}
-	p.shot2("users-people")
-	p.submit(".tabs a[href='/users?tab=applications']")
+	p.Shots("users-people")
+	p.Submit(".tabs a[href='/users?tab=applications']")
 
 	// Create application: a dialog; its first key is on by default.
 	if got := p.dialog("a[href='/applications/new']"); got != "Create application" {
 		t.Fatalf("the create dialog says %q", got)
 	}
-	if checked, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.querySelector('#dialog #firstKey').checked")); err != nil || !checked {
+	if checked, err := chromedp.Run(p.Ctx, chromedp.Evaluate[bool]("document.querySelector('#dialog #firstKey').checked")); err != nil || !checked {
 		t.Errorf("Create its first API key is not ticked by default (%v)", err)
 	}
-	p.fill("#dialog #description", "Acme BI export")
-	p.click("#dialog #first-key-permissions input[value='reports:read']")
-	p.shot2("dialog-create")
-	p.fill("#dialog #description", "   ")
-	p.fill("#dialog #name", "blank")
-	if status := p.submit("#dialog form[action='/applications/new'] button[type=submit]"); status != http.StatusUnprocessableEntity {
+	p.Fill("#dialog #description", "Acme BI export")
+	p.Click("#dialog #first-key-permissions input[value='reports:read']")
+	p.Shots("dialog-create")
+	p.Fill("#dialog #description", "   ")
+	p.Fill("#dialog #name", "blank")
+	if status := p.Submit("#dialog form[action='/applications/new'] button[type=submit]"); status != http.StatusUnprocessableEntity {
 		t.Errorf("a blank description: status %d, want 422", status)
 	}
-	if msg := p.text("#error"); !strings.Contains(msg, "description must not be blank") {
+	if msg := p.Text("#error"); !strings.Contains(msg, "description must not be blank") {
 		t.Errorf("a blank description: the page says %q, want the CEL rule's message", msg)
 	}
 	// The first key, like any generated here, needs a permission ticked: refused before the
 	// application is created.
-	p.fill("#description", "Acme BI export")
-	p.fill("#name", "")
-	p.click("#first-key-permissions input[value='reports:read']")
-	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusBadRequest ||
-		!strings.Contains(p.text("#error"), "Tick at least one permission") {
-		t.Errorf("a first key with no permission ticked: status %d: %s", status, p.text("main"))
+	p.Fill("#description", "Acme BI export")
+	p.Fill("#name", "")
+	p.Click("#first-key-permissions input[value='reports:read']")
+	if status := p.Submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusBadRequest ||
+		!strings.Contains(p.Text("#error"), "Tick at least one permission") {
+		t.Errorf("a first key with no permission ticked: status %d: %s", status, p.Text("main"))
 	}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: "acme-bi-export"}, &v1.Application{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a refused first key left an application behind: %v", err)
 	}
-	p.click("#first-key-permissions input[value='reports:read']")
-	if status := p.submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusCreated {
-		t.Fatalf("creating with a first key: status %d: %s", status, p.text("main"))
+	p.Click("#first-key-permissions input[value='reports:read']")
+	if status := p.Submit("form[action='/applications/new'] button[type=submit]"); status != http.StatusCreated {
+		t.Fatalf("creating with a first key: status %d: %s", status, p.Text("main"))
 	}
-	token := p.value("#new-key")
+	token := p.Value("#new-key")
 	first := onlyKey(t, org, "acme-bi-export")
 	if token == "" || token != secretToken(t, first) {
 		t.Fatalf("the page shows a key that is not the one in Secret %s", first.Status.SecretName)
@@ -117,46 +117,46 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	if first.Spec.TTL == nil || first.Spec.TTL.Duration != 2160*time.Hour || !slices.Equal(first.Spec.Scopes, []string{"reports:read"}) {
 		t.Errorf("the first key lives %v with %v, want the 90 days Generate new key offers first and the permission ticked", first.Spec.TTL, first.Spec.Scopes)
 	}
-	if strings.Contains(p.text("main"), "Warning") {
-		t.Errorf("creating an application with its first key warns: %s", p.text("main"))
+	if strings.Contains(p.Text("main"), "Warning") {
+		t.Errorf("creating an application with its first key warns: %s", p.Text("main"))
 	}
-	p.shot2("key-new")
+	p.Shots("key-new")
 
 	// The table: ID (copied with its icon), description, keys, creator.
 	app := &v1.Application{}
 	within(t, "the row to show the Application ID", func() error {
-		p.open("/users?tab=applications")
+		p.Open("/users?tab=applications")
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: "acme-bi-export"}, app); err != nil {
 			return err
 		}
-		if app.Status.ApplicationID == "" || p.count("#id-acme-bi-export") == 0 || p.text("#app-acme-bi-export td.keys") != "1" {
+		if app.Status.ApplicationID == "" || p.Count("#id-acme-bi-export") == 0 || p.Text("#app-acme-bi-export td.keys") != "1" {
 			return fmt.Errorf("no ID or key count in the row yet")
 		}
 		return nil
 	})
-	row := p.text("#app-acme-bi-export")
-	if id := p.text("#id-acme-bi-export"); id != app.Status.ApplicationID || !appIDPattern.MatchString(id) || !strings.Contains(row, "Acme BI export") ||
+	row := p.Text("#app-acme-bi-export")
+	if id := p.Text("#id-acme-bi-export"); id != app.Status.ApplicationID || !appIDPattern.MatchString(id) || !strings.Contains(row, "Acme BI export") ||
 		!strings.Contains(row, "system:serviceaccount:"+org+":alice") {
 		t.Errorf("the row shows %q, the Application has ID %q", row, app.Status.ApplicationID)
 	}
-	p.grantClipboard()
-	p.click("button[data-copy='id-acme-bi-export']")
-	if got := p.clipboard(); got != app.Status.ApplicationID {
+	p.GrantClipboard()
+	p.Click("button[data-copy='id-acme-bi-export']")
+	if got := p.Clipboard(); got != app.Status.ApplicationID {
 		t.Errorf("the ID's copy icon put %q on the clipboard, want %s", got, app.Status.ApplicationID)
 	}
 	p.menu("#app-acme-bi-export")
-	p.shot2("users-applications")
+	p.Shots("users-applications")
 
 	// ⋮ Rename application.
 	p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/rename']")
-	p.fill("#dialog #rename-description", "Acme BI exports")
-	p.shot2("dialog-rename")
-	p.submit("#dialog form[action='/applications/acme-bi-export/rename'] button[type=submit]")
+	p.Fill("#dialog #rename-description", "Acme BI exports")
+	p.Shots("dialog-rename")
+	p.Submit("#dialog form[action='/applications/acme-bi-export/rename'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Spec.Description != "Acme BI exports" {
 		t.Errorf("after renaming, the description is %q (%v)", app.Spec.Description, err)
 	}
-	if !strings.Contains(p.text("#app-acme-bi-export"), "Acme BI exports") {
-		t.Errorf("the table does not show the new description: %s", p.text("#app-acme-bi-export"))
+	if !strings.Contains(p.Text("#app-acme-bi-export"), "Acme BI exports") {
+		t.Errorf("the table does not show the new description: %s", p.Text("#app-acme-bi-export"))
 	}
 
 	// ⋮ View API keys: masked, with a copy icon that fetches the key on click.
@@ -164,46 +164,46 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	if got := p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/keys']"); got != "API keys of Acme BI exports" {
 		t.Errorf("the keys dialog says %q", got)
 	}
-	if html := p.html(); strings.Contains(html, token) || !strings.Contains(p.text("#dialog"), first.Status.Masked) {
-		t.Fatalf("the keys dialog holds the key in full, or not masked: %s", p.text("#dialog"))
+	if html := p.HTML(); strings.Contains(html, token) || !strings.Contains(p.Text("#dialog"), first.Status.Masked) {
+		t.Fatalf("the keys dialog holds the key in full, or not masked: %s", p.Text("#dialog"))
 	}
-	p.click("#dialog #key-" + first.Name + " form[data-copy-key] button")
+	p.Click("#dialog #key-" + first.Name + " form[data-copy-key] button")
 	within(t, "Copied to clipboard", func() error {
-		if got := p.text("#dialog #key-" + first.Name + " .copied"); got != "Copied to clipboard" {
+		if got := p.Text("#dialog #key-" + first.Name + " .copied"); got != "Copied to clipboard" {
 			return fmt.Errorf("the copy icon says %q", got)
 		}
 		return nil
 	})
-	if p.clipboard() != token {
+	if p.Clipboard() != token {
 		t.Error("the copy icon did not put the key on the clipboard")
 	}
-	if strings.Contains(p.html(), token) {
+	if strings.Contains(p.HTML(), token) {
 		t.Fatal("copying left the key in the page")
 	}
-	p.shot2("dialog-keys")
+	p.Shots("dialog-keys")
 
 	// The Enabled checkbox: off, then on again; the dialog opens again after each.
-	p.submit("#dialog #enabled-" + first.Name)
+	p.Submit("#dialog #enabled-" + first.Name)
 	p.dialogOpen()
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(first), first); err != nil || first.IsEnabled() {
 		t.Errorf("after unticking Enabled the key is enabled %v (%v)", first.IsEnabled(), err)
 	}
-	if !strings.Contains(p.text("#dialog"), "Disabled key "+first.Status.Masked) {
-		t.Errorf("the dialog does not say the key was disabled: %s", p.text("#dialog"))
+	if !strings.Contains(p.Text("#dialog"), "Disabled key "+first.Status.Masked) {
+		t.Errorf("the dialog does not say the key was disabled: %s", p.Text("#dialog"))
 	}
-	p.submit("#dialog #enabled-" + first.Name)
+	p.Submit("#dialog #enabled-" + first.Name)
 	p.dialogOpen()
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(first), first); err != nil || !first.IsEnabled() {
 		t.Errorf("after ticking Enabled the key is disabled (%v)", err)
 	}
 
 	// Generate new key: shown once; with the permissions ticked.
-	p.fill("#dialog #key-description", "prod exporter")
-	p.click("#dialog #key-permissions input[value='reports:read']")
-	p.click("#dialog #key-permissions input[value='dashboards:read']")
-	p.choose("#dialog #ttl", "720h")
-	if status := p.submit("#dialog form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
-		t.Fatalf("generating a key: status %d: %s", status, p.text("main"))
+	p.Fill("#dialog #key-description", "prod exporter")
+	p.Click("#dialog #key-permissions input[value='reports:read']")
+	p.Click("#dialog #key-permissions input[value='dashboards:read']")
+	p.Choose("#dialog #ttl", "720h")
+	if status := p.Submit("#dialog form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
+		t.Fatalf("generating a key: status %d: %s", status, p.Text("main"))
 	}
 	second := &v1.APIKey{}
 	var keys v1.APIKeyList
@@ -215,7 +215,7 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 			second = &keys.Items[i]
 		}
 	}
-	if got := p.value("#new-key"); got == "" || got != secretToken(t, second) {
+	if got := p.Value("#new-key"); got == "" || got != secretToken(t, second) {
 		t.Fatal("the new key shown is not the one in its Secret")
 	}
 	if second.Spec.Description != "prod exporter" || second.Spec.TTL == nil || second.Spec.TTL.Duration.String() != "720h0m0s" ||
@@ -224,15 +224,15 @@ func TestAnOrgAdminWalksTheUsersPage(t *testing.T) {
 	}
 
 	// Invalidate all keys: asks first, then every key gets a new value.
-	p.open("/users?tab=applications")
+	p.Open("/users?tab=applications")
 	p.menu("#app-acme-bi-export")
 	p.dialog("#app-acme-bi-export a[href='/applications/acme-bi-export/keys']")
 	if got := p.dialog("#dialog a[href='/applications/acme-bi-export/invalidate']"); got != "Invalidate all keys?" {
 		t.Fatalf("Invalidate all keys went straight through: %q", got)
 	}
-	p.shot2("dialog-invalidate")
+	p.Shots("dialog-invalidate")
 	before := map[string]string{first.Name: first.Status.Masked, second.Name: second.Status.Masked}
-	p.submit("#dialog form[action='/applications/acme-bi-export/invalidate'] button[type=submit]")
+	p.Submit("#dialog form[action='/applications/acme-bi-export/invalidate'] button[type=submit]")
 	within(t, "every key to be replaced", func() error {
 		for name, masked := range before {
 			var k v1.APIKey
@@ -286,22 +286,22 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 	p.signIn(admin)
 
 	p.dialog("a[href='/connections/new']")
-	if got, want := p.options("#dialog #role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
+	if got, want := p.Options("#dialog #role"), []string{"Observer", "Analyst", "Technician", "OrgAdmin"}; !slices.Equal(got, want) {
 		t.Errorf("an org admin is offered roles %v, want %v", got, want)
 	}
-	if got := p.value("#dialog #role"); got != "Observer" {
+	if got := p.Value("#dialog #role"); got != "Observer" {
 		t.Errorf("the role select starts at %q, want Observer", got)
 	}
-	if p.count("#dialog a[href='/roles']") != 1 {
+	if p.Count("#dialog a[href='/roles']") != 1 {
 		t.Error("the Connect dialog has no link to the roles and permissions page")
 	}
-	p.fill("#dialog #applicationID", app.Status.ApplicationID)
-	p.shot2("dialog-connect")
-	p.submit("#dialog form[action='/connections/new'] button[type=submit]")
+	p.Fill("#dialog #applicationID", app.Status.ApplicationID)
+	p.Shots("dialog-connect")
+	p.Submit("#dialog form[action='/connections/new'] button[type=submit]")
 	name := ops.ConnectionName(app.Status.ApplicationID)
 	within(t, "the connected application's row with its description and owner", func() error {
-		p.open("/users?tab=applications")
-		row := p.text("#connected-table tbody")
+		p.Open("/users?tab=applications")
+		row := p.Text("#connected-table tbody")
 		for _, want := range []string{app.Status.ApplicationID, "Acme BI export", owner, "Observer"} {
 			if !strings.Contains(row, want) {
 				return fmt.Errorf("row %q lacks %q", row, want)
@@ -309,21 +309,21 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 		}
 		return nil
 	})
-	p.shot2("users-applications-connected")
-	if wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
+	p.Shots("users-applications-connected")
+	if wide, err := chromedp.Run(p.Ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
 		t.Errorf("the Users page is wider than the screen (%v)", err)
 	}
 
 	p.menu("#conn-" + name)
 	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/role']")
-	if got := p.count("#dialog input[name=transport]:checked"); got != len(v1.Transports) {
+	if got := p.Count("#dialog input[name=transport]:checked"); got != len(v1.Transports) {
 		t.Errorf("a new connection's Edit role dialog ticks %d transports, want all %d", got, len(v1.Transports))
 	}
-	p.choose("#dialog #role", "Analyst")
-	p.click("#dialog input[name=transport][value=WebSockets]") // refuse WebSockets
-	p.shot2("dialog-role")
-	p.submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
-	if warning := p.text("main"); !strings.Contains(warning, "role Analyst grants more than Observer") ||
+	p.Choose("#dialog #role", "Analyst")
+	p.Click("#dialog input[name=transport][value=WebSockets]") // refuse WebSockets
+	p.Shots("dialog-role")
+	p.Submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
+	if warning := p.Text("main"); !strings.Contains(warning, "role Analyst grants more than Observer") ||
 		!strings.Contains(warning, "Refused transports: WebSockets.") {
 		t.Errorf("raising the role showed no admission warning, or not the refused transport: %s", warning)
 	}
@@ -339,35 +339,35 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 	// Ticking it again allows it again: the org admin may assign the connection's role.
 	p.menu("#conn-" + name)
 	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/role']")
-	if p.count("#dialog input[name=transport][value=WebSockets]:checked") != 0 {
+	if p.Count("#dialog input[name=transport][value=WebSockets]:checked") != 0 {
 		t.Error("the Edit role dialog ticks WebSockets, which the connection refuses")
 	}
-	p.click("#dialog input[name=transport][value=WebSockets]")
-	p.submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
+	p.Click("#dialog input[name=transport][value=WebSockets]")
+	p.Submit("#dialog form[action='/connections/" + name + "/role'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: grant, Name: name}, conn); err != nil || !conn.Spec.TransportAllowed(v1.TransportWebSockets) {
 		t.Fatalf("after ticking WebSockets again the connection refuses it (%v): %+v", err, conn.Spec.Transports)
 	}
-	if !strings.Contains(p.text("#connected-table tbody"), "Analyst") {
-		t.Errorf("the table does not show the new role: %s", p.text("#connected-table tbody"))
+	if !strings.Contains(p.Text("#connected-table tbody"), "Analyst") {
+		t.Errorf("the table does not show the new role: %s", p.Text("#connected-table tbody"))
 	}
 
 	p.menu("#conn-" + name)
 	p.dialog("#conn-" + name + " a[href='/connections/" + name + "/disconnect']")
-	p.shot2("dialog-disconnect")
-	p.submit("#dialog form[action='/connections/" + name + "/disconnect'] button[type=submit]")
+	p.Shots("dialog-disconnect")
+	p.Submit("#dialog form[action='/connections/" + name + "/disconnect'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); !apierrors.IsNotFound(err) {
 		t.Errorf("after disconnecting, the OrgConnection: %v, want not found", err)
 	}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
 		t.Errorf("disconnecting touched the application: %v", err)
 	}
-	if p.count("#connected-table") != 0 {
-		t.Errorf("the connected table still has rows: %s", p.text("main"))
+	if p.Count("#connected-table") != 0 {
+		t.Errorf("the connected table still has rows: %s", p.Text("main"))
 	}
 
 	// The roles and permissions page says what each role allows, in the API's own texts.
-	p.open("/roles")
-	roles := p.text("main")
+	p.Open("/roles")
+	roles := p.Text("main")
 	for _, r := range v1.Roles {
 		for _, want := range append([]string{r.Title(), r.Summary(), r.ClusterRole()}, append(r.ApplicationMay(), r.PeopleMay()...)...) {
 			if !strings.Contains(roles, want) {
@@ -375,7 +375,7 @@ func TestAnotherOrgsAdminConnectsTheApplicationAsObserverRaisesItToAnalystAndDis
 			}
 		}
 	}
-	p.shot2("roles")
+	p.Shots("roles")
 }
 
 // TestAnObserverSeesOnlyWhatTheyMay: an observer sees the Applications tab without People,
@@ -391,24 +391,24 @@ func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 	obs := newPerson(t, org, "olga", observer...)
 	p := newPage(t, 1280, 800)
 	p.signIn(obs)
-	if n := p.count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate']"); n != 0 {
+	if n := p.Count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate']"); n != 0 {
 		t.Errorf("an observer is offered %d of People, create, connect, rename or invalidate", n)
 	}
-	p.open("/users?tab=people")
-	if got := p.text("#people-note"); !strings.Contains(got, "You may not list the RoleBindings") {
+	p.Open("/users?tab=people")
+	if got := p.Text("#people-note"); !strings.Contains(got, "You may not list the RoleBindings") {
 		t.Errorf("an observer opening People reads %q, want the one-line explanation", got)
 	}
-	p.open("/users?tab=applications")
+	p.Open("/users?tab=applications")
 	p.menu("#app-bi")
 	p.dialog("#app-bi a[href='/applications/bi/keys']")
-	p.shot2("dialog-keys-observer")
-	if strings.Contains(p.html(), token) {
+	p.Shots("dialog-keys-observer")
+	if strings.Contains(p.HTML(), token) {
 		t.Fatal("an observer's keys dialog holds the key in full")
 	}
-	if !strings.Contains(p.text("#dialog tbody"), key.Status.Masked) {
-		t.Errorf("an observer does not see key %s masked: %s", key.Status.Masked, p.text("#dialog"))
+	if !strings.Contains(p.Text("#dialog tbody"), key.Status.Masked) {
+		t.Errorf("an observer does not see key %s masked: %s", key.Status.Masked, p.Text("#dialog"))
 	}
-	if n := p.count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/bi/keys'], #dialog td.actions, #dialog input[type=checkbox]:not([disabled])"); n != 0 {
+	if n := p.Count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/bi/keys'], #dialog td.actions, #dialog input[type=checkbox]:not([disabled])"); n != 0 {
 		t.Errorf("an observer is offered %d copy, enabled, generate or key actions", n)
 	}
 
@@ -448,23 +448,23 @@ func TestAnObserverSeesOnlyWhatTheyMay(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "the copy icon for the Secret olga may get", func() error {
-		p.open("/users?tab=applications")
+		p.Open("/users?tab=applications")
 		p.menu("#app-bi")
 		p.dialog("#app-bi a[href='/applications/bi/keys']")
-		if p.count("#dialog #key-bi-prod form[data-copy-key]") != 1 {
+		if p.Count("#dialog #key-bi-prod form[data-copy-key]") != 1 {
 			return fmt.Errorf("no copy icon yet")
 		}
 		return nil
 	})
-	p.grantClipboard()
-	p.click("#dialog #key-bi-prod form[data-copy-key] button")
+	p.GrantClipboard()
+	p.Click("#dialog #key-bi-prod form[data-copy-key] button")
 	within(t, "Copied to clipboard", func() error {
-		if got := p.text("#dialog #key-bi-prod .copied"); got != "Copied to clipboard" {
+		if got := p.Text("#dialog #key-bi-prod .copied"); got != "Copied to clipboard" {
 			return fmt.Errorf("the copy icon says %q", got)
 		}
 		return nil
 	})
-	if p.clipboard() != token || strings.Contains(p.html(), token) {
+	if p.Clipboard() != token || strings.Contains(p.HTML(), token) {
 		t.Error("the copy icon did not put the key on the clipboard, or left it in the page")
 	}
 }
@@ -487,29 +487,29 @@ func TestATechnicianEditsRolesUpToTechnicianAndNothingElse(t *testing.T) {
 	tech := newPerson(t, grant, "theo", technician...)
 	p := newPage(t, 1280, 800)
 	p.signIn(tech)
-	if n := p.count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate'], a[href$='/disconnect']"); n != 0 {
+	if n := p.Count(".tabs a[href='/users?tab=people'], a[href='/applications/new'], a[href='/connections/new'], a[href$='/rename'], a[href$='/invalidate'], a[href$='/disconnect']"); n != 0 {
 		t.Errorf("a technician is offered %d of People, create, connect, rename, invalidate or disconnect, which only org admins may", n)
 	}
 	p.menu("#app-sensors")
 	p.dialog("#app-sensors a[href='/applications/sensors/keys']")
-	if n := p.count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/sensors/keys']"); n != 0 {
+	if n := p.Count("#dialog form[data-copy-key], #dialog form.enabled-form, #dialog form[action='/applications/sensors/keys']"); n != 0 {
 		t.Errorf("a technician is offered %d copy, enabled or generate forms", n)
 	}
-	p.shot2("dialog-keys-technician")
-	p.open("/users?tab=applications")
+	p.Shots("dialog-keys-technician")
+	p.Open("/users?tab=applications")
 	p.menu("#conn-bi")
 	p.dialog("#conn-bi a[href='/connections/bi/role']")
-	if got, want := p.options("#dialog #role"), []string{"Observer", "Analyst", "Technician"}; !slices.Equal(got, want) {
+	if got, want := p.Options("#dialog #role"), []string{"Observer", "Analyst", "Technician"}; !slices.Equal(got, want) {
 		t.Errorf("a technician is offered roles %v, want %v", got, want)
 	}
-	p.shot2("dialog-role-technician")
+	p.Shots("dialog-role-technician")
 
 	status, body := p.post("/connections/bi/role", url.Values{"role": {"OrgAdmin"}})
 	if status != http.StatusForbidden || !strings.Contains(body, "may not assign role OrgAdmin") {
 		t.Errorf("a technician asking for OrgAdmin: status %d, want 403 with the policy's words; page: %s", status, body)
 	}
-	p.choose("#dialog #role", "Technician")
-	p.submit("#dialog form[action='/connections/bi/role'] button[type=submit]")
+	p.Choose("#dialog #role", "Technician")
+	p.Submit("#dialog form[action='/connections/bi/role'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil || conn.Spec.Role != v1.RoleTechnician {
 		t.Errorf("a technician raising the role to Technician: role %q (%v)", conn.Spec.Role, err)
 	}
@@ -538,15 +538,15 @@ func TestAFormPostedFromAnotherPageIsRefused(t *testing.T) {
 		fmt.Fprintf(w, `<form method="post" action="%s/connections/bi/disconnect"><input type="hidden" name="csrf" value="guessed"><button id="prize">Claim your prize</button></form>`, consoleURL)
 	}))
 	t.Cleanup(evil.Close)
-	if _, err := chromedp.Run(p.ctx, chromedp.NavigateResponse(evil.URL)); err != nil {
+	if _, err := chromedp.Run(p.Ctx, chromedp.NavigateResponse(evil.URL)); err != nil {
 		t.Fatal(err)
 	}
-	if status := p.submit("#prize"); status != http.StatusForbidden {
+	if status := p.Submit("#prize"); status != http.StatusForbidden {
 		t.Errorf("a form posted from another page: status %d, want 403", status)
 	}
-	p.shot("forged")
-	if !strings.Contains(p.text("main"), "CSRF") {
-		t.Errorf("the refusal does not say why: %s", p.text("main"))
+	p.Shot("forged")
+	if !strings.Contains(p.Text("main"), "CSRF") {
+		t.Errorf("the refusal does not say why: %s", p.Text("main"))
 	}
 
 	status, _ := p.postWithout("/connections/bi/disconnect", url.Values{})
@@ -571,47 +571,47 @@ func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 	first := key.Status.Masked
 	admin := newPerson(t, org, "alice", orgAdmin...)
 	p := newPage(t, 1280, 800)
-	p.withoutScript()
+	p.WithoutScript()
 	p.signIn(admin)
 
 	// The old addresses lead to the Users page's Applications tab.
 	for _, old := range []string{"/", "/applications"} {
-		p.open(old)
-		if at, err := chromedp.Run(p.ctx, chromedp.Location()); err != nil || at != consoleURL+"/users?tab=applications" {
+		p.Open(old)
+		if at, err := chromedp.Run(p.Ctx, chromedp.Location()); err != nil || at != consoleURL+"/users?tab=applications" {
 			t.Errorf("%s leads to %q (%v), want /users?tab=applications", old, at, err)
 		}
 	}
 
 	// Create application without its first key: no APIKey is made.
-	p.submit("a[href='/applications/new']")
-	p.fill("#description", "Acme ledger")
-	p.click("#firstKey")
-	p.submit("form[action='/applications/new'] button[type=submit]")
-	if keys, err := ops.KeysOf(ctx, env.Client, org, "acme-ledger"); err != nil || len(keys) != 0 || !strings.Contains(p.text("main"), "Created application Acme ledger") {
-		t.Errorf("creating without a first key: %d keys (%v): %s", len(keys), err, p.text("main"))
+	p.Submit("a[href='/applications/new']")
+	p.Fill("#description", "Acme ledger")
+	p.Click("#firstKey")
+	p.Submit("form[action='/applications/new'] button[type=submit]")
+	if keys, err := ops.KeysOf(ctx, env.Client, org, "acme-ledger"); err != nil || len(keys) != 0 || !strings.Contains(p.Text("main"), "Created application Acme ledger") {
+		t.Errorf("creating without a first key: %d keys (%v): %s", len(keys), err, p.Text("main"))
 	}
 
 	p.menu("#app-bi")
-	p.submit("#app-bi a[href='/applications/bi/rename']")
-	p.fill("#rename-description", "Acme BI exports")
-	p.submit("form[action='/applications/bi/rename'] button[type=submit]")
+	p.Submit("#app-bi a[href='/applications/bi/rename']")
+	p.Fill("#rename-description", "Acme BI exports")
+	p.Submit("form[action='/applications/bi/rename'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Spec.Description != "Acme BI exports" {
 		t.Errorf("renaming without script: description %q (%v)", app.Spec.Description, err)
 	}
 
 	keys := "/applications/bi/keys"
 	p.menu("#app-bi")
-	p.submit("#app-bi a[href='" + keys + "']")
-	p.shot2("keys")
-	if strings.Contains(p.html(), token) {
+	p.Submit("#app-bi a[href='" + keys + "']")
+	p.Shots("keys")
+	if strings.Contains(p.HTML(), token) {
 		t.Fatal("the keys page holds the key in full")
 	}
-	if status := p.submit("#key-bi-prod form[data-copy-key] button"); status != http.StatusOK || p.value("#new-key") != token {
+	if status := p.Submit("#key-bi-prod form[data-copy-key] button"); status != http.StatusOK || p.Value("#new-key") != token {
 		t.Errorf("copying without script: status %d, and the page does not show the Secret's key", status)
 	}
 
 	// What console.js asks for: the key as JSON, never stored, and only with the CSRF token.
-	p.open(keys)
+	p.Open(keys)
 	ask := func(form url.Values) (*http.Response, string) {
 		req, _ := http.NewRequest(http.MethodPost, consoleURL+keys+"/bi-prod/copy", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -619,7 +619,7 @@ func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 		req.AddCookie(&http.Cookie{Name: p.sessionCookie().Name, Value: p.sessionCookie().Value})
 		return fetch(t, noRedirects(t), req)
 	}
-	resp, body := ask(url.Values{"csrf": {p.value("input[name=csrf]")}})
+	resp, body := ask(url.Values{"csrf": {p.Value("input[name=csrf]")}})
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" || body != `{"key":"`+token+`"}`+"\n" {
 		t.Errorf("the copy endpoint: status %d, Cache-Control %q, and not the Secret's key as JSON", resp.StatusCode, resp.Header.Get("Cache-Control"))
 	}
@@ -633,39 +633,39 @@ func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); err != nil {
 				return err
 			}
-			p.open(keys)
-			if row := p.text("#key-bi-prod"); key.Status.State != want || !strings.Contains(row, string(want)) || !cond(key) {
+			p.Open(keys)
+			if row := p.Text("#key-bi-prod"); key.Status.State != want || !strings.Contains(row, string(want)) || !cond(key) {
 				return fmt.Errorf("state %q, row %q", key.Status.State, row)
 			}
 			return nil
 		})
 	}
-	p.open(keys)
-	p.click("#enabled-bi-prod")
-	p.submit("#key-bi-prod form.enabled-form button[type=submit]")
-	state(v1.KeyDisabled, func(*v1.APIKey) bool { return p.count("#enabled-bi-prod:checked") == 0 })
-	p.click("#enabled-bi-prod")
-	p.submit("#key-bi-prod form.enabled-form button[type=submit]")
-	state(v1.KeyActive, func(*v1.APIKey) bool { return p.count("#enabled-bi-prod:checked") == 1 })
+	p.Open(keys)
+	p.Click("#enabled-bi-prod")
+	p.Submit("#key-bi-prod form.enabled-form button[type=submit]")
+	state(v1.KeyDisabled, func(*v1.APIKey) bool { return p.Count("#enabled-bi-prod:checked") == 0 })
+	p.Click("#enabled-bi-prod")
+	p.Submit("#key-bi-prod form.enabled-form button[type=submit]")
+	state(v1.KeyActive, func(*v1.APIKey) bool { return p.Count("#enabled-bi-prod:checked") == 1 })
 
 	confirm := func(link, form string) {
 		t.Helper()
-		p.open(keys)
+		p.Open(keys)
 		if strings.Contains(link, "/keys/") {
 			p.menu("#key-bi-prod")
 		}
-		p.submit("a[href='" + link + "']")
-		if !strings.HasSuffix(p.text("h1"), "?") {
-			t.Fatalf("%s went straight through without asking: %s", link, p.text("main"))
+		p.Submit("a[href='" + link + "']")
+		if !strings.HasSuffix(p.Text("h1"), "?") {
+			t.Fatalf("%s went straight through without asking: %s", link, p.Text("main"))
 		}
 		if strings.HasSuffix(link, "rotate-now") {
-			p.shot2("key-confirm")
+			p.Shots("key-confirm")
 		}
-		p.submit("form[action='" + form + "'] button[type=submit]")
+		p.Submit("form[action='" + form + "'] button[type=submit]")
 	}
 	confirm(keys+"/bi-prod/rotate-now", keys+"/bi-prod/rotate-now")
 	state(v1.KeyActive, func(k *v1.APIKey) bool {
-		return k.Status.Masked != first && strings.Contains(p.text("#key-bi-prod"), k.Status.Masked)
+		return k.Status.Masked != first && strings.Contains(p.Text("#key-bi-prod"), k.Status.Masked)
 	})
 	second := key.Status.Masked
 	confirm("/applications/bi/invalidate", "/applications/bi/invalidate")
@@ -674,28 +674,28 @@ func TestEveryActionWorksWithoutJavaScript(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key); !apierrors.IsNotFound(err) {
 		t.Errorf("after revoking, the APIKey: %v, want not found", err)
 	}
-	if !strings.Contains(p.text("main"), "Revoked") || p.count("tbody tr") != 0 {
-		t.Errorf("after revoking, the keys page: %s", p.text("main"))
+	if !strings.Contains(p.Text("main"), "Revoked") || p.Count("tbody tr") != 0 {
+		t.Errorf("after revoking, the keys page: %s", p.Text("main"))
 	}
 
 	// Connections: connect, edit the role, disconnect, each on its own page.
-	p.open("/users?tab=applications")
-	p.submit("a[href='/connections/new']")
-	p.fill("#applicationID", app.Status.ApplicationID)
-	p.choose("#role", "Analyst")
-	p.submit("form[action='/connections/new'] button[type=submit]")
+	p.Open("/users?tab=applications")
+	p.Submit("a[href='/connections/new']")
+	p.Fill("#applicationID", app.Status.ApplicationID)
+	p.Choose("#role", "Analyst")
+	p.Submit("form[action='/connections/new'] button[type=submit]")
 	name := ops.ConnectionName(app.Status.ApplicationID)
 	p.menu("#conn-" + name)
-	p.submit("#conn-" + name + " a[href='/connections/" + name + "/role']")
-	p.choose("#role", "Observer")
-	p.submit("form[action='/connections/" + name + "/role'] button[type=submit]")
+	p.Submit("#conn-" + name + " a[href='/connections/" + name + "/role']")
+	p.Choose("#role", "Observer")
+	p.Submit("form[action='/connections/" + name + "/role'] button[type=submit]")
 	conn := &v1.OrgConnection{}
 	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: name}, conn); err != nil || conn.Spec.Role != v1.RoleObserver {
 		t.Errorf("connecting as Analyst then lowering to Observer without script: role %q (%v)", conn.Spec.Role, err)
 	}
 	p.menu("#conn-" + name)
-	p.submit("#conn-" + name + " a[href='/connections/" + name + "/disconnect']")
-	p.submit("form[action='/connections/" + name + "/disconnect'] button[type=submit]")
+	p.Submit("#conn-" + name + " a[href='/connections/" + name + "/disconnect']")
+	p.Submit("form[action='/connections/" + name + "/disconnect'] button[type=submit]")
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); !apierrors.IsNotFound(err) {
 		t.Errorf("after disconnecting without script, the OrgConnection: %v", err)
 	}
@@ -728,39 +728,39 @@ func TestMetricsCatalogSearchShowDisabledAndTheCap(t *testing.T) {
 	admin := newPerson(t, org, "alice", orgAdmin...)
 	p := newPage(t, 1280, 800)
 	p.signIn(admin)
-	p.submit("a[href='/metrics']")
-	if got := p.text(".counter p"); !strings.HasPrefix(got, "2 of 3 enabled") || !strings.Contains(got, "18 in the catalog") {
+	p.Submit("a[href='/metrics']")
+	if got := p.Text(".counter p"); !strings.HasPrefix(got, "2 of 3 enabled") || !strings.Contains(got, "18 in the catalog") {
 		t.Errorf("the counter says %q, want 2 of 3 enabled of 18", got)
 	}
-	if got := p.count("tbody tr"); got != 2 {
+	if got := p.Count("tbody tr"); got != 2 {
 		t.Errorf("with disabled metrics hidden, %d rows, want the 2 enabled", got)
 	}
 
-	p.fill("#q", "occupancy")
-	if err := chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS("#disabled"))); err != nil {
+	p.Fill("#q", "occupancy")
+	if err := chromedp.Do(p.Ctx, chromedp.Click(chromedp.CSS("#disabled"))); err != nil {
 		t.Fatal(err)
 	}
-	p.submit("form[role=search] button[type=submit]")
-	if got := p.count("tbody tr"); got != 6 {
+	p.Submit("form[role=search] button[type=submit]")
+	if got := p.Count("tbody tr"); got != 6 {
 		t.Errorf("searching occupancy with disabled shown: %d rows, want 6", got)
 	}
-	p.shot2("metrics")
-	p.submit("button[aria-label='Enable occupancy.peak']")
-	if got := p.text(".counter p"); !strings.HasPrefix(got, "3 of 3 enabled") {
+	p.Shots("metrics")
+	p.Submit("button[aria-label='Enable occupancy.peak']")
+	if got := p.Text(".counter p"); !strings.HasPrefix(got, "3 of 3 enabled") {
 		t.Errorf("after enabling one more the counter says %q", got)
 	}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(set), set); err != nil || ops.EnabledCount(&set.Spec) != 3 {
 		t.Errorf("the MetricSet after enabling: %v, %d enabled", err, ops.EnabledCount(&set.Spec))
 	}
-	if got, want := p.value("#q"), "occupancy"; got != want {
+	if got, want := p.Value("#q"), "occupancy"; got != want {
 		t.Errorf("after a switch the search is %q, want it kept (%q)", got, want)
 	}
-	if n := p.count("button[aria-label^='Enable '][disabled]"); n != 4 {
+	if n := p.Count("button[aria-label^='Enable '][disabled]"); n != 4 {
 		t.Errorf("at the cap, %d Enable buttons are disabled, want all 4 left", n)
 	}
-	p.shot("metrics-cap")
-	p.submit("button[aria-label='Disable occupancy.current']")
-	if got := p.text(".counter p"); !strings.HasPrefix(got, "2 of 3 enabled") {
+	p.Shot("metrics-cap")
+	p.Submit("button[aria-label='Disable occupancy.current']")
+	if got := p.Text(".counter p"); !strings.HasPrefix(got, "2 of 3 enabled") {
 		t.Errorf("after disabling one the counter says %q", got)
 	}
 }

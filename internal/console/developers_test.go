@@ -80,10 +80,10 @@ func TestTheDevelopersPageDocumentsEveryRouteWithCurlAndGoExamples(t *testing.T)
 	who := newPerson(t, org, "olga", observer...)
 	p := newPage(t, 1280, 900)
 	p.signIn(who)
-	if status := p.submit("nav a[href='/developers']"); status != http.StatusOK {
-		t.Fatalf("the Developers page: status %d: %s", status, p.text("main"))
+	if status := p.Submit("nav a[href='/developers']"); status != http.StatusOK {
+		t.Fatalf("the Developers page: status %d: %s", status, p.Text("main"))
 	}
-	routes, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]shownRoute](shownRoutes))
+	routes, err := chromedp.Run(p.Ctx, chromedp.Evaluate[[]shownRoute](shownRoutes))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestTheDevelopersPageDocumentsEveryRouteWithCurlAndGoExamples(t *testing.T)
 			t.Errorf("the forward-auth examples do not send the key from CLEARANCE_KEY:\n%s\n%s", r.Curl, r.Go)
 		}
 	}
-	reasons, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#reasons tbody tr")).filter(tr => tr.cells[2].textContent.trim() !== "").map(tr => tr.cells[0].textContent)`))
+	reasons, err := chromedp.Run(p.Ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#reasons tbody tr")).filter(tr => tr.cells[2].textContent.trim() !== "").map(tr => tr.cells[0].textContent)`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,9 +124,9 @@ func TestTheDevelopersPageDocumentsEveryRouteWithCurlAndGoExamples(t *testing.T)
 		}
 	}
 	// The table of contents leads to the route, opened.
-	p.click(".toc a[href='#op-verifyKey']")
+	p.Click(".toc a[href='#op-verifyKey']")
 	within(t, "keys:verify to open after following the table of contents to it", func() error {
-		if open, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool](`document.getElementById("op-verifyKey").open`)); err != nil || !open {
+		if open, err := chromedp.Run(p.Ctx, chromedp.Evaluate[bool](`document.getElementById("op-verifyKey").open`)); err != nil || !open {
 			return fmt.Errorf("still closed (%v)", err)
 		}
 		return nil
@@ -183,67 +183,67 @@ func TestTheTesterShowsTheVerifiersAnswerToAPastedKeyAndKeepsNoneOfIt(t *testing
 
 	p := newPage(t, 1280, 900)
 	p.signIn(alice)
-	p.open("/developers")
-	if got, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`(f => f.type + " " + f.autocomplete)(document.getElementById("tester-key"))`)); err != nil || got != "password off" {
+	p.Open("/developers")
+	if got, err := chromedp.Run(p.Ctx, chromedp.Evaluate[string](`(f => f.type + " " + f.autocomplete)(document.getElementById("tester-key"))`)); err != nil || got != "password off" {
 		t.Errorf("the key field is %q, want a password field with autocomplete off (%v)", got, err)
 	}
 	send := func(p *page, key, route, org, minRole string) {
-		p.t.Helper()
-		p.fill("#tester-key", key)
-		p.choose("#tester-route", route)
-		p.fill("#tester-org", org)
-		p.choose("#tester-role", minRole)
-		if status := p.submit("#tester button[type=submit]"); status != http.StatusOK {
-			p.t.Fatalf("testing a key: status %d: %s", status, p.text("main"))
+		p.T.Helper()
+		p.Fill("#tester-key", key)
+		p.Choose("#tester-route", route)
+		p.Fill("#tester-org", org)
+		p.Choose("#tester-role", minRole)
+		if status := p.Submit("#tester button[type=submit]"); status != http.StatusOK {
+			p.T.Fatalf("testing a key: status %d: %s", status, p.Text("main"))
 		}
-		if html := p.html(); strings.Contains(html, token) || strings.Contains(html, unknown.Token) {
-			p.t.Fatal("the tester's answer holds the key")
+		if html := p.HTML(); strings.Contains(html, token) || strings.Contains(html, unknown.Token) {
+			p.T.Fatal("the tester's answer holds the key")
 		}
-		if got := p.value("#tester-key"); got != "" {
-			p.t.Errorf("the key field comes back holding %d characters", len(got))
+		if got := p.Value("#tester-key"); got != "" {
+			p.T.Errorf("the key field comes back holding %d characters", len(got))
 		}
 	}
 
 	send(p, token, "authorizeGet", globex, "")
-	if got := p.text("#tester-status") + " " + p.text("#tester-answer"); got != "200 OK allowed" {
+	if got := p.Text("#tester-status") + " " + p.Text("#tester-answer"); got != "200 OK allowed" {
 		t.Errorf("a good key for a connected org: %q, want 200 OK allowed", got)
 	}
-	headers := p.text("#tester-result table")
+	headers := p.Text("#tester-result table")
 	for _, want := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-Clearance-Org", globex, "X-Clearance-Role", "Observer", "X-Clearance-Key-Id"} {
 		if !strings.Contains(headers, want) {
 			t.Errorf("the answer's headers do not show %q: %s", want, headers)
 		}
 	}
-	if got := p.value("#tester-org"); got != globex {
+	if got := p.Value("#tester-org"); got != globex {
 		t.Errorf("the org field comes back as %q, want %q", got, globex)
 	}
-	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("op-verifyKey").open = true`)); err != nil {
+	if err := chromedp.Do(p.Ctx, chromedp.Evaluate[chromedp.Void](`document.getElementById("op-verifyKey").open = true`)); err != nil {
 		t.Fatal(err)
 	}
-	p.shot("developers")
+	p.Shot("developers")
 
 	send(p, token, "verifyKey", globex, "OrgAdmin")
-	if got := p.text("#tester-status") + " " + p.text("#tester-answer") + " " + p.text("#tester-reason"); got != "200 OK refused role_insufficient" {
+	if got := p.Text("#tester-status") + " " + p.Text("#tester-answer") + " " + p.Text("#tester-reason"); got != "200 OK refused role_insufficient" {
 		t.Errorf("a role above the connection's on keys:verify: %q, want 200 OK refused role_insufficient", got)
 	}
-	if got := p.text("#tester-meaning"); !strings.Contains(got, "below the least role") {
+	if got := p.Text("#tester-meaning"); !strings.Contains(got, "below the least role") {
 		t.Errorf("role_insufficient is explained as %q", got)
 	}
-	if got := p.text("#tester-request"); !strings.Contains(got, `"key":"(your key)"`) || !strings.Contains(got, `"minRole":"OrgAdmin"`) {
+	if got := p.Text("#tester-request"); !strings.Contains(got, `"key":"(your key)"`) || !strings.Contains(got, `"minRole":"OrgAdmin"`) {
 		t.Errorf("the request is shown as %q", got)
 	}
 
 	phone := newPage(t, 390, 844)
 	phone.signIn(alice)
-	phone.open("/developers")
+	phone.Open("/developers")
 	send(phone, unknown.Token, "authorizeGet", globex, "")
-	if got := phone.text("#tester-status") + " " + phone.text("#tester-reason"); got != "401 Unauthorized key_unknown" {
+	if got := phone.Text("#tester-status") + " " + phone.Text("#tester-reason"); got != "401 Unauthorized key_unknown" {
 		t.Errorf("an unknown key: %q, want 401 Unauthorized key_unknown", got)
 	}
-	if got := phone.text("#tester-meaning"); !strings.Contains(got, "No such key id") {
+	if got := phone.Text("#tester-meaning"); !strings.Contains(got, "No such key id") {
 		t.Errorf("key_unknown is explained as %q", got)
 	}
-	phone.shot("developers-phone")
+	phone.Shot("developers-phone")
 
 	form := url.Values{"key": {token}, "route": {"authorizeGet"}, "org": {globex}, "method": {"GET"}}
 	if status, body := p.postWithout("/developers", form); status != http.StatusForbidden || strings.Contains(body, token) {

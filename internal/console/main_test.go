@@ -19,7 +19,6 @@ package console_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,8 +30,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -45,6 +42,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/testenv"
+	"github.com/clearance-dev/clearance/internal/testenv/browser"
 )
 
 var (
@@ -53,10 +51,6 @@ var (
 	consoleURL string
 	verifier   *stubVerifier
 )
-
-// ScreenshotsEnv names a directory the browser tests write their screenshots to (the ones in
-// docs/console/ come from there); unset, they go to each test's temporary directory.
-const ScreenshotsEnv = "CLEARANCE_CONSOLE_SCREENSHOTS"
 
 // TestMain starts the control plane and one operator process with its webhooks (so admission
 // decides as in a cluster) and the console on a loopback port, as make run does, and installs
@@ -201,309 +195,96 @@ var testRoles = []rbacv1.ClusterRole{
 	{ObjectMeta: metav1.ObjectMeta{Name: bindingReader}, Rules: []rbacv1.PolicyRule{{APIGroups: []string{rbacv1.GroupName}, Resources: []string{"rolebindings"}, Verbs: []string{"get", "list", "watch"}}}},
 }
 
-// chromium is the system browser, or the test is skipped.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); the console's browser tests need it")
-	return ""
-}
+// page is one browser tab on the console, with the console's own steps.
+type page struct{ *browser.Page }
 
-// actionTimeout bounds one click: a missing button fails the test in this time, not at the
-// test's deadline.
-const actionTimeout = 45 * time.Second
-
-// page is one browser tab on the console, at a window size.
-type page struct {
-	t     *testing.T
-	ctx   context.Context
-	shots string
-	width int
-}
-
-// newPage starts a headless Chromium of its own (its own profile, so its own cookies).
+// newPage starts a headless Chromium of its own (its own profile, so its own cookies) on the
+// console, at a window size.
 func newPage(t *testing.T, width, height int) *page {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(width, height),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to run as root with its sandbox
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	shots := os.Getenv(ScreenshotsEnv)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	return &page{t: t, ctx: ctx, shots: shots, width: width}
+	return &page{browser.New(t, browser.Options{
+		Base: consoleURL, Width: width, Height: height, Timeout: 5 * time.Minute,
+		BeforeShot: beforeShot, Why: "the console's browser tests need it",
+	})}
 }
 
-// open loads a page of the console and returns its HTTP status.
-func (p *page) open(path string) int64 {
-	p.t.Helper()
-	resp, err := chromedp.Run(p.ctx, chromedp.NavigateResponse(consoleURL+path))
-	if err == nil && resp == nil {
-		// A navigation still under way (the consent's redirects to the partner's app, whose
-		// arrival the test saw before the browser committed it) took this one's place: again.
-		resp, err = chromedp.Run(p.ctx, chromedp.NavigateResponse(consoleURL+path))
-	}
-	if err != nil || resp == nil {
-		p.t.Fatalf("opening %s: %v (response %v)", path, err, resp)
-	}
-	return resp.Status
-}
-
-// submit clicks a button (or link) that loads a new page and returns that page's status.
-func (p *page) submit(sel string) int64 {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
-	defer cancel()
-	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
-	if err != nil {
-		p.t.Fatalf("clicking %s: %v", sel, err)
-	}
-	return resp.Status
-}
-
-// click clicks something that does not load a page (a Copy button).
-func (p *page) click(sel string) {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible)); err != nil {
-		p.t.Fatalf("clicking %s: %v", sel, err)
-	}
-}
-
-// fill types value into a field, replacing what it holds.
-func (p *page) fill(sel, value string) {
-	p.t.Helper()
-	action := chromedp.SetValue(chromedp.CSS(sel), value)
-	if value == "" {
-		action = chromedp.Clear(chromedp.CSS(sel)) // SetValue cannot tell "" from no answer
-	}
-	if err := chromedp.Do(p.ctx, action); err != nil {
-		p.t.Fatalf("filling %s: %v", sel, err)
-	}
-}
-
-// choose picks an option of a select by value.
-func (p *page) choose(sel, value string) {
-	p.t.Helper()
-	if err := chromedp.Do(p.ctx, chromedp.SetValue(chromedp.CSS(sel), value)); err != nil {
-		p.t.Fatalf("choosing %s in %s: %v", value, sel, err)
-	}
-}
-
-// text is the visible text of the first element sel matches.
-func (p *page) text(sel string) string {
-	p.t.Helper()
-	s, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		p.t.Fatalf("reading %s: %v", sel, err)
-	}
-	return s
-}
-
-// html is the whole document as the browser holds it.
-func (p *page) html() string {
-	p.t.Helper()
-	s, err := chromedp.Run(p.ctx, chromedp.OuterHTML(chromedp.CSS("html")))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return s
-}
-
-// count is how many elements sel matches.
-func (p *page) count(sel string) int {
-	p.t.Helper()
-	n, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return n
-}
-
-// options are the values of a select's options.
-func (p *page) options(sel string) []string {
-	p.t.Helper()
-	vals, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]string](fmt.Sprintf("Array.from(document.querySelectorAll('%s option')).map(o => o.value)", sel)))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return vals
-}
-
-// value is an input's value.
-func (p *page) value(sel string) string {
-	p.t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Value(chromedp.CSS(sel)))
-	if err != nil {
-		p.t.Fatalf("reading the value of %s: %v", sel, err)
-	}
-	return v
-}
-
-// shot writes a screenshot of the whole page as NAME.png. Key material on the page is blurred
-// first: a screenshot is test output, and test output never holds a key. An open dialog is
-// shown whole, not scrolled within the screen.
-func (p *page) shot(name string) {
-	p.t.Helper()
-	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](
-		`document.querySelectorAll("#new-key, #token").forEach(e => { e.style.color = "transparent"; e.style.textShadow = "0 0 14px #1f2328"; });
-		 document.querySelectorAll("dialog[open]").forEach(d => { d.style.maxHeight = "none"; d.style.position = "absolute"; d.style.top = "1rem"; d.style.marginTop = "0"; });`)); err != nil {
-		p.t.Fatal(err)
-	}
-	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(p.shots, name+".png"), png, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// shot2 writes a screenshot at the page's width as NAME.png and one at a phone's width (390) as
-// NAME-phone.png, then goes back to the page's width: the same page, dialog and all.
-func (p *page) shot2(name string) {
-	p.t.Helper()
-	p.shot(name)
-	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
-		p.t.Fatal(err)
-	}
-	p.shot(name + "-phone")
-	if wide, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("document.documentElement.scrollWidth > window.innerWidth")); err != nil || wide {
-		p.t.Errorf("%s is wider than a phone's screen (%v)", name, err)
-	}
-	if err := chromedp.Do(p.ctx, chromedp.EmulateViewport(int64(p.width), 800)); err != nil {
-		p.t.Fatal(err)
-	}
-}
-
-// withoutScript turns JavaScript off in the page, from its next load on: everything must
-// work with links and forms alone.
-func (p *page) withoutScript() {
-	p.t.Helper()
-	if _, err := chromedp.Call(p.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
-		p.t.Fatal(err)
-	}
-}
+// beforeShot blurs key material on the page before a screenshot: a screenshot is test output,
+// and test output never holds a key. An open dialog is shown whole, not scrolled within the
+// screen.
+const beforeShot = `document.querySelectorAll("#new-key, #token").forEach(e => { e.style.color = "transparent"; e.style.textShadow = "0 0 14px #1f2328"; });
+document.querySelectorAll("dialog[open]").forEach(d => { d.style.maxHeight = "none"; d.style.position = "absolute"; d.style.top = "1rem"; d.style.marginTop = "0"; });`
 
 // menu opens the ⋮ menu of the row sel matches.
 func (p *page) menu(row string) {
-	p.t.Helper()
-	p.click(row + " details.menu summary")
+	p.T.Helper()
+	p.Click(row + " details.menu summary")
 }
 
 // dialog clicks a link that opens a dialog (console.js fetches the page's dialog part) and
 // waits until the dialog shows it; it returns the dialog's heading.
 func (p *page) dialog(sel string) string {
-	p.t.Helper()
+	p.T.Helper()
 	// A dialog may be open already: wait for a heading that was not there before the click.
-	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("#dialog h1").forEach(h => h.setAttribute("data-old", ""))`)); err != nil {
-		p.t.Fatal(err)
+	if err := chromedp.Do(p.Ctx, chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("#dialog h1").forEach(h => h.setAttribute("data-old", ""))`)); err != nil {
+		p.T.Fatal(err)
 	}
-	p.click(sel)
-	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	p.Click(sel)
+	ctx, cancel := context.WithTimeout(p.Ctx, p.ActionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#dialog[open] .dialog-body h1:not([data-old])"))); err != nil {
-		p.t.Fatalf("the dialog of %s did not open: %v", sel, err)
+		p.T.Fatalf("the dialog of %s did not open: %v", sel, err)
 	}
-	return p.text("#dialog .dialog-body h1")
+	return p.Text("#dialog .dialog-body h1")
 }
 
 // dialogOpen waits for the dialog a page opens as it loads (the keys dialog after a change made
 // in it).
 func (p *page) dialogOpen() {
-	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, actionTimeout)
+	p.T.Helper()
+	ctx, cancel := context.WithTimeout(p.Ctx, p.ActionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#dialog[open] .dialog-body h1"))); err != nil {
-		p.t.Fatalf("no dialog opened: %v", err)
+		p.T.Fatalf("no dialog opened: %v", err)
 	}
-}
-
-// grantClipboard lets the console's origin read the clipboard, so a test can check what a
-// Copy button put there.
-func (p *page) grantClipboard() {
-	p.t.Helper()
-	for _, name := range []string{"clipboard-read", "clipboard-write"} {
-		if _, err := chromedp.CallBrowser(p.ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
-			Setting:    browser.PermissionSettingGranted, Origin: consoleURL,
-		}); err != nil {
-			p.t.Fatalf("granting %s: %v", name, err)
-		}
-	}
-}
-
-// clipboard is what the page's clipboard holds.
-func (p *page) clipboard() string {
-	p.t.Helper()
-	s, err := chromedp.Run(p.ctx, chromedp.Evaluate[string]("navigator.clipboard.readText()", chromedp.EvalAwaitPromise))
-	if err != nil {
-		p.t.Fatalf("reading the clipboard: %v", err)
-	}
-	return s
 }
 
 // sessionCookie is the console's session cookie as the browser holds it: __Host-, so Secure,
 // which Chromium keeps from http://127.0.0.1, a secure origin to it as to every browser.
 func (p *page) sessionCookie() *network.Cookie {
-	p.t.Helper()
-	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{consoleURL}})
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	for _, c := range res.Cookies {
+	p.T.Helper()
+	cookies := p.Cookies(consoleURL)
+	for _, c := range cookies {
 		if c.Name == "__Host-clearance-console" {
 			if !c.Secure || !c.HTTPOnly || c.Path != "/" {
-				p.t.Fatalf("the browser holds the session cookie as %+v: want Secure, HttpOnly, Path=/", c)
+				p.T.Fatalf("the browser holds the session cookie as %+v: want Secure, HttpOnly, Path=/", c)
 			}
 			return c
 		}
 	}
-	p.t.Fatalf("the browser holds no console session cookie: %v", res.Cookies)
+	p.T.Fatalf("the browser holds no console session cookie: %v", cookies)
 	return nil
 }
 
 // signIn signs in with the person's token and opens their org.
 func (p *page) signIn(who person) {
-	p.t.Helper()
-	p.open("/login")
-	if p.width >= 1280 && who.name == "alice" {
-		p.shot2("login")
+	p.T.Helper()
+	p.Open("/login")
+	if p.Width >= 1280 && who.name == "alice" {
+		p.Shots("login")
 	}
-	p.fill("#token", who.token)
-	if status := p.submit("form[action='/login'] button[type=submit]"); status != http.StatusOK {
-		p.t.Fatalf("signing in as %s: status %d: %s", who.name, status, p.text("main"))
+	p.Fill("#token", who.token)
+	if status := p.Submit("form[action='/login'] button[type=submit]"); status != http.StatusOK {
+		p.T.Fatalf("signing in as %s: status %d: %s", who.name, status, p.Text("main"))
 	}
-	if p.width >= 1280 && who.name == "alice" {
-		p.shot2("org")
+	if p.Width >= 1280 && who.name == "alice" {
+		p.Shots("org")
 	}
-	p.fill("#org", who.org)
-	if status := p.submit("form[action='/org'].stack button[type=submit]"); status != http.StatusOK {
-		p.t.Fatalf("opening org %s: status %d: %s", who.org, status, p.text("main"))
+	p.Fill("#org", who.org)
+	if status := p.Submit("form[action='/org'].stack button[type=submit]"); status != http.StatusOK {
+		p.T.Fatalf("opening org %s: status %d: %s", who.org, status, p.Text("main"))
 	}
-	if html := p.html(); strings.Contains(html, who.token) {
-		p.t.Fatal("the page holds the bearer token")
+	if html := p.HTML(); strings.Contains(html, who.token) {
+		p.T.Fatal("the page holds the bearer token")
 	}
 }
 
@@ -536,29 +317,15 @@ func application(t *testing.T, org, name, description string) *v1.Application {
 // post sends a form to the console as this browser's session would, with the session's CSRF
 // token (someone scripting their own session, say), and returns the status and the page.
 func (p *page) post(path string, form url.Values) (int, string) {
-	p.t.Helper()
-	form.Set("csrf", p.value("input[name=csrf]"))
+	p.T.Helper()
+	form.Set("csrf", p.Value("input[name=csrf]"))
 	return p.postWithout(path, form)
 }
 
 // postWithout sends a form with the session cookie and only the fields given.
 func (p *page) postWithout(path string, form url.Values) (int, string) {
-	p.t.Helper()
-	cookie := p.sessionCookie()
-	req, err := http.NewRequest(http.MethodPost, consoleURL+path, strings.NewReader(form.Encode()))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }, Timeout: time.Minute}
-	resp, err := c.Do(req)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	p.T.Helper()
+	return p.Post(path, form, p.sessionCookie())
 }
 
 // activeKey creates an APIKey as an admin, waits until it is Active and returns it with its

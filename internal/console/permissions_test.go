@@ -46,27 +46,27 @@ func TestTheKeyFormOffersTheCatalogsPermissionsAndRefusesAKeyWithNoneTicked(t *t
 	}
 	p := newPage(t, 1280, 900)
 	p.signIn(admin)
-	p.open("/applications/bi/keys")
-	if got := p.count("#key-permissions input[type=checkbox][name=scope]"); got != len(catalog.Permissions) {
+	p.Open("/applications/bi/keys")
+	if got := p.Count("#key-permissions input[type=checkbox][name=scope]"); got != len(catalog.Permissions) {
 		t.Errorf("the form has %d permission checkboxes, the catalog %d permissions", got, len(catalog.Permissions))
 	}
-	if p.count("#key-permissions input:checked") != 0 {
+	if p.Count("#key-permissions input:checked") != 0 {
 		t.Error("a permission is ticked before the person ticks one")
 	}
-	text := strings.Join(strings.Fields(p.text("#key-permissions")), " ")
+	text := strings.Join(strings.Fields(p.Text("#key-permissions")), " ")
 	for _, perm := range catalog.Permissions {
 		if !strings.Contains(text, perm.Name+" "+perm.Description) {
 			t.Errorf("the form does not offer %s with its description %q: %s", perm.Name, perm.Description, text)
 		}
 	}
-	p.shot("key-permissions")
+	p.Shot("key-permissions")
 
 	form := "form[action='/applications/bi/keys'] button[type=submit]"
-	p.fill("#key-description", "nothing ticked")
-	if status := p.submit(form); status != http.StatusBadRequest {
+	p.Fill("#key-description", "nothing ticked")
+	if status := p.Submit(form); status != http.StatusBadRequest {
 		t.Errorf("no permission ticked: status %d, want 400", status)
 	}
-	if msg := p.text("#error"); msg != "Tick at least one permission: a key gets only the permissions ticked, and none is not taken to mean all." {
+	if msg := p.Text("#error"); msg != "Tick at least one permission: a key gets only the permissions ticked, and none is not taken to mean all." {
 		t.Errorf("no permission ticked: the page says %q", msg)
 	}
 	var keys v1.APIKeyList
@@ -75,23 +75,23 @@ func TestTheKeyFormOffersTheCatalogsPermissionsAndRefusesAKeyWithNoneTicked(t *t
 	}
 
 	// A value the catalog does not list (a hand-made request): the apiserver refuses it.
-	p.click("#key-permissions input[value='metrics:read']")
-	if _, err := chromedp.Run(p.ctx, chromedp.Evaluate[any](`document.querySelector("#key-permissions input[value='metrics:read']").value = "metrics:write"`)); err != nil {
+	p.Click("#key-permissions input[value='metrics:read']")
+	if _, err := chromedp.Run(p.Ctx, chromedp.Evaluate[any](`document.querySelector("#key-permissions input[value='metrics:read']").value = "metrics:write"`)); err != nil {
 		t.Fatal(err)
 	}
-	if status := p.submit(form); status != http.StatusForbidden {
+	if status := p.Submit(form); status != http.StatusForbidden {
 		t.Errorf("a permission outside the catalog: status %d, want 403", status)
 	}
-	if msg := p.text("#error"); !strings.Contains(msg, "names permission metrics:write, not in the permission catalog (ConfigMap clearance-system/clearance-permission-catalog)") {
+	if msg := p.Text("#error"); !strings.Contains(msg, "names permission metrics:write, not in the permission catalog (ConfigMap clearance-system/clearance-permission-catalog)") {
 		t.Errorf("a permission outside the catalog: the page says %q", msg)
 	}
-	if p.count("#key-permissions input[value='metrics:write']:checked") != 0 {
+	if p.Count("#key-permissions input[value='metrics:write']:checked") != 0 {
 		t.Error("the refused form ticked a permission the catalog does not list")
 	}
 
-	p.click("#key-permissions input[value='exports:create']")
-	if status := p.submit(form); status != http.StatusCreated {
-		t.Fatalf("one permission ticked: status %d: %s", status, p.text("main"))
+	p.Click("#key-permissions input[value='exports:create']")
+	if status := p.Submit(form); status != http.StatusCreated {
+		t.Fatalf("one permission ticked: status %d: %s", status, p.Text("main"))
 	}
 	if err := env.Client.List(ctx, &keys, client.InNamespace(org)); err != nil || len(keys.Items) != 1 ||
 		!slices.Equal(keys.Items[0].Spec.Scopes, []string{"exports:create"}) {
