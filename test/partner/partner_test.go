@@ -42,6 +42,7 @@ import (
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/ops"
 	"github.com/clearance-dev/clearance/internal/testenv"
+	"github.com/clearance-dev/clearance/internal/testenv/browser"
 	"github.com/clearance-dev/clearance/internal/verifier"
 )
 
@@ -59,7 +60,7 @@ const revocationBound = 10 * time.Second
 // console: within the bound, every access token is refused at nginx and the refresh token is
 // invalid_grant.
 func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect(t *testing.T) {
-	chromium(t)
+	browser.Chromium(t, needsChromium)
 	t.Cleanup(func() { noSecretLogged(t) })
 	ctx := context.Background()
 	partner, org := env.Namespace(t, "partner"), env.Namespace(t, "initech")
@@ -73,18 +74,18 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 	state, pkce, nonce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
 	secrets.Add("PKCE code verifier", pkce)
 	p := newPage(t)
-	p.open(app.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(pkce), oauth2.SetAuthURLParam("nonce", nonce)))
+	p.Load(app.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(pkce), oauth2.SetAuthURLParam("nonce", nonce)))
 	p.signIn(admin)
-	if got := p.text("main h1"); !strings.Contains(got, "Allow Partner BI") {
+	if got := p.Text("main h1"); !strings.Contains(got, "Allow Partner BI") {
 		t.Fatalf("after signing in the browser shows %q, want the consent page", got)
 	}
-	if main := p.text("main"); !strings.Contains(main, partner) || !strings.Contains(main, id) || !strings.Contains(main, "openid offline_access") {
+	if main := p.Text("main"); !strings.Contains(main, partner) || !strings.Contains(main, id) || !strings.Contains(main, "openid offline_access") {
 		t.Errorf("the consent page does not say which application asks what: %s", main)
 	}
-	p.fill("#org", org)
-	p.submit("#consent-org button[type=submit]")
-	p.choose("#role", string(v1.RoleAnalyst))
-	p.submit("#consent-decision button[value=allow]")
+	p.Fill("#org", org)
+	p.Submit("#consent-org button[type=submit]")
+	p.Choose("#role", string(v1.RoleAnalyst))
+	p.Submit("#consent-decision button[value=allow]")
 	cb := app.callback(t, state)
 	if cb.Get("error") != "" || cb.Get("code") == "" || cb.Get("iss") != issuer {
 		t.Fatalf("the redirect to the app: error %q, code given %t, iss %q (want %q)", cb.Get("error"), cb.Get("code") != "", cb.Get("iss"), issuer)
@@ -145,14 +146,14 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 
 	// 6. The admin disconnects the application in the console. While the click is under way the
 	// app goes on calling and refreshing, as it would; the clock starts at the click.
-	p.open(consoleURL + "/org")
-	p.fill("#org", org)
-	p.submit("form[action='/org'].stack button[type=submit]")
-	p.open(consoleURL + "/connections/" + conn.Name + "/disconnect") // the Disconnect from org page, as without script
+	p.Load(consoleURL + "/org")
+	p.Fill("#org", org)
+	p.Submit("form[action='/org'].stack button[type=submit]")
+	p.Load(consoleURL + "/connections/" + conn.Name + "/disconnect") // the Disconnect from org page, as without script
 	current, refreshToken := next.AccessToken, next.RefreshToken
 	accessTokens := []string{tok.AccessToken, next.AccessToken}
 	start := time.Now()
-	clicked := p.submitAsync("form[action='/connections/" + conn.Name + "/disconnect'] button[type=submit]")
+	clicked := p.SubmitAsync("form[action='/connections/" + conn.Name + "/disconnect'] button[type=submit]")
 	var answered, deleted, accessRefused, refreshRefused time.Duration
 	refreshed := 0
 	for answered == 0 || deleted == 0 || accessRefused == 0 || refreshRefused == 0 {
@@ -218,7 +219,7 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 // nor assign OrgAdmin, posts OrgAdmin anyway: the apiserver refuses it, the org has no
 // connection and the app hears nothing.
 func TestAConsentThatGrantsNothingGivesTheAppNoCode(t *testing.T) {
-	chromium(t)
+	browser.Chromium(t, needsChromium)
 	t.Cleanup(func() { noSecretLogged(t) })
 	partner := env.Namespace(t, "partner")
 	id := partnerApp(t, partner)
@@ -230,17 +231,17 @@ func TestAConsentThatGrantsNothingGivesTheAppNoCode(t *testing.T) {
 		answer func(t *testing.T, p *page, org, state string)
 	}{
 		{"an org admin denies: access_denied", []string{"clearance-org-admin"}, func(t *testing.T, p *page, _, state string) {
-			p.submit("#consent-decision button[value=deny]")
+			p.Submit("#consent-decision button[value=deny]")
 			cb := app.callback(t, state)
 			if cb.Get("error") != "access_denied" || cb.Get("code") != "" || cb.Get("iss") != issuer {
 				t.Errorf("after Deny the app got error %q, a code %t, iss %q; want access_denied, no code, %s", cb.Get("error"), cb.Get("code") != "", cb.Get("iss"), issuer)
 			}
 		}},
 		{"a technician posts OrgAdmin: refused", []string{"clearance-technician"}, func(t *testing.T, p *page, org, state string) {
-			if got := p.options("#role"); slices.Contains(got, string(v1.RoleOrgAdmin)) {
+			if got := p.Options("#role"); slices.Contains(got, string(v1.RoleOrgAdmin)) {
 				t.Errorf("a technician is offered %v", got)
 			}
-			request := p.value("#consent-decision input[name=request]")
+			request := p.Value("#consent-decision input[name=request]")
 			status, body := p.post("/oauth2/consent", url.Values{"request": {request}, "org": {org}, "role": {string(v1.RoleOrgAdmin)}, "decision": {"allow"}})
 			// Only org admins create connections (clearance-org-admin): the apiserver refuses the
 			// technician's own request, which the console shows as it is.
@@ -257,10 +258,10 @@ func TestAConsentThatGrantsNothingGivesTheAppNoCode(t *testing.T) {
 			who := newPerson(t, org, "pat", tc.roles...)
 			state, pkce := oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
 			p := newPage(t)
-			p.open(app.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(pkce)))
+			p.Load(app.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(pkce)))
 			p.signIn(who)
-			p.fill("#org", org)
-			p.submit("#consent-org button[type=submit]")
+			p.Fill("#org", org)
+			p.Submit("#consent-org button[type=submit]")
 			tc.answer(t, p, org, state)
 			var conns v1.OrgConnectionList
 			must(t, env.Client.List(context.Background(), &conns, client.InNamespace(org)))
