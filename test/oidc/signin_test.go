@@ -42,23 +42,23 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	bind(t, org, rbacv1.UserKind, env.OIDC.Username("alice"), "clearance-org-admin", secretReader)
 	p := newPage(t, consoleURL)
 
-	p.open("/login")
-	p.shot("login-oidc")
-	if got := p.text("#oidc-sign-in"); got != "Sign in with "+providerName {
+	p.Open("/login")
+	p.Shot("login-oidc")
+	if got := p.Text("#oidc-sign-in"); got != "Sign in with "+providerName {
 		t.Errorf("the sign-in button reads %q", got)
 	}
-	if !strings.Contains(p.html(), `id="token"`) {
+	if !strings.Contains(p.HTML(), `id="token"`) {
 		t.Error("the sign-in page no longer offers the token form (ServiceAccounts need it)")
 	}
 	p.signIn("alice", org)
-	if got := p.text(".who .user"); got != env.OIDC.Username("alice") {
+	if got := p.Text(".who .user"); got != env.OIDC.Username("alice") {
 		t.Errorf("the console says it is signed in as %q, want %q", got, env.OIDC.Username("alice"))
 	}
 
-	p.open("/applications/new")
-	p.fill("#description", "Acme BI export")
-	p.click("#firstKey") // no first key: the key comes next, from Generate new key
-	p.submit("form[action='/applications/new'] button[type=submit]")
+	p.Open("/applications/new")
+	p.Fill("#description", "Acme BI export")
+	p.Click("#firstKey") // no first key: the key comes next, from Generate new key
+	p.Submit("form[action='/applications/new'] button[type=submit]")
 	var app v1.Application
 	within(t, "the application to exist", func() error {
 		return env.Client.Get(context.Background(), client.ObjectKey{Namespace: org, Name: "acme-bi-export"}, &app)
@@ -66,12 +66,12 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	if got := app.Annotations[v1.AnnotationCreatedBy]; got != env.OIDC.Username("alice") {
 		t.Errorf("the application was created by %q, want %q", got, env.OIDC.Username("alice"))
 	}
-	p.open("/applications/acme-bi-export/keys")
-	p.click("#key-permissions input[value='reports:read']")
-	if status := p.submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
-		t.Fatalf("generating a key: status %d: %s", status, p.text("main"))
+	p.Open("/applications/acme-bi-export/keys")
+	p.Click("#key-permissions input[value='reports:read']")
+	if status := p.Submit("form[action='/applications/acme-bi-export/keys'] button[type=submit]"); status != http.StatusCreated {
+		t.Fatalf("generating a key: status %d: %s", status, p.Text("main"))
 	}
-	minted.Add("the key alice generated", p.value("#new-key"))
+	minted.Add("the key alice generated", p.Value("#new-key"))
 	var keys v1.APIKeyList
 	within(t, "the key's status.createdBy", func() error {
 		if err := env.Client.List(context.Background(), &keys, client.InNamespace(org)); err != nil {
@@ -93,11 +93,11 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 			sessionID = c.Value
 		}
 	}
-	p.submit(".who form[action='/logout'] button")
-	p.waitFor("/login", "#oidc-sign-in")
-	p.open("/applications")
-	if !strings.HasPrefix(p.location(), consoleURL+"/login") {
-		t.Errorf("after signing out, /applications is at %s, not the sign-in page", p.location())
+	p.Submit(".who form[action='/logout'] button")
+	p.WaitFor("/login", "#oidc-sign-in")
+	p.Open("/applications")
+	if !strings.HasPrefix(p.Location(), consoleURL+"/login") {
+		t.Errorf("after signing out, /applications is at %s, not the sign-in page", p.Location())
 	}
 	// The session is over, not just its cookie gone from this browser.
 	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/applications", nil)
@@ -126,20 +126,20 @@ func TestAPersonWithNoRoleSeesNothingTheyMayNot(t *testing.T) {
 
 	nobody := newPage(t, consoleURL)
 	nobody.signIn("mallory", org, "contractors")
-	if html := nobody.html(); strings.Contains(html, "Globex secret project") || strings.Contains(html, "secret-project") {
+	if html := nobody.HTML(); strings.Contains(html, "Globex secret project") || strings.Contains(html, "secret-project") {
 		t.Error("a person with no role in the org sees its application")
 	}
-	if want := `User "` + env.OIDC.Username("mallory") + `" cannot list resource "applications"`; !strings.Contains(nobody.text("main"), want) {
-		t.Errorf("the page does not show the apiserver refusing the person's own identity (%s): %s", want, nobody.text("main"))
+	if want := `User "` + env.OIDC.Username("mallory") + `" cannot list resource "applications"`; !strings.Contains(nobody.Text("main"), want) {
+		t.Errorf("the page does not show the apiserver refusing the person's own identity (%s): %s", want, nobody.Text("main"))
 	}
-	if n := strings.Count(nobody.html(), `href="/applications/new"`); n != 0 {
+	if n := strings.Count(nobody.HTML(), `href="/applications/new"`); n != 0 {
 		t.Error("a person with no role in the org is offered to create an application")
 	}
 
 	member := newPage(t, consoleURL)
 	member.signIn("grace", org, "globex-admins")
-	if !strings.Contains(member.text("main"), "Globex secret project") {
-		t.Errorf("a member of the bound group does not see the org's application: %s", member.text("main"))
+	if !strings.Contains(member.Text("main"), "Globex secret project") {
+		t.Errorf("a member of the bound group does not see the org's application: %s", member.Text("main"))
 	}
 	noSecretLogged(t)
 }
@@ -163,25 +163,25 @@ func TestTheSessionRenewsItsIDTokenBeforeItExpires(t *testing.T) {
 
 	// Steps of half a minute and more keep the real seconds the browser takes out of the count.
 	clock.Step(lifetime - 2*time.Minute - 30*time.Second)
-	p.open("/users?tab=applications")
+	p.Open("/users?tab=applications")
 	if got := env.OIDC.TokenRequests.Load(); got != requests {
 		t.Fatalf("the console called the token endpoint %d times with more than 2 minutes left", got-requests)
 	}
 	for round := range 2 {
 		clock.Step(time.Minute)
-		if status := p.open("/users?tab=applications"); status != http.StatusOK || !strings.Contains(p.text("main"), "TPS reports") {
-			t.Fatalf("round %d: after renewing: status %d: %s", round, status, p.text("main"))
+		if status := p.Open("/users?tab=applications"); status != http.StatusOK || !strings.Contains(p.Text("main"), "TPS reports") {
+			t.Fatalf("round %d: after renewing: status %d: %s", round, status, p.Text("main"))
 		}
 		if got := env.OIDC.TokenRequests.Load(); got != requests+1 {
 			t.Fatalf("round %d: %d calls to the token endpoint to renew, want 1", round, got-requests)
 		}
 		requests++
-		p.open("/users?tab=applications")
+		p.Open("/users?tab=applications")
 		if got := env.OIDC.TokenRequests.Load(); got != requests {
 			t.Fatalf("round %d: the renewed token was renewed again at once", round)
 		}
 		clock.Step(lifetime - 2*time.Minute - 30*time.Second - time.Minute)
-		p.open("/users?tab=applications")
+		p.Open("/users?tab=applications")
 		if got := env.OIDC.TokenRequests.Load(); got != requests {
 			t.Fatalf("round %d: the console renewed with more than 2 minutes left", round)
 		}
@@ -191,13 +191,13 @@ func TestTheSessionRenewsItsIDTokenBeforeItExpires(t *testing.T) {
 
 	env.OIDC.Mock.QueueError(&mockoidc.ServerError{Code: http.StatusBadRequest, Error: "invalid_grant", Description: "the refresh token was revoked"})
 	clock.Step(time.Minute)
-	if status := p.open("/users?tab=applications"); status != http.StatusUnauthorized {
+	if status := p.Open("/users?tab=applications"); status != http.StatusUnauthorized {
 		t.Fatalf("a session the provider would not renew: status %d", status)
 	}
-	if got := p.text("#error"); !strings.Contains(got, "Your sign-in has ended: "+providerName+" did not renew it (invalid_grant") {
+	if got := p.Text("#error"); !strings.Contains(got, "Your sign-in has ended: "+providerName+" did not renew it (invalid_grant") {
 		t.Errorf("the sign-in page says %q", got)
 	}
-	p.waitFor("/users?tab=applications", "#oidc-sign-in")
+	p.WaitFor("/users?tab=applications", "#oidc-sign-in")
 	noSecretLogged(t)
 }
 
