@@ -43,7 +43,7 @@ func TestAnOrgAdminSignsInWithTheProviderAndActsAsTheirOIDCIdentity(t *testing.T
 	p := newPage(t, consoleURL)
 
 	p.Open("/login")
-	p.Shot("login-oidc")
+	p.Shots("login-oidc")
 	if got := p.Text("#oidc-sign-in"); got != "Sign in with "+providerName {
 		t.Errorf("the sign-in button reads %q", got)
 	}
