@@ -110,6 +110,35 @@ func (v *stubVerifier) returned() []string {
 	return slices.Clone(v.returns)
 }
 
+// waitLanded waits until the browser has loaded the partner's app's page: the app answering
+// the request is not the browser done with it, and a page opened while that navigation commits
+// gets no response (CI saw it).
+func (v *stubVerifier) waitLanded(t *testing.T, p *page) {
+	t.Helper()
+	within(t, "the browser to land on the partner's app", func() error {
+		loc, err := chromedp.Run(p.Ctx, chromedp.Location())
+		if err != nil {
+			return err
+		}
+		state, err := chromedp.Run(p.Ctx, chromedp.Evaluate[string]("document.readyState"))
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(loc, v.app.URL+"/cb") || state != "complete" {
+			return fmt.Errorf("the browser is at %s (%s)", redactQuery(loc), state)
+		}
+		return nil
+	})
+}
+
+// redactQuery drops a URL's query, which may hold a code.
+func redactQuery(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
+}
+
 // waitReturns waits until the browser came back n times in all (the page a consent answers
 // with sends it by itself) and went on to the partner's app each time (nothing on the way may
 // stop it: a form's redirects are held to the console's form-action), and returns every return.
@@ -166,6 +195,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	if got := verifier.waitReturns(t, 1); got[0] != "/oauth2/authorize/done?request=req-deny&error=access_denied" {
 		t.Fatalf("after Deny the verifier saw %q", got)
 	}
+	verifier.waitLanded(t, p)
 	conn := &v1.OrgConnection{}
 	key := client.ObjectKey{Namespace: org, Name: ops.ConnectionName(id)}
 	if err := env.Client.Get(ctx, key, conn); err == nil {
