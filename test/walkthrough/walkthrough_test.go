@@ -42,6 +42,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -100,6 +102,7 @@ func TestANewUserFollowsTheQuickstartFromInstallToRevocation(t *testing.T) {
 	}
 	w.play(t, "kubectl rollout status -n clearance-system deploy/clearance-verifier --timeout=5m",
 		"no kube-controller-manager to report the rollout: the test waited for the verifier pod's /readyz (its index loaded)")
+	gcKnowsAPIKeys(t)
 	done()
 
 	// ## Create an application and a key (org `acme`)
@@ -275,6 +278,42 @@ func roleAssignmentIsRefusedByTheAPIServer(t *testing.T) {
 
 // secretGoesWithItsKey: the garbage collector (testenv runs kube-controller-manager, as a
 // cluster does) deletes the key Secret through its owner reference to the deleted APIKey.
+// gcKnowsAPIKeys returns once kube-controller-manager's garbage collector can resolve APIKeys.
+// It started before the chart installed their CRD and takes in new kinds at its discovery resync
+// (every 30 s); a key deleted before then leaves its Secret to a retry whose backoff by then
+// outlasts the test's 30 s (CI saw it). In a cluster the chart was installed long before. The
+// barrier: ConfigMaps owned by an APIKey that does not exist, one a second (each retried on its
+// own backoff), which the collector deletes once it resolves the kind.
+func gcKnowsAPIKeys(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	var barriers []*corev1.ConfigMap
+	defer func() {
+		for _, b := range barriers {
+			_ = client.IgnoreNotFound(env.Client.Delete(ctx, b))
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "clearance-system", GenerateName: "gc-barrier-",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "APIKey",
+				Name: "gc-barrier-owner-that-does-not-exist", UID: types.UID(fmt.Sprintf("00000000-0000-0000-0000-%012d", len(barriers)))}}}}
+		if err := env.Client.Create(ctx, b); err != nil {
+			t.Fatalf("a garbage collector barrier: %v", err)
+		}
+		barriers = append(barriers, b)
+		for _, b := range barriers {
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(b), &corev1.ConfigMap{}); apierrors.IsNotFound(err) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kube-controller-manager's garbage collector did not resolve APIKeys within 2 minutes of the chart's install (%d barriers kept)", len(barriers))
+		}
+		time.Sleep(time.Second)
+	}
+}
+
 func secretGoesWithItsKey(t *testing.T, key *v1.APIKey) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
