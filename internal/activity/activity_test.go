@@ -59,11 +59,11 @@ func newReplica(t *testing.T, format keyformat.Format, good, disabled keyformat.
 		t.Fatal(err)
 	}
 	v.Apply(&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: "bi", UID: "uid-app"},
-		Spec: v1.ApplicationSpec{Description: "BI", RateLimits: []v1.RateLimit{{Name: "search", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}},
+		Spec:   v1.ApplicationSpec{Description: "BI", RateLimits: []v1.RateLimit{{Name: "search", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}},
 		Status: v1.ApplicationStatus{ApplicationID: testAppID}})
 	for i, k := range []keyformat.Key{good, disabled} {
 		v.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "acme", Name: fmt.Sprintf("k%d", i), UID: types.UID(fmt.Sprintf("uid-k%d", i))},
-			Spec: v1.APIKeySpec{ApplicationName: "bi", Enabled: ptr(i == 0)},
+			Spec:   v1.APIKeySpec{ApplicationName: "bi", Enabled: ptr(i == 0)},
 			Status: v1.APIKeyStatus{KeyID: k.KeyID, Hash: keyformat.Hash(k.Token), State: v1.KeyActive, ApplicationID: testAppID, ApplicationUID: "uid-app"}})
 	}
 	for org, role := range map[string]v1.Role{"globex": v1.RoleAnalyst, "initech": v1.RoleObserver} {
