@@ -183,17 +183,7 @@ func TestAnOrgAdminSeesExactlyWhatEachApplicationDidAndNobodyElsesOrgDoes(t *tes
 	needPrometheus(t)
 	ctx := context.Background()
 	owner, globex, initech := env.Namespace(t, "acme"), env.Namespace(t, "globex"), env.Namespace(t, "initech")
-	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "Acme BI export",
-		RateLimits: []v1.RateLimit{{Name: "export", Limit: 1, Period: metav1.Duration{Duration: time.Hour}}}}}
-	if err := env.Client.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
-	within(t, "the application's ID", func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Status.ApplicationID == "" {
-			return fmt.Errorf("no ID yet (%v)", err)
-		}
-		return nil
-	})
+	app := application(t, owner, "bi", "Acme BI export", v1.RateLimit{Name: "export", Limit: 1, Period: metav1.Duration{Duration: time.Hour}})
 	id := app.Status.ApplicationID
 	key, token := activeKey(t, owner, "exporter", "bi")
 	var conns []client.Object

@@ -142,17 +142,7 @@ func TestTheDevelopersPageDocumentsEveryRouteWithCurlAndGoExamples(t *testing.T)
 func TestTheTesterShowsTheVerifiersAnswerToAPastedKeyAndKeepsNoneOfIt(t *testing.T) {
 	ctx := context.Background()
 	owner, globex := env.Namespace(t, "acme"), env.Namespace(t, "globex")
-	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "Acme BI export",
-		RateLimits: []v1.RateLimit{{Name: "general", Limit: 100, Period: metav1.Duration{Duration: time.Hour}}}}}
-	if err := env.Client.Create(ctx, app); err != nil {
-		t.Fatal(err)
-	}
-	within(t, "the application's ID", func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil || app.Status.ApplicationID == "" {
-			return fmt.Errorf("no ID yet (%v)", err)
-		}
-		return nil
-	})
+	app := application(t, owner, "bi", "Acme BI export", v1.RateLimit{Name: "general", Limit: 100, Period: metav1.Duration{Duration: time.Hour}})
 	key, token := activeKey(t, owner, "exporter", "bi")
 	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: globex, Name: "bi"}, Spec: v1.OrgConnectionSpec{ApplicationID: app.Status.ApplicationID}}
 	if err := env.Client.Create(ctx, conn); err != nil {

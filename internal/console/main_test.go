@@ -295,10 +295,10 @@ func within(t *testing.T, what string, cond func() error) {
 }
 
 // application creates an Application as an admin and waits for its ID.
-func application(t *testing.T, org, name, description string) *v1.Application {
+func application(t *testing.T, org, name, description string, limits ...v1.RateLimit) *v1.Application {
 	t.Helper()
 	ctx := context.Background()
-	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, Spec: v1.ApplicationSpec{Description: description}}
+	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, Spec: v1.ApplicationSpec{Description: description, RateLimits: limits}}
 	if err := env.Client.Create(ctx, app); err != nil {
 		t.Fatal(err)
 	}
