@@ -81,9 +81,12 @@ type rules struct {
 // originAllowed says whether a browser at origin may use app's keys: one of its own allowed
 // origins, or a system default entry.
 func (r *rules) originAllowed(app *appEntry, origin string) bool {
-	if _, ok := app.origins[origin]; ok {
-		return true
-	}
+	_, ok := app.origins[origin]
+	return ok || r.defaultOrigin(origin)
+}
+
+// defaultOrigin says whether origin is one of the allow-list's system default entries.
+func (r *rules) defaultOrigin(origin string) bool {
 	_, ok := r.defaultOrigins[origin]
 	return ok
 }

@@ -257,7 +257,7 @@ func (v *Verifier) servePreflight(w http.ResponseWriter, r *http.Request, now ti
 // that follows is checked against its own key's Application. 204 is a 2xx, so forward-auth
 // proxies let it through.
 func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
-	if _, isDefault := v.rules.defaultOrigins[origin]; !isDefault && !v.index.originKnown(origin) {
+	if !v.rules.defaultOrigin(origin) && !v.index.originKnown(origin) {
 		v.refuse(w, refusal(rOriginNotAllowed))
 		return
 	}
