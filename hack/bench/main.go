@@ -70,7 +70,15 @@ type config struct {
 	opPprof      string
 	opFlags      string
 	warmup       int
+	// phases are the phases to run (-phases); nil runs every one.
+	phases map[string]bool
 }
+
+// allPhases are the names -phases takes, in the order they run.
+var allPhases = []string{"oauth", "mint", "idle", "admission", "revocation", "disconnect", "memory", "operator-scale", "verifier"}
+
+// runs reports whether -phases asks for phase name.
+func (cfg config) runs(name string) bool { return cfg.phases == nil || cfg.phases[name] }
 
 func main() { os.Exit(benchMain()) }
 
@@ -78,7 +86,7 @@ func main() { os.Exit(benchMain()) }
 // bench failed, 2 for bad flags.
 func benchMain() int {
 	var cfg config
-	var steps string
+	var steps, phases string
 	flag.StringVar(&cfg.out, "out", "bench/results.json", "Where to write the results.")
 	flag.StringVar(&cfg.plot, "plot", "bench/scale.png", "Where to draw the scale model (empty: no plot).")
 	flag.StringVar(&steps, "keys", "1000,2000,5000", "Key totals of the scale model; the first is the mint row, the last the idle and memory rows.")
@@ -100,6 +108,7 @@ func benchMain() int {
 	flag.StringVar(&cfg.opFlags, "operator-flags", "", "More flags for the operator, separated by spaces (e.g. --enable-http2), to measure what one changes.")
 	flag.StringVar(&cfg.opPprof, "operator-pprof", "", "Serve the operator's /debug/pprof on this loopback address (e.g. 127.0.0.1:6060), to profile or trace it during a phase.")
 	flag.IntVar(&cfg.mintRound, "mint-round", 500, "Keys Clearance mints before the floor's bare client makes the same writes: rounds alternate so the machine's noise falls on both.")
+	flag.StringVar(&phases, "phases", "", "Only these phases, comma-separated, of "+strings.Join(allPhases, ",")+" (empty: all). A phase works on what the ones before it made: idle, memory and revocation want mint's keys.")
 	flag.IntVar(&cfg.warmup, "warmup", 500, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
 	var serve, tokensPath, heapProfile, serveCPUProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
@@ -125,6 +134,17 @@ func benchMain() int {
 	if cfg.mintRound < 1 || cfg.scale < 10_000 || (cfg.operatorKeys != 0 && cfg.operatorKeys <= cfg.steps[len(cfg.steps)-1]) {
 		fmt.Fprintf(os.Stderr, "bench: -mint-round must be at least 1 (got %d), -scale at least 10000 (got %d), and -operator-keys 0 or more than the last -keys total (got %d)\n", cfg.mintRound, cfg.scale, cfg.operatorKeys)
 		return 2
+	}
+	if phases != "" {
+		cfg.phases = map[string]bool{}
+		for _, p := range strings.Split(phases, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(allPhases, p) {
+				fmt.Fprintf(os.Stderr, "bench: -phases takes names of %s, got %q\n", strings.Join(allPhases, ","), p)
+				return 2
+			}
+			cfg.phases[p] = true
+		}
 	}
 	if cfg.assignments < 2 {
 		fmt.Fprintf(os.Stderr, "bench: -assignments must be at least 2 (a connection and a raise), got %d\n", cfg.assignments)
@@ -225,8 +245,10 @@ func run(cfg config, res *Results) error {
 	// Long enough for the largest runs: a million keys in the verifier, 20,000 in the cluster.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	if err := measureOAuth(res); err != nil {
-		return fmt.Errorf("OAuth: %w", err)
+	if cfg.runs("oauth") {
+		if err := measureOAuth(res); err != nil {
+			return fmt.Errorf("OAuth: %w", err)
+		}
 	}
 	if cfg.oauthOnly {
 		return nil
@@ -306,18 +328,21 @@ func run(cfg config, res *Results) error {
 
 	// The foreign Secrets come last: 500 MB of them weigh on the apiserver the other rows use.
 	phases := []struct {
-		name string
-		fn   func(context.Context) error
+		key, name string
+		fn        func(context.Context) error
 	}{
-		{"mint and scale model", b.mint},
-		{"idle", b.idleWrites},
-		{"admission", b.admission},
-		{"revocation", b.revocation},
-		{"oauth disconnect", b.disconnect},
-		{"memory with foreign Secrets", b.foreignSecrets},
-		{"operator at scale", b.operatorScale},
+		{"mint", "mint and scale model", b.mint},
+		{"idle", "idle", b.idleWrites},
+		{"admission", "admission", b.admission},
+		{"revocation", "revocation", b.revocation},
+		{"disconnect", "oauth disconnect", b.disconnect},
+		{"memory", "memory with foreign Secrets", b.foreignSecrets},
+		{"operator-scale", "operator at scale", b.operatorScale},
 	}
 	for _, p := range phases {
+		if !cfg.runs(p.key) {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "bench: phase %s\n", p.name)
 		if err := p.fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
@@ -330,6 +355,9 @@ func run(cfg config, res *Results) error {
 	stopped = true
 	if err := env.Stop(); err != nil {
 		return err
+	}
+	if !cfg.runs("verifier") {
+		return nil
 	}
 	fmt.Fprintln(os.Stderr, "bench: phase verifier")
 	points, err := measureVerifier(res, cfg.verifier())
