@@ -124,6 +124,98 @@ func TestThePolicyAndTheGoReaderAgreeOnTheShippedCatalog(t *testing.T) {
 	}
 }
 
+// TestThePolicyReadsEveryLayoutOfACatalogLineAsTheGoReaderDoes: the policy finds a name in the
+// catalog's text without parsing it into lines; for a catalog written every way a person might
+// (spaces and tabs around the name and the ": ", no description, a '*' in a name, comments,
+// CRLF line ends, a no-break space), it admits exactly the scopes ops.ParsePermissions and
+// PermissionCatalog.Unknown admit: every name, every NAME:* over some of them, and none of the
+// near misses (a commented name, a name cut short or made longer, a prefix that is a whole name).
+func TestThePolicyReadsEveryLayoutOfACatalogLineAsTheGoReaderDoes(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "layout")
+	lines := []string{
+		"# a comment: not:a:permission",
+		"reports:read: Read reports",
+		"  reports:write  :  Write reports  ",
+		"\tdashboards:view\t: tab before the colon",
+		"alerts:mute",
+		"alerts:fire:now   ",
+		"exports:csv:   three spaces after the colon",
+		"exports:x*y",
+		"spaces: a name without a colon",
+		"\u00a0devices:list: after a no-break space",
+		"metrics:live: CRLF\r",
+		"   ",
+		"  # reports:purge: commented, indented",
+		"billing:run:now: two colons, the name ends at the first one followed by a space",
+	}
+	must(t, env.Client.Create(ctx, catalogMap(org, "catalog", lines...)))
+	shippedCatalogLeaves(t, org)
+	creates, _ := permissionBindings(t, org, "catalog")
+	eventually(t, func() bool { // the shipped catalog lacks it; the test's lists it
+		return env.Client.Create(ctx, scopedKey(org, "probe", "billing:run:now"), client.DryRunAll) == nil
+	})
+	catalog := &ops.PermissionCatalog{}
+	catalog.Permissions, catalog.Problems = ops.ParsePermissions(strings.Join(lines, "\n"))
+	if len(catalog.Problems) > 0 {
+		t.Fatalf("the test's catalog has lines the Go reader cannot read: %v", catalog.Problems)
+	}
+	candidates := []string{"a", "not:a:permission", "reports:purge", "reports", "reports:*", "reports:re", "reports:readx",
+		"dashboards:*", "alerts:*", "alerts:fire:*", "alerts:fire", "exports:*", "exports:csv:*", "exports:x*y", "exports:x:*",
+		"spaces", "spaces:*", "devices:*", "metrics:live", "metrics:*", "billing:*", "billing:run:*", "billing:run", "billing:run:now:*", "nothing:*"}
+	for _, p := range catalog.Permissions {
+		candidates = append(candidates, p.Name, p.Name+"x", p.Name[:len(p.Name)-1], p.Name+":*")
+	}
+	for i, scope := range candidates {
+		err := env.Client.Create(ctx, scopedKey(org, fmt.Sprintf("k%d", i), scope), client.DryRunAll)
+		known := len(catalog.Unknown([]string{scope})) == 0
+		switch {
+		case apierrors.IsInvalid(err):
+			// The CRD's scope grammar refuses it before admission.
+		case known && err != nil:
+			t.Errorf("scope %q, which the Go reader finds in the catalog, is refused: %v", scope, err)
+		case !known && (err == nil || !strings.Contains(err.Error(), "with binding '"+creates+"'")):
+			t.Errorf("scope %q, which the Go reader does not find in the catalog, is not refused by the policy: %v", scope, err)
+		}
+	}
+}
+
+// shippedCatalogLeaves makes the shipped bindings leave out namespace org (labelled, and the
+// bindings' namespace selectors required not to have the label), until the test ends: its keys
+// are judged by the test's own catalog alone. Every other namespace stays bound as before.
+func shippedCatalogLeaves(t *testing.T, org string) {
+	t.Helper()
+	ctx := context.Background()
+	const label = "test.clearance.dev/own-permission-catalog"
+	ns := &corev1.Namespace{}
+	must(t, env.Client.Get(ctx, client.ObjectKey{Name: org}, ns))
+	ns.Labels[label] = "true"
+	must(t, env.Client.Update(ctx, ns))
+	for _, name := range []string{permissionsCreates, permissionsUpdates} {
+		b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+		must(t, env.Client.Get(ctx, client.ObjectKey{Name: name}, b))
+		shipped := b.Spec.MatchResources.DeepCopy()
+		sel := b.Spec.MatchResources.NamespaceSelector
+		if sel == nil {
+			sel = &metav1.LabelSelector{}
+		}
+		sel.MatchExpressions = append(sel.MatchExpressions, metav1.LabelSelectorRequirement{Key: label, Operator: metav1.LabelSelectorOpDoesNotExist})
+		b.Spec.MatchResources.NamespaceSelector = sel
+		must(t, env.Client.Update(ctx, b))
+		t.Cleanup(func() {
+			cur := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+			if err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, cur); err != nil {
+				t.Errorf("restoring binding %s: %v", name, err)
+				return
+			}
+			cur.Spec.MatchResources = shipped
+			if err := env.Client.Update(context.Background(), cur); err != nil {
+				t.Errorf("restoring binding %s: %v", name, err)
+			}
+		})
+	}
+}
+
 // permissionBindings binds the shipped policy as the shipped bindings do (read from the
 // apiserver) to the catalog ConfigMap org/catalog, for keys of org alone: a test's own catalog,
 // which it may shrink or leave missing without touching the cluster-wide one. It returns the
