@@ -114,7 +114,12 @@ func TestExpiredDisabledRotatedOutAndDeletedKeysNeverBecomeValidAgain(t *testing
 		http.StatusUnauthorized, "")
 	waitAnswer(t, op, o.grant, toks["expiring"], time.Until(expiresAt.Time)+revocationTimeout, "the expired key to be refused",
 		http.StatusUnauthorized, verifier.ReasonKeyExpired)
-	waitKey(t, keys["expiring"], "Expired", inState(v1.KeyExpired))
+	expired := waitKey(t, keys["expiring"], "Expired", inState(v1.KeyExpired))
+	// Status first, then the Secret (controllers/apikey_writes.go): the key material leaves the
+	// Secret just after the status says Expired.
+	eventually(t, settleTimeout, "the expired key's material to leave its Secret", func() (bool, string) {
+		return mustSecretToken(t, expired) == "", "the Secret still holds a key"
+	})
 	waitKey(t, keys["rotated"], "done with the overlap", func(k *v1.APIKey) bool { return len(k.Status.PreviousKeys) == 0 })
 	st := newStandings(first, toks)
 	st.check(t, "before any restart")
