@@ -18,11 +18,14 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,7 +46,14 @@ type reconcilerBase struct {
 
 // patchStatus writes obj's status as a merge patch against orig, only when it differs, with a
 // resourceVersion precondition so a stale pass (or a second leader) cannot overwrite a newer one.
+//
+// The diff is computed once and the precondition added to it: client.MergeFromWithOptimisticLock
+// would copy both objects and compute it again, on the hot path of minting.
 func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Object) error {
+	version := orig.GetResourceVersion()
+	if version == "" {
+		return fmt.Errorf("cannot patch the status of %s: the copy read has no resourceVersion to hold the write to", client.ObjectKeyFromObject(obj))
+	}
 	diff, err := client.MergeFrom(orig).Data(obj)
 	if err != nil {
 		return err
@@ -51,7 +61,21 @@ func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Objec
 	if string(diff) == "{}" {
 		return nil
 	}
-	return b.client.Status().Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+	var patch map[string]any
+	if err := json.Unmarshal(diff, &patch); err != nil {
+		return err
+	}
+	metadata, _ := patch["metadata"].(map[string]any)
+	if metadata == nil {
+		metadata = map[string]any{}
+		patch["metadata"] = metadata
+	}
+	metadata["resourceVersion"] = version
+	data, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	return b.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
 }
 
 // setCondition sets a condition with the injected clock's time. The transition time only moves
