@@ -34,6 +34,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -103,6 +104,9 @@ func (b *bench) setupFloors(ctx context.Context, watch cache.Cache) error {
 	}
 	// The client learns the new kind's mapping on its first use of it.
 	if err := ensureNamespace(ctx, b.c, floorNamespace); err != nil {
+		return err
+	}
+	if err := floorWriterRBAC(ctx, b.c); err != nil {
 		return err
 	}
 	b.floor = &floors{waiters: map[string]func(*unstructured.Unstructured, bool) bool{}}
@@ -175,7 +179,11 @@ func (b *bench) bareMint(ctx context.Context, keys []types.NamespacedName) (time
 		}
 		jobs[i] = job
 	}
-	limited := rest.CopyConfig(b.env.Config)
+	operator, _, err := b.env.OperatorIdentity()
+	if err != nil {
+		return 0, err
+	}
+	limited := rest.CopyConfig(operator)
 	limited.QPS, limited.Burst = operatorQPS, operatorBurst
 	// A client of its own per round: each kind's writer gets a full token bucket, as the
 	// operator's has after the pause between rounds.
@@ -217,6 +225,31 @@ func (b *bench) bareMint(ctx context.Context, keys []types.NamespacedName) (time
 		return 0, fmt.Errorf("the floor's writes: %w", writeErr)
 	}
 	return took, nil
+}
+
+// floorWriterRBAC lets the operator's ServiceAccount make the floor's writes in its namespace,
+// as config/rbac lets it make its own: the floor's writer writes as the operator does, so
+// authorization costs both the same.
+func floorWriterRBAC(ctx context.Context, c client.Client) error {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: floorNamespace, Name: "bench-floor-writer"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+			{APIGroups: []string{floorGroup}, Resources: []string{"benchkeys/status"}, Verbs: []string{"patch"}},
+			{APIGroups: []string{floorGroup}, Resources: []string{"benchkeys/finalizers"}, Verbs: []string{"update"}},
+		},
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: floorNamespace, Name: "bench-floor-writer"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "clearance-system", Name: "clearance"}},
+	}
+	for _, o := range []client.Object{role, binding} {
+		if err := createRetrying(ctx, c, o); err != nil {
+			return fmt.Errorf("the floor writer's RBAC: %w", err)
+		}
+	}
+	return nil
 }
 
 // floorWrites are the operator's two writes for one minted key: its Secret, then its status.

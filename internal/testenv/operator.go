@@ -95,17 +95,23 @@ type OperatorOptions struct {
 	// OrgDefaults lets it create each org's default MetricSet (--org-defaults), as a real
 	// install does; off, tests own every MetricSet they name (many name theirs "default").
 	OrgDefaults bool
-	Args        []string
+	// ServiceAccount runs it as a cluster does: as its ServiceAccount, authorized by the RBAC
+	// of config/rbac alone (OperatorIdentity); otherwise as an admin user.
+	ServiceAccount bool
+	Args           []string
 }
 
-// StartOperator starts an operator process as an admin user, with ports of its own on
-// loopback, and waits until it is ready. Stop it with Stop (or Kill).
+// StartOperator starts an operator process as an admin user (or its ServiceAccount), with ports
+// of its own on loopback, and waits until it is ready. Stop it with Stop (or Kill).
 func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 	bin, err := e.BuildOperator()
 	if err != nil {
 		return nil, err
 	}
 	kubeconfig, err := e.WriteKubeconfig()
+	if o.ServiceAccount {
+		_, kubeconfig, err = e.OperatorIdentity()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,11 @@ import (
 // policies the chart ships (make manifests copies them into it), make run applies and every
 // test environment installs.
 func PolicyFiles(root string) ([]string, error) {
-	dir := filepath.Join(root, "config", "policies")
+	return kustomizationFiles(filepath.Join(root, "config", "policies"))
+}
+
+// kustomizationFiles returns the files the kustomization of dir lists as its resources.
+func kustomizationFiles(dir string) ([]string, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
 	if err != nil {
 		return nil, err
@@ -50,7 +54,7 @@ func PolicyFiles(root string) ([]string, error) {
 		Resources []string `json:"resources"`
 	}
 	if err := yaml.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("config/policies/kustomization.yaml: %w", err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "kustomization.yaml"), err)
 	}
 	files := make([]string, 0, len(k.Resources))
 	for _, r := range k.Resources {
@@ -79,14 +83,15 @@ func installPolicies(ctx context.Context, c client.Client, root string) error {
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	if err := createFromFiles(ctx, c, append(files, PermissionCatalogFiles(root)...)); err != nil {
+	if err := createFromFiles(ctx, c, append(files, PermissionCatalogFiles(root)...), false); err != nil {
 		return err
 	}
 	return waitForAdmission(ctx, c)
 }
 
-// createFromFiles creates every object of the YAML files.
-func createFromFiles(ctx context.Context, c client.Client, files []string) error {
+// createFromFiles creates every object of the YAML files; with keepExisting, an object that
+// already exists is left as it is.
+func createFromFiles(ctx context.Context, c client.Client, files []string, keepExisting bool) error {
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -107,7 +112,7 @@ func createFromFiles(ctx context.Context, c client.Client, files []string) error
 			if len(obj.Object) == 0 {
 				continue
 			}
-			if err := c.Create(ctx, obj); err != nil {
+			if err := c.Create(ctx, obj); err != nil && !(keepExisting && apierrors.IsAlreadyExists(err)) {
 				return fmt.Errorf("installing %s %s from %s: %w", obj.GetKind(), obj.GetName(), file, err)
 			}
 		}

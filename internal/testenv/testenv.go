@@ -68,6 +68,7 @@ type Env struct {
 	certDir           string
 	apiserverLog      *os.File // kube-apiserver's stdout and stderr, in certDir
 	kubeconfig        string
+	operator          *operatorIdentity  // OperatorIdentity's, once asked for
 	controllerManager *controllerManager // nil with Options.WithoutControllerManager
 }
 
@@ -251,6 +252,9 @@ func (e *Env) Stop() error {
 	}
 	if e.kubeconfig != "" {
 		_ = os.RemoveAll(filepath.Dir(e.kubeconfig))
+	}
+	if e.operator != nil {
+		_ = os.RemoveAll(filepath.Dir(e.operator.kubeconfig))
 	}
 	err := e.env.Stop()
 	_ = e.apiserverLog.Close()

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // TestProtectedObjectsGoWithTheirNamespace: the policy clearance-protected refuses deleting a
@@ -59,7 +60,7 @@ func TestProtectedObjectsGoWithTheirNamespace(t *testing.T) {
 		}
 	}
 	holdTerminating(t, leaving)
-	operator, err := client.New(env.As(operatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	operator, err := client.New(env.As(testenv.OperatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

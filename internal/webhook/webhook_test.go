@@ -48,8 +48,6 @@ import (
 	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
-const operatorUser = "system:serviceaccount:clearance-system:clearance"
-
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
@@ -365,7 +363,7 @@ func TestProtectedObjectsStayUnlessTheOperatorRemovesThem(t *testing.T) {
 	if err := env.Client.Patch(context.Background(), app, unprotect); err == nil || !strings.Contains(err.Error(), "label of Application "+org+"/system-default cannot be removed: it marks a system default") {
 		t.Errorf("removing the label: %v", err)
 	}
-	operator, err := client.New(env.As(operatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	operator, err := client.New(env.As(testenv.OperatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +409,7 @@ func TestTheCreatorIsRecordedAndCannotBeRewritten(t *testing.T) {
 	}
 
 	// The recorded creator can be neither removed nor forged, whoever asks.
-	operator, err := client.New(env.As(operatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	operator, err := client.New(env.As(testenv.OperatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

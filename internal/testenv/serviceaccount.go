@@ -1,0 +1,82 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// OperatorUser is the username of the operator's ServiceAccount (clearance in
+// clearance-system), as the chart and config/rbac install it.
+const OperatorUser = "system:serviceaccount:clearance-system:clearance"
+
+// operatorIdentity is a user the apiserver knows as the operator's ServiceAccount.
+type operatorIdentity struct {
+	config     *rest.Config
+	kubeconfig string
+}
+
+// OperatorIdentity installs config/rbac (objects already there are kept) and returns a config
+// and the path of a kubeconfig for the operator's ServiceAccount: the username and groups the
+// apiserver gives its token, authenticated by a client certificate like the admin's, so a
+// process using it is authorized by the shipped RBAC alone and admission sees the operator's
+// name, as in a cluster, and authentication costs what the admin's does.
+func (e *Env) OperatorIdentity() (*rest.Config, string, error) {
+	if e.operator != nil {
+		return e.operator.config, e.operator.kubeconfig, nil
+	}
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
+	if err := e.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, "", err
+	}
+	files, err := kustomizationFiles(filepath.Join(e.Root, "config", "rbac"))
+	if err != nil {
+		return nil, "", fmt.Errorf("reading config/rbac: %w", err)
+	}
+	if err := createFromFiles(ctx, e.Client, files, true); err != nil {
+		return nil, "", err
+	}
+	user, err := e.env.AddUser(envtest.User{Name: OperatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:clearance-system"}}, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("adding the operator's user: %w", err)
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	dir, err := os.MkdirTemp("", "clearance-operator-kubeconfig-")
+	if err != nil {
+		return nil, "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, "", err
+	}
+	e.operator = &operatorIdentity{config: user.Config(), kubeconfig: path}
+	return e.operator.config, path, nil
+}
