@@ -19,7 +19,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,23 +59,10 @@ func (e *Env) OperatorIdentity() (*rest.Config, string, error) {
 	if err := createFromFiles(ctx, e.Client, files, true); err != nil {
 		return nil, "", err
 	}
-	user, err := e.env.AddUser(envtest.User{Name: OperatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:clearance-system"}}, nil)
+	cfg, path, err := e.addUser(envtest.User{Name: OperatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:clearance-system"}})
 	if err != nil {
 		return nil, "", fmt.Errorf("adding the operator's user: %w", err)
 	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	dir, err := os.MkdirTemp("", "clearance-operator-kubeconfig-")
-	if err != nil {
-		return nil, "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", err
-	}
-	e.operator = &operatorIdentity{config: user.Config(), kubeconfig: path}
-	return e.operator.config, path, nil
+	e.operator = &operatorIdentity{config: cfg, kubeconfig: path}
+	return cfg, path, nil
 }

@@ -340,24 +340,35 @@ func (e *Env) WriteKubeconfig() (string, error) {
 	if e.kubeconfig != "" {
 		return e.kubeconfig, nil
 	}
-	user, err := e.env.AddUser(envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}}, nil)
+	_, path, err := e.addUser(envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}})
 	if err != nil {
 		return "", fmt.Errorf("adding an admin user: %w", err)
 	}
-	data, err := user.KubeConfig()
+	e.kubeconfig = path
+	return path, nil
+}
+
+// addUser gives user a client certificate the apiserver trusts and writes a kubeconfig for it
+// into a directory of its own; it returns a config for the user and the kubeconfig's path.
+func (e *Env) addUser(user envtest.User) (*rest.Config, string, error) {
+	added, err := e.env.AddUser(user, nil)
 	if err != nil {
-		return "", fmt.Errorf("writing a kubeconfig: %w", err)
+		return nil, "", err
+	}
+	data, err := added.KubeConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("writing a kubeconfig: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "clearance-kubeconfig-")
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
-		return "", err
+		_ = os.RemoveAll(dir)
+		return nil, "", err
 	}
-	e.kubeconfig = path
-	return path, nil
+	return added.Config(), path, nil
 }
 
 // Kubectl runs the kubectl built with the apiserver as an admin, from the repository root,
