@@ -70,6 +70,8 @@ type config struct {
 	opPprof      string
 	opFlags      string
 	warmup       int
+	// withoutAdmission removes Clearance's admission before the phases (-without-admission).
+	withoutAdmission bool
 	// phases are the phases to run (-phases); nil runs every one.
 	phases map[string]bool
 }
@@ -110,6 +112,7 @@ func benchMain() int {
 	flag.IntVar(&cfg.mintRound, "mint-round", 500, "Keys Clearance mints before the floor's bare client makes the same writes: rounds alternate so the machine's noise falls on both.")
 	flag.StringVar(&phases, "phases", "", "Only these phases, comma-separated, of "+strings.Join(allPhases, ",")+" (empty: all). A phase works on what the ones before it made: idle, memory and revocation want mint's keys.")
 	flag.IntVar(&cfg.warmup, "warmup", 500, "Keys minted before the measured batches (not counted), so the apiserver and the operator are warm.")
+	flag.BoolVar(&cfg.withoutAdmission, "without-admission", false, "Diagnostic, with -phases mint only: remove every admission policy binding and webhook configuration of Clearance's first, to see what the operator alone costs against the floor. Its rows are not the product's figures, and their notes say so.")
 	var serve, tokensPath, heapProfile, serveCPUProfile string
 	flag.StringVar(&serve, "serve", "", "Internal: serve the loaded verifier or a bare handler for the load generator (a child process).")
 	flag.StringVar(&tokensPath, "tokens", "", "Internal: where -serve verifier writes its tokens.")
@@ -146,6 +149,10 @@ func benchMain() int {
 			cfg.phases[p] = true
 		}
 	}
+	if cfg.withoutAdmission && (len(cfg.phases) != 1 || !cfg.phases["mint"]) {
+		fmt.Fprintln(os.Stderr, "bench: -without-admission measures the mint phase only: add -phases mint")
+		return 2
+	}
 	if cfg.assignments < 2 {
 		fmt.Fprintf(os.Stderr, "bench: -assignments must be at least 2 (a connection and a raise), got %d\n", cfg.assignments)
 		return 2
@@ -172,6 +179,11 @@ func benchMain() int {
 	res := &Results{}
 	err := run(cfg, res)
 	if len(res.Rows) > 0 {
+		if cfg.withoutAdmission {
+			for i := range res.Rows {
+				res.Rows[i].Note = "WITHOUT ADMISSION (-without-admission, a diagnostic: not the product's figure): " + res.Rows[i].Note
+			}
+		}
 		if werr := res.Write(cfg.out); werr != nil && err == nil {
 			err = werr
 		}
@@ -319,6 +331,11 @@ func run(cfg config, res *Results) error {
 	}
 	if err := b.setupFloors(ctx, watch); err != nil {
 		return err
+	}
+	if cfg.withoutAdmission {
+		if err := b.removeAdmission(ctx); err != nil {
+			return fmt.Errorf("-without-admission: %w", err)
+		}
 	}
 	// The watch ends before the apiserver stops, or its graceful stop waits on it.
 	watchCtx, stopWatch := context.WithCancel(ctx)

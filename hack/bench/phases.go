@@ -31,6 +31,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -187,7 +188,60 @@ func (b *bench) mint(ctx context.Context) error {
 		}
 		b.res.AtMost(fmt.Sprintf("scale: operator RSS with %d keys", total), rss, "MiB", 150, "VmRSS, highest of 3 readings 1 s apart")
 	}
+	if b.cfg.withoutAdmission {
+		return nil // nothing to count: the webhook configurations are gone
+	}
 	return b.mintWebhookCalls(ctx, callsBefore, b.cfg.warmup+have)
+}
+
+// removeAdmission deletes every binding of Clearance's admission policies and its webhook
+// configurations (-without-admission), and waits until the apiserver no longer stamps a
+// dry-run APIKey with its creator.
+func (b *bench) removeAdmission(ctx context.Context) error {
+	var vbs admissionregistrationv1.ValidatingAdmissionPolicyBindingList
+	var mbs admissionregistrationv1.MutatingAdmissionPolicyBindingList
+	if err := b.c.List(ctx, &vbs); err != nil {
+		return err
+	}
+	if err := b.c.List(ctx, &mbs); err != nil {
+		return err
+	}
+	var gone []client.Object
+	for i := range vbs.Items {
+		gone = append(gone, &vbs.Items[i])
+	}
+	for i := range mbs.Items {
+		gone = append(gone, &mbs.Items[i])
+	}
+	gone = append(gone,
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}})
+	for _, o := range gone {
+		if !strings.HasPrefix(o.GetName(), "clearance-") && !strings.HasSuffix(o.GetName(), "-webhook-configuration") {
+			continue
+		}
+		if err := b.c.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		// Until the apiserver has dropped every binding, one left can refuse the probe (the
+		// creator check, once the stamp is gone): that is not yet, not an error.
+		probe := apiKey("default", "bench-admission-probe", "probe")
+		err := b.c.Create(ctx, probe, client.DryRunAll)
+		if err != nil && !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) {
+			return err
+		}
+		if err == nil && probe.Annotations[v1.AnnotationCreatedBy] == "" {
+			fmt.Fprintln(os.Stderr, "bench: -without-admission: Clearance's admission policy bindings and webhook configurations removed")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the apiserver still stamps the creator a minute after the policy bindings were deleted")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // mintWebhookCalls records the admission webhook calls the apiserver made since before (every
