@@ -17,6 +17,7 @@ limitations under the License.
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,8 +62,11 @@ func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Objec
 	if string(diff) == "{}" {
 		return nil
 	}
+	// Numbers stay as written (a count beyond 2^53 would not survive a float64).
 	var patch map[string]any
-	if err := json.Unmarshal(diff, &patch); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(diff))
+	dec.UseNumber()
+	if err := dec.Decode(&patch); err != nil {
 		return err
 	}
 	metadata, _ := patch["metadata"].(map[string]any)

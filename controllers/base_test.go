@@ -22,6 +22,7 @@ import (
 	"slices"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -120,5 +121,59 @@ func TestRequestsFor(t *testing.T) {
 	}
 	if got := requestsFor[v1.MetricSet](nil, nil); got != nil {
 		t.Errorf("no objects: got %v, want none", got)
+	}
+}
+
+// TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead: patchStatus sends nothing when the status
+// is unchanged, sends numbers exactly as they are (a count past 2^53 included), and is refused
+// with a conflict when the object changed since the copy it diffs against was read.
+func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
+	ns := env.Namespace(t, "patch-status")
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k"}, Spec: v1.APIKeySpec{ApplicationName: "absent"}}
+	create(t, key)
+	ctx := context.Background()
+	// The operator's pass (the application is missing) writes its status once; then it is quiet.
+	eventually(t, "the operator's first status", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), key)
+		return len(key.Status.Conditions) > 0, err
+	})
+	b := &reconcilerBase{client: env.Client}
+
+	read := key.DeepCopy()
+	if err := b.patchStatus(ctx, read, read.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	unchanged := &v1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), unchanged); err != nil {
+		t.Fatal(err)
+	}
+	if unchanged.ResourceVersion != read.ResourceVersion {
+		t.Errorf("an unchanged status was written: resourceVersion %s, then %s", read.ResourceVersion, unchanged.ResourceVersion)
+	}
+
+	const past53 = int64(1)<<53 + 1
+	changed := read.DeepCopy()
+	changed.Status.UsageCount = past53
+	if err := b.patchStatus(ctx, read, changed); err != nil {
+		t.Fatal(err)
+	}
+	got := &v1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.UsageCount != past53 {
+		t.Errorf("status.usageCount is %d, want %d", got.Status.UsageCount, past53)
+	}
+
+	stale := read.DeepCopy() // read before the write above
+	changed = stale.DeepCopy()
+	changed.Status.UsageCount = 7
+	if err := b.patchStatus(ctx, stale, changed); !apierrors.IsConflict(err) {
+		t.Errorf("a status patch against a copy read before another write: %v, want a conflict", err)
+	}
+	noVersion := read.DeepCopy()
+	noVersion.ResourceVersion = ""
+	if err := b.patchStatus(ctx, noVersion, changed); err == nil {
+		t.Error("a status patch without a resourceVersion to hold it to was sent")
 	}
 }
