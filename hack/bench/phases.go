@@ -238,7 +238,10 @@ func (b *bench) removeAdmission(ctx context.Context) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the apiserver still stamps the creator a minute after the policy bindings were deleted")
+			if err != nil {
+				return fmt.Errorf("a minute after the bindings were deleted, the apiserver still refuses a dry-run APIKey: %w", err)
+			}
+			return fmt.Errorf("a minute after the bindings were deleted, the apiserver still stamps a dry-run APIKey with its creator")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
