@@ -49,6 +49,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 const (
@@ -242,7 +243,7 @@ func floorWriterRBAC(ctx context.Context, c client.Client) error {
 	binding := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Namespace: floorNamespace, Name: "bench-floor-writer"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "clearance-system", Name: "clearance"}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: testenv.OperatorUser}},
 	}
 	for _, o := range []client.Object{role, binding} {
 		if err := createRetrying(ctx, c, o); err != nil {

@@ -77,19 +77,11 @@ func (e *Env) startControllerManager() error {
 	cm := &controllerManager{dir: dir, logPath: filepath.Join(dir, "kube-controller-manager.log"), done: make(chan struct{})}
 	fail := func(err error) error { _ = os.RemoveAll(dir); return err }
 
-	user, err := e.env.AddUser(envtest.User{Name: controllerManagerUser, Groups: []string{"system:masters"}}, nil)
+	_, kubeconfigPath, err := e.addUser(dir, envtest.User{Name: controllerManagerUser, Groups: []string{"system:masters"}})
 	if err != nil {
 		return fail(fmt.Errorf("adding kube-controller-manager's user: %w", err))
 	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return fail(err)
-	}
-	kubeconfigPath := filepath.Join(dir, "kubeconfig")
 	caPath := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
-		return fail(err)
-	}
 	if err := os.WriteFile(caPath, e.Config.CAData, 0o600); err != nil {
 		return fail(err)
 	}

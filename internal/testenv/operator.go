@@ -30,10 +30,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Operator is the clearance binary running as a process of its own against the control plane,
@@ -154,8 +150,7 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 	}
 	if o.WithWebhooks {
 		op.args = append(op.args, "--webhook-local-url="+op.WebhookURL)
-		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
-		if err := e.Client.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := ensureOperatorNamespace(context.Background(), e.Client); err != nil {
 			return nil, err
 		}
 	}

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -79,8 +78,7 @@ func installPolicies(ctx context.Context, c client.Client, root string) error {
 	if err != nil {
 		return fmt.Errorf("reading config/policies: %w", err)
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
-	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := ensureOperatorNamespace(ctx, c); err != nil {
 		return err
 	}
 	if err := createFromFiles(ctx, c, append(files, PermissionCatalogFiles(root)...), false); err != nil {

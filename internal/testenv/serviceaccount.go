@@ -25,12 +25,26 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
+// operatorNamespace is the operator's namespace, as the chart, config/rbac and config/policies
+// name it.
+const operatorNamespace = "clearance-system"
+
 // OperatorUser is the username of the operator's ServiceAccount (clearance in
 // clearance-system), as the chart and config/rbac install it.
-const OperatorUser = "system:serviceaccount:clearance-system:clearance"
+const OperatorUser = "system:serviceaccount:" + operatorNamespace + ":clearance"
+
+// ensureOperatorNamespace creates the operator's namespace unless it exists.
+func ensureOperatorNamespace(ctx context.Context, c client.Client) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
 
 // operatorIdentity is a user the apiserver knows as the operator's ServiceAccount.
 type operatorIdentity struct {
@@ -48,8 +62,7 @@ func (e *Env) OperatorIdentity() (*rest.Config, string, error) {
 		return e.operator.config, e.operator.kubeconfig, nil
 	}
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "clearance-system"}}
-	if err := e.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := ensureOperatorNamespace(ctx, e.Client); err != nil {
 		return nil, "", err
 	}
 	files, err := kustomizationFiles(filepath.Join(e.Root, "config", "rbac"))
@@ -59,7 +72,7 @@ func (e *Env) OperatorIdentity() (*rest.Config, string, error) {
 	if err := createFromFiles(ctx, e.Client, files, true); err != nil {
 		return nil, "", err
 	}
-	cfg, path, err := e.addUser(envtest.User{Name: OperatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:clearance-system"}})
+	cfg, path, err := e.addUser("", envtest.User{Name: OperatorUser, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + operatorNamespace}})
 	if err != nil {
 		return nil, "", fmt.Errorf("adding the operator's user: %w", err)
 	}

@@ -340,7 +340,7 @@ func (e *Env) WriteKubeconfig() (string, error) {
 	if e.kubeconfig != "" {
 		return e.kubeconfig, nil
 	}
-	_, path, err := e.addUser(envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}})
+	_, path, err := e.addUser("", envtest.User{Name: "clearance-test-admin", Groups: []string{"system:masters"}})
 	if err != nil {
 		return "", fmt.Errorf("adding an admin user: %w", err)
 	}
@@ -349,8 +349,9 @@ func (e *Env) WriteKubeconfig() (string, error) {
 }
 
 // addUser gives user a client certificate the apiserver trusts and writes a kubeconfig for it
-// into a directory of its own; it returns a config for the user and the kubeconfig's path.
-func (e *Env) addUser(user envtest.User) (*rest.Config, string, error) {
+// into dir (empty: a directory of its own); it returns a config for the user and the
+// kubeconfig's path.
+func (e *Env) addUser(dir string, user envtest.User) (*rest.Config, string, error) {
 	added, err := e.env.AddUser(user, nil)
 	if err != nil {
 		return nil, "", err
@@ -359,13 +360,17 @@ func (e *Env) addUser(user envtest.User) (*rest.Config, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("writing a kubeconfig: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "clearance-kubeconfig-")
-	if err != nil {
-		return nil, "", err
+	own := dir == ""
+	if own {
+		if dir, err = os.MkdirTemp("", "clearance-kubeconfig-"); err != nil {
+			return nil, "", err
+		}
 	}
 	path := filepath.Join(dir, "kubeconfig")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
-		_ = os.RemoveAll(dir)
+		if own {
+			_ = os.RemoveAll(dir)
+		}
 		return nil, "", err
 	}
 	return added.Config(), path, nil
