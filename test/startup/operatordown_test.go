@@ -95,6 +95,20 @@ func TestWithTheOperatorStoppedTheAPIServerStillAdmitsAndRefuses(t *testing.T) {
 			t.Errorf("with the operator stopped, %T %s records creator %q, want ada@acme.example", obj, obj.GetName(), by)
 		}
 	}
+	// A forged creator: with no webhook to replace the name (and warn), the apiserver's creator
+	// check refuses it; a manifest naming its own creator passes untouched.
+	forged := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "forged", Annotations: map[string]string{v1.AnnotationCreatedBy: "mallory@acme.example"}},
+		Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: 720 * time.Hour}}}
+	const refused = `ValidatingAdmissionPolicy 'clearance-created-by' with binding 'clearance-created-by' denied request: annotation access.clearance.dev/created-by is recorded by Clearance, ` +
+		`and it says "mallory@acme.example" while "ada@acme.example" is creating APIKey forged: remove the annotation from the manifest`
+	if err := ada.Create(ctx, forged, client.DryRunAll); err == nil || !strings.Contains(err.Error(), refused) {
+		t.Errorf("with the operator stopped, a key naming another creator: %v, want the policy's refusal (%s)", err, refused)
+	}
+	own := forged.DeepCopy()
+	own.Annotations[v1.AnnotationCreatedBy] = "ada@acme.example"
+	if err := ada.Create(ctx, own, client.DryRunAll); err != nil || own.Annotations[v1.AnnotationCreatedBy] != "ada@acme.example" {
+		t.Errorf("with the operator stopped, a key naming its own creator: %v, recorded %q", err, own.Annotations[v1.AnnotationCreatedBy])
+	}
 	err = carl.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "carls"},
 		Spec: v1.OrgConnectionSpec{ApplicationID: "app_00000000000000000000000078", Role: v1.RoleAnalyst}})
 	const want = `ValidatingAdmissionPolicy 'clearance-role-assignment' with binding 'clearance-role-assignment' denied request: user "carl@acme.example" may not assign role Analyst in org "`
