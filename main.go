@@ -266,8 +266,7 @@ func run(opts options) error {
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API to talk to (set KUBECONFIG or run in a cluster): %w", err)
 	}
-	cfg.QPS = float32(opts.kubeAPIQPS)
-	cfg.Burst = opts.kubeAPIBurst
+	wiring.TuneAPIConfig(cfg, opts.kubeAPIQPS, opts.kubeAPIBurst)
 
 	leNamespace := opts.leaderElectionNamespace
 	if leNamespace == "" {

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -39,6 +40,17 @@ func TestSchemeKnowsBuiltInAndClearanceKinds(t *testing.T) {
 		if _, _, err := s.ObjectKinds(obj); err != nil {
 			t.Errorf("%T: %v", obj, err)
 		}
+	}
+}
+
+func TestTuneAPIConfigSetsRateAndTurnsGzipOff(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:6443"}
+	TuneAPIConfig(cfg, 200, 400)
+	if cfg.QPS != 200 || cfg.Burst != 400 {
+		t.Errorf("QPS %g, burst %d; want 200, 400", cfg.QPS, cfg.Burst)
+	}
+	if !cfg.DisableCompression {
+		t.Error("compression is on: the apiserver would gzip every event of the operator's watches")
 	}
 }
 
