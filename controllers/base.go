@@ -21,7 +21,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -48,38 +50,52 @@ type reconcilerBase struct {
 // patchStatus writes obj's status as a merge patch against orig, only when it differs, with a
 // resourceVersion precondition so a stale pass (or a second leader) cannot overwrite a newer one.
 //
-// The diff is computed once and the precondition added to it: client.MergeFromWithOptimisticLock
-// would copy both objects and compute it again, on the hot path of minting.
+// Only the two statuses are compared, once, and the precondition added to their diff: the
+// status subresource ignores everything else, and client.MergeFromWithOptimisticLock would
+// serialize both whole objects twice, on the hot path of minting.
 func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Object) error {
 	version := orig.GetResourceVersion()
 	if version == "" {
 		return fmt.Errorf("cannot patch the status of %s: the copy read has no resourceVersion to hold the write to", client.ObjectKeyFromObject(obj))
 	}
-	diff, err := client.MergeFrom(orig).Data(obj)
+	was, err := statusJSON(orig)
+	if err != nil {
+		return err
+	}
+	is, err := statusJSON(obj)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(was, is) {
+		return nil
+	}
+	diff, err := jsonpatch.CreateMergePatch(was, is)
 	if err != nil {
 		return err
 	}
 	if string(diff) == "{}" {
 		return nil
 	}
-	// Numbers stay as written (a count beyond 2^53 would not survive a float64).
-	var patch map[string]any
-	dec := json.NewDecoder(bytes.NewReader(diff))
-	dec.UseNumber()
-	if err := dec.Decode(&patch); err != nil {
-		return err
-	}
-	metadata, _ := patch["metadata"].(map[string]any)
-	if metadata == nil {
-		metadata = map[string]any{}
-		patch["metadata"] = metadata
-	}
-	metadata["resourceVersion"] = version
-	data, err := json.Marshal(patch)
+	data, err := json.Marshal(map[string]any{
+		"metadata": map[string]string{"resourceVersion": version},
+		"status":   json.RawMessage(diff),
+	})
 	if err != nil {
 		return err
 	}
 	return b.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data))
+}
+
+// statusJSON serializes the Status field of one of Clearance's kinds.
+func statusJSON(obj client.Object) ([]byte, error) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct || !v.FieldByName("Status").IsValid() {
+		return nil, fmt.Errorf("%T has no status to patch", obj)
+	}
+	return json.Marshal(v.FieldByName("Status").Interface())
 }
 
 // setCondition sets a condition with the injected clock's time. The transition time only moves

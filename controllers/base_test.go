@@ -125,8 +125,8 @@ func TestRequestsFor(t *testing.T) {
 }
 
 // TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead: patchStatus sends nothing when the status
-// is unchanged, sends numbers exactly as they are (a count past 2^53 included), and is refused
-// with a conflict when the object changed since the copy it diffs against was read.
+// is unchanged, sends numbers exactly as they are (a count past 2^53 included), removes what the
+// new status drops, and is refused with a conflict when the object changed since the copy it diffs against was read.
 func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
 	ns := env.Namespace(t, "patch-status")
 	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k"}, Spec: v1.APIKeySpec{ApplicationName: "absent"}}
@@ -165,7 +165,21 @@ func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
 		t.Errorf("status.usageCount is %d, want %d", got.Status.UsageCount, past53)
 	}
 
-	stale := read.DeepCopy() // read before the write above
+	// A field the new status drops is removed, not left as it was; the rest stays.
+	cleared := got.DeepCopy()
+	cleared.Status.UsageCount = 0
+	if err := b.patchStatus(ctx, got, cleared); err != nil {
+		t.Fatal(err)
+	}
+	after := &v1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.UsageCount != 0 || len(after.Status.Conditions) != len(got.Status.Conditions) {
+		t.Errorf("after dropping usageCount: usageCount %d, %d conditions; want 0 and %d", after.Status.UsageCount, len(after.Status.Conditions), len(got.Status.Conditions))
+	}
+
+	stale := read.DeepCopy() // read before the writes above
 	changed = stale.DeepCopy()
 	changed.Status.UsageCount = 7
 	if err := b.patchStatus(ctx, stale, changed); !apierrors.IsConflict(err) {
