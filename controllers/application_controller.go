@@ -21,6 +21,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,15 +43,74 @@ import (
 	"github.com/clearance-dev/clearance/internal/keyformat"
 )
 
-// countRefreshDelay batches the key and connection counts of an Application: a burst of new
-// keys for one application becomes one status write instead of one per key.
-const countRefreshDelay = 3 * time.Second
+const (
+	// countRefreshDelay batches the key and connection counts of an Application: they are
+	// refreshed once its keys and connections have been quiet this long, so a burst of new
+	// keys for one application becomes one status write instead of one per key, written
+	// after the burst rather than in the middle of minting it.
+	countRefreshDelay = 3 * time.Second
+	// countRefreshMax bounds the wait under a steady stream of changes.
+	countRefreshMax = 30 * time.Second
+)
 
 // ApplicationReconciler gives each Application its permanent ID and counts its keys and the
 // orgs connected to it.
 type ApplicationReconciler struct {
 	reconcilerBase
 	events events.EventRecorder
+	bursts countBursts
+	// burstClock times the bursts. It is the workqueue's time, real time, whatever clock the
+	// reconcilers are given: a burst waits on requeues the workqueue makes in real time, and
+	// the counts it batches carry no time of their own.
+	burstClock clock.PassiveClock
+}
+
+// countBursts remembers, for each Application whose keys or connections changed since its
+// last count, when the first and the last of those changes arrived.
+type countBursts struct {
+	mu   sync.Mutex
+	open map[types.NamespacedName]burst
+}
+
+type burst struct{ first, last time.Time }
+
+// add records a change for app at now.
+func (c *countBursts) add(app types.NamespacedName, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open = map[types.NamespacedName]burst{}
+	}
+	b, ok := c.open[app]
+	if !ok {
+		b.first = now
+	}
+	b.last = now
+	c.open[app] = b
+}
+
+// due returns how long app's count can still wait at now: until its changes have been quiet
+// for countRefreshDelay, or countRefreshMax after the first. Zero means count now, and the
+// burst is forgotten (a change after this opens a new one).
+func (c *countBursts) due(app types.NamespacedName, now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.open[app]
+	if !ok {
+		return 0
+	}
+	if wait := min(b.last.Add(countRefreshDelay).Sub(now), b.first.Add(countRefreshMax).Sub(now)); wait > 0 {
+		return wait
+	}
+	delete(c.open, app)
+	return 0
+}
+
+// forget drops app's burst (the Application is gone).
+func (c *countBursts) forget(app types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.open, app)
 }
 
 // +kubebuilder:rbac:groups=access.clearance.dev,resources=applications,verbs=get;list;watch
@@ -60,7 +121,13 @@ type ApplicationReconciler struct {
 func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	app, err := fetchLive[v1.Application](ctx, r.client, req)
 	if app == nil {
+		r.bursts.forget(req.NamespacedName)
 		return ctrl.Result{}, err
+	}
+	// Counts wait for their burst of changes to end; an ID to allocate or a new spec does not.
+	if wait := r.bursts.due(req.NamespacedName, r.burstClock.Now()); wait > 0 &&
+		app.Status.ApplicationID != "" && app.Status.ObservedGeneration == app.Generation {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	orig := app.DeepCopy()
 
@@ -171,10 +238,10 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("application").
 		For(&v1.Application{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1.APIKey{}, delayedEnqueue(func(_ context.Context, o client.Object) []reconcile.Request {
+		Watches(&v1.APIKey{}, r.countLater(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1.APIKey).Spec.ApplicationName}}}
 		}), builder.WithPredicates(createOrDelete())).
-		Watches(&v1.OrgConnection{}, delayedEnqueue(r.applicationsOfConnection), builder.WithPredicates(predicate.Funcs{
+		Watches(&v1.OrgConnection{}, r.countLater(r.applicationsOfConnection), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, n := e.ObjectOld.(*v1.OrgConnection), e.ObjectNew.(*v1.OrgConnection)
 				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions)
@@ -200,11 +267,13 @@ func createOrDelete() predicate.Funcs {
 	}
 }
 
-// delayedEnqueue is EnqueueRequestsFromMapFunc with the requests added after
-// countRefreshDelay, so the workqueue folds a burst of events into one pass.
-func delayedEnqueue(fn handler.MapFunc) handler.EventHandler {
+// countLater is EnqueueRequestsFromMapFunc for a change an Application's counts follow: it
+// records the change in the Application's burst and asks for a pass after countRefreshDelay,
+// which counts once the burst has ended (countBursts.due).
+func (r *ApplicationReconciler) countLater(fn handler.MapFunc) handler.EventHandler {
 	add := func(ctx context.Context, o client.Object, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for _, req := range fn(ctx, o) {
+			r.bursts.add(req.NamespacedName, r.burstClock.Now())
 			q.AddAfter(req, countRefreshDelay)
 		}
 	}

@@ -67,7 +67,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		apiReader: mgr.GetAPIReader(),
 		clock:     opts.Clock,
 	}
-	app := &ApplicationReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-application")}
+	app := &ApplicationReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-application"), burstClock: clock.RealClock{}}
 	key := &APIKeyReconciler{reconcilerBase: base, events: mgr.GetEventRecorder("clearance-apikey"),
 		format: opts.KeyFormat, metrics: opts.Metrics, workers: opts.KeyWorkers}
 	if key.workers <= 0 {

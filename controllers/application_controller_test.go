@@ -1,0 +1,128 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+)
+
+// TestCountsWaitUntilTheirBurstEnds: an Application's counts are taken once its keys and
+// connections have been quiet for countRefreshDelay, or countRefreshMax after the first change
+// under a steady stream, never in the middle of a burst.
+func TestCountsWaitUntilTheirBurstEnds(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	app := types.NamespacedName{Namespace: "org", Name: "bi"}
+	var c countBursts
+	if got := c.due(app, t0); got != 0 {
+		t.Errorf("no change recorded: due in %s, want now", got)
+	}
+	c.add(app, t0)
+	c.add(app, t0.Add(2*time.Second))
+	if got := c.due(app, t0.Add(3*time.Second)); got != 2*time.Second {
+		t.Errorf("3 s after a burst's first change, 1 s after its last: due in %s, want 2s", got)
+	}
+	if got := c.due(app, t0.Add(5*time.Second)); got != 0 {
+		t.Errorf("quiet for 3 s: due in %s, want now", got)
+	}
+	if len(c.open) != 0 {
+		t.Errorf("a counted burst is still remembered: %v", c.open)
+	}
+
+	// A change every second: the count still comes countRefreshMax after the first.
+	for s := 0; s < 40; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		c.add(app, now)
+		want := countRefreshDelay
+		if rest := countRefreshMax - time.Duration(s)*time.Second; rest < want {
+			want = max(rest, 0)
+		}
+		if got := c.due(app, now); got != want {
+			t.Fatalf("second %d of a steady stream: due in %s, want %s", s, got, want)
+		}
+		if want == 0 {
+			break
+		}
+	}
+
+	c.add(app, t0)
+	c.forget(app)
+	if len(c.open) != 0 {
+		t.Errorf("the burst of a deleted Application is still remembered: %v", c.open)
+	}
+}
+
+// TestApplicationPassInABurstWaitsAndThenCounts: a pass while the Application's burst is open
+// writes nothing and asks to come back when it ends; the pass then counts.
+func TestApplicationPassInABurstWaitsAndThenCounts(t *testing.T) {
+	ns := env.Namespace(t, "burst")
+	app := readyApp(t, ns, "bi")
+	create(t, newKey(ns, "k1", "bi"))
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock}, burstClock: clock}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
+	ctx := context.Background()
+	// The running operator may have counted already: clear the count, so this pass's is seen.
+	eventually(t, "the operator's count", func() (bool, error) {
+		err := env.Client.Get(ctx, req.NamespacedName, app)
+		return app.Status.KeyCount == 1, err
+	})
+	read := app.DeepCopy()
+	app.Status.KeyCount = 0
+	if err := r.patchStatus(ctx, read, app); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cleared count in the cache", func() (bool, error) {
+		err := env.Client.Get(ctx, req.NamespacedName, app)
+		return app.Status.KeyCount == 0, err
+	})
+
+	r.bursts.add(req.NamespacedName, clock.Now())
+	clock.Step(time.Second)
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != 2*time.Second {
+		t.Errorf("a pass 1 s into a burst: requeue after %s, want 2s", res.RequeueAfter)
+	}
+	if err := env.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Status.KeyCount != 0 {
+		t.Errorf("a pass in the middle of a burst wrote the count %d", app.Status.KeyCount)
+	}
+	clock.Step(2 * time.Second)
+	if res, err := r.Reconcile(ctx, req); err != nil || res.RequeueAfter != 0 {
+		t.Fatalf("the pass after the burst: %+v, %v", res, err)
+	}
+	got := &v1.Application{}
+	if err := env.Client.Get(ctx, req.NamespacedName, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.KeyCount != 1 {
+		t.Errorf("after the burst the count is %d, want 1", got.Status.KeyCount)
+	}
+}
