@@ -164,6 +164,11 @@ func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
 	if got.Status.UsageCount != past53 {
 		t.Errorf("status.usageCount is %d, want %d", got.Status.UsageCount, past53)
 	}
+	// The written copy carries the version the write made, so the next write of the same pass
+	// (a delete held to it, a second patch) is not refused as stale.
+	if changed.ResourceVersion != got.ResourceVersion {
+		t.Errorf("after the write the copy has resourceVersion %s, the apiserver %s", changed.ResourceVersion, got.ResourceVersion)
+	}
 
 	// A field the new status drops is removed, not left as it was; the rest stays.
 	cleared := got.DeepCopy()
