@@ -85,19 +85,19 @@ func (b *reconcilerBase) patchStatus(ctx context.Context, orig, obj client.Objec
 	}
 	// Sent as PartialObjectMetadata, so the apiserver answers with the object's metadata
 	// alone (the metadata client asks for it): obj already holds the status written, and only
-	// the new resourceVersion is taken back. The whole object, decoded again, was an eighth
-	// of the operator's CPU per key minted.
+	// the new resourceVersion is taken back. The whole object, encoded by the apiserver and
+	// decoded again here, was about a twentieth of the operator's CPU per key minted.
 	gvk, err := b.client.GroupVersionKindFor(obj)
 	if err != nil {
 		return err
 	}
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(gvk)
-	meta.Namespace, meta.Name = obj.GetNamespace(), obj.GetName()
-	if err := b.client.Status().Patch(ctx, meta, client.RawPatch(types.MergePatchType, data)); err != nil {
+	answer := &metav1.PartialObjectMetadata{}
+	answer.SetGroupVersionKind(gvk)
+	answer.Namespace, answer.Name = obj.GetNamespace(), obj.GetName()
+	if err := b.client.Status().Patch(ctx, answer, client.RawPatch(types.MergePatchType, data)); err != nil {
 		return err
 	}
-	obj.SetResourceVersion(meta.ResourceVersion)
+	obj.SetResourceVersion(answer.ResourceVersion)
 	return nil
 }
 

@@ -126,7 +126,8 @@ func TestRequestsFor(t *testing.T) {
 
 // TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead: patchStatus sends nothing when the status
 // is unchanged, sends numbers exactly as they are (a count past 2^53 included), removes what the
-// new status drops, and is refused with a conflict when the object changed since the copy it diffs against was read.
+// new status drops, leaves the written copy at the version its write made, and is refused with a
+// conflict when the object changed since the copy it diffs against was read.
 func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
 	ns := env.Namespace(t, "patch-status")
 	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k"}, Spec: v1.APIKeySpec{ApplicationName: "absent"}}
