@@ -36,6 +36,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 func TestKeyIsMintedIntoASecretAndStatusHoldsOnlyItsHash(t *testing.T) {
@@ -407,7 +408,7 @@ func TestKeyNotAdoptedIsSaidEvenWhenTheStatusWriteFails(t *testing.T) {
 			return c.Get(ctx, key, obj, opts...)
 		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-			if _, ok := obj.(*v1.APIKey); ok && sub == "status" && obj.GetName() == "k" && obj.GetNamespace() == ns && failed.CompareAndSwap(false, true) {
+			if testenv.IsAPIKey(obj) && sub == "status" && obj.GetName() == "k" && obj.GetNamespace() == ns && failed.CompareAndSwap(false, true) {
 				return apierrors.NewConflict(v1.GroupVersion.WithResource("apikeys").GroupResource(), "k", errors.New("injected"))
 			}
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)

@@ -128,6 +128,7 @@ type fault struct {
 	after     bool
 	err       error
 	times     int
+	hits      int // how many writes it failed
 }
 
 // faultSet holds the armed faults and watches every write the operator makes, for the tests'
@@ -143,8 +144,18 @@ func (f *faultSet) arm(t *testing.T, x fault) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.armed = append(f.armed, &x)
-	t.Cleanup(func() { f.disarm(x.namespace) })
+	armed := &x
+	f.armed = append(f.armed, armed)
+	t.Cleanup(func() {
+		f.mu.Lock()
+		hits := armed.hits
+		f.mu.Unlock()
+		// A fault that never fired tested nothing: the write it stands for was not intercepted.
+		if hits == 0 {
+			t.Errorf("the %q fault armed in %s never fired: no write of the operator's matched it", armed.op, armed.namespace)
+		}
+		f.disarm(x.namespace)
+	})
 }
 
 func (f *faultSet) disarm(namespace string) {
@@ -180,6 +191,7 @@ func (f *faultSet) take(namespace, op string) *fault {
 	for _, x := range f.armed {
 		if x.namespace == namespace && x.op == op && x.times > 0 {
 			x.times--
+			x.hits++
 			f.fired++
 			return x
 		}
@@ -226,7 +238,7 @@ func (f *faultSet) funcs() interceptor.Funcs {
 			return f.do(obj.GetNamespace(), "patch", func() error { return c.Patch(ctx, obj, patch, opts...) })
 		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
-			if _, ok := obj.(*v1.APIKey); !ok || sub != "status" {
+			if !testenv.IsAPIKey(obj) || sub != "status" {
 				return c.Status().Patch(ctx, obj, patch, opts...)
 			}
 			return f.do(obj.GetNamespace(), "status", func() error { return c.Status().Patch(ctx, obj, patch, opts...) })
