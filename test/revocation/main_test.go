@@ -136,7 +136,6 @@ type fault struct {
 type faultSet struct {
 	mu      sync.Mutex
 	armed   []*fault
-	fired   int
 	onWrite map[string]func(op string) // namespace → called after each write applied there
 }
 
@@ -192,7 +191,6 @@ func (f *faultSet) take(namespace, op string) *fault {
 		if x.namespace == namespace && x.op == op && x.times > 0 {
 			x.times--
 			x.hits++
-			f.fired++
 			return x
 		}
 	}
