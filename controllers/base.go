@@ -107,10 +107,14 @@ func statusJSON(obj client.Object) ([]byte, error) {
 	if v.Kind() == reflect.Pointer {
 		v = v.Elem()
 	}
-	if v.Kind() != reflect.Struct || !v.FieldByName("Status").IsValid() {
+	var status reflect.Value
+	if v.Kind() == reflect.Struct {
+		status = v.FieldByName("Status")
+	}
+	if !status.IsValid() {
 		return nil, fmt.Errorf("%T has no status to patch", obj)
 	}
-	return json.Marshal(v.FieldByName("Status").Interface())
+	return json.Marshal(status.Interface())
 }
 
 // setCondition sets a condition with the injected clock's time. The transition time only moves
