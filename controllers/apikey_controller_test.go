@@ -305,7 +305,8 @@ func TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames(t *testing.T) {
 	create(t, restored)
 	restored = waitKey(t, restored, "the adoption", inState(v1.KeyActive))
 	if restored.Status.Hash != hash || string(secretOf(t, restored).Data[v1.SecretKeyToken]) != token {
-		t.Fatal("a restored APIKey must take back the key its annotation names, not mint a new one")
+		t.Fatalf("a restored APIKey must take back the key its annotation names (%s), not mint a new one (it holds %s now)\n%s",
+			keyID, restored.Status.KeyID, keyStory(t, restored))
 	}
 	eventually(t, "the adopted Secret to be owned by the restored APIKey", func() (bool, error) {
 		ref := metav1.GetControllerOf(secretOf(t, restored))

@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -378,6 +379,35 @@ func nudge(t *testing.T, obj client.Object) {
 	if err := env.Client.Patch(context.Background(), obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// keyStory says, for a test that failed, what became of the APIKey's name: the key its Secret
+// holds now and who owns it, and every Event about any APIKey of that name (key IDs and masked
+// keys only: no key material).
+func keyStory(t *testing.T, key *v1.APIKey) string {
+	t.Helper()
+	var b strings.Builder
+	s := &corev1.Secret{}
+	if err := env.Client.Get(context.Background(), types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
+		fmt.Fprintf(&b, "Secret %s: %v\n", key.SecretNameOrDefault(), err)
+	} else {
+		owner := "none"
+		if ref := metav1.GetControllerOf(s); ref != nil {
+			owner = string(ref.UID)
+		}
+		fmt.Fprintf(&b, "Secret %s holds key %s, controller %s (this APIKey is %s)\n", s.Name, s.Annotations[annotationKeyID], owner, key.UID)
+	}
+	var list eventsv1.EventList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(key.Namespace)); err != nil {
+		return b.String() + err.Error()
+	}
+	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].CreationTimestamp.Before(&list.Items[j].CreationTimestamp) })
+	for _, e := range list.Items {
+		if e.Regarding.Name == key.Name {
+			fmt.Fprintf(&b, "event %s %s/%s about %s: %s\n", e.CreationTimestamp.Format(time.RFC3339), e.Reason, e.Action, e.Regarding.UID, e.Note)
+		}
+	}
+	return b.String()
 }
 
 // eventsFor lists the Events about an object, with the given reason.
