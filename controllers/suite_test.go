@@ -403,7 +403,7 @@ func keyStory(t *testing.T, key *v1.APIKey) string {
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].CreationTimestamp.Before(&list.Items[j].CreationTimestamp) })
 	for _, e := range list.Items {
-		if e.Regarding.Name == key.Name {
+		if e.Regarding.Kind == "APIKey" && e.Regarding.Name == key.Name {
 			fmt.Fprintf(&b, "event %s %s/%s about %s: %s\n", e.CreationTimestamp.Format(time.RFC3339), e.Reason, e.Action, e.Regarding.UID, e.Note)
 		}
 	}
