@@ -118,7 +118,11 @@ func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
 func TestAMetricSetUsesTheClusterWideCatalogUnlessItsOrgHasItsOwn(t *testing.T) {
 	ctx := context.Background()
 	system, org, ownOrg := systemNamespace, env.Namespace(t, "org"), env.Namespace(t, "own")
-	must(t, env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}))
+	// The system namespace outlives the test (the suite's controllers look catalogs up in it), so
+	// a second run in the same process (go test -count) finds it already there.
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
 	catalog := shippedCatalog(t)
 	catalog.Namespace = system
 	must(t, env.Client.Create(ctx, catalog))
