@@ -69,6 +69,11 @@ generate: controller-gen crd-ref-docs helm-docs ## Generate deepcopy code, the A
 fmt: ## Run go fmt.
 	go fmt ./...
 
+.PHONY: verify-fmt
+verify-fmt: ## Fail if a Go file is not gofmt-formatted.
+	@files="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$files" ]; then \
+		echo "not gofmt-formatted (run 'make fmt' and commit the result):"; echo "$$files"; exit 1; fi
+
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
@@ -80,7 +85,7 @@ verify-generated: manifests generate ## Fail if generated files differ from what
 		git status --porcelain -- api config charts docs/api.md; git --no-pager diff --stat -- api config charts docs/api.md; exit 1; fi
 
 .PHONY: test
-test: verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver), then the suite-wide leak check.
+test: verify-fmt verify-generated vet chart-check kube-assets ## Run every test (unit and envtest against a real kube-apiserver), then the suite-wide leak check.
 	rm -rf "$(LEAK_DIR)" && mkdir -p -m 700 "$(LEAK_DIR)"
 	status=0; CLEARANCE_LEAK_DIR="$(LEAK_DIR)" KUBEBUILDER_ASSETS="$(KUBE_ASSETS)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) -timeout $(TEST_TIMEOUT) ./... || status=$$?; \
 	go run ./hack/leakcheck "$(LEAK_DIR)" || status=1; exit $$status
