@@ -493,6 +493,64 @@ func TestBrowsersAreServedOnlyFromAllowedOrigins(t *testing.T) {
 	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 }
 
+// The allow-list's system default entries (--default-allowed-origins) are the platform team's:
+// they serve every Application's keys, whatever its spec.allowedOrigins say, so no org can
+// remove them; and they add nothing else, not even an origin one character away.
+func TestTheAllowListsDefaultEntryServesEveryApplication(t *testing.T) {
+	const product = "https://app.clearance.example"
+	w := newWorld(t, func(o *Options) { o.DefaultAllowedOrigins = []string{product} })
+	served := func(when string) {
+		t.Helper()
+		rec := w.authorize(w.token.Token, "", "Origin", product)
+		if rec.Code != http.StatusOK || rec.Header().Get("Access-Control-Allow-Origin") != product {
+			t.Fatalf("%s: the default entry got %d, Access-Control-Allow-Origin %q", when, rec.Code, rec.Header().Get("Access-Control-Allow-Origin"))
+		}
+		acrm := []string{"Origin", product, "Access-Control-Request-Method", "GET"}
+		if got := w.do(http.MethodOptions, PathAuthorize+"?org="+grantOrg, "", acrm...); got.Code != http.StatusNoContent || got.Header().Get("Access-Control-Allow-Origin") != product {
+			t.Errorf("%s: a preflight from the default entry: %d", when, got.Code)
+		}
+		if got := w.do(http.MethodOptions, PathPreflight, "", acrm...).Code; got != http.StatusNoContent {
+			t.Errorf("%s: /v1/preflight from the default entry: %d", when, got)
+		}
+	}
+	served("beside the Application's own origin")
+	expect(t, w.authorize(w.token.Token, "", "Origin", origin), http.StatusOK, "")
+
+	// What an org can do to its Application: list the entry itself, then take it out, then
+	// allow no origin at all. The entry serves its keys throughout; its own origin goes.
+	w.updateApp(func(a *v1.Application) { a.Spec.AllowedOrigins = []string{origin, product} })
+	served("listed by the Application too")
+	w.updateApp(func(a *v1.Application) { a.Spec.AllowedOrigins = []string{origin} })
+	served("taken out of the Application's list")
+	w.updateApp(func(a *v1.Application) { a.Spec.AllowedOrigins = nil })
+	served("with no allowed origin of the Application's own")
+	expect(t, w.authorize(w.token.Token, "", "Origin", origin), http.StatusForbidden, ReasonOriginNotAllowed)
+
+	// Nothing else is added: near misses of the entry are other origins.
+	for _, near := range []string{"http://app.clearance.example", "https://app.clearance.example:8443", "https://app.clearance.example/",
+		"https://APP.clearance.example", "https://app.clearance.example.evil.example", "https://evil.example", "null", product + ", " + origin} {
+		rec := w.authorize(w.token.Token, "", "Origin", near)
+		expect(t, rec, http.StatusForbidden, ReasonOriginNotAllowed)
+		if rec.Header().Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("origin %q: a refused origin must not be allowed by CORS", near)
+		}
+		if got := w.do(http.MethodOptions, PathPreflight, "", "Origin", near, "Access-Control-Request-Method", "GET").Code; got != http.StatusForbidden {
+			t.Errorf("/v1/preflight from %q: %d, want 403", near, got)
+		}
+	}
+	// Two Origin headers, the entry's and another: refused, as for an Application's own.
+	expect(t, w.authorize(w.token.Token, "", "Origin", product, "Origin", "https://evil.example"), http.StatusForbidden, ReasonOriginNotAllowed)
+
+	// An entry the CRD would refuse in spec.allowedOrigins is refused at start, saying how to
+	// write one.
+	for _, bad := range []string{"https://app.clearance.example/", "app.clearance.example", "HTTPS://app.clearance.example", "*", ""} {
+		_, err := New(Options{Clock: w.clk, Format: w.format, Registerer: prometheus.NewRegistry(), DefaultAllowedOrigins: []string{bad}})
+		if err == nil || !strings.Contains(err.Error(), "scheme://host[:port]") {
+			t.Errorf("default allowed origin %q: %v, want an error saying scheme://host[:port]", bad, err)
+		}
+	}
+}
+
 func TestCORSPreflightsAreAnsweredForOriginsSomeApplicationAllows(t *testing.T) {
 	w := newWorld(t)
 	preflight := func(method string, headers ...string) int {
