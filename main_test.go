@@ -18,11 +18,59 @@ package main
 
 import (
 	"flag"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
+
+// TestEveryTestTheDocsNameExists: the docs (docs/security.md and docs/reliability.md above all) hold each promise to
+// the tests that check it. A name there that no test file defines is a promise nobody checks.
+func TestEveryTestTheDocsNameExists(t *testing.T) {
+	defined := map[string]bool{}
+	testFunc := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark)\w+)\(`)
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "bin" || d.Name() == "node_modules"):
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, "_test.go"):
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		for _, m := range testFunc.FindAllSubmatch(data, -1) {
+			defined[string(m[1])] = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("`((?:Test|Fuzz|Benchmark)[A-Z]\\w*)")
+	checked := 0
+	for _, doc := range append(docs, "README.md", "charts/clearance/README.md") {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range named.FindAllSubmatch(data, -1) {
+			checked++
+			if !defined[string(m[1])] {
+				t.Errorf("%s names %s, which no test defines: name the test that checks the promise, or write it", doc, m[1])
+			}
+		}
+	}
+	if checked < 100 {
+		t.Errorf("only %d test names found in the docs; docs/security.md alone names more", checked)
+	}
+}
 
 // TestABadRateLimitStoreIsRefusedWithoutItsPassword: the store's flags are checked before
 // anything starts, with one sentence that names the flag and never the password.
