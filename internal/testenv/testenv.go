@@ -414,6 +414,18 @@ var HelmOffline = []string{"--kube-version", "1.37.0",
 // skips the test when neither is there.
 func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
 	t.Helper()
+	out, err := e.HelmTemplateFor(t, HelmOffline, args...)
+	if err != nil {
+		t.Fatalf("helm template: %v", err)
+	}
+	return out
+}
+
+// HelmTemplateFor renders the chart as HelmTemplate does, but as a cluster that answers what
+// cluster says (--kube-version, --api-versions) would, and returns helm's refusal (its stderr)
+// as the error rather than failing the test.
+func (e *Env) HelmTemplateFor(t testing.TB, cluster []string, args ...string) ([]byte, error) {
+	t.Helper()
 	helm := os.Getenv("HELM")
 	if helm == "" {
 		matches, _ := filepath.Glob(filepath.Join(e.Root, "bin", "helm-v*"))
@@ -424,15 +436,15 @@ func (e *Env) HelmTemplate(t testing.TB, args ...string) []byte {
 	if _, err := os.Stat(helm); helm == "" || err != nil {
 		t.Skip("helm is not installed (make helm installs it; make test does)")
 	}
-	base := append([]string{"template", "clearance", filepath.Join(e.Root, "charts", "clearance"), "-n", "clearance-system"}, HelmOffline...)
+	base := append([]string{"template", "clearance", filepath.Join(e.Root, "charts", "clearance"), "-n", "clearance-system"}, cluster...)
 	cmd := exec.Command(helm, append(base, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("helm template: %v: %s", err, stderr.String())
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return out
+	return out, nil
 }
 
 // Namespace creates a namespace with a unique name for one test and deletes it afterwards.

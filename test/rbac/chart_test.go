@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/clearance-dev/clearance/internal/signingkey"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // rendered is the chart as helm template wrote it, by kind.
@@ -270,6 +271,34 @@ func TestTheDefaultChartKeepsKeysAwayFromTheVerifier(t *testing.T) {
 		operator.Spec.Replicas == nil || budget.Spec.MinAvailable.IntValue() >= int(*operator.Spec.Replicas) {
 		t.Errorf("PodDisruptionBudget %s keeps %v of %v operator pods: it must keep at least one and let one go",
 			budget.Name, budget.Spec.MinAvailable, operator.Spec.Replicas)
+	}
+}
+
+// TestTheChartRefusesAClusterWithoutTheAdmissionPolicyAPIs: the creator record and the role
+// rule are admission policies the apiserver evaluates; on a cluster that cannot serve them the
+// chart stops the install and says what is missing, rather than installing without them.
+func TestTheChartRefusesAClusterWithoutTheAdmissionPolicyAPIs(t *testing.T) {
+	const (
+		validating = "admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"
+		mutating   = "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"
+	)
+	for _, tc := range []struct {
+		cluster string
+		args    []string
+		want    string
+	}{
+		{"Kubernetes 1.35", []string{"--kube-version", "1.35.0", "--api-versions", validating}, "chart requires kubeVersion: >=1.36.0-0"},
+		{"1.37 with MutatingAdmissionPolicy switched off", []string{"--kube-version", "1.37.0", "--api-versions", validating},
+			"does not serve admissionregistration.k8s.io/v1 MutatingAdmissionPolicy, with which the apiserver records who created each Application, APIKey and OrgConnection"},
+		{"1.37 with ValidatingAdmissionPolicy switched off", []string{"--kube-version", "1.37.0", "--api-versions", mutating},
+			"does not serve admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy, with which the apiserver decides role assignment"},
+	} {
+		if _, err := env.HelmTemplateFor(t, tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: the chart rendered or refused with other words (%v); want %q", tc.cluster, err, tc.want)
+		}
+	}
+	if _, err := env.HelmTemplateFor(t, testenv.HelmOffline); err != nil {
+		t.Errorf("a 1.37 cluster serving both: %v", err)
 	}
 }
 
