@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -506,6 +508,118 @@ func TestKeyOfADeletedApplicationIsRevokedAndGoesWithIt(t *testing.T) {
 	reapplied = waitKey(t, reapplied, "a new key", inState(v1.KeyActive))
 	if reapplied.Status.Hash == hash || reapplied.Status.ApplicationUID != again.UID {
 		t.Errorf("the re-applied APIKey: same hash %v, applicationUID %s (want %s)", reapplied.Status.Hash == hash, reapplied.Status.ApplicationUID, again.UID)
+	}
+}
+
+// TestTheRevokingDeleteNeverRemovesAnAPIKeyAppliedAgainMeanwhile: the delete that ends a
+// revocation is conditional on the UID and resourceVersion the revoking pass's status write
+// left, so an APIKey of the same name applied again between that write and the delete (GitOps
+// re-creating it at once) is another object: the delete fails its precondition instead of
+// taking it, and the new APIKey is minted anew for the Application there now, never given the
+// revoked key.
+//
+// The interleaving is the test's, not timing's: a reconciler of the test's (the real Reconcile,
+// on an uncached client) revokes the key, and its Delete of the APIKey first applies the APIKey
+// again (deletes the revoked object, if the running operator has not yet, and creates one of the
+// same name), then sends the pass's own request. So that this pass, not the running operator,
+// is the one to revoke, the test writes into the key's status the UID of an Application deleted
+// since: a status write wakes no running operator (it watches no status change). The Secret the
+// pass then empties does wake it, and it may delete the revoked object before the test does;
+// either way the pass's delete, with its precondition, meets the new object.
+func TestTheRevokingDeleteNeverRemovesAnAPIKeyAppliedAgainMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	ns, key := activeKey(t, "reapplied", "k")
+	app := &v1.Application{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bi"}, app); err != nil {
+		t.Fatal(err)
+	}
+	revoked, oldUID := key.Status.Hash, key.UID
+	// The key was minted for an Application "bi" deleted since; the one there now is another.
+	patch := client.MergeFrom(key.DeepCopy())
+	key.Status.ApplicationUID = uuid.NewUUID()
+	if err := env.Client.Status().Patch(ctx, key, patch); err != nil {
+		t.Fatal(err)
+	}
+
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		judged    *v1.APIKey // what the revoking pass asked to delete
+		again     *v1.APIKey // the APIKey applied again meanwhile
+		deleteErr error      // what the apiserver answered the pass's delete
+	)
+	c := interceptor.NewClient(live, interceptor.Funcs{
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			k, ok := obj.(*v1.APIKey)
+			if !ok || k.Namespace != ns || k.Name != "k" || judged != nil {
+				return c.Delete(ctx, obj, opts...)
+			}
+			judged = k.DeepCopy()
+			gone := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k"}}
+			if err := c.Delete(ctx, gone, client.Preconditions{UID: &oldUID}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("the test deleting the revoked APIKey: %w", err)
+			}
+			again = newKey(ns, "k", "bi")
+			if err := c.Create(ctx, again); err != nil {
+				return fmt.Errorf("the test applying the APIKey again: %w", err)
+			}
+			deleteErr = c.Delete(ctx, obj, opts...)
+			return deleteErr
+		},
+	})
+	r := &APIKeyReconciler{reconcilerBase: reconcilerBase{client: c, apiReader: direct.apiReader, clock: direct.clock},
+		events: direct.events, format: direct.format}
+	var (
+		res     ctrl.Result
+		passErr error
+	)
+	eventually(t, "a pass that revokes the key and deletes it", func() (bool, error) {
+		res, passErr = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+		return judged != nil, passErr
+	})
+	if again == nil {
+		t.Fatalf("the APIKey was not applied again: %v", passErr)
+	}
+
+	// The pass deleted only after its status write revoked the key, and asked to delete that
+	// very object.
+	st := judged.Status
+	if judged.UID != oldUID || st.State != v1.KeyFailed || conditionReason(st.Conditions) != v1.ReasonApplicationReplaced || st.Hash != revoked {
+		t.Fatalf("the pass asked to delete UID %s (the revoked one: %v), %s (%s), its key kept %v; want Failed, ApplicationReplaced",
+			judged.UID, judged.UID == oldUID, st.State, conditionReason(st.Conditions), st.Hash == revoked)
+	}
+	// Its delete failed its precondition, and the pass takes that for a conflict: retried, no error.
+	if !apierrors.IsConflict(deleteErr) {
+		t.Fatalf("the pass's delete of the replaced APIKey: %v, want a Conflict (precondition failed)", deleteErr)
+	}
+	if passErr != nil || !res.Requeue {
+		t.Errorf("the pass returned %+v, %v; want a retry without error", res, passErr)
+	}
+	got := getKey(t, again)
+	if got.UID != again.UID || got.DeletionTimestamp != nil {
+		t.Fatalf("the APIKey applied again: UID %s (want %s), being deleted %v\n%s", got.UID, again.UID, got.DeletionTimestamp != nil, keyStory(t, again))
+	}
+
+	// The APIKey applied again is minted anew for the Application there now, and stays: the
+	// retried pass judges it, not the revoked one.
+	got = waitKey(t, again, "the APIKey applied again to be Active", inState(v1.KeyActive))
+	tokenOnceWritten(t, got)
+	got = reconcileNow(t, got)
+	if got.UID != again.UID || got.DeletionTimestamp != nil || got.Status.State != v1.KeyActive {
+		t.Fatalf("after a pass, the APIKey applied again: UID %s (want %s), being deleted %v, %s\n%s",
+			got.UID, again.UID, got.DeletionTimestamp != nil, got.Status.State, keyStory(t, again))
+	}
+	if got.Status.Hash == revoked || got.Status.ApplicationUID != app.UID {
+		t.Errorf("the APIKey applied again: the revoked key %v, applicationUID %s (want %s)", got.Status.Hash == revoked, got.Status.ApplicationUID, app.UID)
+	}
+	for _, reason := range []string{v1.ReasonApplicationDeleted, v1.ReasonApplicationReplaced} {
+		for _, e := range eventsFor(t, again, reason) {
+			if e.Regarding.UID == again.UID {
+				t.Errorf("the APIKey applied again was said revoked: %s %q", e.Reason, e.Note)
+			}
+		}
 	}
 }
 
