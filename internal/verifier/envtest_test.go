@@ -41,7 +41,8 @@ import (
 )
 
 // A real kube-apiserver, and a manager running only the verifier (no controllers): the tests
-// write the status the operator would, and talk to the verifier over HTTP on loopback.
+// write the status the operator would, and talk to the verifier over HTTP on loopback. One test
+// runs the operator's controllers too, for its signing-key controller (startLiveOperator).
 var (
 	env       *testenv.Env
 	live      *Verifier
