@@ -164,6 +164,14 @@ func (p *OIDCProvider) QueueUser(name string, groups ...string) {
 		PreferredUsername: name, Groups: groups}})
 }
 
+// QueueUserWithNonce is QueueUser, but the ID token of that sign-in carries nonce instead of
+// the one its authorization request sent: an ID token minted for another sign-in, as a relying
+// party must refuse it.
+func (p *OIDCProvider) QueueUserWithNonce(name, nonce string) {
+	p.Mock.QueueUser(&clockedUser{p: p, nonce: nonce, MockUser: &mockoidc.MockUser{Subject: name, Email: name + "@example.com",
+		EmailVerified: true, PreferredUsername: name}})
+}
+
 // Username is the Kubernetes username of the person QueueUser(name) signs in.
 func (p *OIDCProvider) Username(name string) string { return OIDCPrefix + name + "@example.com" }
 
@@ -182,6 +190,8 @@ func (p *OIDCProvider) SetExpiryClock(c clock.PassiveClock) {
 type clockedUser struct {
 	*mockoidc.MockUser
 	p *OIDCProvider
+	// nonce, when set, replaces the nonce of the sign-in (QueueUserWithNonce).
+	nonce string
 }
 
 func (u *clockedUser) Claims(scopes []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
@@ -191,6 +201,9 @@ func (u *clockedUser) Claims(scopes []string, base *mockoidc.IDTokenClaims) (jwt
 	// Never earlier than by the real clock: the apiserver must accept every token it issues.
 	if c != nil && c.Now().After(base.IssuedAt.Time) {
 		base.ExpiresAt = jwt.NewNumericDate(c.Now().Add(u.p.Mock.AccessTTL))
+	}
+	if u.nonce != "" {
+		base.Nonce = u.nonce
 	}
 	return u.MockUser.Claims(scopes, base)
 }

@@ -60,6 +60,12 @@ func (b *browser) get(u string) (int, string, string) {
 // request the console made and the callback URL the provider sends the browser back to.
 func (b *browser) toProvider(who string) (authorize, callback *url.URL) {
 	b.t.Helper()
+	return b.toProviderAs(func() { env.OIDC.QueueUser(who) })
+}
+
+// toProviderAs is toProvider with the provider's person queued by queue.
+func (b *browser) toProviderAs(queue func()) (authorize, callback *url.URL) {
+	b.t.Helper()
 	status, loc, _ := b.get(consoleURL + console.PathOIDCStart)
 	if status != http.StatusSeeOther {
 		b.t.Fatalf("starting a sign-in: status %d", status)
@@ -68,7 +74,7 @@ func (b *browser) toProvider(who string) (authorize, callback *url.URL) {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	env.OIDC.QueueUser(who)
+	queue()
 	status, loc, _ = b.get(authorize.String())
 	if status != http.StatusFound {
 		b.t.Fatalf("the provider's authorization endpoint: status %d", status)
@@ -128,6 +134,39 @@ func TestAForgedOrReplayedSignInIsRefused(t *testing.T) {
 	replayed.RawQuery = rq.Encode()
 	if status, _, body := b.get(replayed.String()); status != http.StatusUnauthorized || !strings.Contains(body, "refused this sign-in&#39;s code (invalid_grant") {
 		t.Errorf("a used code in a new sign-in: status %d: %s", status, errorOf(body))
+	}
+	noSecretLogged(t)
+}
+
+// TestAnIDTokenOfAnotherSignInIsRefusedByItsNonce: the provider's ID token must carry the nonce
+// this sign-in sent. One carrying another sign-in's (a token injected or replayed on the
+// provider's side, where state and PKCE cannot see it) starts no session, says why, and logs no
+// token.
+func TestAnIDTokenOfAnotherSignInIsRefusedByItsNonce(t *testing.T) {
+	b := newBrowser(t)
+	other, _ := b.toProvider("eve")
+	nonce := other.Query().Get("nonce")
+	authorize, callback := b.toProviderAs(func() { env.OIDC.QueueUserWithNonce("eve", nonce) })
+	if authorize.Query().Get("nonce") == nonce {
+		t.Fatal("two sign-ins were sent the same nonce")
+	}
+	exchanged := env.OIDC.TokenRequests.Load()
+	resp, err := b.client.Get(callback.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if body := string(raw); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "The ID token does not carry this sign-in") {
+		t.Errorf("an ID token with another sign-in's nonce: status %d: %s", resp.StatusCode, errorOf(body))
+	}
+	if env.OIDC.TokenRequests.Load() == exchanged {
+		t.Error("the code was not exchanged: the nonce was never checked")
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-clearance-console" && c.Value != "" {
+			t.Error("a refused sign-in set the session cookie")
+		}
 	}
 	noSecretLogged(t)
 }
