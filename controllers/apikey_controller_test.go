@@ -259,9 +259,13 @@ func TestEditedSecretIsNotTrusted(t *testing.T) {
 }
 
 // orphanDelete deletes an APIKey the way kubectl delete --cascade=orphan does: the garbage
-// collector takes the owner reference off its Secret, which stays behind with the key in it.
+// collector takes the owner reference off its Secret, which stays behind with the key in it. It
+// first waits for the collector to have seen the Secret (env.GCSawSecrets), or the collector
+// may delete the Secret instead: TestRestoredAPIKeyTakesBackTheKeyItsAnnotationNames saw its
+// Secret deleted right after the restored APIKey took it back, under CI's load.
 func orphanDelete(t *testing.T, key *v1.APIKey) {
 	t.Helper()
+	env.GCSawSecrets(t, key.Namespace)
 	if err := env.Client.Delete(context.Background(), key, client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
 		t.Fatal(err)
 	}

@@ -30,8 +30,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
 // ControllerManagerControllers are the kube-controller-manager controllers every test package
@@ -259,4 +264,32 @@ func (e *Env) WaitNamespacesDeleted(t testing.TB, timeout time.Duration) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// GCSawSecrets returns once kube-controller-manager's garbage collector has taken in every Secret
+// of ns created so far. It orphans only the dependents in its graph: a Secret it has not seen yet
+// when its owner is deleted with --cascade=orphan keeps its owner reference to the deleted
+// object, and is deleted as soon as the collector sees it. That is Kubernetes' race, not what a
+// test of an orphaning delete is about (CI saw it under load, right after the collector
+// started). The barrier: a Secret owned by an APIKey that does not exist, which the collector
+// deletes once its graph, fed by one queue in order, has taken it in, and so every Secret
+// created before it.
+func (e *Env) GCSawSecrets(t testing.TB, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "gc-barrier-",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "APIKey",
+			Name: "gc-barrier-owner-that-does-not-exist", UID: "00000000-0000-0000-0000-000000000000"}}}}
+	if err := e.Client.Create(ctx, probe); err != nil {
+		t.Fatalf("the garbage collector's barrier: %v", err)
+	}
+	Within(t, 30*time.Second, "the garbage collector to take in the Secrets of "+ns+" (and delete its barrier)", func() error {
+		switch err := e.Client.Get(ctx, client.ObjectKeyFromObject(probe), &corev1.Secret{}); {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err != nil:
+			return err
+		}
+		return errors.New("the barrier is still there")
+	})
 }

@@ -38,30 +38,12 @@ import (
 func deleteKey(t *testing.T, key *v1.APIKey, policy metav1.DeletionPropagation) {
 	t.Helper()
 	if policy == metav1.DeletePropagationOrphan {
-		gcSeesSecrets(t, key.Namespace)
+		env.GCSawSecrets(t, key.Namespace)
 	}
 	must(t, env.Client.Delete(ctx(), key, client.PropagationPolicy(policy)))
 	eventually(t, "the APIKey to be gone", func() (bool, error) {
 		err := env.Client.Get(ctx(), client.ObjectKeyFromObject(key), &v1.APIKey{})
 		return err != nil, client.IgnoreNotFound(err)
-	})
-}
-
-// gcSeesSecrets returns once kube-controller-manager's garbage collector has seen every Secret
-// of ns created so far. It orphans only the dependents in its graph: a Secret it has not seen yet
-// when the owner goes keeps an owner reference to a deleted APIKey, and is deleted as soon as the
-// collector sees it, which is Kubernetes' race, not what these tests are about (CI saw it under
-// load). The barrier: a Secret owned by an APIKey that does not exist, which the collector deletes
-// once its graph, fed by one queue in order, has taken it in, and so every Secret before it.
-func gcSeesSecrets(t *testing.T, ns string) {
-	t.Helper()
-	probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "gc-barrier-",
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "APIKey",
-			Name: "gc-barrier-owner-that-does-not-exist", UID: "00000000-0000-0000-0000-000000000000"}}}}
-	must(t, env.Client.Create(ctx(), probe))
-	eventually(t, "the garbage collector to take in the Secrets (and delete its barrier)", func() (bool, error) {
-		err := env.Client.Get(ctx(), client.ObjectKeyFromObject(probe), &corev1.Secret{})
-		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	})
 }
 
