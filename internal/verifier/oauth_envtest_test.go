@@ -146,8 +146,20 @@ func liveJWKS() ([]string, error) {
 	return kids, nil
 }
 
-// token gets an access token from the live verifier with the key's client credentials.
+// accessToken gets an access token from the live verifier with the key's client credentials.
 func (lk *liveKey) accessToken(t *testing.T) string {
+	t.Helper()
+	status, _, refusal, tok := lk.askToken(t)
+	if status != http.StatusOK || tok == "" {
+		t.Fatalf("token endpoint: %d %s", status, refusal.Error)
+	}
+	return tok
+}
+
+// askToken asks the token endpoint for a token with the key's client credentials and returns
+// the status, Retry-After, the error answered and the token. The token is remembered for the
+// leak check.
+func (lk *liveKey) askToken(t *testing.T) (int, string, OAuthError, string) {
 	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {keyformat.AccessKey(lk.token)},
 		"client_secret": {keyformat.SecretKey(lk.token)}}
@@ -156,12 +168,15 @@ func (lk *liveKey) accessToken(t *testing.T) string {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body TokenResponse
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token endpoint: %s (%v)", resp.Status, err)
+	var body struct {
+		OAuthError
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatalf("token endpoint: %s, a body that does not decode: %v", resp.Status, err)
 	}
 	liveIssued.Add("access token of the verifier tests", body.AccessToken)
-	return body.AccessToken
+	return resp.StatusCode, resp.Header.Get("Retry-After"), body.OAuthError, body.AccessToken
 }
 
 // waitForBearer asks with an access token until the verifier answers status and reason.
@@ -380,25 +395,11 @@ func signedBy(t *testing.T, tok string) string {
 
 // tokenRefusal asks the token endpoint for a token with the key's client credentials, expecting
 // a refusal, and returns the status, Retry-After and error answered. A token issued all the
-// same is remembered for the leak check, never returned or printed.
+// same is never returned or printed.
 func (lk *liveKey) tokenRefusal(t *testing.T) (int, string, OAuthError) {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {keyformat.AccessKey(lk.token)},
-		"client_secret": {keyformat.SecretKey(lk.token)}}
-	resp, err := http.PostForm("http://"+live.Addr()+PathToken, form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		OAuthError
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("token endpoint: %s, a body that does not decode: %v", resp.Status, err)
-	}
-	liveIssued.Add("access token of the verifier tests", body.AccessToken)
-	return resp.StatusCode, resp.Header.Get("Retry-After"), body.OAuthError
+	status, retryAfter, refusal, _ := lk.askToken(t)
+	return status, retryAfter, refusal
 }
 
 // startLiveOperator runs the operator's controllers as main.go wires them (controllers.Setup),
