@@ -104,6 +104,14 @@ func (v *stubVerifier) expect(id string, ar console.AuthorizationRequest) {
 	v.requests[id] = ar
 }
 
+// forget drops the returns and arrivals recorded so far, so that a test counts only its own
+// (go test -count runs it again against the same stub).
+func (v *stubVerifier) forget() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.returns, v.arrivals = nil, 0
+}
+
 func (v *stubVerifier) returned() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -170,6 +178,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	owner, org := env.Namespace(t, "partner"), env.Namespace(t, "initech")
 	app := application(t, owner, "bi", "Partner BI")
 	id := app.Status.ApplicationID
+	verifier.forget()
 	verifier.expect("req-allow", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner, Scopes: []string{"openid", "offline_access"}})
 	verifier.expect("req-deny", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
 	admin := newPerson(t, org, "ines", orgAdmin...)
