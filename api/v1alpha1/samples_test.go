@@ -18,18 +18,33 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // TestSamplesApplyWithKubectlAndListAsOneCategory applies config/samples the way the README
 // tells a new user to, and lists them with the category and printer columns.
 func TestSamplesApplyWithKubectlAndListAsOneCategory(t *testing.T) {
+	// An earlier run in this process (go test -count) deleted the samples' namespaces without
+	// waiting: apply into them only once they are gone.
+	testenv.Within(t, 2*time.Minute, "the samples' namespaces of an earlier run to be gone", func() error {
+		for _, name := range []string{"acme", "globex"} {
+			ns := &corev1.Namespace{}
+			if err := env.Client.Get(context.Background(), client.ObjectKey{Name: name}, ns); err == nil && ns.DeletionTimestamp != nil {
+				return fmt.Errorf("namespace %s is being deleted", name)
+			}
+		}
+		return nil
+	})
 	if out, err := env.Kubectl(t, "apply", "-k", "config/samples"); err != nil {
 		t.Fatalf("samples do not apply: %v\n%s", err, out)
 	}

@@ -65,10 +65,11 @@ func TestAnOperatorProcessSurvivesAnAPIServerRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "after-restart"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "after-restart-"}}
 	if err := env.Client.Create(ctx, ns); err != nil {
 		t.Fatalf("the admin client made before the restart: %v", err)
 	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), ns) })
 	if op.Exited() {
 		t.Fatalf("the operator exited during the apiserver's restart:\n%s", op.Log())
 	}

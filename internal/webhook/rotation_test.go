@@ -90,7 +90,10 @@ func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 	// The server certificate lives an hour and is renewed when it would be invalid two hours
 	// from now, that is at every check; the CA is long-lived, so only the leaf rotates.
 	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
-		SecretKey: secret, CertDir: dir, CAName: "clearance-webhook-ca", CAOrganization: "clearance", DNSName: "localhost",
+		// A name of this run's: controller names are unique in a process, and go test -count
+		// runs this again in this one.
+		ControllerName: "cert-rotator-" + operatorNS,
+		SecretKey:      secret, CertDir: dir, CAName: "clearance-webhook-ca", CAOrganization: "clearance", DNSName: "localhost",
 		IsReady: ready, ServerCertDuration: time.Hour, LookaheadInterval: 2 * time.Hour, RotationCheckFrequency: 2 * time.Second,
 		Webhooks: []rotator.WebhookInfo{{Name: ValidatingConfigurationName, Type: rotator.Validating}, {Name: MutatingConfigurationName, Type: rotator.Mutating}},
 	}); err != nil {
