@@ -26,8 +26,9 @@ import (
 	"testing"
 )
 
-// TestEveryTestTheDocsNameExists: the docs (docs/security.md and docs/reliability.md above all) hold each promise to
-// the tests that check it. A name there that no test file defines is a promise nobody checks.
+// TestEveryTestTheDocsNameExists: the docs (docs/security.md and docs/reliability.md above all)
+// hold each promise to the tests that check it. A name there that no test file defines is a
+// promise nobody checks.
 func TestEveryTestTheDocsNameExists(t *testing.T) {
 	defined := map[string]bool{}
 	testFunc := regexp.MustCompile(`(?m)^func ((?:Test|Fuzz|Benchmark)\w+)\(`)

@@ -157,8 +157,8 @@ func (lk *liveKey) accessToken(t *testing.T) string {
 }
 
 // askToken asks the token endpoint for a token with the key's client credentials and returns
-// the status, Retry-After, the error answered and the token. The token is remembered for the
-// leak check.
+// the status, Retry-After, the error answered and the token (if one was issued), which is
+// remembered for the leak check.
 func (lk *liveKey) askToken(t *testing.T) (int, string, OAuthError, string) {
 	t.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {keyformat.AccessKey(lk.token)},
@@ -268,7 +268,7 @@ func TestDeletingTheSigningKeysSecretRefusesEveryEarlierTokenWhileKeysKeepWorkin
 	lk.waitForBearer(t, before, "the token to be refused while no signing keys are loaded",
 		http.StatusServiceUnavailable, ReasonSigningKeysUnavailable)
 	lk.waitFor(t, "the key to keep working while no signing keys are loaded", http.StatusOK, "")
-	status, retryAfter, refusal := lk.tokenRefusal(t)
+	status, retryAfter, refusal, _ := lk.askToken(t)
 	if status != http.StatusServiceUnavailable || retryAfter == "" || refusal.Error != errUnavailable ||
 		!strings.Contains(refusal.Description, ReasonSigningKeysUnavailable) {
 		t.Fatalf("the token endpoint without signing keys: %d (Retry-After %q) %+v; want 503 %s naming %s",
@@ -391,15 +391,6 @@ func signedBy(t *testing.T, tok string) string {
 		t.Fatalf("an access token that does not parse (%d bytes): %v", len(tok), err)
 	}
 	return parsed.Signatures[0].Header.KeyID
-}
-
-// tokenRefusal asks the token endpoint for a token with the key's client credentials, expecting
-// a refusal, and returns the status, Retry-After and error answered. A token issued all the
-// same is never returned or printed.
-func (lk *liveKey) tokenRefusal(t *testing.T) (int, string, OAuthError) {
-	t.Helper()
-	status, retryAfter, refusal, _ := lk.askToken(t)
-	return status, retryAfter, refusal
 }
 
 // startLiveOperator runs the operator's controllers as main.go wires them (controllers.Setup),
