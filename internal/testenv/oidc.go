@@ -159,17 +159,16 @@ func (p *OIDCProvider) Stop() error {
 
 // QueueUser makes name@example.com, in these groups, the person the next authorization
 // request signs in; the apiserver knows them as Username(name).
-func (p *OIDCProvider) QueueUser(name string, groups ...string) {
-	p.Mock.QueueUser(&clockedUser{p: p, MockUser: &mockoidc.MockUser{Subject: name, Email: name + "@example.com", EmailVerified: true,
-		PreferredUsername: name, Groups: groups}})
-}
+func (p *OIDCProvider) QueueUser(name string, groups ...string) { p.queueUser(name, "", groups) }
 
 // QueueUserWithNonce is QueueUser, but the ID token of that sign-in carries nonce instead of
 // the one its authorization request sent: an ID token minted for another sign-in, as a relying
 // party must refuse it.
-func (p *OIDCProvider) QueueUserWithNonce(name, nonce string) {
+func (p *OIDCProvider) QueueUserWithNonce(name, nonce string) { p.queueUser(name, nonce, nil) }
+
+func (p *OIDCProvider) queueUser(name, nonce string, groups []string) {
 	p.Mock.QueueUser(&clockedUser{p: p, nonce: nonce, MockUser: &mockoidc.MockUser{Subject: name, Email: name + "@example.com",
-		EmailVerified: true, PreferredUsername: name}})
+		EmailVerified: true, PreferredUsername: name, Groups: groups}})
 }
 
 // Username is the Kubernetes username of the person QueueUser(name) signs in.
