@@ -29,6 +29,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -309,6 +310,30 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		return policyRefused("clearance-protected", fmt.Sprintf(
 			"%s %s/system-default is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted", kind, org))
 	}
+	// Marking an object a system default is the platform team's: protected, no org admin could
+	// delete it again.
+	protectedMark := func(creating bool, kind, name, resource string) string {
+		doing, fix := "labelling", "leave the label off"
+		if creating {
+			doing, fix = "creating", "remove the label"
+		}
+		return policyRefused("clearance-protected", fmt.Sprintf(
+			"%s %s %s/%s as a protected system default (access.clearance.dev/protected=true) needs the verb protect on %s.access.clearance.dev, which only the platform team holds (no org role grants it): %s",
+			doing, kind, org, name, resource, fix))
+	}
+	markProtected := func(o client.Object) func(client.Client) error {
+		return func(c client.Client) error { return mergePatch(c, o, obj{"metadata": obj{"labels": protected}}) }
+	}
+	createProtected := func(kind, name string, spec any) func(client.Client) error {
+		return func(c client.Client) error {
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(js(obj{"apiVersion": v1.GroupVersion.String(), "kind": kind,
+				"metadata": obj{"namespace": org, "name": name, "labels": protected}, "spec": spec})); err != nil {
+				return err
+			}
+			return c.Create(ctx, u)
+		}
+	}
 	statusPatch := func(o client.Object, status any) func(client.Client) error {
 		return func(c client.Client) error {
 			return c.Status().Patch(ctx, o.DeepCopyObject().(client.Object), client.RawPatch(types.MergePatchType, js(obj{"status": status})))
@@ -435,6 +460,15 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 		add("delete every protected APIKey at once", func(c client.Client) error {
 			return c.DeleteAllOf(ctx, &v1.APIKey{}, client.InNamespace(org), client.MatchingLabels(protected))
 		}, forbidden(s.user, "deletecollection", "apikeys", org))
+		add("create a protected Application", createProtected("Application", "esc-default", obj{"description": "a default of its own"}),
+			expect("create", "applications", org, protectedMark(true, "Application", "esc-default", "applications")))
+		add("create a protected APIKey", createProtected("APIKey", "esc-default", obj{"applicationName": "bi", "ttl": "720h"}),
+			expect("create", "apikeys", org, protectedMark(true, "APIKey", "esc-default", "apikeys")))
+		add("create a protected MetricSet", createProtected("MetricSet", "esc-default", obj{}),
+			expect("create", "metricsets", org, protectedMark(true, "MetricSet", "esc-default", "metricsets")))
+		add("mark its key protected", markProtected(key), expect("patch", "apikeys", org, protectedMark(false, "APIKey", "exporter", "apikeys")))
+		add("mark a connection protected, so that no org admin can disconnect it", markProtected(connection),
+			expect("patch", "orgconnections", org, protectedMark(false, "OrgConnection", "partner", "orgconnections")))
 		add("unprotect the protected MetricSet",
 			patchSpec(protectedMS, obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}),
 			expect("patch", "metricsets", org, policyRefused("clearance-protected", fmt.Sprintf(
@@ -463,6 +497,11 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 				attempt{name: "add a metric set to an OrgAdmin connection", do: setMetricSets([]string{"default", "extra", "more"}), want: mayNotWiden(s.user)},
 				attempt{name: "allow WebSockets on an OrgAdmin connection that refuses them", do: setTransport(v1.TransportWebSockets, v1.TransportAllowed), want: mayNotAllowTransport(s.user)})
 		}
+		list = append(list,
+			attempt{name: "connect an application as a protected system default", do: createProtected("OrgConnection", "esc-default", obj{"applicationID": newID(), "role": v1.RoleObserver}),
+				want: protectedMark(true, "OrgConnection", "esc-default", "orgconnections")},
+			attempt{name: "mark a connection protected, so that no org admin can disconnect it", do: markProtected(connection),
+				want: protectedMark(false, "OrgConnection", "partner", "orgconnections")})
 		return append(list, attempt{name: "unprotect the protected OrgConnection",
 			do: patchSpec(protectedConn, obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}),
 			want: policyRefused("clearance-protected", fmt.Sprintf(

@@ -122,12 +122,13 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 	}
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter-key", Labels: map[string]string{v1.LabelAPIKey: "exporter"}},
 		StringData: map[string]string{"key": "not-a-real-key"}}
-	for _, o := range []client.Object{app, key, connection, ms, protected} {
+	for _, o := range []client.Object{app, key, connection, ms} {
 		if err := ada.c.Create(ctx, o); err != nil {
 			t.Fatalf("creating %s: %v", o.GetName(), err)
 		}
 	}
-	for _, o := range []client.Object{otherApp, secret} {
+	// A system default is the platform team's to make.
+	for _, o := range []client.Object{protected, otherApp, secret} {
 		if err := admin.Create(ctx, o); err != nil {
 			t.Fatalf("creating %s: %v", o.GetName(), err)
 		}

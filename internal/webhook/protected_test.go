@@ -23,6 +23,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -168,4 +169,43 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestOnlyThePlatformTeamMakesASystemDefault: creating an object labelled protected, or adding
+// the label, needs the verb protect on the object's resource, which the platform team holds and
+// no org role does (TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole refuses every
+// people role, whatever else it may write). Once made, a system default is as protected as
+// any: the org admin cannot delete it.
+func TestOnlyThePlatformTeamMakesASystemDefault(t *testing.T) {
+	ctx := context.Background()
+	peopleRoles(t)
+	org := env.Namespace(t, "defaults")
+	platform := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "test-platform-" + org},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"metricsets", "orgconnections"},
+			Verbs: []string{"get", "create", "patch", "protect"}}},
+	}
+	if err := env.Client.Create(ctx, platform); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, platform) })
+	pat := newPerson(t, org, "pat", platform.Name)
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+
+	ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: map[string]string{v1.LabelProtected: "true"}}}
+	if err := pat.c.Create(ctx, ms); err != nil {
+		t.Fatalf("the platform team creating a protected MetricSet: %v", err)
+	}
+	connection := conn(org, "partner", newID(), v1.RoleObserver)
+	if err := ada.c.Create(ctx, connection); err != nil {
+		t.Fatal(err)
+	}
+	if err := mergePatch(pat.c, connection, obj{"metadata": obj{"labels": obj{v1.LabelProtected: "true"}}}); err != nil {
+		t.Fatalf("the platform team marking a connection protected: %v", err)
+	}
+	for _, o := range []client.Object{ms, connection} {
+		if err := ada.c.Delete(ctx, o); err == nil || !strings.Contains(err.Error(), "is a protected system default") {
+			t.Errorf("the org admin deleting %s: %v, want the guard's refusal", o.GetName(), err)
+		}
+	}
 }
