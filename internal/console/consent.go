@@ -159,7 +159,9 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 		if selected == "" {
 			selected = v1.RoleObserver
 		}
-		data.Roles = assignableIn(r, sess, org, data.Existing, selected)
+		// Only the roles the person may bind, even below the connection's role: consenting at a
+		// role needs bind on it (the apiserver's policy clearance-consent), as assigning it does.
+		data.Roles = assignableIn(r, sess, org, "", selected)
 	}
 	p.Data = data
 	s.render(w, status, "consent", p)

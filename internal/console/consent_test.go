@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -267,5 +269,59 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 	p.Open("/oauth2/consent?request=req-unknown")
 	if main := p.Text("main"); !strings.Contains(main, "go back to the application and connect it again") || p.Count("#consent-decision") != 0 {
 		t.Errorf("an unknown request: %s", main)
+	}
+}
+
+// TestConsentOffersAndGivesOnlyARoleThePersonMayAssign: consent hands the partner's app tokens
+// with the connection's role, so it needs bind on that role even when the connection already has
+// it. A technician on a connection an org admin made OrgAdmin is offered the roles up to
+// Technician only; posting Allow at OrgAdmin anyway gets the apiserver's refusal and leaves the
+// connection without their consent; Allow at Technician is theirs. (Over plain HTTP: no browser.)
+func TestConsentOffersAndGivesOnlyARoleThePersonMayAssign(t *testing.T) {
+	ctx := context.Background()
+	owner, org := env.Namespace(t, "partner"), env.Namespace(t, "umbrella")
+	id := application(t, owner, "bi", "Partner BI").Status.ApplicationID
+	key := client.ObjectKey{Namespace: org, Name: ops.ConnectionName(id)}
+	if err := env.Client.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name},
+		Spec: v1.OrgConnectionSpec{ApplicationID: id, Role: v1.RoleOrgAdmin}}); err != nil {
+		t.Fatal(err)
+	}
+	verifier.expect("req-tech-above", console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
+	tom := newPerson(t, org, "tom", technician...)
+	c := signIn(t, consoleURL, tom.token)
+
+	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/oauth2/consent?request=req-tech-above&org="+org, nil)
+	resp, body := fetch(t, c, req)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="consent-decision"`) {
+		t.Fatalf("the consent page: status %d: %s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, `value="OrgAdmin"`) || !strings.Contains(body, `value="Technician"`) {
+		t.Errorf("a technician on an OrgAdmin connection is offered OrgAdmin, or not Technician")
+	}
+	csrf := hiddenCSRF.FindStringSubmatch(body)[1]
+	allow := func(role v1.Role) (*http.Response, string) {
+		form := url.Values{"csrf": {csrf}, "request": {"req-tech-above"}, "org": {org}, "role": {string(role)}, "decision": {"allow"}}
+		req, _ := http.NewRequest(http.MethodPost, consoleURL+"/oauth2/consent", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return fetch(t, c, req)
+	}
+	if resp, body := allow(v1.RoleOrgAdmin); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "may not consent") {
+		t.Errorf("a technician allowing at OrgAdmin: status %d, want 403 with the apiserver's refusal", resp.StatusCode)
+	}
+	conn := &v1.OrgConnection{}
+	if err := env.Client.Get(ctx, key, conn); err != nil {
+		t.Fatal(err)
+	}
+	if conn.Spec.Role != v1.RoleOrgAdmin || conn.Annotations[v1.AnnotationConsent] != "" || conn.Annotations[v1.AnnotationConsentedBy] != "" {
+		t.Fatalf("the refused consent changed the connection: role %s, annotations %v", conn.Spec.Role, conn.Annotations)
+	}
+	if resp, body := allow(v1.RoleTechnician); resp.StatusCode != http.StatusOK || !strings.Contains(body, "/oauth2/authorize/done?request=req-tech-above") {
+		t.Errorf("a technician allowing at Technician: status %d, want the page back to the verifier", resp.StatusCode)
+	}
+	if err := env.Client.Get(ctx, key, conn); err != nil {
+		t.Fatal(err)
+	}
+	if tomUser := "system:serviceaccount:" + org + ":tom"; conn.Spec.Role != v1.RoleTechnician || conn.Annotations[v1.AnnotationConsentedBy] != tomUser {
+		t.Errorf("after Allow at Technician: role %s, annotations %v; want Technician, consented by %s", conn.Spec.Role, conn.Annotations, tomUser)
 	}
 }

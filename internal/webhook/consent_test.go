@@ -110,3 +110,62 @@ func TestConsentIsRecordedByTheAPIServerAndCannotBeForged(t *testing.T) {
 		t.Errorf("after removing the consent: %q by %q", c, by)
 	}
 }
+
+// TestConsentNeedsBindOnTheRoleItGrants: consenting gives the partner's app tokens with the
+// connection's role, so it needs what assigning that role needs, bind on it, even when the
+// connection already has the role: a technician (who may edit connections and bind up to
+// Technician) cannot consent on a connection an org admin made OrgAdmin — which would hand a
+// public client they run themselves OrgAdmin tokens — but may consent at a role they may bind,
+// lowering it in the same write, as the console's Allow does.
+func TestConsentNeedsBindOnTheRoleItGrants(t *testing.T) {
+	peopleRoles(t)
+	org := env.Namespace(t, "consent-bind")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	tom := newPerson(t, org, "tom", "clearance-technician")
+	ctx := context.Background()
+	consent := func(c client.Client, name, id string, role v1.Role) error {
+		patch := map[string]any{"metadata": map[string]any{"annotations": map[string]any{v1.AnnotationConsent: id}}}
+		if role != "" {
+			patch["spec"] = map[string]any{"role": role}
+		}
+		body, _ := json.Marshal(patch)
+		obj := &v1.OrgConnection{}
+		obj.Namespace, obj.Name = org, name
+		return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, body))
+	}
+	current := func(name string) v1.OrgConnection {
+		var c v1.OrgConnection
+		if err := env.Client.Get(ctx, types.NamespacedName{Namespace: org, Name: name}, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	if err := ada.c.Create(ctx, conn(org, "partner", newID(), v1.RoleOrgAdmin)); err != nil {
+		t.Fatal(err)
+	}
+	// The role as it is (the console's Allow patches it unchanged), and with the annotation alone.
+	for _, role := range []v1.Role{v1.RoleOrgAdmin, ""} {
+		err := consent(tom.c, "partner", "req-tom", role)
+		if err == nil || !strings.Contains(err.Error(), "may not consent") {
+			t.Errorf("a technician consenting at OrgAdmin (role in the patch %q): %v", role, err)
+		}
+	}
+	if c := current("partner"); c.Annotations[v1.AnnotationConsent] != "" || c.Annotations[v1.AnnotationConsentedBy] != "" || c.Spec.Role != v1.RoleOrgAdmin {
+		t.Fatalf("a refused consent changed the connection: role %s, annotations %v", c.Spec.Role, c.Annotations)
+	}
+	// At a role they may bind, lowering it in the same write: theirs.
+	if err := consent(tom.c, "partner", "req-tom", v1.RoleTechnician); err != nil {
+		t.Fatalf("a technician consenting at Technician: %v", err)
+	}
+	if c := current("partner"); c.Annotations[v1.AnnotationConsentedBy] != "tom" || c.Spec.Role != v1.RoleTechnician {
+		t.Errorf("after tom's consent at Technician: role %s, annotations %v", c.Spec.Role, c.Annotations)
+	}
+	// An org admin may consent at any role.
+	if err := consent(ada.c, "partner", "req-ada", v1.RoleOrgAdmin); err != nil {
+		t.Fatalf("an org admin consenting at OrgAdmin: %v", err)
+	}
+	if c := current("partner"); c.Annotations[v1.AnnotationConsentedBy] != "ada" || c.Spec.Role != v1.RoleOrgAdmin {
+		t.Errorf("after ada's consent at OrgAdmin: role %s, annotations %v", c.Spec.Role, c.Annotations)
+	}
+}
