@@ -73,11 +73,11 @@ func (d *stubDirectory) Consent(id, _ string) (Grant, bool) {
 	return g, ok
 }
 
-func (d *stubDirectory) InForce(org, uid, app string) (string, bool) {
+func (d *stubDirectory) InForce(org, uid, app, appUID string) (string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, g := range d.consents {
-		if g.Org == org && g.ConnectionUID == uid && g.ApplicationID == app && !d.revoked[uid] {
+		if g.Org == org && g.ConnectionUID == uid && g.ApplicationID == app && g.ApplicationUID == appUID && !d.revoked[uid] {
 			return g.Role, true
 		}
 	}
@@ -184,7 +184,7 @@ func (e *env) startAuthorize(authURL string) string {
 
 // grantFor is the grant the console records when an org admin allows request id.
 func grantFor(app, id string) Grant {
-	return Grant{Org: "org-1", ConnectionUID: "uid-" + id, ApplicationID: app, Role: "Viewer", ConsentedBy: "alice@example.com"}
+	return Grant{Org: "org-1", ConnectionUID: "uid-" + id, ApplicationID: app, ApplicationUID: "uid-" + app, Role: "Viewer", ConsentedBy: "alice@example.com"}
 }
 
 // allow plays the console's Allow and returns the redirect to the app.

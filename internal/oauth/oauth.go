@@ -81,8 +81,11 @@ type Grant struct {
 	Org           string
 	ConnectionUID string
 	ApplicationID string
-	Role          string
-	ConsentedBy   string
+	// ApplicationUID is the Application object consented to: the grant is that object's, not
+	// another's applied later under the same (pinned) ID.
+	ApplicationUID string
+	Role           string
+	ConsentedBy    string
 }
 
 // Directory is all the package knows of clients and grants.
@@ -95,9 +98,10 @@ type Directory interface {
 	// with the apiserver-recorded consenter. ok false until it exists.
 	Consent(requestID, applicationID string) (g Grant, ok bool)
 	// InForce says whether the grant (connection UID in org, for this application) is still in
-	// force now: the connection exists and is not being deleted, the Application is enabled. It
-	// returns the connection's current role.
-	InForce(org, connectionUID, applicationID string) (role string, ok bool)
+	// force now: the connection exists and is not being deleted, the Application holding the ID
+	// is the very object consented to (applicationUID) and is enabled. It returns the
+	// connection's current role.
+	InForce(org, connectionUID, applicationID, applicationUID string) (role string, ok bool)
 }
 
 // ConsentWaiter is a Directory that can wait for a consent to be recorded: the console sends

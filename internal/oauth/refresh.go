@@ -106,7 +106,7 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request, c Client) {
 		return
 	}
 	g := f.Grant
-	role, ok := h.cfg.Directory.InForce(g.Org, g.ConnectionUID, g.ApplicationID)
+	role, ok := h.cfg.Directory.InForce(g.Org, g.ConnectionUID, g.ApplicationID, g.ApplicationUID)
 	if !ok {
 		h.revoke(w, r, id, "the grant is no longer in force")
 		return

@@ -122,7 +122,7 @@ func (h *Handler) exchangeCode(w http.ResponseWriter, r *http.Request, c Client)
 		return
 	}
 	g := rec.Grant
-	role, ok := h.cfg.Directory.InForce(g.Org, g.ConnectionUID, g.ApplicationID)
+	role, ok := h.cfg.Directory.InForce(g.Org, g.ConnectionUID, g.ApplicationID, g.ApplicationUID)
 	if !ok {
 		tokenError(w, http.StatusBadRequest, "invalid_grant", "the grant is no longer in force")
 		return

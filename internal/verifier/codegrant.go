@@ -189,13 +189,14 @@ func (d grantDirectory) WaitConsent(ctx context.Context, requestID, applicationI
 	return grantOf(g), ok
 }
 
-func (d grantDirectory) InForce(org, connectionUID, applicationID string) (string, bool) {
-	role, ok := d.v.GrantInForce(org, connectionUID, applicationID)
+func (d grantDirectory) InForce(org, connectionUID, applicationID, applicationUID string) (string, bool) {
+	role, ok := d.v.GrantInForce(org, connectionUID, applicationID, applicationUID)
 	return string(role), ok
 }
 
 func grantOf(g Grant) oauth.Grant {
-	return oauth.Grant{Org: g.Org, ConnectionUID: g.ConnectionUID, ApplicationID: g.ApplicationID, Role: string(g.Role), ConsentedBy: g.ConsentedBy}
+	return oauth.Grant{Org: g.Org, ConnectionUID: g.ConnectionUID, ApplicationID: g.ApplicationID, ApplicationUID: g.ApplicationUID,
+		Role: string(g.Role), ConsentedBy: g.ConsentedBy}
 }
 
 // grantIssuer mints the grant's access tokens: bound to the consent's connection and the
@@ -209,11 +210,11 @@ func (i grantIssuer) IssueAccessToken(_ context.Context, g oauth.Grant, scopes [
 	if keys == nil {
 		return "", time.Time{}, errNoKeysYet
 	}
-	if _, ok := v.GrantInForce(g.Org, g.ConnectionUID, g.ApplicationID); !ok {
+	if _, ok := v.GrantInForce(g.Org, g.ConnectionUID, g.ApplicationID, g.ApplicationUID); !ok {
 		return "", time.Time{}, errNoGrant
 	}
 	app := v.index.applicationByID(g.ApplicationID)
-	if app == nil {
+	if app == nil || string(app.uid) != g.ApplicationUID {
 		return "", time.Time{}, errAppGone
 	}
 	perms := slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return slices.Contains(oauth.Scopes, s) })

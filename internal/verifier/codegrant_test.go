@@ -165,7 +165,9 @@ func TestAPartnersCodeGrantTokenIsDecidedLikeAnyRequestAndDiesWithItsGrant(t *te
 }
 
 // TestADeletedApplicationsGrantTokensNeverComeBack: applying the Application again under the
-// same (pinned) ID makes another object; tokens issued to the deleted one stay refused.
+// same (pinned) ID makes another object; tokens issued to the deleted one stay refused, and its
+// refresh token gets no new access token for the new object (the connection, which outlives
+// the Application, is Ready again once it is back).
 func TestADeletedApplicationsGrantTokensNeverComeBack(t *testing.T) {
 	w := codeWorld(t, v1.OAuthPublic)
 	_, body := w.exchange(w.consent("offline_access"))
@@ -177,6 +179,10 @@ func TestADeletedApplicationsGrantTokensNeverComeBack(t *testing.T) {
 	again.UID = "uid-app-again"
 	w.v.Apply(again)
 	expect(t, w.bearer(at, ""), http.StatusUnauthorized, ReasonTokenRevoked)
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body["refresh_token"].(string)}, "client_id": {appID}}
+	if status, body := w.tokenForm(refresh); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("refresh after the Application was deleted and applied again: %d, error %v", status, body["error"])
+	}
 }
 
 // TestGrantTokensSpendTheirConnectionsBudget: the Application's limit applies per connection to

@@ -92,8 +92,11 @@ type Grant struct {
 	Org           string
 	ConnectionUID string
 	ApplicationID string
-	Role          v1.Role
-	ConsentedBy   string
+	// ApplicationUID is the Application object holding the ID when the consent was read: the
+	// grant is that object's, not another's applied later under the same (pinned) ID.
+	ApplicationUID string
+	Role           v1.Role
+	ConsentedBy    string
 }
 
 // OAuthClient returns the registration of the Application with this ID; false when no
@@ -142,6 +145,10 @@ func (v *Verifier) consent(requestID, applicationID string) (Grant, bool, <-chan
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	grant, ok := g.consentLocked(requestID, applicationID)
+	if a, _ := v.index.apps.get(g.appsByID[applicationID]); ok && a != nil {
+		// The grant is the Application object's that holds the ID now (GrantInForce).
+		grant.ApplicationUID = string(a.uid)
+	}
 	return grant, ok, g.changed
 }
 
@@ -159,8 +166,9 @@ func (g *grantIndex) consentLocked(requestID, applicationID string) (Grant, bool
 
 // GrantInForce says whether the connection connectionUID in org still grants applicationID a
 // role now, and which: it exists, is ready and not being deleted, and the Application holding
-// the ID is enabled and not being deleted.
-func (v *Verifier) GrantInForce(org, connectionUID, applicationID string) (v1.Role, bool) {
+// the ID is the object applicationUID (not another applied later under the same pinned ID),
+// enabled and not being deleted.
+func (v *Verifier) GrantInForce(org, connectionUID, applicationID, applicationUID string) (v1.Role, bool) {
 	g := &v.index.grants
 	g.mu.RLock()
 	defer g.mu.RUnlock()
@@ -169,7 +177,7 @@ func (v *Verifier) GrantInForce(org, connectionUID, applicationID string) (v1.Ro
 		return "", false
 	}
 	a, _ := v.index.apps.get(g.appsByID[applicationID])
-	if a == nil || !a.enabled || a.deleting || a.namespace != c.appNamespace {
+	if a == nil || !a.enabled || a.deleting || a.namespace != c.appNamespace || string(a.uid) != applicationUID {
 		return "", false
 	}
 	return c.role, true

@@ -58,13 +58,14 @@ func TestGrantsFollowTheObjects(t *testing.T) {
 	consented.Annotations = map[string]string{v1.AnnotationConsent: "req-1", v1.AnnotationConsentedBy: "ada"}
 	w.v.Apply(consented)
 	g, ok := w.v.Consent("req-1", appID)
-	if want := (Grant{Org: grantOrg, ConnectionUID: string(w.conn.UID), ApplicationID: appID, Role: v1.RoleAnalyst, ConsentedBy: "ada"}); !ok || g != want {
+	if want := (Grant{Org: grantOrg, ConnectionUID: string(w.conn.UID), ApplicationID: appID, ApplicationUID: string(w.app.UID), Role: v1.RoleAnalyst,
+		ConsentedBy: "ada"}); !ok || g != want {
 		t.Fatalf("Consent = %+v, %v, want %+v", g, ok, want)
 	}
 	if _, ok := w.v.Consent("req-1", otherAppID); ok {
 		t.Error("a consent is for its own application only")
 	}
-	if role, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); !ok || role != v1.RoleAnalyst {
+	if role, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); !ok || role != v1.RoleAnalyst {
 		t.Errorf("GrantInForce = %q, %v", role, ok)
 	}
 
@@ -94,24 +95,24 @@ func TestGrantsFollowTheObjects(t *testing.T) {
 
 	// Switching the Application off, deleting the connection or the Application: not in force.
 	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = ptr(false) })
-	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); ok {
 		t.Error("in force with the Application switched off")
 	}
 	w.updateApp(func(a *v1.Application) { a.Spec.Enabled = nil })
-	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); !ok {
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); !ok {
 		t.Error("switched on again, in force again")
 	}
-	if _, ok := w.v.GrantInForce("initech", g.ConnectionUID, appID); ok {
+	if _, ok := w.v.GrantInForce("initech", g.ConnectionUID, appID, g.ApplicationUID); ok {
 		t.Error("a grant is in force in its own org only")
 	}
 	deleting := consented.DeepCopy()
 	deleting.DeletionTimestamp = ptr(metav1.Now())
 	w.v.Apply(deleting)
-	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); ok {
 		t.Error("in force while its connection is being deleted")
 	}
 	w.v.Remove(deleting)
-	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); ok {
 		t.Error("in force after its connection is gone")
 	}
 	if _, ok := w.v.Consent("req-1", appID); ok {
@@ -122,7 +123,7 @@ func TestGrantsFollowTheObjects(t *testing.T) {
 	if _, ok := w.v.OAuthClient(appID); ok {
 		t.Error("a deleted Application is no client")
 	}
-	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID); ok {
+	if _, ok := w.v.GrantInForce(grantOrg, g.ConnectionUID, appID, g.ApplicationUID); ok {
 		t.Error("in force after its Application is gone")
 	}
 }

@@ -124,11 +124,12 @@ func (v *Verifier) introspect(w http.ResponseWriter, r *http.Request, now time.T
 	if req.grant == nil || req.grant.claims.Subject != d.app.id {
 		return inactive, nil
 	}
-	if td := authenticate(&req, v.rules.format, v.index, now); td.reason != rOK {
+	td := authenticate(&req, v.rules.format, v.index, now)
+	if td.reason != rOK {
 		return inactive, nil
 	}
 	if g := req.grant; g.conn != "" {
-		if _, ok := v.GrantInForce(g.org, string(g.conn), g.claims.Subject); !ok {
+		if _, ok := v.GrantInForce(g.org, string(g.conn), g.claims.Subject, string(td.app.uid)); !ok {
 			return inactive, nil // the connection it was bound to is gone
 		}
 	}
