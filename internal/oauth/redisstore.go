@@ -112,7 +112,7 @@ func (s *RedisStore) RedeemCode(ctx context.Context, codeHash string, tombstoneT
 		return CodeRecord{}, err
 	}
 	if state == 2 {
-		return CodeRecord{FamilyID: rec.FamilyID}, ErrRedeemed
+		return CodeRecord{FamilyID: rec.FamilyID, Grant: rec.Grant}, ErrRedeemed
 	}
 	return rec, nil
 }

@@ -82,9 +82,10 @@ type Store interface {
 	TakeRequest(ctx context.Context, id string) (AuthRequest, error)
 	// SaveCode stores rec under the code's hash until ttl passes (SET code:<hash> EX).
 	SaveCode(ctx context.Context, codeHash string, rec CodeRecord, ttl time.Duration) error
-	// RedeemCode reads and deletes a code and leaves a tombstone naming its family for
+	// RedeemCode reads and deletes a code and leaves a tombstone naming its family and grant for
 	// tombstoneTTL (GETDEL and SET redeemed:<hash>, one script). A code already redeemed yields
-	// ErrRedeemed with the record's FamilyID set, so its family can be revoked.
+	// ErrRedeemed with the record's FamilyID and Grant set, so its family can be revoked and the
+	// org that granted told.
 	RedeemCode(ctx context.Context, codeHash string, tombstoneTTL time.Duration) (CodeRecord, error)
 	// CreateFamily stores f unless its ID is taken or revoked (SET NX EX).
 	CreateFamily(ctx context.Context, f Family, ttl time.Duration) error
@@ -113,7 +114,7 @@ type MemoryStore struct {
 	mu        sync.Mutex
 	reqs      map[string]expiring[AuthRequest]
 	codes     map[string]expiring[CodeRecord]
-	redeemed  map[string]expiring[string]
+	redeemed  map[string]expiring[CodeRecord] // FamilyID and Grant only
 	families  map[string]expiring[famEntry]
 	lastSweep time.Time
 }
@@ -123,7 +124,7 @@ var _ Store = (*MemoryStore)(nil)
 // NewMemoryStore returns an empty MemoryStore whose TTLs follow c.
 func NewMemoryStore(c clock.PassiveClock) *MemoryStore {
 	return &MemoryStore{clock: c, reqs: map[string]expiring[AuthRequest]{}, codes: map[string]expiring[CodeRecord]{},
-		redeemed: map[string]expiring[string]{}, families: map[string]expiring[famEntry]{}}
+		redeemed: map[string]expiring[CodeRecord]{}, families: map[string]expiring[famEntry]{}}
 }
 
 // get returns m[k] unless it expired (then deletes it).
@@ -203,11 +204,11 @@ func (s *MemoryStore) RedeemCode(_ context.Context, codeHash string, tombstoneTT
 	defer s.mu.Unlock()
 	if rec, ok := get(s.codes, codeHash, now); ok {
 		delete(s.codes, codeHash)
-		s.redeemed[codeHash] = expiring[string]{rec.FamilyID, now.Add(tombstoneTTL)}
+		s.redeemed[codeHash] = expiring[CodeRecord]{CodeRecord{FamilyID: rec.FamilyID, Grant: rec.Grant}, now.Add(tombstoneTTL)}
 		return rec, nil
 	}
-	if fam, ok := get(s.redeemed, codeHash, now); ok {
-		return CodeRecord{FamilyID: fam}, ErrRedeemed
+	if t, ok := get(s.redeemed, codeHash, now); ok {
+		return t, ErrRedeemed
 	}
 	return CodeRecord{}, ErrNotFound
 }

@@ -90,8 +90,8 @@ func TestStoresRedeemACodeOnceAndRememberItsFamily(t *testing.T) {
 			if rec, err := s.store.RedeemCode(ctx, "h", time.Minute); err != nil || rec.Grant.Org != "o" {
 				t.Fatalf("RedeemCode: %+v %v", rec, err)
 			}
-			if rec, err := s.store.RedeemCode(ctx, "h", time.Minute); !errors.Is(err, ErrRedeemed) || rec.FamilyID != "f1" {
-				t.Fatalf("second RedeemCode: %+v %v, want ErrRedeemed naming f1", rec, err)
+			if rec, err := s.store.RedeemCode(ctx, "h", time.Minute); !errors.Is(err, ErrRedeemed) || rec.FamilyID != "f1" || rec.Grant.Org != "o" {
+				t.Fatalf("second RedeemCode: %+v %v, want ErrRedeemed naming f1 and its grant", rec, err)
 			}
 			if _, err := s.store.RedeemCode(ctx, "nope", time.Minute); !errors.Is(err, ErrNotFound) {
 				t.Fatalf("unknown code: %v", err)

@@ -393,3 +393,33 @@ func TestTwoReplicasShareAGrantsBudget(t *testing.T) {
 	expect(t, a2.bearer(at, ""), http.StatusTooManyRequests, ReasonRateLimited)
 	expect(t, b.authorize(b.token.Token, ""), http.StatusOK, "") // the key's own bucket
 }
+
+// TestAReusedCodeRevokesItsRefreshTokenAndTellsTheGrantingOrg: a code redeemed a second time
+// (it was stolen) revokes the refresh token its first redemption gave and records a Warning on
+// the org's connection, as a reused refresh token does; the event holds no code or token.
+func TestAReusedCodeRevokesItsRefreshTokenAndTellsTheGrantingOrg(t *testing.T) {
+	w := codeWorld(t, v1.OAuthPublic)
+	rec := events.NewFakeRecorder(10)
+	w.v.events = rec
+	code := w.consent("offline_access")
+	status, first := w.exchange(code)
+	if status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", status, first["error"])
+	}
+	if status, body := w.exchange(code); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Fatalf("second exchange: %d %v", status, body["error"])
+	}
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first["refresh_token"].(string)}, "client_id": {appID}}
+	if status, body := w.tokenForm(refresh); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("the first redemption's refresh token: %d %v", status, body["error"])
+	}
+	select {
+	case e := <-rec.Events:
+		if !strings.HasPrefix(e, "Warning OAuthTokenReused") || !strings.Contains(e, appID) || strings.Contains(e, code) ||
+			strings.Contains(e, first["refresh_token"].(string)) {
+			t.Error("the event is not a reuse warning naming the application alone")
+		}
+	default:
+		t.Error("no event on the connection")
+	}
+}
