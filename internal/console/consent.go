@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/oauth"
 	"github.com/clearance-dev/clearance/internal/ops"
 )
 
@@ -103,6 +104,11 @@ type consentData struct {
 	Roles     []roleChoice
 	Orgs      []string
 	Existing  v1.Role // the role the org's connection already has, if any
+	// Permissions are the permission scopes asked for (openid and offline_access say nothing
+	// about what tokens may do); none means every permission of the role.
+	Permissions []string
+	// Offline is a request for a refresh token (offline_access).
+	Offline bool
 }
 
 // consentPage shows the request and the choices. A browser arriving from the partner's site
@@ -148,7 +154,9 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, sess *ses
 	}
 	p.Org = org
 	p.Error = problem
-	data := consentData{RequestID: id, Request: ar}
+	data := consentData{RequestID: id, Request: ar,
+		Permissions: slices.DeleteFunc(slices.Clone(ar.Scopes), func(s string) bool { return slices.Contains(oauth.Scopes, s) }),
+		Offline:     slices.Contains(ar.Scopes, oauth.ScopeOfflineAccess)}
 	data.Orgs, _ = listOrgs(r.Context(), sess)
 	if org != "" {
 		var conn v1.OrgConnection

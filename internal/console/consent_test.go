@@ -215,7 +215,7 @@ func TestConsentConnectsTheApplicationWithThePersonsOwnCredentials(t *testing.T)
 
 	p.Open("/oauth2/consent?request=req-allow&org=" + org)
 	main := p.Text("main")
-	for _, want := range []string{"Partner BI", owner, id, "openid offline_access"} {
+	for _, want := range []string{"Partner BI", owner, id, "every permission of the role you pick", "keep that access while you are away"} {
 		if !strings.Contains(main, want) {
 			t.Errorf("the consent page does not show %q: %s", want, main)
 		}
@@ -323,5 +323,29 @@ func TestConsentOffersAndGivesOnlyARoleThePersonMayAssign(t *testing.T) {
 	}
 	if tomUser := "system:serviceaccount:" + org + ":tom"; conn.Spec.Role != v1.RoleTechnician || conn.Annotations[v1.AnnotationConsentedBy] != tomUser {
 		t.Errorf("after Allow at Technician: role %s, annotations %v; want Technician, consented by %s", conn.Spec.Role, conn.Annotations, tomUser)
+	}
+}
+
+// TestTheConsentPageSaysWhatTheTokensMayDo: openid and offline_access say nothing about what
+// tokens may do, so a request naming no permission asks for every permission of the role, and
+// the page says so rather than listing those two as if they limited it.
+func TestTheConsentPageSaysWhatTheTokensMayDo(t *testing.T) {
+	owner, org := env.Namespace(t, "partner"), env.Namespace(t, "initech")
+	id := application(t, owner, "bi", "Partner BI").Status.ApplicationID
+	c := signIn(t, consoleURL, newPerson(t, org, "ivan", orgAdmin...).token)
+	for _, tc := range []struct {
+		request     string
+		scopes      []string
+		want, never string
+	}{
+		{"req-scopes-none", []string{"openid", "offline_access"}, "with <strong>every permission of the role you pick</strong>", "limited to"},
+		{"req-scopes-some", []string{"openid", "reports:read", "occupancy:read"}, "limited to the permissions <code>reports:read occupancy:read</code>", "every permission"},
+	} {
+		verifier.expect(tc.request, console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner, Scopes: tc.scopes})
+		req, _ := http.NewRequest(http.MethodGet, consoleURL+"/oauth2/consent?request="+tc.request+"&org="+org, nil)
+		resp, body := fetch(t, c, req)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, tc.want) || strings.Contains(body, tc.never) {
+			t.Errorf("%s (scopes %v): status %d, want %q and never %q in:\n%s", tc.request, tc.scopes, resp.StatusCode, tc.want, tc.never, body)
+		}
 	}
 }
