@@ -79,7 +79,8 @@ func TestAPartnersAppGetsTokensThroughTheConsolesConsentAndLosesThemOnDisconnect
 	if got := p.Text("main h1"); !strings.Contains(got, "Allow Partner BI") {
 		t.Fatalf("after signing in the browser shows %q, want the consent page", got)
 	}
-	if main := p.Text("main"); !strings.Contains(main, partner) || !strings.Contains(main, id) || !strings.Contains(main, "openid offline_access") {
+	if main := p.Text("main"); !strings.Contains(main, partner) || !strings.Contains(main, id) ||
+		!strings.Contains(main, "every permission of the role you pick") || !strings.Contains(main, "keep that access while you are away") {
 		t.Errorf("the consent page does not say which application asks what: %s", main)
 	}
 	p.Fill("#org", org)
