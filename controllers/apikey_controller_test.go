@@ -177,6 +177,40 @@ func TestKeyExpiresAtTheInstantAndNeverComesBack(t *testing.T) {
 	}
 }
 
+// A key past its recorded expiry is expired, whether or not a pass has recorded it yet (the
+// operator was down, or behind): moving spec.expiresAt later, or removing the expiry, in that
+// moment must not bring back a key the verifier already refuses.
+func TestAKeyPastItsExpiryIsNotRevivedByMovingItBeforeThePassRecordsIt(t *testing.T) {
+	for name, extend := range map[string]func(*v1.APIKey, time.Time){
+		"expiresAt moved later": func(k *v1.APIKey, was time.Time) { k.Spec.ExpiresAt = &metav1.Time{Time: was.Add(24 * time.Hour)} },
+		"expiry removed":        func(k *v1.APIKey, _ time.Time) { k.Spec.ExpiresAt = nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, key := activeKey(t, "late-expiry", "k", func(k *v1.APIKey) {
+				k.Spec.ExpiresAt = &metav1.Time{Time: clk.Now().Add(time.Hour).Truncate(time.Second)}
+			})
+			expiresAt := key.Status.ExpiresAt.Time
+			// The instant passes with no pass over the key: the verifier refuses it from now on.
+			clk.SetTime(expiresAt.Add(time.Second))
+			if got := getKey(t, key); got.Status.State != v1.KeyActive {
+				t.Fatalf("a pass ran before the edit: state %s", got.Status.State)
+			}
+			extend(key, expiresAt)
+			if err := env.Client.Update(context.Background(), key); err != nil {
+				t.Fatal(err)
+			}
+			key = waitKey(t, key, "a pass over the edited key", func(*v1.APIKey) bool { return true })
+			key = reconcileNow(t, key)
+			if key.Status.State != v1.KeyExpired || key.Status.ExpiresAt == nil || !key.Status.ExpiresAt.Time.Equal(expiresAt) {
+				t.Fatalf("an expired key came back: state %s, status.expiresAt %v (it expired at %s)", key.Status.State, key.Status.ExpiresAt, expiresAt)
+			}
+			eventually(t, "the key material to leave the expired key's Secret", func() (bool, error) {
+				return len(secretOf(t, key).Data[v1.SecretKeyToken]) == 0, nil
+			})
+		})
+	}
+}
+
 func TestRotationKeepsThePreviousKeyValidForTheOverlap(t *testing.T) {
 	_, key := activeKey(t, "rotation", "rotating", func(k *v1.APIKey) {
 		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}

@@ -115,7 +115,11 @@ func (r *APIKeyReconciler) expire(_ context.Context, s *keyScope) (bool, error) 
 		return false, nil
 	}
 	if k.Status.State != v1.KeyExpired {
-		k.Status.ExpiresAt = k.ExpiryFor(mintedAt(k))
+		// Once the recorded instant has passed the key is expired, recorded yet or not (the
+		// verifier refuses it from that instant): a spec edited since cannot move it later.
+		if !v1.ExpiredAt(k.Status.ExpiresAt, s.now) {
+			k.Status.ExpiresAt = k.ExpiryFor(mintedAt(k))
+		}
 		if !v1.ExpiredAt(k.Status.ExpiresAt, s.now) {
 			return false, nil
 		}
