@@ -120,8 +120,14 @@ func (r *MetricSetReconciler) publish(ctx context.Context, ms *v1.MetricSet, ena
 		}
 	}
 	name := ms.Name + "-metrics"
-	if err := r.writeConfigMap(ctx, ms, name, publishedData(enabledNames, catalog)); err != nil {
+	written, err := r.writeConfigMap(ctx, ms, name, publishedData(enabledNames, catalog))
+	if err != nil {
 		return "", "", err
+	}
+	if !written {
+		return v1.ReasonConflict, fmt.Sprintf(
+			"ConfigMap %s already exists and is not the published list of this MetricSet: delete or rename it, or give this MetricSet another name; nothing was published",
+			name), nil
 	}
 	ms.Status.ConfigMapName = name
 	return v1.ReasonPublished, fmt.Sprintf("%d of at most %d metrics enabled, published in ConfigMap %s",
@@ -147,8 +153,10 @@ func (r *MetricSetReconciler) catalog(ctx context.Context, namespace, name strin
 	return nil, nil
 }
 
-// writeConfigMap creates the published ConfigMap, or patches it when its data differs.
-func (r *MetricSetReconciler) writeConfigMap(ctx context.Context, ms *v1.MetricSet, name string, data map[string]string) error {
+// writeConfigMap creates the published ConfigMap, or patches it when its data differs. A
+// ConfigMap of that name that is not this MetricSet's published list (an org's catalog, or
+// anything else) is left as it is, and written reports false.
+func (r *MetricSetReconciler) writeConfigMap(ctx context.Context, ms *v1.MetricSet, name string, data map[string]string) (bool, error) {
 	desired := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -158,23 +166,45 @@ func (r *MetricSetReconciler) writeConfigMap(ctx context.Context, ms *v1.MetricS
 		Data: data,
 	}
 	if err := controllerutil.SetControllerReference(ms, desired, r.client.Scheme()); err != nil {
-		return err
+		return false, err
 	}
 	current := &corev1.ConfigMap{}
 	switch err := r.client.Get(ctx, client.ObjectKeyFromObject(desired), current); {
 	case apierrors.IsNotFound(err):
-		return r.client.Create(ctx, desired)
+		// The cache holds only ConfigMaps labelled by Clearance: one it does not show may still
+		// exist, someone else's.
+		err := r.client.Create(ctx, desired)
+		if !apierrors.IsAlreadyExists(err) {
+			return err == nil, err
+		}
+		live := &corev1.ConfigMap{}
+		if getErr := r.apiReader.Get(ctx, client.ObjectKeyFromObject(desired), live); getErr != nil {
+			return false, client.IgnoreNotFound(getErr)
+		}
+		if !publishedBy(live, ms) {
+			return false, nil
+		}
+		return false, err // the cache is behind: retried
 	case err != nil:
-		return err
+		return false, err
+	}
+	if !publishedBy(current, ms) {
+		return false, nil
 	}
 	updated := current.DeepCopy()
 	maps.Copy(updated.Labels, desired.Labels)
 	updated.OwnerReferences = desired.OwnerReferences
 	updated.Data = data
 	if equality.Semantic.DeepEqual(updated, current) {
-		return nil
+		return true, nil
 	}
-	return r.client.Patch(ctx, updated, client.MergeFrom(current))
+	return true, r.client.Patch(ctx, updated, client.MergeFrom(current))
+}
+
+// publishedBy reports whether a ConfigMap is the published list of the MetricSet (of that name,
+// in that namespace: one left by an earlier MetricSet of the name is taken over).
+func publishedBy(cm *corev1.ConfigMap, ms *v1.MetricSet) bool {
+	return cm.Labels[v1.LabelConfigMap] == v1.ConfigMapMetrics && cm.Labels[v1.LabelMetricSet] == ms.Name
 }
 
 // splitMetrics returns the sorted names of enabled metrics and the number of disabled ones.

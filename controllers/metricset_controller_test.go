@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -100,5 +101,43 @@ func TestMetricSetWithoutItsCatalogSaysHowToFixIt(t *testing.T) {
 		" with label access.clearance.dev/configmap=catalog: create it or remove spec.catalogRef; the published list is unchanged"
 	if msg := conditionMessage(ms.Status.Conditions); msg != want {
 		t.Errorf("message:\n got: %s\nwant: %s", msg, want)
+	}
+}
+
+// The operator writes ConfigMaps, which an org admin (who may create MetricSets) may not: a
+// MetricSet named so that its published list would land on a ConfigMap that is something else
+// (here the org's own catalog, or one Clearance never labelled) leaves that ConfigMap as it is,
+// owner references and all, and says so.
+func TestAMetricSetNeverWritesOverAConfigMapThatIsNotItsPublishedList(t *testing.T) {
+	ns := env.Namespace(t, "cm-taken")
+	catalog := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme-metrics", Labels: map[string]string{v1.LabelConfigMap: v1.ConfigMapCatalog}},
+		Data:       map[string]string{"occupancy.current": "1"},
+	}
+	other := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "exporter-metrics"},
+		Data:       map[string]string{"scrape.yaml": "interval: 30s"},
+	}
+	for _, cm := range []*corev1.ConfigMap{catalog, other} {
+		create(t, cm)
+		ms := &v1.MetricSet{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.TrimSuffix(cm.Name, "-metrics")},
+			Spec:       v1.MetricSetSpec{Metrics: []v1.Metric{{Name: "occupancy.current"}}},
+		}
+		create(t, ms)
+		eventually(t, "MetricSet "+ms.Name+" to say its ConfigMap is taken", func() (bool, error) {
+			err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ms), ms)
+			return err == nil && ms.Status.ObservedGeneration == ms.Generation && conditionReason(ms.Status.Conditions) != "", err
+		})
+		if reason := conditionReason(ms.Status.Conditions); reason != v1.ReasonConflict || ready(ms.Status.Conditions) {
+			t.Errorf("MetricSet %s: Ready reason %s (%s), want Conflict", ms.Name, reason, conditionMessage(ms.Status.Conditions))
+		}
+		got := &corev1.ConfigMap{}
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cm), got); err != nil {
+			t.Fatal(err)
+		}
+		if !equality.Semantic.DeepEqual(got.Data, cm.Data) || !equality.Semantic.DeepEqual(got.Labels, cm.Labels) || len(got.OwnerReferences) != 0 {
+			t.Errorf("ConfigMap %s was written over: labels %v, data %v, owners %+v", cm.Name, got.Labels, got.Data, got.OwnerReferences)
+		}
 	}
 }
