@@ -179,7 +179,7 @@ func (r *MetricSetReconciler) writeConfigMap(ctx context.Context, ms *v1.MetricS
 		}
 		live := &corev1.ConfigMap{}
 		if getErr := r.apiReader.Get(ctx, client.ObjectKeyFromObject(desired), live); getErr != nil {
-			return false, client.IgnoreNotFound(getErr)
+			return false, getErr // gone meanwhile too: the retry creates it
 		}
 		if !publishedBy(live, ms) {
 			return false, nil
