@@ -155,3 +155,27 @@ func deleteOrgAndWait(t *testing.T, org string) {
 		}
 	}
 }
+
+// TestWithTheOperatorStoppedAnEmptyCreatorIsRefusedSayingToRemoveIt: a manifest may carry the
+// created-by annotation empty (a template that rendered nothing there). The operator's webhook
+// replaces it with the creating user, as any name not theirs; while the operator is down the
+// apiserver's policy refuses the create, and must say to remove the annotation, not that the
+// cluster lacks the mutating policy that records the creator (it has it).
+func TestWithTheOperatorStoppedAnEmptyCreatorIsRefusedSayingToRemoveIt(t *testing.T) {
+	ctx := context.Background()
+	forgetOperator(t)
+	org := env.Namespace(t, "empty-creator")
+	empty := metav1.ObjectMeta{Namespace: org, Name: "bi", Annotations: map[string]string{v1.AnnotationCreatedBy: ""}}
+	for _, o := range []client.Object{
+		&v1.Application{ObjectMeta: *empty.DeepCopy(), Spec: v1.ApplicationSpec{Description: "BI"}},
+		&v1.APIKey{ObjectMeta: *empty.DeepCopy(), Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: 720 * time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: *empty.DeepCopy(), Spec: v1.OrgConnectionSpec{ApplicationID: "app_00000000000000000000000079", Role: v1.RoleObserver}},
+	} {
+		err := env.Client.Create(ctx, o, client.DryRunAll)
+		const want = `denied request: annotation access.clearance.dev/created-by is recorded by Clearance, and it says "" while "`
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ": remove the annotation from the manifest") {
+			t.Errorf("with the operator stopped, %T %s with an empty %s: %v, want the policy's refusal saying to remove the annotation (%s…)",
+				o, o.GetName(), v1.AnnotationCreatedBy, err, want)
+		}
+	}
+}
