@@ -219,6 +219,13 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 				return mergePatch(admin, key, obj{"spec": obj{"secretTemplate": obj{"annotations": manyKeys(40, "a")}}})
 			},
 			"spec.secretTemplate.annotations: Too many: 40: must have at most 32 items"},
+		// The apiserver would refuse the key's Secret (256 KiB of annotations at most), so the
+		// operator could never deliver the key: refused at apply time instead.
+		{"secretTemplate annotations of 300 KiB",
+			func() error {
+				return mergePatch(admin, key, obj{"spec": obj{"secretTemplate": obj{"annotations": obj{"example.com/blob": long(300<<10, "a")}}}})
+			},
+			"secretTemplate.annotations of APIKey exporter hold 307216 bytes, more than the 261120 (255 KiB) a key Secret leaves them"},
 		{"300 KiB of annotations on an application",
 			func() error {
 				return mergePatch(admin, app, obj{"metadata": obj{"annotations": obj{"example.com/blob": long(300<<10, "a")}}})
