@@ -23,9 +23,12 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 func deployment(ns, name string, optIn bool, secret string) *appsv1.Deployment {
@@ -103,5 +106,32 @@ func TestAWorkloadUsesASecretThroughVolumesProjectionsOrEnvironment(t *testing.T
 		if got := usesSecret(&tc.spec, "k-key"); got != tc.want {
 			t.Errorf("%s: usesSecret = %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+// TestTheRestartIsAWriteTheOperatorsAdmissionPolicyAdmits: the restart pass, run with the
+// operator's own username (which the admission policy clearance-operator-restarts judges:
+// only the key-id stamp of an opted-in workload), stamps the new key's ID, so the policy that
+// narrows the operator's ClusterRole leaves its one use of it working.
+func TestTheRestartIsAWriteTheOperatorsAdmissionPolicyAdmits(t *testing.T) {
+	ctx := context.Background()
+	ns, key := activeKey(t, "restart-as-operator", "k")
+	d := deployment(ns, "exporter", true, "k-key")
+	d.Spec.Template.Annotations = map[string]string{v1.AnnotationKeyID: "an-earlier-key", "team": "bi"}
+	create(t, d)
+	operator, err := client.New(env.As(testenv.OperatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &RestartReconciler{reconcilerBase: reconcilerBase{client: operator, apiReader: operator, clock: direct.clock}, events: events.NewFakeRecorder(10)}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}); err != nil {
+		t.Fatalf("the restart pass as the operator: %v", err)
+	}
+	got := &appsv1.Deployment{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(d), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Template.Annotations[v1.AnnotationKeyID] != key.Status.KeyID || got.Spec.Template.Annotations["team"] != "bi" {
+		t.Errorf("pod template annotations %v, want the key's ID %s and the rest unchanged", got.Spec.Template.Annotations, key.Status.KeyID)
 	}
 }
