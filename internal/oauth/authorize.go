@@ -76,6 +76,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// MaxAuthorizeRequest bounds an authorization request, its query and form body together. Anyone
+// may send one, and what it stores for RequestTTL (state, nonce, scopes) is the browser's to
+// choose; the parameters of RFC 6749 §4.1.1 and OpenID Connect fit many times over, and so does
+// the URL a proxy passes on (nginx's default header buffer is 8 KiB).
+const MaxAuthorizeRequest = 8 << 10
+
 // authorize refuses, with a page and never a redirect, a request whose client or redirect_uri
 // is not one we may send a browser to; the rest is op's (parse, validate, CreateAuthRequest,
 // then the consent page).
@@ -85,8 +91,13 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		errorPage(w, http.StatusMethodNotAllowed, "the authorization endpoint takes GET or POST")
 		return
 	}
+	if len(r.URL.RawQuery) > MaxAuthorizeRequest {
+		errorPage(w, http.StatusBadRequest, "the authorization request is larger than 8 KiB")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, int64(MaxAuthorizeRequest-len(r.URL.RawQuery)))
 	if err := r.ParseForm(); err != nil {
-		errorPage(w, http.StatusBadRequest, "the authorization request cannot be parsed")
+		errorPage(w, http.StatusBadRequest, "the authorization request cannot be parsed, or is larger than 8 KiB")
 		return
 	}
 	if len(r.Form["client_id"]) != 1 || len(r.Form["redirect_uri"]) != 1 || r.Form.Has("request") || r.Form.Has("request_uri") {

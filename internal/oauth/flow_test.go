@@ -18,6 +18,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestAppGetsTokensThroughConsentAndRefreshesThem(t *testing.T) {
@@ -366,4 +368,38 @@ func (k *swapKeys) RefreshKey() []byte {
 		return nil
 	}
 	return k.StaticKeys.RefreshKey()
+}
+
+// TestAnOversizedAuthorizationRequestIsRefusedAndNeverStored: the authorization endpoint is
+// open to anyone who knows a client_id and one of its redirect URIs, and what it stores (state,
+// nonce, scopes) is the browser's to choose. A request past MaxAuthorizeRequest, in the query
+// or a POST body, gets an error page and stores nothing, so a few requests cannot fill the
+// store with megabytes each for RequestTTL.
+func TestAnOversizedAuthorizationRequestIsRefusedAndNeverStored(t *testing.T) {
+	store := NewMemoryStore(clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)))
+	e := newEnv(t, func(c *Config) { c.Store = store })
+	c := e.config(confID, redirect)
+	big := strings.Repeat("s", MaxAuthorizeRequest)
+	if status, loc, _ := e.get(c.AuthCodeURL(big, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))); status != http.StatusBadRequest || loc != nil {
+		t.Fatalf("GET with a %d-byte state: %d %v, want 400 and no redirect", len(big), status, loc)
+	}
+	u, _ := url.Parse(c.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	form := u.Query()
+	form.Set("state", strings.Repeat("s", 1<<20))
+	resp, err := e.noRedirect.PostForm(e.srv.URL+AuthorizePath, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("POST with a 1 MiB state: %d %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	store.mu.Lock()
+	n := len(store.reqs)
+	store.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d requests stored, want none", n)
+	}
+	// An ordinary request still goes through.
+	e.startAuthorize(c.AuthCodeURL(rand.Text(), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 }

@@ -159,10 +159,30 @@ func (s *MemoryStore) lock() time.Time {
 	return now
 }
 
-// SaveRequest implements Store.
+// MaxPendingRequests bounds the authorization requests a MemoryStore keeps awaiting consent:
+// anyone may start one. Past it the oldest is forgotten (its browser must start again), so a
+// flood of /oauth2/authorize holds at most this many requests of at most MaxAuthorizeRequest
+// each (about 80 MiB), never more.
+const MaxPendingRequests = 10_000
+
+// SaveRequest implements Store. When MaxPendingRequests are kept, it first forgets the expired
+// and, if none is, the oldest.
 func (s *MemoryStore) SaveRequest(_ context.Context, r AuthRequest, ttl time.Duration) error {
 	now := s.lock()
 	defer s.mu.Unlock()
+	if _, ok := s.reqs[r.ID]; !ok && len(s.reqs) >= MaxPendingRequests {
+		oldest, first := "", true
+		for k, e := range s.reqs {
+			if !now.Before(e.exp) {
+				delete(s.reqs, k)
+			} else if first || e.exp.Before(s.reqs[oldest].exp) {
+				oldest, first = k, false
+			}
+		}
+		if len(s.reqs) >= MaxPendingRequests {
+			delete(s.reqs, oldest)
+		}
+	}
 	s.reqs[r.ID] = expiring[AuthRequest]{r, now.Add(ttl)}
 	return nil
 }

@@ -19,6 +19,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -151,4 +152,33 @@ func TestOnRedisConcurrentRefreshesGetOneNextTokenAndAReusedCodeRevokes(t *testi
 	_, err = e.exchange(c, code, verifier)
 	wantOAuthError(t, err, "invalid_grant")
 	e.wantRefreshRefused(tok.RefreshToken, "after code reuse")
+}
+
+// TestMemoryStoreKeepsAtMostMaxPendingRequests: anyone may start an authorization request, so
+// the requests awaiting consent are bounded; past the bound the oldest is forgotten (its admin
+// starts again), and the newest are kept.
+func TestMemoryStoreKeepsAtMostMaxPendingRequests(t *testing.T) {
+	ctx := context.Background()
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC))
+	s := NewMemoryStore(clk)
+	for i := range MaxPendingRequests + 100 {
+		if err := s.SaveRequest(ctx, AuthRequest{ID: fmt.Sprint("r", i)}, DefaultRequestTTL); err != nil {
+			t.Fatal(err)
+		}
+		if i%1000 == 0 {
+			clk.Step(time.Millisecond)
+		}
+	}
+	s.mu.Lock()
+	n := len(s.reqs)
+	s.mu.Unlock()
+	if n > MaxPendingRequests {
+		t.Fatalf("%d requests kept, want at most %d", n, MaxPendingRequests)
+	}
+	if _, err := s.Request(ctx, "r0"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the oldest request: %v, want it forgotten", err)
+	}
+	if _, err := s.Request(ctx, fmt.Sprint("r", MaxPendingRequests+99)); err != nil {
+		t.Fatalf("the newest request: %v", err)
+	}
 }
