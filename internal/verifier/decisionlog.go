@@ -53,7 +53,8 @@ const DecisionLogRecordsMetric = "clearance_verifier_decision_log_records_total"
 // Defaults of the decision log's Options.
 const (
 	// DefaultDecisionLogQueue is how many records may wait to be exported: its entries hold
-	// strings the index already holds, so the queue is a few MiB at most.
+	// strings the index already holds and at most 63 bytes copied from the request (the org,
+	// loggedOrg), so the queue is a few MiB at most.
 	DefaultDecisionLogQueue = 1 << 16
 	// DefaultDecisionLogBatch is the most records one export sends.
 	DefaultDecisionLogBatch = 1024
@@ -84,7 +85,7 @@ const (
 // holds, a reason and the decision's time; nothing is formatted until the exporter runs.
 type decisionEntry struct {
 	at     time.Time
-	org    string // the org the request asked for ("" when it named none)
+	org    string // the org the request asked for ("" when it named none), as loggedOrg keeps it
 	app    string // the Application ID the key or token led to ("" when none)
 	keyID  string // the key id ("" for no key, an access token, or an unknown key)
 	reason reason

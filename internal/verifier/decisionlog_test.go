@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -375,5 +377,65 @@ func BenchmarkDecisionLogOffer(b *testing.B) {
 			}
 		}
 		l.offer(e)
+	}
+}
+
+// TestAnOrgOfInvalidUTF8CostsNoOtherRecord: the org a request asks for is the client's to
+// choose, and OTLP strings must be UTF-8: one ?org=%FF used to fail its whole batch, so anyone
+// could have every other decision of the batch (up to 1024) dropped from the log.
+func TestAnOrgOfInvalidUTF8CostsNoOtherRecord(t *testing.T) {
+	rc := newReceiver(t, nil)
+	w := newDecisionLogWorld(t, rc, rc.srv.URL, 5*time.Second, 10*time.Second)
+	w.do(http.MethodGet, PathAuthorize+"?org=%FF", "", "X-API-Key", w.token.Token)
+	w.do(http.MethodGet, PathAuthorize, "", "X-API-Key", w.token.Token, "X-Clearance-Org", "\xfe\xff")
+	for range 10 {
+		expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	}
+	if a := w.accounting(t); a.dropped != 0 || a.exported != 12 {
+		t.Fatalf("exported %d, dropped %d: want all 12 exported", a.exported, a.dropped)
+	}
+}
+
+// TestAQueuedDecisionHoldsNoMoreOfTheRequestThanAnOrgName: an entry waits in the queue (up to
+// DefaultDecisionLogQueue of them while the receiver is slow) holding the org the request asked
+// for. It holds at most an org name's worth of it (63 bytes, a namespace name), never the
+// request's own string: a 60 KiB org, or a short one in a 60 KiB query, would otherwise keep
+// 60 KiB per entry, 4 GiB for a full queue.
+func TestAQueuedDecisionHoldsNoMoreOfTheRequestThanAnOrgName(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.DecisionLog = DecisionLogOptions{Endpoint: "http://127.0.0.1:1"} }) // never exported
+	big := strings.Repeat("o", 60<<10)
+	unknown := w.mint().Token
+	reqs := []*http.Request{
+		httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+big, nil),
+		httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+grantOrg+"&pad="+big, nil),
+		httptest.NewRequest(http.MethodGet, PathAuthorize+"?org=initech&pad="+big, nil),
+		httptest.NewRequest(http.MethodGet, PathAuthorize, nil),
+		httptest.NewRequest(http.MethodPost, PathVerify, strings.NewReader(`{"key":"`+unknown+`","org":"`+big[:15<<10]+`"}`)),
+		httptest.NewRequest(http.MethodGet, PathAuthorize, nil),
+	}
+	for i, r := range reqs {
+		if r.Method == http.MethodGet {
+			r.Header.Set("X-API-Key", []string{unknown, w.token.Token, unknown, unknown, "", unknown}[i])
+		}
+	}
+	reqs[3].Header.Set("X-Clearance-Org", big)
+	reqs[5].Header.Set("X-Clearance-Org", strings.Repeat("é\xff", 30)) // replacements lengthen it
+	for _, r := range reqs {
+		w.v.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if n := len(w.v.dlog.queue); n != len(reqs) {
+		t.Fatalf("%d entries queued, want %d", n, len(reqs))
+	}
+	for i := range reqs {
+		e := <-w.v.dlog.queue
+		if len(e.org) > 63 || !utf8.ValidString(e.org) {
+			t.Errorf("entry %d holds a %d-byte org %.20q, want at most 63 bytes of UTF-8", i, len(e.org), e.org)
+		}
+		if q := reqs[i].URL.RawQuery; e.org != "" && q != "" {
+			p, start := uintptr(unsafe.Pointer(unsafe.StringData(e.org))), uintptr(unsafe.Pointer(unsafe.StringData(q)))
+			if p >= start && p < start+uintptr(len(q)) {
+				t.Errorf("entry %d: org %.20q is the request's own %d-byte query, kept while queued", i, e.org, len(q))
+			}
+		}
 	}
 }

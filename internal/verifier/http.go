@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Paths the verifier serves.
@@ -279,7 +280,7 @@ func (v *Verifier) preflight(w http.ResponseWriter, origin string) {
 // asked, the Application and key id it was decided on, and the decision's time (now, for a
 // refusal made before any decision).
 func (v *Verifier) logDecision(a *answer, r reason) {
-	e := decisionEntry{at: a.at, org: a.org, keyID: a.key.keyID, reason: r, access: a.access}
+	e := decisionEntry{at: a.at, org: loggedOrg(a.org, a.conn), keyID: a.key.keyID, reason: r, access: a.access}
 	if e.at.IsZero() {
 		e.at = v.clock.Now()
 	}
@@ -287,6 +288,29 @@ func (v *Verifier) logDecision(a *answer, r reason) {
 		e.app = a.app.id
 	}
 	v.dlog.offer(e)
+}
+
+// maxLoggedOrg is the most of an org name the decision log keeps: a namespace name's length.
+const maxLoggedOrg = 63
+
+// loggedOrg is the org a request asked for as a queued decision entry holds it: the
+// connection's own string when the decision found it, else a copy of at most maxLoggedOrg bytes
+// of valid UTF-8. The request's string is the client's: kept, it would hold the whole query or
+// header (up to the 64 KiB header limit) while the entry waits, and invalid UTF-8 would make the
+// OTLP exporter refuse the entry's whole batch.
+func loggedOrg(asked string, conn *connEntry) string {
+	if conn != nil && conn.org == asked {
+		return conn.org
+	}
+	if len(asked) > maxLoggedOrg {
+		asked = asked[:maxLoggedOrg]
+	}
+	asked = strings.ToValidUTF8(asked, "\uFFFD")
+	for len(asked) > maxLoggedOrg { // a replacement made it longer: drop whole runes
+		_, size := utf8.DecodeLastRuneInString(asked)
+		asked = asked[:len(asked)-size]
+	}
+	return strings.Clone(asked)
 }
 
 func setCORS(out http.Header, origin string) {
