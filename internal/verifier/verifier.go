@@ -53,6 +53,8 @@ const (
 	DefaultProbeInterval = 10 * time.Second
 	// DefaultShutdownTimeout bounds draining HTTP requests and the final usage flush.
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds reading one request, its headers and body.
+	DefaultReadTimeout = 30 * time.Second
 )
 
 // Options configure a Verifier; main.go sets them from flags.
@@ -84,6 +86,11 @@ type Options struct {
 	ProbeInterval time.Duration
 	// ShutdownTimeout bounds the HTTP drain and the final flush on shutdown.
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds reading one request, its headers and body: no request the verifier
+	// answers streams its body, and without it a client that announces a body and never sends
+	// it holds a connection and a goroutine for as long as it likes. Default:
+	// DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// Registerer receives the verifier's metrics. Required: the verifier registers nothing
 	// globally.
 	Registerer prometheus.Registerer
@@ -179,6 +186,7 @@ func New(opts Options) (*Verifier, error) {
 		{&opts.FlushInterval, DefaultFlushInterval, "FlushInterval"},
 		{&opts.ProbeInterval, DefaultProbeInterval, "ProbeInterval"},
 		{&opts.ShutdownTimeout, DefaultShutdownTimeout, "ShutdownTimeout"},
+		{&opts.ReadTimeout, DefaultReadTimeout, "ReadTimeout"},
 		{&opts.RateLimitStoreTimeout, DefaultRateLimitStoreTimeout, "RateLimitStoreTimeout"},
 		{&opts.RateLimitStoreBackoff, DefaultRateLimitStoreBackoff, "RateLimitStoreBackoff"},
 	} {
@@ -341,6 +349,7 @@ func (v *Verifier) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           v,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       v.opts.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 	}

@@ -18,7 +18,11 @@ package verifier
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -862,3 +866,29 @@ type fakeRegistration struct {
 }
 
 func (f *fakeRegistration) HasSynced() bool { return f.synced }
+
+// TestABodyThatNeverArrivesDoesNotHoldItsConnection: keys:verify and the OAuth endpoints read a
+// body, and anyone may send one. A client that announces a body and sends only part of it is
+// cut off after ReadTimeout, rather than holding its connection and goroutine for ever.
+func TestABodyThatNeverArrivesDoesNotHoldItsConnection(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.ReadTimeout = 300 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	ln := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- w.v.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
+	for _, path := range []string{PathVerify, PathToken} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: verifier\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ngrant", path)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err = io.Copy(io.Discard, c) // until the verifier closes the connection
+		_ = c.Close()
+		if err != nil {
+			t.Fatalf("%s: the connection is still open after %s (%v), want it closed after the read timeout", path, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+}
