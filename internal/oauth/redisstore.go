@@ -26,18 +26,20 @@ import (
 )
 
 // RedisStore is a Store in Redis (or Valkey), shared by every verifier replica. Records are
-// JSON under <prefix>req:<id>, <prefix>code:<hash>, <prefix>redeemed:<hash> and
-// <prefix>fam:<id>; TTLs are the server's (PX), so they follow its clock, not the Handler's.
+// JSON under <prefix>req:<id> (with <prefix>reqs and <prefix>reqs:n bounding how many),
+// <prefix>code:<hash>, <prefix>redeemed:<hash> and <prefix>fam:<id>; TTLs are the server's (PX), so they follow its clock, not the Handler's.
 type RedisStore struct {
 	client *redis.Client
 	prefix string
+	// maxPending bounds the authorization requests kept awaiting consent (MaxPendingRequests).
+	maxPending int
 }
 
 var _ Store = (*RedisStore)(nil)
 
 // NewRedisStore keeps records in client's database under keys starting with prefix.
 func NewRedisStore(client *redis.Client, prefix string) *RedisStore {
-	return &RedisStore{client: client, prefix: prefix}
+	return &RedisStore{client: client, prefix: prefix, maxPending: MaxPendingRequests}
 }
 
 // revoked is a family's value once revoked: it keeps CreateFamily from reusing the ID.
@@ -76,9 +78,33 @@ func read(cmd *redis.StringCmd, v any) error {
 }
 
 // SaveRequest implements Store.
+// Anyone may start an authorization request, so as in a MemoryStore at most maxPending are
+// kept: the IDs in order of arrival are a sorted set beside them (<prefix>reqs, scored by the
+// counter <prefix>reqs:n), and past the bound the oldest go, expired or not (an expired
+// request is older than every live one: they all live RequestTTL).
 func (s *RedisStore) SaveRequest(ctx context.Context, r AuthRequest, ttl time.Duration) error {
-	return s.set(ctx, "req:"+r.ID, r, ttl)
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return saveRequestScript.Run(ctx, s.client, []string{s.prefix + "req:" + r.ID, s.prefix + "reqs", s.prefix + "reqs:n"},
+		r.ID, b, ttl.Milliseconds(), s.maxPending, s.prefix+"req:").Err()
 }
+
+// saveRequestScript keeps a request and forgets the oldest past the bound (KEYS: the request,
+// the set of IDs, its counter; ARGV: ID, record, TTL in ms, bound, the requests' key prefix).
+// The keys it forgets are built from the prefix: a single Redis, as RedisStore's client is.
+var saveRequestScript = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+while redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4]) do
+  local oldest = redis.call('ZPOPMIN', KEYS[2])
+  redis.call('DEL', ARGV[5] .. oldest[1])
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
+`)
 
 // Request implements Store.
 func (s *RedisStore) Request(ctx context.Context, id string) (r AuthRequest, err error) {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,5 +181,50 @@ func TestMemoryStoreKeepsAtMostMaxPendingRequests(t *testing.T) {
 	}
 	if _, err := s.Request(ctx, fmt.Sprint("r", MaxPendingRequests+99)); err != nil {
 		t.Fatalf("the newest request: %v", err)
+	}
+}
+
+// TestRedisStoreKeepsAtMostMaxPendingRequests: the shared store bounds the requests awaiting
+// consent as the memory store does, whatever the replicas: past the bound the oldest go, the
+// newest are kept, and the bookkeeping itself stays bounded.
+func TestRedisStoreKeepsAtMostMaxPendingRequests(t *testing.T) {
+	ctx := context.Background()
+	rs, m := redisStore(t, clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)))
+	rs.maxPending = 50
+	if NewRedisStore(nil, "x").maxPending != MaxPendingRequests {
+		t.Fatalf("a RedisStore keeps %d requests, want MaxPendingRequests", NewRedisStore(nil, "x").maxPending)
+	}
+	for i := range 130 {
+		if err := rs.SaveRequest(ctx, AuthRequest{ID: fmt.Sprint("r", i)}, DefaultRequestTTL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := 0
+	for _, k := range m.Keys() {
+		if strings.HasPrefix(k, "oauth:req:") {
+			kept++
+		}
+	}
+	if kept != 50 {
+		t.Errorf("%d requests kept, want 50", kept)
+	}
+	if _, err := rs.Request(ctx, "r79"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the 80th newest request: %v, want it forgotten", err)
+	}
+	if _, err := rs.Request(ctx, "r80"); err != nil {
+		t.Errorf("the 50th newest request: %v", err)
+	}
+	if n, _ := m.ZMembers("oauth:reqs"); len(n) != 50 {
+		t.Errorf("the set of request IDs holds %d, want 50", len(n))
+	}
+	// Expired requests are forgotten by their TTL, and their IDs go first once the bound is met.
+	m.FastForward(DefaultRequestTTL + time.Second)
+	for i := range 3 {
+		if err := rs.SaveRequest(ctx, AuthRequest{ID: fmt.Sprint("later", i)}, DefaultRequestTTL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rs.Request(ctx, "later0"); err != nil {
+		t.Errorf("a request after the others expired: %v", err)
 	}
 }
