@@ -21,9 +21,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,14 +93,8 @@ func TestMain(m *testing.M) {
 // applyPeopleRoles installs config/rbac/people_roles.yaml, the clearance-observer, -analyst,
 // -technician and -org-admin ClusterRoles.
 func applyPeopleRoles(e *testenv.Env) error {
-	cmd := exec.Command(filepath.Join(e.Assets, "kubectl"), "apply", "--server-side", "-f", filepath.Join(e.Root, "config", "rbac", "people_roles.yaml"))
-	kubeconfig, err := e.WriteKubeconfig()
-	if err != nil {
-		return err
-	}
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("applying the people roles: %w: %s", err, out)
+	if err := e.ApplyPeopleRoles(context.Background()); err != nil {
+		return fmt.Errorf("applying the people roles: %w", err)
 	}
 	for i := range testRoles {
 		if err := e.Client.Create(context.Background(), &testRoles[i]); err != nil {

@@ -148,3 +148,10 @@ func waitForAdmission(ctx context.Context, c client.Client) error {
 	}
 	return nil
 }
+
+// ApplyPeopleRoles creates the people ClusterRoles of config/rbac/people_roles.yaml
+// (clearance-observer, -analyst, -technician and -org-admin), keeping any already there: the
+// test control plane aggregates no roles, so tests bind these directly.
+func (e *Env) ApplyPeopleRoles(ctx context.Context) error {
+	return createFromFiles(ctx, e.Client, []string{filepath.Join(e.Root, "config", "rbac", "people_roles.yaml")}, true)
+}

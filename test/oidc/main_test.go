@@ -24,27 +24,17 @@ limitations under the License.
 package oidc
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/funcr"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/yaml"
 
 	"github.com/clearance-dev/clearance/internal/console"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -135,28 +125,8 @@ func startClockedConsole(e *testenv.Env) (func(), error) {
 // applyPeopleRoles creates the ClusterRoles of config/rbac/people_roles.yaml and a stand-in
 // for the built-in admin role's Secret reading (the test's control plane aggregates no roles).
 func applyPeopleRoles(ctx context.Context, e *testenv.Env) error {
-	data, err := os.ReadFile(filepath.Join(e.Root, "config", "rbac", "people_roles.yaml"))
-	if err != nil {
+	if err := e.ApplyPeopleRoles(ctx); err != nil {
 		return err
-	}
-	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := docs.Read()
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			return err
-		}
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-			return err
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		if err := e.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", obj.GetKind(), obj.GetName(), err)
-		}
 	}
 	return e.Client.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: secretReader},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}}})

@@ -24,16 +24,11 @@ limitations under the License.
 package partner
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,13 +38,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	"github.com/clearance-dev/clearance/controllers"
 	"github.com/clearance-dev/clearance/internal/console"
@@ -95,7 +87,7 @@ func start(e *testenv.Env) (func() error, error) {
 	if err := e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: signingSecret.Namespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
-	if err := applyPeopleRoles(ctx, e); err != nil {
+	if err := e.ApplyPeopleRoles(ctx); err != nil {
 		return nil, err
 	}
 	format, err := keyformat.New(keyformat.DefaultPrefix)
@@ -215,34 +207,6 @@ func ready(ctx context.Context) error {
 		return fmt.Errorf("console: %s", resp.Status)
 	}
 	return nil
-}
-
-// applyPeopleRoles creates the ClusterRoles of config/rbac/people_roles.yaml: clearance-observer,
-// -analyst, -technician and -org-admin.
-func applyPeopleRoles(ctx context.Context, e *testenv.Env) error {
-	data, err := os.ReadFile(filepath.Join(e.Root, "config", "rbac", "people_roles.yaml"))
-	if err != nil {
-		return err
-	}
-	docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := docs.Read()
-		if err == io.EOF {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		obj := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
-			return err
-		}
-		if len(obj.Object) == 0 {
-			continue
-		}
-		if err := e.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", obj.GetKind(), obj.GetName(), err)
-		}
-	}
 }
 
 // noSecretLogged fails the test when a log line holds a secret the tests got.
