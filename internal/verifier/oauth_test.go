@@ -716,3 +716,49 @@ func TestNoOAuthAnswerLogLineOrMetricHoldsATokenASecretOrASigningKey(t *testing.
 	// The answers are checked by the world's cleanup: no client secret or private key in any,
 	// no access token outside the token endpoint's.
 }
+
+// TestOneOrgCannotFillTheRevocationListForEveryone: the replica's list of revoked tokens is
+// bounded, and the Applications of one org may hold at most a tenth of it, so a tenant revoking
+// token after token meets its own bound (503) while another org's revocations still land.
+func TestOneOrgCannotFillTheRevocationListForEveryone(t *testing.T) {
+	w := newWorld(t)
+	w.newSigningKeys()
+	w.v.oauth.revoked.max = 20 // two for each org
+	revoke := func(k keyformat.Key, token string) *httptest.ResponseRecorder {
+		return w.do(http.MethodPost, PathRevoke, url.Values{"token": {token}, "client_id": {keyformat.AccessKey(k)}, "client_secret": {keyformat.SecretKey(k)}}.Encode(),
+			"Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := range 2 {
+		tok, _ := w.accessToken()
+		if rec := revoke(w.token, tok); rec.Code != http.StatusOK {
+			t.Fatalf("revoking the org's token %d: %d %s", i, rec.Code, rec.Body.String())
+		}
+	}
+	third, _ := w.accessToken()
+	oauthErr(t, revoke(w.token, third), http.StatusServiceUnavailable, errUnavailable)
+	expect(t, w.bearer(third, ""), http.StatusOK, "")
+
+	// Another org's Application still revokes its own token.
+	stranger := w.mint()
+	w.v.Apply(&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: "initech", Name: "etl", UID: "uid-etl"},
+		Spec: v1.ApplicationSpec{Description: "ETL"}, Status: v1.ApplicationStatus{ApplicationID: otherAppID}})
+	w.v.Apply(&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: "initech", Name: "etl", UID: "uid-etl-key"}, Spec: v1.APIKeySpec{ApplicationName: "etl"},
+		Status: v1.APIKeyStatus{KeyID: stranger.KeyID, Hash: keyformat.Hash(stranger.Token), State: v1.KeyActive}})
+	rec := w.requestToken(stranger, true)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the other org's token: %d %s", rec.Code, rec.Body.String())
+	}
+	var theirs TokenResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &theirs); err != nil {
+		t.Fatal(err)
+	}
+	if rec := revoke(stranger, theirs.AccessToken); rec.Code != http.StatusOK {
+		t.Errorf("the other org revoking its token while the first org's share is full: %d %s", rec.Code, rec.Body.String())
+	}
+	// Once the first org's tokens expire, its share is free again.
+	w.step(5 * time.Minute)
+	fresh, _ := w.accessToken()
+	if rec := revoke(w.token, fresh); rec.Code != http.StatusOK {
+		t.Errorf("revoking after the org's earlier tokens expired: %d %s", rec.Code, rec.Body.String())
+	}
+}

@@ -64,9 +64,9 @@ func (v *Verifier) revoke(w http.ResponseWriter, r *http.Request, now time.Time)
 	if g.claims.Subject != d.app.id {
 		return badRequest(errInvalidRequest, "the token was not issued to this client's application")
 	}
-	if !v.oauth.revoked.add(g.claims.ID, g.claims.Expiry.Time(), now) {
+	if !v.oauth.revoked.add(g.claims.ID, d.app.namespace, g.claims.Expiry.Time(), now) {
 		return &oauthError{status: http.StatusServiceUnavailable, code: errUnavailable, retryAfter: 5,
-			desc: "this replica remembers as many revoked tokens as it may; disable or rotate the key to end its tokens"}
+			desc: "this replica remembers as many revoked tokens as it may (a tenth of them for the Applications of one org); disable or rotate the key to end its tokens"}
 	}
 	return nil
 }
@@ -143,13 +143,21 @@ func (v *Verifier) introspect(w http.ResponseWriter, r *http.Request, now time.T
 }
 
 // revocationList is this replica's memory of access tokens revoked with /oauth2/revoke: jti →
-// exp, each kept until its exp, at most max at once. It is per replica and in memory: another
-// replica, or this one after a restart, accepts the token until its exp unless its key stops.
+// exp, each kept until its exp, at most max at once, and at most a tenth of them revoked by the
+// Applications of one org (the owner), so no tenant can fill it for everyone. It is per
+// replica and in memory: another replica, or this one after a restart, accepts the token until
+// its exp unless its key stops.
 type revocationList struct {
-	n   atomic.Int64 // entries, so the common case (none) takes no lock
-	mu  sync.RWMutex
-	m   map[string]int64 // jti → exp, unix seconds
-	max int
+	n       atomic.Int64 // entries, so the common case (none) takes no lock
+	mu      sync.RWMutex
+	m       map[string]revokedToken // jti →
+	byOwner map[string]int          // entries per owner
+	max     int
+}
+
+type revokedToken struct {
+	exp   int64 // unix seconds
+	owner string
 }
 
 func (l *revocationList) has(jti string) bool {
@@ -162,27 +170,36 @@ func (l *revocationList) has(jti string) bool {
 	return ok
 }
 
-// add remembers jti until exp; false when the list is full of tokens not yet expired.
-func (l *revocationList) add(jti string, exp, now time.Time) bool {
+// ownerShare is the most entries one owner may hold.
+func (l *revocationList) ownerShare() int { return max(1, l.max/10) }
+
+// add remembers jti, revoked by an Application of org owner, until exp; false when the list,
+// or the owner's share of it, is full of tokens not yet expired.
+func (l *revocationList) add(jti, owner string, exp, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = map[string]int64{}
+		l.m, l.byOwner = map[string]revokedToken{}, map[string]int{}
 	}
 	if _, ok := l.m[jti]; ok {
 		return true
 	}
-	if len(l.m) >= l.max {
+	if len(l.m) >= l.max || l.byOwner[owner] >= l.ownerShare() {
 		for k, e := range l.m {
-			if e <= now.Unix() {
+			if e.exp <= now.Unix() {
 				delete(l.m, k)
+				if l.byOwner[e.owner]--; l.byOwner[e.owner] == 0 {
+					delete(l.byOwner, e.owner)
+				}
 			}
 		}
+		l.n.Store(int64(len(l.m)))
 	}
-	if len(l.m) >= l.max {
+	if len(l.m) >= l.max || l.byOwner[owner] >= l.ownerShare() {
 		return false
 	}
-	l.m[jti] = exp.Unix()
+	l.m[jti] = revokedToken{exp: exp.Unix(), owner: owner}
+	l.byOwner[owner]++
 	l.n.Store(int64(len(l.m)))
 	return true
 }
