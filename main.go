@@ -217,6 +217,13 @@ func (o *options) validate() error {
 			return fmt.Errorf("--rate-limit-store: %w", err)
 		}
 	}
+	// The verifier takes zero for its default: a zero given here would silently become it.
+	if o.maxStaleness <= 0 {
+		return fmt.Errorf("--max-staleness must be positive, got %s", o.maxStaleness)
+	}
+	if o.usageFlushInterval <= 0 {
+		return fmt.Errorf("--usage-flush-interval must be positive, got %s", o.usageFlushInterval)
+	}
 	if o.rateLimitStoreTimeout <= 0 {
 		return fmt.Errorf("--rate-limit-store-timeout must be positive, got %s", o.rateLimitStoreTimeout)
 	}

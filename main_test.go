@@ -175,3 +175,31 @@ func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) 
 		}
 	}
 }
+
+// TestADurationOfZeroIsRefusedNotReplacedByItsDefault: the verifier takes a zero duration for
+// "use the default", so a zero given on the command line would silently become the default:
+// --max-staleness=0, asking never to answer from old state, would have the verifier answer from
+// what it knew for 5 minutes after losing the apiserver, revoked keys included. Each is refused
+// with the flag's name instead, as --rate-limit-store-timeout and --oauth-token-ttl are.
+func TestADurationOfZeroIsRefusedNotReplacedByItsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // "" = valid
+	}{
+		{[]string{"--max-staleness=4s", "--usage-flush-interval=1s"}, ""},
+		{[]string{"--max-staleness=0"}, "--max-staleness must be positive"},
+		{[]string{"--max-staleness=-1m"}, "--max-staleness must be positive"},
+		{[]string{"--usage-flush-interval=0s"}, "--usage-flush-interval must be positive"},
+	} {
+		var o options
+		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
+		o.bind(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
