@@ -459,3 +459,69 @@ func fallbackReplicasOf(t *testing.T, d *appsv1.Deployment) (int, bool) {
 	}
 	return 0, false
 }
+
+// TestEverySecretAPodMountsIsOneTheChartMakes: a Secret volume that nothing renders keeps its
+// pod from starting (ContainerCreating, FailedMount) without a word from helm. For each way the
+// chart is commonly installed, every Secret a Deployment of it mounts is rendered by the chart
+// itself or is the secretName of a cert-manager Certificate it renders.
+func TestEverySecretAPodMountsIsOneTheChartMakes(t *testing.T) {
+	for _, values := range [][]string{
+		nil,
+		{"--set", "webhooks.enabled=false"},
+		{"--set", "webhooks.certManager.enabled=true"},
+		{"--set", "console.enabled=true"},
+	} {
+		out := env.HelmTemplate(t, values...)
+		made := map[string]bool{}
+		mounted := map[string]string{} // Secret → the Deployment mounting it
+		var mounts []string
+		docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(out)))
+		for {
+			doc, err := docs.Read()
+			if err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			var meta metav1.TypeMeta
+			if err := yaml.Unmarshal(doc, &meta); err != nil {
+				t.Fatal(err)
+			}
+			switch meta.Kind {
+			case "Secret":
+				var s corev1.Secret
+				if err := yaml.Unmarshal(doc, &s); err != nil {
+					t.Fatal(err)
+				}
+				made[s.Name] = true
+			case "Certificate":
+				var c struct {
+					Spec struct {
+						SecretName string `json:"secretName"`
+					} `json:"spec"`
+				}
+				if err := yaml.Unmarshal(doc, &c); err != nil {
+					t.Fatal(err)
+				}
+				made[c.Spec.SecretName] = true
+			case "Deployment":
+				var d appsv1.Deployment
+				if err := yaml.Unmarshal(doc, &d); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range d.Spec.Template.Spec.Volumes {
+					if v.Secret != nil && (v.Secret.Optional == nil || !*v.Secret.Optional) {
+						mounts = append(mounts, d.Name+" mounts Secret "+v.Secret.SecretName)
+						mounted[v.Secret.SecretName] = d.Name
+					}
+				}
+			}
+		}
+		for secret, deployment := range mounted {
+			if !made[secret] {
+				t.Errorf("helm template %v: Deployment %s mounts Secret %s, which nothing renders: its pods would never start", values, deployment, secret)
+			}
+		}
+		t.Logf("helm template %v: %s", values, strings.Join(mounts, "; "))
+	}
+}
