@@ -200,6 +200,10 @@ func (o *options) validate() error {
 	if err := o.consoleOIDC.validate(o.consoleAddr != ""); err != nil {
 		return err
 	}
+	// controller-runtime takes 0 for 9443 and a negative port for no webhook server at all.
+	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
+		return fmt.Errorf("--webhook-port must be a port between 1 and 65535, got %d (to serve no webhooks, use --enable-webhooks=false)", o.webhookPort)
+	}
 	if o.enableWebhooks && o.webhookCertsExternal && o.webhookCertDir == "" {
 		return errors.New("--webhook-certs-external needs --webhook-cert-dir: where the certificate is mounted")
 	}

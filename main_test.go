@@ -176,12 +176,14 @@ func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) 
 	}
 }
 
-// TestADurationOfZeroIsRefusedNotReplacedByItsDefault: the verifier takes a zero duration for
+// TestAZeroOrNegativeValueIsRefusedNotReplacedByADefault: the verifier takes a zero duration for
 // "use the default", so a zero given on the command line would silently become the default:
 // --max-staleness=0, asking never to answer from old state, would have the verifier answer from
-// what it knew for 5 minutes after losing the apiserver, revoked keys included. Each is refused
-// with the flag's name instead, as --rate-limit-store-timeout and --oauth-token-ttl are.
-func TestADurationOfZeroIsRefusedNotReplacedByItsDefault(t *testing.T) {
+// what it knew for 5 minutes after losing the apiserver, revoked keys included. Likewise
+// controller-runtime takes --webhook-port=0 for 9443 and a negative one for no webhook server.
+// Each is refused with the flag's name instead, as --rate-limit-store-timeout and
+// --oauth-token-ttl are.
+func TestAZeroOrNegativeValueIsRefusedNotReplacedByADefault(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string // "" = valid
@@ -190,6 +192,9 @@ func TestADurationOfZeroIsRefusedNotReplacedByItsDefault(t *testing.T) {
 		{[]string{"--max-staleness=0"}, "--max-staleness must be positive"},
 		{[]string{"--max-staleness=-1m"}, "--max-staleness must be positive"},
 		{[]string{"--usage-flush-interval=0s"}, "--usage-flush-interval must be positive"},
+		{[]string{"--webhook-port=0"}, "--webhook-port must be a port between 1 and 65535"},
+		{[]string{"--webhook-port=-1"}, "--webhook-port must be a port between 1 and 65535"},
+		{[]string{"--webhook-port=-1", "--enable-webhooks=false"}, ""},
 	} {
 		var o options
 		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
