@@ -892,3 +892,53 @@ func TestABodyThatNeverArrivesDoesNotHoldItsConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestAKeyWhoseStoredHashIsNoDigestIsNeverAccepted: a status.hash that is not a sha256: digest
+// (another scheme, truncated, garbled, the plaintext itself) matches no token: not the key it
+// was written for, not another secret under the same key id, whether it is the key in force or
+// a previous key within its overlap. Trying needs only the key id, which every reader of APIKey
+// status sees, so such a key must look exactly like an unknown one.
+func TestAKeyWhoseStoredHashIsNoDigestIsNeverAccepted(t *testing.T) {
+	for name, stored := range map[string]func(token string) string{
+		"another scheme":   func(string) string { return "bcrypt:$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy" },
+		"truncated":        func(tok string) string { return keyformat.Hash(tok)[:40] },
+		"one digit longer": func(tok string) string { return keyformat.Hash(tok) + "0" },
+		"not hex":          func(string) string { return "sha256:" + strings.Repeat("z", 64) },
+		"the plaintext":    func(tok string) string { return tok },
+		"the scheme alone": func(string) string { return "sha256:" },
+	} {
+		for _, previous := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, previous key %v", name, previous), func(t *testing.T) {
+				w := newWorld(t)
+				forged := w.wrongSecret() // w.token is now the real key of that id
+				real := w.token
+				fresh := w.mint()
+				w.updateKey(func(k *v1.APIKey) {
+					if previous {
+						k.Status.KeyID, k.Status.Hash, k.Status.State = fresh.KeyID, keyformat.Hash(fresh.Token), v1.KeyRotating
+						k.Status.PreviousKeys = []v1.PreviousKey{{KeyID: real.KeyID, Hash: stored(real.Token),
+							ValidUntil: metav1.NewTime(epoch.Add(time.Hour))}}
+					} else {
+						k.Status.Hash = stored(real.Token)
+					}
+				})
+				if previous {
+					expect(t, w.authorize(fresh.Token, ""), http.StatusOK, "")
+				}
+				unknown := w.authorize(w.mint().Token, "")
+				for who, tok := range map[string]string{"its own key": real.Token, "another secret": forged} {
+					rec := w.authorize(tok, "")
+					expect(t, rec, http.StatusUnauthorized, ReasonKeyUnknown)
+					if rec.Body.String() != unknown.Body.String() {
+						t.Errorf("%s against a hash that is no digest: told apart from an unknown key", who)
+					}
+					req := w.asking(params{})
+					req.token = tok
+					if d := w.decide(req); d.reason != rKeyUnknown || d.key.keyID != "" {
+						t.Errorf("%s: decided %s with key %q, want key_unknown and no key", who, d.reason, d.key.keyID)
+					}
+				}
+			})
+		}
+	}
+}
