@@ -423,3 +423,26 @@ func TestAReusedCodeRevokesItsRefreshTokenAndTellsTheGrantingOrg(t *testing.T) {
 		t.Error("no event on the connection")
 	}
 }
+
+// TestAGrantTokenIsRefusedFromTheMomentItsApplicationIsBeingDeleted: an Application whose
+// delete waits on a finalizer is already gone for its keys (key_revoked); the tokens an org
+// admin's consent led to are refused as soon (token_revoked), not once the object finally goes,
+// and no refresh renews them.
+func TestAGrantTokenIsRefusedFromTheMomentItsApplicationIsBeingDeleted(t *testing.T) {
+	w := codeWorld(t, v1.OAuthPublic)
+	_, body := w.exchange(w.consent("offline_access"))
+	at := body["access_token"].(string)
+	expect(t, w.bearer(at, ""), http.StatusOK, "")
+	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+
+	w.updateApp(func(a *v1.Application) {
+		a.DeletionTimestamp = ptr(metav1.NewTime(epoch))
+		a.Finalizers = []string{"example.com/hold"}
+	})
+	expect(t, w.authorize(w.token.Token, ""), http.StatusUnauthorized, ReasonKeyRevoked)
+	expect(t, w.bearer(at, ""), http.StatusUnauthorized, ReasonTokenRevoked)
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body["refresh_token"].(string)}, "client_id": {appID}}
+	if status, body := w.tokenForm(refresh); status == http.StatusOK || body["access_token"] != nil {
+		t.Fatalf("refresh while the Application is being deleted: %d, a new access token", status)
+	}
+}
