@@ -206,3 +206,50 @@ func TestWaitingForAConsentEndsWhenTheIndexSeesIt(t *testing.T) {
 		t.Error("a consent nobody gave, with the context ended")
 	}
 }
+
+// TestAGrantIsInForceExactlyWhileItsConnectionAnswersRequests: whatever state the connection a
+// token is bound to is in (Ready, not Ready, being deleted, gone, Ready again), introspection
+// and GrantInForce say the token is active exactly when /v1/authorize answers it 200: a resource
+// server that introspects never accepts a token the verifier itself refuses.
+func TestAGrantIsInForceExactlyWhileItsConnectionAnswersRequests(t *testing.T) {
+	w := newWorld(t)
+	w.newSigningKeys()
+	keys := w.v.oauth.keys.Load()
+	e, ok := w.v.index.lookupKey(w.token.KeyID, w.token.Token)
+	if !ok {
+		t.Fatal("the world's key is not in the index")
+	}
+	now := w.clk.Now()
+	tok, err := w.v.issueAccessToken(keys, e, appID, "", grantOrg, w.conn.UID, now, now.Add(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.issued = append(w.issued, tok)
+	ready := connection(grantOrg, "acme-bi", appID, v1.RoleAnalyst, ownerOrg, true)
+	notReady := connection(grantOrg, "acme-bi", appID, v1.RoleAnalyst, ownerOrg, false)
+	deleting := ready.DeepCopy()
+	deleting.DeletionTimestamp = ptr(metav1.NewTime(epoch))
+	for _, step := range []struct {
+		name  string
+		apply func()
+	}{
+		{"Ready", func() { w.v.Apply(ready) }},
+		{"not Ready", func() { w.v.Apply(notReady) }},
+		{"Ready again", func() { w.v.Apply(ready) }},
+		{"being deleted", func() { w.v.Apply(deleting) }},
+		{"gone", func() { w.v.Remove(deleting) }},
+	} {
+		step.apply()
+		answered := w.bearer(tok, "").Code == http.StatusOK
+		rec := w.do(http.MethodPost, PathIntrospect, url.Values{"token": {tok}}.Encode(),
+			"Content-Type", "application/x-www-form-urlencoded", "Authorization", basicAuth(w.token))
+		var in Introspection
+		if err := json.Unmarshal(rec.Body.Bytes(), &in); rec.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s: introspect: %d %s", step.name, rec.Code, rec.Body.String())
+		}
+		_, inForce := w.v.GrantInForce(grantOrg, string(w.conn.UID), appID, string(w.app.UID))
+		if in.Active != answered || inForce != answered {
+			t.Errorf("connection %s: /v1/authorize 200 %v, introspection active %v, GrantInForce %v", step.name, answered, in.Active, inForce)
+		}
+	}
+}
