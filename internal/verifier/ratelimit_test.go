@@ -18,12 +18,16 @@ package verifier
 
 import (
 	"math/rand/v2"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
 	"unsafe"
 
 	"golang.org/x/time/rate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
 
 // TestTokenBucketDoesWhatRateLimiterDoes holds the keys' token bucket to golang.org/x/time/rate's
@@ -107,4 +111,49 @@ func pointerIn(typ reflect.Type, path string) string {
 		}
 	}
 	return ""
+}
+
+// TestAKeysOwnLimitNeverWidensItsApplicationsRate: whatever limit and period a key and its
+// Application give a bucket, the limit that applies allows no more requests at once than either
+// (its burst) and refills no faster than either: a key with a shorter period (100 a minute
+// under 1000 an hour) is held to the slower rate, and over an hour gets no more than its
+// Application alone would give it.
+func TestAKeysOwnLimitNeverWidensItsApplicationsRate(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(7, 11))
+	periods := []time.Duration{time.Second, 10 * time.Second, time.Minute, 7 * time.Minute, time.Hour, 24 * time.Hour}
+	for range 5000 {
+		app := rateLimit{name: "general", limit: 1 + rnd.Int64N(5000), period: periods[rnd.IntN(len(periods))]}
+		key := rateLimit{name: "general", limit: 1 + rnd.Int64N(5000), period: periods[rnd.IntN(len(periods))]}
+		got, ok := effectiveLimit(map[string]rateLimit{"general": app}, map[string]rateLimit{"general": key}, "general")
+		if !ok {
+			t.Fatalf("app %v, key %v: no limit applies", app, key)
+		}
+		if got.limit > app.limit || got.limit > key.limit ||
+			got.perSecond() > app.perSecond()*(1+1e-9) || got.perSecond() > key.perSecond()*(1+1e-9) {
+			t.Fatalf("app %d per %s, key %d per %s: applies %d per %s, wider than one of them",
+				app.limit, app.period, key.limit, key.period, got.limit, got.period)
+		}
+	}
+
+	// Through the verifier: an Application of 10 an hour, a key of 5 a minute.
+	allowedInAnHour := func(keyLimits []v1.RateLimit) int {
+		w := newWorld(t)
+		w.updateApp(func(a *v1.Application) {
+			a.Spec.RateLimits = []v1.RateLimit{{Name: "general", Limit: 10, Period: metav1.Duration{Duration: time.Hour}}}
+		})
+		w.updateKey(func(k *v1.APIKey) { k.Spec.RateLimits = keyLimits })
+		n := 0
+		for range 60 {
+			for w.authorize(w.token.Token, "").Code == http.StatusOK {
+				n++
+			}
+			w.step(time.Minute)
+		}
+		return n
+	}
+	appAlone := allowedInAnHour(nil)
+	withKey := allowedInAnHour([]v1.RateLimit{{Name: "general", Limit: 5, Period: metav1.Duration{Duration: time.Minute}}})
+	if withKey > appAlone {
+		t.Errorf("in one hour the key got %d requests with its own limit of 5 a minute, more than the %d its Application alone allows", withKey, appAlone)
+	}
 }
