@@ -19,6 +19,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"net/http"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -123,12 +124,23 @@ func (v apiKeyValidator) narrowsRateLimits(ctx context.Context, namespace, appNa
 		if !ok {
 			return fmt.Errorf("rate limit bucket %q is not defined by Application %s: a key may only narrow its application's buckets", l.Name, app.Name)
 		}
-		// Compare rates without division: limit per period, periods in whole seconds.
-		keySeconds, appSeconds := int64(l.Period.Seconds()), int64(appLimit.Period.Seconds())
-		if l.Limit > appLimit.Limit || l.Limit*appSeconds > appLimit.Limit*keySeconds {
+		if l.Limit > appLimit.Limit || fasterThan(l, appLimit) {
 			return fmt.Errorf("rate limit %q (%d per %s) allows more than Application %s's (%d per %s): a key may only narrow it",
 				l.Name, l.Limit, l.Period.Duration, app.Name, appLimit.Limit, appLimit.Period.Duration)
 		}
 	}
 	return nil
+}
+
+// fasterThan reports whether a allows more requests per second than b: a.limit/a.period >
+// b.limit/b.period, compared exactly, without division, as a.limit·b.period > b.limit·a.period
+// in 128 bits, where the product of any two int64 fits (periods in nanoseconds: a fraction of a
+// second counts). A period that is not positive (the CRD refuses it) is faster than any.
+func fasterThan(a, b v1.RateLimit) bool {
+	if a.Period.Duration <= 0 || b.Period.Duration <= 0 {
+		return a.Period.Duration <= 0 && b.Period.Duration > 0
+	}
+	aHi, aLo := bits.Mul64(uint64(max(a.Limit, 0)), uint64(b.Period.Duration))
+	bHi, bLo := bits.Mul64(uint64(max(b.Limit, 0)), uint64(a.Period.Duration))
+	return aHi > bHi || (aHi == bHi && aLo > bLo)
 }
