@@ -200,6 +200,17 @@ func (o *options) validate() error {
 	if err := o.consoleOIDC.validate(o.consoleAddr != ""); err != nil {
 		return err
 	}
+	if o.consoleAddr == "" {
+		for _, set := range []struct {
+			flag string
+			on   bool
+		}{{"console-verifier-url", o.consoleVerifierURL != ""}, {"console-prometheus-url", o.consolePrometheusURL != ""},
+			{"console-trust-auth-proxy", o.consoleTrustAuthProxy}} {
+			if set.on {
+				return fmt.Errorf("--%s is the console's and does nothing without it: set --console-bind-address too, or drop --%s", set.flag, set.flag)
+			}
+		}
+	}
 	// controller-runtime takes 0 for 9443 and a negative port for no webhook server at all.
 	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
 		return fmt.Errorf("--webhook-port must be a port between 1 and 65535, got %d (to serve no webhooks, use --enable-webhooks=false)", o.webhookPort)

@@ -109,7 +109,8 @@ func TestABadRateLimitStoreIsRefusedWithoutItsPassword(t *testing.T) {
 
 // TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile: an issuer needs the client ID,
 // the secret file and the redirect URL, and the console; a client flag without an issuer is
-// refused; the secret is read from its file, never shown in an error.
+// refused, and so is any console flag without the console; the secret is read from its file,
+// never shown in an error.
 func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) {
 	dir := t.TempDir()
 	secretFile, emptyFile, notPEM := filepath.Join(dir, "secret"), filepath.Join(dir, "empty"), filepath.Join(dir, "ca.txt")
@@ -140,6 +141,11 @@ func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) 
 		{without("--console-oidc-redirect-url"), "needs --console-oidc-redirect-url"},
 		{without("--console-bind-address"), "set --console-bind-address too"},
 		{[]string{"--console-bind-address=:8095", "--console-oidc-client-id=x"}, "--console-oidc-client-id is set but --console-oidc-issuer-url is not"},
+		// The console's other flags without the console would be silently ignored.
+		{[]string{"--console-verifier-url=http://127.0.0.1:8090"}, "--console-verifier-url is the console's and does nothing without it: set --console-bind-address too"},
+		{[]string{"--console-prometheus-url=http://127.0.0.1:9090"}, "--console-prometheus-url is the console's and does nothing without it: set --console-bind-address too"},
+		{[]string{"--console-trust-auth-proxy"}, "--console-trust-auth-proxy is the console's and does nothing without it: set --console-bind-address too"},
+		{[]string{"--console-bind-address=:8095", "--console-verifier-url=http://127.0.0.1:8090", "--console-prometheus-url=http://127.0.0.1:9090", "--console-trust-auth-proxy"}, ""},
 	} {
 		var o options
 		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
