@@ -74,6 +74,9 @@ func (r *SigningKeyReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	}
 	set, err := signingkey.FromSecret(&sec)
 	if err != nil {
+		if sec.Labels[signingkey.Label] != "true" {
+			return r.leaveForeign(ctx, &sec)
+		}
 		return r.replace(ctx, &sec, now, err)
 	}
 	if set.RefreshKey == nil { // written before refresh keys existed: add one, keep the keys
@@ -144,6 +147,20 @@ func (r *SigningKeyReconciler) replace(ctx context.Context, sec *corev1.Secret, 
 	r.events.Eventf(sec, nil, corev1.EventTypeWarning, "Replaced", "Replace",
 		"%v; wrote a new set (%s signs): access tokens signed before are refused", why, set.Current.KeyID)
 	return ctrl.Result{RequeueAfter: set.DueAt(r.every).Sub(now)}, nil
+}
+
+// leaveForeign leaves a Secret of the configured name that is not Clearance's (no signing-keys
+// label, no signing set) as it is, and says so: replacing it would destroy somebody's Secret,
+// named by mistake in --oauth-signing-secret. Tokens are not issued meanwhile (the verifier
+// reads no set from it and answers 503); deleting the Secret, or naming another, lets the next
+// reconcile (the cache watches this name) write the keys.
+func (r *SigningKeyReconciler) leaveForeign(ctx context.Context, sec *corev1.Secret) (ctrl.Result, error) {
+	msg := fmt.Sprintf("Secret %s/%s is not Clearance's token signing keys (no label %s=true, no signing set in it) and was left as it is: "+
+		"set --oauth-signing-secret (the chart's oauth.signingSecret) to a name no other Secret has, or delete this Secret if it is not needed; "+
+		"OAuth tokens are not issued until then", sec.Namespace, sec.Name, signingkey.Label)
+	log.FromContext(ctx).Error(nil, msg)
+	r.events.Eventf(sec, nil, corev1.EventTypeWarning, "Conflict", "Leave", msg)
+	return ctrl.Result{}, nil
 }
 
 // write patches the Secret to hold set, conditional on the resourceVersion read, so two

@@ -24,6 +24,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +34,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -214,6 +218,62 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A Secret of the configured name that is not Clearance's (someone's own, named by mistake in
+// --oauth-signing-secret) is never written over: its data, labels and annotations stay, a
+// Warning says what to do, and once it is deleted the keys are written.
+func TestTheSigningKeysNeverOverwriteASecretThatIsNotTheirs(t *testing.T) {
+	ctx := context.Background()
+	r, _ := newSigningKeyReconciler(t)
+	theirs := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: r.secret.Name,
+			Labels: map[string]string{"app": "billing"}, Annotations: map[string]string{"owner": "billing-team"}},
+		Data: map[string][]byte{"password": []byte("billing-database-password")},
+	}
+	if err := env.Client.Create(ctx, theirs); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // at start, and again on any later event of the name
+		r.reconcileSeen(t, func(*corev1.Secret) error { return nil })
+	}
+	var got corev1.Secret
+	if err := env.Client.Get(ctx, r.secret, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Data, theirs.Data) || !reflect.DeepEqual(got.Labels, theirs.Labels) || !reflect.DeepEqual(got.Annotations, theirs.Annotations) {
+		t.Errorf("the Secret was written over: data keys %v, labels %v, annotations %v", slices.Sorted(maps.Keys(got.Data)), got.Labels, got.Annotations)
+	}
+	waitForEvent(t, r.secret, "Conflict")
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	want := "Secret " + r.secret.String() + " is not Clearance's token signing keys (no label " + signingkey.Label +
+		"=true, no signing set in it) and was left as it is: set --oauth-signing-secret (the chart's oauth.signingSecret) to a name no other Secret has"
+	for _, e := range list.Items {
+		if e.Reason == "Conflict" && !strings.HasPrefix(e.Note, want) {
+			t.Errorf("the event says %q, want it to begin %q", e.Note, want)
+		}
+		if strings.Contains(e.Note, "billing-database-password") {
+			t.Error("an event holds the other Secret's data")
+		}
+	}
+
+	// Deleted by its owner: the keys are written.
+	if err := env.Client.Delete(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Within(t, 30*time.Second, "the cache to lose the deleted Secret", func() error {
+		if err := r.cache.Get(ctx, r.secret, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	r.set(t)
 }
 
 func hasCurrent(kid string) func(*corev1.Secret) error {
