@@ -88,6 +88,26 @@ func (r *SigningKeyReconciler) reconcileSeen(t *testing.T, check func(*corev1.Se
 	return res
 }
 
+// deleteAndReconcile deletes sec, and reconciles once the cache has lost it: a new set must be
+// written.
+func (r *SigningKeyReconciler) deleteAndReconcile(t *testing.T, sec *corev1.Secret) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Within(t, 30*time.Second, "the cache to lose the deleted Secret", func() error {
+		if err := r.cache.Get(ctx, r.secret, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	r.set(t)
+}
+
 func (r *SigningKeyReconciler) set(t *testing.T) (signingkey.Set, *corev1.Secret) {
 	t.Helper()
 	var sec corev1.Secret
@@ -187,19 +207,7 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 	waitForEvent(t, r.secret, "Replaced")
 
 	// Deleted: created anew.
-	if err := env.Client.Delete(ctx, broken); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Within(t, 30*time.Second, "the cache to lose the deleted Secret", func() error {
-		if err := r.cache.Get(ctx, r.secret, &corev1.Secret{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
-		}
-		return nil
-	})
-	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
-		t.Fatal(err)
-	}
-	r.set(t)
+	r.deleteAndReconcile(t, broken)
 
 	// No event tells a private key.
 	var list eventsv1.EventList
@@ -261,19 +269,7 @@ func TestTheSigningKeysNeverOverwriteASecretThatIsNotTheirs(t *testing.T) {
 	}
 
 	// Deleted by its owner: the keys are written.
-	if err := env.Client.Delete(ctx, &got); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Within(t, 30*time.Second, "the cache to lose the deleted Secret", func() error {
-		if err := r.cache.Get(ctx, r.secret, &corev1.Secret{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("still there (%v)", err)
-		}
-		return nil
-	})
-	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
-		t.Fatal(err)
-	}
-	r.set(t)
+	r.deleteAndReconcile(t, &got)
 }
 
 func hasCurrent(kid string) func(*corev1.Secret) error {
