@@ -403,3 +403,98 @@ func TestAnOversizedAuthorizationRequestIsRefusedAndNeverStored(t *testing.T) {
 	// An ordinary request still goes through.
 	e.startAuthorize(c.AuthCodeURL(rand.Text(), oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
 }
+
+func TestANearMissRedirectGetsAnErrorPageWhateverElseTheRequestGetsWrong(t *testing.T) {
+	e := newEnv(t)
+	v := oauth2.GenerateVerifier()
+	faults := map[string][]oauth2.AuthCodeOption{
+		"nothing else":           {oauth2.S256ChallengeOption(v)},
+		"no PKCE":                nil,
+		"plain PKCE":             {oauth2.SetAuthURLParam("code_challenge", v), oauth2.SetAuthURLParam("code_challenge_method", "plain")},
+		"a short challenge":      {oauth2.SetAuthURLParam("code_challenge", "abc"), oauth2.SetAuthURLParam("code_challenge_method", "S256")},
+		"prompt=none":            {oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("prompt", "none")},
+		"response_mode=fragment": {oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("response_mode", "fragment")},
+		"response_type=token":    {oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("response_type", "token")},
+		"response_type=none":     {oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("response_type", "none")},
+	}
+	for _, ru := range []string{"https://evil.example/cb", "https://app.example/cb/", "https://app.example/cb?x=1",
+		"http://localhost/callback", "http://localhost:5555/callback", "http://127.0.0.2:5555/callback", "http://[::1]:5555/callback",
+		"https://127.0.0.1/callback", "http://127.0.0.1:/callback", "http://127.0.0.1:5555/callback/", "com.example.app:/cb/x", ""} {
+		for fault, opts := range faults {
+			status, loc, _ := e.get(e.config(confID, ru).AuthCodeURL("st", opts...))
+			if status != http.StatusBadRequest || loc != nil {
+				t.Errorf("redirect_uri %q and %s: %d to %v, want 400 and no redirect", ru, fault, status, loc)
+			}
+		}
+	}
+}
+
+func TestAnAuthorizationRequestNamingItsClientOrRedirectTwiceGetsAnErrorPage(t *testing.T) {
+	e := newEnv(t)
+	u, err := url.Parse(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range []struct {
+		param, value string
+		before       bool
+	}{
+		{"client_id", publicID, false}, {"client_id", publicID, true}, {"client_id", disabledID, false}, {"client_id", confID, false},
+		{"redirect_uri", "http://127.0.0.1:6666/callback", false}, {"redirect_uri", "https://app.example/cb", true},
+		{"redirect_uri", "https://evil.example/cb", false}, {"redirect_uri", redirect, false},
+		{"request", "eyJhbGciOiJub25lIn0.eyJyZWRpcmVjdF91cmkiOiJodHRwczovL2V2aWwuZXhhbXBsZS9jYiJ9.", false},
+		{"request_uri", "https://evil.example/request.jwt", false},
+	} {
+		q := u.Query()
+		if extra.before {
+			q[extra.param] = append([]string{extra.value}, q[extra.param]...)
+		} else {
+			q[extra.param] = append(q[extra.param], extra.value)
+		}
+		v := *u
+		v.RawQuery = q.Encode()
+		if status, loc, _ := e.get(v.String()); status != http.StatusBadRequest || loc != nil {
+			t.Errorf("with %s=%q too: %d to %v, want 400 and no redirect", extra.param, extra.value, status, loc)
+		}
+	}
+}
+
+func TestTheCallbackGivesACodeOnlyToAnEnabledClientAtARedirectStillRegistered(t *testing.T) {
+	for name, change := range map[string]func(c *Client, ok *bool){
+		"switched off":               func(c *Client, _ *bool) { c.Enabled = false },
+		"spec.oauth removed":         func(_ *Client, ok *bool) { *ok = false },
+		"redirect URI removed":       func(c *Client, _ *bool) { c.Registration.RedirectURIs = []string{"https://app.example/cb"} },
+		"every redirect URI removed": func(c *Client, _ *bool) { c.Registration.RedirectURIs = nil },
+	} {
+		for _, answer := range []string{"", "&error=access_denied"} {
+			t.Run(name+answer, func(t *testing.T) {
+				e := newEnv(t)
+				id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+				e.dir.mu.Lock()
+				cl, ok := e.dir.clients[confID]
+				change(&cl, &ok)
+				if ok {
+					e.dir.clients[confID] = cl
+				} else {
+					delete(e.dir.clients, confID)
+				}
+				e.dir.mu.Unlock()
+				e.recordConsent(confID, id)
+				status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id) + answer)
+				if status != http.StatusBadRequest || loc != nil {
+					t.Fatalf("callback: %d to %v, want 400 and no redirect", status, loc)
+				}
+			})
+		}
+	}
+}
+
+func TestAConsentRecordedForAnotherApplicationGivesNoCode(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	e.recordConsent(publicID, id)
+	status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id))
+	if status != http.StatusBadRequest || loc != nil {
+		t.Fatalf("callback with another application's consent: %d to %v, want 400 and no redirect", status, loc)
+	}
+}
