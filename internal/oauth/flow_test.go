@@ -17,14 +17,17 @@ limitations under the License.
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	mathrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -496,5 +499,103 @@ func TestAConsentRecordedForAnotherApplicationGivesNoCode(t *testing.T) {
 	status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id))
 	if status != http.StatusBadRequest || loc != nil {
 		t.Fatalf("callback with another application's consent: %d to %v, want 400 and no redirect", status, loc)
+	}
+}
+
+func TestACodeLivesAtMostSixtySecondsWhateverTheConfigOrTheStoresClock(t *testing.T) {
+	for _, ttl := range []time.Duration{0, 30 * time.Second, DefaultCodeTTL, time.Hour} {
+		e := newEnv(t, func(c *Config) {
+			c.CodeTTL = ttl
+			c.Store = NewMemoryStore(clocktesting.NewFakeClock(c.Clock.Now())) // a store whose clock stands still
+		})
+		life := min(cmp.Or(ttl, DefaultCodeTTL), DefaultCodeTTL)
+		c := e.config(confID, redirect)
+		code, verifier := e.code(c)
+		e.clock.Step(life)
+		if _, err := e.exchange(c, code, verifier); err != nil {
+			t.Fatalf("CodeTTL %v: a code %v old: %v, want it good", ttl, life, err)
+		}
+		code, verifier = e.code(c)
+		e.clock.Step(life + time.Second)
+		_, err := e.exchange(c, code, verifier)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+			t.Fatalf("CodeTTL %v: a code %v old: %v, want invalid_grant", ttl, life+time.Second, err)
+		}
+	}
+}
+
+func TestOnlyAnRFC7636VerifierRedeemsACode(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, "com.example.app:/cb")
+	const unreserved = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+	const other = " +/=%!*'()\"<>\\^`{|}:;,?@#&$[]\x00\t\né"
+	r := mathrand.New(mathrand.NewPCG(7636, 43))
+	var cases []string
+	for _, n := range []int{1, 8, 32, 42, 43, 44, 64, 127, 128, 129, 200} {
+		cases = append(cases, strings.Repeat("a", n))
+	}
+	for range 150 {
+		b := make([]rune, 30+r.IntN(110))
+		for i := range b {
+			b[i] = rune(unreserved[r.IntN(len(unreserved))])
+		}
+		if r.IntN(3) == 0 {
+			o := []rune(other)
+			b[r.IntN(len(b))] = o[r.IntN(len(o))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, v := range cases {
+		wellFormed := len(v) >= 43 && len(v) <= 128 && strings.Trim(v, unreserved) == ""
+		id := e.startAuthorize(c.AuthCodeURL("st-1", oauth2.S256ChallengeOption(v)))
+		code := e.allow(publicID, id).Query().Get("code")
+		_, err := e.exchange(c, code, v)
+		if wellFormed != (err == nil) {
+			t.Errorf("a verifier of %d bytes (well-formed %v) redeemed: %v", len(v), wellFormed, err == nil)
+		}
+	}
+}
+
+func TestACodeWhoseConnectionWasDeletedBeforeTheExchangeGivesNoTokens(t *testing.T) {
+	rec := &recordingIssuer{}
+	e := newEnv(t, func(c *Config) { c.Tokens = rec })
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	e.withdraw()
+	tok, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+	if n, _, _ := rec.last(); n != 0 || tok != nil {
+		t.Fatalf("%d access tokens minted for a deleted connection", n)
+	}
+}
+
+func TestACodeRedeemedTwiceAtOnceGivesNoRefreshTokenToEither(t *testing.T) {
+	rec, hs := &recordingIssuer{}, &hookStore{}
+	var (
+		mu   sync.Mutex
+		told []Grant
+	)
+	e := newEnv(t, func(c *Config) {
+		hs.Store = NewMemoryStore(c.Clock)
+		c.Store, c.Tokens = hs, rec
+		c.OnReuse = func(g Grant, _ string) { mu.Lock(); told = append(told, g); mu.Unlock() }
+	})
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	var thief error
+	hs.mu.Lock()
+	hs.afterRedeem = func() { _, thief = e.exchange(c, code, verifier) }
+	hs.mu.Unlock()
+	tok, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, thief, "invalid_grant")
+	wantOAuthError(t, err, "invalid_grant")
+	if n, _, _ := rec.last(); n != 0 || tok != nil {
+		t.Fatalf("%d access tokens minted for a code redeemed twice", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 1 || told[0].ConnectionUID == "" {
+		t.Fatalf("the granting org was told %d times, want once", len(told))
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,4 +253,53 @@ func wantOAuthError(t *testing.T, err error, code string) {
 	if !errors.As(err, &re) || re.ErrorCode != code {
 		t.Fatalf("got %v, want %s", err, code)
 	}
+}
+
+type recordingIssuer struct {
+	stubIssuer
+	mu     sync.Mutex
+	grants []Grant
+	scopes [][]string
+}
+
+func (r *recordingIssuer) IssueAccessToken(ctx context.Context, g Grant, scopes []string, now time.Time) (string, time.Time, error) {
+	r.mu.Lock()
+	r.grants, r.scopes = append(r.grants, g), append(r.scopes, slices.Clone(scopes))
+	r.mu.Unlock()
+	return r.stubIssuer.IssueAccessToken(ctx, g, scopes, now)
+}
+
+func (r *recordingIssuer) last() (int, Grant, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.grants) == 0 {
+		return 0, Grant{}, nil
+	}
+	return len(r.grants), r.grants[len(r.grants)-1], r.scopes[len(r.scopes)-1]
+}
+
+func (e *env) withdraw() {
+	e.dir.mu.Lock()
+	defer e.dir.mu.Unlock()
+	for _, g := range e.dir.consents {
+		e.dir.revoked[g.ConnectionUID] = true
+	}
+}
+
+type hookStore struct {
+	Store
+	mu          sync.Mutex
+	afterRedeem func()
+}
+
+func (s *hookStore) RedeemCode(ctx context.Context, codeHash string, ttl time.Duration) (CodeRecord, error) {
+	rec, err := s.Store.RedeemCode(ctx, codeHash, ttl)
+	s.mu.Lock()
+	f := s.afterRedeem
+	s.afterRedeem = nil
+	s.mu.Unlock()
+	if err == nil && f != nil {
+		f()
+	}
+	return rec, err
 }
