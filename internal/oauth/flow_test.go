@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -597,5 +598,46 @@ func TestACodeRedeemedTwiceAtOnceGivesNoRefreshTokenToEither(t *testing.T) {
 	defer mu.Unlock()
 	if len(told) != 1 || told[0].ConnectionUID == "" {
 		t.Fatalf("the granting org was told %d times, want once", len(told))
+	}
+}
+
+func TestARepeatedTokenParameterIsRefusedAndSpendsNothing(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, redirect)
+	code, verifier := e.code(c)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {publicID}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+	for k := range form {
+		f := url.Values{}
+		for k2, v := range form {
+			f[k2] = slices.Clone(v)
+		}
+		f[k] = append(f[k], f[k][0])
+		if status, body := e.post(f, "", ""); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("%s twice: %d %v, want invalid_request", k, status, body["error"])
+		}
+	}
+	if status, body := e.post(form, "", ""); status != http.StatusOK {
+		t.Fatalf("the code after the refused requests: %d %v, want it unspent", status, body["error"])
+	}
+	status, body := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x", "y"}}, confID, goodSecret)
+	if status != http.StatusBadRequest || body["error"] != "invalid_request" {
+		t.Errorf("refresh_token twice: %d %v, want invalid_request", status, body["error"])
+	}
+}
+
+func TestATokenRequestOver16KiBIsRefusedAndSpendsNothing(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, redirect)
+	code, verifier := e.code(c)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {publicID}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+	big := url.Values{"pad": {strings.Repeat("p", 1<<20)}}
+	for k, v := range form {
+		big[k] = v
+	}
+	if status, body := e.post(big, "", ""); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+		t.Fatalf("a 1 MiB token request: %d %v, want invalid_request", status, body["error"])
+	}
+	if status, body := e.post(form, "", ""); status != http.StatusOK {
+		t.Fatalf("the code after the refused request: %d %v, want it unspent", status, body["error"])
 	}
 }
