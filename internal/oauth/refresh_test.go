@@ -18,6 +18,8 @@ package oauth
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -183,4 +185,68 @@ func TestARefreshFamilyEndsAtItsLifetimeHoweverOftenItIsUsed(t *testing.T) {
 	}
 	e.clock.Step(24 * time.Hour)
 	e.wantRefreshRefused(rt, "past the family's lifetime")
+}
+
+func (e *env) setRole(role string) {
+	e.dir.mu.Lock()
+	defer e.dir.mu.Unlock()
+	for id, g := range e.dir.consents {
+		g.Role = role
+		e.dir.consents[id] = g
+	}
+}
+
+func TestARefreshNeverWidensTheScopesItsConsentGranted(t *testing.T) {
+	rec := &recordingIssuer{}
+	e := newEnv(t, func(c *Config) { c.Tokens = rec })
+	c := e.config(confID, redirect)
+	c.Scopes = []string{"offline_access", "reports:read", "reports:export"}
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := tok.RefreshToken
+	for _, scope := range []string{"reports:write", "reports:read reports:write", "openid", "offline_access openid",
+		"REPORTS:READ", "reports:*", "reports", "reports:read,reports:export", "reports:readx"} {
+		before, _, _ := rec.last()
+		status, body := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}}, confID, goodSecret)
+		if n, _, _ := rec.last(); status != http.StatusBadRequest || body["error"] != "invalid_scope" || n != before {
+			t.Errorf("refresh asking for %q beyond %v: %d %v, %d tokens minted; want invalid_scope and none", scope, c.Scopes, status, body["error"], n-before)
+		}
+	}
+	for _, scope := range []string{"reports:export reports:read", "reports:read", "offline_access"} {
+		status, body := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}}, confID, goodSecret)
+		next, _ := body["refresh_token"].(string)
+		if status != http.StatusOK || body["scope"] != scope || next == "" {
+			t.Fatalf("refresh narrowed to %q: %d scope %v, want it granted", scope, status, body["scope"])
+		}
+		if _, _, minted := rec.last(); !slices.Equal(minted, strings.Fields(scope)) {
+			t.Fatalf("refresh narrowed to %q minted a token for %v", scope, minted)
+		}
+		rt = next
+	}
+}
+
+func TestEveryAccessTokenIsMintedForTheConnectionsRoleNow(t *testing.T) {
+	rec := &recordingIssuer{}
+	e := newEnv(t, func(c *Config) { c.Tokens = rec })
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c) // consented as Viewer
+	e.setRole("Observer")
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, g, _ := rec.last(); g.Role != "Observer" {
+		t.Fatalf("exchange minted for role %q, want the connection's role now, Observer", g.Role)
+	}
+	rt := tok.RefreshToken
+	for _, role := range []string{"Analyst", "Viewer", "Observer"} {
+		e.setRole(role)
+		rt = e.mustRefresh(rt)
+		if _, g, _ := rec.last(); g.Role != role {
+			t.Fatalf("refresh minted for role %q, want the connection's role now, %s", g.Role, role)
+		}
+	}
 }
