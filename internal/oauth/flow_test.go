@@ -641,3 +641,39 @@ func TestATokenRequestOver16KiBIsRefusedAndSpendsNothing(t *testing.T) {
 		t.Fatalf("the code after the refused request: %d %v, want it unspent", status, body["error"])
 	}
 }
+
+func TestTheIDTokenCarriesItsRequestsNonceLivesItsTTLAndNeedsOpenID(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	verifier, nonce := oauth2.GenerateVerifier(), rand.Text()
+	id := e.startAuthorize(c.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce)))
+	tok, err := e.exchange(c, e.allow(confID, id).Query().Get("code"), verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	jws, err := jose.ParseSigned(idt, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := jws.Verify(&e.idKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Nonce, Aud, Azp string
+		Iat, Exp        int64
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.Nonce != nonce || claims.Aud != confID || claims.Azp != confID || time.Duration(claims.Exp-claims.Iat)*time.Second != DefaultIDTokenTTL {
+		t.Fatalf("id_token: nonce matches %v, aud %q, azp %q, lives %v; want the request's nonce, the client, %v",
+			claims.Nonce == nonce, claims.Aud, claims.Azp, time.Duration(claims.Exp-claims.Iat)*time.Second, DefaultIDTokenTTL)
+	}
+	c.Scopes = []string{"offline_access", "reports:read"}
+	code, verifier := e.code(c)
+	if tok, err = e.exchange(c, code, verifier); err != nil || tok.Extra("id_token") != nil {
+		t.Fatalf("without openid: %v, an id_token %v; want none", err, tok != nil && tok.Extra("id_token") != nil)
+	}
+}
