@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +227,95 @@ func TestRedisStoreKeepsAtMostMaxPendingRequests(t *testing.T) {
 	}
 	if _, err := rs.Request(ctx, "later0"); err != nil {
 		t.Errorf("a request after the others expired: %v", err)
+	}
+}
+
+// TestStoresForgetARecordTheInstantItsTTLPasses: a request, a code and a refresh family are
+// gone once their TTL has passed, not at some later sweep: a request past RequestTTL is never
+// answered, a family idle past RefreshTTL never rotates.
+func TestStoresForgetARecordTheInstantItsTTLPasses(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			for i, ttl := range []time.Duration{time.Second, 20 * time.Second, 59 * time.Second} {
+				id := fmt.Sprint("r", i)
+				if err := s.store.SaveRequest(ctx, AuthRequest{ID: id}, ttl); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.store.SaveCode(ctx, id, CodeRecord{FamilyID: id}, ttl); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.store.CreateFamily(ctx, Family{ID: id}, ttl); err != nil {
+					t.Fatal(err)
+				}
+				s.step(ttl - time.Millisecond)
+				if _, err := s.store.Request(ctx, id); err != nil {
+					t.Fatalf("a request just before its TTL %v: %v", ttl, err)
+				}
+				s.step(time.Millisecond)
+				if _, err := s.store.Request(ctx, id); !errors.Is(err, ErrNotFound) {
+					t.Errorf("a request at its TTL %v: %v, want ErrNotFound", ttl, err)
+				}
+				if _, err := s.store.TakeRequest(ctx, id); !errors.Is(err, ErrNotFound) {
+					t.Errorf("taking a request at its TTL %v: %v, want ErrNotFound", ttl, err)
+				}
+				if _, err := s.store.RedeemCode(ctx, id, time.Hour); !errors.Is(err, ErrNotFound) {
+					t.Errorf("a code at its TTL %v: %v, want ErrNotFound", ttl, err)
+				}
+				if _, err := s.store.Family(ctx, id); !errors.Is(err, ErrNotFound) {
+					t.Errorf("a family at its TTL %v: %v, want ErrNotFound", ttl, err)
+				}
+				if _, err := s.store.RotateFamily(ctx, id, 0, now, time.Hour); !errors.Is(err, ErrNotFound) {
+					t.Errorf("rotating a family at its TTL %v: %v, want ErrNotFound", ttl, err)
+				}
+			}
+		})
+	}
+}
+
+// afterGet is a go-redis hook that runs do, once, right after a GET of key has answered.
+type afterGet struct {
+	key  string
+	do   func()
+	once sync.Once
+}
+
+func (h *afterGet) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *afterGet) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *afterGet) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if a := cmd.Args(); cmd.Name() == "get" && len(a) == 2 && a[1] == h.key {
+			h.once.Do(h.do)
+		}
+		return err
+	}
+}
+
+// TestOnRedisARevocationDuringARotationIsNeverUndone: another replica revokes a family (a
+// reused token) between this replica's read of it and its write of the next generation; the
+// rotation fails and the family stays revoked, never revived by the late write.
+func TestOnRedisARevocationDuringARotationIsNeverUndone(t *testing.T) {
+	ctx := context.Background()
+	rs, m := redisStore(t, clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)))
+	other := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { _ = other.Close() })
+	replica2 := NewRedisStore(other, "oauth:")
+	if err := rs.CreateFamily(ctx, Family{ID: "f1", ClientID: confID}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var revokeErr error
+	rs.client.AddHook(&afterGet{key: "oauth:fam:f1", do: func() { revokeErr = replica2.RevokeFamily(ctx, "f1", time.Hour) }})
+	if f, err := rs.RotateFamily(ctx, "f1", 0, time.Now(), time.Hour); err == nil {
+		t.Errorf("a rotation across a revocation succeeded at generation %d", f.Generation)
+	}
+	if revokeErr != nil {
+		t.Fatal(revokeErr)
+	}
+	if _, err := rs.Family(ctx, "f1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the revoked family after the rotation: %v, want ErrNotFound (revoked)", err)
 	}
 }
