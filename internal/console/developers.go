@@ -950,7 +950,7 @@ func (s *Server) test(r *http.Request, doc *apiDoc) (testerForm, *testerResult, 
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	res := &testerResult{Request: shown, Status: resp.Status, RouteLabel: route.Method + " " + route.Path}
+	res := &testerResult{Request: shown, Status: scrub(resp.Status, key), RouteLabel: route.Method + " " + route.Path}
 	var answer struct {
 		Valid  bool   `json:"valid"`
 		Reason string `json:"reason"`
@@ -961,6 +961,7 @@ func (s *Server) test(r *http.Request, doc *apiDoc) (testerForm, *testerResult, 
 	if res.Reason == "" {
 		res.Reason = answer.Reason
 	}
+	res.Reason = scrub(res.Reason, key)
 	for _, reason := range doc.Reasons {
 		if reason.Reason == res.Reason {
 			res.Meaning = reason.Meaning
