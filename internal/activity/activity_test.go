@@ -226,7 +226,7 @@ func checkDashboard(t *testing.T, c *Client, org string) {
 }
 
 // TestNamesThatAreNoneNeverReachPrometheus: the query is built from a validated org or
-// Application ID only.
+// Application ID only, for the counts and the timeline alike.
 func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
 	asked := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { asked++ }))
@@ -243,6 +243,14 @@ func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
 	for _, id := range []string{`app_x"}`, "app_", "bi"} {
 		if _, err := c.OfApplication(context.Background(), id, time.Hour, time.Now()); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("application %q: %v", id, err)
+		}
+	}
+	for _, tc := range []struct{ org, id string }{
+		{`globex"} or vector(1) #`, "app_abc"}, {"Globex", "app_abc"}, {"", "app_abc"},
+		{"globex", `app_x"}`}, {"globex", "app_"}, {"globex", "bi"}, {"globex", ""},
+	} {
+		if _, err := c.Timeline(context.Background(), tc.org, tc.id, time.Hour, 24, time.Now()); !errors.Is(err, ErrInvalidName) {
+			t.Errorf("timeline of org %q, application %q: %v", tc.org, tc.id, err)
 		}
 	}
 	if asked != 0 {
