@@ -1,0 +1,98 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/clearance-dev/clearance/internal/console"
+)
+
+// The tests an attacker of the console would write: each names a promise and tries it over
+// many inputs, over plain HTTP against the real apiserver.
+
+// loginForm fetches the sign-in form as a browser of its own: its login cookie and the CSRF
+// token the form carries.
+func loginForm(t *testing.T, base string) (*http.Cookie, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/login", nil)
+	resp, body := fetch(t, noRedirects(t), req)
+	var cookie *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-clearance-console-login" {
+			cookie = c
+		}
+	}
+	m := hiddenCSRF.FindStringSubmatch(body)
+	if cookie == nil || m == nil {
+		t.Fatalf("the sign-in form: status %d, login cookie %t, CSRF token %t", resp.StatusCode, cookie != nil, m != nil)
+	}
+	return cookie, m[1]
+}
+
+// postLogin posts the sign-in form with exactly this login cookie (nil: none) and these fields,
+// as a page elsewhere can make a browser do.
+func postLogin(t *testing.T, base string, cookie *http.Cookie, form url.Values) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if cookie != nil {
+		req.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	}
+	resp, _ := fetch(t, noRedirects(t), req)
+	return resp
+}
+
+// TestASignInFormsCSRFTokenSignsInOnlyTheBrowserThatFetchedIt: the sign-in form's CSRF token
+// is bound to the login cookie of the browser that fetched the form, so a token an attacker
+// fetched in their own browser never signs a victim's browser in to the attacker's identity
+// (login CSRF). Of several browsers, each one's cookie with every other one's token, and every
+// token without a cookie, is refused with 403 and no session; each with its own pair signs in.
+func TestASignInFormsCSRFTokenSignsInOnlyTheBrowserThatFetchedIt(t *testing.T) {
+	base := startConsole(t, console.Options{})
+	mallory := newPerson(t, env.Namespace(t, "acme"), "mallory", observer...)
+	const browsers = 4
+	cookies, tokens := make([]*http.Cookie, browsers), make([]string, browsers)
+	for i := range browsers {
+		cookies[i], tokens[i] = loginForm(t, base)
+	}
+	for i := range browsers {
+		for j := range browsers {
+			if i == j {
+				continue
+			}
+			resp := postLogin(t, base, cookies[i], url.Values{"token": {mallory.token}, "csrf": {tokens[j]}})
+			if resp.StatusCode != http.StatusForbidden || sessionCookie(resp) != nil {
+				t.Errorf("browser %d's login cookie with the CSRF token of browser %d's form: status %d, session cookie set %t; want 403 and none",
+					i, j, resp.StatusCode, sessionCookie(resp) != nil)
+			}
+		}
+		resp := postLogin(t, base, nil, url.Values{"token": {mallory.token}, "csrf": {tokens[i]}})
+		if resp.StatusCode != http.StatusForbidden || sessionCookie(resp) != nil {
+			t.Errorf("browser %d's CSRF token without its login cookie: status %d, session cookie set %t; want 403 and none",
+				i, resp.StatusCode, sessionCookie(resp) != nil)
+		}
+	}
+	for i := range browsers {
+		if resp := postLogin(t, base, cookies[i], url.Values{"token": {mallory.token}, "csrf": {tokens[i]}}); resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
+			t.Errorf("browser %d with its own login cookie and token: status %d, want 303 with a session", i, resp.StatusCode)
+		}
+	}
+}
