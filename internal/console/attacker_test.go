@@ -17,8 +17,10 @@ limitations under the License.
 package console_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -94,5 +96,63 @@ func TestASignInFormsCSRFTokenSignsInOnlyTheBrowserThatFetchedIt(t *testing.T) {
 		if resp := postLogin(t, base, cookies[i], url.Values{"token": {mallory.token}, "csrf": {tokens[i]}}); resp.StatusCode != http.StatusSeeOther || sessionCookie(resp) == nil {
 			t.Errorf("browser %d with its own login cookie and token: status %d, want 303 with a session", i, resp.StatusCode)
 		}
+	}
+}
+
+var hiddenNext = regexp.MustCompile(`name="next" value="([^"]*)"`)
+
+// TestSigningInLeadsOnlyToTheOrgPickerOrThisConsolesConsentPage: a link to the sign-in page
+// may name where signing in leads (?next=), which the consent page uses to come back. Whatever
+// the link or the posted form names, signing in leads to the org picker or to this console's
+// own consent page for a well-formed request ID, never to another site, scheme or path: each
+// next below is put in the sign-in link and in the posted form, and the form carries it, and
+// signing in follows it, only when it is exactly such a consent page.
+func TestSigningInLeadsOnlyToTheOrgPickerOrThisConsolesConsentPage(t *testing.T) {
+	base := startConsole(t, console.Options{})
+	who := newPerson(t, env.Namespace(t, "acme"), "alice", observer...)
+	good := []string{
+		"/oauth2/consent?request=req-1",
+		"/oauth2/consent?request=A.b_c-9",
+		"/oauth2/consent?request=" + strings.Repeat("a", 128),
+	}
+	bad := []string{
+		"https://evil.example/", "//evil.example/", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+		"https://evil.example/oauth2/consent?request=a", "//evil.example/oauth2/consent?request=a", base + "/oauth2/consent?request=a",
+		"/oauth2/consent?request=", "/oauth2/consent?request=" + strings.Repeat("a", 129), "/oauth2/consent?request=a&org=other",
+		"/oauth2/consent?request=a&next=//evil.example", "/oauth2/consent?request=a%0d%0aLocation:%20//evil.example",
+		"/oauth2/consent?request=a\r\nLocation: //evil.example", "/oauth2/consentx?request=a", "/oauth2/consent/../../evil?request=a",
+		"/OAUTH2/consent?request=a", " /oauth2/consent?request=a", "/oauth2/consent", "/org", "/applications", "/logout",
+		"/login/oidc?next=//evil.example",
+	}
+	// Every good next with one character a request ID never holds, and something after it.
+	for _, c := range "/?&#%:@\\ <>\"'\x00\t" {
+		bad = append(bad, good[0]+string(c)+"evil.example", good[0]+string(c))
+	}
+	check := func(next string, follow bool) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+"/login?"+url.Values{"next": {next}}.Encode(), nil)
+		_, body := fetch(t, noRedirects(t), req)
+		m := hiddenNext.FindStringSubmatch(body)
+		switch {
+		case follow && (m == nil || html.UnescapeString(m[1]) != next):
+			t.Errorf("the sign-in link naming next %q: the form does not carry it", next)
+		case !follow && m != nil:
+			t.Errorf("the sign-in link naming next %q: the form carries next %q", next, html.UnescapeString(m[1]))
+		}
+		cookie, csrf := loginForm(t, base)
+		resp := postLogin(t, base, cookie, url.Values{"token": {who.token}, "csrf": {csrf}, "next": {next}})
+		want := "/org"
+		if follow {
+			want = next
+		}
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Errorf("signing in with next %q: status %d to %q, want 303 to %q", next, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+	for _, next := range good {
+		check(next, true)
+	}
+	for _, next := range bad {
+		check(next, false)
 	}
 }
