@@ -156,3 +156,76 @@ func TestSigningInLeadsOnlyToTheOrgPickerOrThisConsolesConsentPage(t *testing.T)
 		check(next, false)
 	}
 }
+
+// securityHeaders are what every answer of the console carries: no framing, no inline script,
+// forms posted only to itself, no referrer, no sniffing, its own browsing context group.
+var securityHeaders = map[string][]string{
+	"Content-Security-Policy": {"default-src 'self'", "script-src 'self'", "style-src 'self'", "form-action 'self'",
+		"frame-ancestors 'none'", "base-uri 'none'", "object-src 'none'"},
+	"X-Frame-Options":              {"DENY"},
+	"Referrer-Policy":              {"no-referrer"},
+	"X-Content-Type-Options":       {"nosniff"},
+	"Cross-Origin-Opener-Policy":   {"same-origin"},
+	"Cross-Origin-Resource-Policy": {"same-origin"},
+}
+
+// TestEveryAnswerCarriesTheSecurityHeaders: every page, signed in or not, found or not, and
+// every refusal carries the strict policy and the other security headers, and every answer but
+// the static files is never cached (a generated key is shown once).
+func TestEveryAnswerCarriesTheSecurityHeaders(t *testing.T) {
+	org := env.Namespace(t, "acme")
+	who := newPerson(t, org, "alice", orgAdmin...)
+	in := signIn(t, consoleURL, who.token)
+	chooseOrg(t, in, consoleURL, org)
+	out := noRedirects(t)
+	type call struct {
+		c            *http.Client
+		method, path string
+	}
+	var calls []call
+	for _, path := range []string{"/", "/org", "/applications", "/users", "/users?tab=people", "/users?tab=applications", "/roles",
+		"/applications/new", "/applications/none/keys", "/connections/new", "/connections/none/role", "/metrics", "/activity",
+		"/developers", "/oauth2/consent?request=req-unknown", "/oauth2/consent?request=bad%20id", "/login", "/login/oidc",
+		"/login/oidc/callback", "/healthz", "/no-such-page", "/static/console.css", "/static/console.js", "/static/"} {
+		calls = append(calls, call{in, http.MethodGet, path}, call{out, http.MethodGet, path})
+	}
+	for _, path := range []string{"/org", "/logout", "/login", "/applications/new", "/connections/new", "/metrics", "/developers", "/oauth2/consent"} {
+		calls = append(calls, call{in, http.MethodPost, path}, call{out, http.MethodPost, path})
+	}
+	for _, cl := range calls {
+		req, _ := http.NewRequest(cl.method, consoleURL+cl.path, strings.NewReader("csrf=forged"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, _ := fetch(t, cl.c, req)
+		who := "signed out"
+		if cl.c == in {
+			who = "signed in"
+		}
+		for header, wants := range securityHeaders {
+			for _, want := range wants {
+				if got := resp.Header.Get(header); !strings.Contains(got, want) {
+					t.Errorf("%s %s (%s, status %d): %s is %q, want %q in it", cl.method, cl.path, who, resp.StatusCode, header, got, want)
+				}
+			}
+		}
+		if got := resp.Header.Get("Cache-Control"); !strings.HasPrefix(cl.path, "/static/") && got != "no-store" {
+			t.Errorf("%s %s (%s, status %d): Cache-Control %q, want no-store", cl.method, cl.path, who, resp.StatusCode, got)
+		}
+	}
+}
+
+// chooseOrg picks org as the session's current org, as the org picker's form does.
+func chooseOrg(t *testing.T, c *http.Client, base, org string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+	_, body := fetch(t, c, req)
+	m := hiddenCSRF.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the org picker has no CSRF token")
+	}
+	form := url.Values{"org": {org}, "csrf": {m[1]}}
+	req, _ = http.NewRequest(http.MethodPost, base+"/org", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("choosing org %s: status %d", org, resp.StatusCode)
+	}
+}
