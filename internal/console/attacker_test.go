@@ -229,3 +229,38 @@ func chooseOrg(t *testing.T, c *http.Client, base, org string) {
 		t.Fatalf("choosing org %s: status %d", org, resp.StatusCode)
 	}
 }
+
+var actingAs = regexp.MustCompile(`system:serviceaccount:[a-z0-9-]+:([a-z]+)`)
+
+// TestBehindATrustedAuthProxyTheConsoleActsAsWhoeverTheProxyForwardsNow: behind an auth
+// proxy the browser keeps the console's session cookie while the proxy's sign-in changes hands
+// (a shared machine, someone signing out of the proxy and another in). Each request acts as the
+// identity whose token the proxy forwards with it, never as the one an earlier cookie was made
+// for; and a request the proxy no longer vouches for (no header) opens nothing, however fresh
+// the cookie: one browser, its cookies kept, goes through a sequence of forwarded identities,
+// each followed by a request without the header.
+func TestBehindATrustedAuthProxyTheConsoleActsAsWhoeverTheProxyForwardsNow(t *testing.T) {
+	base := startConsole(t, console.Options{TrustAuthProxy: true})
+	org := env.Namespace(t, "acme")
+	people := []person{newPerson(t, org, "alice", observer...), newPerson(t, org, "bob", observer...), newPerson(t, org, "carol", observer...)}
+	c := noRedirects(t)
+	for step, i := range []int{0, 1, 0, 2, 2, 1, 0, 1} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		req.Header.Set("Authorization", "Bearer "+people[i].token)
+		resp, body := fetch(t, c, req)
+		var acting []string
+		for _, m := range actingAs.FindAllStringSubmatch(body, -1) {
+			acting = append(acting, m[1])
+		}
+		if resp.StatusCode != http.StatusOK || len(acting) == 0 || strings.Join(acting, " ") != strings.TrimSpace(strings.Repeat(people[i].name+" ", len(acting))) {
+			t.Errorf("step %d, the proxy forwarding %s's token: status %d, the page acts as %v", step, people[i].name, resp.StatusCode, acting)
+		}
+		for _, path := range []string{"/org", "/applications", "/"} {
+			req, _ = http.NewRequest(http.MethodGet, base+path, nil)
+			if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+				t.Errorf("step %d, %s's cookie without the proxy's header: GET %s answered %d to %q, acting as %v; want a redirect to /login",
+					step, people[i].name, path, resp.StatusCode, resp.Header.Get("Location"), actingAs.FindAllStringSubmatch(body, 1))
+			}
+		}
+	}
+}
