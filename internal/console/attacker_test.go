@@ -264,3 +264,35 @@ func TestBehindATrustedAuthProxyTheConsoleActsAsWhoeverTheProxyForwardsNow(t *te
 		}
 	}
 }
+
+// TestAFormOfMoreThan64KiBIsRefusedAndChangesNothing: a post is read up to 64 KiB, so nobody
+// makes the console buffer more: a sign-in or a signed-in form over the bound is refused with
+// 403 before anything happens (no session, no org chosen), though its CSRF token is right.
+func TestAFormOfMoreThan64KiBIsRefusedAndChangesNothing(t *testing.T) {
+	base := startConsole(t, console.Options{})
+	org := env.Namespace(t, "acme")
+	who := newPerson(t, org, "alice", observer...)
+	for _, size := range []int{64 << 10, 256 << 10, 2 << 20} {
+		pad := strings.Repeat("a", size)
+		cookie, csrf := loginForm(t, base)
+		if resp := postLogin(t, base, cookie, url.Values{"csrf": {csrf}, "token": {who.token}, "pad": {pad}}); resp.StatusCode != http.StatusForbidden || sessionCookie(resp) != nil {
+			t.Errorf("a sign-in of %d bytes: status %d, session cookie set %t; want 403 and none", size, resp.StatusCode, sessionCookie(resp) != nil)
+		}
+		c := signIn(t, base, who.token)
+		req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
+		_, body := fetch(t, c, req)
+		form := url.Values{"csrf": {hiddenCSRF.FindStringSubmatch(body)[1]}, "org": {org}, "pad": {pad}}
+		req, _ = http.NewRequest(http.MethodPost, base+"/org", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("choosing the org with a form of %d bytes: status %d, want 403", size, resp.StatusCode)
+		}
+		req, _ = http.NewRequest(http.MethodGet, base+"/users", nil)
+		if resp, _ := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/org" {
+			t.Errorf("after a refused form of %d bytes the session has an org: /users answers %d to %q", size, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// The same form within the bound is taken.
+	c := signIn(t, base, who.token)
+	chooseOrg(t, c, base, org)
+}
