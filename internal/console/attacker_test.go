@@ -17,6 +17,8 @@ limitations under the License.
 package console_test
 
 import (
+	"context"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -24,6 +26,10 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/console"
 )
 
@@ -295,4 +301,116 @@ func TestAFormOfMoreThan64KiBIsRefusedAndChangesNothing(t *testing.T) {
 	// The same form within the bound is taken.
 	c := signIn(t, base, who.token)
 	chooseOrg(t, c, base, org)
+}
+
+// connectedCard is one connected application's card on the Activity page: its ID and figures.
+var connectedCard = regexp.MustCompile(`(?s)<article class="card activity" data-app="([^"]+)">.*?<dd class="allowed">(\d+)</dd>.*?<dd class="refused">(\d+)</dd>(.*?)</article>`)
+
+// activityShown is what an Activity page shows of its connected applications, "ID allowed
+// refused" and "chart" when the card has one, one card a line.
+func activityShown(body string) string {
+	var lines []string
+	for _, m := range connectedCard.FindAllStringSubmatch(body, -1) {
+		line := m[1] + " " + m[2] + " " + m[3]
+		if strings.Contains(m[4], "<svg") {
+			line += " chart"
+		}
+		lines = append(lines, line)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestAnOrgSeesOnlyItsOwnActivityWhateverOrgItsSessionOrLinkNames: the figures of what an
+// application did in an org (read from Prometheus, which knows no RBAC) are shown only to
+// those who may list that org's OrgConnections, and always for the org the page names. One
+// application is connected to two orgs that it used differently (one allowed answer to globex;
+// to initech, answers before and after Prometheus first saw them, so that only initech has a
+// chart). Each org's admin opens the Activity page with each org as the session's current org
+// (the org picker takes any name) and each org, or none, in the link: the page for their own
+// org shows exactly their org's figures and chart, and no error; the page for the other org is
+// refused with 403 and shows no figure.
+func TestAnOrgSeesOnlyItsOwnActivityWhateverOrgItsSessionOrLinkNames(t *testing.T) {
+	needPrometheus(t)
+	ctx := context.Background()
+	owner, globex, initech := env.Namespace(t, "acme"), env.Namespace(t, "globex"), env.Namespace(t, "initech")
+	app := application(t, owner, "bi", "Acme BI export")
+	id := app.Status.ApplicationID
+	key, token := activeKey(t, owner, "exporter", "bi")
+	objs := []client.Object{app, key}
+	for _, org := range []string{globex, initech} {
+		conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"}, Spec: v1.OrgConnectionSpec{ApplicationID: id}}
+		if err := env.Client.Create(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "the connection to be resolved", func() error {
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+				return err
+			}
+			if conn.Status.ApplicationNamespace == "" {
+				return fmt.Errorf("not resolved yet: %+v", conn.Status)
+			}
+			return nil
+		})
+		objs = append(objs, conn)
+	}
+	applyAll(t, objs...)
+	base := startConsole(t, console.Options{PrometheusURL: prom.URL})
+	admins := map[string]*http.Client{
+		globex:  signIn(t, base, newPerson(t, globex, "gina", orgAdmin...).token),
+		initech: signIn(t, base, newPerson(t, initech, "ivan", orgAdmin...).token),
+	}
+	for org, c := range admins {
+		chooseOrg(t, c, base, org)
+	}
+	open := func(c *http.Client, link string) (int, string) {
+		t.Helper()
+		path := "/activity"
+		if link != "" {
+			path += "?" + url.Values{"org": {link}}.Encode()
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		resp, body := fetch(t, c, req)
+		return resp.StatusCode, body
+	}
+	shows := func(org, want string) {
+		t.Helper()
+		within(t, org+"'s figures "+want, func() error {
+			if status, body := open(admins[org], org); status != http.StatusOK || activityShown(body) != want {
+				return fmt.Errorf("status %d, shown %q", status, activityShown(body))
+			}
+			return nil
+		})
+	}
+	// One answer only to globex: a counter born at 1 and never rising, so no chart there.
+	a := replicas[0]
+	a.ask(t, 1, token, globex, "", http.StatusOK)
+	a.ask(t, 1, token, initech, "", http.StatusOK)
+	shows(globex, id+" 1 0")
+	shows(initech, id+" 1 0")
+	a.ask(t, 3, token, initech, "", http.StatusOK)
+	a.ask(t, 2, token, initech, "&minRole=Technician", http.StatusForbidden)
+	want := map[string]string{globex: id + " 1 0", initech: id + " 4 2 chart"}
+	shows(initech, want[initech])
+
+	for viewer, c := range admins {
+		for _, current := range []string{globex, initech} {
+			chooseOrg(t, c, base, current)
+			for _, link := range []string{"", globex, initech} {
+				org := link
+				if org == "" {
+					org = current
+				}
+				status, body := open(c, link)
+				shown := activityShown(body)
+				switch {
+				case org == viewer && (status != http.StatusOK || shown != want[org] || strings.Contains(body, `class="flash error"`)):
+					t.Errorf("%s's admin, current org %s, link %q: status %d, shown %q, error shown %t; want 200 with %q and no error",
+						viewer, current, link, status, shown, strings.Contains(body, `class="flash error"`), want[org])
+				case org != viewer && (status != http.StatusForbidden || shown != "" || strings.Contains(body, id)):
+					t.Errorf("%s's admin, current org %s, link %q: %s's activity answered %d, shown %q; want 403 and nothing",
+						viewer, current, link, org, status, shown)
+				}
+			}
+		}
+	}
 }
