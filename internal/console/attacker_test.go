@@ -31,6 +31,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/console"
+	"github.com/clearance-dev/clearance/internal/ops"
 )
 
 // The tests an attacker of the console would write: each names a promise and tries it over
@@ -411,6 +412,39 @@ func TestAnOrgSeesOnlyItsOwnActivityWhateverOrgItsSessionOrLinkNames(t *testing.
 						viewer, current, link, org, status, shown)
 				}
 			}
+		}
+	}
+}
+
+// TestConsentGrantsOnlyOnAnExplicitAllow: a consent post grants only when it says allow, as the
+// Allow button does; anything else (no decision, an empty one, another spelling, deny) sends the
+// browser back to the verifier with access_denied and connects nothing.
+func TestConsentGrantsOnlyOnAnExplicitAllow(t *testing.T) {
+	ctx := context.Background()
+	owner, org := env.Namespace(t, "partner"), env.Namespace(t, "initech")
+	id := application(t, owner, "bi", "Partner BI").Status.ApplicationID
+	request := "req-explicit-" + org
+	verifier.expect(request, console.AuthorizationRequest{ApplicationID: id, Description: "Partner BI", OwnerOrg: owner})
+	c := signIn(t, consoleURL, newPerson(t, org, "ines", orgAdmin...).token)
+	req, _ := http.NewRequest(http.MethodGet, consoleURL+"/oauth2/consent?request="+request+"&org="+org, nil)
+	resp, body := fetch(t, c, req)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="consent-decision"`) {
+		t.Fatalf("the consent page: status %d", resp.StatusCode)
+	}
+	csrf := hiddenCSRF.FindStringSubmatch(body)[1]
+	for _, decision := range [][]string{nil, {""}, {"Allow"}, {"ALLOW"}, {" allow"}, {"allow "}, {"yes"}, {"true"}, {"1"}, {"deny"}, {"deny", "allow"}} {
+		form := url.Values{"csrf": {csrf}, "request": {request}, "org": {org}, "role": {string(v1.RoleObserver)}}
+		if decision != nil {
+			form["decision"] = decision
+		}
+		req, _ := http.NewRequest(http.MethodPost, consoleURL+"/oauth2/consent", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, body := fetch(t, c, req)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, "error=access_denied") {
+			t.Errorf("decision %q: status %d, want the page back to the verifier with access_denied", decision, resp.StatusCode)
+		}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: ops.ConnectionName(id)}, &v1.OrgConnection{}); err == nil {
+			t.Fatalf("decision %q connected the application", decision)
 		}
 	}
 }
