@@ -602,3 +602,48 @@ func TestHostileObjectsAreRefusedClearlyAndChangeNothing(t *testing.T) {
 	}
 	t.Logf("%d hostile inputs refused, nothing changed", n)
 }
+
+// TestASecretTemplateKeyThatIsNoQualifiedNameIsRefusedForLabelsAndAnnotationsAlike: a key's
+// Secret template names label keys and annotation keys the operator must be able to write on
+// the Secret. Every kind of key the apiserver would refuse on a Secret (a space, a leading or
+// trailing dash, two slashes, an empty prefix or name, a prefix that is no DNS subdomain, a
+// name over 63 characters, a non-ASCII letter) is refused by clearance-apikey at apply, in
+// labels and in annotations, on create and on update, and the same keys made valid pass.
+func TestASecretTemplateKeyThatIsNoQualifiedNameIsRefusedForLabelsAndAnnotationsAlike(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "template-keys")
+	admin := env.Client
+	keySpec := func(template obj) obj {
+		return obj{"applicationName": "bi", "ttl": "720h", "secretTemplate": template}
+	}
+	if err := createRaw(admin, org, "APIKey", "exporter", keySpec(obj{})); err != nil {
+		t.Fatal(err)
+	}
+	key := &v1.APIKey{}
+	key.Namespace, key.Name = org, "exporter"
+	invalid := []string{
+		"not a key!", "-team", "team-", "a/b/c", "/team", "example.com/", "Example_Com/team",
+		strings.Repeat("n", 64), "example.com/" + strings.Repeat("n", 64), "tëam",
+	}
+	valid := []string{"team", "example.com/team", "team.example.com/cost-center_2", strings.Repeat("n", 63)}
+	for _, field := range []string{"labels", "annotations"} {
+		kind := strings.TrimSuffix(field, "s")
+		for i, k := range invalid {
+			want := fmt.Sprintf(`secretTemplate.%s key %q is not a valid %s key: `, field, k, kind)
+			template := obj{field: obj{k: "x"}}
+			name := fmt.Sprintf("bad-%s-%d", kind, i)
+			if err := createRaw(admin, org, "APIKey", name, keySpec(template)); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("creating a key whose template has %s key %q: %v, want a refusal containing %q", kind, k, err, want)
+			}
+			if err := mergePatch(admin, key, obj{"spec": obj{"secretTemplate": template}}); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("giving a key's template %s key %q: %v, want a refusal containing %q", kind, k, err, want)
+			}
+		}
+		for _, k := range valid {
+			patch := client.RawPatch(types.MergePatchType, js(obj{"spec": obj{"secretTemplate": obj{field: obj{k: "x"}}}}))
+			if err := admin.Patch(ctx, key.DeepCopy(), patch, client.DryRunAll); err != nil {
+				t.Errorf("a template with %s key %q is valid: %v", kind, k, err)
+			}
+		}
+	}
+}
