@@ -169,3 +169,48 @@ func TestConsentNeedsBindOnTheRoleItGrants(t *testing.T) {
 		t.Errorf("after ada's consent at OrgAdmin: role %s, annotations %v", c.Spec.Role, c.Annotations)
 	}
 }
+
+// TestTheConsentRecordKeepsWhoConsentedWhoeverEditsTheConnectionAfterwards: the apiserver
+// records who consented when consent is given, and only then. Everyone who may edit the
+// connection afterwards (another org admin, a technician lowering its role, a cluster admin
+// labelling it, the same consent sent again by someone else) gets the edit, and the record
+// still names the person who consented: no later edit is taken for consent.
+func TestTheConsentRecordKeepsWhoConsentedWhoeverEditsTheConnectionAfterwards(t *testing.T) {
+	peopleRoles(t)
+	ctx := context.Background()
+	org := env.Namespace(t, "consent-kept")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	bob := newPerson(t, org, "bob", "clearance-org-admin")
+	tom := newPerson(t, org, "tom", "clearance-technician")
+	admin, err := client.New(env.As("root", []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := conn(org, "partner", newID(), v1.RoleTechnician)
+	c.Annotations = map[string]string{v1.AnnotationConsent: "req-1"}
+	if err := ada.c.Create(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range []struct {
+		who   string
+		c     client.Client
+		patch obj
+	}{
+		{"another org admin labelling it", bob.c, obj{"metadata": obj{"labels": obj{"team": "bi"}}}},
+		{"another org admin narrowing its metric sets", bob.c, obj{"spec": obj{"metricSets": []string{"default"}}}},
+		{"a technician lowering its role", tom.c, obj{"spec": obj{"role": v1.RoleAnalyst}}},
+		{"a technician sending the same consent again", tom.c, obj{"metadata": obj{"annotations": obj{v1.AnnotationConsent: "req-1"}}}},
+		{"a cluster admin annotating it", admin, obj{"metadata": obj{"annotations": obj{"example.com/note": "audited"}}}},
+	} {
+		if err := mergePatch(edit.c, c, edit.patch); err != nil {
+			t.Errorf("%s: refused: %v", edit.who, err)
+		}
+		got := &v1.OrgConnection{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(c), got); err != nil {
+			t.Fatal(err)
+		}
+		if consent, by := got.Annotations[v1.AnnotationConsent], got.Annotations[v1.AnnotationConsentedBy]; consent != "req-1" || by != "ada" {
+			t.Errorf("after %s: consent %q by %q, want req-1 by ada", edit.who, consent, by)
+		}
+	}
+}
