@@ -18,6 +18,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -206,6 +208,168 @@ func TestOnlyThePlatformTeamMakesASystemDefault(t *testing.T) {
 	for _, o := range []client.Object{ms, connection} {
 		if err := ada.c.Delete(ctx, o); err == nil || !strings.Contains(err.Error(), "is a protected system default") {
 			t.Errorf("the org admin deleting %s: %v, want the guard's refusal", o.GetName(), err)
+		}
+	}
+}
+
+// TestAProtectedObjectCannotBeUnprotectedByAnyOtherValueOfItsLabel: clearance-protected judges
+// only objects labelled access.clearance.dev/protected=true, so setting the label to anything
+// else unprotects the object as removing it would. Every other value (false, empty, TRUE, a
+// space after true, yes) is refused on every protected kind, even to a cluster admin, with the
+// words of a removal, and the object stays undeletable.
+func TestAProtectedObjectCannotBeUnprotectedByAnyOtherValueOfItsLabel(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "relabel")
+	protected := map[string]string{v1.LabelProtected: "true"}
+	objects := []client.Object{
+		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}},
+		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
+		&v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}},
+	}
+	for _, o := range objects {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T: %v", o, err)
+		}
+	}
+	for _, o := range objects {
+		kind := strings.TrimPrefix(fmt.Sprintf("%T", o), "*v1alpha1.")
+		for _, value := range []string{"false", "", "TRUE", "True", "yes", "1", "true-ish"} {
+			err := mergePatch(env.Client, o, obj{"metadata": obj{"labels": obj{v1.LabelProtected: value}}})
+			want := fmt.Sprintf("the access.clearance.dev/protected=true label of %s %s/system-default cannot be removed: it marks a system default", kind, org)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("setting the protected label of %s to %q: %v, want a refusal containing %q", kind, value, err, want)
+			}
+		}
+		if err := env.Client.Delete(ctx, o.DeepCopyObject().(client.Object)); err == nil || !strings.Contains(err.Error(), "is a protected system default") {
+			t.Errorf("deleting %s after the relabelling: %v, want the guard's refusal", kind, err)
+		}
+	}
+}
+
+// TestTheVerbProtectMakesSystemDefaultsOnlyOfTheResourceItIsGrantedOn: clearance-protected asks
+// the authorizer for protect on the very resource being made a system default. Someone holding
+// protect on one of applications, apikeys, orgconnections and metricsets (and create and patch on
+// all four) makes system defaults of that one, by creating or by labelling, and of no other.
+func TestTheVerbProtectMakesSystemDefaultsOnlyOfTheResourceItIsGrantedOn(t *testing.T) {
+	ctx := context.Background()
+	peopleRoles(t)
+	org := env.Namespace(t, "protect-verb")
+	resources := []string{"applications", "apikeys", "orgconnections", "metricsets"}
+	specs := map[string]obj{
+		"applications": {"description": "a default"},
+		"apikeys":      {"applicationName": "bi", "ttl": "720h"},
+		"metricsets":   {},
+	}
+	kinds := map[string]string{"applications": "Application", "apikeys": "APIKey", "orgconnections": "OrgConnection", "metricsets": "MetricSet"}
+	for _, granted := range resources {
+		role := &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "protect-" + granted},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{v1.GroupVersion.Group}, Resources: resources, Verbs: []string{"get", "create", "patch"}},
+				{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{granted}, Verbs: []string{"protect"}},
+				{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"orgroles"}, Verbs: []string{"bind"}},
+			},
+		}
+		if err := env.Client.Create(ctx, role); err != nil {
+			t.Fatal(err)
+		}
+		user := "platform-" + granted
+		if err := env.Client.Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: user},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p := newPerson(t, org, user, "")
+		(&subject{kind: kindUser, user: user, groups: []string{"system:authenticated"}, extra: map[string][]string{"acr": {"mfa"}}}).waitAllowed(t, org, "protect", granted)
+		for _, resource := range resources {
+			kind := kinds[resource]
+			spec := specs[resource]
+			if resource == "orgconnections" {
+				spec = obj{"applicationID": newID(), "role": v1.RoleObserver}
+			}
+			name := strings.ToLower(granted + "-" + kind)
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(js(obj{"apiVersion": v1.GroupVersion.String(), "kind": kind,
+				"metadata": obj{"namespace": org, "name": name, "labels": obj{v1.LabelProtected: "true"}}, "spec": spec})); err != nil {
+				t.Fatal(err)
+			}
+			createErr := p.c.Create(ctx, u.DeepCopy(), client.DryRunAll)
+			plain := u.DeepCopy()
+			plain.SetLabels(nil)
+			if err := p.c.Create(ctx, plain); err != nil {
+				t.Fatalf("%s creating an ordinary %s: %v", user, kind, err)
+			}
+			markErr := mergePatch(p.c, plain, obj{"metadata": obj{"labels": obj{v1.LabelProtected: "true"}}})
+			for _, c := range []struct {
+				doing string
+				err   error
+			}{{"creating", createErr}, {"labelling", markErr}} {
+				switch {
+				case resource == granted && c.err != nil:
+					t.Errorf("%s (protect on %s) %s a protected %s: %v", user, granted, c.doing, kind, c.err)
+				case resource != granted && (c.err == nil || !strings.Contains(c.err.Error(), "as a protected system default (access.clearance.dev/protected=true) needs the verb protect on "+resource+".access.clearance.dev")):
+					t.Errorf("%s (protect on %s only) %s a protected %s: %v, want the guard's refusal", user, granted, c.doing, kind, c.err)
+				}
+			}
+		}
+	}
+}
+
+// TestOnlyTheOperatorsOwnServiceAccountGetsPastTheProtectedGuardNotANamesake: clearance-protected
+// lets the operator's ServiceAccount (clearance in clearance-system) delete and unprotect system
+// defaults, by its exact name. A ServiceAccount called clearance in an org's namespace, another
+// ServiceAccount of the operator's namespace, a user named clearance or a name that only begins
+// or ends like the operator's is refused both, of every protected kind, even holding every
+// permission (system:masters); the operator itself may.
+func TestOnlyTheOperatorsOwnServiceAccountGetsPastTheProtectedGuardNotANamesake(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "namesakes")
+	protected := map[string]string{v1.LabelProtected: "true"}
+	objects := []client.Object{
+		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}},
+		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
+		&v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}},
+	}
+	for _, o := range objects {
+		if err := env.Client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %T: %v", o, err)
+		}
+	}
+	namesakes := []string{
+		"system:serviceaccount:" + org + ":clearance",
+		"system:serviceaccount:clearance-system:clearance-verifier",
+		"system:serviceaccount:clearance-system:clearance-console",
+		"system:serviceaccount:clearance-system-x:clearance",
+		"system:serviceaccount:clearance-system:clearance:x",
+		"clearance",
+	}
+	unprotect := obj{"metadata": obj{"labels": obj{v1.LabelProtected: nil}}}
+	for _, name := range namesakes {
+		c, err := client.New(env.As(name, []string{"system:masters", "system:serviceaccounts", "system:serviceaccounts:clearance-system"}, nil), client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objects {
+			what := fmt.Sprintf("%T %s", o, o.GetName())
+			if err := c.Delete(ctx, o.DeepCopyObject().(client.Object)); err == nil || !strings.Contains(err.Error(), "is a protected system default (label access.clearance.dev/protected=true) and cannot be deleted") {
+				t.Errorf("%q deleting %s: %v, want the guard's refusal", name, what, err)
+			}
+			if err := mergePatch(c, o, unprotect); err == nil || !strings.Contains(err.Error(), "cannot be removed: it marks a system default") {
+				t.Errorf("%q unprotecting %s: %v, want the guard's refusal", name, what, err)
+			}
+		}
+	}
+	operator, err := client.New(env.As(testenv.OperatorUser, []string{"system:masters"}, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objects {
+		if err := operator.Delete(ctx, o); err != nil {
+			t.Errorf("the operator deleting %T: %v", o, err)
 		}
 	}
 }
