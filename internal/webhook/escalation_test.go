@@ -609,3 +609,66 @@ func TestWideningAConnectionsMetricSetsIsToldApartFromNarrowing(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowingARefusedTransportOrWideningMetricSetsNeedsBindOnTheConnectionsRoleWhateverItIs:
+// clearance-role-assignment asks bind on a connection's role to let it grant more without raising
+// the role. For every people role a subject holds (with a Role that lets it edit connections),
+// every role a connection may grant, and every way to grant more (allowing each transport the
+// connection refuses, adding a metric set, lifting the metric-set limit), the edit passes when
+// the subject may bind the connection's role and is refused, saying which, when it may not.
+func TestAllowingARefusedTransportOrWideningMetricSetsNeedsBindOnTheConnectionsRoleWhateverItIs(t *testing.T) {
+	ctx := context.Background()
+	peopleRoles(t)
+	org := env.Namespace(t, "grant-more")
+	if err := env.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: connectionEditor.Name}, Rules: connectionEditor.Rules}); err != nil {
+		t.Fatal(err)
+	}
+	refuseAll := &v1.ConnectionTransports{}
+	for _, tr := range v1.Transports {
+		refuseAll.Set(tr, v1.TransportRefused)
+	}
+	connections := map[v1.Role]*v1.OrgConnection{}
+	for _, role := range v1.Roles {
+		c := conn(org, "grants-"+strings.ToLower(string(role)), newID(), role)
+		c.Spec.MetricSets = []string{"default", "extra"}
+		c.Spec.Transports = refuseAll.DeepCopy()
+		if err := env.Client.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		connections[role] = c
+	}
+	type edit struct {
+		name, refusal string
+		patch         obj
+	}
+	edits := []edit{
+		{"add a metric set", "may not widen the metric sets", obj{"metricSets": []string{"default", "extra", "more"}}},
+		{"lift the metric-set limit", "may not widen the metric sets", obj{"metricSets": nil}},
+	}
+	for _, tr := range v1.Transports {
+		allow := &v1.ConnectionTransports{}
+		allow.Set(tr, v1.TransportAllowed)
+		edits = append(edits, edit{"allow " + string(tr), "may not allow a transport that", obj{"transports": allow}})
+	}
+	tried := 0
+	for _, r := range peopleRoleMatrix {
+		people := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.clusterRole}
+		editor := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: connectionEditor.Name}
+		s := bindSubject(t, kindUser, org, "grant-"+strings.TrimPrefix(r.clusterRole, "clearance-"), people, editor)
+		for _, role := range v1.Roles {
+			c := connections[role]
+			for _, e := range edits {
+				tried++
+				err := s.c.Patch(ctx, c.DeepCopy(), client.RawPatch(types.MergePatchType, js(obj{"spec": e.patch})), client.DryRunAll)
+				want := fmt.Sprintf("user %q %s", s.user, e.refusal)
+				switch mayBind := role.Rank() <= r.own.Rank(); {
+				case mayBind && err != nil:
+					t.Errorf("%s (binds up to %s) on a %s connection: %s: refused: %v", s.user, r.own, role, e.name, err)
+				case !mayBind && (err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "which grants role "+string(role))):
+					t.Errorf("%s (binds up to %s) on a %s connection: %s: %v, want a refusal containing %q", s.user, r.own, role, e.name, err, want)
+				}
+			}
+		}
+	}
+	t.Logf("%d edits granting more tried: each passed exactly when its subject may bind the connection's role", tried)
+}
