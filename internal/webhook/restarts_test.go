@@ -80,6 +80,7 @@ func TestTheOperatorMayOnlyStampTheKeyIDOnOptedInWorkloads(t *testing.T) {
 		{"change the image", opted, tmpl(obj{"spec": obj{"containers": []obj{{"name": "bi", "image": "registry.example/evil:1"}}}}), notOnly("Deployment " + org + "/opted")},
 		{"change the ServiceAccount", set, tmpl(obj{"spec": obj{"serviceAccountName": "admin"}}), notOnly("StatefulSet " + org + "/set")},
 		{"add a pod template annotation", opted, tmpl(obj{"metadata": obj{"annotations": obj{"sidecar.example/inject": "true"}}}), notOnly("Deployment " + org + "/opted")},
+		{"change a pod template annotation's value", opted, tmpl(obj{"metadata": obj{"annotations": obj{"team": "mallory"}}}), notOnly("Deployment " + org + "/opted")},
 		{"remove a pod template annotation", opted, tmpl(obj{"metadata": obj{"annotations": obj{"team": nil}}}), notOnly("Deployment " + org + "/opted")},
 		{"change a pod template label", opted, tmpl(obj{"metadata": obj{"labels": obj{"tier": "x"}}}), notOnly("Deployment " + org + "/opted")},
 		{"scale it", opted, obj{"spec": obj{"replicas": 50}}, notOnly("Deployment " + org + "/opted")},
