@@ -107,3 +107,66 @@ func mustGenerate(t *testing.T, format keyformat.Format) keyformat.Key {
 	}
 	return k
 }
+
+// TestOnlyTheOperatorsOwnServiceAccountSkipsTheStatusGuardNotANamesake: clearance-apikey-status
+// spares the authorizer call for the operator's ServiceAccount (clearance in clearance-system),
+// by its exact name. A ServiceAccount called clearance in an org's namespace or in another
+// namespace, another ServiceAccount of the operator's namespace, or a user named clearance, each
+// holding every verb on apikeys and apikeys/status but not update on apikeys/credentials, is
+// refused the key ID, the hash and the state, and changes nothing.
+func TestOnlyTheOperatorsOwnServiceAccountSkipsTheStatusGuardNotANamesake(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "status-namesakes")
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"}, Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}}
+	if err := env.Client.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted, forged := mustGenerate(t, format), mustGenerate(t, format)
+	key.Status = v1.APIKeyStatus{KeyID: minted.KeyID, Masked: keyformat.Mask(minted.Token), Hash: keyformat.Hash(minted.Token), State: v1.KeyActive, ApplicationID: newID()}
+	if err := env.Client.Status().Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	const group = "test:status-namesakes"
+	if err := env.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "keys-and-status"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"apikeys", "apikeys/status"}, Verbs: []string{"*"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "namesakes"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "keys-and-status"},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.GroupKind, Name: group}}}); err != nil {
+		t.Fatal(err)
+	}
+	changes := map[string]any{"keyID": forged.KeyID, "hash": keyformat.Hash(forged.Token), "state": v1.KeyDisabled}
+	for _, name := range []string{
+		"system:serviceaccount:" + org + ":clearance",
+		"system:serviceaccount:clearance-system-x:clearance",
+		"system:serviceaccount:clearance-system:clearance-verifier",
+		"system:serviceaccount:clearance-system:clearance:x",
+		"clearance",
+	} {
+		s := &subject{kind: kindUser, user: name, groups: []string{group, "system:serviceaccounts", "system:authenticated"}}
+		s.waitAllowed(t, org, "patch", "apikeys")
+		c, err := client.New(env.As(s.user, s.groups, nil), client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for field, value := range changes {
+			err := c.Status().Patch(ctx, key.DeepCopy(), client.RawPatch(types.MergePatchType, js(obj{"status": obj{field: value}})))
+			want := "only the operator may change status." + field + " of APIKey " + org + "/exporter"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%q changing status.%s: %v, want a refusal containing %q", name, field, err, want)
+			}
+		}
+	}
+	got := &v1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(key), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Hash != key.Status.Hash || got.Status.KeyID != key.Status.KeyID || got.Status.State != key.Status.State {
+		t.Error("a namesake's status write changed the key")
+	}
+}
