@@ -1,0 +1,103 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+// What an attacker, or an unlucky moment between two writes, tries against the key
+// lifecycle's guards. Each test names the promise it holds; failures print key IDs and masks,
+// never tokens.
+
+import (
+	"context"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+)
+
+// secretHolds describes a key Secret without its key material: the key ID and mask of the key
+// it holds, its Clearance label and its controller owner.
+func secretHolds(s *corev1.Secret) string {
+	owner := "none"
+	if ref := metav1.GetControllerOf(s); ref != nil {
+		owner = ref.Name + " (" + string(ref.UID) + ")"
+	}
+	token := string(s.Data[v1.SecretKeyToken])
+	held := "no key"
+	if k, err := format.Parse(token); err == nil {
+		held = "key " + k.KeyID + " " + keyformat.Mask(token)
+	}
+	return held + ", label " + v1.LabelAPIKey + "=" + s.Labels[v1.LabelAPIKey] + ", controller " + owner
+}
+
+// TestAnAPIKeyNamingAnotherKeysSecretNeverTakesItOver: an APIKey whose spec.secretName is the
+// Secret another APIKey's key is delivered in fails with Conflict; the other key's Secret keeps
+// its key, its label and its owner, and the other key keeps working.
+func TestAnAPIKeyNamingAnotherKeysSecretNeverTakesItOver(t *testing.T) {
+	ns, victim := activeKey(t, "hijack", "victim")
+	before := secretOf(t, victim)
+	held := string(before.Data[v1.SecretKeyToken])
+
+	thief := newKey(ns, "thief", "bi", func(k *v1.APIKey) { k.Spec.SecretName = victim.SecretNameOrDefault() })
+	create(t, thief)
+	thief = waitKey(t, thief, "the APIKey naming another key's Secret to settle", func(k *v1.APIKey) bool {
+		return k.Status.State != "" && k.Status.State != v1.KeyPending
+	})
+	if thief.Status.State != v1.KeyFailed || conditionReason(thief.Status.Conditions) != v1.ReasonConflict || thief.Status.Hash != "" {
+		t.Errorf("the APIKey naming Secret %s of APIKey victim is %s (%s), minted key %q; want Failed, Conflict, no key",
+			victim.SecretNameOrDefault(), thief.Status.State, conditionReason(thief.Status.Conditions), thief.Status.KeyID)
+	}
+	after := secretOf(t, victim)
+	if string(after.Data[v1.SecretKeyToken]) != held || after.Labels[v1.LabelAPIKey] != "victim" ||
+		metav1.GetControllerOf(after) == nil || metav1.GetControllerOf(after).UID != victim.UID {
+		t.Fatalf("Secret %s of APIKey victim (key %s) was taken over: it holds %s", after.Name, victim.Status.KeyID, secretHolds(after))
+	}
+	if got := reconcileNow(t, victim); got.Status.State != v1.KeyActive || got.Status.Hash != victim.Status.Hash {
+		t.Errorf("APIKey victim is %s with key %s, want Active with its key %s", got.Status.State, got.Status.KeyID, victim.Status.KeyID)
+	}
+}
+
+// TestASecretSomeoneTookOverIsNeverWrittenOver: a key's Secret that someone made their own
+// (the Clearance label, owner and key removed, their own data written) is not Clearance's any
+// more: the key is not Ready (Conflict) and the Secret is left exactly as they wrote it.
+func TestASecretSomeoneTookOverIsNeverWrittenOver(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "takenover", "k")
+	s := secretOf(t, key)
+	s.Labels = map[string]string{"team": "someone-else"}
+	s.Annotations = nil
+	s.OwnerReferences = nil
+	s.Data = map[string][]byte{"password": []byte("theirs")}
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	nudge(t, key)
+	got := waitKey(t, key, "the operator to see the Secret taken over", func(k *v1.APIKey) bool {
+		return conditionReason(k.Status.Conditions) == v1.ReasonConflict || k.Status.Hash != key.Status.Hash
+	})
+	got = reconcileNow(t, got)
+	theirs := secretOf(t, key)
+	if string(theirs.Data["password"]) != "theirs" || len(theirs.Data) != 1 || theirs.Labels[v1.LabelAPIKey] != "" || len(theirs.OwnerReferences) != 0 {
+		t.Fatalf("Secret %s, which someone took over, was written over: it holds %s (the APIKey recorded key %s, now %s)",
+			theirs.Name, secretHolds(theirs), key.Status.KeyID, got.Status.KeyID)
+	}
+	if conditionReason(got.Status.Conditions) != v1.ReasonConflict || ready(got.Status.Conditions) {
+		t.Errorf("Ready: %s %q, want False, Conflict", conditionReason(got.Status.Conditions), conditionMessage(got.Status.Conditions))
+	}
+}
