@@ -22,10 +22,18 @@ package controllers
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
@@ -99,5 +107,83 @@ func TestASecretSomeoneTookOverIsNeverWrittenOver(t *testing.T) {
 	}
 	if conditionReason(got.Status.Conditions) != v1.ReasonConflict || ready(got.Status.Conditions) {
 		t.Errorf("Ready: %s %q, want False, Conflict", conditionReason(got.Status.Conditions), conditionMessage(got.Status.Conditions))
+	}
+}
+
+// TestAWipedStatusNeverRevivesAKeyMintedForADeletedApplication: an APIKey whose status was lost
+// (a restore, a status write from an old backup) finds the Secret it owns, but the Application
+// of its name now was created after that Secret: the key in it was minted for an earlier
+// Application, deleted since, and a deleted Application's keys never come back. A new key is
+// minted, with a KeyNotAdopted Warning.
+//
+// The running operator cannot find the APIKey's Application and leaves the key alone; a
+// reconciler of the test's reads, through an interceptor, an Application of that name created an
+// hour after the Secret.
+func TestAWipedStatusNeverRevivesAKeyMintedForADeletedApplication(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t, "wiped-replaced")
+	key := newKey(ns, "k", "reapplied")
+	create(t, key)
+	key = waitKey(t, key, "the key to wait for its Application", inState(v1.KeyPending))
+
+	// The Secret its first key was delivered in: owned by this very APIKey, its hash matching.
+	old, err := format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, newKeySecret(key, old, "", nil))
+	secret := secretOf(t, key)
+
+	id, err := keyformat.NewApplicationID(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := newApp(ns, "reapplied", "")
+	app.UID = uuid.NewUUID()
+	app.CreationTimestamp = metav1.NewTime(secret.CreationTimestamp.Add(time.Hour))
+	app.Status.ApplicationID = id
+
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded string // the hash the pass's status write recorded
+	c := interceptor.NewClient(live, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if a, ok := obj.(*v1.Application); ok && k.Namespace == ns && k.Name == "reapplied" {
+				app.DeepCopyInto(a)
+				return nil
+			}
+			return c.Get(ctx, k, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			err := c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+			if err == nil && sub == "status" && obj.GetNamespace() == ns && obj.GetName() == "k" {
+				// The operator sends its status patch as PartialObjectMetadata: read what it wrote
+				// from the patch itself.
+				var written struct {
+					Status struct{ Hash string } `json:"status"`
+				}
+				data, derr := patch.Data(obj)
+				if derr != nil || json.Unmarshal(data, &written) != nil {
+					return fmt.Errorf("the test reading the status patch: %v", derr)
+				}
+				recorded = written.Status.Hash
+			}
+			return err
+		},
+	})
+	r := &APIKeyReconciler{reconcilerBase: reconcilerBase{client: c, apiReader: direct.apiReader, clock: direct.clock},
+		events: direct.events, format: direct.format}
+	eventually(t, "a pass that records a key", func() (bool, error) {
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+		return recorded != "", err
+	})
+	if recorded == keyformat.Hash(old.Token) {
+		t.Fatalf("key %s, minted for an Application deleted since (the one there now was created an hour after its Secret), came back\n%s",
+			old.KeyID, keyStory(t, key))
+	}
+	if e := waitEvent(t, key, v1.ReasonKeyNotAdopted); e.Type != corev1.EventTypeWarning {
+		t.Errorf("event %s: %q", e.Type, e.Note)
 	}
 }
