@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -186,4 +187,110 @@ func TestAWipedStatusNeverRevivesAKeyMintedForADeletedApplication(t *testing.T) 
 	if e := waitEvent(t, key, v1.ReasonKeyNotAdopted); e.Type != corev1.EventTypeWarning {
 		t.Errorf("event %s: %q", e.Type, e.Note)
 	}
+}
+
+// TestACacheBehindTheOperatorsOwnSecretWriteNeverReplacesTheKeyJustDelivered: a pass whose
+// cache still shows the Secret as it was before the last rotation delivered the new key asks
+// the apiserver, finds the key it recorded there, and waits for the cache; it never takes the
+// Secret for edited and mints yet another key over the one workloads were just given.
+func TestACacheBehindTheOperatorsOwnSecretWriteNeverReplacesTheKeyJustDelivered(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "stale-secret", "k")
+	stale := secretOf(t, key) // the Secret as the cache showed it before the rotation
+
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, "stale-cache")
+	if err := env.Client.Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "the rotation", func(k *v1.APIKey) bool { return k.Status.LastRotationRequest == "stale-cache" })
+	tokenOnceWritten(t, key)
+	key = reconcileNow(t, key)
+	delivered := key.Status.DeepCopy()
+
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := interceptor.NewClient(live, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if s, ok := obj.(*corev1.Secret); ok && k.Namespace == stale.Namespace && k.Name == stale.Name {
+				stale.DeepCopyInto(s)
+				return nil
+			}
+			return c.Get(ctx, k, obj, opts...)
+		},
+	})
+	r := &APIKeyReconciler{reconcilerBase: reconcilerBase{client: c, apiReader: direct.apiReader, clock: direct.clock},
+		events: direct.events, format: direct.format}
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := getKey(t, key)
+	if got.Status.Hash != delivered.Hash {
+		t.Fatalf("a pass reading a Secret cache from before the rotation replaced key %s (%s), just delivered, with key %s\n%s",
+			delivered.KeyID, delivered.Masked, got.Status.KeyID, keyStory(t, got))
+	}
+	if res.RequeueAfter != cacheLagRequeue {
+		t.Errorf("the pass returned %+v, want a quick retry for the cache", res)
+	}
+	tokenOnceWritten(t, got)
+}
+
+// TestASecondLeaderNeverMintsOverAKeyStillBeingDelivered: leader A rotated the key (status
+// records the new key) and has not written the Secret yet; leader B, for a moment a leader too,
+// finds the Secret still holding the replaced key. That is A's write in flight, not an edit: B
+// mints nothing, and A then delivers the very key status records. One new key per rotation.
+func TestASecondLeaderNeverMintsOverAKeyStillBeingDelivered(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "second-leader", "k", func(k *v1.APIKey) {
+		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}}
+	})
+	first := key.Status.DeepCopy()
+	// The schedule comes; nothing wakes the running operator (its requeue is a day away).
+	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
+
+	leader := func(f interceptor.Funcs) *APIKeyReconciler {
+		live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
+			events: direct.events, format: direct.format}
+	}
+	var paused bool
+	a := leader(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if s, ok := obj.(*corev1.Secret); ok && s.Namespace == key.Namespace && s.Name == key.SecretNameOrDefault() && !paused {
+				paused = true
+				return errors.New("injected: leader A stops before its Secret write")
+			}
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+	})
+	b := leader(interceptor.Funcs{})
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}
+
+	if _, err := a.Reconcile(ctx, req); err == nil || !paused {
+		t.Fatalf("leader A's pass: %v, want its injected Secret write failure", err)
+	}
+	rotated := getKey(t, key).Status.DeepCopy()
+	if rotated.Hash == first.Hash || rotated.ReplacedHash != first.Hash {
+		t.Fatalf("leader A did not record a rotation: key %s (first %s)", rotated.KeyID, first.KeyID)
+	}
+	if _, err := b.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if got := getKey(t, key); got.Status.Hash != rotated.Hash {
+		t.Fatalf("leader B minted key %s over key %s, which leader A recorded and is still delivering (the first key was %s)\n%s",
+			got.Status.KeyID, rotated.KeyID, first.KeyID, keyStory(t, key))
+	}
+	if _, err := a.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	got := getKey(t, key)
+	if got.Status.Hash != rotated.Hash {
+		t.Fatalf("key %s recorded by leader A became %s", rotated.KeyID, got.Status.KeyID)
+	}
+	tokenOnceWritten(t, got)
 }
