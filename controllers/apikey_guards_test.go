@@ -294,3 +294,76 @@ func TestASecondLeaderNeverMintsOverAKeyStillBeingDelivered(t *testing.T) {
 	}
 	tokenOnceWritten(t, got)
 }
+
+// TestAnEditedSecretEndsTheKeysStillInTheirOverlapToo: a Secret edited during a rotation's
+// overlap is not trusted, and neither is anything it held: the new key minted into it is the
+// only key that works, and the rotated-out key, which that Secret held until the rotation,
+// stops at once instead of at the end of its overlap.
+func TestAnEditedSecretEndsTheKeysStillInTheirOverlapToo(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "edited-overlap", "k", func(k *v1.APIKey) {
+		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
+	})
+	first := key.Status.DeepCopy()
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, "edited-overlap")
+	if err := env.Client.Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "Rotating", inState(v1.KeyRotating))
+	tokenOnceWritten(t, key)
+	rotated := key.Status.DeepCopy()
+
+	// Someone plants a well-formed key of their choosing, with a matching hash annotation.
+	chosen, err := format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := secretOf(t, key)
+	s.Data[v1.SecretKeyToken] = []byte(chosen.Token)
+	s.Annotations[annotationKeyHash] = keyformat.Hash(chosen.Token)
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "a re-mint", func(k *v1.APIKey) bool { return k.Status.Hash != rotated.Hash })
+	tokenOnceWritten(t, key)
+	var still []string
+	for _, p := range key.Status.PreviousKeys {
+		still = append(still, p.KeyID+" until "+p.ValidUntil.UTC().Format(time.RFC3339))
+	}
+	if len(still) > 0 || key.Status.State != v1.KeyActive {
+		t.Fatalf("after Secret %s was edited the key is %s and these earlier keys still work: %v (the first key was %s, the one the edit replaced %s)",
+			s.Name, key.Status.State, still, first.KeyID, rotated.KeyID)
+	}
+	waitEvent(t, key, v1.ReasonSecretReplaced)
+}
+
+// TestASecretDeletedAfterARotationIsRepairedOnceItsWriteIsNoLongerInFlight: right after a
+// rotation, a missing Secret is taken for the rotating pass's write still in flight; once that
+// moment is over (secretWriteGrace), a deleted Secret is repaired as always, with a new key.
+func TestASecretDeletedAfterARotationIsRepairedOnceItsWriteIsNoLongerInFlight(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "deleted-after-rotation", "k")
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, "before-the-delete")
+	if err := env.Client.Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "the rotation", func(k *v1.APIKey) bool { return k.Status.LastRotationRequest == "before-the-delete" })
+	tokenOnceWritten(t, key)
+	rotated := key.Status.DeepCopy()
+
+	clk.Step(secretWriteGrace)
+	if err := env.Client.Delete(ctx, secretOf(t, key)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deleted Secret to be repaired", func() (bool, error) {
+		got := getKey(t, key)
+		if got.Status.Hash != rotated.Hash {
+			key = got
+			return true, nil
+		}
+		_, err := direct.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
+		return false, err
+	})
+	tokenOnceWritten(t, key)
+	waitEvent(t, key, v1.ReasonSecretReplaced)
+}
