@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -366,4 +367,55 @@ func TestASecretDeletedAfterARotationIsRepairedOnceItsWriteIsNoLongerInFlight(t 
 	})
 	tokenOnceWritten(t, key)
 	waitEvent(t, key, v1.ReasonSecretReplaced)
+}
+
+// TestRotationsRequestedOverAndOverNeverKeepMoreThanFiveEarlierKeysValid: however often a
+// rotation is requested during one overlap, at most maxPreviousKeys rotated-out keys stay
+// valid; the oldest stop as newer ones are rotated out.
+func TestRotationsRequestedOverAndOverNeverKeepMoreThanFiveEarlierKeysValid(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "many-rotations", "k", func(k *v1.APIKey) {
+		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}, Overlap: &metav1.Duration{Duration: time.Hour}}
+	})
+	var keyIDs []string // every key of the APIKey, oldest first
+	for i := range maxPreviousKeys + 2 {
+		keyIDs = append(keyIDs, key.Status.KeyID)
+		request := fmt.Sprintf("rotation-%d", i)
+		metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationRotateRequestedAt, request)
+		if err := env.Client.Update(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+		key = waitKey(t, key, "rotation "+request, func(k *v1.APIKey) bool { return k.Status.LastRotationRequest == request })
+	}
+	var valid []string
+	for _, p := range key.Status.PreviousKeys {
+		valid = append(valid, p.KeyID)
+	}
+	if want := keyIDs[len(keyIDs)-maxPreviousKeys:]; !slices.Equal(valid, want) {
+		t.Fatalf("after %d rotations in one overlap the earlier keys still valid are %v, want the last %d: %v (all: %v)",
+			len(keyIDs), valid, maxPreviousKeys, want, keyIDs)
+	}
+}
+
+// TestAnInvalidateNowRequestReplacesTheKeyOnce: each value of the invalidate-requested-at
+// annotation replaces the key once; the passes after it leave the new key, the one workloads
+// were just given, alone.
+func TestAnInvalidateNowRequestReplacesTheKeyOnce(t *testing.T) {
+	_, key := activeKey(t, "invalidate-once", "k")
+	first := key.Status.DeepCopy()
+	metav1.SetMetaDataAnnotation(&key.ObjectMeta, v1.AnnotationInvalidateRequestedAt, "2026-11-23T12:00:00Z")
+	if err := env.Client.Update(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	key = waitKey(t, key, "the immediate rotation", func(k *v1.APIKey) bool { return k.Status.LastInvalidationRequest == "2026-11-23T12:00:00Z" })
+	tokenOnceWritten(t, key)
+	replaced := key.Status.DeepCopy()
+	if replaced.Hash == first.Hash {
+		t.Fatalf("the invalidation request did not replace key %s", first.KeyID)
+	}
+	for range 3 {
+		if key = reconcileNow(t, key); key.Status.Hash != replaced.Hash {
+			t.Fatalf("the same invalidation request replaced key %s (%s) again, with key %s", replaced.KeyID, replaced.Masked, key.Status.KeyID)
+		}
+	}
 }
