@@ -27,10 +27,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -416,6 +418,49 @@ func TestAnInvalidateNowRequestReplacesTheKeyOnce(t *testing.T) {
 	for range 3 {
 		if key = reconcileNow(t, key); key.Status.Hash != replaced.Hash {
 			t.Fatalf("the same invalidation request replaced key %s (%s) again, with key %s", replaced.KeyID, replaced.Masked, key.Status.KeyID)
+		}
+	}
+}
+
+// TestAKeyWhoseExpiryIsAlreadyPastIsNeverMinted: an APIKey applied with spec.expiresAt in the
+// past fails (Expired) without a key: nothing is minted and no Secret is written, so no key
+// material of a key that was never valid exists anywhere.
+func TestAKeyWhoseExpiryIsAlreadyPastIsNeverMinted(t *testing.T) {
+	ns := env.Namespace(t, "born-expired")
+	readyApp(t, ns, "bi")
+	key := newKey(ns, "k", "bi", func(k *v1.APIKey) {
+		k.Spec.ExpiresAt = &metav1.Time{Time: clk.Now().Add(-time.Hour).Truncate(time.Second)}
+	})
+	create(t, key)
+	key = waitKey(t, key, "the key to settle", func(k *v1.APIKey) bool { return k.Status.State != "" && k.Status.State != v1.KeyPending })
+	if key.Status.State != v1.KeyFailed || conditionReason(key.Status.Conditions) != v1.ReasonExpired || key.IsMinted() {
+		t.Errorf("a key applied past its expiry is %s (%s), minted key %q; want Failed, Expired, no key", key.Status.State, conditionReason(key.Status.Conditions), key.Status.KeyID)
+	}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: key.SecretNameOrDefault()}, &corev1.Secret{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("Secret %s of a key never minted: %v, want NotFound", key.SecretNameOrDefault(), err)
+	}
+}
+
+// TestNoFormOfAnExpiredKeyIsLeftInItsSecret: at expiry every form of the key leaves its Secret
+// (token, access-key, secret-key, the ready-made authorization header), checked against the
+// key's secret part itself, not against the operator's own list of what carries it.
+func TestNoFormOfAnExpiredKeyIsLeftInItsSecret(t *testing.T) {
+	_, key := activeKey(t, "expired-forms", "k", func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} })
+	minted, err := format.Parse(tokenOnceWritten(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.SetTime(key.Status.ExpiresAt.Time)
+	nudge(t, key)
+	key = waitKey(t, key, "Expired", inState(v1.KeyExpired))
+	eventually(t, "the token to leave the expired key's Secret", func() (bool, error) {
+		return len(secretOf(t, key).Data[v1.SecretKeyToken]) == 0, nil
+	})
+	s := secretOf(t, key)
+	for name, value := range s.Data {
+		if strings.Contains(string(value), minted.Secret) || name != v1.SecretKeyApplicationID {
+			t.Errorf("Secret %s of expired key %s (%s) still holds %q", s.Name, key.Status.KeyID, key.Status.Masked, name)
 		}
 	}
 }
