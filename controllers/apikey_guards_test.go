@@ -464,3 +464,64 @@ func TestNoFormOfAnExpiredKeyIsLeftInItsSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestAPausedLeadersLateSecretWriteNeverOverwritesANewerKey: leader A records a rotation and
+// stops just before its Secret write; long enough later, leader B takes the Secret for lost and
+// replaces the key (status, then Secret). When A wakes, its Secret write is conditional on the
+// Secret it read, so it fails: the Secret keeps the key status records, never A's key that
+// status recorded only for a moment.
+func TestAPausedLeadersLateSecretWriteNeverOverwritesANewerKey(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "late-write", "k", func(k *v1.APIKey) {
+		k.Spec.Rotation = &v1.KeyRotation{Every: metav1.Duration{Duration: 24 * time.Hour}}
+	})
+	first := key.Status.DeepCopy()
+	// The schedule comes; nothing wakes the running operator (its requeue is a day away).
+	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
+
+	leader := func(f interceptor.Funcs) *APIKeyReconciler {
+		live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
+			events: direct.events, format: direct.format}
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}
+	b := leader(interceptor.Funcs{})
+	var (
+		paused          bool
+		recordedByA     *v1.APIKeyStatus
+		bErr, lateWrite error
+	)
+	a := leader(interceptor.Funcs{
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if _, ok := obj.(*corev1.Secret); !ok || obj.GetNamespace() != key.Namespace || obj.GetName() != key.SecretNameOrDefault() || paused {
+				return c.Patch(ctx, obj, patch, opts...)
+			}
+			// Leader A pauses here, past the moment a replacement counts as in flight; leader B
+			// finds the Secret still holding the replaced key and repairs it.
+			paused = true
+			recordedByA = getKey(t, key).Status.DeepCopy()
+			clk.Step(secretWriteGrace)
+			_, bErr = b.Reconcile(ctx, req)
+			lateWrite = c.Patch(ctx, obj, patch, opts...)
+			return lateWrite
+		},
+	})
+	if _, err := a.Reconcile(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if !paused || bErr != nil {
+		t.Fatalf("leader A paused %v; leader B's pass: %v", paused, bErr)
+	}
+	got := getKey(t, key)
+	if got.Status.Hash == recordedByA.Hash || got.Status.ReplacedHash != recordedByA.Hash {
+		t.Fatalf("leader B did not replace key %s recorded by leader A: status records %s", recordedByA.KeyID, got.Status.KeyID)
+	}
+	s := secretOf(t, key)
+	if !keyformat.Verify(string(s.Data[v1.SecretKeyToken]), got.Status.Hash) {
+		t.Fatalf("Secret %s holds %s after leader A's late write (%v); status records key %s, and key %s recorded by A no longer works\n%s",
+			s.Name, secretHolds(s), lateWrite, got.Status.KeyID, recordedByA.KeyID, keyStory(t, key))
+	}
+}
