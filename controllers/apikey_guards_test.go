@@ -525,3 +525,26 @@ func TestAPausedLeadersLateSecretWriteNeverOverwritesANewerKey(t *testing.T) {
 			s.Name, secretHolds(s), lateWrite, got.Status.KeyID, recordedByA.KeyID, keyStory(t, key))
 	}
 }
+
+// TestARestoredKeyKeepsTheExpiryItWasMintedWith: a key with a ttl, taken back by a restored
+// APIKey (its adopt-key-id annotation names it), expires at the instant fixed when it was first
+// minted, never later: a restore, or a Secret created after the key's first mint, does not
+// extend its life.
+func TestARestoredKeyKeepsTheExpiryItWasMintedWith(t *testing.T) {
+	withTTL := func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} }
+	ns, key := activeKey(t, "restore-ttl", "k", withTTL)
+	minted := key.Status.DeepCopy()
+
+	orphanDelete(t, key)
+	restored := newKey(ns, "k", "bi", withTTL)
+	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: minted.KeyID}
+	create(t, restored)
+	restored = waitKey(t, restored, "the adoption", func(k *v1.APIKey) bool { return k.IsMinted() })
+	if restored.Status.Hash != minted.Hash {
+		t.Fatalf("the restored APIKey did not take back key %s (it holds %s)\n%s", minted.KeyID, restored.Status.KeyID, keyStory(t, restored))
+	}
+	if restored.Status.ExpiresAt == nil || !restored.Status.ExpiresAt.Equal(minted.ExpiresAt) {
+		t.Errorf("restored key %s (%s) expires at %v, want %s, the instant fixed when it was minted",
+			restored.Status.KeyID, restored.Status.Masked, restored.Status.ExpiresAt, minted.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+}
