@@ -253,14 +253,7 @@ func TestASecondLeaderNeverMintsOverAKeyStillBeingDelivered(t *testing.T) {
 	// The schedule comes; nothing wakes the running operator (its requeue is a day away).
 	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
 
-	leader := func(f interceptor.Funcs) *APIKeyReconciler {
-		live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
-			events: direct.events, format: direct.format}
-	}
+	leader := func(f interceptor.Funcs) *APIKeyReconciler { return leaderWith(t, f) }
 	var paused bool
 	a := leader(interceptor.Funcs{
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
@@ -479,14 +472,7 @@ func TestAPausedLeadersLateSecretWriteNeverOverwritesANewerKey(t *testing.T) {
 	// The schedule comes; nothing wakes the running operator (its requeue is a day away).
 	clk.SetTime(first.MintedAt.Add(24 * time.Hour))
 
-	leader := func(f interceptor.Funcs) *APIKeyReconciler {
-		live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
-			events: direct.events, format: direct.format}
-	}
+	leader := func(f interceptor.Funcs) *APIKeyReconciler { return leaderWith(t, f) }
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}
 	b := leader(interceptor.Funcs{})
 	var (
@@ -547,4 +533,15 @@ func TestARestoredKeyKeepsTheExpiryItWasMintedWith(t *testing.T) {
 		t.Errorf("restored key %s (%s) expires at %v, want %s, the instant fixed when it was minted",
 			restored.Status.KeyID, restored.Status.Masked, restored.Status.ExpiresAt, minted.ExpiresAt.UTC().Format(time.RFC3339))
 	}
+}
+
+// leaderWith is a second APIKey reconciler, a leader for a moment, whose writes go through f.
+func leaderWith(t *testing.T, f interceptor.Funcs) *APIKeyReconciler {
+	t.Helper()
+	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
+		events: direct.events, format: direct.format}
 }

@@ -220,18 +220,7 @@ func TestOnlyThePlatformTeamMakesASystemDefault(t *testing.T) {
 func TestAProtectedObjectCannotBeUnprotectedByAnyOtherValueOfItsLabel(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "relabel")
-	protected := map[string]string{v1.LabelProtected: "true"}
-	objects := []client.Object{
-		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}},
-		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: time.Hour}}},
-		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
-		&v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}},
-	}
-	for _, o := range objects {
-		if err := env.Client.Create(ctx, o); err != nil {
-			t.Fatalf("creating %T: %v", o, err)
-		}
-	}
+	objects := createSystemDefaults(t, org)
 	for _, o := range objects {
 		kind := strings.TrimPrefix(fmt.Sprintf("%T", o), "*v1alpha1.")
 		for _, value := range []string{"false", "", "TRUE", "True", "yes", "1", "true-ish"} {
@@ -327,18 +316,7 @@ func TestTheVerbProtectMakesSystemDefaultsOnlyOfTheResourceItIsGrantedOn(t *test
 func TestOnlyTheOperatorsOwnServiceAccountGetsPastTheProtectedGuardNotANamesake(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "namesakes")
-	protected := map[string]string{v1.LabelProtected: "true"}
-	objects := []client.Object{
-		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}},
-		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: time.Hour}}},
-		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
-		&v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}},
-	}
-	for _, o := range objects {
-		if err := env.Client.Create(ctx, o); err != nil {
-			t.Fatalf("creating %T: %v", o, err)
-		}
-	}
+	objects := createSystemDefaults(t, org)
 	namesakes := []string{
 		"system:serviceaccount:" + org + ":clearance",
 		"system:serviceaccount:clearance-system:clearance-verifier",
@@ -372,4 +350,23 @@ func TestOnlyTheOperatorsOwnServiceAccountGetsPastTheProtectedGuardNotANamesake(
 			t.Errorf("the operator deleting %T: %v", o, err)
 		}
 	}
+}
+
+// createSystemDefaults creates, as a cluster admin, a protected system default of every kind
+// clearance-protected guards, in org.
+func createSystemDefaults(t *testing.T, org string) []client.Object {
+	t.Helper()
+	protected := map[string]string{v1.LabelProtected: "true"}
+	objects := []client.Object{
+		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.ApplicationSpec{Description: "system default"}},
+		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.APIKeySpec{ApplicationName: "system-default", TTL: &metav1.Duration{Duration: time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
+		&v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "system-default", Labels: protected}},
+	}
+	for _, o := range objects {
+		if err := env.Client.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T: %v", o, err)
+		}
+	}
+	return objects
 }

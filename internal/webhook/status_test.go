@@ -40,19 +40,7 @@ import (
 func TestOnlyUpdateOnAPIKeyCredentialsLetsAnyoneChangeWhatDecidesAKeysValidity(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "credentials")
-	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"}, Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}}
-	if err := env.Client.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	format, err := keyformat.New(keyformat.DefaultPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	minted, forged := mustGenerate(t, format), mustGenerate(t, format)
-	key.Status = v1.APIKeyStatus{KeyID: minted.KeyID, Masked: keyformat.Mask(minted.Token), Hash: keyformat.Hash(minted.Token), State: v1.KeyActive, ApplicationID: newID()}
-	if err := env.Client.Status().Update(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	key, forged := activeKeyStatus(t, org)
 	everything := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "keys-and-status"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"apikeys", "apikeys/status"}, Verbs: []string{"*"}}}}
 	credentials := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "credentials"},
@@ -117,19 +105,7 @@ func mustGenerate(t *testing.T, format keyformat.Format) keyformat.Key {
 func TestOnlyTheOperatorsOwnServiceAccountSkipsTheStatusGuardNotANamesake(t *testing.T) {
 	ctx := context.Background()
 	org := env.Namespace(t, "status-namesakes")
-	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"}, Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}}
-	if err := env.Client.Create(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	format, err := keyformat.New(keyformat.DefaultPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	minted, forged := mustGenerate(t, format), mustGenerate(t, format)
-	key.Status = v1.APIKeyStatus{KeyID: minted.KeyID, Masked: keyformat.Mask(minted.Token), Hash: keyformat.Hash(minted.Token), State: v1.KeyActive, ApplicationID: newID()}
-	if err := env.Client.Status().Update(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	key, forged := activeKeyStatus(t, org)
 	const group = "test:status-namesakes"
 	if err := env.Client.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "keys-and-status"},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"apikeys", "apikeys/status"}, Verbs: []string{"*"}}}}); err != nil {
@@ -169,4 +145,25 @@ func TestOnlyTheOperatorsOwnServiceAccountSkipsTheStatusGuardNotANamesake(t *tes
 	if got.Status.Hash != key.Status.Hash || got.Status.KeyID != key.Status.KeyID || got.Status.State != key.Status.State {
 		t.Error("a namesake's status write changed the key")
 	}
+}
+
+// activeKeyStatus creates an APIKey in org whose status records a minted key, as the operator
+// would, and returns it with another key nobody minted.
+func activeKeyStatus(t *testing.T, org string) (*v1.APIKey, keyformat.Key) {
+	t.Helper()
+	ctx := context.Background()
+	key := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"}, Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}}
+	if err := env.Client.Create(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minted, forged := mustGenerate(t, format), mustGenerate(t, format)
+	key.Status = v1.APIKeyStatus{KeyID: minted.KeyID, Masked: keyformat.Mask(minted.Token), Hash: keyformat.Hash(minted.Token), State: v1.KeyActive, ApplicationID: newID()}
+	if err := env.Client.Status().Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	return key, forged
 }
