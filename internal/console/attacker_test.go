@@ -26,7 +26,6 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -332,27 +331,13 @@ func activityShown(body string) string {
 // refused with 403 and shows no figure.
 func TestAnOrgSeesOnlyItsOwnActivityWhateverOrgItsSessionOrLinkNames(t *testing.T) {
 	needPrometheus(t)
-	ctx := context.Background()
 	owner, globex, initech := env.Namespace(t, "acme"), env.Namespace(t, "globex"), env.Namespace(t, "initech")
 	app := application(t, owner, "bi", "Acme BI export")
 	id := app.Status.ApplicationID
 	key, token := activeKey(t, owner, "exporter", "bi")
 	objs := []client.Object{app, key}
 	for _, org := range []string{globex, initech} {
-		conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"}, Spec: v1.OrgConnectionSpec{ApplicationID: id}}
-		if err := env.Client.Create(ctx, conn); err != nil {
-			t.Fatal(err)
-		}
-		within(t, "the connection to be resolved", func() error {
-			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
-				return err
-			}
-			if conn.Status.ApplicationNamespace == "" {
-				return fmt.Errorf("not resolved yet: %+v", conn.Status)
-			}
-			return nil
-		})
-		objs = append(objs, conn)
+		objs = append(objs, resolvedConnection(t, org, "bi", id))
 	}
 	applyAll(t, objs...)
 	base := startConsole(t, console.Options{PrometheusURL: prom.URL})

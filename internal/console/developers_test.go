@@ -144,19 +144,7 @@ func TestTheTesterShowsTheVerifiersAnswerToAPastedKeyAndKeepsNoneOfIt(t *testing
 	owner, globex := env.Namespace(t, "acme"), env.Namespace(t, "globex")
 	app := application(t, owner, "bi", "Acme BI export", v1.RateLimit{Name: "general", Limit: 100, Period: metav1.Duration{Duration: time.Hour}})
 	key, token := activeKey(t, owner, "exporter", "bi")
-	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: globex, Name: "bi"}, Spec: v1.OrgConnectionSpec{ApplicationID: app.Status.ApplicationID}}
-	if err := env.Client.Create(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	within(t, "the connection to be resolved", func() error {
-		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
-			return err
-		}
-		if conn.Status.ApplicationNamespace == "" {
-			return fmt.Errorf("not resolved yet: %+v", conn.Status)
-		}
-		return nil
-	})
+	conn := resolvedConnection(t, globex, "bi", app.Status.ApplicationID)
 	for _, o := range []client.Object{app, key, conn} {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 			t.Fatal(err)
@@ -271,4 +259,25 @@ func TestWithoutTheVerifiersAddressTheTesterSaysHowToSetIt(t *testing.T) {
 	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "--console-verifier-url") {
 		t.Errorf("a test without a verifier URL: status %d: %s", resp.StatusCode, body)
 	}
+}
+
+// resolvedConnection connects the application with id to org, as a cluster admin, and waits
+// until the operator has resolved it to its Application.
+func resolvedConnection(t *testing.T, org, name, id string) *v1.OrgConnection {
+	t.Helper()
+	ctx := context.Background()
+	conn := &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: name}, Spec: v1.OrgConnectionSpec{ApplicationID: id}}
+	if err := env.Client.Create(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "the connection to be resolved", func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(conn), conn); err != nil {
+			return err
+		}
+		if conn.Status.ApplicationNamespace == "" {
+			return fmt.Errorf("not resolved yet: %+v", conn.Status)
+		}
+		return nil
+	})
+	return conn
 }
