@@ -18,6 +18,7 @@ package keyformat
 
 import (
 	"crypto/sha256"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -71,6 +72,31 @@ func TestParseDigestReadsWhatHashWrites(t *testing.T) {
 	for _, bad := range []string{"", "sha256:", "md5:" + Hash(token)[7:], Hash(token)[:40], Hash(token) + "00", "sha256:" + strings.Repeat("zz", 32)} {
 		if _, ok := ParseDigest(bad); ok {
 			t.Errorf("ParseDigest(%q) accepted", bad)
+		}
+	}
+}
+
+// TestADigestWithoutItsSchemeNeverParses: ParseDigest reads only what Hash writes. For many
+// generated tokens, the digest Hash wrote parses back to the token's SHA-256, and the same hex
+// without "sha256:" (or after another scheme's name) is refused, so a hash of an unknown scheme
+// is never taken for a SHA-256 one.
+func TestADigestWithoutItsSchemeNeverParses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 256))
+	for i := range 2000 {
+		token := make([]byte, rng.IntN(80))
+		for j := range token {
+			token[j] = byte(rng.UintN(256))
+		}
+		stored := Hash(string(token))
+		digest, ok := ParseDigest(stored)
+		if !ok || digest != sha256.Sum256(token) {
+			t.Fatalf("token %d (%d bytes): the hash Hash wrote did not parse back to its digest", i, len(token))
+		}
+		bare := strings.TrimPrefix(stored, "sha256:")
+		for _, scheme := range []string{"", "sha512:", "SHA256:", "sha1:", "sha256", ":"} {
+			if _, ok := ParseDigest(scheme + bare); ok {
+				t.Fatalf("token %d (%d bytes): a digest under scheme %q parsed as sha256", i, len(token), scheme)
+			}
 		}
 	}
 }
