@@ -18,6 +18,8 @@ package ratestore
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync/atomic"
@@ -363,5 +365,35 @@ func TestTheScriptOnRealRedis(t *testing.T) {
 	ttl, err := s.client.PTTL(context.Background(), "clearance:ratelimit:real:general").Result()
 	if err != nil || ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("PTTL %s (%v), want just under an hour", ttl, err)
+	}
+}
+
+// TestNoKeyGetsMoreThanItsBurstInOneInstant: however fast a limit refills (up to a million a
+// second), requests at one instant are allowed exactly burst times, never more. A bucket a
+// request left just short of full (its TTL one millisecond) is still the store's to count.
+func TestNoKeyGetsMoreThanItsBurstInOneInstant(t *testing.T) {
+	s, m := miniStore(t)
+	rng := rand.New(rand.NewPCG(23, 9))
+	fast := 0
+	for i := range 300 {
+		burst := 1 + rng.Int64N(20)
+		perSecond := math.Pow(10, -3+9*rng.Float64()) // 0.001 to 1,000,000 a second
+		if perSecond >= 1000 {
+			fast++
+		}
+		m.SetTime(epoch.Add(time.Duration(i) * time.Hour))
+		key := fmt.Sprintf("clearance:ratelimit:instant:%d", i)
+		allowed := int64(0)
+		for range burst + 5 {
+			if ok, _ := take(t, s, key, burst, perSecond); ok {
+				allowed++
+			}
+		}
+		if allowed != burst {
+			t.Fatalf("key %d (burst %d, %g a second): %d requests allowed in one instant, want %d", i, burst, perSecond, allowed, burst)
+		}
+	}
+	if fast < 50 {
+		t.Fatalf("only %d limits of 1,000 a second or more: the sequence tells too little", fast)
 	}
 }
