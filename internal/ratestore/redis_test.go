@@ -397,3 +397,46 @@ func TestNoKeyGetsMoreThanItsBurstInOneInstant(t *testing.T) {
 		t.Fatalf("only %d limits of 1,000 a second or more: the sequence tells too little", fast)
 	}
 }
+
+// TestARaisedLimitNeverAddsToWhatTheBucketHeld: while a bucket is in the store, raising its
+// burst keeps the tokens it held (refilled at most to the old burst), so the request under the
+// new limit, if allowed, leaves at most old burst - 1. Generated: fast limits, partly spent, raised at a
+// random instant of the bucket's life, often after it would have been full but before its
+// TTL (rounded up to a millisecond) ran out.
+func TestARaisedLimitNeverAddsToWhatTheBucketHeld(t *testing.T) {
+	s, m := miniStore(t)
+	rng := rand.New(rand.NewPCG(31, 5))
+	overdue := 0 // raised after the bucket would have been full again, while still stored
+	for i := range 300 {
+		burst := 1 + rng.Int64N(20)
+		perSecond := math.Pow(10, 2+4*rng.Float64()) // 100 to 1,000,000 a second
+		start := epoch.Add(time.Duration(i) * time.Hour)
+		m.SetTime(start)
+		key := fmt.Sprintf("clearance:ratelimit:raise:%d", i)
+		spent := 1 + rng.Int64N(burst)
+		for range spent {
+			take(t, s, key, burst, perSecond)
+		}
+		ttl := m.TTL(key)
+		if ttl <= 0 {
+			t.Fatalf("key %d: no TTL after %d of %d spent", i, spent, burst)
+		}
+		later := time.Duration(rng.Int64N(int64(ttl/time.Microsecond))) * time.Microsecond
+		m.SetTime(start.Add(later))
+		if !m.Exists(key) {
+			continue
+		}
+		if later.Seconds()*perSecond > float64(spent) {
+			overdue++
+		}
+		raised := burst + 1 + rng.Int64N(20)
+		ok, tokens := take(t, s, key, raised, perSecond*(1+rng.Float64()))
+		if ok && tokens > float64(burst-1) {
+			t.Fatalf("key %d (burst %d raised to %d, %g a second, %d spent, raised after %s): allowed %v with %v left, want at most %d",
+				i, burst, raised, perSecond, spent, later, ok, tokens, burst-1)
+		}
+	}
+	if overdue < 30 {
+		t.Fatalf("only %d raises after the bucket would have been full: the sequence tells too little", overdue)
+	}
+}
