@@ -440,3 +440,18 @@ func TestARaisedLimitNeverAddsToWhatTheBucketHeld(t *testing.T) {
 		t.Fatalf("only %d raises after the bucket would have been full: the sequence tells too little", overdue)
 	}
 }
+
+// TestAnEmptyPasswordKeepsTheURLs: Open replaces the URL's password only with a password that
+// is not empty, so a store whose URL carries its password works with no environment variable.
+func TestAnEmptyPasswordKeepsTheURLs(t *testing.T) {
+	m := miniredis.RunT(t)
+	m.RequireAuth("s3cret")
+	s, err := Open("redis://:s3cret@"+m.Addr()+"/0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Take(context.Background(), "k", 1, 1); err != nil {
+		t.Fatalf("the URL's password was not used: %v", err)
+	}
+}
