@@ -47,14 +47,15 @@ func Verify(token, hash string) bool {
 }
 
 // ParseDigest is the SHA-256 digest a hash written by Hash holds; false for anything else
-// (another scheme, a truncated or garbled value).
+// (another scheme, a truncated or garbled value, hex in capitals, which Hash never writes and
+// Verify refuses too).
 func ParseDigest(hash string) ([sha256.Size]byte, bool) {
 	var digest [sha256.Size]byte
 	hexDigest, ok := strings.CutPrefix(hash, hashScheme)
 	if !ok || len(hexDigest) != hex.EncodedLen(sha256.Size) {
 		return digest, false
 	}
-	if _, err := hex.Decode(digest[:], []byte(hexDigest)); err != nil {
+	if _, err := hex.Decode(digest[:], []byte(hexDigest)); err != nil || hex.EncodeToString(digest[:]) != hexDigest {
 		return digest, false
 	}
 	return digest, true

@@ -76,11 +76,11 @@ func TestParseDigestReadsWhatHashWrites(t *testing.T) {
 	}
 }
 
-// TestADigestWithoutItsSchemeNeverParses: ParseDigest reads only what Hash writes. For many
-// generated tokens, the digest Hash wrote parses back to the token's SHA-256, and the same hex
-// without "sha256:" (or after another scheme's name) is refused, so a hash of an unknown scheme
-// is never taken for a SHA-256 one.
-func TestADigestWithoutItsSchemeNeverParses(t *testing.T) {
+// TestADigestParsesOnlyAsHashWroteIt: ParseDigest reads only what Hash writes. For many
+// generated tokens, the digest Hash wrote parses back to the token's SHA-256; the same hex with a
+// letter in capitals (which Verify refuses too), without "sha256:" or after another scheme's
+// name is refused, so the verifier compares exactly what the operator stored.
+func TestADigestParsesOnlyAsHashWroteIt(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 256))
 	for i := range 2000 {
 		token := make([]byte, rng.IntN(80))
@@ -91,6 +91,16 @@ func TestADigestWithoutItsSchemeNeverParses(t *testing.T) {
 		digest, ok := ParseDigest(stored)
 		if !ok || digest != sha256.Sum256(token) {
 			t.Fatalf("token %d (%d bytes): the hash Hash wrote did not parse back to its digest", i, len(token))
+		}
+		// Hex in capitals (all, or one letter) is not what Hash writes, and Verify refuses it.
+		if _, ok := ParseDigest(stored[:7] + strings.ToUpper(stored[7:])); ok {
+			t.Fatalf("token %d (%d bytes): the digest in capitals parsed", i, len(token))
+		}
+		if at := strings.IndexAny(stored[7:], "abcdef"); at >= 0 {
+			one := stored[:7+at] + strings.ToUpper(stored[7+at:8+at]) + stored[8+at:]
+			if _, ok := ParseDigest(one); ok || Verify(string(token), one) {
+				t.Fatalf("token %d (%d bytes): a digest with one letter in capitals parsed or verified", i, len(token))
+			}
 		}
 		bare := strings.TrimPrefix(stored, "sha256:")
 		for _, scheme := range []string{"", "sha512:", "SHA256:", "sha1:", "sha256", ":"} {
