@@ -310,15 +310,8 @@ func TestWithoutAPrometheusTheActivityPageSaysHowToSetOne(t *testing.T) {
 	org := env.Namespace(t, "acme")
 	who := newPerson(t, org, "alice", orgAdmin...)
 	c := signIn(t, base, who.token)
-	req, _ := http.NewRequest(http.MethodGet, base+"/org", nil)
-	_, body := fetch(t, c, req)
-	form := url.Values{"org": {org}, "csrf": {hiddenCSRF.FindStringSubmatch(body)[1]}}
-	req, _ = http.NewRequest(http.MethodPost, base+"/org", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if resp, body := fetch(t, c, req); resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("choosing the org: status %d: %s", resp.StatusCode, body)
-	}
-	req, _ = http.NewRequest(http.MethodGet, base+"/activity", nil)
+	chooseOrg(t, c, base, org)
+	req, _ := http.NewRequest(http.MethodGet, base+"/activity", nil)
 	resp, body := fetch(t, c, req)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Activity needs a Prometheus") || !strings.Contains(body, "--console-prometheus-url") {
 		t.Errorf("without a Prometheus: status %d: %s", resp.StatusCode, body)

@@ -255,6 +255,7 @@ func wantOAuthError(t *testing.T, err error, code string) {
 	}
 }
 
+// recordingIssuer is stubIssuer noting the grant and scopes of each access token it issues.
 type recordingIssuer struct {
 	stubIssuer
 	mu     sync.Mutex
@@ -278,6 +279,7 @@ func (r *recordingIssuer) last() (int, Grant, []string) {
 	return len(r.grants), r.grants[len(r.grants)-1], r.scopes[len(r.scopes)-1]
 }
 
+// withdraw takes every consented connection out of force, as deleting it does.
 func (e *env) withdraw() {
 	e.dir.mu.Lock()
 	defer e.dir.mu.Unlock()
@@ -286,6 +288,7 @@ func (e *env) withdraw() {
 	}
 }
 
+// hookStore runs afterRedeem once, right after the next code it redeems.
 type hookStore struct {
 	Store
 	mu          sync.Mutex

@@ -126,11 +126,7 @@ func TestOlderRefreshTokenRevokesTheFamily(t *testing.T) {
 func TestRefreshIsRefusedOnceTheGrantIsNoLongerInForce(t *testing.T) {
 	e := newEnv(t)
 	rt0 := e.firstRefreshToken()
-	e.dir.mu.Lock()
-	for _, g := range e.dir.consents {
-		e.dir.revoked[g.ConnectionUID] = true
-	}
-	e.dir.mu.Unlock()
+	e.withdraw()
 	e.wantRefreshRefused(rt0, "connection deleted")
 }
 

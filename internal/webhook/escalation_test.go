@@ -249,10 +249,7 @@ func TestEscalationMatrixRefusesEveryKindOfSubjectInEveryRole(t *testing.T) {
 	}
 	mint := func(k *v1.APIKey, appID string) keyformat.Key {
 		t.Helper()
-		minted, err := format.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
+		minted := mustGenerate(t, format)
 		k.Status = v1.APIKeyStatus{KeyID: minted.KeyID, Masked: keyformat.Mask(minted.Token), Hash: keyformat.Hash(minted.Token),
 			State: v1.KeyActive, ApplicationID: appID, SecretName: k.Name + "-key"}
 		if err := admin.Status().Update(ctx, k); err != nil {
