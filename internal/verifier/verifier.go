@@ -261,6 +261,20 @@ func (v *Verifier) Apply(obj any) {
 	}
 }
 
+// Update replaces old with cur in the index; the informers' update handler calls it. An
+// informer that lists again (its watch could not resume: too old a resource version) hands over
+// an object deleted and made again under the same name as an update of the old one, with another
+// UID. Keys and connections are indexed by UID, so the old object is removed too, after cur is
+// in: its key or grant never outlives the delete the informer did not see.
+func (v *Verifier) Update(old, cur any) {
+	v.Apply(cur)
+	o, oldOK := old.(client.Object)
+	c, curOK := cur.(client.Object)
+	if oldOK && curOK && o.GetUID() != c.GetUID() {
+		v.Remove(old)
+	}
+}
+
 // Remove drops an object from the index (accepting informers' tombstones).
 func (v *Verifier) Remove(obj any) {
 	if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
@@ -293,7 +307,7 @@ func (v *Verifier) SetupWithManager(mgr ctrl.Manager) error {
 		w := v.track(inf)
 		handler := toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { v.heardFrom(w); v.Apply(o) },
-			UpdateFunc: func(_, o any) { v.heardFrom(w); v.Apply(o) },
+			UpdateFunc: func(old, o any) { v.heardFrom(w); v.Update(old, o) },
 			DeleteFunc: func(o any) { v.heardFrom(w); v.Remove(o) },
 		}
 		reg, err := inf.AddEventHandler(handler)
