@@ -18,12 +18,17 @@ package signingkey
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -94,6 +99,12 @@ func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
 		"no rotation time":    func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) },
 		"a bad rotation time": func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" },
 		"a short refresh key": func(sec *corev1.Secret) { sec.Data[DataRefresh] = []byte(d[:16]) },
+		"a long refresh key":  func(sec *corev1.Secret) { sec.Data[DataRefresh] = append(bytes.Clone(s.RefreshKey), 0) },
+		// Well-formed keys named by their thumbprints, that ES256 cannot sign with or that say
+		// they are for another algorithm: a verifier would load them and then fail every token.
+		"a P-384 key":             func(sec *corev1.Secret) { sec.Data[DataNext] = jwkOf(t, elliptic.P384(), string(Algorithm)) },
+		"a P-256 key for ES384":   func(sec *corev1.Secret) { sec.Data[DataCurrent] = jwkOf(t, elliptic.P256(), "ES384") },
+		"a previous key on P-521": func(sec *corev1.Secret) { sec.Data[DataPrevious] = jwkOf(t, elliptic.P521(), string(Algorithm)) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			sec := secretOf(t, s)
@@ -107,4 +118,24 @@ func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jwkOf is a private key on curve, marked for alg and named by its RFC 7638 thumbprint.
+func jwkOf(t *testing.T, curve elliptic.Curve, alg string) []byte {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := jose.JSONWebKey{Key: priv, Algorithm: alg, Use: "sig"}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	b, err := json.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
