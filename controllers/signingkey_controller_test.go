@@ -38,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/clearance-dev/clearance/internal/signingkey"
@@ -270,6 +271,57 @@ func TestTheSigningKeysNeverOverwriteASecretThatIsNotTheirs(t *testing.T) {
 
 	// Deleted by its owner: the keys are written.
 	r.deleteAndReconcile(t, &got)
+}
+
+// TestALeaderWithAStaleViewNeverWritesOverTheSigningKeys: a leader paused for two rotation
+// periods (or one whose cache fell behind) wakes up with the set it last saw and finds it due.
+// Its write is conditional on the resourceVersion it read, so it fails, and the set the other
+// leader rotated to stays whole: the key that signs now stays published, no earlier key signs
+// again, and the refresh key stays.
+func TestALeaderWithAStaleViewNeverWritesOverTheSigningKeys(t *testing.T) {
+	r, clock := newSigningKeyReconciler(t)
+	ctx := context.Background()
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	first, seen := r.set(t)
+	paused := *r
+	paused.cache = &signingkey.Cache{Cache: frozenCache{Cache: r.cache.Cache, secret: seen.DeepCopy()}}
+
+	// The other leader rotates twice, on schedule.
+	latest := first
+	for range 2 {
+		clock.Step(r.every)
+		r.reconcileSeen(t, hasCurrent(latest.Current.KeyID))
+		latest, _ = r.set(t)
+	}
+	_, err := paused.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret})
+	if !apierrors.IsConflict(err) {
+		t.Errorf("the paused leader's rotation from a set two rotations old: error %v, want a conflict", err)
+	}
+	after, _ := r.set(t)
+	kids := func(s signingkey.Set) []string {
+		var out []string
+		for _, k := range s.Published() {
+			out = append(out, k.KeyID)
+		}
+		return out
+	}
+	if !slices.Equal(kids(after), kids(latest)) || after.Current.KeyID != latest.Current.KeyID || !bytes.Equal(after.RefreshKey, latest.RefreshKey) {
+		t.Errorf("the paused leader wrote over the set: published %v (current %s), want %v (current %s)",
+			kids(after), after.Current.KeyID, kids(latest), latest.Current.KeyID)
+	}
+}
+
+// frozenCache shows the signing keys Secret as it was once, whatever was written since.
+type frozenCache struct {
+	cache.Cache
+	secret *corev1.Secret
+}
+
+func (f frozenCache) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	f.secret.DeepCopyInto(obj.(*corev1.Secret))
+	return nil
 }
 
 func hasCurrent(kid string) func(*corev1.Secret) error {
