@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -138,6 +139,87 @@ func TestAMetricSetNeverWritesOverAConfigMapThatIsNotItsPublishedList(t *testing
 		}
 		if !equality.Semantic.DeepEqual(got.Data, cm.Data) || !equality.Semantic.DeepEqual(got.Labels, cm.Labels) || len(got.OwnerReferences) != 0 {
 			t.Errorf("ConfigMap %s was written over: labels %v, data %v, owners %+v", cm.Name, got.Labels, got.Data, got.OwnerReferences)
+		}
+	}
+}
+
+// TestOnlyItsOwnPublishedListIsWrittenOverWhateverLabelsAConfigMapCarries: a ConfigMap where a
+// MetricSet would publish is written over only when its labels say it is that MetricSet's
+// published list (kind metrics, and that MetricSet's name); every other combination of the two
+// labels (none, a catalog, another kind, another MetricSet's name) is left as it is, and the
+// MetricSet says Conflict.
+func TestOnlyItsOwnPublishedListIsWrittenOverWhateverLabelsAConfigMapCarries(t *testing.T) {
+	ns := env.Namespace(t, "cm-labels")
+	kinds := []string{"", v1.ConfigMapCatalog, v1.ConfigMapMetrics, "dashboards"}
+	owners := []string{"", "own", "another-set"}
+	type tc struct {
+		ms *v1.MetricSet
+		cm *corev1.ConfigMap
+	}
+	var cases []tc
+	for i, kind := range kinds {
+		for j, owner := range owners {
+			name := fmt.Sprintf("set-%d-%d", i, j)
+			labels := map[string]string{}
+			if kind != "" {
+				labels[v1.LabelConfigMap] = kind
+			}
+			switch owner {
+			case "own":
+				labels[v1.LabelMetricSet] = name
+			case "another-set":
+				labels[v1.LabelMetricSet] = "another-set"
+			}
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-metrics", Labels: labels},
+				Data: map[string]string{"occupancy.current": "1"}}
+			create(t, cm)
+			ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				Spec: v1.MetricSetSpec{Metrics: []v1.Metric{{Name: "occupancy.current"}}}}
+			create(t, ms)
+			cases = append(cases, tc{ms, cm})
+		}
+	}
+	for _, c := range cases {
+		eventually(t, "MetricSet "+c.ms.Name+" to be judged", func() (bool, error) {
+			err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.ms), c.ms)
+			return err == nil && c.ms.Status.ObservedGeneration == c.ms.Generation && conditionReason(c.ms.Status.Conditions) != "", err
+		})
+		own := c.cm.Labels[v1.LabelConfigMap] == v1.ConfigMapMetrics && c.cm.Labels[v1.LabelMetricSet] == c.ms.Name
+		got := &corev1.ConfigMap{}
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.cm), got); err != nil {
+			t.Fatal(err)
+		}
+		written := !equality.Semantic.DeepEqual(got.Data, c.cm.Data) || len(got.OwnerReferences) != 0
+		reason := conditionReason(c.ms.Status.Conditions)
+		if own && (reason != v1.ReasonPublished || !written) {
+			t.Errorf("ConfigMap labelled %v, its own published list: reason %s, written %v; want Published and written", c.cm.Labels, reason, written)
+		}
+		if !own && (reason != v1.ReasonConflict || written || !equality.Semantic.DeepEqual(got.Labels, c.cm.Labels)) {
+			t.Errorf("ConfigMap labelled %v, not its published list: reason %s, labels now %v, data %v, owners %d; want Conflict and left as it is",
+				c.cm.Labels, reason, got.Labels, got.Data, len(got.OwnerReferences))
+		}
+	}
+}
+
+// TestACatalogRefNamingAConfigMapThatIsNoCatalogFindsNoCatalog: only a ConfigMap labelled as a
+// catalog is one. A catalogRef naming the org's own published list, or another Clearance
+// ConfigMap, finds no catalog (its data keys are no metric names): CatalogNotFound, and nothing
+// is published.
+func TestACatalogRefNamingAConfigMapThatIsNoCatalogFindsNoCatalog(t *testing.T) {
+	ns := env.Namespace(t, "not-a-catalog")
+	for _, kind := range []string{v1.ConfigMapMetrics, "dashboards"} {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: kind + "-list", Labels: map[string]string{v1.LabelConfigMap: kind}},
+			Data: map[string]string{"metrics": "occupancy.current", "count": "1"}}
+		create(t, cm)
+		ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "uses-" + kind},
+			Spec: v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: cm.Name}, Metrics: []v1.Metric{{Name: "count"}, {Name: "metrics"}}}}
+		create(t, ms)
+		eventually(t, "MetricSet "+ms.Name+" to be judged", func() (bool, error) {
+			err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(ms), ms)
+			return err == nil && ms.Status.ObservedGeneration == ms.Generation && conditionReason(ms.Status.Conditions) != "", err
+		})
+		if reason := conditionReason(ms.Status.Conditions); reason != v1.ReasonCatalogNotFound || ms.Status.ConfigMapName != "" {
+			t.Errorf("a catalogRef naming a ConfigMap labelled %s: reason %s, published %q; want CatalogNotFound and nothing published", kind, reason, ms.Status.ConfigMapName)
 		}
 	}
 }
