@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"syscall"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -70,4 +71,53 @@ func TestARetryEndsWithItsContext(t *testing.T) {
 	if calls != 3 || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("after its context ended: %d calls, error %v; want 3 calls and the last error", calls, err)
 	}
+}
+
+// TestACallTheAPIServerAnsweredGoesBackToTheReflectorAtOnce: retrying inside the call is only
+// for calls that got no answer. One the apiserver answered with an error goes back to the
+// reflector after that one call, above all 410 Gone: the informer must list again, and retrying
+// the same watch would leave it blind for good while the verifier's probe, which gets answers,
+// keeps it looking fresh. A call that got no answer is retried until one comes.
+func TestACallTheAPIServerAnsweredGoesBackToTheReflectorAtOnce(t *testing.T) {
+	gr := schema.GroupResource{Group: "access.clearance.dev", Resource: "apikeys"}
+	for _, answered := range []error{
+		apierrors.NewResourceExpired("too old resource version"),
+		apierrors.NewTooManyRequests("slow down", 1),
+		apierrors.NewInternalError(errors.New("etcd")),
+		apierrors.NewForbidden(gr, "", errors.New("RBAC")),
+		&url.Error{Op: "Get", Err: x509.UnknownAuthorityError{}},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		calls := 0
+		_, err := retry(ctx, noWait{}, func() (struct{}, error) {
+			calls++
+			if calls == 3 {
+				cancel() // ends a retry loop that should never have begun
+			}
+			return struct{}{}, answered
+		})
+		cancel()
+		if calls != 1 || !errors.Is(err, answered) {
+			t.Errorf("%v: %d calls, error %v; want one call and that error", answered, calls, err)
+		}
+	}
+	calls := 0
+	got, err := retry(context.Background(), noWait{}, func() (int, error) {
+		if calls++; calls < 5 {
+			return 0, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		return 42, nil
+	})
+	if calls != 5 || err != nil || got != 42 {
+		t.Errorf("refused four times, then answered: %d calls, %d, %v; want 5 calls and the answer", calls, got, err)
+	}
+}
+
+// noWait is a clock whose waits are over at once.
+type noWait struct{ clock.RealClock }
+
+func (noWait) After(time.Duration) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	c <- time.Time{}
+	return c
 }
