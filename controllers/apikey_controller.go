@@ -187,14 +187,14 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("apikey").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers}).
 		For(&v1.APIKey{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{},
-			predicate.Funcs{UpdateFunc: statusLost}))).
+			predicate.Funcs{UpdateFunc: statusLost}, predicate.Funcs{UpdateFunc: madeAgain}))).
 		Owns(&corev1.Secret{}, builder.WithPredicates(predicate.Funcs{
 			CreateFunc: func(event.CreateEvent) bool { return false },
 		})).
 		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				was, is := e.ObjectOld.(*v1.Application), e.ObjectNew.(*v1.Application)
-				return was.Status.ApplicationID != is.Status.ApplicationID || was.IsEnabled() != is.IsEnabled()
+				return was.Status.ApplicationID != is.Status.ApplicationID || was.IsEnabled() != is.IsEnabled() || madeAgain(e)
 			},
 		})).
 		Complete(r)

@@ -237,14 +237,14 @@ func (r *ApplicationReconciler) count(ctx context.Context, app *v1.Application) 
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("application").
-		For(&v1.Application{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1.Application{}, builder.WithPredicates(specChanged())).
 		Watches(&v1.APIKey{}, r.countLater(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.(*v1.APIKey).Spec.ApplicationName}}}
 		}), builder.WithPredicates(createOrDelete())).
 		Watches(&v1.OrgConnection{}, r.countLater(r.applicationsOfConnection), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, n := e.ObjectOld.(*v1.OrgConnection), e.ObjectNew.(*v1.OrgConnection)
-				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions)
+				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions) || madeAgain(e)
 			},
 		})).
 		Complete(quietConflicts(r))
@@ -257,14 +257,6 @@ func (r *ApplicationReconciler) applicationsOfConnection(ctx context.Context, o 
 		return nil
 	}
 	return requestsFor(apps.Items, nil)
-}
-
-// createOrDelete passes only creations and deletions.
-func createOrDelete() predicate.Funcs {
-	return predicate.Funcs{
-		UpdateFunc:  func(event.UpdateEvent) bool { return false },
-		GenericFunc: func(event.GenericEvent) bool { return false },
-	}
 }
 
 // countLater is EnqueueRequestsFromMapFunc for a change an Application's counts follow: it
@@ -282,6 +274,9 @@ func (r *ApplicationReconciler) countLater(fn handler.MapFunc) handler.EventHand
 			add(ctx, e.Object, q)
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if madeAgain(e) {
+				add(ctx, e.ObjectOld, q) // the object deleted may have counted elsewhere
+			}
 			add(ctx, e.ObjectNew, q)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {

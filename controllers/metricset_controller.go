@@ -34,7 +34,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -268,7 +267,7 @@ func publishedData(enabledNames []string, catalog map[string]string) map[string]
 func (r *MetricSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("metricset").
-		For(&v1.MetricSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1.MetricSet{}, builder.WithPredicates(specChanged())).
 		Owns(&corev1.ConfigMap{}).
 		Watches(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.setsUsingCatalog)).
 		Complete(quietConflicts(r))

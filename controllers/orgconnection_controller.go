@@ -172,17 +172,14 @@ func conditionReason(conds []metav1.Condition) string {
 func (r *OrgConnectionReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("orgconnection").
-		For(&v1.OrgConnection{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1.OrgConnection{}, builder.WithPredicates(specChanged())).
 		// A connection that comes or goes changes which of its org's connections of the same
 		// application is in force.
-		Watches(&v1.OrgConnection{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(predicate.Funcs{
-			UpdateFunc:  func(event.UpdateEvent) bool { return false },
-			GenericFunc: func(event.GenericEvent) bool { return false },
-		})).
+		Watches(&v1.OrgConnection{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(createOrDelete())).
 		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.connectionsOfApplication), builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, n := e.ObjectOld.(*v1.Application), e.ObjectNew.(*v1.Application)
-				return o.Status.ApplicationID != n.Status.ApplicationID || o.Spec.Description != n.Spec.Description
+				return o.Status.ApplicationID != n.Status.ApplicationID || o.Spec.Description != n.Spec.Description || madeAgain(e)
 			},
 		})).
 		Complete(quietConflicts(r))
