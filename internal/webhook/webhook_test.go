@@ -35,6 +35,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -343,6 +344,34 @@ func TestAPinnedApplicationIDBelongsToOneApplication(t *testing.T) {
 		err := env.Client.Create(context.Background(), app(b))
 		return err != nil && err.Error() == fmt.Sprintf(`admission webhook "vapplication.access.clearance.dev" denied the request: application ID %s already belongs to Application %s/bi: remove spec.applicationID to have a new ID generated`, id, a)
 	})
+}
+
+// TestAPinnedApplicationIDIsRefusedToEveryOtherApplicationOfItsOrgOrAnother: an ID one
+// Application pins is refused to any other Application, in the same org under another name as
+// much as in another org under any name; the Application itself applied again is told that it
+// exists, never that its ID belongs to itself.
+func TestAPinnedApplicationIDIsRefusedToEveryOtherApplicationOfItsOrgOrAnother(t *testing.T) {
+	ctx := context.Background()
+	org, other := env.Namespace(t, "pin-own"), env.Namespace(t, "pin-other")
+	id := newID()
+	app := func(ns, name string) *v1.Application {
+		return &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: v1.ApplicationSpec{Description: "BI", ApplicationID: id}}
+	}
+	if err := env.Client.Create(ctx, app(org, "bi")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { // the webhook's cache has it
+		return env.Client.Create(ctx, app(other, "probe"), client.DryRunAll) != nil
+	})
+	taken := fmt.Sprintf(`admission webhook "vapplication.access.clearance.dev" denied the request: application ID %s already belongs to Application %s/bi: remove spec.applicationID to have a new ID generated`, id, org)
+	for _, tc := range []struct{ ns, name string }{{org, "bi-copy"}, {org, "a"}, {other, "bi"}, {other, "bi-copy"}} {
+		if err := env.Client.Create(ctx, app(tc.ns, tc.name), client.DryRunAll); err == nil || err.Error() != taken {
+			t.Errorf("Application %s/%s pinning %s:\n got: %v\nwant: %s", tc.ns, tc.name, id, err, taken)
+		}
+	}
+	if err := env.Client.Create(ctx, app(org, "bi"), client.DryRunAll); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("Application %s/bi applied again: got %v, want AlreadyExists", org, err)
+	}
 }
 
 func TestProtectedObjectsStayUnlessTheOperatorRemovesThem(t *testing.T) {
