@@ -305,6 +305,40 @@ func TestAnOrgConnectsAnApplicationOnlyOnce(t *testing.T) {
 	}
 }
 
+// TestOnlyAnotherConnectionOfTheSameApplicationInTheSameOrgIsRefused: the uniqueness check
+// reads the connecting org's own connections only. Another org connects the same application
+// freely, and a connection applied again is told that it exists (AlreadyExists), never that it
+// duplicates itself (a replace of a connection the webhook's cache still holds).
+func TestOnlyAnotherConnectionOfTheSameApplicationInTheSameOrgIsRefused(t *testing.T) {
+	ctx := context.Background()
+	org, other := env.Namespace(t, "once"), env.Namespace(t, "once-other")
+	id := newID()
+	if err := env.Client.Create(ctx, conn(org, "first", id, v1.RoleObserver)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { // the webhook's cache has the first
+		return env.Client.Create(ctx, conn(org, "probe", id, v1.RoleObserver), client.DryRunAll) != nil
+	})
+	duplicate := fmt.Sprintf(`admission webhook "vorgconnection.access.clearance.dev" denied the request: org "%s" already connects application %s with OrgConnection "first": edit the role there instead of creating another connection`, org, id)
+	for _, tc := range []struct {
+		org, name string
+		ok        func(error) bool
+		want      string
+	}{
+		{org, "second", func(err error) bool { return err != nil && err.Error() == duplicate }, duplicate},
+		{org, "first", apierrors.IsAlreadyExists, "AlreadyExists"},
+		{other, "first", func(err error) bool { return err == nil }, "admitted"},
+		{other, "second", func(err error) bool { return err == nil }, "admitted"},
+	} {
+		for _, role := range []v1.Role{v1.RoleObserver, v1.RoleOrgAdmin} {
+			err := env.Client.Create(ctx, conn(tc.org, tc.name, id, role), client.DryRunAll)
+			if !tc.ok(err) {
+				t.Errorf("%s/%s (%s) connecting application %s: got %v, want %s", tc.org, tc.name, role, id, err, tc.want)
+			}
+		}
+	}
+}
+
 func TestWarningsComeBackWithTheAPIResponse(t *testing.T) {
 	peopleRoles(t)
 	org := env.Namespace(t, "warn")
