@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,6 +337,43 @@ func TestOnlyAnotherConnectionOfTheSameApplicationInTheSameOrgIsRefused(t *testi
 				t.Errorf("%s/%s (%s) connecting application %s: got %v, want %s", tc.org, tc.name, role, id, err, tc.want)
 			}
 		}
+	}
+}
+
+// TestTheNotFoundWarningComesOnlyWhileNoApplicationHasTheID: connecting an ID that no
+// Application holds or pins is warned about (GitOps may apply it later); connecting one that an
+// Application pins or holds is not.
+func TestTheNotFoundWarningComesOnlyWhileNoApplicationHasTheID(t *testing.T) {
+	peopleRoles(t)
+	ctx := context.Background()
+	owner, org := env.Namespace(t, "found-owner"), env.Namespace(t, "found")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	pinned, unknown := newID(), newID()
+	// This suite runs no controllers: the Application pins its ID and holds none, as until the
+	// operator's first pass.
+	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "BI", ApplicationID: pinned}}
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, func() bool { // the webhook's cache has it: a second claim of the ID is refused
+		probe := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: owner, Name: "probe"}, Spec: v1.ApplicationSpec{Description: "BI", ApplicationID: pinned}}
+		return env.Client.Create(ctx, probe, client.DryRunAll) != nil
+	})
+	notFound := func(id string) string {
+		return "no Application has ID " + id + " yet; the connection resolves by itself when it appears (GitOps may apply it later)"
+	}
+	ada.warnings.take()
+	if err := ada.c.Create(ctx, conn(org, "pinned", pinned, v1.RoleObserver)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ada.warnings.take(); len(got) != 0 {
+		t.Errorf("connecting the ID an Application pins was warned about: %q", got)
+	}
+	if err := ada.c.Create(ctx, conn(org, "unknown", unknown, v1.RoleObserver)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ada.warnings.take(); !slices.Equal(got, []string{notFound(unknown)}) {
+		t.Errorf("connecting an ID no Application has: warnings %q, want %q", got, notFound(unknown))
 	}
 }
 
