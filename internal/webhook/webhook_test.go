@@ -377,6 +377,33 @@ func TestTheNotFoundWarningComesOnlyWhileNoApplicationHasTheID(t *testing.T) {
 	}
 }
 
+// TestACreateNamingAnotherCreatorKeepsEveryOtherAnnotation: when a manifest names another
+// creator, the webhook replaces that one annotation; every other annotation of the manifest
+// (Argo CD's tracking id, a note) stays, for each kind it records the creator of.
+func TestACreateNamingAnotherCreatorKeepsEveryOtherAnnotation(t *testing.T) {
+	peopleRoles(t)
+	ctx := context.Background()
+	org := env.Namespace(t, "keeps")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	annotated := func() map[string]string {
+		return map[string]string{v1.AnnotationCreatedBy: "mallory", "argocd.argoproj.io/tracking-id": "org:bi", "note": "exported from prod"}
+	}
+	for _, obj := range []client.Object{
+		&v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi", Annotations: annotated()}, Spec: v1.ApplicationSpec{Description: "BI"}},
+		&v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi", Annotations: annotated()}, Spec: v1.APIKeySpec{ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}}},
+		&v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi", Annotations: annotated()}, Spec: v1.OrgConnectionSpec{ApplicationID: newID(), Role: v1.RoleObserver}},
+	} {
+		if err := ada.c.Create(ctx, obj); err != nil {
+			t.Fatalf("%T: %v", obj, err)
+		}
+		want := annotated()
+		want[v1.AnnotationCreatedBy] = "ada"
+		if got := obj.GetAnnotations(); !maps.Equal(got, want) {
+			t.Errorf("%T created naming mallory: annotations %v, want %v", obj, got, want)
+		}
+	}
+}
+
 func TestWarningsComeBackWithTheAPIResponse(t *testing.T) {
 	peopleRoles(t)
 	org := env.Namespace(t, "warn")
