@@ -177,6 +177,20 @@ func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	checkInjected(s.Data["ca.crt"])
 }
 
+// TestCertificatesArePreparedBeforeTheWebhookConfigurationsExist: with no configuration
+// registered yet (the chart's come after the operator, say), the certificate Secret is written
+// and the injection is left to the rotator, rather than the start failing.
+func TestCertificatesArePreparedBeforeTheWebhookConfigurationsExist(t *testing.T) {
+	ctx := context.Background()
+	cr := certRotator(env.Namespace(t, "certs-first"), "localhost")
+	if err := PrepareCertificates(ctx, env.Client, cr); err != nil {
+		t.Fatalf("preparing certificates with no webhook configuration yet: %v", err)
+	}
+	if err := env.Client.Get(ctx, cr.SecretKey, &corev1.Secret{}); err != nil {
+		t.Errorf("no certificate Secret: %v", err)
+	}
+}
+
 // TestServedCertificateCheck: ready only when the certificate the server presents verifies
 // against the CA bundle of every webhook of both configurations, for the URL's host.
 func TestServedCertificateCheck(t *testing.T) {
