@@ -17,8 +17,12 @@ limitations under the License.
 package controllers
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -120,5 +124,62 @@ func TestConnectionResolvesToTheOneApplicationHoldingItsID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneConnectionOfAnApplicationIsInForceInAnOrgWhateverTheCacheOrder: of an org's
+// connections of one application, the one in force is never one being deleted; it is a Ready
+// one whenever there is one (a valid grant is never replaced by a newer connection), then the
+// oldest, then the first by name; and it is the same one whatever order the cache lists them in,
+// so every pass and every replica agrees on which one grants the role.
+func TestOneConnectionOfAnApplicationIsInForceInAnOrgWhateverTheCacheOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2026, 12))
+	t0 := metav1.NewTime(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	describe := func(conns []v1.OrgConnection) string {
+		var b strings.Builder
+		for _, c := range conns {
+			fmt.Fprintf(&b, "\n  %s created %s ready %t deleting %t", c.Name, c.CreationTimestamp.Format(time.TimeOnly), ready(c.Status.Conditions), c.DeletionTimestamp != nil)
+		}
+		return b.String()
+	}
+	for range 5000 {
+		conns := make([]v1.OrgConnection, 1+rng.IntN(5))
+		for i, n := range rng.Perm(len(conns)) {
+			c := &conns[i]
+			c.Name = fmt.Sprintf("conn-%d", n)
+			c.CreationTimestamp = metav1.NewTime(t0.Add(time.Duration(rng.IntN(3)) * time.Second))
+			status := metav1.ConditionFalse
+			if rng.IntN(2) == 0 {
+				status = metav1.ConditionTrue
+			}
+			c.Status.Conditions = []metav1.Condition{{Type: v1.ConditionReady, Status: status, Reason: v1.ReasonConnected}}
+			if rng.IntN(4) == 0 {
+				c.DeletionTimestamp = &t0
+			}
+		}
+		// What the rule says, spelled out: live ones, Ready first, then oldest, then by name.
+		var want *v1.OrgConnection
+		for i := range conns {
+			c := &conns[i]
+			switch {
+			case c.DeletionTimestamp != nil:
+			case want == nil,
+				ready(c.Status.Conditions) && !ready(want.Status.Conditions),
+				ready(c.Status.Conditions) == ready(want.Status.Conditions) && c.CreationTimestamp.Before(&want.CreationTimestamp),
+				ready(c.Status.Conditions) == ready(want.Status.Conditions) && c.CreationTimestamp.Equal(&want.CreationTimestamp) && c.Name < want.Name:
+				want = c
+			}
+		}
+		for range 3 {
+			listed := slices.Clone(conns)
+			rng.Shuffle(len(listed), func(i, j int) { listed[i], listed[j] = listed[j], listed[i] })
+			got := inForce(listed)
+			switch {
+			case want == nil && got != nil:
+				t.Fatalf("%s is in force, but every connection is being deleted:%s", got.Name, describe(listed))
+			case want != nil && (got == nil || got.Name != want.Name):
+				t.Fatalf("in force: %v, want %s, of:%s", got, want.Name, describe(listed))
+			}
+		}
 	}
 }
