@@ -18,15 +18,21 @@ package controllers
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/internal/index"
 )
 
 // TestCountsWaitUntilTheirBurstEnds: an Application's counts are taken once its keys and
@@ -124,5 +130,75 @@ func TestApplicationPassInABurstWaitsAndThenCounts(t *testing.T) {
 	}
 	if got.Status.KeyCount != 1 {
 		t.Errorf("after the burst the count is %d, want 1", got.Status.KeyCount)
+	}
+}
+
+// TestAPinnedApplicationIDGoesToOneApplicationWhateverTheOrderOfClaims: of the Applications
+// claiming one ID (index.ApplicationClaimedID lists them, in any order), none takes it while
+// another holds it, and while none holds it exactly one may take it: the earliest claimant,
+// created first, then by namespace and name, the same for every pass and every replica.
+func TestAPinnedApplicationIDGoesToOneApplicationWhateverTheOrderOfClaims(t *testing.T) {
+	const id, another = "app_0000000000000000000000000a", "app_0000000000000000000000000b"
+	rng := rand.New(rand.NewPCG(2026, 6))
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for range 5000 {
+		apps := make([]v1.Application, 1+rng.IntN(5))
+		holders := 0
+		for i := range apps {
+			a := &apps[i]
+			a.UID = types.UID(fmt.Sprintf("uid-%d", i))
+			a.Namespace, a.Name = fmt.Sprintf("org-%d", rng.IntN(3)), fmt.Sprintf("app-%d", i)
+			a.CreationTimestamp = metav1.NewTime(t0.Add(time.Duration(rng.IntN(3)) * time.Second))
+			switch rng.IntN(5) {
+			case 0: // holds the ID, generated once or pinned
+				if holders == 0 {
+					holders++
+					a.Status.ApplicationID = id
+					if rng.IntN(2) == 0 {
+						a.Spec.ApplicationID = id
+					}
+					break
+				}
+				a.Spec.ApplicationID = id
+			case 1: // holds another ID
+				a.Status.ApplicationID = another
+			default: // pins the ID, not allocated yet (or refused)
+				a.Spec.ApplicationID = id
+			}
+		}
+		var claimants []v1.Application
+		for i := range apps {
+			if slices.Contains(index.ApplicationClaimedIDs(&apps[i]), id) {
+				claimants = append(claimants, apps[i])
+			}
+		}
+		var earliest *v1.Application
+		var winners []string
+		for i := range apps {
+			a := &apps[i]
+			if a.Status.ApplicationID != "" || a.Spec.ApplicationID != id {
+				continue // only an Application pinning the ID and holding none asks for it
+			}
+			// What the rule says, spelled out: created first, then by namespace and name.
+			if earliest == nil || a.CreationTimestamp.Before(&earliest.CreationTimestamp) ||
+				a.CreationTimestamp.Equal(&earliest.CreationTimestamp) && a.Namespace+"/"+a.Name < earliest.Namespace+"/"+earliest.Name {
+				earliest = a
+			}
+			rng.Shuffle(len(claimants), func(i, j int) { claimants[i], claimants[j] = claimants[j], claimants[i] })
+			if firstClaimant(a, id, claimants) == nil {
+				winners = append(winners, a.Namespace+"/"+a.Name)
+			}
+		}
+		var want []string
+		if holders == 0 && earliest != nil {
+			want = []string{earliest.Namespace + "/" + earliest.Name}
+		}
+		if !slices.Equal(winners, want) {
+			var b strings.Builder
+			for _, a := range apps {
+				fmt.Fprintf(&b, "\n  %s/%s created %s pins %q holds %q", a.Namespace, a.Name, a.CreationTimestamp.Format(time.TimeOnly), a.Spec.ApplicationID, a.Status.ApplicationID)
+			}
+			t.Fatalf("would take ID %s: %v, want %v, of:%s", id, winners, want, b.String())
+		}
 	}
 }
