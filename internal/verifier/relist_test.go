@@ -20,16 +20,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -37,111 +32,8 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
-	"github.com/clearance-dev/clearance/internal/watches"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
-
-// blinder sits between an informer and the apiserver: blind cuts the informer's open watch and
-// holds its next one until see, which then refuses it as too old (410 Gone, what the apiserver
-// answers for a resource version it no longer holds, after a long partition or a compaction),
-// so the informer lists again. Lists pass through untouched.
-type blinder struct {
-	toolscache.ListerWatcher
-
-	mu     sync.Mutex
-	light  chan struct{} // closed while watches may open
-	cut    chan struct{} // closed to end the watches open now
-	expire bool          // the next watch is refused as too old
-	asked  chan struct{} // receives when a watch is held
-}
-
-func newBlinder(lw toolscache.ListerWatcher) *blinder {
-	light := make(chan struct{})
-	close(light)
-	return &blinder{ListerWatcher: lw, light: light, cut: make(chan struct{}), asked: make(chan struct{}, 1)}
-}
-
-func (b *blinder) blind() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.light = make(chan struct{})
-	close(b.cut)
-	b.cut = make(chan struct{})
-}
-
-func (b *blinder) see() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.expire = true
-	close(b.light)
-}
-
-func (b *blinder) Watch(opts metav1.ListOptions) (watch.Interface, error) {
-	b.mu.Lock()
-	light, cut := b.light, b.cut
-	b.mu.Unlock()
-	select {
-	case <-light:
-	default:
-		select {
-		case b.asked <- struct{}{}:
-		default:
-		}
-		<-light
-	}
-	b.mu.Lock()
-	expire := b.expire
-	b.expire = false
-	b.mu.Unlock()
-	if expire {
-		return nil, apierrors.NewResourceExpired("too old resource version: " + opts.ResourceVersion)
-	}
-	w, err := b.ListerWatcher.Watch(opts)
-	if err != nil {
-		return nil, err
-	}
-	return cutWatch(w, cut), nil
-}
-
-// cutWatch forwards w's events until cut is closed or the reader stops it.
-func cutWatch(w watch.Interface, cut <-chan struct{}) watch.Interface {
-	out := make(chan watch.Event)
-	stop := make(chan struct{})
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		for {
-			select {
-			case e, ok := <-w.ResultChan():
-				if !ok {
-					return
-				}
-				select {
-				case out <- e:
-				case <-cut:
-					return
-				case <-stop:
-					return
-				}
-			case <-cut:
-				return
-			case <-stop:
-				return
-			}
-		}
-	}()
-	c := &cutting{out: out}
-	c.stop = func() { c.once.Do(func() { close(stop) }) }
-	return c
-}
-
-type cutting struct {
-	out  chan watch.Event
-	once sync.Once
-	stop func()
-}
-
-func (c *cutting) ResultChan() <-chan watch.Event { return c.out }
-func (c *cutting) Stop()                          { c.stop() }
 
 // TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgain: a verifier
 // replica's APIKey watch is cut (a partition) while the key is deleted and applied again under
@@ -153,16 +45,10 @@ func TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgai
 	lk := newLiveKey(t)
 	ctx := context.Background()
 
-	var keys *blinder
+	blinders := &testenv.Blinders{Clock: clock.RealClock{}}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{NewInformer: func(lw toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, ix toolscache.Indexers) toolscache.SharedIndexInformer {
-			if _, ok := obj.(*v1.APIKey); ok {
-				keys = newBlinder(lw)
-				lw = keys
-			}
-			return watches.NewInformerFunc(clock.RealClock{})(lw, obj, resync, ix)
-		}},
+		Cache: cache.Options{NewInformer: blinders.NewInformer},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -210,16 +96,17 @@ func TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgai
 	}
 	waitFor("the replica to accept the key", lk.token.Token, http.StatusOK)
 
-	keys.blind()
+	keys := blinders.For(&v1.APIKey{})
+	keys.Blind()
 	select {
-	case <-keys.asked:
+	case <-keys.Held():
 	case <-time.After(revocationCeiling):
 		t.Fatal("the replica's APIKey informer did not come back to watch after its watch was cut")
 	}
 	released := false
 	defer func() {
 		if !released {
-			keys.see()
+			keys.See()
 		}
 	}()
 
@@ -239,7 +126,7 @@ func TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgai
 		t.Fatal("the APIKey made again kept its UID")
 	}
 
-	keys.see()
+	keys.See()
 	released = true
 	waitFor("the replica to list again and accept the new key", fresh.Token, http.StatusOK)
 	if code, reason := ask(lk.token.Token); code != http.StatusUnauthorized || reason != ReasonKeyUnknown {

@@ -1,0 +1,191 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package relist checks what the operator does when its informers list again. A watch that
+// cannot resume (a long partition, an apiserver restart that no longer holds the informer's
+// resource version) makes an informer list, and an object deleted and made again meanwhile
+// under the same name reaches the controllers as an update of the old one, with the same
+// generation. The operator's controllers run in this process, as main.go wires them, over a
+// cache whose watches the tests cut (testenv.Blinders).
+package relist
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
+	"github.com/clearance-dev/clearance/controllers"
+	"github.com/clearance-dev/clearance/internal/index"
+	"github.com/clearance-dev/clearance/internal/keyformat"
+	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/testenv"
+	"github.com/clearance-dev/clearance/internal/wiring"
+)
+
+var (
+	env      *testenv.Env
+	blinders = &testenv.Blinders{Clock: clock.RealClock{}}
+)
+
+func TestMain(m *testing.M) { testenv.Main(m, &env, startOperator) }
+
+func startOperator(e *testenv.Env) (func() error, error) {
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		return nil, err
+	}
+	cacheOpts := wiring.CacheOptions(clock.RealClock{})
+	cacheOpts.NewInformer = blinders.NewInformer
+	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
+		Scheme:                 e.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache:                  cacheOpts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return nil, err
+	}
+	m, err := metrics.NewControllers(prometheus.NewRegistry(), controllers.KeyStateCounter(mgr.GetCache()))
+	if err != nil {
+		return nil, err
+	}
+	if err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return nil, errors.New("the operator's caches did not sync")
+	}
+	return func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Minute):
+			return errors.New("the operator did not stop within a minute")
+		}
+	}, nil
+}
+
+// madeAgainWhileBlind deletes obj and makes it again under its name (fresh, from again) while
+// the operator's informer of its kind is cut off, then lets it list again. It returns the
+// object made again.
+func madeAgainWhileBlind[T client.Object](t *testing.T, obj T, again T) T {
+	t.Helper()
+	ctx := context.Background()
+	b := blinders.For(obj)
+	if b == nil {
+		t.Fatalf("the operator has no informer of %T", obj)
+	}
+	b.Blind()
+	select {
+	case <-b.Held():
+	case <-time.After(30 * time.Second):
+		b.See()
+		t.Fatalf("the operator's informer of %T did not come back to watch after its watch was cut", obj)
+	}
+	defer b.See()
+	if err := env.Client.Delete(ctx, obj); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if again.GetUID() == obj.GetUID() || again.GetGeneration() != obj.GetGeneration() {
+		t.Fatalf("made again with UID %s generation %d, was %s generation %d: want another UID and the same generation",
+			again.GetUID(), again.GetGeneration(), obj.GetUID(), obj.GetGeneration())
+	}
+	return again
+}
+
+func waitFor[T client.Object](t *testing.T, obj T, what string, done func(T) bool) {
+	t.Helper()
+	testenv.Within(t, 30*time.Second, what, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		if !done(obj) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
+
+func application(ns string) *v1.Application {
+	return &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "BI export"}}
+}
+
+func hasID(a *v1.Application) bool { return a.Status.ApplicationID != "" }
+
+// TestAnApplicationMadeAgainWhileTheOperatorWasBlindGetsItsID: the Application made again is
+// reconciled once the informer lists again, and gets an Application ID of its own.
+func TestAnApplicationMadeAgainWhileTheOperatorWasBlindGetsItsID(t *testing.T) {
+	ns := env.Namespace(t, "relist-app")
+	app := application(ns)
+	if err := env.Client.Create(context.Background(), app); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, app, "the Application to get its ID", hasID)
+	again := madeAgainWhileBlind(t, app, application(ns))
+	waitFor(t, again, "the Application made again to get an ID", hasID)
+}
+
+// TestAConnectionMadeAgainWhileTheOperatorWasBlindIsConnected: the OrgConnection made again is
+// reconciled once the informer lists again, and grants its role (Ready), as one made while the
+// operator watched would.
+func TestAConnectionMadeAgainWhileTheOperatorWasBlindIsConnected(t *testing.T) {
+	ctx := context.Background()
+	owner, org := env.Namespace(t, "relist-owner"), env.Namespace(t, "relist-org")
+	app := application(owner)
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, app, "the Application to get its ID", hasID)
+	connection := func() *v1.OrgConnection {
+		return &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"},
+			Spec: v1.OrgConnectionSpec{ApplicationID: app.Status.ApplicationID, Role: v1.RoleObserver}}
+	}
+	ready := func(c *v1.OrgConnection) bool {
+		for _, cond := range c.Status.Conditions {
+			if cond.Type == v1.ConditionReady {
+				return cond.Status == metav1.ConditionTrue && cond.ObservedGeneration == c.Generation
+			}
+		}
+		return false
+	}
+	conn := connection()
+	if err := env.Client.Create(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, conn, "the OrgConnection to be Ready", ready)
+	again := madeAgainWhileBlind(t, conn, connection())
+	waitFor(t, again, "the OrgConnection made again to be Ready", ready)
+}
