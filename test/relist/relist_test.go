@@ -18,8 +18,9 @@ limitations under the License.
 // cannot resume (a long partition, an apiserver restart that no longer holds the informer's
 // resource version) makes an informer list, and an object deleted and made again meanwhile
 // under the same name reaches the controllers as an update of the old one, with the same
-// generation. The operator's controllers run in this process, as main.go wires them, over a
-// cache whose watches the tests cut (testenv.Blinders).
+// generation. The operator's controllers run in this process, as main.go wires them (org
+// defaults included), over a cache whose watches the tests cut (testenv.Blinders); so the
+// tests here also check what reaches the controllers through their watches at all.
 package relist
 
 import (
@@ -74,7 +75,7 @@ func startOperator(e *testenv.Env) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{Clock: clock.RealClock{}, KeyFormat: format, Metrics: m, OrgDefaults: true}); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -188,4 +189,31 @@ func TestAConnectionMadeAgainWhileTheOperatorWasBlindIsConnected(t *testing.T) {
 	waitFor(t, conn, "the OrgConnection to be Ready", ready)
 	again := madeAgainWhileBlind(t, conn, connection())
 	waitFor(t, again, "the OrgConnection made again to be Ready", ready)
+}
+
+// TestAnOrgThatDeletesItsOwnDefaultMetricSetGetsTheProtectedOneAtOnce: an org that applied its
+// own MetricSet named default keeps it; once it deletes it, the operator's watch of MetricSets
+// gives the org the protected default at once, not at its next Application or connection.
+func TestAnOrgThatDeletesItsOwnDefaultMetricSetGetsTheProtectedOneAtOnce(t *testing.T) {
+	ctx := context.Background()
+	org := env.Namespace(t, "relist-defaults")
+	own := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: controllers.DefaultMetricSetName},
+		Spec: v1.MetricSetSpec{Metrics: []v1.Metric{{Name: "own_metric"}}}}
+	if err := env.Client.Create(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	app := application(org)
+	if err := env.Client.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, app, "the Application to get its ID", hasID) // the org's defaults were looked at by then
+	kept := &v1.MetricSet{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(own), kept); err != nil || kept.UID != own.UID || kept.Labels[v1.LabelProtected] != "" {
+		t.Fatalf("the org's own MetricSet default: %v, UID %s (was %s), labels %v: want it kept as it is", err, kept.UID, own.UID, kept.Labels)
+	}
+	if err := env.Client.Delete(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: controllers.DefaultMetricSetName}},
+		"the org's protected default MetricSet", func(ms *v1.MetricSet) bool { return ms.UID != own.UID && ms.Labels[v1.LabelProtected] == "true" })
 }
