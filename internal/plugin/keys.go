@@ -173,6 +173,10 @@ func (o *Options) keyNewCommand() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("--ttl %q is not a duration: write it like 720h or 90m", ttl)
 				}
+				// A zero TTL would be no TTL at all: a key asked to live for no time that never expires.
+				if d <= 0 {
+					return fmt.Errorf("--ttl %q is no lifetime: write at least 1m, like 720h, or leave --ttl out for a key that does not expire", ttl)
+				}
 				opts.TTL = d
 			}
 			s, err := o.connect()
