@@ -26,6 +26,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -117,6 +118,7 @@ func TestAPIErrorsBecomeOneSentenceSayingWhatToDo(t *testing.T) {
 		{&meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "access.clearance.dev", Kind: "APIKey"}},
 			"this cluster does not serve Clearance's apikeys (access.clearance.dev/v1alpha1): install the Clearance CRDs or check --context"},
 		{apierrors.NewUnauthorized("expired"), "the cluster did not accept your credentials: log in again or check --kubeconfig, --context and --user"},
+		{clientcmd.ErrEmptyConfig, "no cluster is configured: set KUBECONFIG or pass --kubeconfig (and --context)"},
 	}
 	for _, tt := range tests {
 		if got := r.explain(tt.err).Error(); got != tt.want {

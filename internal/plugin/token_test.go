@@ -289,3 +289,40 @@ func sortedCalls(calls [][]string) [][]string {
 	slices.SortFunc(calls, func(a, b []string) int { return strings.Compare(strings.Join(a, "\x00"), strings.Join(b, "\x00")) })
 	return calls
 }
+
+// TestShellQuoteIsReadBackExactlyByEveryShell: whatever a value holds (a quote, a $, a leading
+// ~ or =, a glob, a newline), sh and bash read shellQuote's word back as exactly that value, one
+// argument, with nothing expanded: the guarantee the printed commands rest on, checked on the
+// function itself and not only through the values that reach it today.
+func TestShellQuoteIsReadBackExactlyByEveryShell(t *testing.T) {
+	values := slices.Clone(hostile)
+	values = append(values, "~", "~/x", "=x", "a=b", "-", "x~", "''", "a'b", "%s", "@", "x:y,z")
+	rng := rand.New(rand.NewPCG(3, 17))
+	const alphabet = "ab~=$`'\"\\;&|()<>{}[]*?!#%\n\t -/:@,+_.x"
+	for range 64 {
+		b := make([]byte, 1+rng.IntN(8))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		values = append(values, string(b))
+	}
+	for _, shell := range []string{"sh", "bash", "zsh"} {
+		if _, err := exec.LookPath(shell); err != nil {
+			continue
+		}
+		for _, v := range values {
+			if strings.ContainsRune(v, 0) {
+				continue // no shell argument holds a NUL
+			}
+			dir := t.TempDir()
+			must(t, os.WriteFile(filepath.Join(dir, "a-file"), nil, 0o600)) // something for a glob to match
+			cmd := exec.Command(shell, "-c", `printf '%s\0' `+shellQuote(v))
+			cmd.Dir = dir
+			cmd.Env = []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH")}
+			out, err := cmd.Output()
+			if err != nil || string(out) != v+"\x00" {
+				t.Errorf("%s read shellQuote(%q) = %s back as %q (%v)", shell, v, shellQuote(v), out, err)
+			}
+		}
+	}
+}
