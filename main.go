@@ -26,6 +26,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -244,6 +245,14 @@ func (o *options) validate() error {
 	}
 	if o.rateLimitStoreReplicas < 1 {
 		return fmt.Errorf("--rate-limit-store-fallback-replicas must be at least 1, got %d", o.rateLimitStoreReplicas)
+	}
+	// client-go takes a zero qps or burst for its defaults (5 and 10), and a qps below zero, NaN
+	// or infinite for no limit at all.
+	if !(o.kubeAPIQPS > 0) || math.IsInf(o.kubeAPIQPS, 1) {
+		return fmt.Errorf("--kube-api-qps must be a positive number, got %v", o.kubeAPIQPS)
+	}
+	if o.kubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-burst must be at least 1, got %d", o.kubeAPIBurst)
 	}
 	if o.keyWorkers < 1 {
 		return fmt.Errorf("--apikey-workers must be at least 1, got %d", o.keyWorkers)

@@ -214,3 +214,72 @@ func TestAZeroOrNegativeValueIsRefusedNotReplacedByADefault(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault: for every flag
+// validate checks, a value out of its range (each zero and negative value of a count, a rate or
+// a duration among them) and each contradictory pair is refused with an error that names the
+// flag, and the value at the edge of the range is taken. client-go takes --kube-api-qps=0 and
+// --kube-api-burst=0 for its defaults of 5 and 10 (and a qps below zero, NaN or infinite for no
+// limit), and controller-runtime takes
+// --apikey-workers=0 for 1: each would run the operator on a value nobody asked for.
+func TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault(t *testing.T) {
+	type flagCase struct {
+		args []string
+		flag string // "" = valid; else the flag the refusal names
+	}
+	cases := []flagCase{
+		{[]string{"--key-prefix=Clr_"}, "--key-prefix"},
+		{[]string{"--key-prefix=clr"}, "--key-prefix"},
+		{[]string{"--key-prefix=ab_"}, ""},
+		{[]string{"--write-min-role=Admin"}, "--write-min-role"},
+		{[]string{"--write-min-role="}, "--write-min-role"},
+		{[]string{"--write-min-role=OrgAdmin"}, ""},
+		{[]string{"--enable-controllers=false", "--enable-webhooks=false", "--enable-verifier=false"}, "--enable-controllers"},
+		{[]string{"--enable-controllers=false", "--enable-webhooks=false", "--enable-verifier=false", "--console-bind-address=:8095"}, ""},
+		{[]string{"--webhook-port=65536"}, "--webhook-port"},
+		{[]string{"--webhook-port=65535"}, ""},
+		{[]string{"--webhook-port=1"}, ""},
+		{[]string{"--webhook-certs-external"}, "--webhook-cert-dir"},
+		{[]string{"--webhook-certs-external", "--webhook-cert-dir=/certs"}, ""},
+		{[]string{"--oauth-token-ttl=1h0m1s"}, "--oauth-token-ttl"},
+		{[]string{"--oauth-token-ttl=1h", "--oauth-signing-key-rotation=1h0m1s"}, ""},
+		{[]string{"--oauth-token-ttl=10m", "--oauth-signing-key-rotation=10m"}, "--oauth-signing-key-rotation"},
+		{[]string{"--oauth-token-ttl=10m", "--oauth-signing-key-rotation=9m"}, "--oauth-signing-key-rotation"},
+		{[]string{"--leader-elect", "--leader-elect-retry-period=2s", "--leader-elect-renew-deadline=10s", "--leader-elect-lease-duration=15s"}, ""},
+		{[]string{"--leader-elect", "--leader-elect-retry-period=10s", "--leader-elect-renew-deadline=10s"}, "--leader-elect-retry-period"},
+		{[]string{"--leader-elect", "--leader-elect-renew-deadline=15s", "--leader-elect-lease-duration=15s"}, "--leader-elect-renew-deadline"},
+		{[]string{"--leader-elect", "--leader-elect-lease-duration=1s"}, "--leader-elect-lease-duration"},
+		// Without leader election the periods are not used, so nothing contradicts them.
+		{[]string{"--leader-elect-lease-duration=1s"}, ""},
+		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1", "--apikey-workers=1", "--rate-limit-store-fallback-replicas=1"}, ""},
+		{[]string{"--kube-api-qps=NaN"}, "--kube-api-qps"},
+		{[]string{"--kube-api-qps=+Inf"}, "--kube-api-qps"},
+	}
+	// Every count, rate and duration that must be positive, at zero and below.
+	for _, f := range []struct{ flag, unit string }{
+		{"--kube-api-qps", ""}, {"--kube-api-burst", ""}, {"--apikey-workers", ""},
+		{"--rate-limit-store-fallback-replicas", ""}, {"--max-staleness", "s"}, {"--usage-flush-interval", "s"},
+		{"--rate-limit-store-timeout", "s"}, {"--oauth-token-ttl", "s"},
+	} {
+		for _, v := range []string{"0", "-1", "-2147483648"} {
+			cases = append(cases, flagCase{[]string{f.flag + "=" + v + f.unit}, f.flag})
+		}
+	}
+	for _, tc := range cases {
+		var o options
+		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
+		o.bind(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := o.validate()
+		switch {
+		case tc.flag == "" && err != nil:
+			t.Errorf("%v: refused: %v", tc.args, err)
+		case tc.flag != "" && err == nil:
+			t.Errorf("%v: taken, want it refused naming %s", tc.args, tc.flag)
+		case tc.flag != "" && !strings.Contains(err.Error(), tc.flag):
+			t.Errorf("%v: %v, want it to name %s", tc.args, err, tc.flag)
+		}
+	}
+}
