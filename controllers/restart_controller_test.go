@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -133,5 +134,84 @@ func TestTheRestartIsAWriteTheOperatorsAdmissionPolicyAdmits(t *testing.T) {
 	}
 	if got.Spec.Template.Annotations[v1.AnnotationKeyID] != key.Status.KeyID || got.Spec.Template.Annotations["team"] != "bi" {
 		t.Errorf("pod template annotations %v, want the key's ID %s and the rest unchanged", got.Spec.Template.Annotations, key.Status.KeyID)
+	}
+}
+
+// TestARotationStampsOnlyOptedInWorkloadsOfTheKeysOwnOrgWithTheNewKeyID: another org may name
+// a Secret of its own like a key's Secret, and a workload may carry the opt-in label with
+// another value than "true" (the operator's cache holds every workload that has the label at
+// all). Over every combination of org, kind and label value, the restart pass stamps the new
+// key's ID on exactly the Deployments and StatefulSets of the key's own org labelled "true",
+// with one event each, and leaves every other pod template as it was, including an opted-in one
+// whose pods started with this key (never stamped, and no key replaced yet) or were restarted
+// for it already.
+func TestARotationStampsOnlyOptedInWorkloadsOfTheKeysOwnOrgWithTheNewKeyID(t *testing.T) {
+	ctx := context.Background()
+	ns, key := activeKey(t, "restart-scope", "k")
+	other := env.Namespace(t, "restart-scope-other")
+	const earlier = "an-earlier-key"
+	type workload struct {
+		obj     client.Object
+		stamped bool   // restarted: stamped with the new key's ID
+		before  string // else the stamp it keeps
+	}
+	var workloads []workload
+	for _, org := range []string{ns, other} {
+		for i, label := range []string{"true", "false", "", "True", "yes"} {
+			d := deployment(org, fmt.Sprintf("exporter-%d", i), false, key.Status.SecretName)
+			d.Labels = map[string]string{v1.LabelRestartOnRotation: label}
+			d.Spec.Template.Annotations = map[string]string{v1.AnnotationKeyID: earlier}
+			set := &appsv1.StatefulSet{ObjectMeta: *d.ObjectMeta.DeepCopy(),
+				Spec: appsv1.StatefulSetSpec{ServiceName: d.Name, Selector: d.Spec.Selector, Template: *d.Spec.Template.DeepCopy()}}
+			for _, obj := range []client.Object{d, set} {
+				create(t, obj)
+				workloads = append(workloads, workload{obj, org == ns && label == "true", earlier})
+			}
+		}
+	}
+
+	// Opted in too, but nothing to restart: pods that started after the first key was minted,
+	// and pods already restarted for this key.
+	for stamp, name := range map[string]string{"": "started-with-this-key", key.Status.KeyID: "restarted-already"} {
+		d := deployment(ns, name, true, key.Status.SecretName)
+		if stamp != "" {
+			d.Spec.Template.Annotations = map[string]string{v1.AnnotationKeyID: stamp}
+		}
+		create(t, d)
+		workloads = append(workloads, workload{d, false, stamp})
+	}
+
+	recorder := events.NewFakeRecorder(100)
+	r := &RestartReconciler{reconcilerBase: reconcilerBase{client: env.Client, apiReader: env.Client, clock: direct.clock}, events: recorder}
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(recorder.Events); n != 2 {
+		t.Errorf("%d KeyRotated events, want 2: one per workload restarted", n)
+	}
+	for _, w := range workloads {
+		var got map[string]string
+		switch obj := w.obj.(type) {
+		case *appsv1.Deployment:
+			d := &appsv1.Deployment{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), d); err != nil {
+				t.Fatal(err)
+			}
+			got = d.Spec.Template.Annotations
+		case *appsv1.StatefulSet:
+			s := &appsv1.StatefulSet{}
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), s); err != nil {
+				t.Fatal(err)
+			}
+			got = s.Spec.Template.Annotations
+		}
+		want := w.before
+		if w.stamped {
+			want = key.Status.KeyID
+		}
+		if got[v1.AnnotationKeyID] != want {
+			t.Errorf("%T %s/%s labelled %q: key-id stamp %q, want %q", w.obj, w.obj.GetNamespace(), w.obj.GetName(),
+				w.obj.GetLabels()[v1.LabelRestartOnRotation], got[v1.AnnotationKeyID], want)
+		}
 	}
 }
