@@ -223,3 +223,29 @@ func TestUsageOfAnApplicationWithoutAnIDYetAsksPrometheusNothing(t *testing.T) {
 		t.Errorf("got %s (Prometheus asked: %t)", msg, asked.Load())
 	}
 }
+
+// TestEveryErrorGoesToStderrAndStdoutStaysTheResult: stdout is what scripts read, and what
+// `eval "$(kubectl clearance token …)"` runs, so a failing command prints nothing there: its one
+// sentence goes to stderr after "error: ", and the exit code is 1.
+func TestEveryErrorGoesToStderrAndStdoutStaysTheResult(t *testing.T) {
+	ns := env.Namespace(t, "errors-stderr")
+	pending := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pending"}, Spec: v1.APIKeySpec{ApplicationName: "acme-bi"}}
+	must(t, env.Client.Create(ctx(), pending))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "x;touch pwned", "token", "acme-bi-prod"}, `error: namespace "x;touch pwned" is not a namespace name`},
+		{[]string{"-n", ns, "token", "missing"}, "error: APIKey missing not found in namespace " + ns},
+		{[]string{"-n", ns, "key", "show", "pending"}, "error: the Secret pending-key of APIKey pending not found in namespace " + ns +
+			`: the key is not minted yet (state ""); check that the Clearance operator is running`},
+		{[]string{"-n", ns, "keys", "-o", "wide"}, `error: unsupported output format "wide"`},
+		{[]string{"-n", ns, "rotate"}, "error: accepts 1 arg(s), received 0"},
+	} {
+		o, stdout, stderr := newOptions()
+		code := Run(o, append([]string{"--kubeconfig", env.Kubeconfig(t)}, tc.args...))
+		if code != 1 || stdout.Len() > 0 || !strings.HasPrefix(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want 1, nothing, %q…", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
