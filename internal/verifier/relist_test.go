@@ -28,6 +28,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -43,74 +44,11 @@ import (
 // apiserver are real, only the partition is the test's.
 func TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgain(t *testing.T) {
 	lk := newLiveKey(t)
-	ctx := context.Background()
+	r := startBlindableReplica(t)
+	r.waitFor(t, "the replica to accept the key", lk.grant, lk.token.Token, http.StatusOK)
 
-	blinders := &testenv.Blinders{Clock: clock.RealClock{}}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{NewInformer: blinders.NewInformer},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the replica did not stop within a minute")
-		}
-	}()
-	ask := func(token string) (int, string) {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "http://"+replica.Addr()+PathAuthorize+"?org="+lk.grant, nil)
-		req.Header.Set("X-API-Key", token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode, resp.Header.Get("X-Clearance-Reason")
-	}
-	waitFor := func(what, token string, status int) {
-		t.Helper()
-		deadline := time.Now().Add(revocationCeiling)
-		for replica.Addr() == "" || func() bool { code, _ := ask(token); return code != status }() {
-			if time.Now().After(deadline) {
-				code, reason := ask(token)
-				t.Fatalf("waited %s for %s: still %d %q", revocationCeiling, what, code, reason)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	waitFor("the replica to accept the key", lk.token.Token, http.StatusOK)
-
-	keys := blinders.For(&v1.APIKey{})
-	keys.Blind()
-	select {
-	case <-keys.Held():
-	case <-time.After(revocationCeiling):
-		t.Fatal("the replica's APIKey informer did not come back to watch after its watch was cut")
-	}
-	released := false
-	defer func() {
-		if !released {
-			keys.See()
-		}
-	}()
-
-	if err := env.Client.Delete(ctx, lk.key); err != nil {
+	see := r.blind(t, &v1.APIKey{})
+	if err := env.Client.Delete(context.Background(), lk.key); err != nil {
 		t.Fatal(err)
 	}
 	fresh, err := live.rules.format.Generate()
@@ -126,10 +64,137 @@ func TestAKeyDeletedAndMadeAgainWhileTheVerifierWasBlindIsRefusedOnceItListsAgai
 		t.Fatal("the APIKey made again kept its UID")
 	}
 
-	keys.See()
-	released = true
-	waitFor("the replica to list again and accept the new key", fresh.Token, http.StatusOK)
-	if code, reason := ask(lk.token.Token); code != http.StatusUnauthorized || reason != ReasonKeyUnknown {
+	see()
+	r.waitFor(t, "the replica to list again and accept the new key", lk.grant, fresh.Token, http.StatusOK)
+	if code, reason := r.ask(t, lk.grant, lk.token.Token); code != http.StatusUnauthorized || reason != ReasonKeyUnknown {
 		t.Fatalf("the deleted APIKey's key after the relist: %d %q, want 401 %q", code, reason, ReasonKeyUnknown)
+	}
+}
+
+// TestAnObjectDeletedWhileTheVerifierWasBlindIsRefusedOnceItListsAgain: a replica's watch of
+// one kind is cut while an APIKey or an OrgConnection is deleted for good. The delete happened
+// while the informer could not see it, so when it lists again it hands the verifier only a
+// tombstone (the last state it knew, not the delete): that is enough, and the key is refused
+// from then on, as the delete it missed says.
+func TestAnObjectDeletedWhileTheVerifierWasBlindIsRefusedOnceItListsAgain(t *testing.T) {
+	for _, tc := range []struct {
+		kind   string
+		object func(*liveKey) client.Object
+		want   string
+	}{
+		{"APIKey", func(lk *liveKey) client.Object { return lk.key }, ReasonKeyUnknown},
+		{"OrgConnection", func(lk *liveKey) client.Object { return lk.conn }, ReasonOrgNotConnected},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			lk := newLiveKey(t)
+			r := startBlindableReplica(t)
+			r.waitFor(t, "the replica to accept the key", lk.grant, lk.token.Token, http.StatusOK)
+
+			obj := tc.object(lk)
+			see := r.blind(t, obj)
+			if err := env.Client.Delete(context.Background(), obj); err != nil {
+				t.Fatal(err)
+			}
+			see()
+			r.waitFor(t, "the replica to list again and refuse the key", lk.grant, lk.token.Token, http.StatusUnauthorized, http.StatusForbidden)
+			if code, reason := r.ask(t, lk.grant, lk.token.Token); reason != tc.want {
+				t.Fatalf("after the %s was deleted unseen and the replica listed again: %d %q, want %q", tc.kind, code, reason, tc.want)
+			}
+		})
+	}
+}
+
+// blindableReplica is a second verifier replica whose informers a test can cut off
+// (testenv.Blinders), with its own manager on the test's apiserver.
+type blindableReplica struct {
+	v        *Verifier
+	blinders *testenv.Blinders
+}
+
+func startBlindableReplica(t *testing.T) *blindableReplica {
+	t.Helper()
+	blinders := &testenv.Blinders{Clock: clock.RealClock{}}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+		Cache: cache.Options{NewInformer: blinders.NewInformer},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the replica did not stop within a minute")
+		}
+	})
+	return &blindableReplica{v: replica, blinders: blinders}
+}
+
+// blind cuts the replica's watch of obj's kind and returns once its informer is held; the
+// returned func lets it watch again (refused as too old, so it lists again). Cleanup lets it
+// watch again if the test did not.
+func (r *blindableReplica) blind(t *testing.T, obj client.Object) (see func()) {
+	t.Helper()
+	b := r.blinders.For(obj)
+	b.Blind()
+	select {
+	case <-b.Held():
+	case <-time.After(revocationCeiling):
+		t.Fatalf("the replica's %T informer did not come back to watch after its watch was cut", obj)
+	}
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			b.See()
+		}
+	})
+	return func() { released = true; b.See() }
+}
+
+// ask sends one forward-auth request for org with token to the replica over HTTP.
+func (r *blindableReplica) ask(t *testing.T, org, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+r.v.Addr()+PathAuthorize+"?org="+org, nil)
+	req.Header.Set("X-API-Key", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Clearance-Reason")
+}
+
+// waitFor asks until the replica answers one of statuses, for at most revocationCeiling.
+func (r *blindableReplica) waitFor(t *testing.T, what, org, token string, statuses ...int) {
+	t.Helper()
+	deadline := time.Now().Add(revocationCeiling)
+	for {
+		if r.v.Addr() != "" {
+			code, reason := r.ask(t, org, token)
+			for _, s := range statuses {
+				if code == s {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waited %s for %s: still %d %q", revocationCeiling, what, code, reason)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s: the replica does not listen", revocationCeiling, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
