@@ -172,3 +172,81 @@ func TestAfterAnOutageAWatchOpenedSinceProvesAnIdleInformer(t *testing.T) {
 		t.Fatalf("second outage, a newer watch is open: staleness %s, want 0", got)
 	}
 }
+
+// TestAProbeProvesOnlyTheInformersThatHoldWhatItRead: after an outage a successful probe says
+// the apiserver is back, and which resource version it is at. An informer still blind since
+// the outage holds the version it had then: it is proved current only if the probe read
+// exactly that (nothing changed anywhere), or its own version moved (it listed or watched
+// again). Over every combination for two informers, the outage ends exactly when each is
+// proved, and until then staleness counts from the outage's beginning.
+func TestAProbeProvesOnlyTheInformersThatHoldWhatItRead(t *testing.T) {
+	for _, keysMoved := range []bool{false, true} {
+		for _, connsMoved := range []bool{false, true} {
+			for _, probe := range []string{"", "90", "100", "130"} {
+				clk := clocktesting.NewFakeClock(epoch)
+				v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+					MaxStaleness: 30 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
+				v.watches = []*watched{{resourceVersion: keys.get}, {resourceVersion: conns.get}}
+
+				clk.Step(5 * time.Second)
+				v.markOutage()
+				clk.Step(20 * time.Second)
+				if keysMoved {
+					keys.set("130")
+				}
+				if connsMoved {
+					conns.set("130")
+				}
+				if probe != "" {
+					v.outage.probeRV.Store(&probe)
+				}
+				v.recordContact()
+
+				proved := func(rv string, moved bool) bool { return moved || (probe != "" && rv == probe) }
+				want := 25 * time.Second
+				if proved("100", keysMoved) && proved("90", connsMoved) {
+					want = 0
+				}
+				if got := v.sinceContact(clk.Now()); got != want {
+					t.Errorf("keys moved %v, connections moved %v, the probe read %q: staleness %s, want %s",
+						keysMoved, connsMoved, probe, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestAnOutageCountsFromItsBeginningWhateverFailsOrArrivesDuringIt: while one informer is
+// still blind, another's events are contact, and further probes may fail: neither moves the
+// beginning of the outage, so the blind informer's view is as old as the outage, and the
+// verifier goes stale once that is older than --max-staleness.
+func TestAnOutageCountsFromItsBeginningWhateverFailsOrArrivesDuringIt(t *testing.T) {
+	clk := clocktesting.NewFakeClock(epoch)
+	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+		MaxStaleness: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
+	wKeys := &watched{resourceVersion: keys.get}
+	v.watches = []*watched{wKeys, {resourceVersion: conns.get}}
+
+	clk.Step(5 * time.Second)
+	v.markOutage() // the last contact was at epoch
+	for range 5 {
+		clk.Step(5 * time.Second)
+		v.heardFrom(wKeys) // the keys' watch delivers; the connections' stays blind
+		v.markOutage()     // and the next probe fails again
+	}
+	if got := v.sinceContact(clk.Now()); got != 30*time.Second {
+		t.Fatalf("the connections' informer blind since the outage 30s ago: staleness %s, want 30s", got)
+	}
+	clk.Step(time.Second)
+	if r := v.unavailable(clk.Now()); r != rStale {
+		t.Fatalf("31s since the outage began, max 30s: %s, want stale", r)
+	}
+}

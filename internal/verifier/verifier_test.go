@@ -108,6 +108,8 @@ func TestBrokenOrAmbiguousKeysAreRefusedWithoutALookup(t *testing.T) {
 		"two Authorization headers":          {"Authorization", "api-key " + k.Token, "Authorization", "api-key " + k.Token},
 		"two X-API-Key headers":              {"X-API-Key", k.Token, "X-API-Key", k.Token},
 		"accessKey without secretKey":        {"accessKey", keyformat.AccessKey(k)},
+		"two accessKey headers":              {"accessKey", keyformat.AccessKey(k), "accessKey", keyformat.AccessKey(k), "secretKey", keyformat.SecretKey(k)},
+		"two secretKey headers":              {"accessKey", keyformat.AccessKey(k), "secretKey", keyformat.SecretKey(k), "secretKey", keyformat.SecretKey(k)},
 		"pair split at the wrong place":      {"accessKey", keyformat.AccessKey(k) + "_", "secretKey", keyformat.SecretKey(k)[1:]},
 		"two keys in the WebSocket protocol": {"Sec-WebSocket-Protocol", "clearance.key." + k.Token + ", clearance.key." + k.Token},
 		"a foreign bearer token":             {"Authorization", "Bearer eyJhbGciOi.upstream.jwt"},
@@ -737,6 +739,67 @@ func TestAVerifierThatLostTheApiserverAnswersStaleAndRecoversByItself(t *testing
 	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 	if err := w.v.ReadyzCheck(nil); err != nil {
 		t.Errorf("readyz after recovery: %v", err)
+	}
+}
+
+// TestAVerifierThatCannotAnswerTruthfullyAnswers503OnEveryRouteItAuthorizes: while the index
+// has not loaded, or the verifier has not heard from the apiserver for longer than
+// --max-staleness, every route that answers from the index (forward-auth in both forms, the
+// preflight route a GET-only proxy sends its OPTIONS to, keys:verify) answers 503 with the
+// reason, whatever the request: a good key, a CORS preflight from an allowed origin, no key.
+// A preflight is answered from the index too (which origins some Application allows), so a
+// stale one is no more trusted than a key.
+func TestAVerifierThatCannotAnswerTruthfullyAnswers503OnEveryRouteItAuthorizes(t *testing.T) {
+	w := newWorld(t)
+	preflight := []string{"Origin", origin, "Access-Control-Request-Method", "DELETE"}
+	requests := []struct {
+		name                 string
+		method, target, body string
+		headers              []string
+	}{
+		{"a good key", http.MethodGet, PathAuthorize + "?org=" + grantOrg, "", []string{"X-API-Key", w.token.Token}},
+		{"a good key from a browser", http.MethodGet, PathAuthorize + "?org=" + grantOrg, "", []string{"X-API-Key", w.token.Token, "Origin", origin}},
+		{"no key", http.MethodGet, PathAuthorize + "?org=" + grantOrg, "", nil},
+		{"a preflight", http.MethodOptions, PathAuthorize + "?org=" + grantOrg, "", preflight},
+		{"a preflight told by the proxy", http.MethodGet, PathAuthorize + "?org=" + grantOrg, "", append([]string{"X-Forwarded-Method", "OPTIONS", "X-Original-Method", "OPTIONS"}, preflight...)},
+		{"Envoy's form with a good key", http.MethodGet, PathAuthorize + "/reports?org=initech", "", []string{"X-Clearance-Org", grantOrg, "X-API-Key", w.token.Token}},
+		{"Envoy's form of a preflight", http.MethodOptions, PathAuthorize + "/reports", "", append([]string{"X-Clearance-Org", grantOrg}, preflight...)},
+		{"the preflight route", http.MethodGet, PathPreflight, "", append([]string{"X-Forwarded-Method", "OPTIONS"}, preflight...)},
+		{"the preflight route asked a read", http.MethodGet, PathPreflight, "", []string{"Origin", origin, "X-Forwarded-Method", "GET"}},
+		{"keys:verify with a good key", http.MethodPost, PathVerify, `{"key":"` + w.token.Token + `","org":"` + grantOrg + `","method":"GET"}`, nil},
+		{"keys:verify with no key", http.MethodPost, PathVerify, `{"org":"` + grantOrg + `"}`, nil},
+	}
+	check := func(state, reason string) {
+		t.Helper()
+		for _, r := range requests {
+			rec := w.do(r.method, r.target, r.body, r.headers...)
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get(hReason) != reason {
+				t.Errorf("%s, %s: %d %q, want 503 %s", state, r.name, rec.Code, rec.Header().Get(hReason), reason)
+			}
+		}
+	}
+
+	// Each request is answered normally first, so a 503 below is the state's doing.
+	for _, r := range requests {
+		if rec := w.do(r.method, r.target, r.body, r.headers...); rec.Code == http.StatusServiceUnavailable {
+			t.Fatalf("a verifier in contact, %s: 503 %q", r.name, rec.Header().Get(hReason))
+		}
+	}
+
+	reg := &fakeRegistration{}
+	w.v.regs = append(w.v.regs, reg)
+	w.v.synced.Store(false)
+	check("before the informers synced", ReasonNotReady)
+	reg.synced = true
+
+	w.clk.Step(DefaultMaxStaleness + time.Nanosecond)
+	check("past --max-staleness", ReasonStale)
+
+	w.v.recordContact()
+	for _, r := range requests {
+		if rec := w.do(r.method, r.target, r.body, r.headers...); rec.Code == http.StatusServiceUnavailable {
+			t.Errorf("after contact again, %s: 503 %q", r.name, rec.Header().Get(hReason))
+		}
 	}
 }
 
