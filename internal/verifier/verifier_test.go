@@ -1005,3 +1005,75 @@ func TestAKeyWhoseStoredHashIsNoDigestIsNeverAccepted(t *testing.T) {
 		}
 	}
 }
+
+// TestOversizeRequestsAreRefusedBeforeAnythingIsDecided: a request's headers are bounded at
+// 64 KiB (a key, an org and every proxy's additions fit many times over) and a keys:verify
+// body at 16 KiB. Past the bound the request is refused whole, 431 or 400 bad_request, and
+// nothing in it is decided, however good the key it carries; just under it, it is decided.
+func TestOversizeRequestsAreRefusedBeforeAnythingIsDecided(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ln := listen(t)
+	served := make(chan error, 1)
+	go func() { served <- w.v.Serve(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-served })
+	for _, tc := range []struct {
+		pad  int
+		want int
+	}{{56 << 10, http.StatusOK}, {72 << 10, http.StatusRequestHeaderFieldsTooLarge}, {1 << 20, http.StatusRequestHeaderFieldsTooLarge}} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+PathAuthorize+"?org="+grantOrg, nil)
+		req.Header.Set("X-API-Key", w.token.Token)
+		req.Header.Set("X-Padding", strings.Repeat("p", tc.pad))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%d bytes of headers: %v", tc.pad, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%d KiB of headers and a good key: %d, want %d", tc.pad>>10, resp.StatusCode, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		size int
+		want bool
+	}{{15 << 10, true}, {16<<10 + 1, false}, {1 << 20, false}} {
+		body := `{"key":"` + w.token.Token + `","org":"` + grantOrg + `","padding":"`
+		body += strings.Repeat("p", tc.size-len(body)-2) + `"}`
+		rec := w.do(http.MethodPost, PathVerify, body)
+		if tc.want {
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"valid":true`) {
+				t.Errorf("a %d-byte keys:verify body with a good key: %d %s, want it decided valid", len(body), rec.Code, rec.Body.String())
+			}
+			continue
+		}
+		expect(t, rec, http.StatusBadRequest, ReasonBadRequest)
+	}
+}
+
+// TestAKeysVerifyBodyThatDoesNotDecodeWholeIsNeverDecided: encoding/json goes on past a field
+// of the wrong type and fills the others, so a body whose minRole, scope, metric, method or
+// any other field is a number, a boolean, a list or an object would be decided with that field
+// missing: without the role, the scope or the method it asked. Every such body is 400
+// bad_request, whatever else it holds, a good key included.
+func TestAKeysVerifyBodyThatDoesNotDecodeWholeIsNeverDecided(t *testing.T) {
+	w := newWorld(t)
+	fields := []string{"key", "org", "minRole", "scope", "metric", "bucket", "method", "transport"}
+	values := []string{`0`, `1.5`, `true`, `["OrgAdmin"]`, `{"role":"OrgAdmin"}`, `[]`, `{}`}
+	for _, field := range fields {
+		for _, value := range values {
+			for _, first := range []bool{true, false} {
+				good := `"key":"` + w.token.Token + `","org":"` + grantOrg + `"`
+				bad := `"` + field + `":` + value
+				body := "{" + good + "," + bad + "}"
+				if first {
+					body = "{" + bad + "," + good + "}"
+				}
+				rec := w.do(http.MethodPost, PathVerify, body)
+				if rec.Code != http.StatusBadRequest || rec.Header().Get(hReason) != ReasonBadRequest {
+					t.Errorf("%s %s (first %v): %d %s, want 400 bad_request", field, value, first, rec.Code, rec.Body.String())
+				}
+			}
+		}
+	}
+}
