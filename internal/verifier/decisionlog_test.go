@@ -22,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/attribute"
 	collogpb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	logpb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
@@ -336,6 +338,52 @@ func TestADecisionRecordHoldsTheOrgApplicationKeyIDReasonAndTheVerifiersTime(t *
 	}
 	if n := rc.leaks.Load(); n != 0 {
 		t.Fatalf("%d exports hold key material", n)
+	}
+}
+
+// TestAKeySentWhereTheOrgGoesNeverReachesTheDecisionLog: the decision log keeps the org a
+// request asked for, which is whatever the client or its proxy put there. A client that sends
+// its key (or its secret half) where the org goes, in org=, in X-Clearance-Org, in Envoy's
+// X-Clearance-Org or in keys:verify's org, is refused, and its key never reaches a record: a
+// key is no namespace name (it holds an underscore), so such an org is logged as none. Cut
+// to 63 bytes, a 66-byte key would still hold its whole secret.
+func TestAKeySentWhereTheOrgGoesNeverReachesTheDecisionLog(t *testing.T) {
+	w := newWorld(t, func(o *Options) { o.DecisionLog = DecisionLogOptions{Endpoint: "http://127.0.0.1:1"} }) // never exported
+	for i := range 200 {
+		k := w.mint()
+		for _, sent := range []string{k.Token, k.Secret, keyformat.SecretKey(k), " " + k.Token, grantOrg + k.Token, k.Token + grantOrg} {
+			reqs := []*http.Request{
+				httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+url.QueryEscape(sent), nil),
+				httptest.NewRequest(http.MethodGet, PathAuthorize, nil),
+				httptest.NewRequest(http.MethodGet, PathAuthorize+"/reports?org="+grantOrg, nil),
+				httptest.NewRequest(http.MethodPost, PathVerify, strings.NewReader(`{"key":"`+w.token.Token+`","org":"`+sent+`"}`)),
+			}
+			reqs[1].Header.Set("X-Clearance-Org", sent)
+			reqs[2].Header.Set("X-Clearance-Org", sent)
+			for j, r := range reqs {
+				if j < 3 {
+					r.Header.Set("X-API-Key", []string{w.token.Token, k.Token}[i%2])
+				}
+				w.v.ServeHTTP(httptest.NewRecorder(), r)
+				if n := len(w.v.dlog.queue); n != 1 {
+					t.Fatalf("%d entries queued for one request, want 1", n)
+				}
+				e := <-w.v.dlog.queue
+				rec := e.record()
+				var logged strings.Builder
+				rec.WalkAttributes(func(kv attribute.KeyValue) bool {
+					logged.WriteString(kv.Value.Emit())
+					logged.WriteByte('\n')
+					return true
+				})
+				logged.WriteString(rec.Body().AsString())
+				for _, secret := range []string{k.Secret[:16], k.Secret[16:32], k.Secret[27:]} {
+					if strings.Contains(logged.String(), secret) {
+						t.Fatalf("request %d: the decision log's record holds part of the key sent as the org (org attribute %d bytes)", j, len(e.org))
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Paths the verifier serves.
@@ -294,23 +293,34 @@ func (v *Verifier) logDecision(a *answer, r reason) {
 const maxLoggedOrg = 63
 
 // loggedOrg is the org a request asked for as a queued decision entry holds it: the
-// connection's own string when the decision found it, else a copy of at most maxLoggedOrg bytes
-// of valid UTF-8. The request's string is the client's: kept, it would hold the whole query or
-// header (up to the 64 KiB header limit) while the entry waits, and invalid UTF-8 would make the
-// OTLP exporter refuse the entry's whole batch.
+// connection's own string when the decision found it, else a copy of it when it is a namespace
+// name, else "". The request's string is the client's: kept, it would hold the whole query or
+// header (up to the 64 KiB header limit) while the entry waits; and what is no namespace name
+// names no org and may be anything a client put where the org goes, its key included (a key
+// holds an underscore, which no namespace name does; cut to 63 bytes it would still hold its
+// whole secret), or invalid UTF-8, which would make the OTLP exporter refuse the whole batch.
 func loggedOrg(asked string, conn *connEntry) string {
 	if conn != nil && conn.org == asked {
 		return conn.org
 	}
-	if len(asked) > maxLoggedOrg {
-		asked = asked[:maxLoggedOrg]
-	}
-	asked = strings.ToValidUTF8(asked, "\uFFFD")
-	for len(asked) > maxLoggedOrg { // a replacement made it longer: drop whole runes
-		_, size := utf8.DecodeLastRuneInString(asked)
-		asked = asked[:len(asked)-size]
+	if !isNamespaceName(asked) {
+		return ""
 	}
 	return strings.Clone(asked)
+}
+
+// isNamespaceName reports whether s is a DNS-1123 label, as every namespace's name is: 1 to
+// 63 lower-case letters, digits and '-', beginning and ending with a letter or a digit.
+func isNamespaceName(s string) bool {
+	if s == "" || len(s) > maxLoggedOrg || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func setCORS(out http.Header, origin string) {
