@@ -20,6 +20,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -194,6 +195,64 @@ func (r *blindableReplica) waitFor(t *testing.T, what, org, token string, status
 			}
 		} else if time.Now().After(deadline) {
 			t.Fatalf("waited %s for %s: the replica does not listen", revocationCeiling, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestAReplicaAnswersNotReadyUntilItsInformersHaveListed: a replica set up with its manager has
+// an empty index until its informers have delivered their first lists; until then it answers
+// 503 not_ready, for a good key as for a CORS preflight, rather than refusing keys it has not
+// loaded yet or answering from nothing. Once they have listed, the same key is accepted.
+func TestAReplicaAnswersNotReadyUntilItsInformersHaveListed(t *testing.T) {
+	lk := newLiveKey(t)
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := New(Options{Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(headers ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+lk.grant, nil)
+		for i := 0; i+1 < len(headers); i += 2 {
+			r.Header.Set(headers[i], headers[i+1])
+		}
+		rec := httptest.NewRecorder()
+		replica.ServeHTTP(rec, r)
+		return rec
+	}
+	for name, headers := range map[string][]string{
+		"a good key":  {"X-API-Key", lk.token.Token},
+		"a preflight": {"X-Forwarded-Method", "OPTIONS", "Origin", "https://bi.example", "Access-Control-Request-Method", "GET"},
+	} {
+		expect(t, ask(headers...), http.StatusServiceUnavailable, ReasonNotReady)
+		if replica.ReadyzCheck(nil) == nil {
+			t.Errorf("%s: readyz passes before the informers listed", name)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the replica did not stop within a minute")
+		}
+	}()
+	deadline := time.Now().Add(revocationCeiling)
+	for rec := ask("X-API-Key", lk.token.Token); rec.Code != http.StatusOK; rec = ask("X-API-Key", lk.token.Token) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for the replica's informers to list: still %d %q", revocationCeiling, rec.Code, rec.Header().Get(hReason))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
