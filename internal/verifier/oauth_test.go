@@ -602,6 +602,8 @@ func TestWithoutSigningKeysTokensAreRefusedClearly(t *testing.T) {
 	tok, _ := w.accessToken()
 	w.v.ClearSigningKeys()
 	expect(t, w.bearer(tok, ""), http.StatusServiceUnavailable, ReasonSigningKeysUnavailable)
+	// keys:verify says so by its status too: it could not answer, rather than valid false.
+	expect(t, w.do(http.MethodPost, PathVerify, `{"key":"`+tok+`","org":"`+grantOrg+`"}`), http.StatusServiceUnavailable, ReasonSigningKeysUnavailable)
 	// Keys are still served by key.
 	expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
 
