@@ -150,6 +150,32 @@ func TestUsageFromSeveralReplicasAddsUpDespiteConflicts(t *testing.T) {
 	}
 }
 
+// TestUsageAnotherReplicaWroteMeanwhileIsAddedToNeverOverwritten: another replica's usage
+// lands between this replica's read of the APIKey and its patch, for real on the apiserver.
+// The patch carries the resourceVersion it read, so it conflicts, reads again and adds its
+// count to the other's; a patch without it would write its own count over the other's.
+func TestUsageAnotherReplicaWroteMeanwhileIsAddedToNeverOverwritten(t *testing.T) {
+	w := newWorld(t)
+	c := w.realAPI(0)
+	for range 3 {
+		expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	}
+	other := func() {
+		k := w.readKey(c)
+		k.Status.UsageCount += 5
+		if err := env.Client.Status().Update(context.Background(), k); err != nil {
+			t.Errorf("the other replica's write: %v", err)
+		}
+	}
+	c.beforePatch.Store(&other)
+	if err := w.v.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.readKey(c).Status.UsageCount; got != 8 {
+		t.Errorf("usageCount %d, want 8: the other replica's 5 and this one's 3", got)
+	}
+}
+
 func TestUsageThatCannotBeWrittenIsKeptForTheNextFlush(t *testing.T) {
 	w := newWorld(t)
 	c := w.realAPI(1) // every patch conflicts
@@ -194,6 +220,9 @@ type apiServer struct {
 	client.WithWatch
 	patches       atomic.Int32
 	conflictEvery atomic.Int32
+	// beforePatch, when set, runs once, just before the next status patch is sent: another
+	// replica's write landing between this one's read and its patch.
+	beforePatch atomic.Pointer[func()]
 }
 
 // realAPI puts the world's APIKey on the apiserver, in a namespace of the test's own and with
@@ -223,6 +252,9 @@ func (w *world) realAPI(conflictEvery int32) *apiServer {
 	f.conflictEvery.Store(conflictEvery)
 	f.WithWatch = interceptor.NewClient(c, interceptor.Funcs{
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			if before := f.beforePatch.Swap(nil); before != nil {
+				(*before)()
+			}
 			n, every := f.patches.Add(1), f.conflictEvery.Load()
 			if every > 0 && n%every == 0 {
 				return apierrors.NewConflict(schema.GroupResource{Group: v1.GroupVersion.Group, Resource: "apikeys"},
