@@ -213,6 +213,32 @@ func TestUsageOfADeletedKeyIsDropped(t *testing.T) {
 	}
 }
 
+// TestUsageOfADeletedKeyNeverLandsOnOneMadeAgainUnderItsName: the APIKey whose usage was
+// counted is deleted and applied again under the same name before the flush. The new object is
+// another key: the old one's usage is dropped, never written to it.
+func TestUsageOfADeletedKeyNeverLandsOnOneMadeAgainUnderItsName(t *testing.T) {
+	w := newWorld(t)
+	c := w.realAPI(0)
+	for range 3 {
+		expect(t, w.authorize(w.token.Token, ""), http.StatusOK, "")
+	}
+	ctx := context.Background()
+	if err := c.Delete(ctx, w.key.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	again := &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: w.key.Namespace, Name: w.key.Name}, Spec: *w.key.Spec.DeepCopy()}
+	if err := env.Client.Create(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.v.Flush(ctx); err != nil {
+		t.Fatalf("a replaced key's usage is not an error: %v", err)
+	}
+	if got := w.readKey(c); got.UID == w.key.UID || got.Status.UsageCount != 0 || got.Status.LastUsedAt != nil {
+		t.Errorf("the APIKey made again (UID changed: %v) got usageCount %d, lastUsedAt %v: want none of the deleted one's",
+			got.UID != w.key.UID, got.Status.UsageCount, got.Status.LastUsedAt)
+	}
+}
+
 // apiServer is the package's kube-apiserver as a world's verifier reaches it: it counts status
 // patches and, with conflictEvery n > 0, answers every n-th one with a conflict instead of
 // sending it (1: all of them), as when another replica wrote the APIKey first.
