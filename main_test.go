@@ -89,13 +89,7 @@ func TestABadRateLimitStoreIsRefusedWithoutItsPassword(t *testing.T) {
 		{[]string{"--rate-limit-store-timeout=0s"}, "--rate-limit-store-timeout must be positive"},
 		{[]string{"--rate-limit-store-fallback-replicas=0"}, "--rate-limit-store-fallback-replicas must be at least 1"},
 	} {
-		var o options
-		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
-		o.bind(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		err := o.validate()
+		err := validated(t, tc.args)
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%v: %v", tc.args, err)
@@ -147,13 +141,7 @@ func TestTheConsolesOIDCFlagsGoTogetherAndTheSecretComesFromAFile(t *testing.T) 
 		{[]string{"--console-trust-auth-proxy"}, "--console-trust-auth-proxy is the console's and does nothing without it: set --console-bind-address too"},
 		{[]string{"--console-bind-address=:8095", "--console-verifier-url=http://127.0.0.1:8090", "--console-prometheus-url=http://127.0.0.1:9090", "--console-trust-auth-proxy"}, ""},
 	} {
-		var o options
-		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
-		o.bind(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		err := o.validate()
+		err := validated(t, tc.args)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
@@ -202,13 +190,7 @@ func TestAZeroOrNegativeValueIsRefusedNotReplacedByADefault(t *testing.T) {
 		{[]string{"--webhook-port=-1"}, "--webhook-port must be a port between 1 and 65535"},
 		{[]string{"--webhook-port=-1", "--enable-webhooks=false"}, ""},
 	} {
-		var o options
-		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
-		o.bind(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		err := o.validate()
+		err := validated(t, tc.args)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
 		}
@@ -266,13 +248,7 @@ func TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault(t *
 		}
 	}
 	for _, tc := range cases {
-		var o options
-		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
-		o.bind(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
-		err := o.validate()
+		err := validated(t, tc.args)
 		switch {
 		case tc.flag == "" && err != nil:
 			t.Errorf("%v: refused: %v", tc.args, err)
@@ -282,4 +258,16 @@ func TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault(t *
 			t.Errorf("%v: %v, want it to name %s", tc.args, err, tc.flag)
 		}
 	}
+}
+
+// validated parses args as the operator's command line and returns what validate says of them.
+func validated(t *testing.T, args []string) error {
+	t.Helper()
+	var o options
+	fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
+	o.bind(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return o.validate()
 }
