@@ -18,6 +18,7 @@ package verifier
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -388,6 +389,12 @@ func (v *Verifier) serveVerify(w http.ResponseWriter, r *http.Request, now time.
 	var body VerifyRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxVerifyBody))
 	if err := dec.Decode(&body); err != nil {
+		v.refuse(w, refusal(rBadRequest))
+		return
+	}
+	// One object and nothing after it but white space: a body joined from strings could
+	// otherwise end the object early and append another, whose minRole or scope would be lost.
+	if _, err := dec.Token(); err != io.EOF {
 		v.refuse(w, refusal(rBadRequest))
 		return
 	}

@@ -1077,3 +1077,23 @@ func TestAKeysVerifyBodyThatDoesNotDecodeWholeIsNeverDecided(t *testing.T) {
 		}
 	}
 }
+
+// TestAKeysVerifyBodyWithAnythingAfterItsObjectIsNeverDecided: keys:verify decides one JSON
+// object and nothing else. A caller that builds the body by joining strings can be made to end
+// the object early and append another (its minRole or scope then lost from the one decided):
+// anything but white space after the object is refused, 400 bad_request.
+func TestAKeysVerifyBodyWithAnythingAfterItsObjectIsNeverDecided(t *testing.T) {
+	w := newWorld(t)
+	object := `{"key":"` + w.token.Token + `","org":"` + grantOrg + `"}`
+	for _, tail := range []string{`{"minRole":"OrgAdmin"}`, `{}`, `x`, `]`, `}`, `"a"`, `0`, `null`, ` {"scope":"reports:write"}`, "\n{}\n"} {
+		rec := w.do(http.MethodPost, PathVerify, object+tail)
+		if rec.Code != http.StatusBadRequest || rec.Header().Get(hReason) != ReasonBadRequest {
+			t.Errorf("an object followed by %q: %d %s, want 400 bad_request", tail, rec.Code, rec.Header().Get(hReason))
+		}
+	}
+	for _, tail := range []string{"", " ", "\n", "\r\n\t "} {
+		if rec := w.do(http.MethodPost, PathVerify, object+tail); rec.Code != http.StatusOK {
+			t.Errorf("an object followed by %q: %d %s, want 200", tail, rec.Code, rec.Header().Get(hReason))
+		}
+	}
+}
