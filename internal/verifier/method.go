@@ -32,6 +32,11 @@ const (
 	hWebSocketVersion = "Sec-Websocket-Version"
 )
 
+// methodOverrides are the headers with which frameworks let a client tunnel another method
+// through the one it sends (a POST or a DELETE as a GET): an upstream that honours one does
+// what it names, so each is a method signal too.
+var methodOverrides = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
 // access is what the client's request may do, least demanding first: a comparison of two
 // accesses is a comparison of what they demand.
 type access uint8
@@ -50,12 +55,14 @@ const (
 // signals are every place the method of the client's request may be told: the auth request's
 // own method (Envoy's ext_authz and direct callers keep the client's; nginx, Caddy and
 // Traefik send GET unless configured otherwise), X-Original-Method (nginx, ingress-nginx) and
-// X-Forwarded-Method (Traefik, Caddy), each line of each; whether the request upgrades its
+// X-Forwarded-Method (Traefik, Caddy), each line of each, and the client's method overrides
+// (methodOverrides), which the proxies pass on with its other headers; whether the request upgrades its
 // protocol; whether it asks what a CORS preflight asks (an Origin and
 // Access-Control-Request-Method); which transports it opens (transports.go).
 type signals struct {
 	own                 string
 	original, forwarded []string
+	overrides           []string
 	upgrade             bool
 	corsAsked           bool
 	transports          transportSet
@@ -65,10 +72,15 @@ type signals struct {
 func requestSignals(r *http.Request) signals {
 	h := r.Header
 	upgrade, webSocket := upgrades(h)
+	var overrides []string
+	for _, name := range methodOverrides {
+		overrides = append(overrides, h[name]...)
+	}
 	return signals{
 		own:        r.Method,
 		original:   h[hOriginalMethod],
 		forwarded:  h[hForwardedMethod],
+		overrides:  overrides,
 		upgrade:    upgrade,
 		corsAsked:  firstHeader(h, hOrigin) != "" && firstHeader(h, hACRequestMethod) != "",
 		transports: requestTransports(h, webSocket),
@@ -84,6 +96,9 @@ func (s *signals) access() access {
 		least = max(least, methodAccess(strings.TrimSpace(m)))
 	}
 	for _, m := range s.forwarded {
+		least = max(least, methodAccess(strings.TrimSpace(m)))
+	}
+	for _, m := range s.overrides {
 		least = max(least, methodAccess(strings.TrimSpace(m)))
 	}
 	if s.upgrade {

@@ -345,3 +345,31 @@ func TestReadingTheMethodAllocatesNothing(t *testing.T) {
 		t.Errorf("access %d, want a write (an upgrade)", got)
 	}
 }
+
+// TestAMethodOverrideHeaderIsAMethodSignalToo: an upstream that honours X-HTTP-Method-Override
+// (or X-HTTP-Method, X-Method-Override) does what the header names, so an Observer's key that
+// sends a GET naming DELETE there is refused as a write, whatever the header's case or how many
+// lines it has; a GET naming GET or HEAD stays a read, and no override makes a preflight.
+func TestAMethodOverrideHeaderIsAMethodSignalToo(t *testing.T) {
+	w := newWorld(t)
+	w.updateApp(func(a *v1.Application) { a.Spec.RateLimits = nil })
+	conn := w.conn.DeepCopy()
+	conn.Spec.Role = v1.RoleObserver
+	w.v.Apply(conn)
+	target := PathAuthorize + "?org=" + grantOrg
+	for _, name := range []string{"X-HTTP-Method-Override", "x-http-method-override", "X-HTTP-Method", "X-Method-Override", "x-method-override"} {
+		for _, value := range []string{"DELETE", "POST", "PUT", "PATCH", " POST ", "delete", "CONNECT", ""} {
+			rec := w.do(http.MethodGet, target, "", "X-API-Key", w.token.Token, name, value)
+			expect(t, rec, http.StatusForbidden, ReasonRoleInsufficient)
+			rec = w.do(http.MethodGet, target, "", "X-API-Key", w.token.Token, name, "GET", name, value)
+			expect(t, rec, http.StatusForbidden, ReasonRoleInsufficient)
+			rec = w.do(http.MethodOptions, target, "", "Origin", "https://app.example", "Access-Control-Request-Method", "GET", name, value)
+			if rec.Code == http.StatusNoContent {
+				t.Errorf("a preflight naming %s: %q got 204", name, value)
+			}
+		}
+		for _, value := range []string{"GET", "HEAD", " GET "} {
+			expect(t, w.do(http.MethodGet, target, "", "X-API-Key", w.token.Token, name, value), http.StatusOK, "")
+		}
+	}
+}
