@@ -61,12 +61,7 @@ func (f *fakeWatch) get() string   { f.mu.Lock(); defer f.mu.Unlock(); return f.
 func (f *fakeWatch) set(rv string) { f.mu.Lock(); defer f.mu.Unlock(); f.rv = rv }
 
 func TestAfterAnOutageStalenessCountsUntilEveryInformerWatchesAgain(t *testing.T) {
-	clk := clocktesting.NewFakeClock(epoch)
-	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
-		MaxStaleness: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clk := outageVerifier(t)
 	keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
 	wKeys, wConns := &watched{resourceVersion: keys.get}, &watched{resourceVersion: conns.get}
 	v.watches = []*watched{wKeys, wConns}
@@ -130,12 +125,7 @@ func (f *fakeWatching) set(opened uint64, open bool) {
 }
 
 func TestAfterAnOutageAWatchOpenedSinceProvesAnIdleInformer(t *testing.T) {
-	clk := clocktesting.NewFakeClock(epoch)
-	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
-		MaxStaleness: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clk := outageVerifier(t)
 	// An informer with nothing to deliver: its resource version never moves.
 	rv := &fakeWatch{rv: "90"}
 	watching := &fakeWatching{opened: 1, open: true}
@@ -183,12 +173,7 @@ func TestAProbeProvesOnlyTheInformersThatHoldWhatItRead(t *testing.T) {
 	for _, keysMoved := range []bool{false, true} {
 		for _, connsMoved := range []bool{false, true} {
 			for _, probe := range []string{"", "90", "100", "130"} {
-				clk := clocktesting.NewFakeClock(epoch)
-				v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
-					MaxStaleness: 30 * time.Second})
-				if err != nil {
-					t.Fatal(err)
-				}
+				v, clk := outageVerifier(t)
 				keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
 				v.watches = []*watched{{resourceVersion: keys.get}, {resourceVersion: conns.get}}
 
@@ -225,12 +210,7 @@ func TestAProbeProvesOnlyTheInformersThatHoldWhatItRead(t *testing.T) {
 // beginning of the outage, so the blind informer's view is as old as the outage, and the
 // verifier goes stale once that is older than --max-staleness.
 func TestAnOutageCountsFromItsBeginningWhateverFailsOrArrivesDuringIt(t *testing.T) {
-	clk := clocktesting.NewFakeClock(epoch)
-	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
-		MaxStaleness: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v, clk := outageVerifier(t)
 	keys, conns := &fakeWatch{rv: "100"}, &fakeWatch{rv: "90"}
 	wKeys := &watched{resourceVersion: keys.get}
 	v.watches = []*watched{wKeys, {resourceVersion: conns.get}}
@@ -249,4 +229,17 @@ func TestAnOutageCountsFromItsBeginningWhateverFailsOrArrivesDuringIt(t *testing
 	if r := v.unavailable(clk.Now()); r != rStale {
 		t.Fatalf("31s since the outage began, max 30s: %s, want stale", r)
 	}
+}
+
+// outageVerifier is a verifier on a fake clock at epoch, going stale after 30 s without
+// contact, for the outage tests to give informers of their own (v.watches).
+func outageVerifier(t *testing.T) (*Verifier, *clocktesting.FakeClock) {
+	t.Helper()
+	clk := clocktesting.NewFakeClock(epoch)
+	v, err := New(Options{Clock: clk, Format: keyformat.Format{Prefix: keyformat.DefaultPrefix}, Registerer: prometheus.NewRegistry(),
+		MaxStaleness: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, clk
 }
