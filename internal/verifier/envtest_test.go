@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -302,21 +304,9 @@ func TestUsageAnsweredDuringShutdownIsFlushedBeforeTheReplicaStops(t *testing.T)
 
 	// A second replica, stopped gracefully after serving: its counts must reach the status
 	// without anyone calling Flush.
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(mctx) }()
+	r := newReplica(t, "127.0.0.1:0", cache.Options{})
+	replica := r.v
+	stop := r.start(t)
 
 	accepted := 0
 	deadline := time.Now().Add(revocationCeiling)
@@ -341,14 +331,8 @@ func TestUsageAnsweredDuringShutdownIsFlushedBeforeTheReplicaStops(t *testing.T)
 			time.Sleep(5 * time.Millisecond) // not ready yet
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the replica did not stop within a minute")
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 	got := &v1.APIKey{}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(lk.key), got); err != nil {
@@ -357,4 +341,58 @@ func TestUsageAnsweredDuringShutdownIsFlushedBeforeTheReplicaStops(t *testing.T)
 	if want := base.Status.UsageCount + int64(accepted); got.Status.UsageCount != want {
 		t.Errorf("usageCount %d after shutdown, want %d", got.Status.UsageCount, want)
 	}
+}
+
+// replica is a second verifier on the test's apiserver, with a manager of its own.
+type replica struct {
+	v   *Verifier
+	mgr ctrl.Manager
+}
+
+// newReplica sets a replica up, serving on addr ("": not at all) from a cache made with
+// cacheOpts; start runs it.
+func newReplica(t *testing.T, addr string, cacheOpts cache.Options) *replica {
+	t.Helper()
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0", Cache: cacheOpts,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Options{Addr: addr, Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.SetupWithManager(mgr); err != nil {
+		t.Fatal(err)
+	}
+	return &replica{v: v, mgr: mgr}
+}
+
+// start runs the replica's manager until stop (which returns what the manager returned) or the
+// test's end.
+func (r *replica) start(t *testing.T) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.mgr.Start(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute):
+				err = errors.New("the replica did not stop within a minute")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return stop
 }

@@ -24,13 +24,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/keyformat"
@@ -115,32 +112,9 @@ type blindableReplica struct {
 func startBlindableReplica(t *testing.T) *blindableReplica {
 	t.Helper()
 	blinders := &testenv.Blinders{Clock: clock.RealClock{}}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		Cache: cache.Options{NewInformer: blinders.NewInformer},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	replica, err := New(Options{Addr: "127.0.0.1:0", Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the replica did not stop within a minute")
-		}
-	})
-	return &blindableReplica{v: replica, blinders: blinders}
+	r := newReplica(t, "127.0.0.1:0", cache.Options{NewInformer: blinders.NewInformer})
+	r.start(t)
+	return &blindableReplica{v: r.v, blinders: blinders}
 }
 
 // blind cuts the replica's watch of obj's kind and returns once its informer is held; the
@@ -206,19 +180,8 @@ func (r *blindableReplica) waitFor(t *testing.T, what, org, token string, status
 // loaded yet or answering from nothing. Once they have listed, the same key is accepted.
 func TestAReplicaAnswersNotReadyUntilItsInformersHaveListed(t *testing.T) {
 	lk := newLiveKey(t)
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	replica, err := New(Options{Clock: liveClock, Format: live.rules.format, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := replica.SetupWithManager(mgr); err != nil {
-		t.Fatal(err)
-	}
+	r := newReplica(t, "", cache.Options{})
+	replica := r.v
 	ask := func(headers ...string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest(http.MethodGet, PathAuthorize+"?org="+lk.grant, nil)
 		for i := 0; i+1 < len(headers); i += 2 {
@@ -238,17 +201,7 @@ func TestAReplicaAnswersNotReadyUntilItsInformersHaveListed(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			t.Error("the replica did not stop within a minute")
-		}
-	}()
+	r.start(t)
 	deadline := time.Now().Add(revocationCeiling)
 	for rec := ask("X-API-Key", lk.token.Token); rec.Code != http.StatusOK; rec = ask("X-API-Key", lk.token.Token) {
 		if time.Now().After(deadline) {
