@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -298,9 +299,14 @@ func (op *Operator) tail() string {
 	return log
 }
 
-// FreePorts asks the kernel for n ports that are free now on every interface (and so on
-// loopback too), held together so they differ.
+// FreePorts finds n ports free now on every interface (and so on loopback too), held together
+// so they differ, for a process started next to bind. They are drawn below the kernel's
+// ephemeral range: a port the kernel hands out (to a listener on port 0, an apiserver or etcd
+// of a package running beside, or to any outgoing connection) can be taken between this call
+// and that bind, or while the process restarts on it; one below the range only by a bind that
+// names it.
 func FreePorts(n int) ([]int, error) {
+	lo, hi := portsBelowEphemeral()
 	var ports []int
 	var listeners []net.Listener
 	defer func() {
@@ -308,13 +314,33 @@ func FreePorts(n int) ([]int, error) {
 			_ = l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", ":0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("no %d free ports among %d to %d after %d tries", n, lo, hi-1, tries)
+		}
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// portsBelowEphemeral is the range [lo, hi) FreePorts draws from: from 10000 up to the first
+// port of the kernel's ephemeral range (net.ipv4.ip_local_port_range; Linux's default 32768).
+func portsBelowEphemeral() (lo, hi int) {
+	lo, hi = 10000, 32768
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	if f := strings.Fields(string(data)); len(f) == 2 {
+		if first, err := strconv.Atoi(f[0]); err == nil && first > lo+1000 {
+			hi = first
+		}
+	}
+	return lo, hi
 }

@@ -19,6 +19,10 @@ package testenv_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +76,40 @@ func TestAnOperatorProcessSurvivesAnAPIServerRestart(t *testing.T) {
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), ns) })
 	if op.Exited() {
 		t.Fatalf("the operator exited during the apiserver's restart:\n%s", op.Log())
+	}
+}
+
+// TestFreePortsAreNeverOnesTheKernelHandsOut checks that the ports a test process is started on
+// cannot be taken meanwhile by a listener on port 0 or an outgoing connection (a flake seen
+// once: an operator could not bind its console port): each differs, lies below the kernel's
+// ephemeral range and can be bound on loopback.
+func TestFreePortsAreNeverOnesTheKernelHandsOut(t *testing.T) {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Skip("no ip_local_port_range on this system:", err)
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(data), &first, &last); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := testenv.FreePorts(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{}
+	for _, p := range ports {
+		if seen[p] {
+			t.Errorf("port %d returned twice", p)
+		}
+		seen[p] = true
+		if p >= first && p <= last || p < 1024 {
+			t.Errorf("port %d is not between 1024 and the ephemeral range %d-%d", p, first, last)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			t.Errorf("port %d cannot be bound: %v", p, err)
+			continue
+		}
+		_ = l.Close()
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,6 +37,7 @@ import (
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/index"
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // TestWebhookKeepsAnsweringWhileItsCertificateRotates runs the webhooks the way the operator
@@ -46,7 +46,11 @@ import (
 // the apiserver all along: none may fail.
 func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 	operatorNS, org := env.Namespace(t, "operator"), env.Namespace(t, "rotating")
-	port := freePort(t)
+	ports, err := testenv.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ports[0]
 	dir := t.TempDir()
 	ready := make(chan struct{})
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
@@ -140,14 +144,4 @@ func TestWebhookKeepsAnsweringWhileItsCertificateRotates(t *testing.T) {
 	if len(certs) < 3 || admitted < 30 {
 		t.Fatalf("in 40s the certificate rotated %d times over %d admissions, want at least 2 rotations and 30 admissions", len(certs)-1, admitted)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
