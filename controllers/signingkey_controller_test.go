@@ -231,46 +231,54 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 
 // A Secret of the configured name that is not Clearance's (someone's own, named by mistake in
 // --oauth-signing-secret) is never written over: its data, labels and annotations stay, a
-// Warning says what to do, and once it is deleted the keys are written.
+// Warning says what to do, and once it is deleted the keys are written. Only the label's value
+// "true" makes a Secret without a valid set Clearance's to replace.
 func TestTheSigningKeysNeverOverwriteASecretThatIsNotTheirs(t *testing.T) {
-	ctx := context.Background()
-	r, _ := newSigningKeyReconciler(t)
-	theirs := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: r.secret.Name,
-			Labels: map[string]string{"app": "billing"}, Annotations: map[string]string{"owner": "billing-team"}},
-		Data: map[string][]byte{"password": []byte("billing-database-password")},
-	}
-	if err := env.Client.Create(ctx, theirs); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // at start, and again on any later event of the name
-		r.reconcileSeen(t, func(*corev1.Secret) error { return nil })
-	}
-	var got corev1.Secret
-	if err := env.Client.Get(ctx, r.secret, &got); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got.Data, theirs.Data) || !reflect.DeepEqual(got.Labels, theirs.Labels) || !reflect.DeepEqual(got.Annotations, theirs.Annotations) {
-		t.Errorf("the Secret was written over: data keys %v, labels %v, annotations %v", slices.Sorted(maps.Keys(got.Data)), got.Labels, got.Annotations)
-	}
-	waitForEvent(t, r.secret, "Conflict")
-	var list eventsv1.EventList
-	if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
-		t.Fatal(err)
-	}
-	want := "Secret " + r.secret.String() + " is not Clearance's token signing keys (no label " + signingkey.Label +
-		"=true, no signing set in it) and was left as it is: set --oauth-signing-secret (the chart's oauth.signingSecret) to a name no other Secret has"
-	for _, e := range list.Items {
-		if e.Reason == "Conflict" && !strings.HasPrefix(e.Note, want) {
-			t.Errorf("the event says %q, want it to begin %q", e.Note, want)
-		}
-		if strings.Contains(e.Note, "billing-database-password") {
-			t.Error("an event holds the other Secret's data")
-		}
-	}
+	for name, labels := range map[string]map[string]string{
+		"not labelled":             {"app": "billing"},
+		"labelled other than true": {"app": "billing", signingkey.Label: "false"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r, _ := newSigningKeyReconciler(t)
+			theirs := &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: r.secret.Name,
+					Labels: labels, Annotations: map[string]string{"owner": "billing-team"}},
+				Data: map[string][]byte{"password": []byte("billing-database-password")},
+			}
+			if err := env.Client.Create(ctx, theirs); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // at start, and again on any later event of the name
+				r.reconcileSeen(t, func(*corev1.Secret) error { return nil })
+			}
+			var got corev1.Secret
+			if err := env.Client.Get(ctx, r.secret, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Data, theirs.Data) || !reflect.DeepEqual(got.Labels, theirs.Labels) || !reflect.DeepEqual(got.Annotations, theirs.Annotations) {
+				t.Errorf("the Secret was written over: data keys %v, labels %v, annotations %v", slices.Sorted(maps.Keys(got.Data)), got.Labels, got.Annotations)
+			}
+			waitForEvent(t, r.secret, "Conflict")
+			var list eventsv1.EventList
+			if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
+				t.Fatal(err)
+			}
+			want := "Secret " + r.secret.String() + " is not Clearance's token signing keys (no label " + signingkey.Label +
+				"=true, no signing set in it) and was left as it is: set --oauth-signing-secret (the chart's oauth.signingSecret) to a name no other Secret has"
+			for _, e := range list.Items {
+				if e.Reason == "Conflict" && !strings.HasPrefix(e.Note, want) {
+					t.Errorf("the event says %q, want it to begin %q", e.Note, want)
+				}
+				if strings.Contains(e.Note, "billing-database-password") {
+					t.Error("an event holds the other Secret's data")
+				}
+			}
 
-	// Deleted by its owner: the keys are written.
-	r.deleteAndReconcile(t, &got)
+			// Deleted by its owner: the keys are written.
+			r.deleteAndReconcile(t, &got)
+		})
+	}
 }
 
 // TestALeaderWithAStaleViewNeverWritesOverTheSigningKeys: a leader paused for two rotation
@@ -310,6 +318,76 @@ func TestALeaderWithAStaleViewNeverWritesOverTheSigningKeys(t *testing.T) {
 	if !slices.Equal(kids(after), kids(latest)) || after.Current.KeyID != latest.Current.KeyID || !bytes.Equal(after.RefreshKey, latest.RefreshKey) {
 		t.Errorf("the paused leader wrote over the set: published %v (current %s), want %v (current %s)",
 			kids(after), after.Current.KeyID, kids(latest), latest.Current.KeyID)
+	}
+}
+
+// TestASigningKeyWriteThatFailsIsReturnedSoItIsTriedAgain: the writes that add a refresh key
+// and replace a broken set are conditional on what was read, as the rotation's is. A leader
+// whose view is behind fails to write; the failure must reach the workqueue (which tries again
+// at once) rather than be taken for done, when the next pass would come only at the next
+// rotation, a month on, with no refresh key or no valid set meanwhile. Its write must not land
+// either: what was written since stays.
+func TestASigningKeyWriteThatFailsIsReturnedSoItIsTriedAgain(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(*corev1.Secret)
+	}{
+		{"a set with no refresh key", func(s *corev1.Secret) { delete(s.Data, signingkey.DataRefresh) }},
+		{"a set that is broken", func(s *corev1.Secret) { s.Data[signingkey.DataCurrent] = []byte("{}") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := newSigningKeyReconciler(t)
+			ctx := context.Background()
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+				t.Fatal(err)
+			}
+			_, sec := r.set(t)
+			c.damage(sec)
+			if err := env.Client.Update(ctx, sec); err != nil {
+				t.Fatal(err)
+			}
+			var seen corev1.Secret
+			testenv.Within(t, 30*time.Second, "the cache to show the changed Secret", func() error {
+				if err := r.cache.Get(ctx, r.secret, &seen); err != nil {
+					return err
+				}
+				if seen.ResourceVersion != sec.ResourceVersion {
+					return fmt.Errorf("resourceVersion %s, want %s", seen.ResourceVersion, sec.ResourceVersion)
+				}
+				return nil
+			})
+			behind := *r
+			behind.cache = &signingkey.Cache{Cache: frozenCache{Cache: r.cache.Cache, secret: seen.DeepCopy()}}
+			// Someone else writes meanwhile.
+			touched := client.MergeFrom(sec.DeepCopy())
+			sec.Annotations["example.com/touched"] = "yes"
+			if err := env.Client.Patch(ctx, sec, touched); err != nil {
+				t.Fatal(err)
+			}
+
+			if _, err := behind.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); !apierrors.IsConflict(err) {
+				t.Fatalf("a write from a view behind: error %v, want the conflict returned", err)
+			}
+			var now corev1.Secret
+			if err := env.Client.Get(ctx, r.secret, &now); err != nil {
+				t.Fatal(err)
+			}
+			if now.ResourceVersion != sec.ResourceVersion {
+				t.Fatal("the write from a view behind landed")
+			}
+
+			// Tried again with the view caught up: the set is whole, and the other write kept.
+			r.reconcileSeen(t, func(s *corev1.Secret) error {
+				if s.Annotations["example.com/touched"] != "yes" {
+					return errors.New("the other write not seen yet")
+				}
+				return nil
+			})
+			set, after := r.set(t)
+			if len(set.RefreshKey) != signingkey.RefreshKeySize || after.Annotations["example.com/touched"] != "yes" {
+				t.Errorf("after the retry: refresh key of %d bytes, annotations %v", len(set.RefreshKey), after.Annotations)
+			}
+		})
 	}
 }
 
