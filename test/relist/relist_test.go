@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -216,4 +217,30 @@ func TestAnOrgThatDeletesItsOwnDefaultMetricSetGetsTheProtectedOneAtOnce(t *test
 	}
 	waitFor(t, &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: controllers.DefaultMetricSetName}},
 		"the org's protected default MetricSet", func(ms *v1.MetricSet) bool { return ms.UID != own.UID && ms.Labels[v1.LabelProtected] == "true" })
+}
+
+// TestAMetricSetMadeAgainWhileTheOperatorWasBlindIsPublished: the MetricSet made again, with
+// other metrics switched on, is reconciled once the informer lists again: its status counts
+// what it switches on, and it publishes them. (Two ways lead there: the relist's update, and the
+// garbage collector deleting the published ConfigMap of the old MetricSet, which the watch of
+// owned ConfigMaps maps to the name; either alone passes this test.)
+func TestAMetricSetMadeAgainWhileTheOperatorWasBlindIsPublished(t *testing.T) {
+	org := env.Namespace(t, "relist-metrics")
+	metricSet := func(names ...string) *v1.MetricSet {
+		ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "dashboards"}}
+		for _, n := range names {
+			ms.Spec.Metrics = append(ms.Spec.Metrics, v1.Metric{Name: n, Enabled: ptr.To(true)})
+		}
+		return ms
+	}
+	counted := func(n int32) func(*v1.MetricSet) bool {
+		return func(ms *v1.MetricSet) bool { return ms.Status.EnabledCount == n && ms.Status.ConfigMapName != "" }
+	}
+	ms := metricSet("occupancy.current")
+	if err := env.Client.Create(context.Background(), ms); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ms, "the MetricSet to be counted and published", counted(1))
+	again := madeAgainWhileBlind(t, ms, metricSet("occupancy.current", "dwell.p95"))
+	waitFor(t, again, "the MetricSet made again to be counted and published", counted(2))
 }
