@@ -177,6 +177,54 @@ func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	checkInjected(s.Data["ca.crt"])
 }
 
+// TestCertificatesThatExpireWithinTheLookaheadAreRenewedAtStart: a CA, or a serving certificate,
+// that the rotator would renew on its first pass (it ends within LookaheadInterval) is renewed
+// before the webhook serves, as the rotator renews it: a new CA with a new serving certificate,
+// or the serving certificate alone under the CA kept. Kept, it would be replaced by the
+// rotator's first pass moments later, racing the start.
+func TestCertificatesThatExpireWithinTheLookaheadAreRenewedAtStart(t *testing.T) {
+	cr := certRotator("certs", "localhost")
+	now := time.Now()
+	soon, later := now.Add(cr.LookaheadInterval/3), now.Add(cr.CaCertDuration)
+	for _, c := range []struct {
+		name               string
+		caEnds, servedEnds time.Time
+		caKept             bool
+	}{
+		{"the CA", soon, soon, false},
+		{"the serving certificate", later, soon, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ca, err := cr.CreateCACert(now.Add(-time.Hour), c.caEnds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, key, err := cr.CreateCertPEM(ca, now.Add(-time.Hour), c.servedEnds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := map[string][]byte{"ca.crt": ca.CertPEM, "ca.key": ca.KeyPEM, "tls.crt": cert, "tls.key": key}
+			data, changed, err := certificateData(cr, old, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !changed || bytes.Equal(data["tls.crt"], cert) {
+				t.Fatal("an expiring certificate was kept")
+			}
+			if kept := bytes.Equal(data["ca.crt"], ca.CertPEM); kept != c.caKept {
+				t.Errorf("CA kept: %v, want %v", kept, c.caKept)
+			}
+			lookahead := now.Add(cr.LookaheadInterval)
+			if ok, err := rotator.ValidCert(data["ca.crt"], data["ca.crt"], data["ca.key"], cr.CAName, nil, lookahead); !ok {
+				t.Errorf("the rotator would replace the CA: %v", err)
+			}
+			if ok, err := rotator.ValidCert(data["ca.crt"], data["tls.crt"], data["tls.key"], cr.DNSName, cr.ExtKeyUsages, lookahead); !ok {
+				t.Errorf("the rotator would replace the serving certificate: %v", err)
+			}
+		})
+	}
+}
+
 // TestCertificatesArePreparedBeforeTheWebhookConfigurationsExist: with no configuration
 // registered yet (the chart's come after the operator, say), the certificate Secret is written
 // and the injection is left to the rotator, rather than the start failing.
