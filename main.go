@@ -52,6 +52,7 @@ import (
 	"github.com/clearance-dev/clearance/internal/index"
 	"github.com/clearance-dev/clearance/internal/keyformat"
 	"github.com/clearance-dev/clearance/internal/metrics"
+	"github.com/clearance-dev/clearance/internal/metricsauth"
 	"github.com/clearance-dev/clearance/internal/oauth"
 	"github.com/clearance-dev/clearance/internal/ratestore"
 	"github.com/clearance-dev/clearance/internal/signingkey"
@@ -69,6 +70,8 @@ var webhookManifests []byte
 // options are the operator's flags.
 type options struct {
 	metricsAddr             string
+	metricsSecure           bool
+	metricsCertDir          string
 	probeAddr               string
 	verifierAddr            string
 	webhookPort             int
@@ -128,7 +131,9 @@ type oauthFlags struct {
 
 func (o *options) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
-	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Serve the webhooks over HTTP/2 too. Off by default, as kubebuilder's scaffold has it: HTTP/1.1 keeps HTTP/2's stream-reset attacks (CVE-2023-44487, CVE-2023-39325) away.")
+	fs.BoolVar(&o.metricsSecure, "metrics-secure", false, "Serve the metrics endpoint over HTTPS to clients whose Kubernetes bearer token is allowed get on /metrics (the ClusterRole clearance-metrics-reader), asking the apiserver (TokenReview, SubjectAccessReview; answers kept a minute). Off: plain HTTP to anyone who reaches the port, which tells which orgs each application is connected to (docs/security.md).")
+	fs.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "With --metrics-secure: a directory holding tls.crt and tls.key to serve the metrics endpoint with, reloaded when they change. Empty: a self-signed certificate made at start.")
+	fs.BoolVar(&o.enableHTTP2, "enable-http2", false, "Serve the webhooks (and the metrics endpoint with --metrics-secure) over HTTP/2 too. Off by default, as kubebuilder's scaffold has it: HTTP/1.1 keeps HTTP/2's stream-reset attacks (CVE-2023-44487, CVE-2023-39325) away.")
 	fs.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address Go's profiling endpoints (/debug/pprof) bind to, e.g. 127.0.0.1:6060; empty disables them. Keep it on loopback.")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz probes bind to.")
 	fs.StringVar(&o.verifierAddr, "verifier-bind-address", ":8090", "Address the key verifier (forward-auth and JSON API) binds to.")
@@ -211,6 +216,12 @@ func (o *options) validate() error {
 				return fmt.Errorf("--%s is the console's and does nothing without it: set --console-bind-address too, or drop --%s", set.flag, set.flag)
 			}
 		}
+	}
+	if o.metricsSecure && o.metricsAddr == "0" {
+		return errors.New("--metrics-secure secures nothing with --metrics-bind-address=0: give the endpoint an address, or drop --metrics-secure")
+	}
+	if o.metricsCertDir != "" && !o.metricsSecure {
+		return errors.New("--metrics-cert-dir serves the metrics endpoint over HTTPS only with --metrics-secure: set it too, or drop --metrics-cert-dir")
 	}
 	// controller-runtime takes 0 for 9443 and a negative port for no webhook server at all.
 	if o.enableWebhooks && (o.webhookPort < 1 || o.webhookPort > 65535) {
@@ -323,7 +334,7 @@ func run(opts options) error {
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: opts.metricsAddr},
+		Metrics:                metricsOptions(opts),
 		HealthProbeBindAddress: opts.probeAddr,
 		PprofBindAddress:       opts.pprofAddr,
 		WebhookServer: clearancewebhook.GatedServer{
@@ -646,6 +657,16 @@ func (f consoleOIDCFlags) options() (*console.OIDCOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// metricsOptions serve the metrics endpoint as the flags say: plain HTTP, or HTTPS to clients
+// Kubernetes RBAC allows (package metricsauth).
+func metricsOptions(opts options) metricsserver.Options {
+	if !opts.metricsSecure {
+		return metricsserver.Options{BindAddress: opts.metricsAddr}
+	}
+	return metricsserver.Options{BindAddress: opts.metricsAddr, SecureServing: true, CertDir: opts.metricsCertDir,
+		TLSOpts: webhookTLSOpts(opts.enableHTTP2), FilterProvider: metricsauth.Filter(clock.RealClock{})}
 }
 
 // webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.

@@ -236,6 +236,9 @@ func TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault(t *
 		{[]string{"--kube-api-qps=0.5", "--kube-api-burst=1", "--apikey-workers=1", "--rate-limit-store-fallback-replicas=1"}, ""},
 		{[]string{"--kube-api-qps=NaN"}, "--kube-api-qps"},
 		{[]string{"--kube-api-qps=+Inf"}, "--kube-api-qps"},
+		{[]string{"--metrics-cert-dir=/certs"}, "--metrics-secure"},
+		{[]string{"--metrics-secure", "--metrics-bind-address=0"}, "--metrics-secure"},
+		{[]string{"--metrics-secure", "--metrics-cert-dir=/certs"}, ""},
 	}
 	// Every count, rate and duration that must be positive, at zero and below.
 	for _, f := range []struct{ flag, unit string }{

@@ -1,0 +1,244 @@
+/*
+Copyright 2026 The Clearance Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package metricsauth_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/clearance-dev/clearance/internal/metricsauth"
+	"github.com/clearance-dev/clearance/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// scraper is a ServiceAccount of ns with a token from the TokenRequest API, bound to
+// clearance-metrics-reader (config/rbac/metrics_reader_role.yaml) when reader; it returns the
+// token and the binding (nil if none).
+func scraper(t *testing.T, ns, name string, reader bool) (string, *rbacv1.ClusterRoleBinding) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	var binding *rbacv1.ClusterRoleBinding
+	if reader {
+		binding = &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: ns + "-" + name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "clearance-metrics-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}},
+		}
+		if err := env.Client.Create(ctx, binding); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token for %s/%s: %v", ns, name, err)
+	}
+	return tr.Status.Token, binding
+}
+
+// get sends method to url with authorization (if any) and returns the status and the body.
+func get(t *testing.T, c *http.Client, method, url, authorization string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestOnlyAnIdentityRBACAllowsReadsTheMetrics: with the operator's own identity and RBAC
+// (config/rbac), the filter lets through a bearer token allowed get on /metrics and nothing
+// else: no token, another scheme, a token the apiserver does not know, an identity without the
+// binding, another path or another verb. A binding removed stops the scrapes once the answer
+// remembered expires, and no token reaches the log.
+func TestOnlyAnIdentityRBACAllowsReadsTheMetrics(t *testing.T) {
+	ns := env.Namespace(t, "metrics-auth")
+	reader, binding := scraper(t, ns, "prometheus", true)
+	stranger, _ := scraper(t, ns, "stranger", false)
+
+	operator, _, err := env.OperatorIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := rest.HTTPClientFor(operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	filter, err := metricsauth.Filter(clock)(operator, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logMu sync.Mutex
+	var logged bytes.Buffer
+	log := funcr.New(func(prefix, args string) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintln(&logged, prefix, args)
+	}, funcr.Options{})
+	h, err := filter(log, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "clearance_metric 1\n") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	c := srv.Client()
+
+	for _, tc := range []struct {
+		name, method, path, authorization string
+		want                              int
+	}{
+		{"no token", http.MethodGet, "/metrics", "", http.StatusUnauthorized},
+		{"an empty bearer token", http.MethodGet, "/metrics", "Bearer ", http.StatusUnauthorized},
+		{"another scheme", http.MethodGet, "/metrics", "Basic " + reader, http.StatusUnauthorized},
+		{"a token the apiserver does not know", http.MethodGet, "/metrics", "Bearer " + reader[:len(reader)-4] + "AAAA", http.StatusUnauthorized},
+		{"an identity without the binding", http.MethodGet, "/metrics", "Bearer " + stranger, http.StatusForbidden},
+		{"another path", http.MethodGet, "/debug/pprof/", "Bearer " + reader, http.StatusForbidden},
+		{"another verb", http.MethodPost, "/metrics", "Bearer " + reader, http.StatusForbidden},
+		{"the reader", http.MethodGet, "/metrics", "Bearer " + reader, http.StatusOK},
+		{"the reader, the scheme in lower case", http.MethodGet, "/metrics", "bearer " + reader, http.StatusOK},
+	} {
+		code, body := get(t, c, tc.method, srv.URL+tc.path, tc.authorization)
+		if code != tc.want {
+			t.Errorf("%s: %d %q, want %d", tc.name, code, body, tc.want)
+		}
+		if code == http.StatusOK && body != "clearance_metric 1\n" {
+			t.Errorf("%s: body %q", tc.name, body)
+		}
+		if strings.Contains(body, reader) || strings.Contains(body, stranger) {
+			t.Errorf("%s: the answer holds a token", tc.name)
+		}
+	}
+
+	// The binding removed: still let through while the answer is remembered, refused after.
+	if err := env.Client.Delete(context.Background(), binding); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, c, http.MethodGet, srv.URL+"/metrics", "Bearer "+reader); code != http.StatusOK {
+		t.Errorf("within the minute remembered: %d, want 200", code)
+	}
+	clock.Step(metricsauth.TTL + time.Second)
+	testenv.Within(t, 30*time.Second, "the reader to be refused once its binding is gone", func() error {
+		clock.Step(metricsauth.TTL + time.Second) // the apiserver's authorizer may learn of the delete after a first ask
+		if code, _ := get(t, c, http.MethodGet, srv.URL+"/metrics", "Bearer "+reader); code != http.StatusForbidden {
+			return fmt.Errorf("answered %d", code)
+		}
+		return nil
+	})
+
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(logged.String(), "refused") {
+		t.Error("no refusal was logged")
+	}
+	for _, token := range []string{reader, stranger} {
+		if strings.Contains(logged.String(), token) || strings.Contains(logged.String(), token[len(token)-20:]) {
+			t.Error("a token reached the log")
+		}
+	}
+}
+
+// TestAnOperatorRunWithMetricsSecureServesItsMetricsOnlyToAReader runs the operator as its
+// ServiceAccount, with only the RBAC config/rbac ships, and --metrics-secure: its metrics are
+// served over HTTPS (a self-signed certificate), to the reader alone.
+func TestAnOperatorRunWithMetricsSecureServesItsMetricsOnlyToAReader(t *testing.T) {
+	ns := env.Namespace(t, "metrics-secure")
+	reader, _ := scraper(t, ns, "prometheus", true)
+	stranger, _ := scraper(t, ns, "stranger", false)
+	op, err := env.StartOperator(testenv.OperatorOptions{ServiceAccount: true, Args: []string{"--metrics-secure"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Cleanup)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(op.Log())
+		}
+	})
+	url := strings.Replace(op.MetricsURL, "http://", "https://", 1) + "/metrics"
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the operator's certificate is self-signed
+	}}
+	// The self-signed certificate is made as the server starts, which may come after /readyz.
+	testenv.Within(t, 30*time.Second, "the metrics endpoint to answer", func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			return fmt.Errorf("no token: %d, want 401", resp.StatusCode)
+		}
+		return nil
+	})
+	if code, _ := get(t, c, http.MethodGet, url, "Bearer "+stranger); code != http.StatusForbidden {
+		t.Errorf("a token without the binding: %d, want 403", code)
+	}
+	code, body := get(t, c, http.MethodGet, url, "Bearer "+reader)
+	if code != http.StatusOK || !strings.Contains(body, "clearance_") {
+		t.Errorf("the reader: %d, %d bytes, want 200 and Clearance's metrics", code, len(body))
+	}
+	plain := &http.Client{Timeout: 30 * time.Second}
+	if resp, err := plain.Get(op.MetricsURL + "/metrics"); err == nil {
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("the metrics are served over plain HTTP too")
+		}
+	}
+	if log := op.Log(); strings.Contains(log, reader) || strings.Contains(log, stranger) {
+		t.Error("a token reached the operator's log")
+	}
+}
