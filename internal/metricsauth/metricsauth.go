@@ -48,6 +48,9 @@ const (
 	remembered = 1024
 	// reviewTimeout bounds one TokenReview or SubjectAccessReview.
 	reviewTimeout = 10 * time.Second
+	// reviewQPS and reviewBurst bound the reviews a replica asks for: a scrape every few
+	// seconds needs one a minute.
+	reviewQPS, reviewBurst = 5, 20
 )
 
 // Filter is a FilterProvider of controller-runtime's metrics server: it answers a request only
@@ -62,6 +65,11 @@ const (
 // holds the operator to 150 MiB with 5,000 keys).
 func Filter(clk clock.PassiveClock) func(*rest.Config, *http.Client) (metricsserver.Filter, error) {
 	return func(cfg *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+		// Reviews have a rate limit of their own, well below the controllers': a flood of
+		// made-up tokens at the port (each a TokenReview) must not take the operator's share
+		// of the apiserver.
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst, cfg.RateLimiter = reviewQPS, reviewBurst, nil
 		authn, err := authenticationclient.NewForConfigAndClient(cfg, hc)
 		if err != nil {
 			return nil, err
