@@ -29,6 +29,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -332,9 +333,13 @@ func run(opts options) error {
 		return err
 	}
 
+	metricsOpts, err := metricsOptions(opts)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsOptions(opts),
+		Metrics:                metricsOpts,
 		HealthProbeBindAddress: opts.probeAddr,
 		PprofBindAddress:       opts.pprofAddr,
 		WebhookServer: clearancewebhook.GatedServer{
@@ -660,13 +665,22 @@ func (f consoleOIDCFlags) options() (*console.OIDCOptions, error) {
 }
 
 // metricsOptions serve the metrics endpoint as the flags say: plain HTTP, or HTTPS to clients
-// Kubernetes RBAC allows (package metricsauth).
-func metricsOptions(opts options) metricsserver.Options {
+// Kubernetes RBAC allows (package metricsauth). controller-runtime serves a self-signed
+// certificate when its directory lacks tls.crt or tls.key: a directory given without them is
+// refused rather than silently replaced.
+func metricsOptions(opts options) (metricsserver.Options, error) {
 	if !opts.metricsSecure {
-		return metricsserver.Options{BindAddress: opts.metricsAddr}
+		return metricsserver.Options{BindAddress: opts.metricsAddr}, nil
+	}
+	if opts.metricsCertDir != "" {
+		for _, name := range []string{"tls.crt", "tls.key"} {
+			if _, err := os.Stat(filepath.Join(opts.metricsCertDir, name)); err != nil {
+				return metricsserver.Options{}, fmt.Errorf("--metrics-cert-dir %s: %w: it must hold tls.crt and tls.key (or leave the flag out for a self-signed certificate)", opts.metricsCertDir, err)
+			}
+		}
 	}
 	return metricsserver.Options{BindAddress: opts.metricsAddr, SecureServing: true, CertDir: opts.metricsCertDir,
-		TLSOpts: webhookTLSOpts(opts.enableHTTP2), FilterProvider: metricsauth.Filter(clock.RealClock{})}
+		TLSOpts: webhookTLSOpts(opts.enableHTTP2), FilterProvider: metricsauth.Filter(clock.RealClock{})}, nil
 }
 
 // webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.

@@ -22,8 +22,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +39,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 
@@ -240,5 +244,48 @@ func TestAnOperatorRunWithMetricsSecureServesItsMetricsOnlyToAReader(t *testing.
 	}
 	if log := op.Log(); strings.Contains(log, reader) || strings.Contains(log, stranger) {
 		t.Error("a token reached the operator's log")
+	}
+}
+
+// TestTheMetricsCertDirIsServedAndOneWithoutItsFilesIsRefused: --metrics-cert-dir's certificate
+// is the one served; a directory without tls.crt and tls.key stops the start with an error that
+// names the flag, rather than controller-runtime's silent fallback to a self-signed one.
+func TestTheMetricsCertDirIsServedAndOneWithoutItsFilesIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("clearance-metrics.example", []net.IP{{127, 0, 0, 1}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := certutil.ParseCertsPEM(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	op, err := env.StartOperator(testenv.OperatorOptions{Name: "metrics-cert-dir", Args: []string{"--metrics-secure", "--metrics-cert-dir=" + dir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(op.Cleanup)
+	addr := strings.TrimPrefix(op.MetricsURL, "http://")
+	testenv.Within(t, 30*time.Second, "the metrics endpoint to serve the certificate of --metrics-cert-dir", func() error {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // only the certificate served is compared
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(want[0]) {
+			return fmt.Errorf("served a certificate for %q", got.Subject.CommonName)
+		}
+		return nil
+	})
+
+	_, err = env.StartOperator(testenv.OperatorOptions{Name: "metrics-cert-dir-empty", Args: []string{"--metrics-secure", "--metrics-cert-dir=" + t.TempDir()}})
+	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-dir") || !strings.Contains(err.Error(), "tls.crt") {
+		t.Errorf("an empty --metrics-cert-dir: %v, want the start refused naming the flag and its files", err)
 	}
 }
