@@ -18,13 +18,20 @@ package rbac
 
 import (
 	"context"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 )
 
@@ -127,5 +134,101 @@ func TestWithMetricsSecureTheChartLetsItsPodsReviewScrapesAndAReaderRead(t *test
 	// The reader may read nothing else.
 	if review(reader, &authorizationv1.ResourceAttributes{Verb: "list", Resource: "secrets"}, "", "") {
 		t.Error("clearance-metrics-reader lets its holder list Secrets")
+	}
+}
+
+// TestTheChartsNetworkPoliciesLetOnlyThePeersGivenReachTheVerifierAndTheMetrics: with
+// metrics.allowedFrom and verifier.networkPolicy, the verifier pods get a NetworkPolicy of their
+// own (selecting them and not the operator's) letting the verifier port only from the proxies
+// named and the metrics port only from Prometheus's namespace, the probes from anywhere; the
+// operator's policy keeps the metrics port to the same peers. The apiserver takes both. By
+// default the verifier gets no policy and the operator's ports answer any pod, as before.
+func TestTheChartsNetworkPoliciesLetOnlyThePeersGivenReachTheVerifierAndTheMetrics(t *testing.T) {
+	prometheus := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}}
+	proxies := networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "ingress-nginx"}}}
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`metrics:
+  allowedFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+verifier:
+  networkPolicy:
+    enabled: true
+    allowedFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}}]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	policies := func(r rendered) map[string]networkingv1.NetworkPolicy {
+		out := map[string]networkingv1.NetworkPolicy{}
+		for _, d := range r.docs {
+			if d.kind == "NetworkPolicy" {
+				var np networkingv1.NetworkPolicy
+				if err := yaml.Unmarshal(d.data, &np); err != nil {
+					t.Fatal(err)
+				}
+				out[np.Name] = np
+			}
+		}
+		return out
+	}
+	// peersOf returns the peers np lets reach port, nil for any, and whether a rule lets it at all.
+	peersOf := func(np networkingv1.NetworkPolicy, port int32) ([]networkingv1.NetworkPolicyPeer, bool) {
+		var peers []networkingv1.NetworkPolicyPeer
+		found := false
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				if p.Port != nil && p.Port.IntVal == port {
+					if len(rule.From) == 0 {
+						return nil, true
+					}
+					found = true
+					peers = append(peers, rule.From...)
+				}
+			}
+		}
+		return peers, found
+	}
+	on := parseChart(t, env.HelmTemplate(t, "-f", values))
+	nps := policies(on)
+	verifierPolicy, ok := nps["clearance-verifier"]
+	if !ok {
+		t.Fatalf("verifier.networkPolicy.enabled renders no NetworkPolicy clearance-verifier; policies: %v", slices.Collect(maps.Keys(nps)))
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&verifierPolicy.Spec.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sel.Matches(labels.Set(on.deployment("clearance-verifier").Spec.Template.Labels)) || sel.Matches(labels.Set(on.deployment("clearance").Spec.Template.Labels)) {
+		t.Errorf("the verifier's NetworkPolicy selects %v: want the verifier's pods and not the operator's", verifierPolicy.Spec.PodSelector.MatchLabels)
+	}
+	for _, tc := range []struct {
+		policy string
+		port   int32
+		want   []networkingv1.NetworkPolicyPeer // nil: any
+	}{
+		{"clearance-verifier", 8090, []networkingv1.NetworkPolicyPeer{proxies}},
+		{"clearance-verifier", 8080, []networkingv1.NetworkPolicyPeer{prometheus}},
+		{"clearance-verifier", 8081, nil},
+		{"clearance-webhook", 8080, []networkingv1.NetworkPolicyPeer{prometheus}},
+		{"clearance-webhook", 8081, nil},
+	} {
+		peers, found := peersOf(nps[tc.policy], tc.port)
+		if !found || !reflect.DeepEqual(peers, tc.want) {
+			t.Errorf("NetworkPolicy %s lets port %d from %+v (a rule: %v), want %+v", tc.policy, tc.port, peers, found, tc.want)
+		}
+	}
+	for _, np := range nps {
+		np.Namespace = env.Namespace(t, "netpol")
+		if err := env.Client.Create(context.Background(), &np, client.DryRunAll); err != nil {
+			t.Errorf("the apiserver refuses NetworkPolicy %s: %v", np.Name, err)
+		}
+	}
+
+	off := policies(parseChart(t, env.HelmTemplate(t)))
+	if _, ok := off["clearance-verifier"]; ok {
+		t.Error("the default chart gives the verifier a NetworkPolicy")
+	}
+	for _, port := range []int32{8080, 8081, 8090} {
+		if peers, found := peersOf(off["clearance-webhook"], port); !found || peers != nil {
+			t.Errorf("the default chart lets the operator's port %d from %+v, want any pod", port, peers)
+		}
 	}
 }
