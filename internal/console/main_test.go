@@ -29,12 +29,9 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -150,17 +147,9 @@ func newPerson(t *testing.T, org, name string, clusterRoles ...string) person {
 			t.Fatal(err)
 		}
 	}
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(org).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("a token for %s/%s: %v", org, name, err)
-	}
-	issued.add(tr.Status.Token)
-	return person{name: name, org: org, token: tr.Status.Token}
+	token := env.ServiceAccountToken(t, org, name)
+	issued.add(token)
+	return person{name: name, org: org, token: token}
 }
 
 // Roles as an org binds them: Clearance's ClusterRole and, for what it does not cover

@@ -33,15 +33,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 	clocktesting "k8s.io/utils/clock/testing"
-	"k8s.io/utils/ptr"
 
 	"github.com/clearance-dev/clearance/internal/metricsauth"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -72,16 +69,7 @@ func scraper(t *testing.T, ns, name string, reader bool) (string, *rbacv1.Cluste
 		}
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
 	}
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("a token for %s/%s: %v", ns, name, err)
-	}
-	return tr.Status.Token, binding
+	return env.ServiceAccountToken(t, ns, name), binding
 }
 
 // get sends method to url with authorization (if any) and returns the status and the body.

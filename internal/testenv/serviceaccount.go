@@ -20,11 +20,15 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"testing"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -78,4 +82,20 @@ func (e *Env) OperatorIdentity() (*rest.Config, string, error) {
 	}
 	e.operator = &operatorIdentity{config: cfg, kubeconfig: path}
 	return cfg, path, nil
+}
+
+// ServiceAccountToken returns a token of an hour for ServiceAccount ns/name from the
+// TokenRequest API, as kubectl create token does; the ServiceAccount must exist.
+func (e *Env) ServiceAccountToken(t testing.TB, ns, name string) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), name,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token for ServiceAccount %s/%s: %v", ns, name, err)
+	}
+	return tr.Status.Token
 }

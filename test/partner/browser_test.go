@@ -22,12 +22,9 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/clearance-dev/clearance/internal/testenv/browser"
 )
@@ -57,15 +54,9 @@ func newPerson(t *testing.T, org, name string, clusterRoles ...string) person {
 			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: org, Name: name}},
 		}))
 	}
-	cs, err := kubernetes.NewForConfig(env.Config)
-	must(t, err)
-	tr, err := cs.CoreV1().ServiceAccounts(org).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("a token for %s/%s: %v", org, name, err)
-	}
-	secrets.Add("ServiceAccount token of "+org+"/"+name, tr.Status.Token)
-	return person{name: name, org: org, token: tr.Status.Token}
+	token := env.ServiceAccountToken(t, org, name)
+	secrets.Add("ServiceAccount token of "+org+"/"+name, token)
+	return person{name: name, org: org, token: token}
 }
 
 // needsChromium says, when Chromium is missing, what the skipped test needed it for.

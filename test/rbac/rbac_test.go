@@ -34,10 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -95,16 +92,7 @@ func TestTheOperatorCompletesTheSampleStoryWithOnlyItsShippedRBAC(t *testing.T) 
 	if out, err := env.Kubectl(t, "apply", "-k", "config/rbac"); err != nil {
 		t.Fatalf("applying the shipped RBAC: %v\n%s", err, out)
 	}
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := cs.CoreV1().ServiceAccounts("clearance-system").CreateToken(ctx, "clearance",
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("a token for the operator's ServiceAccount: %v", err)
-	}
-	cfg := &rest.Config{Host: env.Config.Host, BearerToken: tr.Status.Token, TLSClientConfig: rest.TLSClientConfig{CAData: env.Config.CAData}}
+	cfg := &rest.Config{Host: env.Config.Host, BearerToken: env.ServiceAccountToken(t, "clearance-system", "clearance"), TLSClientConfig: rest.TLSClientConfig{CAData: env.Config.CAData}}
 	recorder := &forbiddenRecorder{}
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { recorder.next = rt; return recorder }
 
