@@ -23,9 +23,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +35,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"github.com/clearance-dev/clearance/internal/testenv"
 )
 
 // TestWithMetricsSecureTheChartLetsItsPodsReviewScrapesAndAReaderRead: metrics.secure runs the
@@ -81,6 +85,31 @@ func TestWithMetricsSecureTheChartLetsItsPodsReviewScrapesAndAReaderRead(t *test
 	}
 	if ep := endpoint(on); ep["scheme"] != "https" || ep["bearerTokenFile"] != "/var/run/secrets/kubernetes.io/serviceaccount/token" {
 		t.Errorf("metrics.secure: the ServiceMonitor scrapes %v, want https with Prometheus's ServiceAccount token", ep)
+	}
+
+	// metrics.certSecret: both pods serve the Secret's certificate, which the ServiceMonitor
+	// checks before it sends the token; without metrics.secure the chart stops.
+	withCert := parseChart(t, env.HelmTemplate(t, append(secure, "--set", "metrics.certSecret=metrics-tls")...))
+	for _, name := range []string{"clearance", "clearance-verifier"} {
+		d := withCert.deployment(name)
+		pod := d.Spec.Template.Spec
+		mounted := slices.ContainsFunc(pod.Volumes, func(v corev1.Volume) bool {
+			return v.Secret != nil && v.Secret.SecretName == "metrics-tls" && slices.ContainsFunc(pod.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool {
+				return m.Name == v.Name && m.MountPath == "/metrics-certs" && m.ReadOnly
+			})
+		})
+		if !mounted || !slices.Contains(argsOf(d), "--metrics-cert-dir=/metrics-certs") {
+			t.Errorf("metrics.certSecret: %s mounts it at /metrics-certs: %v; its args: %v", name, mounted, argsOf(d))
+		}
+	}
+	tlsConfig, _ := endpoint(withCert)["tlsConfig"].(map[string]any)
+	if tlsConfig["insecureSkipVerify"] != nil || tlsConfig["serverName"] != "clearance-metrics."+releaseNamespace+".svc" ||
+		!reflect.DeepEqual(tlsConfig["ca"], map[string]any{"secret": map[string]any{"name": "metrics-tls", "key": "ca.crt"}}) {
+		t.Errorf("metrics.certSecret: the ServiceMonitor's tlsConfig is %v, want the Secret's ca.crt checked for the Service's name", tlsConfig)
+	}
+	if _, err := env.HelmTemplateFor(t, append(slices.Clone(testenv.HelmOffline), "--set", "metrics.certSecret=metrics-tls")); err == nil ||
+		!strings.Contains(err.Error(), "metrics.certSecret serves the metrics over HTTPS only with metrics.secure=true") {
+		t.Errorf("metrics.certSecret without metrics.secure: %v, want the chart to stop saying so", err)
 	}
 
 	// What the apiserver lets each identity do, with the chart's RBAC applied.
