@@ -30,6 +30,45 @@ securityContext:
   readOnlyRootFilesystem: true
   capabilities: {drop: [ALL]}
 {{- end }}
+{{- /*
+A pod template's metadata: its selector labels (which podLabels cannot change) with podLabels,
+and podAnnotations with the scrape annotations (scrapeAnnotations, for pods that serve metrics).
+Arguments: dict "root" (the chart's context), "selector" (the selector labels, YAML), "scrape".
+*/}}
+{{- define "clearance.podMetadata" -}}
+labels: {{- toYaml (merge (.selector | fromYaml) (deepCopy .root.Values.podLabels)) | nindent 2 }}
+{{- $annotations := deepCopy .root.Values.podAnnotations }}
+{{- if and .scrape .root.Values.scrapeAnnotations }}
+{{- $scrape := dict "prometheus.io/scrape" "true" "prometheus.io/port" "8080" "prometheus.io/path" "/metrics" }}
+{{- if .root.Values.metrics.secure }}{{- $_ := set $scrape "prometheus.io/scheme" "https" }}{{- end }}
+{{- $annotations = merge $scrape $annotations }}
+{{- end }}
+{{- with $annotations }}
+annotations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+{{- /*
+Where a pod runs and what it pulls with: priorityClassName and imagePullSecrets for every pod,
+nodeSelector, tolerations and affinity of one component ("values": .Values, .Values.verifier or
+.Values.console). Nothing when none is set.
+*/}}
+{{- define "clearance.podScheduling" -}}
+{{- with .root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
 {{- define "clearance.consoleSelectorLabels" -}}
 app.kubernetes.io/name: clearance
 app.kubernetes.io/instance: {{ .Release.Name }}
