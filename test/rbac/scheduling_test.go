@@ -20,12 +20,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// TestEveryPodOfTheChartTakesWhereItRunsAndWhatItCarries: imagePullSecrets, priorityClassName,
+// TestEveryPodOfTheChartTakesWhereItRunsAndWhatItCarries: each component's extraArgs reach its
+// own container only; imagePullSecrets, priorityClassName,
 // podLabels and podAnnotations reach every pod of the chart; nodeSelector, tolerations and
 // affinity each reach the one component they are given for; the chart's selector labels win over
 // podLabels (a label of the same name would take the pods out of their Deployment and Service);
@@ -33,8 +35,9 @@ import (
 // Deployment. By default a pod carries none of them.
 func TestEveryPodOfTheChartTakesWhereItRunsAndWhatItCarries(t *testing.T) {
 	values := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(values, []byte(`console: {enabled: true, affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: Exists}]}]}}}}
-verifier: {tolerations: [{key: edge, operator: Exists, effect: NoSchedule}]}
+	if err := os.WriteFile(values, []byte(`console: {enabled: true, extraArgs: ["--console-oidc-provider-name=Corporate SSO"], affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: Exists}]}]}}}}
+verifier: {extraArgs: [--kube-api-qps=50], tolerations: [{key: edge, operator: Exists, effect: NoSchedule}]}
+extraArgs: [--apikey-workers=4]
 nodeSelector: {pool: operators}
 imagePullSecrets: [{name: registry-credentials}]
 priorityClassName: clearance-critical
@@ -47,20 +50,27 @@ scrapeAnnotations: true
 	r := parseChart(t, env.HelmTemplate(t, "-f", values))
 	for _, tc := range []struct {
 		deployment   string
+		extraArg     string
 		nodeSelector bool
 		tolerations  bool
 		affinity     bool
 		scrape       bool
 	}{
-		{"clearance", true, false, false, true},
-		{"clearance-verifier", false, true, false, true},
-		{"clearance-console", false, false, true, false},
+		{"clearance", "--apikey-workers=4", true, false, false, true},
+		{"clearance-verifier", "--kube-api-qps=50", false, true, false, true},
+		{"clearance-console", "--console-oidc-provider-name=Corporate SSO", false, false, true, false},
 	} {
 		d := r.deployment(tc.deployment)
 		if d == nil {
 			t.Fatalf("no Deployment %s", tc.deployment)
 		}
 		pod := d.Spec.Template
+		args := argsOf(d)
+		for _, other := range []string{"--apikey-workers=4", "--kube-api-qps=50", "--console-oidc-provider-name=Corporate SSO"} {
+			if slices.Contains(args, other) != (other == tc.extraArg) {
+				t.Errorf("%s: its args %v, want %s of its extraArgs and no other component's", tc.deployment, args, tc.extraArg)
+			}
+		}
 		for k, v := range d.Spec.Selector.MatchLabels {
 			if pod.Labels[k] != v {
 				t.Errorf("%s: the pods' label %s is %q, its selector wants %q", tc.deployment, k, pod.Labels[k], v)
