@@ -166,6 +166,9 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, family, why str
 }
 
 // narrowScopes is the requested scope when it is within granted (RFC 6749 §6), else granted.
+// A token without a permission scope is good for every permission of the role, so a request
+// keeping none of the granted permission scopes (offline_access alone) would widen the token,
+// not narrow it: refused.
 func narrowScopes(granted []string, requested string) ([]string, bool) {
 	if requested == "" {
 		return granted, true
@@ -176,5 +179,11 @@ func narrowScopes(granted []string, requested string) ([]string, bool) {
 			return nil, false
 		}
 	}
+	if slices.ContainsFunc(granted, isPermission) && !slices.ContainsFunc(want, isPermission) {
+		return nil, false
+	}
 	return want, true
 }
+
+// isPermission says whether a scope limits what a token may do: every scope but Scopes.
+func isPermission(scope string) bool { return !slices.Contains(Scopes, scope) }

@@ -204,14 +204,15 @@ func TestARefreshNeverWidensTheScopesItsConsentGranted(t *testing.T) {
 	}
 	rt := tok.RefreshToken
 	for _, scope := range []string{"reports:write", "reports:read reports:write", "openid", "offline_access openid",
-		"REPORTS:READ", "reports:*", "reports", "reports:read,reports:export", "reports:readx"} {
+		"REPORTS:READ", "reports:*", "reports", "reports:read,reports:export", "reports:readx",
+		"offline_access", " "} { // no permission scope: a token good for every permission of the role
 		before, _, _ := rec.last()
 		status, body := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}}, confID, goodSecret)
 		if n, _, _ := rec.last(); status != http.StatusBadRequest || body["error"] != "invalid_scope" || n != before {
 			t.Errorf("refresh asking for %q beyond %v: %d %v, %d tokens minted; want invalid_scope and none", scope, c.Scopes, status, body["error"], n-before)
 		}
 	}
-	for _, scope := range []string{"reports:export reports:read", "reports:read", "offline_access"} {
+	for _, scope := range []string{"reports:export reports:read", "reports:read", "offline_access reports:export"} {
 		status, body := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "scope": {scope}}, confID, goodSecret)
 		next, _ := body["refresh_token"].(string)
 		if status != http.StatusOK || body["scope"] != scope || next == "" {

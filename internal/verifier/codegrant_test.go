@@ -446,3 +446,30 @@ func TestAGrantTokenIsRefusedFromTheMomentItsApplicationIsBeingDeleted(t *testin
 		t.Fatalf("refresh while the Application is being deleted: %d, a new access token", status)
 	}
 }
+
+// TestARefreshNamingNoPermissionScopeNeverWidensTheToken: a consent to reports:read gives
+// tokens good for reports:read alone. A token without a permission scope is good for every
+// permission of the role, so a refresh asking only for offline_access or openid (scopes the
+// consent holds, which say nothing of what a token may do) is refused, not answered with a
+// token good for more than the org admin allowed.
+func TestARefreshNamingNoPermissionScopeNeverWidensTheToken(t *testing.T) {
+	w := codeWorld(t, v1.OAuthPublic)
+	_, body := w.exchange(w.consent("openid offline_access reports:read"))
+	rt := body["refresh_token"].(string)
+	for _, scope := range []string{"offline_access", "openid", "openid offline_access"} {
+		status, next := w.tokenForm(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {appID}, "scope": {scope}})
+		if at, ok := next["access_token"].(string); ok {
+			expect(t, w.bearer(at, "scope=dashboards:refresh"), http.StatusForbidden, ReasonScopeMissing)
+			rt = next["refresh_token"].(string)
+		}
+		if status != http.StatusBadRequest || next["error"] != "invalid_scope" {
+			t.Errorf("a refresh asking for %q alone: %d %v, want invalid_scope", scope, status, next["error"])
+		}
+	}
+	status, next := w.tokenForm(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {appID}, "scope": {"offline_access reports:read"}})
+	if status != http.StatusOK {
+		t.Fatalf("a refresh keeping the permission scope: %d %v", status, next["error"])
+	}
+	expect(t, w.bearer(next["access_token"].(string), "scope=reports:read"), http.StatusOK, "")
+	expect(t, w.bearer(next["access_token"].(string), "scope=dashboards:refresh"), http.StatusForbidden, ReasonScopeMissing)
+}
