@@ -247,3 +247,47 @@ func TestEveryAccessTokenIsMintedForTheConnectionsRoleNow(t *testing.T) {
 		}
 	}
 }
+
+// TestARefreshFamilyLivesThirtyDaysUnusedAndEachRefreshRenewsThat: with the defaults, a family
+// left unused for 30 days, from its exchange or its last refresh, is gone (the application asks
+// for consent again), and one refreshed every 29 days keeps working until then.
+func TestARefreshFamilyLivesThirtyDaysUnusedAndEachRefreshRenewsThat(t *testing.T) {
+	const month = 30 * 24 * time.Hour
+	e := newEnv(t)
+	unused, rt := e.firstRefreshToken(), e.firstRefreshToken()
+	e.clock.Step(month - time.Second)
+	rt = e.mustRefresh(rt)
+	e.clock.Step(time.Second)
+	e.wantRefreshRefused(unused, "a family unused for 30 days since its exchange")
+	e.clock.Step(month - 2*time.Second)
+	rt = e.mustRefresh(rt)
+	e.clock.Step(month)
+	e.wantRefreshRefused(rt, "a family unused for 30 days since its last refresh")
+}
+
+// TestByDefaultARefreshFamilyEndsNinetyDaysAfterItsCodeWasExchanged: used every 20 days, a
+// family still ends 90 days after the exchange, not a moment later.
+func TestByDefaultARefreshFamilyEndsNinetyDaysAfterItsCodeWasExchanged(t *testing.T) {
+	e := newEnv(t)
+	rt := e.firstRefreshToken()
+	for range 4 {
+		e.clock.Step(20 * 24 * time.Hour)
+		rt = e.mustRefresh(rt)
+	}
+	e.clock.Step(10 * 24 * time.Hour)
+	e.wantRefreshRefused(rt, "90 days after the exchange")
+}
+
+// TestARefreshRefusedOnceItsGrantLeftForceStaysRefusedWhenItComesBack: a refresh while the
+// Application is switched off (or the connection not ready) revokes the family, so switching it
+// on again revives no refresh token: the application asks for consent again.
+func TestARefreshRefusedOnceItsGrantLeftForceStaysRefusedWhenItComesBack(t *testing.T) {
+	e := newEnv(t)
+	rt := e.firstRefreshToken()
+	e.withdraw()
+	e.wantRefreshRefused(rt, "grant out of force")
+	e.dir.mu.Lock()
+	clear(e.dir.revoked)
+	e.dir.mu.Unlock()
+	e.wantRefreshRefused(rt, "grant in force again")
+}

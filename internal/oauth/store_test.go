@@ -319,3 +319,29 @@ func TestOnRedisARevocationDuringARotationIsNeverUndone(t *testing.T) {
 		t.Fatalf("the revoked family after the rotation: %v, want ErrNotFound (revoked)", err)
 	}
 }
+
+// TestStoresKeepAFamilyAliveForItsTTLFromItsLastRotation: a rotation renews a family's life
+// (RefreshTTL is how long it may go unused), in memory and in Redis alike.
+func TestStoresKeepAFamilyAliveForItsTTLFromItsLastRotation(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)
+	for _, s := range stores(t) {
+		t.Run(s.name, func(t *testing.T) {
+			if err := s.store.CreateFamily(ctx, Family{ID: "f1"}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			s.step(50 * time.Minute)
+			if _, err := s.store.RotateFamily(ctx, "f1", 0, now, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			s.step(time.Hour - time.Millisecond)
+			if f, err := s.store.Family(ctx, "f1"); err != nil || f.Generation != 1 {
+				t.Fatalf("a family just under its TTL after its rotation: %+v %v", f, err)
+			}
+			s.step(time.Millisecond)
+			if _, err := s.store.Family(ctx, "f1"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("a family its TTL after its rotation: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
