@@ -227,8 +227,11 @@ func TestCallbackWaitsForConsentAndAnswersOnce(t *testing.T) {
 
 func TestAuthorizationRequestExpiresAfterTenMinutes(t *testing.T) {
 	e := newEnv(t)
-	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
-	e.clock.Step(10*time.Minute + time.Second)
+	authURL := e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	kept, id := e.startAuthorize(authURL), e.startAuthorize(authURL)
+	e.clock.Step(10*time.Minute - time.Second)
+	e.allow(confID, kept) // an admin who took almost ten minutes still answers
+	e.clock.Step(2 * time.Second)
 	e.recordConsent(confID, id)
 	if status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id)); status != http.StatusBadRequest || loc != nil {
 		t.Fatalf("done after expiry: %d %v", status, loc)
@@ -509,7 +512,7 @@ func TestACodeLivesAtMostSixtySecondsWhateverTheConfigOrTheStoresClock(t *testin
 			c.CodeTTL = ttl
 			c.Store = NewMemoryStore(clocktesting.NewFakeClock(c.Clock.Now())) // a store whose clock stands still
 		})
-		life := min(cmp.Or(ttl, DefaultCodeTTL), DefaultCodeTTL)
+		life := min(cmp.Or(ttl, time.Minute), time.Minute)
 		c := e.config(confID, redirect)
 		code, verifier := e.code(c)
 		e.clock.Step(life)
@@ -517,11 +520,11 @@ func TestACodeLivesAtMostSixtySecondsWhateverTheConfigOrTheStoresClock(t *testin
 			t.Fatalf("CodeTTL %v: a code %v old: %v, want it good", ttl, life, err)
 		}
 		code, verifier = e.code(c)
-		e.clock.Step(life + time.Second)
+		e.clock.Step(life + time.Millisecond)
 		_, err := e.exchange(c, code, verifier)
 		var re *oauth2.RetrieveError
 		if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
-			t.Fatalf("CodeTTL %v: a code %v old: %v, want invalid_grant", ttl, life+time.Second, err)
+			t.Fatalf("CodeTTL %v: a code %v old: %v, want invalid_grant", ttl, life+time.Millisecond, err)
 		}
 	}
 }
@@ -675,5 +678,46 @@ func TestTheIDTokenCarriesItsRequestsNonceLivesItsTTLAndNeedsOpenID(t *testing.T
 	code, verifier := e.code(c)
 	if tok, err = e.exchange(c, code, verifier); err != nil || tok.Extra("id_token") != nil {
 		t.Fatalf("without openid: %v, an id_token %v; want none", err, tok != nil && tok.Extra("id_token") != nil)
+	}
+}
+
+// TestACodeReplayedMinutesLaterStillRevokesTheTokensItGave: a stolen code is often tried after
+// it expired; the second redemption is recognised as long as the authorization request could
+// have lived, and still revokes the refresh token of the first.
+func TestACodeReplayedMinutesLaterStillRevokesTheTokensItGave(t *testing.T) {
+	var told int
+	e := newEnv(t, func(c *Config) { c.OnReuse = func(Grant, string) { told++ } })
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Step(DefaultRequestTTL - time.Second)
+	_, err = e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_grant")
+	e.wantRefreshRefused(tok.RefreshToken, "the first redemption's refresh token after a late replay")
+	if told != 1 {
+		t.Fatalf("the granting org was told %d times, want once", told)
+	}
+}
+
+// TestEveryRequestIDAndCodeIsAnotherAndTooLongToGuess: a request ID lets whoever holds it
+// answer the request, a code redeems it; RFC 6749 §10.10 asks that such values be guessed with
+// probability at most 2^-128, in the base32 of rand.Text at least 26 characters, and no two
+// requests share either.
+func TestEveryRequestIDAndCodeIsAnotherAndTooLongToGuess(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, redirect)
+	seen := map[string]bool{}
+	for range 20 {
+		id := e.startAuthorize(c.AuthCodeURL("st-1", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+		code := e.allow(publicID, id).Query().Get("code")
+		for what, v := range map[string]string{"request ID": id, "code": code} {
+			if len(v) < 26 || seen[v] {
+				t.Fatalf("a %s of %d characters, seen before %v; want at least 26 and a new one", what, len(v), seen[v])
+			}
+			seen[v] = true
+		}
 	}
 }

@@ -345,3 +345,47 @@ func TestStoresKeepAFamilyAliveForItsTTLFromItsLastRotation(t *testing.T) {
 		})
 	}
 }
+
+// TestTheSharedStoreNeverHoldsACodeOrAToken: whoever reads the shared store (a dump, a
+// replica's credentials) finds nothing to redeem: codes are kept by their hash, refresh tokens
+// not at all (one record per family), access tokens and PKCE verifiers never reach it.
+func TestTheSharedStoreNeverHoldsACodeOrAToken(t *testing.T) {
+	var m *miniredis.Miniredis
+	e := newEnv(t, func(c *Config) {
+		var rs *RedisStore
+		rs, m = redisStore(t, c.Clock.(*clocktesting.FakeClock))
+		c.Store = rs
+	})
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	var secrets []string
+	dump := func() string {
+		var b strings.Builder
+		for _, k := range m.Keys() {
+			b.WriteString(k + "\n")
+			if m.Exists(k) && m.Type(k) == "string" {
+				v, _ := m.Get(k)
+				b.WriteString(v + "\n")
+			}
+		}
+		return b.String()
+	}
+	secrets = append(secrets, code, verifier)
+	before := dump()
+	tok, err := e.exchange(c, code, verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := e.mustRefresh(tok.RefreshToken)
+	secrets = append(secrets, tok.AccessToken, tok.RefreshToken, next)
+	for _, rt := range []string{tok.RefreshToken, next} {
+		secrets = append(secrets, rt[strings.LastIndexByte(rt, '.')+1:]) // the mac alone
+	}
+	for i, s := range secrets {
+		for when, d := range map[string]string{"before the exchange": before, "after the refresh": dump()} {
+			if strings.Contains(d, s) {
+				t.Errorf("the store holds secret #%d %s", i, when)
+			}
+		}
+	}
+}
