@@ -721,3 +721,98 @@ func TestEveryRequestIDAndCodeIsAnotherAndTooLongToGuess(t *testing.T) {
 		}
 	}
 }
+
+// TestAClientUsingTwoAuthenticationMethodsAtOnceIsRefused: RFC 6749 §2.3 allows one method per
+// request. HTTP Basic beside a client_secret in the form, or beside a client_id naming another
+// client, is invalid_request, and the code stays unspent.
+func TestAClientUsingTwoAuthenticationMethodsAtOnceIsRefused(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+	for name, extra := range map[string]url.Values{
+		"client_secret in the form too": {"client_secret": {goodSecret}},
+		"another client_id in the form": {"client_id": {publicID}},
+	} {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		for k, v := range extra {
+			f[k] = v
+		}
+		if status, body := e.post(f, confID, goodSecret); status != http.StatusBadRequest || body["error"] != "invalid_request" {
+			t.Errorf("Basic and %s: %d %v, want invalid_request", name, status, body["error"])
+		}
+	}
+	form.Set("client_id", confID)
+	if status, body := e.post(form, confID, goodSecret); status != http.StatusOK {
+		t.Fatalf("Basic with its own client_id in the form: %d %v, want the code unspent and redeemed", status, body["error"])
+	}
+}
+
+// TestTokenAnswersAreNeverCachedAndABasicClientRefusedIsChallenged: RFC 6749 §5.1 and §5.2:
+// every answer of the token endpoint, tokens or error, carries Cache-Control: no-store, and a
+// client refused after HTTP Basic is told how to authenticate (WWW-Authenticate: Basic).
+func TestTokenAnswersAreNeverCachedAndABasicClientRefusedIsChallenged(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(publicID, redirect)
+	code, verifier := e.code(c)
+	post := func(form url.Values, id, secret string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if id != "" {
+			req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	ok := post(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "client_id": {publicID}, "redirect_uri": {redirect}, "code_verifier": {verifier}}, "", "")
+	refused := post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"x.0.y"}}, confID, "sk-wrong")
+	for name, resp := range map[string]*http.Response{"tokens": ok, "a refusal": refused} {
+		if resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s (%d): Cache-Control %q, want no-store", name, resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+	}
+	if ok.StatusCode != http.StatusOK || refused.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(refused.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("tokens %d; refused %d with WWW-Authenticate %q, want 200, and 401 with a Basic challenge",
+			ok.StatusCode, refused.StatusCode, refused.Header.Get("WWW-Authenticate"))
+	}
+}
+
+// TestARefreshKeyShorterThan256BitsIsNoKey: a refresh key of fewer than 32 bytes (a Secret cut
+// short) issues and accepts no refresh token: the token endpoint answers 503 as with none.
+func TestARefreshKeyShorterThan256BitsIsNoKey(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		k := c.Keys.(StaticKeys)
+		k.Refresh = k.Refresh[:31]
+		c.Keys = k
+	})
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	_, err := e.exchange(c, code, verifier)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusServiceUnavailable || re.ErrorCode != "temporarily_unavailable" {
+		t.Fatalf("exchange with a 31-byte refresh key: %v, want 503 temporarily_unavailable", err)
+	}
+}
+
+// TestExpiresInSaysWhenTheAccessTokenStopsWorking: a client renews by expires_in, so it is the
+// access token's own lifetime (the stub issuer's 5 minutes), at the exchange and at a refresh.
+func TestExpiresInSaysWhenTheAccessTokenStopsWorking(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+	status, body := e.post(form, confID, goodSecret)
+	if status != http.StatusOK || body["expires_in"] != float64(300) {
+		t.Fatalf("exchange: %d, expires_in %v, want 300", status, body["expires_in"])
+	}
+	if status, body = e.refresh(body["refresh_token"].(string)); status != http.StatusOK || body["expires_in"] != float64(300) {
+		t.Fatalf("refresh: %d, expires_in %v, want 300", status, body["expires_in"])
+	}
+}

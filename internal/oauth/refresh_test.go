@@ -291,3 +291,15 @@ func TestARefreshRefusedOnceItsGrantLeftForceStaysRefusedWhenItComesBack(t *test
 	e.dir.mu.Unlock()
 	e.wantRefreshRefused(rt, "grant in force again")
 }
+
+// TestAMalformedRefreshTokenIsInvalidGrant: a refresh token not of the form
+// <family>.<generation>.<mac> is refused as any unknown token, and the real one still works.
+func TestAMalformedRefreshTokenIsInvalidGrant(t *testing.T) {
+	e := newEnv(t)
+	rt := e.firstRefreshToken()
+	parts := strings.Split(rt, ".")
+	for _, bad := range []string{"", ".", "..", "...", parts[0], parts[0] + "." + parts[1], rt + ".x", parts[0] + ".x." + parts[2], "." + rt} {
+		e.wantRefreshRefused(bad, "a malformed refresh token")
+	}
+	e.mustRefresh(rt)
+}
