@@ -816,3 +816,80 @@ func TestExpiresInSaysWhenTheAccessTokenStopsWorking(t *testing.T) {
 		t.Fatalf("refresh: %d, expires_in %v, want 300", status, body["expires_in"])
 	}
 }
+
+// deadlineDirectory is an index that never sees the consent: it notes how long the callback
+// gives it, read from the context's deadline when the wait begins.
+type deadlineDirectory struct {
+	*stubDirectory
+	left time.Duration
+	has  bool
+}
+
+func (d *deadlineDirectory) WaitConsent(ctx context.Context, _, _ string) (Grant, bool) {
+	begun := time.Now()
+	dl, ok := ctx.Deadline()
+	d.left, d.has = dl.Sub(begun), ok
+	return Grant{}, false
+}
+
+// TestTheCallbackWaitsAtMostFiveSecondsForAConsent: a browser back before its consent holds a
+// connection at most DefaultConsentWait (5 s), then gets 409 and tries again.
+func TestTheCallbackWaitsAtMostFiveSecondsForAConsent(t *testing.T) {
+	dd := &deadlineDirectory{}
+	e := newEnv(t, func(c *Config) {
+		dd.stubDirectory = c.Directory.(*stubDirectory)
+		c.Directory = dd
+	})
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if status, loc, _ := e.get(e.srv.URL + AuthorizeDonePath + "?request=" + url.QueryEscape(id)); status != http.StatusConflict || loc != nil {
+		t.Fatalf("done without a consent: %d %v, want 409", status, loc)
+	}
+	if !dd.has || dd.left > 5*time.Second {
+		t.Fatalf("the callback waited with a deadline %v (%v), want one at most %v away", dd.left, dd.has, 5*time.Second)
+	}
+}
+
+// TestTheConsoleIsToldNothingOfARequestWhoseClientWasSwitchedOff: the consent page shows only
+// requests an org admin can still usefully allow; once the Application is switched off its
+// pending requests are 404, so no admin consents to (and connects) an application that is off.
+func TestTheConsoleIsToldNothingOfARequestWhoseClientWasSwitchedOff(t *testing.T) {
+	e := newEnv(t)
+	id := e.startAuthorize(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	info := e.srv.URL + AuthorizeRequestsPath + url.PathEscape(id)
+	if status, _, _ := e.get(info); status != http.StatusOK {
+		t.Fatalf("a pending request: %d, want 200", status)
+	}
+	e.dir.mu.Lock()
+	cl := e.dir.clients[confID]
+	cl.Enabled = false
+	e.dir.clients[confID] = cl
+	e.dir.mu.Unlock()
+	if status, _, _ := e.get(info); status != http.StatusNotFound {
+		t.Fatalf("a request of a client switched off: %d, want 404", status)
+	}
+}
+
+// TestAChallengeThatIsNoS256DigestOrAResponseModeNotServedIsRefusedBeforeConsent: a
+// code_challenge that is not 43 characters can be no S256 digest, and a response_mode other
+// than query is not served; both go back to the app as invalid_request, before any org admin
+// is asked to consent to a request that could never give tokens as asked.
+func TestAChallengeThatIsNoS256DigestOrAResponseModeNotServedIsRefusedBeforeConsent(t *testing.T) {
+	e := newEnv(t)
+	c := e.config(confID, redirect)
+	digest := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())
+	for name, opts := range map[string][]oauth2.AuthCodeOption{
+		"a challenge one character short": {oauth2.SetAuthURLParam("code_challenge", digest[:42]), oauth2.SetAuthURLParam("code_challenge_method", "S256")},
+		"a challenge one character long":  {oauth2.SetAuthURLParam("code_challenge", digest+"A"), oauth2.SetAuthURLParam("code_challenge_method", "S256")},
+		"response_mode=fragment":          {oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("response_mode", "fragment")},
+		"response_mode=form_post":         {oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("response_mode", "form_post")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// op answers in the response mode asked for: the error may be in the fragment.
+			status, loc, _ := e.get(c.AuthCodeURL("st", opts...))
+			if status != http.StatusFound || loc == nil || !strings.HasPrefix(loc.String(), redirect+"?") ||
+				!strings.Contains(loc.String(), "error=invalid_request") || strings.Contains(loc.String(), "code=") {
+				t.Fatalf("%d %v, want invalid_request sent back to the app", status, loc)
+			}
+		})
+	}
+}
