@@ -32,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -683,22 +684,37 @@ func TestTheIDTokenCarriesItsRequestsNonceLivesItsTTLAndNeedsOpenID(t *testing.T
 
 // TestACodeReplayedMinutesLaterStillRevokesTheTokensItGave: a stolen code is often tried after
 // it expired; the second redemption is recognised as long as the authorization request could
-// have lived, and still revokes the refresh token of the first.
+// have lived, and still revokes the refresh token of the first, in memory and in Redis.
 func TestACodeReplayedMinutesLaterStillRevokesTheTokensItGave(t *testing.T) {
-	var told int
-	e := newEnv(t, func(c *Config) { c.OnReuse = func(Grant, string) { told++ } })
-	c := e.config(confID, redirect)
-	code, verifier := e.code(c)
-	tok, err := e.exchange(c, code, verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Step(DefaultRequestTTL - time.Second)
-	_, err = e.exchange(c, code, verifier)
-	wantOAuthError(t, err, "invalid_grant")
-	e.wantRefreshRefused(tok.RefreshToken, "the first redemption's refresh token after a late replay")
-	if told != 1 {
-		t.Fatalf("the granting org was told %d times, want once", told)
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			var (
+				told int
+				m    *miniredis.Miniredis
+			)
+			e := newEnv(t, func(c *Config) {
+				c.OnReuse = func(Grant, string) { told++ }
+				if store == "redis" {
+					c.Store, m = redisStore(t, c.Clock.(*clocktesting.FakeClock))
+				}
+			})
+			c := e.config(confID, redirect)
+			code, verifier := e.code(c)
+			tok, err := e.exchange(c, code, verifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Step(DefaultRequestTTL - time.Second)
+			if m != nil {
+				m.FastForward(DefaultRequestTTL - time.Second)
+			}
+			_, err = e.exchange(c, code, verifier)
+			wantOAuthError(t, err, "invalid_grant")
+			e.wantRefreshRefused(tok.RefreshToken, "the first redemption's refresh token after a late replay")
+			if told != 1 {
+				t.Fatalf("the granting org was told %d times, want once", told)
+			}
+		})
 	}
 }
 
