@@ -909,3 +909,50 @@ func TestAChallengeThatIsNoS256DigestOrAResponseModeNotServedIsRefusedBeforeCons
 		})
 	}
 }
+
+// TestTheEightKiBBoundCountsTheQueryAndTheBodyTogether: a POSTed authorization request may
+// split its parameters between the URL and the body; MaxAuthorizeRequest bounds both together,
+// so 6 KiB in each is refused and stores nothing.
+func TestTheEightKiBBoundCountsTheQueryAndTheBodyTogether(t *testing.T) {
+	store := NewMemoryStore(clocktesting.NewFakeClock(time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)))
+	e := newEnv(t, func(c *Config) { c.Store = store })
+	u, _ := url.Parse(e.config(confID, redirect).AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	form := u.Query()
+	form.Set("nonce", strings.Repeat("n", 6<<10))
+	query := url.Values{"ui_locales": {strings.Repeat("l", 6<<10)}}.Encode()
+	resp, err := e.noRedirect.PostForm(e.srv.URL+AuthorizePath+"?"+query, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+		t.Fatalf("POST with 6 KiB in the URL and 6 KiB in the body: %d %q, want 400 and no redirect", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	store.mu.Lock()
+	n := len(store.reqs)
+	store.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d requests stored, want none", n)
+	}
+}
+
+// TestAnOAuthClientWithoutATypeIsConfidential: the apiserver defaults clientType to
+// Confidential; should an Application reach the index without it, its client still needs one of
+// its keys, never PKCE alone.
+func TestAnOAuthClientWithoutATypeIsConfidential(t *testing.T) {
+	e := newEnv(t)
+	e.dir.mu.Lock()
+	cl := e.dir.clients[confID]
+	cl.Registration.ClientType = ""
+	e.dir.clients[confID] = cl
+	e.dir.mu.Unlock()
+	c := e.config(confID, redirect)
+	code, verifier := e.code(c)
+	c.ClientSecret, c.Endpoint.AuthStyle = "", oauth2.AuthStyleInParams
+	_, err := e.exchange(c, code, verifier)
+	wantOAuthError(t, err, "invalid_client")
+	code, verifier = e.code(e.config(confID, redirect))
+	if _, err := e.exchange(e.config(confID, redirect), code, verifier); err != nil {
+		t.Fatalf("with one of its keys: %v", err)
+	}
+}
