@@ -24,6 +24,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // tokens runs the flow to a first refresh token.
@@ -302,4 +305,33 @@ func TestAMalformedRefreshTokenIsInvalidGrant(t *testing.T) {
 		e.wantRefreshRefused(bad, "a malformed refresh token")
 	}
 	e.mustRefresh(rt)
+}
+
+// TestARefreshRetriedDaysIntoItsFamilyStillGetsTheSameNextToken: the leeway counts from the
+// token's rotation, not from the family's beginning: a refresh retried 5 s after a rotation two
+// days after the exchange gets the same next token, in memory and in Redis.
+func TestARefreshRetriedDaysIntoItsFamilyStillGetsTheSameNextToken(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			var m *miniredis.Miniredis
+			e := newEnv(t, func(c *Config) {
+				if store == "redis" {
+					c.Store, m = redisStore(t, c.Clock.(*clocktesting.FakeClock))
+				}
+			})
+			step := func(d time.Duration) {
+				e.clock.Step(d)
+				if m != nil {
+					m.FastForward(d)
+				}
+			}
+			rt0 := e.firstRefreshToken()
+			step(2 * 24 * time.Hour)
+			rt1 := e.mustRefresh(rt0)
+			step(5 * time.Second)
+			if again := e.mustRefresh(rt0); again != rt1 {
+				t.Fatal("a refresh retried within the leeway got another next token")
+			}
+		})
+	}
 }
