@@ -24,6 +24,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -157,5 +158,76 @@ func TestInvalidateKeysRotatesNowEveryLiveKeyOfTheApplicationAndNoOther(t *testi
 	asked, err = ops.InvalidateKeys(ctx(), reader, ns, "acme-bi", at.Add(time.Hour))
 	if len(asked) != 0 || !apierrors.IsForbidden(err) {
 		t.Errorf("a reader invalidating: asked %d, err %v; want none and RBAC's refusal", len(asked), err)
+	}
+}
+
+// TestInvalidateKeysLeavesKeysBeingDeletedAndAnotherOrgsKeysAlone: a key being deleted has
+// nothing left to end, and a key of an application of the same name in another org is that
+// org's: neither is asked to rotate.
+func TestInvalidateKeysLeavesKeysBeingDeletedAndAnotherOrgsKeysAlone(t *testing.T) {
+	ns, other := env.Namespace(t, "invalidating"), env.Namespace(t, "invalidating-other")
+	for _, key := range []client.ObjectKey{{Namespace: ns, Name: "acme-bi-prod"}, {Namespace: ns, Name: "acme-bi-going"}, {Namespace: other, Name: "acme-bi-prod"}} {
+		_, err := ops.CreateKey(ctx(), env.Client, key.Namespace, "acme-bi", ops.KeyOptions{Name: key.Name})
+		must(t, err)
+	}
+	going := &v1.APIKey{}
+	must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "acme-bi-going"}, going))
+	going.Finalizers = []string{"test.clearance.dev/hold"}
+	must(t, env.Client.Update(ctx(), going))
+	must(t, env.Client.Delete(ctx(), going))
+	t.Cleanup(func() {
+		_ = env.Client.Patch(ctx(), going, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`)))
+	})
+
+	asked, err := ops.InvalidateKeys(ctx(), env.Client, ns, "acme-bi", time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	must(t, err)
+	if len(asked) != 1 || asked[0].Name != "acme-bi-prod" || asked[0].Namespace != ns {
+		t.Errorf("asked to rotate %d keys (%v), want only acme-bi-prod of %s", len(asked), asked, ns)
+	}
+	for key, want := range map[client.ObjectKey]string{{Namespace: ns, Name: "acme-bi-prod"}: "2026-12-06T10:00:00Z",
+		{Namespace: ns, Name: "acme-bi-going"}: "", {Namespace: other, Name: "acme-bi-prod"}: ""} {
+		var k v1.APIKey
+		must(t, env.Client.Get(ctx(), key, &k))
+		if got := k.Annotations[v1.AnnotationInvalidateRequestedAt]; got != want {
+			t.Errorf("key %s: %s = %q, want %q", key, v1.AnnotationInvalidateRequestedAt, got, want)
+		}
+	}
+}
+
+// TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg: another key of the org minted
+// meanwhile is not the one waited for.
+func TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg(t *testing.T) {
+	ns := env.Namespace(t, "waitone")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	other, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-ci"})
+	must(t, err)
+	other.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
+	must(t, env.Client.Status().Update(ctx(), other))
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	must(t, err)
+
+	got, err := ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+	if done, _ := ops.KeySettled(got); err != nil || got.Name != key.Name || done {
+		t.Errorf("waiting for %s while %s was minted: %v, got %s in state %q, want %s as it is", key.Name, other.Name, err, got.Name, got.Status.State, key.Name)
+	}
+}
+
+// TestWaitForKeyReadsTheKeyAgainForSomeoneWhoMayNotWatchIt: someone who may get keys but not
+// watch them still sees the key once it is minted.
+func TestWaitForKeyReadsTheKeyAgainForSomeoneWhoMayNotWatchIt(t *testing.T) {
+	ns := env.Namespace(t, "waitget")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	person(t, ns, "gina", clearanceRule("apikeys", []string{"get"}))
+	gina, err := client.NewWithWatch(env.As("gina", nil, nil), client.Options{Scheme: env.Scheme})
+	must(t, err)
+	minted := key.DeepCopy()
+	minted.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
+	must(t, env.Client.Status().Update(ctx(), minted))
+
+	got, err := ops.WaitForKey(ctx(), gina, key, 20*time.Second)
+	if done, usable := ops.KeySettled(got); err != nil || !done || !usable {
+		t.Errorf("someone who may not watch: %v, state %q, want the key as minted", err, got.Status.State)
 	}
 }
