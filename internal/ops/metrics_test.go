@@ -51,3 +51,20 @@ func TestToggleMetricAddsSwitchesAndLeavesAnUnchangedSetUnwritten(t *testing.T) 
 		t.Errorf("disabling a metric: %v, changed %v, spec %+v", err, changed, got.Spec.Metrics)
 	}
 }
+
+// TestSwitchingAMetricToWhatItIsAlreadyWritesNothing: someone who may read the MetricSet but not
+// change it is told nothing changed, not refused, for a metric already on, already off or not
+// listed.
+func TestSwitchingAMetricToWhatItIsAlreadyWritesNothing(t *testing.T) {
+	ns := env.Namespace(t, "metricsread")
+	ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}, Spec: v1.MetricSetSpec{MaxEnabled: ptr.To[int32](2),
+		Metrics: []v1.Metric{{Name: "occupancy.current", Enabled: ptr.To(true)}, {Name: "dwell.p95", Enabled: ptr.To(false)}}}}
+	must(t, env.Client.Create(ctx(), ms))
+	reader := person(t, ns, "rita", clearanceRule("metricsets", []string{"get"}))
+	for metric, on := range map[string]bool{"occupancy.current": true, "dwell.p95": false, "occupancy.peak": false} {
+		got, changed, err := ops.ToggleMetric(ctx(), reader, ns, "default", metric, on)
+		if err != nil || changed || got.ResourceVersion != ms.ResourceVersion {
+			t.Errorf("switching %s to %v as it is: %v, changed %v", metric, on, err, changed)
+		}
+	}
+}
