@@ -210,9 +210,31 @@ func TestSetTransportsRefusesAndAllowsAsThePersonWhoseClientItIsGiven(t *testing
 		t.Errorf("after allowing all again: %+v", got.Spec.Transports)
 	}
 
-	for _, bad := range []map[v1.Transport]v1.TransportPolicy{{"Carrier pigeon": v1.TransportRefused}, {v1.TransportWebSockets: "Off"}} {
-		if err := ops.SetTransports(ctx(), env.Client, conn, bad); err == nil {
-			t.Errorf("SetTransports(%v) accepted it", bad)
+	// Neither a transport nor a policy of none is sent: an empty policy would patch nothing and
+	// look like success.
+	for bad, want := range map[string]map[v1.Transport]v1.TransportPolicy{
+		`"Carrier pigeon" is not a transport`:       {"Carrier pigeon": v1.TransportRefused},
+		`"Off" is not a transport policy`:           {v1.TransportWebSockets: "Off"},
+		`"" is not a transport policy: use Allowed`: {v1.TransportWebSockets: ""},
+	} {
+		if err := ops.SetTransports(ctx(), env.Client, conn, want); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("SetTransports(%v): %v, want %s", want, err, bad)
 		}
+	}
+}
+
+// TestFindingAnApplicationByIDNeverFindsAnotherApplicationsConnection: for someone who may not
+// list the org's connections, the connection under the application's default name is the
+// application's only if it connects that application; another one named so is not found.
+func TestFindingAnApplicationByIDNeverFindsAnotherApplicationsConnection(t *testing.T) {
+	ns := env.Namespace(t, "findother")
+	id, other := applicationID(t), applicationID(t)
+	_, err := ops.Connect(ctx(), env.Client, ns, other, v1.RoleObserver, ops.ConnectOptions{Name: ops.ConnectionName(id)})
+	must(t, err)
+	getter := person(t, ns, "gus", clearanceRule("orgconnections", []string{"get"}))
+
+	conn, err := ops.FindConnection(ctx(), getter, ns, id)
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("finding %s, whose default name connects %s: %v, %v, want the list's refusal", id, other, conn, err)
 	}
 }
