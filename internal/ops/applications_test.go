@@ -32,7 +32,8 @@ func TestCreateApplicationNamesItAfterItsDescriptionUnlessNamed(t *testing.T) {
 	for _, c := range []struct{ name, description, want string }{
 		{"", "Acme BI export", "acme-bi-export"},
 		{" crm ", "CRM sync", "crm"},
-		{"", "ÄÖÜ ✓", ""}, // no name in it: app- and a generated tail
+		{"", "ÄÖÜ ✓", ""},                                                  // no name in it: app- and a generated tail
+		{"", strings.Repeat("a", 49) + " export", strings.Repeat("a", 49)}, // cut at 50, never ending in a dash
 	} {
 		app, err := ops.CreateApplication(ctx(), env.Client, ns, c.name, c.description)
 		must(t, err)
