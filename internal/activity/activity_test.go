@@ -136,12 +136,15 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	}
 	ctx := context.Background()
 	var got, gotApp []Row
+	// counted is when Prometheus held all of the answers above and no more.
+	var counted time.Time
 	deadline := time.Now().Add(30 * time.Second) // a few scrapes of both replicas
 	for {
-		if got, err = c.InOrg(ctx, "globex", time.Hour, time.Now()); err != nil {
+		counted = time.Now()
+		if got, err = c.InOrg(ctx, "globex", time.Hour, counted); err != nil {
 			t.Fatal(err)
 		}
-		if gotApp, err = c.OfApplication(ctx, testAppID, time.Hour, time.Now()); err != nil {
+		if gotApp, err = c.OfApplication(ctx, testAppID, time.Hour, counted); err != nil {
 			t.Fatal(err)
 		}
 		if reflect.DeepEqual(got, wantGlobex) && reflect.DeepEqual(gotApp, wantApp) {
@@ -165,19 +168,41 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	checkDashboard(t, c, "globex")
 
 	// The timeline shows what changed between scrapes (a series' first count is in the totals
-	// only): more answers now show in its last bucket.
+	// only): more answers now show in its last bucket, allowed and refused apart, and in no
+	// other org's timeline.
 	a.ask(t, 2, good.Token, "globex", "", http.StatusOK)
 	a.ask(t, 1, good.Token, "globex", "&minRole=Technician", http.StatusForbidden)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		points, err := c.Timeline(ctx, "globex", testAppID, 2*time.Minute, 4, time.Now())
+		at := time.Now()
+		points, err := c.Timeline(ctx, "globex", testAppID, 2*time.Minute, 4, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(points); n > 0 && points[n-1].Allowed > 0 && points[n-1].Refused > 0 {
+		if n := len(points); n > 0 && points[n-1].Allowed > points[n-1].Refused && points[n-1].Refused > 0 {
+			if elsewhere, err := c.Timeline(ctx, "umbrella", testAppID, 2*time.Minute, 4, at); err != nil || len(elsewhere) != 0 {
+				t.Errorf("the timeline of an org that connected nothing: %+v %v, want nothing", elsewhere, err)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s the timeline's last bucket does not show the new answers: %+v", points)
+			t.Fatalf("after 30 s the timeline's last bucket does not show the new answers (2 allowed, 1 refused): %+v", points)
+		}
+	}
+
+	// A window that begins after the first answers were counted counts only the new ones:
+	// each counter now minus its value when the window began.
+	want := []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2, "role_insufficient": 1}}}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		at := time.Now()
+		got, err := c.InOrg(ctx, "globex", at.Sub(counted).Truncate(time.Millisecond), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reflect.DeepEqual(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the answers since the first were counted: %+v, want %+v", got, want)
 		}
 	}
 }
