@@ -190,19 +190,25 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 	}
 
 	// A window that begins after the first answers were counted counts only the new ones:
-	// each counter now minus its value when the window began.
+	// each counter now minus its value when the window began; a reason without new answers
+	// is not listed.
 	want := []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2, "role_insufficient": 1}}}
+	wantApp = []Row{{Org: "", ApplicationID: testAppID, Reasons: map[string]int64{}}, want[0],
+		{Org: "initech", ApplicationID: testAppID, Reasons: map[string]int64{}}}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		at := time.Now()
-		got, err := c.InOrg(ctx, "globex", at.Sub(counted).Truncate(time.Millisecond), at)
-		if err != nil {
+		window := at.Sub(counted).Truncate(time.Millisecond)
+		if got, err = c.InOrg(ctx, "globex", window, at); err != nil {
 			t.Fatal(err)
 		}
-		if reflect.DeepEqual(got, want) {
+		if gotApp, err = c.OfApplication(ctx, testAppID, window, at); err != nil {
+			t.Fatal(err)
+		}
+		if reflect.DeepEqual(got, want) && reflect.DeepEqual(gotApp, wantApp) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the answers since the first were counted: %+v, want %+v", got, want)
+			t.Fatalf("the answers since the first were counted:\nglobex %+v\n  want %+v\napplication %+v\n       want %+v", got, want, gotApp, wantApp)
 		}
 	}
 }
