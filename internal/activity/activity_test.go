@@ -288,3 +288,23 @@ func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
 		t.Errorf("Prometheus was asked %d times", asked)
 	}
 }
+
+// TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus: the number of bars
+// bounds the points each query asks Prometheus for.
+func TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus(t *testing.T) {
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { asked++ }))
+	defer srv.Close()
+	c, err := New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, buckets := range []int{0, -1, 501} {
+		if _, err := c.Timeline(context.Background(), "globex", testAppID, time.Hour, buckets, time.Now()); err == nil || !strings.Contains(err.Error(), "want 1 to 500") {
+			t.Errorf("%d buckets: %v, want them refused", buckets, err)
+		}
+	}
+	if asked != 0 {
+		t.Errorf("Prometheus was asked %d times", asked)
+	}
+}
