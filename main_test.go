@@ -263,6 +263,33 @@ func TestEveryBadOrContradictoryFlagIsRefusedNamingItNeverReplacedByADefault(t *
 	}
 }
 
+// TestTheConsoleRunsAloneOnlyWhenNothingElseIsAskedFor: a process serves the console alone,
+// without credentials of its own, only when none of the controllers, the webhooks and the
+// verifier is enabled; with any of them it runs the manager too, so none is silently dropped.
+func TestTheConsoleRunsAloneOnlyWhenNothingElseIsAskedFor(t *testing.T) {
+	off := []string{"--enable-controllers=false", "--enable-webhooks=false", "--enable-verifier=false"}
+	for _, tc := range []struct {
+		args  []string
+		alone bool
+	}{
+		{append([]string{"--console-bind-address=:8095"}, off...), true},
+		{off, false},
+		{[]string{"--console-bind-address=:8095", "--enable-webhooks=false", "--enable-verifier=false"}, false},
+		{[]string{"--console-bind-address=:8095", "--enable-controllers=false", "--enable-verifier=false"}, false},
+		{[]string{"--console-bind-address=:8095", "--enable-controllers=false", "--enable-webhooks=false"}, false},
+	} {
+		var o options
+		fs := flag.NewFlagSet("clearance", flag.ContinueOnError)
+		o.bind(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := o.consoleOnly(); got != tc.alone {
+			t.Errorf("%v: the console alone %v, want %v", tc.args, got, tc.alone)
+		}
+	}
+}
+
 // validated parses args as the operator's command line and returns what validate says of them.
 func validated(t *testing.T, args []string) error {
 	t.Helper()
