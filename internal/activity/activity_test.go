@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,5 +307,58 @@ func TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus(t *
 	}
 	if asked != 0 {
 		t.Errorf("Prometheus was asked %d times", asked)
+	}
+}
+
+// TestAReplicaRestartedWithinTheWindowCountsWhatItAnsweredSince: a restarted verifier's counter
+// starts again from zero, below its value when the window began; its answers since the restart
+// are what counts, not the drop.
+func TestAReplicaRestartedWithinTheWindowCountsWhatItAnsweredSince(t *testing.T) {
+	format, err := keyformat.New(keyformat.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := format.Generate()
+	disabled, _ := format.Generate()
+	var current atomic.Pointer[replica]
+	current.Store(newReplica(t, format, good, disabled))
+	// One address for the replica before and after its restart, as a pod's would be to Prometheus.
+	metrics := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		current.Load().metrics.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(metrics.Close)
+	prom := testenv.StartPrometheus(t, strings.TrimPrefix(metrics.URL, "http://"))
+	c, err := New(prom.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	current.Load().ask(t, 5, good.Token, "globex", "", http.StatusOK)
+	counted := waitForRows(t, func(at time.Time) ([]Row, error) { return c.InOrg(ctx, "globex", time.Hour, at) },
+		[]Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 5}}})
+
+	current.Store(newReplica(t, format, good, disabled))
+	current.Load().ask(t, 2, good.Token, "globex", "", http.StatusOK)
+	waitForRows(t, func(at time.Time) ([]Row, error) {
+		return c.InOrg(ctx, "globex", at.Sub(counted).Truncate(time.Millisecond), at)
+	}, []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2}}})
+}
+
+// waitForRows asks query, for the time of asking, until it answers want (a few scrapes), and
+// returns that time.
+func waitForRows(t *testing.T, query func(at time.Time) ([]Row, error), want []Row) time.Time {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		at := time.Now()
+		got, err := query(at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reflect.DeepEqual(got, want) {
+			return at
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s of scrapes: %+v, want %+v", got, want)
+		}
 	}
 }
