@@ -231,3 +231,20 @@ func TestWaitForKeyReadsTheKeyAgainForSomeoneWhoMayNotWatchIt(t *testing.T) {
 		t.Errorf("someone who may not watch: %v, state %q, want the key as minted", err, got.Status.State)
 	}
 }
+
+// TestWaitForKeyReturnsAKeyAlreadySettledWithoutAskingTheAPIServer: a key the caller already
+// holds minted (or failed) needs no waiting, even by someone who may not read keys at all.
+func TestWaitForKeyReturnsAKeyAlreadySettledWithoutAskingTheAPIServer(t *testing.T) {
+	ns := env.Namespace(t, "waitdone")
+	person(t, ns, "nora")
+	nora, err := client.NewWithWatch(env.As("nora", nil, nil), client.Options{Scheme: env.Scheme})
+	must(t, err)
+	for _, state := range []v1.KeyState{v1.KeyActive, v1.KeyFailed} {
+		key := &v1.APIKey{}
+		key.Namespace, key.Name, key.ResourceVersion, key.Status.State = ns, "acme-bi-prod", "1", state
+		got, err := ops.WaitForKey(ctx(), nora, key, 20*time.Second)
+		if err != nil || got.Status.State != state {
+			t.Errorf("a key already %s: %v, state %q", state, err, got.Status.State)
+		}
+	}
+}
