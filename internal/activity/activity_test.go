@@ -260,13 +260,7 @@ func checkDashboard(t *testing.T, c *Client, org string) {
 // TestNamesThatAreNoneNeverReachPrometheus: the query is built from a validated org or
 // Application ID only, for the counts and the timeline alike.
 func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
-	asked := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { asked++ }))
-	defer srv.Close()
-	c, err := New(srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, asked := countingPrometheus(t)
 	for _, org := range []string{`globex"} or vector(1) #`, "Globex", "", strings.Repeat("a", 64)} {
 		if _, err := c.InOrg(context.Background(), org, time.Hour, time.Now()); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("org %q: %v", org, err)
@@ -285,28 +279,22 @@ func TestNamesThatAreNoneNeverReachPrometheus(t *testing.T) {
 			t.Errorf("timeline of org %q, application %q: %v", tc.org, tc.id, err)
 		}
 	}
-	if asked != 0 {
-		t.Errorf("Prometheus was asked %d times", asked)
+	if n := asked.Load(); n != 0 {
+		t.Errorf("Prometheus was asked %d times", n)
 	}
 }
 
 // TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus: the number of bars
 // bounds the points each query asks Prometheus for.
 func TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus(t *testing.T) {
-	asked := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { asked++ }))
-	defer srv.Close()
-	c, err := New(srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, asked := countingPrometheus(t)
 	for _, buckets := range []int{0, -1, 501} {
 		if _, err := c.Timeline(context.Background(), "globex", testAppID, time.Hour, buckets, time.Now()); err == nil || !strings.Contains(err.Error(), "want 1 to 500") {
 			t.Errorf("%d buckets: %v, want them refused", buckets, err)
 		}
 	}
-	if asked != 0 {
-		t.Errorf("Prometheus was asked %d times", asked)
+	if n := asked.Load(); n != 0 {
+		t.Errorf("Prometheus was asked %d times", n)
 	}
 }
 
@@ -361,4 +349,18 @@ func waitForRows(t *testing.T, query func(at time.Time) ([]Row, error), want []R
 			t.Fatalf("after 30 s of scrapes: %+v, want %+v", got, want)
 		}
 	}
+}
+
+// countingPrometheus is a client of a Prometheus that answers nothing and counts how often it
+// was asked.
+func countingPrometheus(t *testing.T) (*Client, *atomic.Int32) {
+	t.Helper()
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { asked.Add(1) }))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, &asked
 }
