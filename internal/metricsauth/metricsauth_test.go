@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr/funcr"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,6 +56,9 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 func scraper(t *testing.T, ns, name string, reader bool) (string, *rbacv1.ClusterRoleBinding) {
 	t.Helper()
 	ctx := context.Background()
+	if _, _, err := env.OperatorIdentity(); err != nil { // installs config/rbac, the reader's ClusterRole among it
+		t.Fatal(err)
+	}
 	if err := env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +73,22 @@ func scraper(t *testing.T, ns, name string, reader bool) (string, *rbacv1.Cluste
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
+		// The apiserver's authorizer learns of the binding from its own informers: wait until
+		// it allows, so the filter's first answer (remembered a minute) is not taken too early.
+		testenv.Within(t, 30*time.Second, "the binding of "+ns+"/"+name+" to be in force", func() error {
+			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:                  "system:serviceaccount:" + ns + ":" + name,
+				Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+				NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+			}}
+			if err := env.Client.Create(ctx, sar); err != nil {
+				return err
+			}
+			if !sar.Status.Allowed {
+				return errors.New("not allowed yet")
+			}
+			return nil
+		})
 	}
 	return env.ServiceAccountToken(t, ns, name), binding
 }
