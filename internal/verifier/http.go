@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Paths the verifier serves.
@@ -290,38 +292,22 @@ func (v *Verifier) logDecision(a *answer, r reason) {
 	v.dlog.offer(e)
 }
 
-// maxLoggedOrg is the most of an org name the decision log keeps: a namespace name's length.
-const maxLoggedOrg = 63
-
 // loggedOrg is the org a request asked for as a queued decision entry holds it: the
 // connection's own string when the decision found it, else a copy of it when it is a namespace
-// name, else "". The request's string is the client's: kept, it would hold the whole query or
-// header (up to the 64 KiB header limit) while the entry waits; and what is no namespace name
-// names no org and may be anything a client put where the org goes, its key included (a key
-// holds an underscore, which no namespace name does; cut to 63 bytes it would still hold its
-// whole secret), or invalid UTF-8, which would make the OTLP exporter refuse the whole batch.
+// name (a DNS-1123 label, at most 63 bytes), else "". The request's string is the client's:
+// kept, it would hold the whole query or header (up to the 64 KiB header limit) while the entry
+// waits; and what is no namespace name names no org and may be anything a client put where the
+// org goes, its key included (a key holds an underscore, which no namespace name does; cut to
+// 63 bytes it would still hold its whole secret), or invalid UTF-8, which would make the OTLP
+// exporter refuse the whole batch.
 func loggedOrg(asked string, conn *connEntry) string {
 	if conn != nil && conn.org == asked {
 		return conn.org
 	}
-	if !isNamespaceName(asked) {
+	if len(validation.IsDNS1123Label(asked)) > 0 {
 		return ""
 	}
 	return strings.Clone(asked)
-}
-
-// isNamespaceName reports whether s is a DNS-1123 label, as every namespace's name is: 1 to
-// 63 lower-case letters, digits and '-', beginning and ending with a letter or a digit.
-func isNamespaceName(s string) bool {
-	if s == "" || len(s) > maxLoggedOrg || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func setCORS(out http.Header, origin string) {

@@ -92,14 +92,10 @@ func requestSignals(r *http.Request) signals {
 // makes a write; a preflight needs every signal to say OPTIONS, and the CORS headers.
 func (s *signals) access() access {
 	least := methodAccess(s.own)
-	for _, m := range s.original {
-		least = max(least, methodAccess(strings.TrimSpace(m)))
-	}
-	for _, m := range s.forwarded {
-		least = max(least, methodAccess(strings.TrimSpace(m)))
-	}
-	for _, m := range s.overrides {
-		least = max(least, methodAccess(strings.TrimSpace(m)))
+	for _, told := range [...][]string{s.original, s.forwarded, s.overrides} {
+		for _, m := range told {
+			least = max(least, methodAccess(strings.TrimSpace(m)))
+		}
 	}
 	if s.upgrade {
 		least = accessWrite
