@@ -343,7 +343,7 @@ func run(opts options) error {
 		HealthProbeBindAddress: opts.probeAddr,
 		PprofBindAddress:       opts.pprofAddr,
 		WebhookServer: clearancewebhook.GatedServer{
-			Server: webhook.NewServer(webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir, TLSOpts: webhookTLSOpts(opts.enableHTTP2)}),
+			Server: webhook.NewServer(webhook.Options{Port: opts.webhookPort, CertDir: opts.webhookCertDir, TLSOpts: serverTLSOpts(opts.enableHTTP2)}),
 			Ready:  certsReady,
 		},
 		LeaderElection:          opts.leaderElect,
@@ -680,11 +680,12 @@ func metricsOptions(opts options) (metricsserver.Options, error) {
 		}
 	}
 	return metricsserver.Options{BindAddress: opts.metricsAddr, SecureServing: true, CertDir: opts.metricsCertDir,
-		TLSOpts: webhookTLSOpts(opts.enableHTTP2), FilterProvider: metricsauth.Filter(clock.RealClock{})}, nil
+		TLSOpts: serverTLSOpts(opts.enableHTTP2), FilterProvider: metricsauth.Filter(clock.RealClock{})}, nil
 }
 
-// webhookTLSOpts offers the apiserver HTTP/1.1 only, unless HTTP/2 is asked for.
-func webhookTLSOpts(enableHTTP2 bool) []func(*tls.Config) {
+// serverTLSOpts offer HTTP/1.1 only, unless HTTP/2 is asked for: the webhook server's (which the
+// apiserver calls) and the secure metrics server's.
+func serverTLSOpts(enableHTTP2 bool) []func(*tls.Config) {
 	if enableHTTP2 {
 		return nil
 	}
