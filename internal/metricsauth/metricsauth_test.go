@@ -76,15 +76,11 @@ func scraper(t *testing.T, ns, name string, reader bool) (string, *rbacv1.Cluste
 		// The apiserver's authorizer learns of the binding from its own informers: wait until
 		// it allows, so the filter's first answer (remembered a minute) is not taken too early.
 		testenv.Within(t, 30*time.Second, "the binding of "+ns+"/"+name+" to be in force", func() error {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			if !env.Review(t, authorizationv1.SubjectAccessReviewSpec{
 				User:                  "system:serviceaccount:" + ns + ":" + name,
 				Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 				NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
-			}}
-			if err := env.Client.Create(ctx, sar); err != nil {
-				return err
-			}
-			if !sar.Status.Allowed {
+			}).Allowed {
 				return errors.New("not allowed yet")
 			}
 			return nil

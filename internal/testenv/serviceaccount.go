@@ -23,6 +23,7 @@ import (
 	"testing"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,4 +99,15 @@ func (e *Env) ServiceAccountToken(t testing.TB, ns, name string) string {
 		t.Fatalf("a token for ServiceAccount %s/%s: %v", ns, name, err)
 	}
 	return tr.Status.Token
+}
+
+// Review asks the apiserver's authorizer about spec (a SubjectAccessReview) and returns its
+// answer.
+func (e *Env) Review(t testing.TB, spec authorizationv1.SubjectAccessReviewSpec) authorizationv1.SubjectAccessReviewStatus {
+	t.Helper()
+	sar := &authorizationv1.SubjectAccessReview{Spec: spec}
+	if err := e.Client.Create(context.Background(), sar); err != nil {
+		t.Fatal(err)
+	}
+	return sar.Status
 }

@@ -162,18 +162,15 @@ func (s *subject) waitAllowed(t *testing.T, org, verb, resource string) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		st := env.Review(t, authorizationv1.SubjectAccessReviewSpec{
 			User: s.user, Groups: s.groups, Extra: extra,
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: org, Verb: verb, Group: v1.GroupVersion.Group, Resource: resource},
-		}}
-		if err := env.Client.Create(context.Background(), sar); err != nil {
-			t.Fatal(err)
-		}
-		if sar.Status.Allowed {
+		})
+		if st.Allowed {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s %s was never allowed to %s %s in %s: %s", s.kind, s.user, verb, resource, org, sar.Status.Reason)
+			t.Fatalf("%s %s was never allowed to %s %s in %s: %s", s.kind, s.user, verb, resource, org, st.Reason)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

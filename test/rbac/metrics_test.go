@@ -129,15 +129,11 @@ func TestWithMetricsSecureTheChartLetsItsPodsReviewScrapesAndAReaderRead(t *test
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
 	review := func(who string, res *authorizationv1.ResourceAttributes, path, verb string) bool {
 		t.Helper()
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: serviceAccountUser(who), Groups: serviceAccountGroups(), ResourceAttributes: res}}
+		spec := authorizationv1.SubjectAccessReviewSpec{User: serviceAccountUser(who), Groups: serviceAccountGroups(), ResourceAttributes: res}
 		if res == nil {
-			sar.Spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: path, Verb: verb}
+			spec.NonResourceAttributes = &authorizationv1.NonResourceAttributes{Path: path, Verb: verb}
 		}
-		if err := env.Client.Create(ctx, sar); err != nil {
-			t.Fatal(err)
-		}
-		return sar.Status.Allowed
+		return env.Review(t, spec).Allowed
 	}
 	// The apiserver's authorizer learns of bindings just made from its own informers: what they
 	// allow is waited for; what nothing allows is checked once they are seen.

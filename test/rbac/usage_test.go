@@ -185,16 +185,13 @@ func TestTheVerifierMayWriteUsageButNothingThatDecidesValidity(t *testing.T) {
 		{verifierSA, "patch", "status", true}, {verifierSA, "update", "credentials", false},
 		{operatorSA, "patch", "status", true}, {operatorSA, "update", "credentials", true},
 	} {
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		st := env.Review(t, authorizationv1.SubjectAccessReviewSpec{
 			User: serviceAccountUser(tc.sa), Groups: serviceAccountGroups(),
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: tc.verb,
 				Group: v1.GroupVersion.Group, Resource: "apikeys", Subresource: tc.subresource, Name: "bi-prod"},
-		}}
-		if err := env.Client.Create(ctx, sar); err != nil {
-			t.Fatal(err)
-		}
-		if sar.Status.Allowed != tc.want {
-			t.Errorf("ServiceAccount %s may %s apikeys/%s: %v, want %v", tc.sa, tc.verb, tc.subresource, sar.Status.Allowed, tc.want)
+		})
+		if st.Allowed != tc.want {
+			t.Errorf("ServiceAccount %s may %s apikeys/%s: %v, want %v", tc.sa, tc.verb, tc.subresource, st.Allowed, tc.want)
 		}
 	}
 

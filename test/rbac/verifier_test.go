@@ -194,15 +194,12 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + releaseNamespace, "system:authenticated"}
 	for _, ns := range []string{"", releaseNamespace, owner} {
 		for _, verb := range []string{"get", "list", "watch"} {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			st := env.Review(t, authorizationv1.SubjectAccessReviewSpec{
 				User: user, Groups: groups,
 				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Resource: "secrets"},
-			}}
-			if err := env.Client.Create(ctx, sar); err != nil {
-				t.Fatal(err)
-			}
-			if sar.Status.Allowed {
-				t.Errorf("the verifier's ServiceAccount may %s secrets in namespace %q (%s)", verb, ns, sar.Status.Reason)
+			})
+			if st.Allowed {
+				t.Errorf("the verifier's ServiceAccount may %s secrets in namespace %q (%s)", verb, ns, st.Reason)
 			}
 		}
 	}
@@ -217,15 +214,12 @@ func TestTheVerifierServesWithAnIdentityThatCannotReadSecrets(t *testing.T) {
 		allowed bool
 	}{{signingkey.DefaultSecretName, true}, {"clearance-webhook-cert", false}} {
 		for _, verb := range []string{"get", "list", "watch"} {
-			sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			st := env.Review(t, authorizationv1.SubjectAccessReviewSpec{
 				User: user, Groups: groups,
 				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: releaseNamespace, Verb: verb, Resource: "secrets", Name: tc.name},
-			}}
-			if err := env.Client.Create(ctx, sar); err != nil {
-				t.Fatal(err)
-			}
-			if sar.Status.Allowed != tc.allowed {
-				t.Errorf("the verifier's ServiceAccount may %s Secret %s: %v, want %v", verb, tc.name, sar.Status.Allowed, tc.allowed)
+			})
+			if st.Allowed != tc.allowed {
+				t.Errorf("the verifier's ServiceAccount may %s Secret %s: %v, want %v", verb, tc.name, st.Allowed, tc.allowed)
 			}
 		}
 	}
