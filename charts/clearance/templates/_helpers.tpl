@@ -69,6 +69,33 @@ tolerations: {{- toYaml . | nindent 2 }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- /*
+The flags that serve the metrics to readers only (metrics.secure): nothing when it is off.
+*/}}
+{{- define "clearance.metricsArgs" -}}
+{{- if .Values.metrics.secure }}
+- --metrics-secure
+{{- if .Values.metrics.certSecret }}
+- --metrics-cert-dir=/metrics-certs
+{{- end }}
+{{- end }}
+{{- end }}
+{{- /*
+The NetworkPolicy ingress rules of the ports every operator and verifier pod serves: the probes
+from anywhere, the verifier from verifier.networkPolicy.allowedFrom, the metrics from
+metrics.allowedFrom (each empty: from anywhere).
+*/}}
+{{- define "clearance.servingIngress" -}}
+- ports: [{port: 8081, protocol: TCP}]
+- ports: [{port: 8090, protocol: TCP}]
+  {{- with .Values.verifier.networkPolicy.allowedFrom }}
+  from: {{- toYaml . | nindent 4 }}
+  {{- end }}
+- ports: [{port: 8080, protocol: TCP}]
+  {{- with .Values.metrics.allowedFrom }}
+  from: {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
 {{- define "clearance.consoleSelectorLabels" -}}
 app.kubernetes.io/name: clearance
 app.kubernetes.io/instance: {{ .Release.Name }}
