@@ -154,6 +154,13 @@ func (e *Env) StartOperator(o OperatorOptions) (*Operator, error) {
 		if err := ensureOperatorNamespace(context.Background(), e.Client); err != nil {
 			return nil, err
 		}
+		if o.ServiceAccount {
+			// Its ClusterRole may update the two configurations but not create them: in a
+			// cluster the chart does. Here they are made empty, as admin, for it to fill.
+			if err := ensureWebhookConfigurations(context.Background(), e.Client); err != nil {
+				return nil, err
+			}
+		}
 	}
 	op.args = append(op.args, o.Args...)
 	CollectFileForLeakCheck("operator "+name+" log", op.LogPath)

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -47,6 +48,22 @@ func ensureOperatorNamespace(ctx context.Context, c client.Client) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	return nil
+}
+
+// ensureWebhookConfigurations creates the operator's two webhook configurations, without
+// webhooks, unless they exist: what the chart's would be before the operator injects its CA, for
+// an operator as its ServiceAccount, which may update them but not create them. The names are
+// internal/webhook's (ValidatingConfigurationName, MutatingConfigurationName).
+func ensureWebhookConfigurations(ctx context.Context, c client.Client) error {
+	for _, o := range []client.Object{
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "clearance-validating-webhook-configuration"}},
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "clearance-mutating-webhook-configuration"}},
+	} {
+		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
 	}
 	return nil
 }

@@ -111,13 +111,16 @@ func clientConfig(base string, generated admissionregistrationv1.WebhookClientCo
 }
 
 // Register creates or updates the configurations, keeping the CA bundle already injected.
+// Creating them takes more than the operator's ClusterRole grants (update of these two only).
 func Register(ctx context.Context, c client.Client, validating *admissionregistrationv1.ValidatingWebhookConfiguration, mutating *admissionregistrationv1.MutatingWebhookConfiguration) error {
 	for _, obj := range []client.Object{validating, mutating} {
 		current := obj.DeepCopyObject().(client.Object)
 		err := c.Get(ctx, client.ObjectKeyFromObject(obj), current)
 		switch {
 		case apierrors.IsNotFound(err):
-			if err := c.Create(ctx, obj); err != nil {
+			if err := c.Create(ctx, obj); apierrors.IsForbidden(err) {
+				return fmt.Errorf("creating webhook configuration %s: %w; the operator's ClusterRole may only update its two configurations, which the chart ships: run --webhook-local-url with a kubeconfig that may create them (make run uses yours), or create them first", obj.GetName(), err)
+			} else if err != nil {
 				return err
 			}
 			continue

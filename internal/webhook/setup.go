@@ -46,7 +46,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch;create;update;patch
+// The operator reads every webhook configuration (the certificate rotator's cache lists them
+// all) but writes only its own two, by name: update and patch of any other would let its
+// credentials switch off another product's admission or send every Pod to a webhook of their
+// choosing. It creates none: the chart ships both configurations, and --webhook-local-url
+// (make run) runs with the person's own kubeconfig.
+//
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations;mutatingwebhookconfigurations,verbs=get;list;watch
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,verbs=update;patch,resourceNames=clearance-validating-webhook-configuration
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=update;patch,resourceNames=clearance-mutating-webhook-configuration
 
 // Setup registers the webhooks with the manager's webhook server. They look Applications and
 // OrgConnections up through the field indexes of package index, which the process registers
