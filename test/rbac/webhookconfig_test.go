@@ -87,10 +87,7 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 
 	// Registering with nothing there: refused by the apiserver, and the error says why and
 	// what to do.
-	for _, o := range []client.Object{
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}},
-	} {
+	for _, o := range ownConfigurations() {
 		if err := env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
 			t.Fatal(err)
 		}
@@ -117,10 +114,7 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 	// injected into both configurations (written by name).
 	t.Cleanup(func() {
 		// Left behind, they would send the other tests' requests to a stopped process.
-		for _, o := range []client.Object{
-			&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
-			&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}},
-		} {
+		for _, o := range ownConfigurations() {
 			if err := env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
 				t.Error(err)
 			}
@@ -131,17 +125,21 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer op.Stop()
-	for _, o := range []client.Object{&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{}} {
-		name := webhook.ValidatingConfigurationName
-		if _, ok := o.(*admissionregistrationv1.MutatingWebhookConfiguration); ok {
-			name = webhook.MutatingConfigurationName
-		}
-		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, o); err != nil {
+	for _, o := range ownConfigurations() {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 			t.Fatal(err)
 		}
 		if n := webhookCount(o); n == 0 {
-			t.Errorf("%s has no webhooks after the operator registered", name)
+			t.Errorf("%s has no webhooks after the operator registered", o.GetName())
 		}
+	}
+}
+
+// ownConfigurations are the operator's two webhook configurations, by name.
+func ownConfigurations() []client.Object {
+	return []client.Object{
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}},
 	}
 }
 
