@@ -247,7 +247,30 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 				return o.Status.ApplicationNamespace != n.Status.ApplicationNamespace || ready(o.Status.Conditions) != ready(n.Status.Conditions) || madeAgain(e)
 			},
 		})).
+		// An Application refused an ID another held or claimed first (Conflict) takes it once that
+		// one is gone, as its condition tells the user: nothing else would look at it again.
+		Watches(&v1.Application{}, handler.EnqueueRequestsFromMapFunc(r.otherClaimants), builder.WithPredicates(predicate.Funcs{
+			CreateFunc:  func(event.CreateEvent) bool { return false },
+			UpdateFunc:  func(event.UpdateEvent) bool { return false },
+			GenericFunc: func(event.GenericEvent) bool { return false },
+		})).
 		Complete(quietConflicts(r))
+}
+
+// otherClaimants maps a deleted Application to the Applications still waiting for an ID it
+// held or claimed.
+func (r *ApplicationReconciler) otherClaimants(ctx context.Context, o client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, id := range index.ApplicationClaimedIDs(o) {
+		var apps v1.ApplicationList
+		if err := r.client.List(ctx, &apps, client.MatchingFields{index.ApplicationClaimedID: id}); err != nil {
+			return nil
+		}
+		reqs = append(reqs, requestsFor(apps.Items, func(a *v1.Application) bool {
+			return a.UID != o.GetUID() && a.Status.ApplicationID == ""
+		})...)
+	}
+	return reqs
 }
 
 // applicationsOfConnection maps a connection to the Application holding its ID.

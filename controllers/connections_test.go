@@ -154,6 +154,42 @@ func TestTwoOrgsPinningTheSameIDTheLaterOneIsAConflict(t *testing.T) {
 	}
 }
 
+// TestAnApplicationRefusedAPinnedIDTakesItOnceItsHolderIsDeleted: an Application pinning an ID
+// another Application holds (the webhook fails open, so one can get through while it is down) is
+// a Conflict whose message says to delete the other Application; once that one is deleted it
+// takes the ID by itself, with no edit of its own and no key or connection to prompt it.
+func TestAnApplicationRefusedAPinnedIDTakesItOnceItsHolderIsDeleted(t *testing.T) {
+	ctx := context.Background()
+	first, second := env.Namespace(t, "holder-gone-a"), env.Namespace(t, "holder-gone-b")
+	id := "app_testpinned000000000000000d"
+	holder := newApp(first, "bi", id)
+	create(t, holder)
+	eventually(t, "the first holder", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(holder), holder)
+		return holder.Status.ApplicationID == id, err
+	})
+	late := newApp(second, "bi", id)
+	create(t, late)
+	eventually(t, "the Conflict", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(late), late)
+		return conditionReason(late.Status.Conditions) == v1.ReasonConflict, err
+	})
+	if ready(late.Status.Conditions) || late.Status.ApplicationID != "" {
+		t.Errorf("an Application refused its pinned ID: Ready %t, ID %q; want not Ready and no ID", ready(late.Status.Conditions), late.Status.ApplicationID)
+	}
+	if msg := conditionMessage(late.Status.Conditions); !strings.Contains(msg, "delete the other Application") {
+		t.Fatalf("message: %s", msg)
+	}
+
+	if err := env.Client.Delete(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the refused Application to take its pinned ID once the holder is deleted", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(late), late)
+		return late.Status.ApplicationID == id && ready(late.Status.Conditions), err
+	})
+}
+
 // The webhook refuses a second connection of the same application in one org, but it reads a
 // cache, so one created moments after the first can get through (this suite runs no webhook).
 // The controller then keeps one in force and marks the other Conflict: it grants nothing.
