@@ -160,8 +160,12 @@ func TestAPinnedApplicationIDGoesToOneApplicationWhateverTheOrderOfClaims(t *tes
 					break
 				}
 				a.Spec.ApplicationID = id
-			case 1: // holds another ID
+			case 1: // holds another ID, and may pin this one (a restore writes status beside a spec
+				// that an edit could not pin so): it never takes this one, so it keeps nobody from it
 				a.Status.ApplicationID = another
+				if rng.IntN(2) == 0 {
+					a.Spec.ApplicationID = id
+				}
 			default: // pins the ID, not allocated yet (or refused)
 				a.Spec.ApplicationID = id
 			}
