@@ -88,6 +88,56 @@ func TestApplicationIDIsAllocatedOnceAndCountsKeysAndConnectedOrgs(t *testing.T)
 	}
 }
 
+// TestAnApplicationsCountsFollowItsKeysAndConnectionsAsTheyComeAndGo: keyCount goes down as keys
+// are deleted, not only up as they are made; connectedOrgs lists an org once its connection is in
+// force, also when it was applied before the Application and when the Application is applied
+// again, and drops it when the connection is deleted.
+func TestAnApplicationsCountsFollowItsKeysAndConnectionsAsTheyComeAndGo(t *testing.T) {
+	ctx := context.Background()
+	owner, granter := env.Namespace(t, "counts-owner"), env.Namespace(t, "counts-granter")
+	id := "app_testpinned000000000000000e"
+	counted := func(app *v1.Application, what string, keys int32, orgs ...string) {
+		t.Helper()
+		eventually(t, what, func() (bool, error) {
+			err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app)
+			return err == nil && app.Status.KeyCount == keys && slices.Equal(app.Status.ConnectedOrgs, orgs), err
+		})
+	}
+
+	conn := connection(granter, "bi", id) // GitOps applies the grant first
+	create(t, conn)
+	getConn(t, conn, "ApplicationNotFound", readyReason(v1.ReasonApplicationNotFound))
+	app := newApp(owner, "bi", id)
+	create(t, app)
+	counted(app, "the org whose connection resolved to the new Application", 0, granter)
+
+	k1, k2 := newKey(owner, "k1", "bi"), newKey(owner, "k2", "bi")
+	create(t, k1)
+	create(t, k2)
+	counted(app, "two keys", 2, granter)
+	for i, k := range []*v1.APIKey{k1, k2} {
+		if err := env.Client.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		counted(app, fmt.Sprintf("%d keys after a delete", 1-i), int32(1-i), granter)
+	}
+
+	// Applied again (deleted, then the same manifest): the connection, pinned to this org, comes
+	// back in force only after the new Application holds the ID, so after its first count.
+	if err := env.Client.Delete(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	getConn(t, conn, "the loss", readyReason(v1.ReasonApplicationNotFound))
+	again := newApp(owner, "bi", id)
+	create(t, again)
+	counted(again, "the org connected again to the Application applied again", 0, granter)
+
+	if err := env.Client.Delete(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	counted(again, "no connected org once the connection is deleted", 0)
+}
+
 func TestConnectionAppliedBeforeItsApplicationResolvesWhenItAppears(t *testing.T) {
 	owner, granter := env.Namespace(t, "gitops-owner"), env.Namespace(t, "gitops-granter")
 	conn := connection(granter, "early", pinnedID)
