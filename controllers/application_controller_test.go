@@ -25,8 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -204,5 +206,74 @@ func TestAPinnedApplicationIDGoesToOneApplicationWhateverTheOrderOfClaims(t *tes
 			}
 			t.Fatalf("would take ID %s: %v, want %v, of:%s", id, winners, want, b.String())
 		}
+	}
+}
+
+// TestConnectedOrgsAreTheOrgsWhoseConnectionIsInForceForThisVeryApplicationEachOnce: an
+// Application lists an org as connected only when a connection there is Ready and resolved to
+// this Application, not to another one holding the same ID elsewhere (a restored status) nor to
+// another one of its org, and lists the org once however many connections there say so (two
+// can both be Ready for a moment, until the controller picks the one in force).
+func TestConnectedOrgsAreTheOrgsWhoseConnectionIsInForceForThisVeryApplicationEachOnce(t *testing.T) {
+	ctx := context.Background()
+	owner := env.Namespace(t, "connected-owner")
+	app := readyApp(t, owner, "bi")
+	id := app.Status.ApplicationID
+	inForce, elsewhere, otherApp, notReady := env.Namespace(t, "connected-in-force"), env.Namespace(t, "connected-elsewhere"),
+		env.Namespace(t, "connected-other-app"), env.Namespace(t, "connected-not-ready")
+	first, second := connection(inForce, "bi", id), connection(inForce, "bi-again", id)
+	create(t, first)
+	getConn(t, first, "Connected", readyReason(v1.ReasonConnected))
+	create(t, second)
+	getConn(t, second, "Conflict", readyReason(v1.ReasonConflict))
+
+	// What each connection's status says once settled, written over what the controller wrote.
+	type said struct {
+		conn                *v1.OrgConnection
+		ready               bool
+		namespace, resolved string
+	}
+	says := []said{
+		{second, true, owner, "bi"},
+		{connection(elsewhere, "bi", id), true, "another-org", "bi"},
+		{connection(otherApp, "bi", id), true, owner, "another-app"},
+		{connection(notReady, "bi", id), false, owner, "bi"},
+	}
+	for _, s := range says[1:] {
+		create(t, s.conn)
+		getConn(t, s.conn, "Connected", readyReason(v1.ReasonConnected))
+	}
+	for _, s := range says {
+		got := getConn(t, s.conn, "settled", func(c *v1.OrgConnection) bool { return c.Status.ObservedGeneration == c.Generation })
+		read := got.DeepCopy()
+		status, reason := metav1.ConditionFalse, v1.ReasonConflict
+		if s.ready {
+			status, reason = metav1.ConditionTrue, v1.ReasonConnected
+		}
+		meta.SetStatusCondition(&got.Status.Conditions, metav1.Condition{Type: v1.ConditionReady, Status: status, Reason: reason,
+			Message: "set by the test", ObservedGeneration: got.Generation})
+		got.Status.ApplicationNamespace, got.Status.ApplicationName = s.namespace, s.resolved
+		if err := env.Client.Status().Patch(ctx, got, client.MergeFrom(read)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the cache to hold the status written", func() (bool, error) {
+			cached := &v1.OrgConnection{}
+			err := direct.client.Get(ctx, client.ObjectKeyFromObject(got), cached)
+			return err == nil && cached.ResourceVersion == got.ResourceVersion, err
+		})
+	}
+
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: events.NewFakeRecorder(10), burstClock: clock}
+	eventually(t, "a pass not beaten to its write by the running operator", func() (bool, error) {
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)})
+		return err == nil, err
+	})
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{inForce}; !slices.Equal(app.Status.ConnectedOrgs, want) {
+		t.Errorf("connected orgs %v, want %v", app.Status.ConnectedOrgs, want)
 	}
 }
