@@ -277,3 +277,62 @@ func TestConnectedOrgsAreTheOrgsWhoseConnectionIsInForceForThisVeryApplicationEa
 		t.Errorf("connected orgs %v, want %v", app.Status.ConnectedOrgs, want)
 	}
 }
+
+// TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo: an Application whose
+// status holds no ID at the generation it saw (one refused its pin until the holder went, or a
+// status restored without the ID; the pin gives the same ID back) is given it by the first pass,
+// even while a burst of its keys holds back the counts, with one ApplicationID event; later
+// passes, the counts once the burst ends included, send no other.
+func TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo(t *testing.T) {
+	ctx := context.Background()
+	const id = "app_testpinned000000000000000f"
+	ns := env.Namespace(t, "id-event")
+	app := newApp(ns, "bi", id)
+	create(t, app)
+	eventually(t, "the Application ID", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(app), app)
+		return app.Status.ApplicationID == id, err
+	})
+	read := app.DeepCopy()
+	app.Status.ApplicationID = ""
+	if err := env.Client.Status().Patch(ctx, app, client.MergeFrom(read)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache to hold the status without an ID", func() (bool, error) {
+		cached := &v1.Application{}
+		err := direct.client.Get(ctx, client.ObjectKeyFromObject(app), cached)
+		return err == nil && cached.ResourceVersion == app.ResourceVersion, err
+	})
+
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	recorder := events.NewFakeRecorder(10)
+	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: recorder, burstClock: clock}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
+	r.bursts.add(req.NamespacedName, clock.Now())
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Status.ApplicationID != id || res.RequeueAfter != 0 {
+		t.Errorf("the pass in a burst: ID %q, requeue after %s; want %s at once", app.Status.ApplicationID, res.RequeueAfter, id)
+	}
+	clock.Step(countRefreshDelay)
+	for range 2 {
+		eventually(t, "a pass that is not behind the cache", func() (bool, error) {
+			_, err := r.Reconcile(ctx, req)
+			return err == nil, err
+		})
+	}
+	close(recorder.Events)
+	var sent []string
+	for e := range recorder.Events {
+		sent = append(sent, e)
+	}
+	if len(sent) != 1 || !strings.Contains(sent[0], v1.ReasonApplicationID) || !strings.Contains(sent[0], id) {
+		t.Errorf("events %q, want one %s event naming %s", sent, v1.ReasonApplicationID, id)
+	}
+}
