@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -221,5 +222,85 @@ func TestACatalogRefNamingAConfigMapThatIsNoCatalogFindsNoCatalog(t *testing.T) 
 		if reason := conditionReason(ms.Status.Conditions); reason != v1.ReasonCatalogNotFound || ms.Status.ConfigMapName != "" {
 			t.Errorf("a catalogRef naming a ConfigMap labelled %s: reason %s, published %q; want CatalogNotFound and nothing published", kind, reason, ms.Status.ConfigMapName)
 		}
+	}
+}
+
+// TestAPublishedListFollowsEveryEditAndIsWrittenBackWhenChangedByHand: a MetricSet with exactly
+// as many metrics on as its cap allows is published; switching metrics on and off rewrites the
+// published list; a published list deleted or edited by hand is written again.
+func TestAPublishedListFollowsEveryEditAndIsWrittenBackWhenChangedByHand(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t, "published")
+	ms := &v1.MetricSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dashboards"},
+		Spec: v1.MetricSetSpec{MaxEnabled: ptr.To[int32](2), Metrics: []v1.Metric{
+			{Name: "occupancy.current"}, {Name: "occupancy.peak", Enabled: ptr.To(true)}, {Name: "dwell.p95", Enabled: ptr.To(false)}}},
+	}
+	create(t, ms)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dashboards-metrics"}}
+	published := func(what, metrics string) {
+		t.Helper()
+		eventually(t, what, func() (bool, error) {
+			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(ms), ms); err != nil {
+				return false, err
+			}
+			err := env.Client.Get(ctx, client.ObjectKeyFromObject(cm), cm)
+			return err == nil && ms.Status.ObservedGeneration == ms.Generation && conditionReason(ms.Status.Conditions) == v1.ReasonPublished &&
+				cm.Data[publishedMetrics] == metrics, client.IgnoreNotFound(err)
+		})
+	}
+	published("the set at its cap published", "occupancy.current\noccupancy.peak")
+
+	ms.Spec.Metrics[1].Enabled = ptr.To(false)
+	ms.Spec.Metrics[2].Enabled = ptr.To(true)
+	if err := env.Client.Update(ctx, ms); err != nil {
+		t.Fatal(err)
+	}
+	published("the edit published", "dwell.p95\noccupancy.current")
+	if cm.Data[publishedCount] != "2" || ms.Status.EnabledCount != 2 || ms.Status.DisabledCount != 1 {
+		t.Errorf("after the edit: published %v, status %+v", cm.Data, ms.Status)
+	}
+
+	edited := cm.DeepCopy()
+	edited.Data[publishedMetrics] = "everything"
+	if err := env.Client.Update(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	published("the list edited by hand written again", "dwell.p95\noccupancy.current")
+	if err := env.Client.Delete(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	published("the list deleted by hand written again", "dwell.p95\noccupancy.current")
+}
+
+// TestAMetricSetWaitingForItsCatalogIsPublishedOnceTheCatalogAppears: a MetricSet whose catalog
+// is not there yet (CatalogNotFound) is published as soon as a catalog of that name appears, in its
+// own org or cluster-wide in the operator's namespace, without an edit of its own.
+func TestAMetricSetWaitingForItsCatalogIsPublishedOnceTheCatalogAppears(t *testing.T) {
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for _, where := range []string{"org", "cluster-wide"} {
+		ns := env.Namespace(t, "late-catalog")
+		ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"},
+			Spec: v1.MetricSetSpec{CatalogRef: &v1.CatalogReference{Name: "late-catalog-" + ns}, Metrics: []v1.Metric{{Name: "occupancy.current"}}}}
+		create(t, ms)
+		reason := func(want string) {
+			t.Helper()
+			eventually(t, where+": "+want, func() (bool, error) {
+				err := env.Client.Get(ctx, client.ObjectKeyFromObject(ms), ms)
+				return err == nil && ms.Status.ObservedGeneration == ms.Generation && conditionReason(ms.Status.Conditions) == want, err
+			})
+		}
+		reason(v1.ReasonCatalogNotFound)
+		catalog := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ms.Spec.CatalogRef.Name,
+			Labels: map[string]string{v1.LabelConfigMap: v1.ConfigMapCatalog}}, Data: map[string]string{"occupancy.current": "1"}}
+		if where == "cluster-wide" {
+			catalog.Namespace = systemNamespace
+			t.Cleanup(func() { _ = env.Client.Delete(ctx, catalog) })
+		}
+		create(t, catalog)
+		reason(v1.ReasonPublished)
 	}
 }
