@@ -42,7 +42,8 @@ import (
 
 // TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn: the first Application of a
 // namespace makes it an org with a protected MetricSet `default` naming the cluster-wide
-// catalog; a second pass changes nothing; an org that applied its own `default` first keeps it
+// catalog, and so does the first OrgConnection of one without Applications; a second pass
+// changes nothing; an org that applied its own `default` first keeps it
 // as it is; a namespace with nothing of Clearance's gets nothing; the default cannot be
 // deleted.
 func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
@@ -93,6 +94,16 @@ func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "protected system default") {
 		t.Errorf("deleting the org's default MetricSet: %v", err)
 	}
+
+	// An org that only grants (an OrgConnection, no Application of its own) is an org too.
+	granting := env.Namespace(t, "granting")
+	must(t, env.Client.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: granting, Name: "c"},
+		Spec: v1.OrgConnectionSpec{ApplicationID: "app_0123456789abcdefghijklmnop", Role: v1.RoleObserver}}))
+	testenv.Within(t, 30*time.Second, "the default MetricSet of an org holding only a connection", func() error {
+		reconcile(granting)
+		_, err := get(granting)
+		return err
+	})
 
 	own := env.Namespace(t, "own")
 	mine := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: own, Name: DefaultMetricSetName},
