@@ -138,6 +138,9 @@ func TestAnApplicationsCountsFollowItsKeysAndConnectionsAsTheyComeAndGo(t *testi
 	counted(again, "no connected org once the connection is deleted", 0)
 }
 
+// TestConnectionAppliedBeforeItsApplicationResolvesWhenItAppears: a connection to an ID no
+// Application holds yet waits (ApplicationNotFound) and resolves by itself when the Application
+// appears; a later edit of its role is shown at the new generation.
 func TestConnectionAppliedBeforeItsApplicationResolvesWhenItAppears(t *testing.T) {
 	owner, granter := env.Namespace(t, "gitops-owner"), env.Namespace(t, "gitops-granter")
 	conn := connection(granter, "early", pinnedID)
@@ -153,6 +156,16 @@ func TestConnectionAppliedBeforeItsApplicationResolvesWhenItAppears(t *testing.T
 		t.Errorf("status: %+v", st)
 	}
 	waitEvent(t, conn, v1.ReasonConnected)
+
+	// An edit of the role: the status is computed again, at the new generation, and says so.
+	resolved.Spec.Role = v1.RoleAnalyst
+	if err := env.Client.Update(context.Background(), resolved); err != nil {
+		t.Fatal(err)
+	}
+	getConn(t, conn, "the new role in the status of the new generation", func(c *v1.OrgConnection) bool {
+		return c.Generation == resolved.Generation && c.Status.ObservedGeneration == c.Generation && readyReason(v1.ReasonConnected)(c) &&
+			strings.Contains(conditionMessage(c.Status.Conditions), "has role Analyst in this org")
+	})
 }
 
 func TestConnectionStaysWithTheOrgItFirstResolvedTo(t *testing.T) {
