@@ -24,6 +24,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -311,4 +313,34 @@ func TestASecondConnectionOfTheSameApplicationGrantsNothing(t *testing.T) {
 		}
 		return connected == 1 && conflict == 1, nil
 	})
+}
+
+// TestPassesOverASettledConnectionSendNoEvent: Connect and Disconnect events mark transitions
+// only; a pass over a connection that stays unresolved or stays Connected sends none.
+func TestPassesOverASettledConnectionSendNoEvent(t *testing.T) {
+	ctx := context.Background()
+	owner, granter := env.Namespace(t, "settled-owner"), env.Namespace(t, "settled-granter")
+	const id = "app_testpinned000000000000000g"
+	conn := connection(granter, "bi", id)
+	create(t, conn)
+	recorder := events.NewFakeRecorder(10)
+	r := &OrgConnectionReconciler{reconcilerBase: direct.reconcilerBase, events: recorder}
+	passes := func(settled func(*v1.OrgConnection) bool) {
+		t.Helper()
+		getConn(t, conn, "settled", settled)
+		for range 2 {
+			eventually(t, "a pass that is not behind the cache", func() (bool, error) {
+				_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(conn)})
+				return err == nil, err
+			})
+		}
+		select {
+		case e := <-recorder.Events:
+			t.Errorf("a pass over a settled connection sent %q", e)
+		default:
+		}
+	}
+	passes(readyReason(v1.ReasonApplicationNotFound))
+	create(t, newApp(owner, "bi", id))
+	passes(readyReason(v1.ReasonConnected))
 }
