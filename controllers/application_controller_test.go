@@ -29,9 +29,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/index"
@@ -334,5 +337,34 @@ func TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo(t *te
 	}
 	if len(sent) != 1 || !strings.Contains(sent[0], v1.ReasonApplicationID) || !strings.Contains(sent[0], id) {
 		t.Errorf("events %q, want one %s event naming %s", sent, v1.ReasonApplicationID, id)
+	}
+}
+
+// TestAConnectionComingOrGoingOpensItsApplicationsBurst: the watch of connections (and keys)
+// does not ask for a count at once: it records the change in the burst of the Application that
+// holds the connection's ID and asks for a pass after countRefreshDelay, and a pass before the
+// burst ends waits, so a burst of changes becomes one count.
+func TestAConnectionComingOrGoingOpensItsApplicationsBurst(t *testing.T) {
+	ctx := context.Background()
+	app := readyApp(t, env.Namespace(t, "burst-opened"), "bi")
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: events.NewFakeRecorder(10), burstClock: clock}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	h := r.countLater(r.applicationsOfConnection)
+	conn := connection(env.Namespace(t, "burst-opener"), "bi", app.Status.ApplicationID)
+	h.Create(ctx, event.CreateEvent{Object: conn}, q)
+	clock.Step(time.Second)
+	h.Delete(ctx, event.DeleteEvent{Object: conn}, q)
+	if n := q.Len(); n != 0 {
+		t.Errorf("%d passes asked for at once, want none before countRefreshDelay", n)
+	}
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RequeueAfter != countRefreshDelay {
+		t.Errorf("a pass just after the burst's last change: requeue after %s, want %s", res.RequeueAfter, countRefreshDelay)
 	}
 }
