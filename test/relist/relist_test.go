@@ -244,3 +244,33 @@ func TestAMetricSetMadeAgainWhileTheOperatorWasBlindIsPublished(t *testing.T) {
 	again := madeAgainWhileBlind(t, ms, metricSet("occupancy.current", "dwell.p95"))
 	waitFor(t, again, "the MetricSet made again to be counted and published", counted(2))
 }
+
+// TestAKeyMadeAgainForAnotherApplicationWhileTheOperatorWasBlindIsCountedWhereItIs: an APIKey
+// deleted and made again under its name for another Application reaches the operator as one
+// update: the Application it left no longer counts it, the one it joined does.
+func TestAKeyMadeAgainForAnotherApplicationWhileTheOperatorWasBlindIsCountedWhereItIs(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t, "relist-key")
+	left, joined := application(ns), application(ns)
+	joined.Name = "other"
+	for _, app := range []*v1.Application{left, joined} {
+		if err := env.Client.Create(ctx, app); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, app, "the Application to get its ID", hasID)
+	}
+	key := func(app string) *v1.APIKey {
+		return &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "exporter"}, Spec: v1.APIKeySpec{ApplicationName: app}}
+	}
+	counts := func(n int32) func(*v1.Application) bool {
+		return func(a *v1.Application) bool { return a.Status.KeyCount == n }
+	}
+	first := key(left.Name)
+	if err := env.Client.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, left, "the key counted", counts(1))
+	madeAgainWhileBlind(t, first, key(joined.Name))
+	waitFor(t, left, "the key no longer counted by the Application it left", counts(0))
+	waitFor(t, joined, "the key counted by the Application it joined", counts(1))
+}
