@@ -21,9 +21,12 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -195,5 +198,39 @@ func TestPatchStatusWritesOnlyAChangeHeldToTheVersionRead(t *testing.T) {
 	noVersion.ResourceVersion = ""
 	if err := b.patchStatus(ctx, noVersion, changed); err == nil {
 		t.Error("a status patch without a resourceVersion to hold it to was sent")
+	}
+}
+
+// TestRoutineErrorsAreRetriedQuietlyAndOthersReturned: a reconciler run through quietConflicts
+// comes back at once after a conflict or an object that already exists (another writer was
+// first, or the cache was behind), is not retried for a write into a namespace being deleted
+// (what it writes goes with the namespace), and hands every other error back, so the controller
+// retries it with backoff and logs it; a pass without error keeps its result.
+func TestRoutineErrorsAreRetriedQuietlyAndOthersReturned(t *testing.T) {
+	gr := v1.GroupVersion.WithResource("apikeys").GroupResource()
+	terminating := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "k-key",
+		errors.New("unable to create new content in namespace acme because it is being terminated"))
+	terminating.ErrStatus.Details.Causes = append(terminating.ErrStatus.Details.Causes,
+		metav1.StatusCause{Type: corev1.NamespaceTerminatingCause, Message: "namespace acme is being terminated", Field: "metadata.namespace"})
+	broken := errors.New("etcdserver: request timed out")
+	for _, tc := range []struct {
+		name    string
+		res     ctrl.Result
+		err     error
+		want    ctrl.Result
+		wantErr error
+	}{
+		{"a conflict", ctrl.Result{}, apierrors.NewConflict(gr, "k", errors.New("the object has been modified")), ctrl.Result{Requeue: true}, nil},
+		{"already exists", ctrl.Result{}, apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, "k-key"), ctrl.Result{Requeue: true}, nil},
+		{"a write into a namespace being deleted", ctrl.Result{}, terminating, ctrl.Result{}, nil},
+		{"anything else", ctrl.Result{}, broken, ctrl.Result{}, broken},
+		{"a forbidden write", ctrl.Result{}, apierrors.NewForbidden(gr, "k", errors.New("no")), ctrl.Result{}, apierrors.NewForbidden(gr, "k", errors.New("no"))},
+		{"no error", ctrl.Result{RequeueAfter: time.Minute}, nil, ctrl.Result{RequeueAfter: time.Minute}, nil},
+	} {
+		r := quietConflicts(reconcile.Func(func(context.Context, reconcile.Request) (reconcile.Result, error) { return tc.res, tc.err }))
+		res, err := r.Reconcile(context.Background(), reconcile.Request{})
+		if res != tc.want || (err == nil) != (tc.wantErr == nil) || err != nil && err.Error() != tc.wantErr.Error() {
+			t.Errorf("%s: %+v, %v; want %+v, %v", tc.name, res, err, tc.want, tc.wantErr)
+		}
 	}
 }
