@@ -195,6 +195,10 @@ func TestOnlyItsOwnPublishedListIsWrittenOverWhateverLabelsAConfigMapCarries(t *
 		if own && (reason != v1.ReasonPublished || !written) {
 			t.Errorf("ConfigMap labelled %v, its own published list: reason %s, written %v; want Published and written", c.cm.Labels, reason, written)
 		}
+		// Taken over, it is the MetricSet's like one it made: it goes with it, and its changes reach it.
+		if own && !metav1.IsControlledBy(got, c.ms) {
+			t.Errorf("ConfigMap labelled %v, taken over as its own published list: owners %+v, want the MetricSet %s", c.cm.Labels, got.OwnerReferences, c.ms.UID)
+		}
 		if !own && (reason != v1.ReasonConflict || written || !equality.Semantic.DeepEqual(got.Labels, c.cm.Labels)) {
 			t.Errorf("ConfigMap labelled %v, not its published list: reason %s, labels now %v, data %v, owners %d; want Conflict and left as it is",
 				c.cm.Labels, reason, got.Labels, got.Data, len(got.OwnerReferences))
