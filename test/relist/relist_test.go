@@ -274,3 +274,22 @@ func TestAKeyMadeAgainForAnotherApplicationWhileTheOperatorWasBlindIsCountedWher
 	waitFor(t, left, "the key no longer counted by the Application it left", counts(0))
 	waitFor(t, joined, "the key counted by the Application it joined", counts(1))
 }
+
+// TestAnOrgGetsItsDefaultMetricSetWithItsFirstApplicationOrConnection: a namespace becomes an
+// org with its first Application, or its first OrgConnection when it only grants, and the
+// operator's watches of both give it its protected default MetricSet at once.
+func TestAnOrgGetsItsDefaultMetricSetWithItsFirstApplicationOrConnection(t *testing.T) {
+	ctx := context.Background()
+	owning, granting := env.Namespace(t, "defaults-app"), env.Namespace(t, "defaults-conn")
+	if err := env.Client.Create(ctx, application(owning)); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, &v1.OrgConnection{ObjectMeta: metav1.ObjectMeta{Namespace: granting, Name: "bi"},
+		Spec: v1.OrgConnectionSpec{ApplicationID: "app_0123456789abcdefghijklmnop", Role: v1.RoleObserver}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []string{owning, granting} {
+		waitFor(t, &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: controllers.DefaultMetricSetName}},
+			"the default MetricSet of org "+org, func(ms *v1.MetricSet) bool { return ms.Labels[v1.LabelProtected] == "true" })
+	}
+}
