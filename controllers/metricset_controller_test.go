@@ -26,7 +26,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -60,8 +62,8 @@ func TestMetricSetPublishesOnlyCatalogMetricsItSwitchedOn(t *testing.T) {
 	if msg := conditionMessage(got.Status.Conditions); msg != "metric made.up is not in catalog catalog: fix the names or add them to the catalog; the published list is unchanged" {
 		t.Errorf("message: %s", msg)
 	}
-	if got.Status.ConfigMapName != "" {
-		t.Error("a set with unknown metrics was published")
+	if got.Status.ConfigMapName != "" || ready(got.Status.Conditions) {
+		t.Errorf("a set with unknown metrics: published in %q, Ready %t; want neither", got.Status.ConfigMapName, ready(got.Status.Conditions))
 	}
 
 	got.Spec.Metrics = got.Spec.Metrics[:3]
@@ -103,6 +105,24 @@ func TestMetricSetWithoutItsCatalogSaysHowToFixIt(t *testing.T) {
 		" with label access.clearance.dev/configmap=catalog: create it or remove spec.catalogRef; the published list is unchanged"
 	if msg := conditionMessage(ms.Status.Conditions); msg != want {
 		t.Errorf("message:\n got: %s\nwant: %s", msg, want)
+	}
+	if ready(ms.Status.Conditions) {
+		t.Error("a MetricSet without its catalog is Ready")
+	}
+
+	// The Warning event marks the change to CatalogNotFound; passes that find it so again send none.
+	recorder := events.NewFakeRecorder(10)
+	r := &MetricSetReconciler{reconcilerBase: direct.reconcilerBase, events: recorder, systemNamespace: systemNamespace}
+	for range 2 {
+		eventually(t, "a pass that is not behind the cache", func() (bool, error) {
+			_, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(ms)})
+			return err == nil, err
+		})
+	}
+	select {
+	case e := <-recorder.Events:
+		t.Errorf("a pass over a MetricSet still without its catalog sent %q", e)
+	default:
 	}
 }
 
