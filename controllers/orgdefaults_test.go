@@ -42,7 +42,7 @@ import (
 
 // TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn: the first Application of a
 // namespace makes it an org with a protected MetricSet `default` naming the cluster-wide
-// catalog, and so does the first OrgConnection of one without Applications; a second pass
+// catalog, which a Created event announces, and so does the first OrgConnection of one without Applications; a second pass
 // changes nothing; an org that applied its own `default` first keeps it
 // as it is; a namespace with nothing of Clearance's gets nothing; the default cannot be
 // deleted.
@@ -84,6 +84,9 @@ func TestAnOrgGetsItsProtectedDefaultMetricSetOnceAndKeepsItsOwn(t *testing.T) {
 	if ms.Labels[v1.LabelProtected] != "true" || ms.Spec.CatalogRef == nil || ms.Spec.CatalogRef.Name != DefaultCatalogName ||
 		!slices.Equal(enabled, DefaultEnabledMetrics) {
 		t.Errorf("the default MetricSet: labels %v, spec %+v", ms.Labels, ms.Spec)
+	}
+	if e := waitEvent(t, ms, "Created"); e.Type != corev1.EventTypeNormal || !strings.Contains(e.Note, DefaultCatalogName) {
+		t.Errorf("the event about the default MetricSet: %s %q", e.Type, e.Note)
 	}
 	gen := ms.Generation
 	reconcile(org)
