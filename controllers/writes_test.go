@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 )
@@ -138,4 +139,30 @@ func TestMintingTakesAtMostThreeWritesPerKeyAndASettledKeyNone(t *testing.T) {
 	if w := delta(settled, again, "POST secrets", "PATCH secrets", "PATCH apikeys/status", "POST events", "PATCH events"); w != 0 {
 		t.Errorf("reconciling %d settled keys made %.0f writes, want 0: %v", n, w, changed(settled, again))
 	}
+}
+
+// TestAnUnsetKeyWorkersReconcilesDefaultKeyWorkersKeysAtOnce: the suite's operator is set up as
+// main.go sets it up without --apikey-workers (Options.KeyWorkers zero), and its APIKey
+// controller then runs DefaultKeyWorkers passes at once, not one.
+func TestAnUnsetKeyWorkersReconcilesDefaultKeyWorkersKeysAtOnce(t *testing.T) {
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_max_concurrent_reconciles" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == "apikey" {
+					if got := m.GetGauge().GetValue(); got != DefaultKeyWorkers {
+						t.Errorf("the APIKey controller runs %v passes at once, want %d", got, DefaultKeyWorkers)
+					}
+					return
+				}
+			}
+		}
+	}
+	t.Fatal("controller-runtime reports no concurrency for the APIKey controller")
 }
