@@ -368,3 +368,38 @@ func TestAConnectionComingOrGoingOpensItsApplicationsBurst(t *testing.T) {
 		t.Errorf("a pass just after the burst's last change: requeue after %s, want %s", res.RequeueAfter, countRefreshDelay)
 	}
 }
+
+// TestAnApplicationsNewGenerationIsObservedAtOnceEvenInABurst: a pass over an Application whose
+// status has not seen its generation yet (an edit, here the status rolled back, so that the
+// running operator is not the one to see it) writes observedGeneration at once, even while a
+// burst of its keys holds back the counts: a health check waiting for it is not kept waiting.
+func TestAnApplicationsNewGenerationIsObservedAtOnceEvenInABurst(t *testing.T) {
+	ctx := context.Background()
+	app := readyApp(t, env.Namespace(t, "burst-generation"), "bi")
+	read := app.DeepCopy()
+	app.Status.ObservedGeneration = app.Generation - 1
+	if err := env.Client.Status().Patch(ctx, app, client.MergeFrom(read)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the cache to hold the status written", func() (bool, error) {
+		cached := &v1.Application{}
+		err := direct.client.Get(ctx, client.ObjectKeyFromObject(app), cached)
+		return err == nil && cached.ResourceVersion == app.ResourceVersion, err
+	})
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: events.NewFakeRecorder(10), burstClock: clock}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
+	r.bursts.add(req.NamespacedName, clock.Now())
+	res, err := r.Reconcile(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, req.NamespacedName, app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Status.ObservedGeneration != app.Generation || res.RequeueAfter != 0 {
+		t.Errorf("the pass in a burst: observedGeneration %d of generation %d, requeue after %s; want it observed at once",
+			app.Status.ObservedGeneration, app.Generation, res.RequeueAfter)
+	}
+}
