@@ -80,9 +80,12 @@ func (r *OrgDefaultsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	ms := DefaultMetricSet(org)
 	if err := r.client.Create(ctx, ms); err != nil {
-		if apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-			return ctrl.Result{}, nil // made meanwhile, or the namespace is going away
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, nil // the namespace is gone
 		}
+		// Made meanwhile, or the namespace is being deleted: quietConflicts. Any other refusal
+		// (RBAC, an admission policy) is an error, logged and tried again with backoff, so the
+		// org gets its MetricSet once it goes rather than never.
 		return ctrl.Result{}, err
 	}
 	r.events.Eventf(ms, nil, corev1.EventTypeNormal, "Created", "Create",

@@ -19,7 +19,7 @@ package controllers
 import (
 	"context"
 	"errors"
-
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -211,4 +212,72 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAnOrgWhoseDefaultMetricSetIsRefusedGetsItOnceTheRefusalGoes: a create refused for any
+// reason but the namespace's deletion (here an admission policy answering 403, as a missing RBAC
+// verb would) is an error the workqueue tries again, not taken for the namespace going away: once
+// the refusal is lifted the org gets its default MetricSet. A namespace being deleted is still
+// not retried (quietConflicts).
+func TestAnOrgWhoseDefaultMetricSetIsRefusedGetsItOnceTheRefusalGoes(t *testing.T) {
+	ctx := context.Background()
+	r := &OrgDefaultsReconciler{reconcilerBase: direct.reconcilerBase, events: direct.events}
+	org := env.Namespace(t, "refused")
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: org},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"},
+						Resources: []string{"metricsets"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "false", Message: "MetricSets are not allowed here yet", Reason: ptr.To(metav1.StatusReasonForbidden),
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: org},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        org,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: org},
+			}},
+		},
+	}
+	must(t, env.Client.Create(ctx, policy))
+	must(t, env.Client.Create(ctx, binding))
+	t.Cleanup(func() {
+		_ = env.Client.Delete(ctx, binding)
+		_ = env.Client.Delete(ctx, policy)
+	})
+	// The apiserver loads policies asynchronously: until a dry run is refused.
+	testenv.Within(t, 30*time.Second, "the policy refusing MetricSets in force", func() error {
+		err := env.Client.Create(ctx, DefaultMetricSet(org), client.DryRunAll)
+		if apierrors.IsForbidden(err) {
+			return nil
+		}
+		return fmt.Errorf("a dry-run create: %v", err)
+	})
+
+	must(t, env.Client.Create(ctx, &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"}, Spec: v1.ApplicationSpec{Description: "BI"}}))
+	testenv.Within(t, 30*time.Second, "a pass refused by the policy", func() error { // once the cache has the Application
+		_, err := quietConflicts(r).Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}})
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "not allowed here yet") {
+			return nil
+		}
+		return fmt.Errorf("the pass answered %v, want the refusal, to be tried again", err)
+	})
+
+	must(t, env.Client.Delete(ctx, binding))
+	testenv.Within(t, 30*time.Second, "the default MetricSet once the refusal is lifted", func() error {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}}); err != nil {
+			return err
+		}
+		return env.Client.Get(ctx, client.ObjectKey{Namespace: org, Name: DefaultMetricSetName}, &v1.MetricSet{})
+	})
 }
