@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -80,38 +81,48 @@ func TestEachKeyIsPublishedAPeriodBeforeItSignsAndAPeriodAfter(t *testing.T) {
 	}
 }
 
-func TestASecretThatHoldsNoValidSetIsRefusedWithoutQuotingIt(t *testing.T) {
+// TestASecretThatHoldsNoValidSetIsRefusedSayingWhatIsWrongWithoutQuotingIt: the refusal is
+// what the controller's Replaced Warning and the verifier's log say, so it names the entry at
+// fault and what is wrong with it, wraps ErrInvalid, and never quotes key material.
+func TestASecretThatHoldsNoValidSetIsRefusedSayingWhatIsWrongWithoutQuotingIt(t *testing.T) {
 	s, err := NewSet(epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	priv, _ := s.Current.Key.(*ecdsa.PrivateKey).Bytes()
 	d := base64.RawURLEncoding.EncodeToString(priv)
-	for name, mutate := range map[string]func(*corev1.Secret){
-		"no current key":    func(sec *corev1.Secret) { delete(sec.Data, DataCurrent) },
-		"no next key":       func(sec *corev1.Secret) { delete(sec.Data, DataNext) },
-		"not JSON":          func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte("{" + d) },
-		"a symmetric key":   func(sec *corev1.Secret) { sec.Data[DataNext] = []byte(`{"kty":"oct","k":"` + d + `"}`) },
-		"a public key only": func(sec *corev1.Secret) { pub, _ := s.Current.Public().MarshalJSON(); sec.Data[DataCurrent] = pub },
-		"a kid not its own": func(sec *corev1.Secret) {
+	notES256 := " is not an ES256 (P-256) private key"
+	for name, tc := range map[string]struct {
+		mutate func(*corev1.Secret)
+		says   string
+	}{
+		"no current key":    {func(sec *corev1.Secret) { delete(sec.Data, DataCurrent) }, DataCurrent + " is missing"},
+		"no next key":       {func(sec *corev1.Secret) { delete(sec.Data, DataNext) }, DataNext + " is missing"},
+		"not JSON":          {func(sec *corev1.Secret) { sec.Data[DataCurrent] = []byte("{" + d) }, DataCurrent + " is not a JSON Web Key"},
+		"a symmetric key":   {func(sec *corev1.Secret) { sec.Data[DataNext] = []byte(`{"kty":"oct","k":"` + d + `"}`) }, DataNext + notES256},
+		"a public key only": {func(sec *corev1.Secret) { pub, _ := s.Current.Public().MarshalJSON(); sec.Data[DataCurrent] = pub }, DataCurrent + notES256},
+		"a kid not its own": {func(sec *corev1.Secret) {
 			sec.Data[DataCurrent] = []byte(strings.Replace(string(sec.Data[DataCurrent]), s.Current.KeyID, "x", 1))
-		},
-		"no rotation time":    func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) },
-		"a bad rotation time": func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" },
-		"a short refresh key": func(sec *corev1.Secret) { sec.Data[DataRefresh] = []byte(d[:16]) },
-		"a long refresh key":  func(sec *corev1.Secret) { sec.Data[DataRefresh] = append(bytes.Clone(s.RefreshKey), 0) },
+		}, DataCurrent + " is not named by its RFC 7638 thumbprint"},
+		"no rotation time":    {func(sec *corev1.Secret) { delete(sec.Annotations, AnnotationRotatedAt) }, AnnotationRotatedAt + " is missing"},
+		"a bad rotation time": {func(sec *corev1.Secret) { sec.Annotations[AnnotationRotatedAt] = "yesterday" }, AnnotationRotatedAt + " is not an RFC 3339 time"},
+		"a short refresh key": {func(sec *corev1.Secret) { sec.Data[DataRefresh] = []byte(d[:16]) }, DataRefresh + " must hold 32 bytes"},
+		"a long refresh key":  {func(sec *corev1.Secret) { sec.Data[DataRefresh] = append(bytes.Clone(s.RefreshKey), 0) }, DataRefresh + " must hold 32 bytes"},
 		// Well-formed keys named by their thumbprints, that ES256 cannot sign with or that say
 		// they are for another algorithm: a verifier would load them and then fail every token.
-		"a P-384 key":             func(sec *corev1.Secret) { sec.Data[DataNext] = jwkOf(t, elliptic.P384(), string(Algorithm)) },
-		"a P-256 key for ES384":   func(sec *corev1.Secret) { sec.Data[DataCurrent] = jwkOf(t, elliptic.P256(), "ES384") },
-		"a previous key on P-521": func(sec *corev1.Secret) { sec.Data[DataPrevious] = jwkOf(t, elliptic.P521(), string(Algorithm)) },
+		"a P-384 key":             {func(sec *corev1.Secret) { sec.Data[DataNext] = jwkOf(t, elliptic.P384(), string(Algorithm)) }, DataNext + notES256},
+		"a P-256 key for ES384":   {func(sec *corev1.Secret) { sec.Data[DataCurrent] = jwkOf(t, elliptic.P256(), "ES384") }, DataCurrent + notES256},
+		"a previous key on P-521": {func(sec *corev1.Secret) { sec.Data[DataPrevious] = jwkOf(t, elliptic.P521(), string(Algorithm)) }, DataPrevious + notES256},
 	} {
 		t.Run(name, func(t *testing.T) {
 			sec := secretOf(t, s)
-			mutate(sec)
+			tc.mutate(sec)
 			_, err := FromSecret(sec)
 			if err == nil {
 				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("refused with %q, want ErrInvalid saying %q", err, tc.says)
 			}
 			if strings.Contains(err.Error(), d) {
 				t.Errorf("the error quotes the private key: %v", err)
