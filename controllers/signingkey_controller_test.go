@@ -50,7 +50,13 @@ import (
 // when RequeueAfter comes due.
 func newSigningKeyReconciler(t *testing.T) (*SigningKeyReconciler, *clocktesting.FakeClock) {
 	t.Helper()
-	key := types.NamespacedName{Namespace: env.Namespace(t, "signing"), Name: signingkey.DefaultSecretName}
+	return newSigningKeyReconcilerOf(t, types.NamespacedName{Namespace: env.Namespace(t, "signing"), Name: signingkey.DefaultSecretName})
+}
+
+// newSigningKeyReconcilerOf is newSigningKeyReconciler over the Secret key, whose namespace
+// may not exist yet.
+func newSigningKeyReconcilerOf(t *testing.T, key types.NamespacedName) (*SigningKeyReconciler, *clocktesting.FakeClock) {
+	t.Helper()
 	c, err := signingkey.NewCache(env.Config, env.Scheme, key)
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +145,7 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 	if sec.Type != corev1.SecretTypeOpaque || sec.Labels[signingkey.Label] != "true" || first.Previous != nil {
 		t.Errorf("created Secret: type %s, labels %v, previous %v", sec.Type, sec.Labels, first.Previous)
 	}
+	waitForEvent(t, r.secret, corev1.EventTypeNormal, "Created")
 
 	// Before it is due: nothing written, the time left asked for.
 	clock.Step(time.Hour)
@@ -149,8 +156,18 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 		t.Error("a pass before the rotation was due wrote the Secret")
 	}
 
+	// A second before it is due, still nothing: each key is published a whole period before it
+	// signs.
+	clock.Step(month - time.Hour - time.Second)
+	if res := r.reconcileSeen(t, hasCurrent(first.Current.KeyID)); res.RequeueAfter != time.Second {
+		t.Errorf("a second before the rotation: requeue after %s, want 1s", res.RequeueAfter)
+	}
+	if _, again := r.set(t); again.ResourceVersion != sec.ResourceVersion {
+		t.Error("a pass a second before the rotation was due wrote the Secret")
+	}
+
 	// Due: shifted by one.
-	clock.Step(month - time.Hour)
+	clock.Step(time.Second)
 	if res := r.reconcileSeen(t, hasCurrent(first.Current.KeyID)); res.RequeueAfter != month {
 		t.Errorf("after rotating: requeue after %s, want %s", res.RequeueAfter, month)
 	}
@@ -160,7 +177,7 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 		t.Fatalf("rotation: %s %s → previous %v, current %s, next %s at %s", first.Current.KeyID, first.Next.KeyID,
 			second.Previous, second.Current.KeyID, second.Next.KeyID, second.RotatedAt)
 	}
-	waitForEvent(t, r.secret, "Rotated")
+	waitForEvent(t, r.secret, corev1.EventTypeNormal, "Rotated")
 	if len(first.RefreshKey) != signingkey.RefreshKeySize || !bytes.Equal(second.RefreshKey, first.RefreshKey) {
 		t.Error("the refresh key was not made with the first set, or changed at a rotation (refresh tokens outlive a rotation)")
 	}
@@ -184,9 +201,9 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 	if len(added.RefreshKey) != signingkey.RefreshKeySize || bytes.Equal(added.RefreshKey, first.RefreshKey) || added.Current.KeyID != second.Current.KeyID {
 		t.Errorf("after adding a refresh key: %d bytes, current %s (want %s)", len(added.RefreshKey), added.Current.KeyID, second.Current.KeyID)
 	}
-	waitForEvent(t, r.secret, "RefreshKeyAdded")
+	waitForEvent(t, r.secret, corev1.EventTypeNormal, "RefreshKeyAdded")
 
-	// A Secret that holds no valid set is replaced, with a Warning.
+	// A Secret that holds no valid set is replaced, with a Warning that says what was wrong.
 	broken := sec.DeepCopy()
 	if err := env.Client.Get(ctx, r.secret, broken); err != nil {
 		t.Fatal(err)
@@ -205,7 +222,9 @@ func TestTheSigningKeysAreCreatedRotatedOnScheduleAndRepaired(t *testing.T) {
 	if third.Current.KeyID == second.Current.KeyID {
 		t.Error("the broken Secret was not replaced")
 	}
-	waitForEvent(t, r.secret, "Replaced")
+	if e := waitForEvent(t, r.secret, corev1.EventTypeWarning, "Replaced"); !strings.Contains(e.Note, signingkey.DataCurrent+" is not a JSON Web Key") {
+		t.Errorf("the Replaced event says %q, not what was wrong", e.Note)
+	}
 
 	// Deleted: created anew.
 	r.deleteAndReconcile(t, broken)
@@ -259,7 +278,7 @@ func TestTheSigningKeysNeverOverwriteASecretThatIsNotTheirs(t *testing.T) {
 			if !reflect.DeepEqual(got.Data, theirs.Data) || !reflect.DeepEqual(got.Labels, theirs.Labels) || !reflect.DeepEqual(got.Annotations, theirs.Annotations) {
 				t.Errorf("the Secret was written over: data keys %v, labels %v, annotations %v", slices.Sorted(maps.Keys(got.Data)), got.Labels, got.Annotations)
 			}
-			waitForEvent(t, r.secret, "Conflict")
+			waitForEvent(t, r.secret, corev1.EventTypeWarning, "Conflict")
 			var list eventsv1.EventList
 			if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
 				t.Fatal(err)
@@ -415,8 +434,11 @@ func hasCurrent(kid string) func(*corev1.Secret) error {
 	}
 }
 
-func waitForEvent(t *testing.T, secret types.NamespacedName, reason string) {
+// waitForEvent waits for an event of reason about secret and returns it; it must be of type
+// (a Warning is what alerts on events pick up).
+func waitForEvent(t *testing.T, secret types.NamespacedName, eventType, reason string) eventsv1.Event {
 	t.Helper()
+	var found eventsv1.Event
 	testenv.Within(t, 30*time.Second, "a "+reason+" event", func() error {
 		var list eventsv1.EventList
 		if err := env.Client.List(context.Background(), &list, client.InNamespace(secret.Namespace)); err != nil {
@@ -424,9 +446,14 @@ func waitForEvent(t *testing.T, secret types.NamespacedName, reason string) {
 		}
 		for _, e := range list.Items {
 			if e.Reason == reason && e.Regarding.Name == secret.Name {
+				found = e
 				return nil
 			}
 		}
 		return errors.New("none yet")
 	})
+	if found.Type != eventType {
+		t.Errorf("the %s event is a %s, want %s", reason, found.Type, eventType)
+	}
+	return found
 }
