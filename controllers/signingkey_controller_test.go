@@ -20,7 +20,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -407,6 +409,69 @@ func TestASigningKeyWriteThatFailsIsReturnedSoItIsTriedAgain(t *testing.T) {
 				t.Errorf("after the retry: refresh key of %d bytes, annotations %v", len(set.RefreshKey), after.Annotations)
 			}
 		})
+	}
+}
+
+// TestASigningKeysReadThatFailsIsTriedAgainNotTakenForSomeoneElsesSecret: a pass that cannot
+// read the Secret (here its cache has not started) returns the error, so the workqueue tries
+// again; it never takes the failed read for a Secret that is not Clearance's, which would warn
+// of a conflict and then wait, with no keys, for an event of that Secret that may never come.
+func TestASigningKeysReadThatFailsIsTriedAgainNotTakenForSomeoneElsesSecret(t *testing.T) {
+	r, _ := newSigningKeyReconciler(t)
+	ctx := context.Background()
+	unstarted, err := signingkey.NewCache(env.Config, env.Scheme, r.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cache = unstarted
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err == nil {
+		t.Fatal("a pass that could not read the Secret was taken for done")
+	}
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(r.secret.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range list.Items {
+		t.Errorf("a pass that could not read the Secret emitted %s %s: %s", e.Type, e.Reason, e.Note)
+	}
+}
+
+// TestAnOperatorStartedBeforeItsNamespaceExistsWritesTheKeysOnceItDoes: while the namespace of
+// the signing keys is missing the pass asks to come back (in a minute) without an error, and
+// once the namespace is there the next pass writes the keys: OAuth is not left off for good.
+func TestAnOperatorStartedBeforeItsNamespaceExistsWritesTheKeysOnceItDoes(t *testing.T) {
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "signing-later-" + hex.EncodeToString(suffix)}}
+	r, _ := newSigningKeyReconcilerOf(t, types.NamespacedName{Namespace: ns.Name, Name: signingkey.DefaultSecretName})
+	ctx := context.Background()
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret})
+	if err != nil || res.RequeueAfter <= 0 {
+		t.Fatalf("without its namespace: requeue after %s, error %v; want to come back later without an error", res.RequeueAfter, err)
+	}
+
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), ns) })
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	r.set(t)
+}
+
+// TestASigningKeysCreateTheAPIServerRefusesIsReturnedSoItIsTriedAgain: a create refused for a
+// reason other than a missing namespace (here the operator's identity may not create Secrets)
+// is an error the workqueue retries and logs, not a pass taken for done.
+func TestASigningKeysCreateTheAPIServerRefusesIsReturnedSoItIsTriedAgain(t *testing.T) {
+	r, _ := newSigningKeyReconciler(t)
+	nobody, err := client.New(env.As("clearance-test:nobody", nil, nil), client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.client = nobody
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: r.secret}); !apierrors.IsForbidden(err) {
+		t.Errorf("a create the apiserver refused: error %v, want it returned", err)
 	}
 }
 
