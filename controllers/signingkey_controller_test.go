@@ -475,6 +475,48 @@ func TestASigningKeysCreateTheAPIServerRefusesIsReturnedSoItIsTriedAgain(t *test
 	}
 }
 
+// TestASecretMadeOutsideTheOperatorIsTakenInWhenItIsClearlyItsOwn: a Secret that carries the
+// signing-keys label and nothing else (made ahead by hand or by GitOps) is filled with a set; a
+// valid set without any label (restored from a backup that dropped them) is kept, rotated when
+// due, and labelled, so that it is repaired, not left as someone else's, if it ever breaks.
+func TestASecretMadeOutsideTheOperatorIsTakenInWhenItIsClearlyItsOwn(t *testing.T) {
+	ctx := context.Background()
+	t.Run("labelled and empty", func(t *testing.T) {
+		r, _ := newSigningKeyReconciler(t)
+		empty := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: r.secret.Name,
+			Labels: map[string]string{signingkey.Label: "true"}}}
+		if err := env.Client.Create(ctx, empty); err != nil {
+			t.Fatal(err)
+		}
+		r.reconcileSeen(t, func(*corev1.Secret) error { return nil })
+		r.set(t)
+		waitForEvent(t, r.secret, corev1.EventTypeWarning, "Replaced")
+	})
+	t.Run("a valid set without labels", func(t *testing.T) {
+		r, clock := newSigningKeyReconciler(t)
+		restored, err := signingkey.NewSet(clock.Now().Add(-r.every))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, ann, err := restored.Data()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: r.secret.Name,
+			Annotations: ann}, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+		r.reconcileSeen(t, hasCurrent(restored.Current.KeyID))
+		rotated, sec := r.set(t)
+		if rotated.Previous == nil || rotated.Previous.KeyID != restored.Current.KeyID || !bytes.Equal(rotated.RefreshKey, restored.RefreshKey) {
+			t.Errorf("the restored set was not rotated from: previous %v", rotated.Previous)
+		}
+		if sec.Labels[signingkey.Label] != "true" {
+			t.Errorf("the restored set is not labelled as Clearance's after its rotation: labels %v", sec.Labels)
+		}
+	})
+}
+
 // frozenCache shows the signing keys Secret as it was once, whatever was written since.
 type frozenCache struct {
 	cache.Cache
