@@ -19,27 +19,36 @@ package metricsauth_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/clearance-dev/clearance/internal/metricsauth"
@@ -48,7 +57,42 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { testenv.Main(m, &env) }
+// staticTokens are the apiserver's --token-auth-file users: no UID and no extra, so two of them
+// differ by name and groups alone (staticReaders is a group of frank's first token).
+var staticTokens = map[string]string{}
+
+const staticReaders = "metricsauth-test:static-readers"
+
+// TestMain starts the control plane with users of a token file and a real OIDC provider.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "metricsauth-tokens-")
+	if err != nil {
+		panic(err)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	var lines []string
+	for _, u := range []struct{ name, user, groups string }{
+		{"dave", "metricsauth-test:dave", ""}, {"erin", "metricsauth-test:erin", ""},
+		{"frank in the group", "metricsauth-test:frank", staticReaders}, {"frank", "metricsauth-test:frank", ""},
+	} {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		staticTokens[u.name] = hex.EncodeToString(b)
+		lines = append(lines, fmt.Sprintf("%s,%s,,%q", staticTokens[u.name], u.user, u.groups))
+	}
+	testenv.CollectSecretsForLeakCheck(func() []testenv.LeakSecret {
+		var out []testenv.LeakSecret
+		for name, token := range staticTokens {
+			out = append(out, testenv.LeakSecret{Label: "the token-file token of " + name, Value: token})
+		}
+		return out
+	})
+	file := filepath.Join(dir, "tokens.csv")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		panic(err)
+	}
+	testenv.MainWith(m, &env, testenv.Options{OIDC: true, APIServerArgs: map[string]string{"token-auth-file": file}})
+}
 
 // scraper is a ServiceAccount of ns with a token from the TokenRequest API, bound to
 // clearance-metrics-reader (config/rbac/metrics_reader_role.yaml) when reader; it returns the
@@ -292,5 +336,162 @@ func TestTheMetricsCertDirIsServedAndOneWithoutItsFilesIsRefused(t *testing.T) {
 	_, err = env.StartOperator(testenv.OperatorOptions{Name: "metrics-cert-dir-empty", Args: []string{"--metrics-secure", "--metrics-cert-dir=" + t.TempDir()}})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-dir") || !strings.Contains(err.Error(), "tls.crt") {
 		t.Errorf("an empty --metrics-cert-dir: %v, want the start refused naming the flag and its files", err)
+	}
+}
+
+// serve puts the filter, with the credentials cfg and the clock clk, in front of a handler
+// that answers "clearance_metric 1", and returns a client and the server's URL.
+func serve(t *testing.T, cfg *rest.Config, clk clock.PassiveClock) (*http.Client, string) {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := metricsauth.Filter(clk)(cfg, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := filter(logr.Discard(), http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "clearance_metric 1\n") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.Client(), srv.URL
+}
+
+// bindReader binds subject to clearance-metrics-reader and waits until the apiserver's
+// authorizer allows user, in groups, get on /metrics.
+func bindReader(t *testing.T, name string, subject rbacv1.Subject, user string, groups ...string) {
+	t.Helper()
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "clearance-metrics-reader"},
+		Subjects:   []rbacv1.Subject{subject},
+	}
+	if err := env.Client.Create(context.Background(), binding); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), binding) })
+	testenv.Within(t, 30*time.Second, "the binding "+name+" to be in force", func() error {
+		if !env.Review(t, authorizationv1.SubjectAccessReviewSpec{User: user, Groups: append(groups, "system:authenticated"),
+			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"}}).Allowed {
+			return errors.New("not allowed yet")
+		}
+		return nil
+	})
+}
+
+// oidcToken signs name in at the test OIDC provider, in groups, and returns the ID token: the
+// apiserver authenticates it as env.OIDC.Username(name), with no UID, in those groups (each
+// prefixed with testenv.OIDCPrefix).
+func oidcToken(t *testing.T, name string, groups ...string) string {
+	t.Helper()
+	p := env.OIDC
+	p.QueueUser(name, groups...)
+	c := p.HTTPClient()
+	callback := "https://127.0.0.1/callback"
+	q := url.Values{"client_id": {p.ClientID}, "redirect_uri": {callback}, "response_type": {"code"},
+		"scope": {"openid email groups"}, "state": {"state"}, "nonce": {"nonce"}}
+	resp, err := c.Get(p.Mock.AuthorizationEndpoint() + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("the provider's authorization answer (%d) sends nowhere: %v", resp.StatusCode, err)
+	}
+	resp, err = c.PostForm(p.Mock.TokenEndpoint(), url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
+		"client_id": {p.ClientID}, "client_secret": {p.ClientSecret}, "redirect_uri": {callback}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var tokens struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tokens); err != nil || tokens.IDToken == "" {
+		t.Fatalf("the provider's token answer (%d) holds no ID token (%v)", resp.StatusCode, err)
+	}
+	return tokens.IDToken
+}
+
+// TestEveryAnswerIsTheAPIServersForThatIdentityWhateverWasAskedBefore: the filter remembers
+// the apiserver's answers, and an answer remembered for one identity, verb or path is never
+// given to another. ServiceAccounts, OIDC users (no UID) and users of the apiserver's token
+// file (no UID, no extra: two of them in the same groups differ by their names alone), each a
+// reader and one who is not (another user, or the same person without the group bound), ask
+// for the metrics, to write, and for another path, in one order and then in the other, through
+// one filter whose memory never expires: each answer is what the apiserver answers about that
+// identity, verb and path when asked on its own.
+func TestEveryAnswerIsTheAPIServersForThatIdentityWhateverWasAskedBefore(t *testing.T) {
+	ns := env.Namespace(t, "metrics-identities")
+	reader, _ := scraper(t, ns, "prometheus", true)
+	stranger, _ := scraper(t, ns, "stranger", false)
+	readers := testenv.OIDCPrefix + ns + "-readers"
+	bindReader(t, ns+"-alice", rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: env.OIDC.Username("alice")}, env.OIDC.Username("alice"))
+	bindReader(t, ns+"-readers", rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: readers}, env.OIDC.Username("nobody"), readers)
+	bindReader(t, ns+"-dave", rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "metricsauth-test:dave"}, "metricsauth-test:dave")
+	bindReader(t, ns+"-static-readers", rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: staticReaders}, "metricsauth-test:nobody", staticReaders)
+	identities := []struct{ name, token string }{
+		{"a ServiceAccount bound to the reader role", reader},
+		{"a ServiceAccount without a binding", stranger},
+		{"an OIDC user bound to the reader role", oidcToken(t, "alice")},
+		{"another OIDC user, in the same groups", oidcToken(t, "mallory")},
+		{"an OIDC user in a group bound to the reader role", oidcToken(t, "carol", ns+"-readers")},
+		{"the same OIDC user without that group", oidcToken(t, "carol")},
+		{"a token-file user bound to the reader role", staticTokens["dave"]},
+		{"another token-file user, in the same groups", staticTokens["erin"]},
+		{"a token-file user in a group bound to the reader role", staticTokens["frank in the group"]},
+		{"the same token-file user without that group", staticTokens["frank"]},
+	}
+	requests := []struct{ method, path string }{{http.MethodGet, "/metrics"}, {http.MethodPost, "/metrics"}, {http.MethodGet, "/debug/pprof/"}}
+
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[2]int]int{}
+	for i, id := range identities {
+		review, err := cs.AuthenticationV1().TokenReviews().Create(context.Background(),
+			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: id.token}}, metav1.CreateOptions{})
+		if err != nil || !review.Status.Authenticated {
+			t.Fatalf("%s: the apiserver does not authenticate its token (%v)", id.name, err)
+		}
+		u := review.Status.User
+		extra := map[string]authorizationv1.ExtraValue{}
+		for k, v := range u.Extra {
+			extra[k] = authorizationv1.ExtraValue(v)
+		}
+		for j, rq := range requests {
+			want[[2]int{i, j}] = http.StatusForbidden
+			if env.Review(t, authorizationv1.SubjectAccessReviewSpec{User: u.Username, UID: u.UID, Groups: u.Groups, Extra: extra,
+				NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: rq.path, Verb: strings.ToLower(rq.method)}}).Allowed {
+				want[[2]int{i, j}] = http.StatusOK
+			}
+		}
+	}
+	for i := 2; i < len(identities); i += 2 { // a reader, then one who is not
+		if want[[2]int{i, 0}] != http.StatusOK || want[[2]int{i + 1, 0}] != http.StatusForbidden {
+			t.Fatalf("the apiserver's own answers are not the ones this test is about: %v", want)
+		}
+	}
+
+	c, base := serve(t, env.Config, clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)))
+	var order [][2]int
+	for i := range identities {
+		for j := range requests {
+			order = append(order, [2]int{i, j})
+		}
+	}
+	for _, pass := range []string{"in order", "in reverse"} {
+		for _, k := range order {
+			id, rq := identities[k[0]], requests[k[1]]
+			if code, _ := get(t, c, rq.method, base+rq.path, "Bearer "+id.token); code != want[k] {
+				t.Errorf("%s, %s: %s %s answered %d, the apiserver says %d", pass, id.name, rq.method, rq.path, code, want[k])
+			}
+		}
+		slices.Reverse(order)
 	}
 }
