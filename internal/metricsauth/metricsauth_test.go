@@ -50,6 +50,7 @@ import (
 	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/clearance-dev/clearance/internal/metricsauth"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -493,5 +494,46 @@ func TestEveryAnswerIsTheAPIServersForThatIdentityWhateverWasAskedBefore(t *test
 			}
 		}
 		slices.Reverse(order)
+	}
+}
+
+// TestWhenTheAPIServerCannotBeAskedTheMetricsAreRefusedAsUnavailable: a TokenReview or a
+// SubjectAccessReview that fails (here the filter's own identity may not ask for it) refuses
+// the request with 503 and says so, rather than 401 or 403, which would tell the reader that
+// its token or its binding is wrong.
+func TestWhenTheAPIServerCannotBeAskedTheMetricsAreRefusedAsUnavailable(t *testing.T) {
+	ns := env.Namespace(t, "metrics-unavailable")
+	reader, _ := scraper(t, ns, "prometheus", true)
+	tokenReviewer := "metricsauth-test:" + ns + "-token-reviewer"
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ns + "-token-reviewer"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}}}}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ns + "-token-reviewer"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: tokenReviewer}}}
+	for _, obj := range []client.Object{role, binding} {
+		if err := env.Client.Create(context.Background(), obj); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), obj) })
+	}
+	testenv.Within(t, 30*time.Second, "the token reviewer's binding to be in force", func() error {
+		if !env.Review(t, authorizationv1.SubjectAccessReviewSpec{User: tokenReviewer, ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Group: "authentication.k8s.io", Resource: "tokenreviews", Verb: "create"}}).Allowed {
+			return errors.New("not allowed yet")
+		}
+		return nil
+	})
+	for _, tc := range []struct{ identity, says string }{
+		{"metricsauth-test:" + ns + "-nobody", "the token could not be reviewed"},
+		{tokenReviewer, "the access could not be reviewed"},
+	} {
+		c, base := serve(t, env.As(tc.identity, nil, nil), clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)))
+		code, body := get(t, c, http.MethodGet, base+"/metrics", "Bearer "+reader)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, tc.says) {
+			t.Errorf("a filter running as %s: %d %q, want 503 saying %q", tc.identity, code, body, tc.says)
+		}
+		if strings.Contains(body, reader) {
+			t.Error("the answer holds the token")
+		}
 	}
 }
