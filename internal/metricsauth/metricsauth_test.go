@@ -224,14 +224,22 @@ func TestOnlyAnIdentityRBACAllowsReadsTheMetrics(t *testing.T) {
 	if code, _ := get(t, c, http.MethodGet, srv.URL+"/metrics", "Bearer "+reader); code != http.StatusOK {
 		t.Errorf("within the minute remembered: %d, want 200", code)
 	}
-	clock.Step(metricsauth.TTL + time.Second)
-	testenv.Within(t, 30*time.Second, "the reader to be refused once its binding is gone", func() error {
-		clock.Step(metricsauth.TTL + time.Second) // the apiserver's authorizer may learn of the delete after a first ask
-		if code, _ := get(t, c, http.MethodGet, srv.URL+"/metrics", "Bearer "+reader); code != http.StatusForbidden {
-			return fmt.Errorf("answered %d", code)
+	// Once the apiserver's authorizer has learnt of the delete, the answer remembered lasts TTL
+	// and no longer.
+	testenv.Within(t, 30*time.Second, "the apiserver to refuse the reader once its binding is gone", func() error {
+		if env.Review(t, authorizationv1.SubjectAccessReviewSpec{
+			User:                  "system:serviceaccount:" + ns + ":prometheus",
+			Groups:                []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+		}).Allowed {
+			return errors.New("still allowed")
 		}
 		return nil
 	})
+	clock.Step(metricsauth.TTL + time.Second)
+	if code, _ := get(t, c, http.MethodGet, srv.URL+"/metrics", "Bearer "+reader); code != http.StatusForbidden {
+		t.Errorf("a minute after its binding was removed: %d, want 403", code)
+	}
 
 	logMu.Lock()
 	defer logMu.Unlock()
@@ -535,5 +543,43 @@ func TestWhenTheAPIServerCannotBeAskedTheMetricsAreRefusedAsUnavailable(t *testi
 		if strings.Contains(body, reader) {
 			t.Error("the answer holds the token")
 		}
+	}
+}
+
+// TestAReadersTokenThatStopsBeingValidStopsTheScrapesWithinAMinute: the apiserver's answer
+// about a token is remembered for TTL, not asked again at each scrape; once the token stops
+// being valid (its ServiceAccount deleted), the scrapes are refused as soon as TTL has passed.
+func TestAReadersTokenThatStopsBeingValidStopsTheScrapesWithinAMinute(t *testing.T) {
+	ns := env.Namespace(t, "metrics-revoked")
+	reader, _ := scraper(t, ns, "prometheus", true)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	c, base := serve(t, env.Config, clk)
+	if code, _ := get(t, c, http.MethodGet, base+"/metrics", "Bearer "+reader); code != http.StatusOK {
+		t.Fatalf("the reader: %d, want 200", code)
+	}
+	if err := env.Client.Delete(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "prometheus"}}); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Within(t, 30*time.Second, "the apiserver to stop authenticating the token", func() error {
+		review, err := cs.AuthenticationV1().TokenReviews().Create(context.Background(),
+			&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: reader}}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if review.Status.Authenticated {
+			return errors.New("still authenticated")
+		}
+		return nil
+	})
+	if code, _ := get(t, c, http.MethodGet, base+"/metrics", "Bearer "+reader); code != http.StatusOK {
+		t.Errorf("within the minute remembered: %d, want 200 (the token is not reviewed at each scrape)", code)
+	}
+	clk.Step(metricsauth.TTL + time.Second)
+	if code, _ := get(t, c, http.MethodGet, base+"/metrics", "Bearer "+reader); code != http.StatusUnauthorized {
+		t.Errorf("a minute after its token stopped being valid: %d, want 401", code)
 	}
 }
