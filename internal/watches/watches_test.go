@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func TestOnlyCallsThatGotNoAnswerAreRetried(t *testing.T) {
@@ -120,4 +122,36 @@ func (noWait) After(time.Duration) <-chan time.Time {
 	c := make(chan time.Time, 1)
 	c <- time.Time{}
 	return c
+}
+
+// TestARetryWaitingOutItsBackoffEndsTheMomentItsContextDoes: an informer stopped while its
+// call waits to try the unreachable apiserver again returns at once, without waiting out the
+// wait on its clock and without another call.
+func TestARetryWaitingOutItsBackoffEndsTheMomentItsContextDoes(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Now())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var calls atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		_, err := retry(ctx, clk, func() (struct{}, error) {
+			calls.Add(1)
+			return struct{}{}, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		})
+		done <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !clk.HasWaiters(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the retry never waited on its clock")
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if n := calls.Load(); n != 1 || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("ended while waiting: %d calls, error %v; want the one call and its error", n, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the retry still waits on its clock after its context ended")
+	}
 }
