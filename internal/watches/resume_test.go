@@ -18,6 +18,10 @@ package watches_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,6 +34,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -69,6 +74,60 @@ func startCache(t *testing.T, cfg *rest.Config, clk clock.Clock, wrap func(tools
 	}
 	go func() { _ = c.Start(ctx) }()
 	return c, inf
+}
+
+// TestWhileTheAPIServerCannotBeReachedTheInformerRetriesOnItsClockAndFollowsItOnceItAnswers:
+// the apiserver is reached through a loopback forwarder that is off at first and cut later.
+// Both while the informer first syncs and after its watch broke, the call that gets no answer
+// waits on the injected clock inside the call, not on the reflector's own growing backoff, and
+// one tick of that clock after the apiserver answers again brings the informer back: in sync,
+// watching, with what was created meanwhile.
+func TestWhileTheAPIServerCannotBeReachedTheInformerRetriesOnItsClockAndFollowsItOnceItAnswers(t *testing.T) {
+	ns := env.Namespace(t, "watches-resume")
+	ctx := context.Background()
+	target, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := newForwarder(t, target.Host)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + fwd.addr
+	clk := clocktesting.NewFakeClock(time.Now())
+	c, inf := startCache(t, cfg, clk, nil)
+	watching := inf.(watches.Health)
+
+	eventually(t, resumeTimeout, "the first sync, refused, to wait on the injected clock", clk.HasWaiters)
+	fwd.start(t)
+	clk.Step(watches.MaxRetryInterval)
+	eventually(t, resumeTimeout, "the informer to sync once the apiserver answers", inf.HasSynced)
+	eventually(t, resumeTimeout, "the informer to watch", func() bool { _, open := watching.Watching(); return open })
+
+	// An object created while watching reaches the store: the watch delivers events (a watch
+	// that delivered none and broke at once would be relisted, not watched again).
+	created := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "before-the-cut"}}
+	if err := env.Client.Create(ctx, created); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, resumeTimeout, "a ConfigMap created while watching to reach the store", func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(created), &corev1.ConfigMap{}) == nil
+	})
+	before, _ := watching.Watching()
+
+	fwd.stop()
+	eventually(t, resumeTimeout, "the informer to notice its watch broke", func() bool { _, open := watching.Watching(); return !open })
+	eventually(t, resumeTimeout, "the watch, refused, to wait on the injected clock", clk.HasWaiters)
+	meanwhile := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "during-the-cut"}}
+	if err := env.Client.Create(ctx, meanwhile); err != nil {
+		t.Fatal(err)
+	}
+	fwd.start(t)
+	clk.Step(watches.MaxRetryInterval)
+	eventually(t, resumeTimeout, "a ConfigMap created during the cut to reach the store", func() bool {
+		return c.Get(ctx, client.ObjectKeyFromObject(meanwhile), &corev1.ConfigMap{}) == nil
+	})
+	if opened, open := watching.Watching(); !open || opened <= before {
+		t.Errorf("after the cut: %d watches opened (%d before), one open %v; want a new one open", opened, before, open)
+	}
 }
 
 // TestAWatchTheAPIServerRefusesIsNotCountedAsOpen: an identity that may list ConfigMaps but not
@@ -119,4 +178,72 @@ func (c *countingWatches) Watch(options metav1.ListOptions) (watch.Interface, er
 func (c *countingWatches) WatchWithContext(ctx context.Context, options metav1.ListOptions) (watch.Interface, error) {
 	defer c.tried.Add(1)
 	return c.ListerWatcherWithContext.WatchWithContext(ctx, options)
+}
+
+// forwarder relays TCP connections from a loopback port to target while started; stopped, the
+// port refuses connections and those it relayed are cut.
+type forwarder struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        []net.Conn
+}
+
+func newForwarder(t *testing.T, target string) *forwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &forwarder{addr: ln.Addr().String(), target: target}
+	_ = ln.Close()
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *forwarder) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.ln = ln
+	f.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", f.target)
+			if err != nil {
+				_ = in.Close()
+				continue
+			}
+			f.mu.Lock()
+			if f.ln != ln { // stopped meanwhile
+				f.mu.Unlock()
+				_, _ = in.Close(), out.Close()
+				continue
+			}
+			f.conns = append(f.conns, in, out)
+			f.mu.Unlock()
+			go func() { _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+}
+
+func (f *forwarder) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.ln != nil {
+		_ = f.ln.Close()
+		f.ln = nil
+	}
+	for _, c := range f.conns {
+		_ = c.Close()
+	}
+	f.conns = nil
 }
