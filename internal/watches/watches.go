@@ -131,7 +131,9 @@ func (c *counted) Stop() {
 // retry calls call until it succeeds, fails with something other than a lost connection, or
 // ctx ends (returning the last error).
 func retry[T any](ctx context.Context, clk clock.Clock, call func() (T, error)) (T, error) {
-	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: math.MaxInt32, Cap: MaxRetryInterval}
+	// The jitter (up to a fifth more) is added after the cap: capped at five sixths, no wait
+	// exceeds MaxRetryInterval.
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: math.MaxInt32, Cap: MaxRetryInterval * 5 / 6}
 	logged := false
 	for {
 		v, err := call()

@@ -155,3 +155,38 @@ func TestARetryWaitingOutItsBackoffEndsTheMomentItsContextDoes(t *testing.T) {
 		t.Fatal("the retry still waits on its clock after its context ended")
 	}
 }
+
+// TestNoRetryWaitsLongerThanMaxRetryInterval: the waits between calls that get no answer grow
+// from 100 ms and, jitter included, never exceed MaxRetryInterval: an informer retries at most
+// every second (docs/reliability.md, docs/verifier.md) however long the outage.
+func TestNoRetryWaitsLongerThanMaxRetryInterval(t *testing.T) {
+	clk := &recordingClock{}
+	calls := 0
+	if _, err := retry(context.Background(), clk, func() (struct{}, error) {
+		if calls++; calls <= 200 {
+			return struct{}{}, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+		}
+		return struct{}{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(clk.waits) != 200 || clk.waits[0] < 100*time.Millisecond || clk.waits[199] < MaxRetryInterval/2 {
+		t.Errorf("%d waits, the first %s, the last %s; want 200 growing from 100 ms", len(clk.waits), clk.waits[0], clk.waits[len(clk.waits)-1])
+	}
+	for i, w := range clk.waits {
+		if w > MaxRetryInterval {
+			t.Fatalf("wait %d is %s, longer than MaxRetryInterval (%s)", i+1, w, MaxRetryInterval)
+		}
+	}
+}
+
+// recordingClock records the waits asked of it, each over at once.
+type recordingClock struct {
+	clock.RealClock
+	waits []time.Duration
+}
+
+func (c *recordingClock) After(d time.Duration) <-chan time.Time {
+	c.waits = append(c.waits, d)
+	return noWait{}.After(d)
+}
