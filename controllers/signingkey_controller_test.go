@@ -33,15 +33,18 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/clearance-dev/clearance/internal/signingkey"
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -563,4 +566,56 @@ func waitForEvent(t *testing.T, secret types.NamespacedName, eventType, reason s
 		t.Errorf("the %s event is a %s, want %s", reason, found.Type, eventType)
 	}
 	return found
+}
+
+// TestEveryReplicaReadsTheSigningKeysLeaderOrNot: the cache of the signing keys Secret runs in
+// a replica that is not the leader (another holds the Lease for good), since every verifier
+// replica signs and checks tokens with the keys.
+func TestEveryReplicaReadsTheSigningKeysLeaderOrNot(t *testing.T) {
+	r, _ := newSigningKeyReconciler(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: r.secret}); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := r.set(t)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: r.secret.Namespace, Name: "signing-keys-leader"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("another-replica"), LeaseDurationSeconds: ptr.To[int32](3600),
+			AcquireTime: &metav1.MicroTime{Time: time.Now()}, RenewTime: &metav1.MicroTime{Time: time.Now()}}}
+	if err := env.Client.Create(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", LeaderElection: true, LeaderElectionID: lease.Name, LeaderElectionNamespace: lease.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := signingkey.NewCache(env.Config, env.Scheme, r.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetInformer(ctx, &corev1.Secret{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Add(c); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	synced, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	if !c.WaitForCacheSync(synced) {
+		t.Fatal("a replica that is not the leader never started the signing keys cache")
+	}
+	testenv.Within(t, 30*time.Second, "the replica to read the keys", func() error {
+		var sec corev1.Secret
+		if err := c.Get(ctx, r.secret, &sec); err != nil {
+			return err
+		}
+		return hasCurrent(set.Current.KeyID)(&sec)
+	})
+	select {
+	case <-mgr.Elected():
+		t.Error("the replica took the Lease another holds")
+	default:
+	}
 }
