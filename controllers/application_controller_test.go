@@ -91,8 +91,7 @@ func TestApplicationPassInABurstWaitsAndThenCounts(t *testing.T) {
 	ns := env.Namespace(t, "burst")
 	app := readyApp(t, ns, "bi")
 	create(t, newKey(ns, "k1", "bi"))
-	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock}, burstClock: clock}
+	r, clock := applicationReconcilerOnAFakeClock(nil)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
 	ctx := context.Background()
 	// The running operator may have counted already: clear the count, so this pass's is seen.
@@ -259,16 +258,10 @@ func TestConnectedOrgsAreTheOrgsWhoseConnectionIsInForceForThisVeryApplicationEa
 		if err := env.Client.Status().Patch(ctx, got, client.MergeFrom(read)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the cache to hold the status written", func() (bool, error) {
-			cached := &v1.OrgConnection{}
-			err := direct.client.Get(ctx, client.ObjectKeyFromObject(got), cached)
-			return err == nil && cached.ResourceVersion == got.ResourceVersion, err
-		})
+		waitCached(t, "the cache to hold the status written", got)
 	}
 
-	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
-		events: events.NewFakeRecorder(10), burstClock: clock}
+	r, _ := applicationReconcilerOnAFakeClock(events.NewFakeRecorder(10))
 	eventually(t, "a pass not beaten to its write by the running operator", func() (bool, error) {
 		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)})
 		return err == nil, err
@@ -301,16 +294,10 @@ func TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo(t *te
 	if err := env.Client.Status().Patch(ctx, app, client.MergeFrom(read)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the cache to hold the status without an ID", func() (bool, error) {
-		cached := &v1.Application{}
-		err := direct.client.Get(ctx, client.ObjectKeyFromObject(app), cached)
-		return err == nil && cached.ResourceVersion == app.ResourceVersion, err
-	})
+	waitCached(t, "the cache to hold the status without an ID", app)
 
-	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	recorder := events.NewFakeRecorder(10)
-	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
-		events: recorder, burstClock: clock}
+	r, clock := applicationReconcilerOnAFakeClock(recorder)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
 	r.bursts.add(req.NamespacedName, clock.Now())
 	res, err := r.Reconcile(ctx, req)
@@ -347,9 +334,7 @@ func TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo(t *te
 func TestAConnectionComingOrGoingOpensItsApplicationsBurst(t *testing.T) {
 	ctx := context.Background()
 	app := readyApp(t, env.Namespace(t, "burst-opened"), "bi")
-	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
-		events: events.NewFakeRecorder(10), burstClock: clock}
+	r, clock := applicationReconcilerOnAFakeClock(events.NewFakeRecorder(10))
 	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
 	defer q.ShutDown()
 	h := r.countLater(r.applicationsOfConnection)
@@ -381,14 +366,8 @@ func TestAnApplicationsNewGenerationIsObservedAtOnceEvenInABurst(t *testing.T) {
 	if err := env.Client.Status().Patch(ctx, app, client.MergeFrom(read)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the cache to hold the status written", func() (bool, error) {
-		cached := &v1.Application{}
-		err := direct.client.Get(ctx, client.ObjectKeyFromObject(app), cached)
-		return err == nil && cached.ResourceVersion == app.ResourceVersion, err
-	})
-	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
-	r := &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
-		events: events.NewFakeRecorder(10), burstClock: clock}
+	waitCached(t, "the cache to hold the status written", app)
+	r, clock := applicationReconcilerOnAFakeClock(events.NewFakeRecorder(10))
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
 	r.bursts.add(req.NamespacedName, clock.Now())
 	res, err := r.Reconcile(ctx, req)
@@ -402,4 +381,22 @@ func TestAnApplicationsNewGenerationIsObservedAtOnceEvenInABurst(t *testing.T) {
 		t.Errorf("the pass in a burst: observedGeneration %d of generation %d, requeue after %s; want it observed at once",
 			app.Status.ObservedGeneration, app.Generation, res.RequeueAfter)
 	}
+}
+
+// applicationReconcilerOnAFakeClock is an ApplicationReconciler on the shared cache whose
+// clock and burst clock are one fake clock, sending its events to recorder (nil: none).
+func applicationReconcilerOnAFakeClock(recorder events.EventRecorder) (*ApplicationReconciler, *clocktesting.FakeClock) {
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	return &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
+		events: recorder, burstClock: clock}, clock
+}
+
+// waitCached waits until the shared cache holds o at the version o has.
+func waitCached(t *testing.T, what string, o client.Object) {
+	t.Helper()
+	eventually(t, what, func() (bool, error) {
+		cached := o.DeepCopyObject().(client.Object)
+		err := direct.client.Get(context.Background(), client.ObjectKeyFromObject(o), cached)
+		return err == nil && cached.GetResourceVersion() == o.GetResourceVersion(), err
+	})
 }
