@@ -223,38 +223,9 @@ func TestAnOrgWhoseDefaultMetricSetIsRefusedGetsItOnceTheRefusalGoes(t *testing.
 	ctx := context.Background()
 	r := &OrgDefaultsReconciler{reconcilerBase: direct.reconcilerBase, events: direct.events}
 	org := env.Namespace(t, "refused")
-	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: org},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"},
-						Resources: []string{"metricsets"}},
-				},
-			}}},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: "false", Message: "MetricSets are not allowed here yet", Reason: ptr.To(metav1.StatusReasonForbidden),
-			}},
-		},
-	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: org},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        org,
-			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
-			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{corev1.LabelMetadataName: org},
-			}},
-		},
-	}
-	must(t, env.Client.Create(ctx, policy))
-	must(t, env.Client.Create(ctx, binding))
-	t.Cleanup(func() {
-		_ = env.Client.Delete(ctx, binding)
-		_ = env.Client.Delete(ctx, policy)
-	})
+	env.NamespacePolicy(t, org, "metricsets", admissionregistrationv1.Validation{
+		Expression: "false", Message: "MetricSets are not allowed here yet", Reason: ptr.To(metav1.StatusReasonForbidden),
+	}, admissionregistrationv1.Deny)
 	// The apiserver loads policies asynchronously: until a dry run is refused.
 	testenv.Within(t, 30*time.Second, "the policy refusing MetricSets in force", func() error {
 		err := env.Client.Create(ctx, DefaultMetricSet(org), client.DryRunAll)
@@ -273,7 +244,7 @@ func TestAnOrgWhoseDefaultMetricSetIsRefusedGetsItOnceTheRefusalGoes(t *testing.
 		return fmt.Errorf("the pass answered %v, want the refusal, to be tried again", err)
 	})
 
-	must(t, env.Client.Delete(ctx, binding))
+	must(t, env.Client.Delete(ctx, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: org}}))
 	testenv.Within(t, 30*time.Second, "the default MetricSet once the refusal is lifted", func() error {
 		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: org}}); err != nil {
 			return err

@@ -555,39 +555,10 @@ func TestDisableKeepsTheKeyAndEnableTurnsItBackOn(t *testing.T) {
 // admission warning, as Clearance's webhook does, using a ValidatingAdmissionPolicy in Warn mode.
 func warnAboveObserver(t *testing.T, ns string) {
 	t.Helper()
-	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: ns},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"},
-						Resources: []string{"orgconnections"}},
-				},
-			}}},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression:        "object.spec.role == 'Observer'",
-				MessageExpression: "'role ' + object.spec.role + ' is above Observer: the application may change data in this org'",
-			}},
-		},
-	}
-	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: ns},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        ns,
-			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn},
-			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{corev1.LabelMetadataName: ns},
-			}},
-		},
-	}
-	must(t, env.Client.Create(ctx(), policy))
-	must(t, env.Client.Create(ctx(), binding))
-	t.Cleanup(func() {
-		_ = env.Client.Delete(ctx(), binding)
-		_ = env.Client.Delete(ctx(), policy)
-	})
+	env.NamespacePolicy(t, ns, "orgconnections", admissionregistrationv1.Validation{
+		Expression:        "object.spec.role == 'Observer'",
+		MessageExpression: "'role ' + object.spec.role + ' is above Observer: the application may change data in this org'",
+	}, admissionregistrationv1.Warn)
 
 	// The apiserver loads policies asynchronously: wait until a dry run is warned.
 	warned := &warningRecorder{}

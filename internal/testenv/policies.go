@@ -24,12 +24,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -154,4 +158,45 @@ func waitForAdmission(ctx context.Context, c client.Client) error {
 // test control plane aggregates no roles, so tests bind these directly.
 func (e *Env) ApplyPeopleRoles(ctx context.Context) error {
 	return createFromFiles(ctx, e.Client, []string{filepath.Join(e.Root, "config", "rbac", "people_roles.yaml")}, true)
+}
+
+// NamespacePolicy installs a ValidatingAdmissionPolicy named ns, with its binding, that checks
+// creates of Clearance's resource in namespace ns with validation and answers as action says
+// (Deny or Warn); both go when the test ends. The apiserver loads policies asynchronously: the
+// caller waits until one is in force.
+func (e *Env) NamespacePolicy(t testing.TB, ns, resource string, validation admissionregistrationv1.Validation, action admissionregistrationv1.ValidationAction) {
+	t.Helper()
+	ctx := context.Background()
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{resource}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{validation},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: ns},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        ns,
+			ValidationActions: []admissionregistrationv1.ValidationAction{action},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: ns},
+			}},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := e.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = e.Client.Delete(ctx, binding)
+		_ = e.Client.Delete(ctx, policy)
+	})
 }
