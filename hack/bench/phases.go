@@ -213,9 +213,7 @@ func (b *bench) removeAdmission(ctx context.Context) error {
 	for i := range mbs.Items {
 		gone = append(gone, &mbs.Items[i])
 	}
-	gone = append(gone,
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}})
+	gone = append(gone, webhook.OwnConfigurations()...)
 	for _, o := range gone {
 		if !strings.HasPrefix(o.GetName(), "clearance-") && !strings.HasSuffix(o.GetName(), "-webhook-configuration") {
 			continue

@@ -259,11 +259,8 @@ func (c *ServedCertificateCheck) Check(req *http.Request) error {
 func (c *ServedCertificateCheck) targets(ctx context.Context) ([]webhookTarget, error) {
 	var targets []webhookTarget
 	var readErr error
-	for _, obj := range []client.Object{&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{}} {
-		name := ValidatingConfigurationName
-		if _, ok := obj.(*admissionregistrationv1.MutatingWebhookConfiguration); ok {
-			name = MutatingConfigurationName
-		}
+	for _, obj := range OwnConfigurations() {
+		name := obj.GetName()
 		if err := c.Reader.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, fmt.Errorf("webhook configuration %s not found", name)

@@ -136,10 +136,7 @@ func TestPrepareCertificatesIssuesWhatTheRotatorKeeps(t *testing.T) {
 	}
 	checkInjected := func(want []byte) {
 		t.Helper()
-		for _, obj := range []client.Object{
-			&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName}},
-			&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName}},
-		} {
+		for _, obj := range OwnConfigurations() {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 				t.Fatal(err)
 			}

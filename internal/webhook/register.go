@@ -46,6 +46,15 @@ const (
 	MutatingConfigurationName   = "clearance-mutating-webhook-configuration"
 )
 
+// OwnConfigurations are the two webhook configurations, empty but for their names: to read
+// into, or delete. (internal/testenv, which this package's tests import, names them itself.)
+func OwnConfigurations() []client.Object {
+	return []client.Object{
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: ValidatingConfigurationName}},
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: MutatingConfigurationName}},
+	}
+}
+
 // Configurations turns the generated manifests (config/webhook/manifests.yaml) into the
 // configurations to register: named as above, each webhook calling base+path, never called for
 // kube-system or the operator's own namespace. The object selectors and match conditions come

@@ -163,11 +163,8 @@ func TestRegisteringTheWebhooksAgainKeepsTheCAInjectedIntoThem(t *testing.T) {
 	if err := Register(ctx, env.Client, v2, m2); err != nil {
 		t.Fatalf("registering again: %v", err)
 	}
-	for _, obj := range []client.Object{&admissionregistrationv1.ValidatingWebhookConfiguration{}, &admissionregistrationv1.MutatingWebhookConfiguration{}} {
-		name := ValidatingConfigurationName
-		if _, ok := obj.(*admissionregistrationv1.MutatingWebhookConfiguration); ok {
-			name = MutatingConfigurationName
-		}
+	for _, obj := range OwnConfigurations() {
+		name := obj.GetName()
 		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
 			t.Fatal(err)
 		}

@@ -26,7 +26,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/clearance-dev/clearance/internal/testenv"
@@ -87,7 +86,7 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 
 	// Registering with nothing there: refused by the apiserver, and the error says why and
 	// what to do.
-	for _, o := range ownConfigurations() {
+	for _, o := range webhook.OwnConfigurations() {
 		if err := env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +113,7 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 	// injected into both configurations (written by name).
 	t.Cleanup(func() {
 		// Left behind, they would send the other tests' requests to a stopped process.
-		for _, o := range ownConfigurations() {
+		for _, o := range webhook.OwnConfigurations() {
 			if err := env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
 				t.Error(err)
 			}
@@ -125,21 +124,13 @@ func TestTheOperatorWritesNoWebhookConfigurationButItsOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer op.Stop()
-	for _, o := range ownConfigurations() {
+	for _, o := range webhook.OwnConfigurations() {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 			t.Fatal(err)
 		}
 		if n := webhookCount(o); n == 0 {
 			t.Errorf("%s has no webhooks after the operator registered", o.GetName())
 		}
-	}
-}
-
-// ownConfigurations are the operator's two webhook configurations, by name.
-func ownConfigurations() []client.Object {
-	return []client.Object{
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.ValidatingConfigurationName}},
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: webhook.MutatingConfigurationName}},
 	}
 }
 
