@@ -298,22 +298,14 @@ func TestAnApplicationWithoutAnIDGetsItAtOnceEvenInABurstAndOneEventSaysSo(t *te
 
 	recorder := events.NewFakeRecorder(10)
 	r, clock := applicationReconcilerOnAFakeClock(recorder)
-	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
-	r.bursts.add(req.NamespacedName, clock.Now())
-	res, err := r.Reconcile(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Get(ctx, req.NamespacedName, app); err != nil {
-		t.Fatal(err)
-	}
+	res := passInABurst(t, r, clock, app)
 	if app.Status.ApplicationID != id || res.RequeueAfter != 0 {
 		t.Errorf("the pass in a burst: ID %q, requeue after %s; want %s at once", app.Status.ApplicationID, res.RequeueAfter, id)
 	}
 	clock.Step(countRefreshDelay)
 	for range 2 {
 		eventually(t, "a pass that is not behind the cache", func() (bool, error) {
-			_, err := r.Reconcile(ctx, req)
+			_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)})
 			return err == nil, err
 		})
 	}
@@ -368,15 +360,7 @@ func TestAnApplicationsNewGenerationIsObservedAtOnceEvenInABurst(t *testing.T) {
 	}
 	waitCached(t, "the cache to hold the status written", app)
 	r, clock := applicationReconcilerOnAFakeClock(events.NewFakeRecorder(10))
-	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
-	r.bursts.add(req.NamespacedName, clock.Now())
-	res, err := r.Reconcile(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Get(ctx, req.NamespacedName, app); err != nil {
-		t.Fatal(err)
-	}
+	res := passInABurst(t, r, clock, app)
 	if app.Status.ObservedGeneration != app.Generation || res.RequeueAfter != 0 {
 		t.Errorf("the pass in a burst: observedGeneration %d of generation %d, requeue after %s; want it observed at once",
 			app.Status.ObservedGeneration, app.Generation, res.RequeueAfter)
@@ -389,6 +373,22 @@ func applicationReconcilerOnAFakeClock(recorder events.EventRecorder) (*Applicat
 	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	return &ApplicationReconciler{reconcilerBase: reconcilerBase{client: direct.client, apiReader: direct.apiReader, clock: clock},
 		events: recorder, burstClock: clock}, clock
+}
+
+// passInABurst runs one pass of r over app while a burst of its keys is open (on clock, r's)
+// and reads app back from the apiserver.
+func passInABurst(t *testing.T, r *ApplicationReconciler, clock *clocktesting.FakeClock, app *v1.Application) ctrl.Result {
+	t.Helper()
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(app)}
+	r.bursts.add(req.NamespacedName, clock.Now())
+	res, err := r.Reconcile(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(context.Background(), req.NamespacedName, app); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 // waitCached waits until the shared cache holds o at the version o has.
