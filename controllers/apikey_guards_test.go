@@ -34,6 +34,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -544,4 +545,45 @@ func leaderWith(t *testing.T, f interceptor.Funcs) *APIKeyReconciler {
 	}
 	return &APIKeyReconciler{reconcilerBase: reconcilerBase{client: interceptor.NewClient(live, f), apiReader: direct.apiReader, clock: direct.clock},
 		events: direct.events, format: direct.format}
+}
+
+// TestAnOrphanDeleteLeavesTheSecretEvenToAPassBehindTheDelete: kubectl delete --cascade=orphan
+// keeps an APIKey's Secret (the restore flow takes its key back from there). The garbage
+// collector removes the APIKey's owner reference from the Secret before the APIKey goes; a pass
+// whose cached APIKey does not show the delete yet, but whose cached Secret shows the owner
+// reference gone, must not put it back: the collector would then delete the Secret, and with it
+// the only copy of the key the restore names.
+func TestAnOrphanDeleteLeavesTheSecretEvenToAPassBehindTheDelete(t *testing.T) {
+	ctx := context.Background()
+	_, key := activeKey(t, "orphan-late", "k")
+	behind := key.DeepCopy()
+	token := tokenOnceWritten(t, key)
+	orphanDelete(t, key)
+	if ref := metav1.GetControllerOf(secretOf(t, key)); ref != nil {
+		t.Fatalf("the garbage collector left the owner reference to %s on the orphaned Secret", ref.UID)
+	}
+
+	late := leaderWith(t, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if got, ok := obj.(*v1.APIKey); ok && k == client.ObjectKeyFromObject(key) {
+				behind.DeepCopyInto(got)
+				return nil
+			}
+			return c.Get(ctx, k, obj, opts...)
+		},
+	})
+	if _, err := late.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}); err != nil {
+		t.Fatalf("a pass over the deleted APIKey: %v", err)
+	}
+	if ref := metav1.GetControllerOf(secretOf(t, key)); ref != nil {
+		t.Fatalf("a pass behind the delete made the deleted APIKey %s the orphaned Secret's owner again", ref.UID)
+	}
+	env.GCSawSecrets(t, key.Namespace)
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: key.SecretNameOrDefault()}, s); err != nil {
+		t.Fatalf("the orphaned Secret of key %s: %v", key.Status.KeyID, err)
+	}
+	if string(s.Data[v1.SecretKeyToken]) != token {
+		t.Fatalf("the orphaned Secret no longer holds key %s", key.Status.KeyID)
+	}
 }

@@ -48,13 +48,16 @@ package controllers
 // they describe is written.
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -146,6 +149,11 @@ func (r *APIKeyReconciler) writeSecret(ctx context.Context, s *keyScope) error {
 		}
 		s.secret = created
 	case s.fresh != nil:
+		if !controls(k, s.secret) {
+			if live, err := r.stillLive(ctx, k); !live {
+				return cmp.Or(err, errNotLive)
+			}
+		}
 		replaced := s.secret.DeepCopy()
 		applySecretMeta(replaced, k, k.Status.Hash, k.Status.KeyID, k.Status.ExpiresAt)
 		replaced.Data = keyData(*s.fresh, k.Status.ApplicationID)
@@ -176,11 +184,44 @@ func (r *APIKeyReconciler) syncSecret(ctx context.Context, s *keyScope) error {
 		desired.Type == s.secret.Type {
 		return nil
 	}
-	if err := r.client.Patch(ctx, desired, client.MergeFrom(s.secret)); err != nil {
+	patch := client.MergeFrom(s.secret)
+	if !controls(k, s.secret) {
+		if live, err := r.stillLive(ctx, k); !live {
+			return err
+		}
+		// Conditional on the Secret read: a garbage collector's orphaning that lands between
+		// the confirmation and this write makes it fail, never undone by it.
+		patch = client.MergeFromWithOptions(s.secret, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.client.Patch(ctx, desired, patch); err != nil {
 		return err
 	}
 	s.secret = desired
 	return nil
+}
+
+// errNotLive fails a pass whose APIKey the apiserver no longer has, or is deleting, while the
+// cache still showed it: the next pass, from a cache that has caught up, leaves it alone.
+var errNotLive = errors.New("the APIKey is being deleted or was replaced since the cache showed it; its Secret is left as it is")
+
+// controls reports whether the Secret's controller owner reference names this very APIKey.
+func controls(k *v1.APIKey, secret *corev1.Secret) bool {
+	owner := metav1.GetControllerOfNoCopy(secret)
+	return owner != nil && owner.UID == k.UID
+}
+
+// stillLive reports whether the apiserver still has this very APIKey (same UID), not being
+// deleted. A write that makes an APIKey the controller of a Secret it does not control yet asks
+// first, because the cache may be behind a delete: kubectl delete --cascade=orphan has the
+// garbage collector remove the APIKey's owner reference from its Secret before the APIKey goes,
+// and an owner reference put back by a pass that does not see the delete yet makes the
+// collector delete the Secret, and with it the key a restore would take back.
+func (r *APIKeyReconciler) stillLive(ctx context.Context, k *v1.APIKey) (bool, error) {
+	live := &v1.APIKey{}
+	if err := r.apiReader.Get(ctx, client.ObjectKeyFromObject(k), live); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	return live.UID == k.UID && live.DeletionTimestamp.IsZero(), nil
 }
 
 // stripKeyMaterial removes every data key that carries the key from the Secret.
