@@ -536,6 +536,38 @@ func TestARestoredKeyKeepsTheExpiryItWasMintedWith(t *testing.T) {
 	}
 }
 
+// TestAnEditedExpiryAnnotationNeverLengthensARestoredKeysLife: the expires-at annotation on a
+// key's Secret is not covered by the key's hash. Someone who may edit the Secret but not the
+// APIKey moves it a year on before a restore: the restored key still expires no later than its
+// ttl from the Secret's creation.
+func TestAnEditedExpiryAnnotationNeverLengthensARestoredKeysLife(t *testing.T) {
+	ctx := context.Background()
+	withTTL := func(k *v1.APIKey) { k.Spec.TTL = &metav1.Duration{Duration: time.Hour} }
+	ns, key := activeKey(t, "restore-ttl-edited", "k", withTTL)
+	minted := key.Status.DeepCopy()
+	orphanDelete(t, key)
+
+	s := secretOf(t, key)
+	edited := s.DeepCopy()
+	forged := minted.ExpiresAt.Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	edited.Annotations[annotationExpiresAt] = forged
+	if err := env.Client.Patch(ctx, edited, client.MergeFrom(s)); err != nil {
+		t.Fatal(err)
+	}
+	restored := newKey(ns, "k", "bi", withTTL)
+	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: minted.KeyID}
+	create(t, restored)
+	restored = waitKey(t, restored, "the adoption", func(k *v1.APIKey) bool { return k.IsMinted() })
+	if restored.Status.Hash != minted.Hash {
+		t.Fatalf("the restored APIKey did not take back key %s (it holds %s)\n%s", minted.KeyID, restored.Status.KeyID, keyStory(t, restored))
+	}
+	latest := s.CreationTimestamp.Add(time.Hour)
+	if restored.Status.ExpiresAt == nil || restored.Status.ExpiresAt.After(latest) {
+		t.Errorf("restored key %s expires at %v after its Secret's expires-at was edited to %s; want no later than %s, its ttl from the Secret's creation",
+			restored.Status.KeyID, restored.Status.ExpiresAt, forged, latest.UTC().Format(time.RFC3339))
+	}
+}
+
 // leaderWith is a second APIKey reconciler, a leader for a moment, whose writes go through f.
 func leaderWith(t *testing.T, f interceptor.Funcs) *APIKeyReconciler {
 	t.Helper()

@@ -210,7 +210,11 @@ func (r *APIKeyReconciler) adopt(s *keyScope, found keyformat.Key, verdict adopt
 	mintedAt := s.secret.CreationTimestamp.Time
 	expiresAt := k.ExpiryFor(mintedAt)
 	if k.Spec.ExpiresAt == nil && k.Spec.TTL != nil {
-		if t, err := time.Parse(time.RFC3339, s.secret.Annotations[annotationExpiresAt]); err == nil {
+		// The instant recorded when the key was minted, not the ttl counted again from the
+		// Secret's creation (a restored Secret is newer than its key). The annotation is not
+		// covered by the key's hash: it may only bring the expiry closer, never push it past
+		// the ttl from the Secret's creation.
+		if t, err := time.Parse(time.RFC3339, s.secret.Annotations[annotationExpiresAt]); err == nil && t.Before(expiresAt.Time) {
 			expiresAt = &metav1.Time{Time: t}
 		}
 	}
