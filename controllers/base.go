@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -186,14 +187,15 @@ func quietConflicts(r reconcile.Reconciler) reconcile.Reconciler {
 
 // retry turns the errors of routine work into a quiet retry, not an error logged with a stack
 // trace: a conflict (another writer was first, or the cache was behind the apiserver), an
-// object that already exists (the next pass reads what the cache did not show). A write into a
+// object that already exists (the next pass reads what the cache did not show), an APIKey the
+// cache still showed after its delete began (errNotLive). A write into a
 // namespace being deleted is not retried: the object goes with its namespace.
 func retry(ctx context.Context, err error) (ctrl.Result, error) {
 	switch {
 	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
 		log.FromContext(ctx).V(1).Info("namespace is being deleted, not retrying", "error", err.Error())
 		return ctrl.Result{}, nil
-	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err):
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), errors.Is(err, errNotLive):
 		log.FromContext(ctx).V(1).Info("conflict, retrying", "error", err.Error())
 		return ctrl.Result{Requeue: true}, nil
 	}

@@ -223,6 +223,7 @@ func TestRoutineErrorsAreRetriedQuietlyAndOthersReturned(t *testing.T) {
 		{"a conflict", ctrl.Result{}, apierrors.NewConflict(gr, "k", errors.New("the object has been modified")), ctrl.Result{Requeue: true}, nil},
 		{"already exists", ctrl.Result{}, apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, "k-key"), ctrl.Result{Requeue: true}, nil},
 		{"a write into a namespace being deleted", ctrl.Result{}, terminating, ctrl.Result{}, nil},
+		{"an APIKey being deleted that the cache still showed", ctrl.Result{}, errNotLive, ctrl.Result{Requeue: true}, nil},
 		{"anything else", ctrl.Result{}, broken, ctrl.Result{}, broken},
 		{"a forbidden write", ctrl.Result{}, apierrors.NewForbidden(gr, "k", errors.New("no")), ctrl.Result{}, apierrors.NewForbidden(gr, "k", errors.New("no"))},
 		{"no error", ctrl.Result{RequeueAfter: time.Minute}, nil, ctrl.Result{RequeueAfter: time.Minute}, nil},
