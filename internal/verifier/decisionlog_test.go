@@ -257,8 +257,11 @@ func TestEveryDecisionIsExportedOrCountedDroppedWhenTheReceiverIsSlow(t *testing
 	w := newDecisionLogWorld(t, rc, rc.srv.URL, timeout, 30*time.Second)
 	w.drive(million)
 	a := w.accounting(t)
-	if got := rc.records.Load(); got != a.exported {
-		t.Fatalf("the receiver got %d records, the verifier counts %d exported", got, a.exported)
+	// Every record counted exported was received. One counted dropped may have been received
+	// too: an export the receiver answered just after the verifier gave up on it (a loaded
+	// machine makes a fast export slow), which overstates the drops and loses nothing.
+	if got := rc.records.Load(); got < a.exported || got > a.exported+a.dropped {
+		t.Fatalf("the receiver got %d records, the verifier counts %d exported and %d dropped", got, a.exported, a.dropped)
 	}
 	if a.dropped == 0 || a.exported == 0 {
 		t.Fatalf("exported %d, dropped %d: want some of each from a receiver that times out every fifth export", a.exported, a.dropped)
