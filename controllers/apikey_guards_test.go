@@ -523,17 +523,25 @@ func TestARestoredKeyKeepsTheExpiryItWasMintedWith(t *testing.T) {
 	minted := key.Status.DeepCopy()
 
 	orphanDelete(t, key)
-	restored := newKey(ns, "k", "bi", withTTL)
+	restored := restoreNaming(t, ns, "k", minted, withTTL)
+	if restored.Status.ExpiresAt == nil || !restored.Status.ExpiresAt.Equal(minted.ExpiresAt) {
+		t.Errorf("restored key %s (%s) expires at %v, want %s, the instant fixed when it was minted",
+			restored.Status.KeyID, restored.Status.Masked, restored.Status.ExpiresAt, minted.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+}
+
+// restoreNaming creates APIKey name of Application "bi" again, its adopt-key-id annotation
+// naming the key minted recorded, and returns it once it took that key back.
+func restoreNaming(t *testing.T, ns, name string, minted *v1.APIKeyStatus, mutate ...func(*v1.APIKey)) *v1.APIKey {
+	t.Helper()
+	restored := newKey(ns, name, "bi", mutate...)
 	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: minted.KeyID}
 	create(t, restored)
 	restored = waitKey(t, restored, "the adoption", func(k *v1.APIKey) bool { return k.IsMinted() })
 	if restored.Status.Hash != minted.Hash {
 		t.Fatalf("the restored APIKey did not take back key %s (it holds %s)\n%s", minted.KeyID, restored.Status.KeyID, keyStory(t, restored))
 	}
-	if restored.Status.ExpiresAt == nil || !restored.Status.ExpiresAt.Equal(minted.ExpiresAt) {
-		t.Errorf("restored key %s (%s) expires at %v, want %s, the instant fixed when it was minted",
-			restored.Status.KeyID, restored.Status.Masked, restored.Status.ExpiresAt, minted.ExpiresAt.UTC().Format(time.RFC3339))
-	}
+	return restored
 }
 
 // TestAnEditedExpiryAnnotationNeverLengthensARestoredKeysLife: the expires-at annotation on a
@@ -554,13 +562,7 @@ func TestAnEditedExpiryAnnotationNeverLengthensARestoredKeysLife(t *testing.T) {
 	if err := env.Client.Patch(ctx, edited, client.MergeFrom(s)); err != nil {
 		t.Fatal(err)
 	}
-	restored := newKey(ns, "k", "bi", withTTL)
-	restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: minted.KeyID}
-	create(t, restored)
-	restored = waitKey(t, restored, "the adoption", func(k *v1.APIKey) bool { return k.IsMinted() })
-	if restored.Status.Hash != minted.Hash {
-		t.Fatalf("the restored APIKey did not take back key %s (it holds %s)\n%s", minted.KeyID, restored.Status.KeyID, keyStory(t, restored))
-	}
+	restored := restoreNaming(t, ns, "k", minted, withTTL)
 	latest := s.CreationTimestamp.Add(time.Hour)
 	if restored.Status.ExpiresAt == nil || restored.Status.ExpiresAt.After(latest) {
 		t.Errorf("restored key %s expires at %v after its Secret's expires-at was edited to %s; want no later than %s, its ttl from the Secret's creation",
