@@ -455,3 +455,66 @@ func TestAnEmptyPasswordKeepsTheURLs(t *testing.T) {
 		t.Fatalf("the URL's password was not used: %v", err)
 	}
 }
+
+// TestAnEditOfTheRateOrTheBurstAloneIsKeptByARefusedRequest: a limit whose period alone changed
+// (5 a minute to 5 an hour), or whose count and period changed at the same rate (1 per 30
+// minutes to 2 an hour), is recorded by the request it refuses, as Limiter.SetLimitAt and
+// SetBurstAt do: the bucket refills at the new rate from then on, and lives until it would be
+// full at the new burst. Left at the old rate, the first would allow a request 12 seconds
+// later; the second would forget the bucket after 30 minutes and start it full. Either is more
+// than the limit, and other answers than the verifier's in memory.
+func TestAnEditOfTheRateOrTheBurstAloneIsKeptByARefusedRequest(t *testing.T) {
+	s, m := miniStore(t)
+	type limit struct {
+		n      int64
+		period time.Duration
+	}
+	for i, tc := range []struct {
+		before, after limit
+		spend         int           // requests at the old limit, all allowed
+		later         time.Duration // when two more come at the new limit
+	}{
+		{before: limit{5, time.Minute}, after: limit{5, time.Hour}, spend: 5, later: 12 * time.Second},
+		{before: limit{1, 30 * time.Minute}, after: limit{2, time.Hour}, spend: 1, later: 30 * time.Minute},
+	} {
+		key := fmt.Sprintf("clearance:ratelimit:edit:%d", i)
+		start := epoch.Add(time.Duration(i) * 24 * time.Hour)
+		mem := memBucket{forgetFull: true}
+		ask := func(now time.Time, l limit) {
+			t.Helper()
+			m.SetTime(now)
+			perSecond := float64(l.n) / l.period.Seconds()
+			wantOK, wantTokens := mem.take(now, l.n, perSecond)
+			gotOK, gotTokens := take(t, s, key, l.n, perSecond)
+			if gotOK != wantOK || gotTokens != wantTokens {
+				t.Fatalf("%d per %s, then %d per %s: at +%s store allowed %v with %v tokens left, memory %v with %v",
+					tc.before.n, tc.before.period, l.n, l.period, now.Sub(start), gotOK, gotTokens, wantOK, wantTokens)
+			}
+		}
+		for range tc.spend {
+			ask(start, tc.before)
+		}
+		ask(start, tc.after) // refused, and the edit recorded
+		ask(start.Add(tc.later), tc.after)
+		ask(start.Add(tc.later), tc.after)
+	}
+}
+
+// TestARequestLessThanANanosecondsRefillShortOfATokenIsAllowed: at 999,500 a second, a
+// microsecond after the only token was spent the bucket holds 0.9995 of one, half a
+// nanosecond's refill short: Limiter.AllowN allows it (the wait rounds down to no wait), and so
+// does the store, so the headers are the same with the store as without it.
+func TestARequestLessThanANanosecondsRefillShortOfATokenIsAllowed(t *testing.T) {
+	s, m := miniStore(t)
+	const key = "clearance:ratelimit:nanosecond"
+	const perSecond = 999_500
+	mem := memBucket{forgetFull: true}
+	for _, now := range []time.Time{epoch, epoch.Add(time.Microsecond)} {
+		m.SetTime(now)
+		wantOK, wantTokens := mem.take(now, 1, perSecond)
+		gotOK, gotTokens := take(t, s, key, 1, perSecond)
+		if !wantOK || gotOK != wantOK || gotTokens != wantTokens {
+			t.Fatalf("at +%s: store allowed %v with %v tokens left, memory %v with %v", now.Sub(epoch), gotOK, gotTokens, wantOK, wantTokens)
+		}
+	}
+}
