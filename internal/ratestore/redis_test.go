@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -516,5 +517,43 @@ func TestARequestLessThanANanosecondsRefillShortOfATokenIsAllowed(t *testing.T) 
 		if !wantOK || gotOK != wantOK || gotTokens != wantTokens {
 			t.Fatalf("at +%s: store allowed %v with %v tokens left, memory %v with %v", now.Sub(epoch), gotOK, gotTokens, wantOK, wantTokens)
 		}
+	}
+}
+
+// TestAStoreThatNeverAnswersCostsTheCallersDeadline: a server that takes the connection and
+// never answers (a hung Redis, a dropped network path) holds Take for its context's deadline,
+// the verifier's --rate-limit-store-timeout, not for the Redis client's own read timeout of
+// seconds: the request is then limited in memory at once.
+func TestAStoreThatNeverAnswersCostsTheCallersDeadline(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { _ = conn.Close() })
+		}
+	}()
+	s, err := Open("redis://"+l.Addr().String()+"/0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.Take(ctx, "k", 10, 1)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a store that never answered allowed the request")
+	}
+	// The client's own read timeout is 3 s or more; a second is well beyond the 50 ms asked.
+	if took >= time.Second {
+		t.Fatalf("Take waited %s for a store that never answers, given 50ms: %v", took, err)
 	}
 }
