@@ -557,3 +557,19 @@ func TestAStoreThatNeverAnswersCostsTheCallersDeadline(t *testing.T) {
 		t.Fatalf("Take waited %s for a store that never answers, given 50ms: %v", took, err)
 	}
 }
+
+// TestTheStoreIsNamedWithoutItsPassword: the store's name in the verifier's log, and the
+// redaction of a URL that does not even parse, never repeat the password.
+func TestTheStoreIsNamedWithoutItsPassword(t *testing.T) {
+	s, err := Open("redis://clearance:hunter2@redis:6379/0", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := s.String(); strings.Contains(got, "hunter2") || got != "redis://clearance:xxxxx@redis:6379/0" {
+		t.Errorf("the store is named %q", got)
+	}
+	if got := Redact("redis://:hunter2@redis:port/0"); strings.Contains(got, "hunter2") {
+		t.Errorf("Redact of a URL that does not parse: %q", got)
+	}
+}
