@@ -248,3 +248,28 @@ func TestWaitForKeyReturnsAKeyAlreadySettledWithoutAskingTheAPIServer(t *testing
 		}
 	}
 }
+
+// TestInvalidateKeysAsksEveryKeyItMayWhenAnotherIsRefused: invalidating an application's keys
+// goes on past a key the person may not change, so every key they may end is asked to end,
+// and the refusal names the key it was for.
+func TestInvalidateKeysAsksEveryKeyItMayWhenAnotherIsRefused(t *testing.T) {
+	ns := env.Namespace(t, "invalidate-some")
+	for _, name := range []string{"acme-bi-a", "acme-bi-b"} { // a first: KeysOf's order
+		_, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: name})
+		must(t, err)
+	}
+	pat := person(t, ns, "pat", clearanceRule("apikeys", []string{"get", "list"}), clearanceRule("apikeys", []string{"patch"}, "acme-bi-b"))
+
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	asked, err := ops.InvalidateKeys(ctx(), pat, ns, "acme-bi", at)
+	if len(asked) != 1 || asked[0].Name != "acme-bi-b" || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "key acme-bi-a") {
+		t.Errorf("asked %d keys (%v), err %v; want acme-bi-b asked and RBAC's refusal of acme-bi-a", len(asked), asked, err)
+	}
+	for name, want := range map[string]string{"acme-bi-a": "", "acme-bi-b": "2026-12-06T10:00:00Z"} {
+		var k v1.APIKey
+		must(t, env.Client.Get(ctx(), client.ObjectKey{Namespace: ns, Name: name}, &k))
+		if got := k.Annotations[v1.AnnotationInvalidateRequestedAt]; got != want {
+			t.Errorf("key %s: %s = %q, want %q", name, v1.AnnotationInvalidateRequestedAt, got, want)
+		}
+	}
+}
