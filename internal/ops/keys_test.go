@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -271,5 +272,41 @@ func TestInvalidateKeysAsksEveryKeyItMayWhenAnotherIsRefused(t *testing.T) {
 		if got := k.Annotations[v1.AnnotationInvalidateRequestedAt]; got != want {
 			t.Errorf("key %s: %s = %q, want %q", name, v1.AnnotationInvalidateRequestedAt, got, want)
 		}
+	}
+}
+
+// TestAKeyIsSettledOnceMintedOrInAStateOnlyAPersonCanEnd: waiting for a new key is over once it
+// is Active or Rotating (usable: its token is shown), or Failed, Expired or Disabled (not
+// usable: the console and the plugin say what state it is in instead of handing out a key
+// that is refused); Pending, or no state yet, is still the operator's to mint.
+func TestAKeyIsSettledOnceMintedOrInAStateOnlyAPersonCanEnd(t *testing.T) {
+	for state, want := range map[v1.KeyState][2]bool{
+		v1.KeyActive: {true, true}, v1.KeyRotating: {true, true},
+		v1.KeyFailed: {true, false}, v1.KeyExpired: {true, false}, v1.KeyDisabled: {true, false},
+		v1.KeyPending: {false, false}, "": {false, false},
+	} {
+		key := &v1.APIKey{Status: v1.APIKeyStatus{State: state}}
+		if done, usable := ops.KeySettled(key); done != want[0] || usable != want[1] {
+			t.Errorf("a key in state %q: done %v, usable %v; want %v, %v", state, done, usable, want[0], want[1])
+		}
+	}
+}
+
+// TestKeyMaterialIsEveryFieldOfTheKeySecret: reading a key hands over each field the operator
+// delivers, the application's ID and the ready Authorization header included.
+func TestKeyMaterialIsEveryFieldOfTheKeySecret(t *testing.T) {
+	fields := []string{v1.SecretKeyToken, v1.SecretKeyAccessKey, v1.SecretKeySecretKey, v1.SecretKeyAuthorization, v1.SecretKeyApplicationID}
+	secret := &corev1.Secret{Data: map[string][]byte{}}
+	for _, f := range fields {
+		secret.Data[f] = []byte("value of " + f)
+	}
+	got := ops.KeyMaterial(secret)
+	for _, f := range fields {
+		if got[f] != "value of "+f {
+			t.Errorf("field %s is missing from the key material", f)
+		}
+	}
+	if len(got) != len(fields) || ops.SecretFields[0] != v1.SecretKeyToken {
+		t.Errorf("%d fields, the first %s; want the %d of the Secret, the whole token first", len(got), ops.SecretFields[0], len(fields))
 	}
 }
