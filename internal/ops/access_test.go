@@ -17,6 +17,8 @@ limitations under the License.
 package ops_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,5 +46,18 @@ func TestOnlyWhoMayListAnOrgsConnectionsMayReadItsActivity(t *testing.T) {
 		if err != nil || may != tc.want {
 			t.Errorf("%s: may read the activity %v (%v), want %v", tc.who, may, err, tc.want)
 		}
+	}
+}
+
+// TestAnAccessReviewThatGetsNoAnswerNeverAllows: when the apiserver cannot be asked (here the
+// request is cancelled before it is sent), the answer is no, with an error saying what was
+// being asked: never a yes that a caller reading the answer first would act on.
+func TestAnAccessReviewThatGetsNoAnswerNeverAllows(t *testing.T) {
+	org := env.Namespace(t, "activity-unasked")
+	cancelled, cancel := context.WithCancel(ctx())
+	cancel()
+	may, err := ops.MayReadActivity(cancelled, env.Client, org)
+	if may || err == nil || !strings.Contains(err.Error(), "asking the apiserver whether you may read the activity of "+org) {
+		t.Errorf("an unanswered review: may read the activity %v (%v), want no and what was asked", may, err)
 	}
 }
