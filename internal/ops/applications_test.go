@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
@@ -62,12 +63,13 @@ func TestRenameApplicationChangesTheDescriptionAndNothingElse(t *testing.T) {
 	created, err := ops.CreateApplication(ctx(), env.Client, ns, "bi", "Acme BI export")
 	must(t, err)
 	created.Spec.AllowedOrigins = []string{"https://bi.acme.example"}
+	created.Spec.Enabled = ptr.To(false) // switched off: a rename must not switch it on again
 	must(t, env.Client.Update(ctx(), created))
 
 	app := &v1.Application{}
 	app.Name, app.Namespace = "bi", ns
 	must(t, ops.RenameApplication(ctx(), env.Client, app, "Acme BI"))
-	if app.Spec.Description != "Acme BI" || len(app.Spec.AllowedOrigins) != 1 || app.UID != created.UID {
+	if app.Spec.Description != "Acme BI" || len(app.Spec.AllowedOrigins) != 1 || app.UID != created.UID || app.IsEnabled() {
 		t.Errorf("after renaming, the answer holds %+v", app.Spec)
 	}
 

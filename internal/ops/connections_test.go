@@ -18,6 +18,7 @@ package ops_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,11 +113,12 @@ func TestFindConnectionByIDWithoutListFindsTheOneUnderItsDefaultName(t *testing.
 
 // TestSetRoleActsAsThePersonWhoseClientItIsGiven: the apiserver's role assignment policy
 // decides with the client's user, so a technician raises a role up to Technician, is refused
-// OrgAdmin in the policy's words, and may always lower one.
+// OrgAdmin in the policy's words, and may always lower one. Only the role changes: the
+// MetricSets the connection is limited to stay (none would be all of them).
 func TestSetRoleActsAsThePersonWhoseClientItIsGiven(t *testing.T) {
 	ns := env.Namespace(t, "setrole")
 	id := applicationID(t)
-	_, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
+	_, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{MetricSets: []string{"default"}})
 	must(t, err)
 	tech := person(t, ns, "theo", clearanceRule("orgconnections", []string{"get", "list", "patch"}),
 		clearanceRule("orgroles", []string{"bind"}, string(v1.RoleObserver), string(v1.RoleAnalyst), string(v1.RoleTechnician)))
@@ -124,8 +126,8 @@ func TestSetRoleActsAsThePersonWhoseClientItIsGiven(t *testing.T) {
 	conn, err := ops.FindConnection(ctx(), tech, ns, id)
 	must(t, err)
 	must(t, ops.SetRole(ctx(), tech, conn, v1.RoleTechnician))
-	if conn.Spec.Role != v1.RoleTechnician {
-		t.Errorf("after raising to Technician the answer holds role %s", conn.Spec.Role)
+	if conn.Spec.Role != v1.RoleTechnician || !slices.Equal(conn.Spec.MetricSets, []string{"default"}) {
+		t.Errorf("after raising to Technician the answer holds role %s, MetricSets %v: the role changes and nothing else", conn.Spec.Role, conn.Spec.MetricSets)
 	}
 
 	err = ops.SetRole(ctx(), tech, conn, v1.RoleOrgAdmin)
