@@ -35,6 +35,7 @@ func TestCreateApplicationNamesItAfterItsDescriptionUnlessNamed(t *testing.T) {
 		{" crm ", "CRM sync", "crm"},
 		{"", "ÄÖÜ ✓", ""},                                                  // no name in it: app- and a generated tail
 		{"", strings.Repeat("a", 49) + " export", strings.Repeat("a", 49)}, // cut at 50, never ending in a dash
+		{"", "(Globex) CRM sync!", "globex-crm-sync"},                      // never starting or ending in a dash
 	} {
 		app, err := ops.CreateApplication(ctx(), env.Client, ns, c.name, c.description)
 		must(t, err)

@@ -39,6 +39,11 @@ func applicationID(t *testing.T) string {
 }
 
 func TestConnectNamesTheConnectionAfterTheApplicationIDUnlessNamed(t *testing.T) {
+	// The default name is conn- and the ID's last 12 characters (docs/kubectl-plugin.md): how
+	// someone who may only get connections finds one by its Application ID.
+	if got := ops.ConnectionName("app_7k2m9q4x8v1c5n3b6z0w2r4t8y"); got != "conn-3b6z0w2r4t8y" {
+		t.Errorf("the default name of app_7k2m9q4x8v1c5n3b6z0w2r4t8y's connection is %q, want conn-3b6z0w2r4t8y", got)
+	}
 	ns := env.Namespace(t, "connect")
 	id := applicationID(t)
 	conn, err := ops.Connect(ctx(), env.Client, ns, id, v1.RoleObserver, ops.ConnectOptions{})
