@@ -107,6 +107,13 @@ Reports: capitalised
 	if !slices.Equal(problems, []string{"permission a:b is listed twice"}) {
 		t.Errorf("a duplicate: %q", problems)
 	}
+	// The name is trimmed, as the admission policy reads it, and so is the description; a name
+	// must start with a letter, as the CRD's scope rule requires, or no key could name it.
+	perms, problems = ops.ParsePermissions("dashboards:read :  Read dashboards\n2fa:enrol: Enrol a second factor")
+	if want := []ops.Permission{{"dashboards:read", "Read dashboards"}}; !slices.Equal(perms, want) ||
+		!slices.Equal(problems, []string{`line "2fa:enrol: Enrol a second factor" names no permission: write "name: description" with a name of lowercase words joined by ':'`}) {
+		t.Errorf("a name with a space before its ': ' and one starting with a digit: permissions %+v, problems %q", perms, problems)
+	}
 }
 
 func TestAWildcardScopeIsKnownWhenTheCatalogListsAPermissionUnderIt(t *testing.T) {
