@@ -17,11 +17,14 @@ limitations under the License.
 package ops_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1 "github.com/clearance-dev/clearance/api/v1alpha1"
 	"github.com/clearance-dev/clearance/internal/ops"
@@ -65,6 +68,46 @@ func TestSwitchingAMetricToWhatItIsAlreadyWritesNothing(t *testing.T) {
 		got, changed, err := ops.ToggleMetric(ctx(), reader, ns, "default", metric, on)
 		if err != nil || changed || got.ResourceVersion != ms.ResourceVersion {
 			t.Errorf("switching %s to %v as it is: %v, changed %v", metric, on, err, changed)
+		}
+	}
+}
+
+// TestToggleMetricReappliesOnlyItsSwitchOverAChangeMadeMeanwhile: someone else's change to the
+// MetricSet between ToggleMetric's read and its write (here, right after its first read) makes
+// the write conflict; ToggleMetric reads the set again and applies its one switch to that, so
+// neither person's change is lost and neither is refused.
+func TestToggleMetricReappliesOnlyItsSwitchOverAChangeMadeMeanwhile(t *testing.T) {
+	ns := env.Namespace(t, "metricsrace")
+	ms := &v1.MetricSet{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "default"}, Spec: v1.MetricSetSpec{MaxEnabled: ptr.To[int32](3),
+		Metrics: []v1.Metric{{Name: "occupancy.current", Enabled: ptr.To(true)}}}}
+	must(t, env.Client.Create(ctx(), ms))
+	direct, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	must(t, err)
+	reads := 0
+	c := interceptor.NewClient(direct, interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if err := c.Get(ctx, key, obj, opts...); err != nil {
+			return err
+		}
+		if reads++; reads == 1 { // someone else switches another metric on meanwhile
+			other := &v1.MetricSet{}
+			if err := env.Client.Get(ctx, key, other); err != nil {
+				return err
+			}
+			other.Spec.Metrics = append(other.Spec.Metrics, v1.Metric{Name: "dwell.p95", Enabled: ptr.To(true)})
+			return env.Client.Update(ctx, other)
+		}
+		return nil
+	}})
+
+	got, changed, err := ops.ToggleMetric(ctx(), c, ns, "default", "occupancy.current", false)
+	if err != nil || !changed || reads != 2 {
+		t.Fatalf("switching a metric off while another was switched on: %v, changed %v, %d reads; want it written on a second read", err, changed, reads)
+	}
+	var stored v1.MetricSet
+	must(t, env.Client.Get(ctx(), client.ObjectKeyFromObject(ms), &stored))
+	for _, set := range []*v1.MetricSet{got, &stored} {
+		if len(set.Spec.Metrics) != 2 || set.Spec.Metrics[0].IsEnabled() || set.Spec.Metrics[1].Name != "dwell.p95" || !set.Spec.Metrics[1].IsEnabled() {
+			t.Errorf("the set holds %+v, want occupancy.current off and dwell.p95 on", set.Spec.Metrics)
 		}
 	}
 }
