@@ -17,8 +17,10 @@ limitations under the License.
 package ops_test
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,7 +64,8 @@ func TestAnyoneSignedInReadsTheShippedPermissionCatalogWithTheirOwnCredentials(t
 }
 
 // TestReadingThePermissionCatalogSaysWhatIsMissing: no catalog, a catalog the person may not
-// read, and one without its data key each get a sentence naming the ConfigMap.
+// read, one without its data key, and a read that failed each get a sentence naming the
+// ConfigMap.
 func TestReadingThePermissionCatalogSaysWhatIsMissing(t *testing.T) {
 	ns := env.Namespace(t, "nocatalog")
 	c := person(t, ns, "nick")
@@ -82,6 +85,13 @@ func TestReadingThePermissionCatalogSaysWhatIsMissing(t *testing.T) {
 	want = "the permission catalog, ConfigMap " + ns + "/clearance-permission-catalog, has no data key permissions: the platform team restores it, one \"name: description\" a line"
 	if err == nil || err.Error() != want {
 		t.Errorf("no data key: %v\nwant: %s", err, want)
+	}
+	// Any other failure is an error naming the ConfigMap, never a catalog that looks empty.
+	cancelled, cancel := context.WithCancel(ctx())
+	cancel()
+	cat, err := ops.ReadPermissions(cancelled, env.Client, ns)
+	if cat != nil || err == nil || !strings.HasPrefix(err.Error(), "reading the permission catalog, ConfigMap "+ns+"/clearance-permission-catalog: ") {
+		t.Errorf("a read that failed: %+v, %v; want no catalog and an error naming it", cat, err)
 	}
 }
 
