@@ -300,7 +300,9 @@ func TestATimelineOfNoBucketsOrOfMoreThan500IsRefusedWithoutAskingPrometheus(t *
 
 // TestAReplicaRestartedWithinTheWindowCountsWhatItAnsweredSince: a restarted verifier's counter
 // starts again from zero, below its value when the window began; its answers since the restart
-// are what counts, not the drop.
+// are what counts, not the drop, and beside it a replica that kept running counts its own
+// answers since the window began. Each replica is counted on its own: summed first, the drop
+// of one would hide the other's answers, or have the window count both replicas' whole history.
 func TestAReplicaRestartedWithinTheWindowCountsWhatItAnsweredSince(t *testing.T) {
 	format, err := keyformat.New(keyformat.DefaultPrefix)
 	if err != nil {
@@ -315,21 +317,24 @@ func TestAReplicaRestartedWithinTheWindowCountsWhatItAnsweredSince(t *testing.T)
 		current.Load().metrics.Config.Handler.ServeHTTP(w, r)
 	}))
 	t.Cleanup(metrics.Close)
-	prom := testenv.StartPrometheus(t, strings.TrimPrefix(metrics.URL, "http://"))
+	running := newReplica(t, format, good, disabled)
+	prom := testenv.StartPrometheus(t, strings.TrimPrefix(metrics.URL, "http://"), strings.TrimPrefix(running.metrics.URL, "http://"))
 	c, err := New(prom.URL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	current.Load().ask(t, 5, good.Token, "globex", "", http.StatusOK)
+	running.ask(t, 3, good.Token, "globex", "", http.StatusOK)
 	counted := waitForRows(t, func(at time.Time) ([]Row, error) { return c.InOrg(ctx, "globex", time.Hour, at) },
-		[]Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 5}}})
+		[]Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 8}}})
 
 	current.Store(newReplica(t, format, good, disabled))
 	current.Load().ask(t, 2, good.Token, "globex", "", http.StatusOK)
+	running.ask(t, 1, good.Token, "globex", "", http.StatusOK)
 	waitForRows(t, func(at time.Time) ([]Row, error) {
 		return c.InOrg(ctx, "globex", at.Sub(counted).Truncate(time.Millisecond), at)
-	}, []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 2}}})
+	}, []Row{{Org: "globex", ApplicationID: testAppID, Reasons: map[string]int64{"ok": 3}}})
 }
 
 // waitForRows asks query, for the time of asking, until it answers want (a few scrapes), and
