@@ -46,6 +46,9 @@ import (
 
 const testAppID = "app_0123456789abcdefghijklmn"
 
+// otherAppID is an application that did nothing anywhere.
+const otherAppID = "app_nmlkjihgfedcba9876543210"
+
 // replica is a verifier with the world's objects, serving its answers and its metrics.
 type replica struct {
 	answers *httptest.Server
@@ -160,7 +163,8 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 		t.Errorf("allowed %d, refused %d", got[0].Allowed(), got[0].Refused())
 	}
 	rows, err := c.InOrg(ctx, "initech", time.Hour, time.Now())
-	if err != nil || len(rows) != 1 || rows[0].Reasons["ok"] != 3 || rows[0].Reasons["rate_limited"] != 2 {
+	if err != nil || len(rows) != 1 || rows[0].Reasons["ok"] != 3 || rows[0].Reasons["rate_limited"] != 2 ||
+		rows[0].Allowed() != 3 || rows[0].Refused() != 3 { // rate limited is refused
 		t.Errorf("initech: %+v %v", rows, err)
 	}
 	if rows, err := c.InOrg(ctx, "umbrella", time.Hour, time.Now()); err != nil || len(rows) != 0 {
@@ -170,7 +174,8 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 
 	// The timeline shows what changed between scrapes (a series' first count is in the totals
 	// only): more answers now show in its last bucket, allowed and refused apart, as counts
-	// (increase, which extrapolates up, never a per-second rate), and in no other org's timeline.
+	// (increase, which extrapolates up, never a per-second rate), and in no other org's timeline
+	// nor another application's.
 	a.ask(t, 2, good.Token, "globex", "", http.StatusOK)
 	a.ask(t, 1, good.Token, "globex", "&minRole=Technician", http.StatusForbidden)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -183,10 +188,37 @@ func TestPrometheusScrapingTwoReplicasGivesExactlyTheCountsPerOrgApplicationAndR
 			if elsewhere, err := c.Timeline(ctx, "umbrella", testAppID, 2*time.Minute, 4, at); err != nil || len(elsewhere) != 0 {
 				t.Errorf("the timeline of an org that connected nothing: %+v %v, want nothing", elsewhere, err)
 			}
+			if other, err := c.Timeline(ctx, "globex", otherAppID, 2*time.Minute, 4, at); err != nil || len(other) != 0 {
+				t.Errorf("the timeline of another application in globex: %+v %v, want nothing", other, err)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after 30 s the timeline's last bucket does not show the new answers (2 allowed, 1 refused): %+v", points)
+		}
+	}
+
+	// The buckets come in order of time, the last ending at the instant asked for: a timeline of
+	// the last 10 seconds in buckets of 2, once Prometheus holds that much.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		at := time.Now().Truncate(time.Second)
+		points, err := c.Timeline(ctx, "globex", testAppID, 10*time.Second, 5, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(points) >= 2 {
+			for i := 1; i < len(points); i++ {
+				if !points[i-1].At.Before(points[i].At) {
+					t.Fatalf("the timeline's buckets are not in order of time: %+v", points)
+				}
+			}
+			if !points[len(points)-1].At.Equal(at) {
+				t.Fatalf("the timeline's last bucket ends at %s, want %s", points[len(points)-1].At, at)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s a timeline of the last 10 seconds has %d buckets: %+v", len(points), points)
 		}
 	}
 
