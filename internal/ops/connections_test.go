@@ -245,3 +245,22 @@ func TestFindingAnApplicationByIDNeverFindsAnotherApplicationsConnection(t *test
 		t.Errorf("finding %s, whose default name connects %s: %v, %v, want the list's refusal", id, other, conn, err)
 	}
 }
+
+// TestFindingAnApplicationByIDLooksOnlyInTheOrgAsked: an application connected to two orgs is
+// found by its ID in each as that org's connection, never the other org's, whoever asks (an
+// admin who may list every org's connections too).
+func TestFindingAnApplicationByIDLooksOnlyInTheOrgAsked(t *testing.T) {
+	org, other := env.Namespace(t, "findhere"), env.Namespace(t, "findthere")
+	id := applicationID(t)
+	_, err := ops.Connect(ctx(), env.Client, org, id, v1.RoleObserver, ops.ConnectOptions{Name: "here"})
+	must(t, err)
+	_, err = ops.Connect(ctx(), env.Client, other, id, v1.RoleAnalyst, ops.ConnectOptions{Name: "there"})
+	must(t, err)
+
+	for ns, want := range map[string]string{org: "here", other: "there"} {
+		conn, err := ops.FindConnection(ctx(), env.Client, ns, id)
+		if err != nil || conn.Namespace != ns || conn.Name != want {
+			t.Errorf("finding %s in %s: %v, %v; want %s/%s", id, ns, conn, err, ns, want)
+		}
+	}
+}
