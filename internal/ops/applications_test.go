@@ -36,6 +36,7 @@ func TestCreateApplicationNamesItAfterItsDescriptionUnlessNamed(t *testing.T) {
 		{"", "ÄÖÜ ✓", ""},                                                  // no name in it: app- and a generated tail
 		{"", strings.Repeat("a", 49) + " export", strings.Repeat("a", 49)}, // cut at 50, never ending in a dash
 		{"", "(Globex) CRM sync!", "globex-crm-sync"},                      // never starting or ending in a dash
+		{"", strings.Repeat("b", 60), strings.Repeat("b", 50)},             // cut at 50, not before
 	} {
 		app, err := ops.CreateApplication(ctx(), env.Client, ns, c.name, c.description)
 		must(t, err)
