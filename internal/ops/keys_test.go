@@ -214,6 +214,27 @@ func TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg(t *testing.T) {
 	}
 }
 
+// TestWaitForKeyWaitsForTheKeyOfItsOrgNotOneOfTheSameNameInAnother: for someone who may watch
+// keys in every org, a key of the same name minted meanwhile in another org is not the one
+// waited for either.
+func TestWaitForKeyWaitsForTheKeyOfItsOrgNotOneOfTheSameNameInAnother(t *testing.T) {
+	ns, other := env.Namespace(t, "waitorg"), env.Namespace(t, "waitorg-other")
+	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	elsewhere, err := ops.CreateKey(ctx(), env.Client, other, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+	must(t, err)
+	elsewhere.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
+	must(t, env.Client.Status().Update(ctx(), elsewhere))
+	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	must(t, err)
+
+	got, err := ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+	if done, _ := ops.KeySettled(got); err != nil || got.Namespace != ns || got.Name != key.Name || done {
+		t.Errorf("waiting for %s/%s while %s/%s was minted: %v, got %s/%s in state %q, want the key waited for as it is",
+			ns, key.Name, other, elsewhere.Name, err, got.Namespace, got.Name, got.Status.State)
+	}
+}
+
 // TestWaitForKeyReadsTheKeyAgainForSomeoneWhoMayNotWatchIt: someone who may get keys but not
 // watch them still sees the key once it is minted.
 func TestWaitForKeyReadsTheKeyAgainForSomeoneWhoMayNotWatchIt(t *testing.T) {
