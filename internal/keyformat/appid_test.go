@@ -87,6 +87,10 @@ func TestOnlyWellFormedApplicationIDsAreValid(t *testing.T) {
 		{"app_0025BURFP0J7EPB0HQFCUW340G", false},
 		{"app-0025burfp0j7epb0hqfcuw340g", false},
 		{"app_0025burfp0j7epb0hqfcuw34_g", false},
+		{"app_0025burfp0j7epb0hqfcuw34{g", false}, // the byte after 'z'
+		{"app_0025burfp0j7epb0hqfcuw34:g", false}, // the byte after '9'
+		{"0025burfp0j7epb0hqfcuw340g", false},     // no prefix
+		{"bpp_0025burfp0j7epb0hqfcuw340g", false},
 		{"app_0025burfp0j7epb0hqfcuw34é", false}, // 26 bytes, 25 runes
 		{" app_0025burfp0j7epb0hqfcuw340g", false},
 		{"app_0025burfp0j7epb0hqfcuw340g\n", false},

@@ -84,10 +84,17 @@ func TestOperatorsCanOnlyConfigureScannerFriendlyPrefixes(t *testing.T) {
 		{"a123456789abcdef_", true}, // 17 characters, the longest allowed
 		{"", false},
 		{"_", false},
-		{"c_", false},                 // too short to be distinctive
-		{"clr", false},                // no separator
-		{"clr-", false},               // wrong separator
-		{"clr__", false},              // a second "_" would make Mask ambiguous
+		{"c_", false},    // too short to be distinctive
+		{"clr", false},   // no separator
+		{"clr-", false},  // wrong separator
+		{"clr__", false}, // a second "_" would make Mask ambiguous
+		{"c_r_", false},  // so would one right after the first letter
+		{"cRr_", false},  // uppercase after the first letter
+		{"cl:_", false},  // the byte after '9'
+		{"cl/_", false},  // the byte before '0'
+		{"cl{_", false},  // the byte after 'z'
+		{"cl`_", false},  // the byte before 'a'
+		{"{lr_", false},
 		{"Clr_", false},               // uppercase
 		{"1clr_", false},              // starts with a digit
 		{"cl r_", false},              // space
@@ -335,6 +342,27 @@ func TestMalformedKeysAreRefusedWithTheRightError(t *testing.T) {
 				t.Errorf("Parse returned a non-zero Key with an error")
 			}
 		})
+	}
+}
+
+// TestCharactersBesideTheAlphabetAreMalformedEvenWithAValidChecksum refuses, in the key ID,
+// the secret and the checksum, each byte just outside the ranges 0-9, A-Z and a-z, in a key
+// whose checksum is computed over it: a CRC-32 is no defence against a key crafted to pass
+// it, so the alphabet is checked on its own.
+func TestCharactersBesideTheAlphabetAreMalformedEvenWithAValidChecksum(t *testing.T) {
+	f := defaultFormat(t)
+	for _, c := range "/:@[`{" {
+		keyID := goldenKeyID[:5] + string(c) + goldenKeyID[6:]
+		secret := goldenSecret[:20] + string(c) + goldenSecret[21:]
+		for name, token := range map[string]string{
+			"key ID":   f.assemble(keyID, goldenSecret),
+			"secret":   f.assemble(goldenKeyID, secret),
+			"checksum": goldenToken[:len(goldenToken)-1] + string(c),
+		} {
+			if _, err := f.Parse(token); !errors.Is(err, ErrMalformed) {
+				t.Errorf("%q in the %s: Parse error = %v, want ErrMalformed", c, name, err)
+			}
+		}
 	}
 }
 
