@@ -19,6 +19,7 @@ package index
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -114,5 +115,41 @@ func TestRegisterAddsEveryIndexOnce(t *testing.T) {
 	}
 	if err := Register(context.Background(), r); err == nil {
 		t.Error("a second Register on the same indexer succeeded; the informer cache refuses it")
+	}
+}
+
+// TestEachIndexIsRegisteredWithItsOwnExtractor: the held-ID index, from which a connection
+// resolves the Application it grants a role to, must not list an ID an Application only pins
+// (it may be another's, refused as a Conflict), and the claimed-ID index, which refuses a
+// second claimant, must list it.
+func TestEachIndexIsRegisteredWithItsOwnExtractor(t *testing.T) {
+	r := recorder{}
+	if err := Register(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	pinnedNotHeld := app(idB, idA)
+	for key, want := range map[string][]string{
+		"Application/" + ApplicationHeldID:         {idA},
+		"Application/" + ApplicationClaimedID:      {idA, idB},
+		"APIKey/" + KeyApplication:                 {"acme-bi"},
+		"OrgConnection/" + ConnectionApplicationID: {idB},
+	} {
+		fn := r[key]
+		if fn == nil {
+			t.Errorf("%s: not registered", key)
+			continue
+		}
+		var obj client.Object
+		switch kind, _, _ := strings.Cut(key, "/"); kind {
+		case "Application":
+			obj = pinnedNotHeld
+		case "APIKey":
+			obj = &v1.APIKey{Spec: v1.APIKeySpec{ApplicationName: "acme-bi"}}
+		case "OrgConnection":
+			obj = &v1.OrgConnection{Spec: v1.OrgConnectionSpec{ApplicationID: idB}}
+		}
+		if got := fn(obj); !slices.Equal(got, want) {
+			t.Errorf("%s extracts %q, want %q", key, got, want)
+		}
 	}
 }
