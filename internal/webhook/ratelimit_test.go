@@ -108,3 +108,60 @@ func TestAKeyLimitWithAFractionOfASecondIsJudgedByItsExactRate(t *testing.T) {
 		t.Errorf("3 per 1.5s against the Application's 3 per 1.9s: got %v, want a refusal saying %q", err, want)
 	}
 }
+
+// A key's limit is its burst as much as its rate: one that holds more requests at once than its
+// Application's is refused at apply even when it refills more slowly (the verifier applies the
+// lower limit and the lower rate of the two), and one that repeats its Application's limit
+// exactly narrows nothing and is admitted.
+func TestAKeyMayRepeatItsApplicationsLimitButNeverHoldABiggerBurst(t *testing.T) {
+	ctx := context.Background()
+	peopleRoles(t)
+	org := env.Namespace(t, "burst")
+	ada := newPerson(t, org, "ada", "clearance-org-admin")
+	app := &v1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "bi"}, Spec: v1.ApplicationSpec{
+		Description: "BI",
+		RateLimits:  []v1.RateLimit{{Name: "general", Limit: 2, Period: metav1.Duration{Duration: 3 * time.Second}}},
+	}}
+	if err := ada.c.Create(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	key := func(l v1.RateLimit) *v1.APIKey {
+		return &v1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: org, Name: "exporter"}, Spec: v1.APIKeySpec{
+			ApplicationName: "bi", TTL: &metav1.Duration{Duration: time.Hour}, Scopes: []string{"reports:read"}, RateLimits: []v1.RateLimit{l},
+		}}
+	}
+	eventually(t, func() bool { // the webhook's cache has the Application: a plainly wider key is refused
+		return ada.c.Create(ctx, key(v1.RateLimit{Name: "general", Limit: 2, Period: metav1.Duration{Duration: time.Second}}), client.DryRunAll) != nil
+	})
+	same := v1.RateLimit{Name: "general", Limit: 2, Period: metav1.Duration{Duration: 3 * time.Second}}
+	if err := ada.c.Create(ctx, key(same), client.DryRunAll); err != nil {
+		t.Errorf("a key repeating its Application's 2 per 3s must be admitted: %v", err)
+	}
+	// Three per 10 s refills more slowly than two per 3 s, but three at once is more than two.
+	err := ada.c.Create(ctx, key(v1.RateLimit{Name: "general", Limit: 3, Period: metav1.Duration{Duration: 10 * time.Second}}), client.DryRunAll)
+	want := `rate limit "general" (3 per 10s) allows more than Application bi's (2 per 3s): a key may only narrow it`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("3 per 10s against the Application's 2 per 3s: got %v, want a refusal saying %q", err, want)
+	}
+}
+
+// A period that is not positive (the CRD refuses it, so only an object from before that rule
+// has one) is faster than any rate: a key with one never passes for narrowing its Application's.
+func TestAPeriodThatIsNotPositiveIsFasterThanAnyRate(t *testing.T) {
+	per := func(limit int64, d time.Duration) v1.RateLimit {
+		return v1.RateLimit{Limit: limit, Period: metav1.Duration{Duration: d}}
+	}
+	for _, tc := range []struct {
+		a, b v1.RateLimit
+		want bool
+	}{
+		{per(1, 0), per(1_000_000_000, time.Second), true},
+		{per(1, -time.Second), per(1_000_000_000, time.Second), true},
+		{per(1_000_000_000, time.Second), per(1, 0), false},
+		{per(1, 0), per(1, 0), false},
+	} {
+		if got := fasterThan(tc.a, tc.b); got != tc.want {
+			t.Errorf("%d per %s faster than %d per %s: got %v, want %v", tc.a.Limit, tc.a.Period.Duration, tc.b.Limit, tc.b.Period.Duration, got, tc.want)
+		}
+	}
+}
