@@ -19,9 +19,15 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -61,7 +67,11 @@ func certRotator(namespace, dnsName string) *rotator.CertRotator {
 // configurationsAt are the two configurations calling url, with caBundle injected. Their
 // webhooks have no rules, so the apiserver holding them never calls them.
 func configurationsAt(url string, caBundle []byte) []client.Object {
-	cfg := admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle}
+	return configurationsCalling(admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caBundle})
+}
+
+// configurationsCalling are the two configurations with every webhook calling cfg.
+func configurationsCalling(cfg admissionregistrationv1.WebhookClientConfig) []client.Object {
 	none := admissionregistrationv1.SideEffectClassNone
 	versions := []string{"v1"}
 	return []client.Object{
@@ -310,6 +320,87 @@ func TestServedCertificateCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("a configuration deleted after a good read", func(t *testing.T) {
+		objs := configurationsAt("https://localhost:9443/x", served)
+		installConfigurations(t, objs...)
+		check := &ServedCertificateCheck{Reader: env.Client, Addr: addr}
+		if err := check.Check(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Delete(ctx, objs[1]); err != nil {
+			t.Fatal(err)
+		}
+		// Only an apiserver that does not answer falls back on the last read; one that answers
+		// that the configuration is gone makes the webhook unready.
+		if err := check.Check(nil); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("got %v, want an error saying the configuration is not found", err)
+		}
+	})
+
+	t.Run("a configuration without webhooks", func(t *testing.T) {
+		objs := configurationsAt("https://localhost:9443/x", served)
+		objs[0].(*admissionregistrationv1.ValidatingWebhookConfiguration).Webhooks = nil
+		installConfigurations(t, objs...)
+		check := &ServedCertificateCheck{Reader: env.Client, Addr: addr}
+		if err := check.Check(nil); err == nil || !strings.Contains(err.Error(), "has no webhooks") {
+			t.Fatalf("got %v, want an error saying it has no webhooks", err)
+		}
+	})
+
+	// Called through a Service, the apiserver checks the certificate for SERVICE.NAMESPACE.svc.
+	t.Run("called through a Service", func(t *testing.T) {
+		svcCA, svcCert := issue("clearance-webhook.clearance-system.svc")
+		svcAddr := serveTLS(t, tls.Certificate{Certificate: svcCert.Certificate, PrivateKey: svcCert.PrivateKey})
+		for _, tc := range []struct{ service, want string }{
+			{"clearance-webhook", ""},
+			{"another-webhook", "does not accept"},
+		} {
+			t.Run(tc.service, func(t *testing.T) {
+				installConfigurations(t, configurationsCalling(admissionregistrationv1.WebhookClientConfig{
+					Service:  &admissionregistrationv1.ServiceReference{Namespace: "clearance-system", Name: tc.service},
+					CABundle: svcCA,
+				})...)
+				err := (&ServedCertificateCheck{Reader: env.Client, Addr: svcAddr}).Check(nil)
+				switch {
+				case tc.want == "" && err != nil:
+					t.Fatalf("not ready: %v", err)
+				case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+					t.Fatalf("got %v, want an error saying %q", err, tc.want)
+				}
+			})
+		}
+	})
+
+	// The apiserver accepts only a certificate for serving: one issued for client
+	// authentication alone, by the injected CA and for the right host, is not enough.
+	t.Run("a certificate not for serving", func(t *testing.T) {
+		cr := certRotator("clearance-system", "localhost")
+		cr.ExtKeyUsages = &[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		data, _, err := certificateData(cr, nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := tls.X509KeyPair(data["tls.crt"], data["tls.key"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		installConfigurations(t, configurationsAt("https://localhost:9443/x", data["ca.crt"])...)
+		err = (&ServedCertificateCheck{Reader: env.Client, Addr: serveTLS(t, cert)}).Check(nil)
+		if err == nil || !strings.Contains(err.Error(), "does not accept") {
+			t.Fatalf("got %v, want an error saying the CA bundle does not accept it", err)
+		}
+	})
+
+	// A certificate from an intermediate CA (cert-manager's, say) is served with that
+	// intermediate, and verifies against the root injected as the CA bundle.
+	t.Run("a certificate from an intermediate CA", func(t *testing.T) {
+		rootPEM, chain := intermediateChain(t, "localhost")
+		installConfigurations(t, configurationsAt("https://localhost:9443/x", rootPEM)...)
+		if err := (&ServedCertificateCheck{Reader: env.Client, Addr: serveTLS(t, chain)}).Check(nil); err != nil {
+			t.Fatalf("not ready: %v", err)
+		}
+	})
+
 	t.Run("nothing listening", func(t *testing.T) {
 		installConfigurations(t, configurationsAt("https://localhost:9443/x", served)...)
 		check := &ServedCertificateCheck{Reader: env.Client, Addr: "127.0.0.1:1"}
@@ -377,5 +468,153 @@ func TestLocalCertWriterReplacesBothFilesAtOnce(t *testing.T) {
 		if len(names) != 4 {
 			t.Fatalf("version %d: want ..data, one version directory, tls.crt and tls.key; got %v", i, names)
 		}
+	}
+}
+
+// serveTLS serves cert over TLS until the test ends, and returns its address.
+func serveTLS(t *testing.T, cert tls.Certificate) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// intermediateChain issues a root CA, an intermediate CA under it and a serving certificate
+// for dnsName under that, and returns the root (PEM) and the served chain, leaf first.
+func intermediateChain(t *testing.T, dnsName string) ([]byte, tls.Certificate) {
+	t.Helper()
+	now := time.Now()
+	issue := func(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(time.Hour)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert, key
+	}
+	ca := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	}
+	root, rootKey := issue(ca(1, "root"), nil, nil)
+	inter, interKey := issue(ca(2, "intermediate"), root, rootKey)
+	leaf, leafKey := issue(&x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: dnsName}, DNSNames: []string{dnsName},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, inter, interKey)
+	rootPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})
+	return rootPEM, tls.Certificate{Certificate: [][]byte{leaf.Raw, inter.Raw}, PrivateKey: leafKey}
+}
+
+// TestCertificatesIssuedAtStartAreValidFromAnHourBefore: as the rotator issues them, the CA and
+// the serving certificate are valid from an hour before the start, so an apiserver whose clock
+// is behind the operator's by less than that accepts them at once, for the configured durations.
+func TestCertificatesIssuedAtStartAreValidFromAnHourBefore(t *testing.T) {
+	cr := certRotator("certs", "localhost")
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	data, changed, err := certificateData(cr, nil, now)
+	if err != nil || !changed {
+		t.Fatalf("issuing: changed %v, %v", changed, err)
+	}
+	for _, tc := range []struct {
+		name     string
+		duration time.Duration
+	}{{"ca.crt", cr.CaCertDuration}, {"tls.crt", cr.ServerCertDuration}} {
+		block, _ := pem.Decode(data[tc.name])
+		if block == nil {
+			t.Fatalf("%s: no PEM", tc.name)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := now.Add(-time.Hour); !cert.NotBefore.Equal(want) {
+			t.Errorf("%s: valid from %s, want %s", tc.name, cert.NotBefore, want)
+		}
+		if want := now.Add(tc.duration); !cert.NotAfter.Equal(want) {
+			t.Errorf("%s: valid until %s, want %s", tc.name, cert.NotAfter, want)
+		}
+	}
+}
+
+// TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate: a Secret without
+// both the certificate and the key (made ahead of the rotator, say) is not copied, so the
+// writer keeps checking every second; the key is readable by the operator's user alone; a
+// Secret that has not changed is not written again; and nothing outside Dir is touched, even
+// when its ..data link was made to point outside.
+func TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "certs")
+	outside := filepath.Join(parent, "outside")
+	if err := os.MkdirAll(outside, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..", "outside"), filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: env.Namespace(t, "certs"), Name: "clearance-webhook-cert"}
+	data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: map[string][]byte{"ca.crt": data["ca.crt"], "tls.crt": data["tls.crt"]}}
+	if err := env.Client.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(parent, "fresh")
+	w := &LocalCertWriter{Reader: env.Client, Secret: key, Dir: fresh, Clock: clock.RealClock{}}
+	if ok, err := w.Sync(ctx); ok || err != nil {
+		t.Fatalf("a Secret without its key: got %v, %v, want nothing copied", ok, err)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "tls.crt")); !os.IsNotExist(err) {
+		t.Fatalf("a Secret without its key: tls.crt was written (%v)", err)
+	}
+	s.Data = data
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.Sync(ctx); !ok || err != nil {
+		t.Fatalf("got %v, %v", ok, err)
+	}
+	for path, want := range map[string]os.FileMode{fresh: 0o700, filepath.Join(fresh, "tls.key"): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %v, want %v", filepath.Base(path), got, want)
+		}
+	}
+	w.Dir = dir
+	if ok, err := w.Sync(ctx); !ok || err != nil {
+		t.Fatalf("got %v, %v", ok, err)
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Fatalf("the directory ..data pointed to outside Dir was removed: %v", err)
+	}
+	version, err := os.Readlink(filepath.Join(dir, "..data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.Sync(ctx); !ok || err != nil {
+		t.Fatalf("again: got %v, %v", ok, err)
+	}
+	if again, _ := os.Readlink(filepath.Join(dir, "..data")); again != version {
+		t.Errorf("an unchanged Secret was written again: ..data moved from %s to %s", version, again)
 	}
 }
