@@ -551,22 +551,11 @@ func TestCertificatesIssuedAtStartAreValidFromAnHourBefore(t *testing.T) {
 // TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate: a Secret without
 // both the certificate and the key (made ahead of the rotator, say) is not copied, so the
 // writer keeps checking every second; the key is readable by the operator's user alone; a
-// Secret that has not changed is not written again; and nothing outside Dir is touched, even
-// when its ..data link was made to point outside.
+// Secret that has not changed is not written again.
 func TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate(t *testing.T) {
 	ctx := context.Background()
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "certs")
-	outside := filepath.Join(parent, "outside")
-	if err := os.MkdirAll(outside, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join("..", "outside"), filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
 	key := types.NamespacedName{Namespace: env.Namespace(t, "certs"), Name: "clearance-webhook-cert"}
 	data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
 	if err != nil {
@@ -604,9 +593,6 @@ func TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate(t *t
 	if ok, err := w.Sync(ctx); !ok || err != nil {
 		t.Fatalf("got %v, %v", ok, err)
 	}
-	if _, err := os.Stat(outside); err != nil {
-		t.Fatalf("the directory ..data pointed to outside Dir was removed: %v", err)
-	}
 	version, err := os.Readlink(filepath.Join(dir, "..data"))
 	if err != nil {
 		t.Fatal(err)
@@ -616,5 +602,52 @@ func TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate(t *t
 	}
 	if again, _ := os.Readlink(filepath.Join(dir, "..data")); again != version {
 		t.Errorf("an unchanged Secret was written again: ..data moved from %s to %s", version, again)
+	}
+}
+
+// TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn: the version ..data pointed to
+// before is removed only when it is one of the writer's own version directories in Dir; a
+// ..data left pointing at Dir itself, at its parent or outside it has its target kept.
+func TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn(t *testing.T) {
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: env.Namespace(t, "certs"), Name: "clearance-webhook-cert"}
+	data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: data}
+	if err := env.Client.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{".", "..", filepath.Join("..", "outside"), "outside"} {
+		t.Run(target, func(t *testing.T) {
+			parent := t.TempDir()
+			dir := filepath.Join(parent, "certs")
+			for _, d := range []string{dir, filepath.Join(parent, "outside"), filepath.Join(dir, "outside")} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(parent, "keep"), []byte("not the writer's"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+			w := &LocalCertWriter{Reader: env.Client, Secret: key, Dir: dir, Clock: clock.RealClock{}}
+			if ok, err := w.Sync(ctx); !ok || err != nil {
+				t.Fatalf("got %v, %v", ok, err)
+			}
+			for _, path := range []string{filepath.Join(parent, "keep"), filepath.Join(parent, "outside"), filepath.Join(dir, "outside")} {
+				if _, err := os.Stat(path); err != nil {
+					t.Errorf("..data -> %s: %s was removed: %v", target, path, err)
+				}
+			}
+			for _, name := range []string{"tls.crt", "tls.key"} {
+				if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, data[name]) {
+					t.Errorf("..data -> %s: %s is not the Secret's (%v)", target, name, err)
+				}
+			}
+		})
 	}
 }

@@ -238,6 +238,9 @@ func (w *LocalCertWriter) Sync(ctx context.Context) (bool, error) {
 // dataLink is the symlink to the directory of the current version, as the kubelet names it.
 const dataLink = "..data"
 
+// versionPrefix begins the name of each version directory the writer makes in Dir.
+const versionPrefix = "..cert-"
+
 var certFiles = []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey}
 
 func (w *LocalCertWriter) write(data map[string][]byte) error {
@@ -253,7 +256,7 @@ func (w *LocalCertWriter) write(data map[string][]byte) error {
 	if current {
 		return nil
 	}
-	version, err := os.MkdirTemp(w.Dir, "..cert-")
+	version, err := os.MkdirTemp(w.Dir, versionPrefix)
 	if err != nil {
 		return err
 	}
@@ -279,7 +282,9 @@ func (w *LocalCertWriter) write(data map[string][]byte) error {
 			return err
 		}
 	}
-	if previous != "" && previous != filepath.Base(version) && filepath.Base(previous) == previous {
+	// Only a version directory of its own in Dir: ..data pointing at "." or ".." (which pass as
+	// a base name) or at anything else is left alone.
+	if previous != filepath.Base(version) && filepath.Base(previous) == previous && strings.HasPrefix(previous, versionPrefix) {
 		_ = os.RemoveAll(filepath.Join(w.Dir, previous))
 	}
 	return nil
