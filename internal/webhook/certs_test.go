@@ -607,7 +607,8 @@ func TestLocalCertWriterCopiesACompleteCertificateOnceAndKeepsTheKeyPrivate(t *t
 
 // TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn: the version ..data pointed to
 // before is removed only when it is one of the writer's own version directories in Dir; a
-// ..data left pointing at Dir itself, at its parent or outside it has its target kept.
+// ..data left pointing at Dir itself, at its parent, outside it (even through a name like a
+// version's) or at another directory in it has its target kept.
 func TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn(t *testing.T) {
 	ctx := context.Background()
 	key := types.NamespacedName{Namespace: env.Namespace(t, "certs"), Name: "clearance-webhook-cert"}
@@ -619,7 +620,7 @@ func TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn(t *testing.T) {
 	if err := env.Client.Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	for _, target := range []string{".", "..", filepath.Join("..", "outside"), "outside"} {
+	for _, target := range []string{".", "..", filepath.Join("..", "outside"), "outside", "..cert-gone/../../outside"} {
 		t.Run(target, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "certs")
