@@ -652,3 +652,76 @@ func TestLocalCertWriterRemovesNoDirectoryButAVersionOfItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// TestAReplicaThatLosesTheRaceToCreateTheSecretKeepsTheWinnersCertificate: two replicas
+// starting at once both find no Secret; the one whose create comes second is refused
+// (AlreadyExists), reads again, finds the other's certificate valid and keeps it, and both
+// configurations carry that one CA.
+func TestAReplicaThatLosesTheRaceToCreateTheSecretKeepsTheWinnersCertificate(t *testing.T) {
+	ctx := context.Background()
+	cr := certRotator(env.Namespace(t, "certs-race"), "localhost")
+	installConfigurations(t, configurationsAt("https://localhost:9443/x", nil)...)
+	var raced atomic.Bool
+	winner := &corev1.Secret{}
+	loser := withFaults(t, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*corev1.Secret); ok && !raced.Swap(true) {
+				if err := PrepareCertificates(ctx, env.Client, cr); err != nil { // the other replica
+					return err
+				}
+				if err := env.Client.Get(ctx, cr.SecretKey, winner); err != nil {
+					return err
+				}
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	})
+	if err := PrepareCertificates(ctx, loser, cr); err != nil {
+		t.Fatalf("the replica that lost the race: %v", err)
+	}
+	if !raced.Load() {
+		t.Fatal("the race was not run")
+	}
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, cr.SecretKey, s); err != nil {
+		t.Fatal(err)
+	}
+	if s.ResourceVersion != winner.ResourceVersion {
+		t.Errorf("the winner's Secret was rewritten")
+	}
+	for _, obj := range OwnConfigurations() {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			t.Fatal(err)
+		}
+		for i, cfg := range clientConfigs(obj) {
+			if !bytes.Equal(cfg.CABundle, s.Data["ca.crt"]) {
+				t.Errorf("%s webhook %d: the CA bundle is not the Secret's CA", obj.GetName(), i)
+			}
+		}
+	}
+}
+
+// TestASecretWithACACertificateButNoCAKeyGetsANewCA: a Secret that holds ca.crt without
+// ca.key (as cert-manager writes its Secrets) cannot sign a serving certificate: a new CA is
+// issued, rather than the start failing.
+func TestASecretWithACACertificateButNoCAKeyGetsANewCA(t *testing.T) {
+	cr := certRotator("certs", "localhost")
+	now := time.Now()
+	old, _, err := certificateData(cr, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, caKey := range [][]byte{nil, []byte("not PEM")} {
+		current := map[string][]byte{"ca.crt": old["ca.crt"], "ca.key": caKey, "tls.crt": old["tls.crt"], "tls.key": old["tls.key"]}
+		data, changed, err := certificateData(cr, current, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !changed || bytes.Equal(data["ca.crt"], old["ca.crt"]) {
+			t.Fatalf("ca.key %q: the CA without its key was kept", caKey)
+		}
+		if ok, err := rotator.ValidCert(data["ca.crt"], data["tls.crt"], data["tls.key"], cr.DNSName, cr.ExtKeyUsages, now.Add(cr.LookaheadInterval)); !ok {
+			t.Errorf("ca.key %q: the rotator would replace the serving certificate: %v", caKey, err)
+		}
+	}
+}
