@@ -44,6 +44,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
@@ -724,4 +725,57 @@ func TestASecretWithACACertificateButNoCAKeyGetsANewCA(t *testing.T) {
 			t.Errorf("ca.key %q: the rotator would replace the serving certificate: %v", caKey, err)
 		}
 	}
+}
+
+// TestLocalCertWriterChecksEverySecondUntilTheCertificateAppearsThenEveryThirtySeconds: by the
+// writer's clock, a Secret that appears is copied within a second, and a change after that is
+// copied at the next 30-second check, not before.
+func TestLocalCertWriterChecksEverySecondUntilTheCertificateAppearsThenEveryThirtySeconds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	key := types.NamespacedName{Namespace: env.Namespace(t, "certs-interval"), Name: "clearance-webhook-cert"}
+	dir := t.TempDir()
+	clk := clocktesting.NewFakeClock(time.Now())
+	w := &LocalCertWriter{Reader: env.Client, Secret: key, Dir: dir, Clock: clk}
+	done := make(chan error, 1)
+	go func() { done <- w.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	copied := func(data map[string][]byte) bool {
+		got, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
+		return err == nil && bytes.Equal(got, data["tls.crt"])
+	}
+	var versions []map[string][]byte
+	for range 2 {
+		data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, data)
+	}
+
+	eventually(t, clk.HasWaiters) // the first check found no Secret
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: versions[0]}
+	if err := env.Client.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Second)
+	eventually(t, func() bool { return copied(versions[0]) })
+	eventually(t, clk.HasWaiters) // waiting for the next check
+
+	s.Data = versions[1]
+	if err := env.Client.Update(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(29 * time.Second)
+	// A check that fired would copy, then wait again: once it waits, the copy is decided.
+	eventually(t, clk.HasWaiters)
+	if !copied(versions[0]) {
+		t.Fatal("copied again within 30 seconds of the last check")
+	}
+	clk.Step(time.Second)
+	eventually(t, func() bool { return copied(versions[1]) })
 }
