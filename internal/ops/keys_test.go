@@ -195,20 +195,28 @@ func TestInvalidateKeysLeavesKeysBeingDeletedAndAnotherOrgsKeysAlone(t *testing.
 	}
 }
 
-// TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg: another key of the org minted
-// meanwhile is not the one waited for.
-func TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg(t *testing.T) {
-	ns := env.Namespace(t, "waitone")
-	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
+// waitWhileAnotherIsMinted creates key acme-bi-prod in ns, then key name in otherNS which it
+// marks minted at once, and waits up to 300 ms for the first: it returns both keys and what the
+// wait gave.
+func waitWhileAnotherIsMinted(t *testing.T, ns, otherNS, name string) (key, other, got *v1.APIKey, err error) {
+	t.Helper()
+	key, err = ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
 	must(t, err)
-	other, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-ci"})
+	other, err = ops.CreateKey(ctx(), env.Client, otherNS, "acme-bi", ops.KeyOptions{Name: name})
 	must(t, err)
 	other.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
 	must(t, env.Client.Status().Update(ctx(), other))
 	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
 	must(t, err)
+	got, err = ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+	return key, other, got, err
+}
 
-	got, err := ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+// TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg: another key of the org minted
+// meanwhile is not the one waited for.
+func TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg(t *testing.T) {
+	ns := env.Namespace(t, "waitone")
+	key, other, got, err := waitWhileAnotherIsMinted(t, ns, ns, "acme-bi-ci")
 	if done, _ := ops.KeySettled(got); err != nil || got.Name != key.Name || done {
 		t.Errorf("waiting for %s while %s was minted: %v, got %s in state %q, want %s as it is", key.Name, other.Name, err, got.Name, got.Status.State, key.Name)
 	}
@@ -219,16 +227,7 @@ func TestWaitForKeyWaitsForTheKeyItWasGivenNotAnotherOfTheOrg(t *testing.T) {
 // waited for either.
 func TestWaitForKeyWaitsForTheKeyOfItsOrgNotOneOfTheSameNameInAnother(t *testing.T) {
 	ns, other := env.Namespace(t, "waitorg"), env.Namespace(t, "waitorg-other")
-	key, err := ops.CreateKey(ctx(), env.Client, ns, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
-	must(t, err)
-	elsewhere, err := ops.CreateKey(ctx(), env.Client, other, "acme-bi", ops.KeyOptions{Name: "acme-bi-prod"})
-	must(t, err)
-	elsewhere.Status = v1.APIKeyStatus{State: v1.KeyActive, Masked: "clr_abcd…wxyz"}
-	must(t, env.Client.Status().Update(ctx(), elsewhere))
-	c, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	must(t, err)
-
-	got, err := ops.WaitForKey(ctx(), c, key, 300*time.Millisecond)
+	key, elsewhere, got, err := waitWhileAnotherIsMinted(t, ns, other, "acme-bi-prod")
 	if done, _ := ops.KeySettled(got); err != nil || got.Namespace != ns || got.Name != key.Name || done {
 		t.Errorf("waiting for %s/%s while %s/%s was minted: %v, got %s/%s in state %q, want the key waited for as it is",
 			ns, key.Name, other, elsewhere.Name, err, got.Namespace, got.Name, got.Status.State)

@@ -287,13 +287,7 @@ func TestServedCertificateCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			installConfigurations(t, tc.objects...)
 			check := &ServedCertificateCheck{Reader: env.Client, Addr: addr}
-			err := check.Check(httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil))
-			switch {
-			case tc.want == "" && err != nil:
-				t.Fatalf("not ready: %v", err)
-			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-				t.Fatalf("got %v, want an error saying %q", err, tc.want)
-			}
+			wantReady(t, check.Check(httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil)), tc.want)
 		})
 	}
 
@@ -361,13 +355,7 @@ func TestServedCertificateCheck(t *testing.T) {
 					Service:  &admissionregistrationv1.ServiceReference{Namespace: "clearance-system", Name: tc.service},
 					CABundle: svcCA,
 				})...)
-				err := (&ServedCertificateCheck{Reader: env.Client, Addr: svcAddr}).Check(nil)
-				switch {
-				case tc.want == "" && err != nil:
-					t.Fatalf("not ready: %v", err)
-				case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-					t.Fatalf("got %v, want an error saying %q", err, tc.want)
-				}
+				wantReady(t, (&ServedCertificateCheck{Reader: env.Client, Addr: svcAddr}).Check(nil), tc.want)
 			})
 		}
 	})
@@ -409,6 +397,17 @@ func TestServedCertificateCheck(t *testing.T) {
 			t.Fatalf("got %v, want the handshake's error", err)
 		}
 	})
+}
+
+// wantReady fails t unless the readiness check's err is nil (want "") or says want.
+func wantReady(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("not ready: %v", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Fatalf("got %v, want an error saying %q", err, want)
+	}
 }
 
 // TestLocalCertWriterReplacesBothFilesAtOnce: what an earlier run left is replaced, each
