@@ -621,3 +621,49 @@ func TestAnOrphanDeleteLeavesTheSecretEvenToAPassBehindTheDelete(t *testing.T) {
 		t.Fatalf("the orphaned Secret no longer holds key %s", key.Status.KeyID)
 	}
 }
+
+// TestARestoreThatCannotTakeBackTheKeyItNamesSaysWhy: an APIKey whose adopt-key-id annotation
+// names a key no Secret holds (the Secret restored after the APIKey, or not at all), or a key
+// its Secret does not hold, gets a new key and a KeyNotAdopted Warning that says which, never
+// advice to set the annotation it has; a value that is no key id (a whole token pasted there)
+// is never repeated.
+func TestARestoreThatCannotTakeBackTheKeyItNamesSaysWhy(t *testing.T) {
+	ns, key := activeKey(t, "restore-why", "k")
+	minted := key.Status.DeepCopy()
+	orphanDelete(t, key)
+	// A token of the key format that was never minted: one that was would be a leak of this
+	// test's own making (the annotation is an object the leak check reads).
+	pasted, err := direct.format.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := pasted.Token
+
+	for _, tc := range []struct {
+		key, annotation string
+		says            []string
+	}{
+		{"k", "ZZZZZZZZZZZZ", []string{"names key ZZZZZZZZZZZZ, which this Secret does not hold", minted.KeyID}},
+		{"k-pasted", token, []string{"names a value that is no key id", "does not exist"}},
+		{"k-elsewhere", minted.KeyID, []string{"names key " + minted.KeyID + ", but Secret k-elsewhere-key does not exist"}},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			restored := newKey(ns, tc.key, "bi")
+			restored.Annotations = map[string]string{v1.AnnotationAdoptKeyID: tc.annotation}
+			create(t, restored)
+			restored = waitKey(t, restored, "a key", func(k *v1.APIKey) bool { return k.IsMinted() })
+			if restored.Status.Hash == minted.Hash {
+				t.Fatalf("key %s was taken back", minted.KeyID)
+			}
+			e := waitEvent(t, restored, v1.ReasonKeyNotAdopted)
+			for _, want := range tc.says {
+				if !strings.Contains(e.Note, want) {
+					t.Errorf("the KeyNotAdopted event says %q, want it to say %q", e.Note, want)
+				}
+			}
+			if strings.Contains(e.Note, "set the annotation") || strings.Contains(e.Note, token) || e.Type != corev1.EventTypeWarning {
+				t.Errorf("%s event: %q", e.Type, e.Note)
+			}
+		})
+	}
+}

@@ -167,13 +167,34 @@ func (r *APIKeyReconciler) mint(_ context.Context, s *keyScope) (bool, error) {
 	}
 	r.setCurrentKey(s, fresh, s.now, k.ExpiryFor(s.now))
 	s.fresh, s.mint = &fresh, metrics.MintNew
+	named := k.Annotations[v1.AnnotationAdoptKeyID]
+	if named != "" {
+		if keyformat.ValidKeyID(named) {
+			named = "key " + named
+		} else {
+			// Never repeated: it may be a whole token pasted where its key id belongs.
+			named = fmt.Sprintf("a value that is no key id (%d letters and digits)", keyformat.KeyIDLen)
+		}
+	}
 	switch verdict {
+	case adoptNone:
+		if named != "" {
+			// A restore asked for a key that no Secret holds (the Secret restored after the
+			// APIKey, or not at all): say so, rather than mint as if nothing was asked.
+			s.event(corev1.EventTypeWarning, v1.ReasonKeyNotAdopted, "Mint", fmt.Sprintf(
+				"the annotation %s names %s, but Secret %s does not exist: minted a new key %s into a new Secret "+
+					"(a key is taken back only from its Secret, restored before the APIKey)",
+				v1.AnnotationAdoptKeyID, named, name, keyformat.Mask(fresh.Token)))
+		}
 	case adoptRetired:
 		s.mint = metrics.MintReplaced
+		advice := fmt.Sprintf("to restore a key from a backup, set the annotation %s to its key ID on the APIKey before it is minted", v1.AnnotationAdoptKeyID)
+		if named != "" {
+			advice = fmt.Sprintf("the annotation %s names %s, which this Secret does not hold", v1.AnnotationAdoptKeyID, named)
+		}
 		s.event(corev1.EventTypeWarning, v1.ReasonKeyNotAdopted, "Mint", fmt.Sprintf(
-			"Secret %s holds key %s of an earlier APIKey %s that was deleted, and a revoked key never comes back: minted a new key %s into it "+
-				"(to restore a key from a backup, set the annotation %s to its key ID on the APIKey before it is minted)",
-			name, s.secret.Annotations[annotationKeyID], k.Name, keyformat.Mask(fresh.Token), v1.AnnotationAdoptKeyID))
+			"Secret %s holds key %s of an earlier APIKey %s that was deleted, and a revoked key never comes back: minted a new key %s into it (%s)",
+			name, s.secret.Annotations[annotationKeyID], k.Name, keyformat.Mask(fresh.Token), advice))
 	case adoptReplaced:
 		s.mint = metrics.MintReplaced
 		s.event(corev1.EventTypeWarning, v1.ReasonKeyNotAdopted, "Mint", fmt.Sprintf(

@@ -48,6 +48,12 @@ const (
 	maxPrefixLen = 17 // a letter, up to 15 letters or digits, and "_"
 )
 
+// ValidKeyID reports whether s has the shape of a key id: KeyIDLen base62 characters. A value
+// that does not (a whole token pasted where a key id belongs, say) is never repeated.
+func ValidKeyID(s string) bool {
+	return len(s) == keyIDLen && isBase62(s)
+}
+
 // Sentinel errors. Parse wraps them with a reason that never quotes the key,
 // so errors can be logged and returned to clients as they are.
 var (

@@ -449,3 +449,24 @@ func decode(s, alphabet string) *big.Int {
 	}
 	return n
 }
+
+// TestValidKeyIDIsExactlyTheShapeOfAMintedKeysID: a minted key's id passes; a whole token, a
+// shorter or longer id, or one with a character outside base62 does not.
+func TestValidKeyIDIsExactlyTheShapeOfAMintedKeysID(t *testing.T) {
+	f, err := New(DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := f.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ValidKeyID(k.KeyID) {
+		t.Fatalf("a minted key's id %s is refused", k.KeyID)
+	}
+	for _, s := range []string{"", k.KeyID[1:], k.KeyID + "a", k.KeyID[:11] + "_", k.KeyID[:11] + "{", k.Token, k.Secret} {
+		if ValidKeyID(s) {
+			t.Errorf("ValidKeyID accepts a value of %d characters that is no key id", len(s))
+		}
+	}
+}
