@@ -399,6 +399,20 @@ func TestServedCertificateCheck(t *testing.T) {
 	})
 }
 
+// twoCertificates issues two certificate Secrets' data for localhost, each with its own CA.
+func twoCertificates(t *testing.T, namespace string) []map[string][]byte {
+	t.Helper()
+	var versions []map[string][]byte
+	for range 2 {
+		data, _, err := certificateData(certRotator(namespace, "localhost"), nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, data)
+	}
+	return versions
+}
+
 // wantReady fails t unless the readiness check's err is nil (want "") or says want.
 func wantReady(t *testing.T, err error, want string) {
 	t.Helper()
@@ -426,14 +440,7 @@ func TestLocalCertWriterReplacesBothFilesAtOnce(t *testing.T) {
 	if ok, err := w.Sync(ctx); ok || err != nil {
 		t.Fatalf("no Secret yet: got %v, %v", ok, err)
 	}
-	var versions []map[string][]byte
-	for range 2 {
-		data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		versions = append(versions, data)
-	}
+	versions := twoCertificates(t, key.Namespace)
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: versions[0]}
 	if err := c.Create(ctx, s); err != nil {
 		t.Fatal(err)
@@ -747,14 +754,7 @@ func TestLocalCertWriterChecksEverySecondUntilTheCertificateAppearsThenEveryThir
 		got, err := os.ReadFile(filepath.Join(dir, "tls.crt"))
 		return err == nil && bytes.Equal(got, data["tls.crt"])
 	}
-	var versions []map[string][]byte
-	for range 2 {
-		data, _, err := certificateData(certRotator(key.Namespace, "localhost"), nil, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		versions = append(versions, data)
-	}
+	versions := twoCertificates(t, key.Namespace)
 
 	eventually(t, clk.HasWaiters) // the first check found no Secret
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Data: versions[0]}
