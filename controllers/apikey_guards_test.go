@@ -154,13 +154,7 @@ func TestAWipedStatusNeverRevivesAKeyMintedForADeletedApplication(t *testing.T) 
 	}
 	var recorded string // the hash the pass's status write recorded
 	c := interceptor.NewClient(live, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if a, ok := obj.(*v1.Application); ok && k.Namespace == ns && k.Name == "reapplied" {
-				app.DeepCopyInto(a)
-				return nil
-			}
-			return c.Get(ctx, k, obj, opts...)
-		},
+		Get: cachedAs(app),
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 			err := c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 			if err == nil && sub == "status" && obj.GetNamespace() == ns && obj.GetName() == "k" {
@@ -211,21 +205,7 @@ func TestACacheBehindTheOperatorsOwnSecretWriteNeverReplacesTheKeyJustDelivered(
 	key = reconcileNow(t, key)
 	delivered := key.Status.DeepCopy()
 
-	live, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := interceptor.NewClient(live, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if s, ok := obj.(*corev1.Secret); ok && k.Namespace == stale.Namespace && k.Name == stale.Name {
-				stale.DeepCopyInto(s)
-				return nil
-			}
-			return c.Get(ctx, k, obj, opts...)
-		},
-	})
-	r := &APIKeyReconciler{reconcilerBase: reconcilerBase{client: c, apiReader: direct.apiReader, clock: direct.clock},
-		events: direct.events, format: direct.format}
+	r := leaderWith(t, interceptor.Funcs{Get: cachedAs(stale)})
 	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)})
 	if err != nil {
 		t.Fatal(err)
@@ -570,6 +550,21 @@ func TestAnEditedExpiryAnnotationNeverLengthensARestoredKeysLife(t *testing.T) {
 	}
 }
 
+// cachedAs is a Get that answers for obj's own kind and key with a copy of obj, as a cache
+// behind the apiserver would, and asks the apiserver for everything else.
+func cachedAs[T any, P interface {
+	*T
+	client.Object
+}](obj P) func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+	return func(ctx context.Context, c client.WithWatch, k client.ObjectKey, out client.Object, opts ...client.GetOption) error {
+		if o, ok := out.(P); ok && k == client.ObjectKeyFromObject(obj) {
+			*o = *obj.DeepCopyObject().(P)
+			return nil
+		}
+		return c.Get(ctx, k, out, opts...)
+	}
+}
+
 // leaderWith is a second APIKey reconciler, a leader for a moment, whose writes go through f.
 func leaderWith(t *testing.T, f interceptor.Funcs) *APIKeyReconciler {
 	t.Helper()
@@ -597,15 +592,7 @@ func TestAnOrphanDeleteLeavesTheSecretEvenToAPassBehindTheDelete(t *testing.T) {
 		t.Fatalf("the garbage collector left the owner reference to %s on the orphaned Secret", ref.UID)
 	}
 
-	late := leaderWith(t, interceptor.Funcs{
-		Get: func(ctx context.Context, c client.WithWatch, k client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-			if got, ok := obj.(*v1.APIKey); ok && k == client.ObjectKeyFromObject(key) {
-				behind.DeepCopyInto(got)
-				return nil
-			}
-			return c.Get(ctx, k, obj, opts...)
-		},
-	})
+	late := leaderWith(t, interceptor.Funcs{Get: cachedAs(behind)})
 	if _, err := late.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(key)}); err != nil {
 		t.Fatalf("a pass over the deleted APIKey: %v", err)
 	}
