@@ -64,11 +64,7 @@ func TestInformersFollowTheAPIServerAgainSoonAfterAnOutage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		inf, err := c.GetInformer(ctx, &corev1.ConfigMap{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = c.Start(ctx) }()
+		inf := startConfigMaps(t, ctx, c)
 		if !c.WaitForCacheSync(ctx) {
 			t.Fatal("cache never synced")
 		}

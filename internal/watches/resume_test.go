@@ -68,12 +68,19 @@ func startCache(t *testing.T, cfg *rest.Config, clk clock.Clock, wrap func(tools
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, startConfigMaps(t, ctx, c)
+}
+
+// startConfigMaps asks c for its informer of ConfigMaps, starts c until ctx ends, and returns
+// the informer without waiting for it to sync.
+func startConfigMaps(t *testing.T, ctx context.Context, c cache.Cache) cache.Informer {
+	t.Helper()
 	inf, err := c.GetInformer(ctx, &corev1.ConfigMap{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = c.Start(ctx) }()
-	return c, inf
+	return inf
 }
 
 // TestWhileTheAPIServerCannotBeReachedTheInformerRetriesOnItsClockAndFollowsItOnceItAnswers:
